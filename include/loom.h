@@ -1,0 +1,476 @@
+/*
+ * loom.h — the one public header of loom: Keras-style functional models in C with several inputs
+ * and outputs, a loss per output, a weight per loss, and one backward pass over the weighted sum.
+ *
+ * Life cycle
+ *   1. loom_graph_new()            a builder that owns layers and symbolic tensors
+ *   2. loom_input(), loom_dense(), loom_call() ...   build the graph (functional API)
+ *   3. loom_model_new()            validate the graph, order it, allocate flat parameter buffers;
+ *                                  on success the model owns the graph
+ *   4. loom_compile()              losses, loss weights, metrics, optimizer
+ *   5. loom_fit() / loom_evaluate() / loom_predict() / loom_train_on_batch()
+ *   6. loom_model_free()
+ *
+ * Errors. Every call that can fail returns a loom_status (or NULL) and leaves a message on the
+ * handle it was given: loom_graph_error() for building, loom_model_error() afterwards. Messages
+ * name the layer, output or file at fault. Building is "sticky": once a graph call fails, later
+ * calls on that graph return NULL and keep the first message, so a whole graph can be written
+ * without checks and tested once at loom_model_new(). The library never exits, aborts or prints
+ * unless printing was asked for (verbose > 0).
+ *
+ * Shapes exclude the batch axis, as in Keras: loom_input(g, "x", 1, (int[]){64}) is (None, 64).
+ * Data are float32, C order, one sample after another.
+ *
+ * What is minimised:  total = sum_k w_k * L_k  +  sum of regularisation penalties (unweighted).
+ * Each L_k reaches only the layers on a path from the inputs to output k; gradients at a fork are
+ * summed; a layer called twice has one set of weights that receives the sum over its call sites.
+ */
+#ifndef LOOM_H
+#define LOOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LOOM_VERSION "0.1.0"
+#define LOOM_MAX_RANK 4 /* per-sample rank, batch axis excluded */
+#define LOOM_MAX_OUTPUTS 64
+
+/* ---------------------------------------------------------------- status codes */
+
+typedef enum loom_status {
+    LOOM_OK = 0,
+    LOOM_ERR_ARGUMENT,  /* a bad argument: NULL, out of range, unknown enum */
+    LOOM_ERR_SHAPE,     /* shapes that do not fit together */
+    LOOM_ERR_GRAPH,     /* a graph that cannot become a model (disconnected, cyclic, ...) */
+    LOOM_ERR_NAME,      /* an unknown or duplicated name (layer, output, loss, metric) */
+    LOOM_ERR_COUNT,     /* a list of the wrong length */
+    LOOM_ERR_DATA,      /* bad data: empty, mismatched sample counts, wrong sizes */
+    LOOM_ERR_NAN,       /* a loss became NaN or infinite (TerminateOnNaN) */
+    LOOM_ERR_MEMORY,    /* an allocation failed */
+    LOOM_ERR_STATE,     /* a call in the wrong state (fit before compile, ...) */
+    LOOM_ERR_CALLBACK,  /* a user callback asked to stop with an error */
+    LOOM_ERR_IO         /* a file could not be read or written */
+} loom_status;
+
+/* A short constant name for a status ("LOOM_ERR_SHAPE"). */
+const char *loom_status_name(loom_status s);
+
+/* ---------------------------------------------------------------- opaque handles */
+
+typedef struct loom_graph loom_graph;       /* builder: owns layers and tensors */
+typedef struct loom_layer loom_layer;       /* a layer: owns its weights, may be called many times */
+typedef struct loom_tensor loom_tensor;     /* a symbolic tensor: one output of one layer call */
+typedef struct loom_model loom_model;       /* a compiled functional model */
+typedef struct loom_history loom_history;   /* per-epoch logs returned by fit / evaluate */
+typedef struct loom_callback loom_callback; /* a training callback */
+typedef struct loom_logs loom_logs;         /* the current logs passed to callbacks */
+
+/* ---------------------------------------------------------------- graph building */
+
+/* Creates an empty graph. The seed drives weight initialisation and dropout. NULL if out of memory. */
+loom_graph *loom_graph_new(uint64_t seed);
+/* Frees a graph that did not become a model (a model frees its own graph). NULL is allowed. */
+void loom_graph_free(loom_graph *g);
+/* The first error met while building (LOOM_OK if none) and its message ("" if none). */
+loom_status loom_graph_status(const loom_graph *g);
+const char *loom_graph_error(const loom_graph *g);
+
+/* A symbolic input of the given per-sample shape (rank 1..LOOM_MAX_RANK, every dim > 0).
+ * name may be NULL ("input_layer", "input_layer_1", ...). */
+loom_tensor *loom_input(loom_graph *g, const char *name, int rank, const int *dims);
+
+/* Activations, as keras.activations (gelu: exact erf form; elu: alpha 1; leaky_relu: slope 0.2). */
+typedef enum loom_activation {
+    LOOM_LINEAR = 0,
+    LOOM_RELU,
+    LOOM_SIGMOID,
+    LOOM_TANH,
+    LOOM_SOFTMAX, /* over the last axis */
+    LOOM_GELU,
+    LOOM_ELU,
+    LOOM_LEAKY_RELU,
+    LOOM_SOFTPLUS,
+    LOOM_SWISH,
+    LOOM_ACTIVATION_COUNT
+} loom_activation;
+/* The Keras name of an activation ("relu"), and the reverse (-1 when unknown). */
+const char *loom_activation_name(loom_activation a);
+int loom_activation_from_name(const char *name);
+
+/* Weight initialisers (Keras formulas; fans as keras.initializers compute them). */
+typedef enum loom_initializer {
+    LOOM_INIT_DEFAULT = 0, /* the layer's Keras default: glorot_uniform kernels, zero biases */
+    LOOM_INIT_GLOROT_UNIFORM,
+    LOOM_INIT_GLOROT_NORMAL,
+    LOOM_INIT_HE_UNIFORM,
+    LOOM_INIT_HE_NORMAL,
+    LOOM_INIT_LECUN_UNIFORM,
+    LOOM_INIT_LECUN_NORMAL,
+    LOOM_INIT_ZEROS,
+    LOOM_INIT_ONES
+} loom_initializer;
+
+/* L1/L2 penalty on a weight: l1*sum|w| + l2*sum w^2 (no 1/2), added to the total unweighted.
+ * {0, 0} means none. */
+typedef struct loom_regularizer {
+    float l1;
+    float l2;
+} loom_regularizer;
+
+/* Options of a Dense layer. A zero-filled struct, or NULL, means Keras's defaults
+ * except use_bias: use loom_dense_defaults() to start from use_bias = 1. */
+typedef struct loom_dense_options {
+    int use_bias;
+    loom_initializer kernel_initializer;
+    loom_initializer bias_initializer;
+    loom_regularizer kernel_regularizer;
+    loom_regularizer bias_regularizer;
+} loom_dense_options;
+/* Keras's Dense defaults: use_bias 1, glorot_uniform kernel, zero bias, no regularisers. */
+loom_dense_options loom_dense_defaults(void);
+
+/* Layer constructors. name may be NULL: Keras-style unique names are generated ("dense",
+ * "dense_1", ...). A layer name must be unique in its graph. Each returns NULL on error. */
+
+/* y = act(x . kernel + bias) over the last axis; kernel (in, units), bias (units). opt NULL = defaults. */
+loom_layer *loom_dense(loom_graph *g, const char *name, int units, loom_activation act,
+                       const loom_dense_options *opt);
+/* y = act(x), element-wise (softmax over the last axis). */
+loom_layer *loom_activation_layer(loom_graph *g, const char *name, loom_activation act);
+/* Inverted dropout during training (kept units scaled by 1/(1-rate)); identity otherwise.
+ * 0 <= rate < 1. The mask stream follows the graph seed. */
+loom_layer *loom_dropout(loom_graph *g, const char *name, float rate);
+/* Element-wise merges of two or more tensors of one shape. Subtract takes exactly two. */
+loom_layer *loom_add(loom_graph *g, const char *name);
+loom_layer *loom_subtract(loom_graph *g, const char *name);
+loom_layer *loom_multiply(loom_graph *g, const char *name);
+/* Joins tensors along axis (Keras numbering: -1 = last, 1 = first non-batch axis; 0 is refused). */
+loom_layer *loom_concatenate(loom_graph *g, const char *name, int axis);
+/* (d1, ..., dr) -> (d1*...*dr). */
+loom_layer *loom_flatten(loom_graph *g, const char *name);
+/* To a new per-sample shape with the same element count; one dim may be -1 (inferred). */
+loom_layer *loom_reshape(loom_graph *g, const char *name, int rank, const int *dims);
+
+/* Calls a layer on one tensor / on n tensors (merge layers). Returns the output tensor, NULL on
+ * error. Calling a layer again shares its weights; every call must see the same input shapes. */
+loom_tensor *loom_call(loom_layer *layer, loom_tensor *x);
+loom_tensor *loom_call_n(loom_layer *layer, int n, loom_tensor *const *xs);
+
+/* Introspection of the graph. */
+const char *loom_layer_name(const loom_layer *layer);
+const char *loom_layer_class(const loom_layer *layer); /* "Dense", "Add", ... */
+/* A tensor's per-sample shape: returns the rank and writes up to LOOM_MAX_RANK dims. */
+int loom_tensor_shape(const loom_tensor *t, int *dims);
+/* The layer that produced a tensor. */
+loom_layer *loom_tensor_layer(const loom_tensor *t);
+
+/* ---------------------------------------------------------------- model */
+
+/* Makes a model from its input and output tensors. Validates the graph: every output must be
+ * reached from the given inputs, every given input must reach an output, every layer input on
+ * the way must come from the given inputs. On success the model owns g (do not free g);
+ * on failure NULL is returned, g keeps the error message and still belongs to the caller.
+ * Output names are the names of the layers that produce them. */
+loom_model *loom_model_new(loom_graph *g, int n_inputs, loom_tensor *const *inputs, int n_outputs,
+                           loom_tensor *const *outputs);
+void loom_model_free(loom_model *m);
+loom_status loom_model_status(const loom_model *m);
+const char *loom_model_error(const loom_model *m);
+
+int loom_model_num_inputs(const loom_model *m);
+int loom_model_num_outputs(const loom_model *m);
+const char *loom_model_input_name(const loom_model *m, int i);
+const char *loom_model_output_name(const loom_model *m, int k);
+/* Per-sample size (element count) of input i / output k. */
+size_t loom_model_input_size(const loom_model *m, int i);
+size_t loom_model_output_size(const loom_model *m, int k);
+/* Index of an input / output by name, -1 (and an error on m) if unknown. */
+int loom_model_input_index(loom_model *m, const char *name);
+int loom_model_output_index(loom_model *m, const char *name);
+
+/* Layers of the model in order of first use, and their weights. */
+int loom_model_num_layers(const loom_model *m);
+loom_layer *loom_model_layer(const loom_model *m, int i);
+loom_layer *loom_model_find_layer(const loom_model *m, const char *name);
+int loom_layer_num_weights(const loom_layer *layer);
+/* Name ("kernel", "bias"), shape (returns rank) and size of weight i of a layer. */
+const char *loom_layer_weight_name(const loom_layer *layer, int i);
+int loom_layer_weight_shape(const loom_layer *layer, int i, int *dims);
+size_t loom_layer_weight_size(const loom_layer *layer, int i);
+/* Copies weight i of the named layer out of / into the model (n must equal its size). */
+loom_status loom_get_weights(loom_model *m, const char *layer, int i, float *out, size_t n);
+loom_status loom_set_weights(loom_model *m, const char *layer, int i, const float *in, size_t n);
+
+/* All parameters live in one flat buffer (and their gradients in another of the same layout).
+ * loom_param_offset gives where weight i of a layer starts. The pointer stays valid for the
+ * model's life; writing through it changes the model. */
+size_t loom_param_count(const loom_model *m);
+float *loom_params(loom_model *m);
+size_t loom_param_offset(const loom_model *m, const char *layer, int i);
+
+/* Writes a Keras-like summary table (layer, type, output shape, params, connected to, totals). */
+loom_status loom_summary(const loom_model *m, FILE *out);
+
+/* ---------------------------------------------------------------- losses */
+
+/* A user loss: for each of n_rows rows of length dim (the last axis), write the row's value
+ * into values[r] and d value / d y_pred into grad (n_rows*dim, may be NULL when only values are
+ * wanted). y_true rows have the same length as y_pred. Return 0, or nonzero to signal an error. */
+typedef int (*loom_loss_fn)(const float *y_true, const float *y_pred, size_t n_rows, int dim,
+                            float *values, float *grad, void *user);
+
+/* A loss. Zero-filled fields mean Keras's defaults, so (loom_loss){.name = "huber"} is
+ * Huber with delta 1. name NULL and fn NULL means "no loss" for that output.
+ * Names: mse / mean_squared_error, mae / mean_absolute_error, binary_crossentropy (bce),
+ * categorical_crossentropy (cce), sparse_categorical_crossentropy, huber, kl_divergence (kld),
+ * cosine_similarity, hinge, log_cosh, poisson.
+ * Crossentropies on a softmax/sigmoid output with from_logits = 0 are fused with it: computed
+ * from the logits (TensorFlow's numbers) with gradient p - t. */
+typedef struct loom_loss {
+    const char *name;
+    int from_logits;       /* crossentropies: the output is logits */
+    float label_smoothing; /* binary / categorical crossentropy */
+    float delta;           /* huber; 0 means 1 */
+    loom_loss_fn fn;       /* a user loss (name then only labels it, default "custom") */
+    void *user;
+} loom_loss;
+
+/* Keras names: known loss name? (1/0). */
+int loom_loss_known(const char *name);
+
+/* ---------------------------------------------------------------- optimizers */
+
+typedef enum loom_optimizer_kind {
+    LOOM_SGD = 0,
+    LOOM_ADAM,
+    LOOM_ADAMW,
+    LOOM_RMSPROP,
+    LOOM_ADAGRAD
+} loom_optimizer_kind;
+
+typedef enum loom_schedule_kind {
+    LOOM_SCHEDULE_CONSTANT = 0,
+    LOOM_SCHEDULE_EXPONENTIAL_DECAY, /* lr0 * rate^(step/decay_steps), floor() when staircase */
+    LOOM_SCHEDULE_COSINE_DECAY,      /* Keras CosineDecay with alpha, optional linear warm-up */
+    LOOM_SCHEDULE_PIECEWISE_CONSTANT /* values[i] while step <= boundaries[i] */
+} loom_schedule_kind;
+
+#define LOOM_MAX_BOUNDARIES 16
+typedef struct loom_schedule {
+    loom_schedule_kind kind;
+    float initial_learning_rate;
+    long decay_steps;
+    float decay_rate; /* exponential */
+    int staircase;    /* exponential */
+    float alpha;      /* cosine: final fraction of the initial rate */
+    long warmup_steps;            /* cosine: linear warm-up from initial to warmup_target */
+    float warmup_target;          /* cosine */
+    int n_boundaries;             /* piecewise: boundaries[n], values[n+1] */
+    long boundaries[LOOM_MAX_BOUNDARIES];
+    float values[LOOM_MAX_BOUNDARIES + 1];
+} loom_schedule;
+
+/* Schedule constructors (Keras argument order and meaning). */
+loom_schedule loom_exponential_decay(float initial_lr, long decay_steps, float decay_rate, int staircase);
+loom_schedule loom_cosine_decay(float initial_lr, long decay_steps, float alpha);
+/* n boundaries, n+1 values; returns a CONSTANT schedule of values[0] if n is out of range. */
+loom_schedule loom_piecewise_constant(int n, const long *boundaries, const float *values);
+/* The learning rate of a schedule at a step (iterations done so far). */
+float loom_schedule_value(const loom_schedule *s, long step);
+
+/* An optimizer: start from a constructor (which fills Keras's defaults), then change fields. */
+typedef struct loom_optimizer {
+    loom_optimizer_kind kind;
+    float learning_rate;  /* used when schedule.kind == LOOM_SCHEDULE_CONSTANT */
+    loom_schedule schedule;
+    float momentum;       /* SGD, RMSprop */
+    int nesterov;         /* SGD */
+    float beta_1, beta_2; /* Adam, AdamW */
+    float epsilon;        /* Adam, AdamW, RMSprop, Adagrad */
+    int amsgrad;          /* Adam, AdamW */
+    float rho;            /* RMSprop */
+    int centered;         /* RMSprop */
+    float initial_accumulator_value; /* Adagrad */
+    float weight_decay;   /* decoupled, any optimizer: w -= w*wd*lr; 0 = none */
+    float clipnorm;       /* per weight tensor: g*c/max(|g|,c); 0 = none */
+    float global_clipnorm;/* over all gradients; 0 = none */
+    float clipvalue;      /* element-wise clip to [-c, c]; 0 = none */
+} loom_optimizer;
+
+loom_optimizer loom_sgd(float learning_rate, float momentum, int nesterov); /* Keras: 0.01, 0, 0 */
+loom_optimizer loom_adam(float learning_rate);    /* Keras: 0.001, b1 .9, b2 .999, eps 1e-7 */
+loom_optimizer loom_adamw(float learning_rate, float weight_decay); /* Keras: 0.001, 0.004 */
+loom_optimizer loom_rmsprop(float learning_rate); /* Keras: 0.001, rho .9, eps 1e-7 */
+loom_optimizer loom_adagrad(float learning_rate); /* Keras: 0.001, acc0 0.1, eps 1e-7 */
+
+/* ---------------------------------------------------------------- compile */
+
+/* A metric on one output. output NULL is allowed only for a single-output model.
+ * Names: accuracy/acc (resolved from the loss and shapes as Keras does), binary_accuracy,
+ * categorical_accuracy, sparse_categorical_accuracy, top_k_categorical_accuracy (k=5),
+ * sparse_top_k_categorical_accuracy (k=5), mae, mse, rmse (and their long Keras names).
+ * Logged as "<output>_<name>" with a multi-output model, "<name>" with a single output. */
+typedef struct loom_metric_spec {
+    const char *output;
+    const char *name;
+} loom_metric_spec;
+
+/* Compile settings, mirroring keras.Model.compile(loss=, loss_weights=, metrics=, optimizer=):
+ *  losses:     n_losses == 1 and loss_outputs == NULL: the loss on every output;
+ *              loss_outputs == NULL: a list in output order (n_losses must equal the outputs);
+ *              loss_outputs given: by output name, any subset; an absent output has no loss.
+ *  loss_weights: likewise (n_loss_weights == 0: all 1); by name, an absent output weighs 1.
+ *  A weight must be finite; 0 keeps the output evaluated and logged but out of the gradient. */
+typedef struct loom_compile_config {
+    int n_losses;
+    const loom_loss *losses;
+    const char *const *loss_outputs;
+    int n_loss_weights;
+    const float *loss_weights;
+    const char *const *loss_weight_outputs;
+    int n_metrics;
+    const loom_metric_spec *metrics;
+    loom_optimizer optimizer;
+} loom_compile_config;
+
+/* Compiles (or recompiles, resetting the optimizer state). */
+loom_status loom_compile(loom_model *m, const loom_compile_config *cfg);
+
+/* Loss weights are state read at every step: change them between steps or from a callback. */
+loom_status loom_set_loss_weight(loom_model *m, const char *output, float weight);
+float loom_get_loss_weight(const loom_model *m, const char *output); /* NaN if unknown */
+/* The learning rate the next step will use, and a way to override it (ReduceLROnPlateau does). */
+float loom_get_learning_rate(const loom_model *m);
+loom_status loom_set_learning_rate(loom_model *m, float lr);
+/* Optimizer steps taken so far. */
+long loom_iterations(const loom_model *m);
+
+/* ---------------------------------------------------------------- data */
+
+/* One array of n samples, bound to an input or output by name (or by position when name is NULL).
+ * data holds n * (per-sample size) floats. For sparse_categorical_crossentropy the target is the
+ * class index (as a float), one per row. Sample weights: n floats, one per sample. */
+typedef struct loom_array {
+    const char *name;
+    const float *data;
+    size_t n;
+} loom_array;
+
+/* Inputs, targets and optional per-output sample weights. Targets may omit outputs that have no
+ * loss. One sample-weight array without a name applies to every output (as Keras). */
+typedef struct loom_data {
+    int n_x;
+    const loom_array *x;
+    int n_y;
+    const loom_array *y;
+    int n_sample_weights;
+    const loom_array *sample_weights;
+} loom_data;
+
+/* ---------------------------------------------------------------- training */
+
+typedef struct loom_fit_options {
+    int batch_size;            /* default 32 */
+    int epochs;                /* default 1 */
+    int initial_epoch;         /* default 0 */
+    int shuffle;               /* default 1: a new permutation each epoch from seed */
+    uint64_t seed;             /* shuffling seed */
+    float validation_split;    /* the last fraction of the data, taken before shuffling */
+    const loom_data *validation_data; /* takes precedence over validation_split */
+    int validation_batch_size; /* default: batch_size */
+    int verbose;               /* 0 silent (default), 1 progress bar (one line per epoch when
+                                  `out` is not a terminal), 2 one line per epoch */
+    FILE *out;                 /* where to print; NULL = stdout */
+    int n_callbacks;
+    loom_callback *const *callbacks;
+} loom_fit_options;
+
+/* Defaults: batch 32, 1 epoch, shuffle on, seed 0, no validation, silent. */
+loom_fit_options loom_fit_defaults(void);
+
+/* Trains. *history (if not NULL) receives the per-epoch logs, to be freed with loom_history_free;
+ * it is returned even when training stops early or with an error (then it holds the epochs done). */
+loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_options *opt,
+                     loom_history **history);
+
+/* Evaluates in batches; *result (if not NULL) holds one "epoch" with the same keys as fit's
+ * (loss, <output>_loss, metrics), without the val_ prefix. */
+loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, int verbose,
+                          loom_history **result);
+
+/* Predicts in batches. outputs[k] receives n * loom_model_output_size(m, k) floats; a NULL
+ * entry skips that output. */
+loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_size,
+                         float *const *outputs);
+
+/* One training step on one batch (the whole of data). logs_out, if not NULL, receives the
+ * batch's values in history key order (loss first), up to max_logs of them; returns the count
+ * through *n_logs. */
+loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *logs_out,
+                                int max_logs, int *n_logs);
+
+/* Gradients on one batch, without an update. Runs one forward pass and one backward pass for the
+ * weighted losses of the listed outputs (n_outputs == 0: all outputs plus regularisation — the
+ * gradient of `total`), written (not accumulated) into grad (loom_param_count floats). losses,
+ * if not NULL, receives the unweighted loss of every output (NaN for outputs without a loss). */
+loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
+                           const char *const *outputs, float *grad, float *losses);
+
+/* Which layers does the loss of an output reach? 1/0 (and an error on m for unknown names).
+ * A layer is reached when it lies on some path from the inputs to that output and has weights
+ * or passes gradient. */
+int loom_loss_reaches(loom_model *m, const char *output, const char *layer);
+
+/* ---------------------------------------------------------------- history and logs */
+
+void loom_history_free(loom_history *h);
+int loom_history_epochs(const loom_history *h);
+int loom_history_num_keys(const loom_history *h);
+const char *loom_history_key(const loom_history *h, int i);
+/* Values of a key, one per epoch (NULL if the key is absent). */
+const float *loom_history_values(const loom_history *h, const char *key);
+/* The value of a key at an epoch (negative counts from the end), NaN if absent. */
+float loom_history_get(const loom_history *h, const char *key, int epoch);
+
+/* Logs given to callbacks: the running values of the current batch or epoch. */
+int loom_logs_count(const loom_logs *l);
+const char *loom_logs_key(const loom_logs *l, int i);
+float loom_logs_value(const loom_logs *l, int i);
+/* Value by key, NaN when absent. */
+float loom_logs_get(const loom_logs *l, const char *key);
+
+/* ---------------------------------------------------------------- callbacks */
+
+/* A C hook: return 0 to go on, 1 to stop training cleanly, any other value to stop with
+ * LOOM_ERR_CALLBACK. epoch counts from 0; batch is -1 in the epoch hook. */
+typedef int (*loom_hook)(loom_model *m, int epoch, int batch, const loom_logs *logs, void *user);
+/* Calls on_batch after every training batch and on_epoch after every epoch (either may be NULL). */
+loom_callback *loom_hook_callback(loom_hook on_batch, loom_hook on_epoch, void *user);
+
+typedef enum loom_monitor_mode { LOOM_MODE_AUTO = 0, LOOM_MODE_MIN, LOOM_MODE_MAX } loom_monitor_mode;
+/* Keras EarlyStopping(monitor, min_delta, patience, mode, restore_best_weights); monitor NULL =
+ * "val_loss". When the monitored key is missing training goes on (as Keras warns and goes on). */
+loom_callback *loom_early_stopping(const char *monitor, float min_delta, int patience,
+                                   loom_monitor_mode mode, int restore_best_weights);
+/* Keras ReduceLROnPlateau(monitor, factor, patience, mode, min_delta, cooldown, min_lr). */
+loom_callback *loom_reduce_lr_on_plateau(const char *monitor, float factor, int patience,
+                                         loom_monitor_mode mode, float min_delta, int cooldown,
+                                         float min_lr);
+/* Stops training when a loss is NaN or infinite, before that step's update: the weights of the
+ * last good step are kept, fit returns LOOM_ERR_NAN and the message names the output. */
+loom_callback *loom_terminate_on_nan(void);
+/* Frees a callback (not while a fit uses it). NULL is allowed. */
+void loom_callback_free(loom_callback *cb);
+/* Was the last fit stopped by this callback (EarlyStopping, TerminateOnNaN, hook)? At which epoch
+ * (0-based, -1 if not stopped)? */
+int loom_callback_stopped_epoch(const loom_callback *cb);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOOM_H */

@@ -1,0 +1,272 @@
+/* internal.h — structures shared by loom's source files. Not installed, not public. */
+#ifndef LOOM_INTERNAL_H
+#define LOOM_INTERNAL_H
+
+#include "loom.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#define LOOM_NAME_MAX 64
+#define LOOM_ERR_MAX 512
+#define LOOM_MAX_WEIGHTS 4
+
+/* ---------------------------------------------------------------- errors */
+
+typedef struct loom_error {
+    loom_status code;
+    char msg[LOOM_ERR_MAX];
+} loom_error;
+
+/* Sets code and a printf-formatted message; returns code so callers can `return set_error(...)`. */
+loom_status loom_set_error(loom_error *e, loom_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+void loom_clear_error(loom_error *e);
+
+/* ---------------------------------------------------------------- shapes */
+
+typedef struct loom_shape {
+    int rank;
+    int dims[LOOM_MAX_RANK];
+} loom_shape;
+
+size_t loom_shape_size(const loom_shape *s);
+bool loom_shape_equal(const loom_shape *a, const loom_shape *b);
+/* "(None, 4, 8)" into buf. */
+const char *loom_shape_str(const loom_shape *s, char *buf, size_t len);
+
+/* ---------------------------------------------------------------- random numbers */
+
+/* Counter-based: the value depends only on (key, counter), so results never depend on threads or
+ * on the order of calls. */
+uint64_t loom_hash64(uint64_t key, uint64_t counter);
+float loom_uniform01(uint64_t key, uint64_t counter); /* in [0, 1) */
+float loom_normal(uint64_t key, uint64_t counter);    /* N(0, 1) */
+
+/* ---------------------------------------------------------------- ops (one per layer class) */
+
+/* Everything an op's forward or backward needs for one call site over one batch.
+ * Values are row-major with the batch axis first: in[i] holds batch * in_size[i] floats. */
+typedef struct loom_op_ctx {
+    int batch;
+    int n_in;
+    const float *const *in;      /* input values */
+    float *const *din;           /* input gradients to ACCUMULATE into; din[i] NULL: not needed */
+    const loom_shape *in_shape;  /* per-sample input shapes */
+    float *out;                  /* output values (forward writes) */
+    const float *dout;           /* output gradient (backward reads) */
+    loom_shape out_shape;
+    const float *w;              /* the layer's weights, contiguous in layer weight order */
+    float *dw;                   /* their gradients, to ACCUMULATE into; NULL: not needed */
+    float *scratch;              /* this call site's scratch (scratch_size floats) */
+    int training;                /* dropout and friends */
+    uint64_t rng_key;            /* unique per (model seed, step, node) */
+    bool dout_is_preact;         /* backward: dout is dL/d(pre-activation) (fused loss) */
+} loom_op_ctx;
+
+struct loom_layer;
+
+typedef struct loom_op {
+    const char *class_name; /* Keras class name: "Dense" */
+    const char *base_name;  /* auto-name stem: "dense" */
+    int min_inputs, max_inputs;
+    /* Checks input shapes and writes the output shape. On the first call it also declares the
+     * weights (shapes, initialisers, regularisers) through loom_layer_add_weight. */
+    loom_status (*build)(struct loom_layer *L, int n_in, const loom_shape *in, loom_shape *out,
+                         loom_error *err);
+    /* Scratch floats one call site needs at this batch size (NULL: none). */
+    size_t (*scratch_size)(const struct loom_layer *L, int n_in, const loom_shape *in,
+                           const loom_shape *out, int batch);
+    void (*forward)(const struct loom_layer *L, const loom_op_ctx *c);
+    /* Must accumulate into din[] and dw (never overwrite): a tensor used twice sums. */
+    void (*backward)(const struct loom_layer *L, const loom_op_ctx *c);
+} loom_op;
+
+/* A weight a layer owns: its place in the model's flat buffers is `offset`. */
+typedef struct loom_weight {
+    char name[16];
+    loom_shape shape;
+    loom_initializer init;
+    loom_regularizer reg;
+    size_t offset; /* into loom_model.params / grads, set by loom_model_new */
+} loom_weight;
+
+typedef struct loom_layer {
+    struct loom_graph *graph;
+    const loom_op *op;
+    char name[LOOM_NAME_MAX];
+    int index;        /* creation order in the graph */
+    bool built;
+    int n_calls;
+    loom_shape built_in[8]; /* input shapes seen at the first call (shared calls must match) */
+    int built_n_in;
+    int n_weights;
+    loom_weight weights[LOOM_MAX_WEIGHTS];
+    /* configuration (fields a class does not use stay 0) */
+    loom_activation activation;
+    int units;
+    int axis;
+    float rate;
+    loom_shape target;     /* Reshape */
+    loom_dense_options dense;
+} loom_layer;
+
+/* Declares a weight during build; returns its index. */
+int loom_layer_add_weight(loom_layer *L, const char *name, const loom_shape *shape,
+                          loom_initializer init, loom_regularizer reg);
+
+/* A node is one call of a layer; its single output is the tensor. */
+typedef struct loom_node {
+    int id;
+    loom_layer *layer;
+    int n_in;
+    struct loom_node **in;
+    loom_shape out_shape;
+    struct loom_tensor *tensor;
+    const float *input_data; /* Input nodes: where the batch comes from (engine) */
+} loom_node;
+
+struct loom_tensor {
+    loom_node *node;
+};
+
+struct loom_graph {
+    uint64_t seed;
+    loom_error err;
+    int n_layers, cap_layers;
+    loom_layer **layers;
+    int n_nodes, cap_nodes;
+    loom_node **nodes;
+};
+
+/* Allocates a layer of the given op in g with the given (possibly NULL) name. NULL on error. */
+loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *name);
+
+/* The op tables. */
+extern const loom_op loom_op_input, loom_op_dense, loom_op_activation, loom_op_dropout,
+    loom_op_add, loom_op_subtract, loom_op_multiply, loom_op_concatenate, loom_op_flatten,
+    loom_op_reshape;
+
+/* ---------------------------------------------------------------- activations (activations.c) */
+
+/* y = act(x) over rows of length `dim` (softmax needs the row). In place allowed (y == x). */
+void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, int dim);
+/* dx += dy * act'(x) given x (pre-activation) and y (post-activation). */
+void loom_act_backward(loom_activation a, const float *x, const float *y, const float *dy,
+                       float *dx, size_t rows, int dim);
+/* Does the backward need x (pre-activation), or is y enough? */
+bool loom_act_needs_input(loom_activation a);
+
+/* ---------------------------------------------------------------- matrix products (gemm.c) */
+
+/* C = alpha * op(A) . op(B) + beta * C, row-major; op(A) is M x K, op(B) is K x N. */
+void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ---------------------------------------------------------------- losses (losses.c) */
+
+typedef enum loom_loss_kind {
+    LOSS_NONE = 0,
+    LOSS_MSE,
+    LOSS_MAE,
+    LOSS_BCE,
+    LOSS_CCE,
+    LOSS_SCCE,
+    LOSS_HUBER,
+    LOSS_KLD,
+    LOSS_COSINE,
+    LOSS_HINGE,
+    LOSS_LOG_COSH,
+    LOSS_POISSON,
+    LOSS_CUSTOM
+} loom_loss_kind;
+
+/* A resolved loss. */
+typedef struct loom_loss_impl {
+    loom_loss_kind kind;
+    char name[LOOM_NAME_MAX]; /* canonical Keras name, used in messages */
+    bool from_logits;
+    float label_smoothing;
+    float delta;
+    loom_loss_fn fn;
+    void *user;
+} loom_loss_impl;
+
+/* Resolves a public loom_loss; LOOM_ERR_NAME with the known names if unknown. */
+loom_status loom_loss_resolve(const loom_loss *spec, loom_loss_impl *out, loom_error *err);
+/* Target elements per row for a row of `dim` predictions (1 for sparse, else dim). */
+int loom_loss_target_dim(const loom_loss_impl *l, int dim);
+
+/* Which fused path applies: the loss takes the logits z of a final softmax (CCE/SCCE) or sigmoid
+ * (BCE) activation instead of its probabilities. */
+bool loom_loss_can_fuse(const loom_loss_impl *l, loom_activation final_act);
+
+/* Computes one output's loss over n_rows rows of length dim:
+ *   values per row v_r (scratch `values`, n_rows floats),
+ *   L = sum_r v_r * s_r / n_rows            (Keras sum_over_batch_size; s_r = 1 when sw NULL),
+ *   grad (if not NULL) = dL/dpred           (n_rows*dim floats, overwritten).
+ * rows_per_sample: rows of one sample (sample weights repeat over them).
+ * pred is the probabilities, or the logits when `fused` (then grad is dL/dlogits).
+ * Returns LOOM_OK or an error (a user loss that failed, a target out of range) into err;
+ * *loss receives L. */
+loom_status loom_loss_compute(const loom_loss_impl *l, const float *target, const float *pred,
+                              size_t n_rows, int dim, size_t rows_per_sample,
+                              const float *sample_weight, bool fused, float *values, float *grad,
+                              float *loss, loom_error *err);
+
+/* ---------------------------------------------------------------- metrics (metrics.c) */
+
+typedef enum loom_metric_kind {
+    METRIC_BINARY_ACCURACY = 0,
+    METRIC_CATEGORICAL_ACCURACY,
+    METRIC_SPARSE_CATEGORICAL_ACCURACY,
+    METRIC_TOP_K,
+    METRIC_SPARSE_TOP_K,
+    METRIC_MAE,
+    METRIC_MSE,
+    METRIC_RMSE,
+    METRIC_CROSSENTROPY_PLACEHOLDER
+} loom_metric_kind;
+
+typedef struct loom_metric_impl {
+    loom_metric_kind kind;
+    int output;               /* output index */
+    int k;                    /* top-k */
+    char log_name[2 * LOOM_NAME_MAX];
+    double sum, count;        /* running state */
+} loom_metric_impl;
+
+/* Resolves a metric name for an output whose loss is `loss` (may be NULL or LOSS_NONE) and
+ * whose per-row width is dim ("accuracy" depends on both, as in Keras). */
+loom_status loom_metric_resolve(const char *name, const loom_loss_impl *loss, int dim,
+                                int target_dim, loom_metric_impl *out, loom_error *err);
+/* Accumulates a batch: target rows of target_dim, pred rows of dim. */
+void loom_metric_update(loom_metric_impl *mt, const float *target, const float *pred,
+                        size_t n_rows, int dim, int target_dim);
+void loom_metric_reset(loom_metric_impl *mt);
+float loom_metric_result(const loom_metric_impl *mt);
+
+/* ---------------------------------------------------------------- optimizer (optimizer.c) */
+
+/* Optimizer slots per parameter (m, v, vhat, ...): 0..3. */
+int loom_optimizer_slots(const loom_optimizer *o);
+/* One optimizer step over n_tensors weight tensors laid out in the flat buffers:
+ * tensors [offset[i], offset[i]+size[i]) with active[i] false are skipped entirely (no gradient).
+ * slots: loom_optimizer_slots(o) * n_params floats, slot j of parameter p at j*n_params + p.
+ * iterations: steps done before this one; lr: the rate for this step. Applies clipping, weight
+ * decay and the update rule exactly as Keras 3. grads may be modified (clipping). */
+void loom_optimizer_apply(const loom_optimizer *o, float lr, long iterations, float *params,
+                          float *grads, float *slots, size_t n_params, int n_tensors,
+                          const size_t *offset, const size_t *size, const bool *active);
+/* Validates an optimizer's fields (a message names the field). */
+loom_status loom_optimizer_check(const loom_optimizer *o, loom_error *err);
+
+/* ---------------------------------------------------------------- initialisers (init.c) */
+
+/* Fills w (shape s) with initialiser `init` (LOOM_INIT_DEFAULT must be resolved by the caller). */
+void loom_init_fill(loom_initializer init, const loom_shape *s, float *w, uint64_t key);
+
+#endif
