@@ -1,0 +1,173 @@
+/* activations.c — keras.activations, forward and backward side by side.
+ *
+ * Definitions follow Keras 3: gelu is the exact erf form (approximate=False), elu has alpha 1,
+ * leaky_relu a negative slope of 0.2, softmax runs over the last axis. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const act_names[LOOM_ACTIVATION_COUNT] = {
+    [LOOM_LINEAR] = "linear",   [LOOM_RELU] = "relu",       [LOOM_SIGMOID] = "sigmoid",
+    [LOOM_TANH] = "tanh",       [LOOM_SOFTMAX] = "softmax", [LOOM_GELU] = "gelu",
+    [LOOM_ELU] = "elu",         [LOOM_LEAKY_RELU] = "leaky_relu",
+    [LOOM_SOFTPLUS] = "softplus", [LOOM_SWISH] = "swish",
+};
+
+/* "unknown" rather than NULL so that callers can print it in a message without a check. */
+const char *loom_activation_name(loom_activation a) {
+    if ((int)a < 0 || a >= LOOM_ACTIVATION_COUNT) return "unknown";
+    return act_names[a];
+}
+
+int loom_activation_from_name(const char *name) {
+    if (!name) return -1;
+    for (int a = 0; a < LOOM_ACTIVATION_COUNT; a++)
+        if (strcmp(name, act_names[a]) == 0) return a;
+    /* Keras 3 exports swish as silu too. */
+    if (strcmp(name, "silu") == 0) return LOOM_SWISH;
+    return -1;
+}
+
+#define LEAKY_SLOPE 0.2f
+#define SQRT1_2 0.70710678118654752f /* M_SQRT1_2 is not in C11 */
+
+/* exp of a non-positive argument only, so it never overflows. */
+static inline float sigmoidf(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+static void softmax_forward(const float *x, float *y, size_t rows, int dim) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * (size_t)dim;
+        float *yr = y + r * (size_t)dim;
+        float mx = xr[0];
+        for (int j = 1; j < dim; j++) mx = xr[j] > mx ? xr[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j < dim; j++) {
+            yr[j] = expf(xr[j] - mx);
+            sum += yr[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < dim; j++) yr[j] *= inv;
+    }
+}
+
+/* The Jacobian of softmax is diag(y) - y y^T, so dx = y * (dy - <dy, y>) per row. */
+static void softmax_backward(const float *y, const float *dy, float *dx, size_t rows, int dim) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *yr = y + r * (size_t)dim;
+        const float *dyr = dy + r * (size_t)dim;
+        float *dxr = dx + r * (size_t)dim;
+        double dot = 0.0;
+        for (int j = 0; j < dim; j++) dot += (double)dyr[j] * yr[j];
+        for (int j = 0; j < dim; j++) dxr[j] += yr[j] * (dyr[j] - (float)dot);
+    }
+}
+
+void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, int dim) {
+    size_t n = rows * (size_t)dim;
+    switch (a) {
+    case LOOM_LINEAR:
+        if (y != x) memmove(y, x, n * sizeof *y);
+        break;
+    case LOOM_RELU:
+        /* written so that a NaN passes through (as tf.nn.relu), for TerminateOnNaN to see it */
+        for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+        break;
+    case LOOM_SIGMOID:
+        for (size_t i = 0; i < n; i++) y[i] = sigmoidf(x[i]);
+        break;
+    case LOOM_TANH:
+        for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+        break;
+    case LOOM_SOFTMAX:
+        softmax_forward(x, y, rows, dim);
+        break;
+    case LOOM_GELU:
+        for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * SQRT1_2));
+        break;
+    case LOOM_ELU:
+        /* expm1 keeps the small negative values exact near 0 */
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : expm1f(x[i]);
+        break;
+    case LOOM_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? LEAKY_SLOPE * x[i] : x[i];
+        break;
+    case LOOM_SOFTPLUS:
+        /* log(1 + e^x) without overflow for large x nor loss of precision for very negative x */
+        for (size_t i = 0; i < n; i++) y[i] = log1pf(expf(-fabsf(x[i]))) + fmaxf(x[i], 0.0f);
+        break;
+    case LOOM_SWISH:
+        for (size_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Activations whose derivative is a function of y alone: the caller may then overwrite x with y
+ * (x is not read by loom_act_backward and may be NULL). relu, leaky_relu and elu keep the sign of
+ * x in y (y > 0 exactly when x > 0), and elu'(x) = e^x = y + 1 for x <= 0. softplus' = sigmoid(x)
+ * could be written -expm1(-y), but that loses digits where y rounds, so it reads x. */
+bool loom_act_needs_input(loom_activation a) {
+    switch (a) {
+    case LOOM_GELU:
+    case LOOM_SOFTPLUS:
+    case LOOM_SWISH:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void loom_act_backward(loom_activation a, const float *x, const float *y, const float *dy,
+                       float *dx, size_t rows, int dim) {
+    size_t n = rows * (size_t)dim;
+    switch (a) {
+    case LOOM_LINEAR:
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i];
+        break;
+    case LOOM_RELU:
+        for (size_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case LOOM_SIGMOID:
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case LOOM_TANH:
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case LOOM_SOFTMAX:
+        softmax_backward(y, dy, dx, rows, dim);
+        break;
+    case LOOM_GELU: {
+        /* d/dx [x Phi(x)] = Phi(x) + x phi(x) */
+        const float inv_sqrt_2pi = 0.3989422804014327f;
+        for (size_t i = 0; i < n; i++) {
+            float cdf = 0.5f * (1.0f + erff(x[i] * SQRT1_2));
+            float pdf = inv_sqrt_2pi * expf(-0.5f * x[i] * x[i]);
+            dx[i] += dy[i] * (cdf + x[i] * pdf);
+        }
+        break;
+    }
+    case LOOM_ELU:
+        for (size_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : dy[i] * (y[i] + 1.0f);
+        break;
+    case LOOM_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : LEAKY_SLOPE * dy[i];
+        break;
+    case LOOM_SOFTPLUS:
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * sigmoidf(x[i]);
+        break;
+    case LOOM_SWISH:
+        for (size_t i = 0; i < n; i++) {
+            float s = sigmoidf(x[i]);
+            dx[i] += dy[i] * (s + x[i] * s * (1.0f - s));
+        }
+        break;
+    default:
+        break;
+    }
+}

@@ -1,0 +1,203 @@
+/* engine.c — forward once, backward once in reverse, over the model's ordered nodes.
+ *
+ * Memory: one arena holds every node's value, gradient and scratch, and every output's target,
+ * sample weights and loss gradient, planned for the largest batch; a step allocates nothing.
+ * Backward always accumulates: a tensor read twice (a fork, a shared layer) receives the sum.
+ * Each loss seeds its output's gradient with its weight, so the per-output losses are by-products
+ * of the one pass; nodes that reach no active loss are skipped. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+loom_status loom_engine_plan(loom_model *m, int batch) {
+    if (batch <= m->plan_batch && m->arena) return LOOM_OK;
+    size_t total = 0;
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        loom_node *n = sn->node;
+        loom_shape in[16];
+        for (int j = 0; j < n->n_in; j++) in[j] = m->order[sn->in_pos[j]].node->out_shape;
+        sn->scratch = n->layer->op->scratch_size
+                          ? n->layer->op->scratch_size(n->layer, n->n_in, in, &n->out_shape, batch)
+                          : 0;
+        total += 2 * (size_t)batch * sn->size + sn->scratch;
+    }
+    for (int k = 0; k < m->n_outputs; k++) {
+        loom_output *o = &m->outputs[k];
+        total += (size_t)batch * (o->target_size + 1 + o->size + o->rows_per_sample);
+    }
+    float *arena = calloc(total ? total : 1, sizeof *arena);
+    if (!arena)
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY,
+                              "out of memory planning activations for batch size %d (%zu floats)", batch, total);
+    free(m->arena);
+    m->arena = arena;
+    m->plan_batch = batch;
+    float *p = arena;
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        sn->val = p, p += (size_t)batch * sn->size;
+        sn->grad = p, p += (size_t)batch * sn->size;
+        sn->scr = p, p += sn->scratch;
+    }
+    for (int k = 0; k < m->n_outputs; k++) {
+        loom_output *o = &m->outputs[k];
+        o->target = p, p += (size_t)batch * o->target_size;
+        o->sw = p, p += (size_t)batch;
+        o->lgrad = p, p += (size_t)batch * o->size;
+        o->values = p, p += (size_t)batch * o->rows_per_sample;
+        /* Fused outputs read the logits: a Dense keeps them first in its scratch, an Activation
+         * layer's input is the logits. */
+        loom_step_node *sn = &m->order[o->pos];
+        o->logits = NULL;
+        if (o->fused)
+            o->logits = sn->node->layer->op == &loom_op_dense ? sn->scr : m->order[sn->in_pos[0]].val;
+    }
+    return LOOM_OK;
+}
+
+void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
+                        int batch) {
+    for (int i = 0; i < m->n_inputs; i++) {
+        loom_step_node *sn = &m->order[m->input_pos[i]];
+        size_t sz = sn->size;
+        for (int b = 0; b < batch; b++) {
+            size_t s = idx ? idx[b] : first + (size_t)b;
+            memcpy(sn->val + (size_t)b * sz, d->x[i] + s * sz, sz * sizeof(float));
+        }
+    }
+    for (int k = 0; k < m->n_outputs; k++) {
+        loom_output *o = &m->outputs[k];
+        o->has_sw = d->sw && d->sw[k];
+        if (!d->y || !d->y[k]) continue;
+        size_t sz = o->target_size;
+        for (int b = 0; b < batch; b++) {
+            size_t s = idx ? idx[b] : first + (size_t)b;
+            memcpy(o->target + (size_t)b * sz, d->y[k] + s * sz, sz * sizeof(float));
+            if (o->has_sw) o->sw[b] = d->sw[k][s];
+        }
+    }
+}
+
+static void fill_ctx(loom_model *m, loom_step_node *sn, int batch, bool training, loom_op_ctx *c,
+                     loom_shape *in_shapes) {
+    loom_node *n = sn->node;
+    loom_layer *L = n->layer;
+    for (int j = 0; j < n->n_in; j++) {
+        sn->in[j] = m->order[sn->in_pos[j]].val;
+        in_shapes[j] = m->order[sn->in_pos[j]].node->out_shape;
+    }
+    memset(c, 0, sizeof *c);
+    c->batch = batch;
+    c->n_in = n->n_in;
+    c->in = sn->in;
+    c->din = sn->din;
+    c->in_shape = in_shapes;
+    c->out = sn->val;
+    c->dout = sn->grad;
+    c->out_shape = n->out_shape;
+    c->w = L->n_weights ? m->params + L->weights[0].offset : NULL;
+    c->scratch = sn->scr;
+    c->training = training;
+    c->rng_key = loom_hash64(m->g->seed ^ 0xD50F00DULL, (m->rng_step << 20) ^ (uint64_t)n->id);
+}
+
+static float regularization(const loom_model *m, float *dw) {
+    double total = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const loom_weight *w = &m->tensors[t].layer->weights[m->tensors[t].index];
+        if (w->reg.l1 == 0 && w->reg.l2 == 0) continue;
+        const float *p = m->params + m->t_offset[t];
+        float *g = dw ? dw + m->t_offset[t] : NULL;
+        double s1 = 0, s2 = 0;
+        for (size_t i = 0; i < m->t_size[t]; i++) {
+            s1 += fabsf(p[i]);
+            s2 += (double)p[i] * p[i];
+            if (g) g[i] += w->reg.l1 * (float)((p[i] > 0) - (p[i] < 0)) + 2.0f * w->reg.l2 * p[i];
+        }
+        total += w->reg.l1 * s1 + w->reg.l2 * s2;
+    }
+    return (float)total;
+}
+
+loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool losses,
+                                uint64_t grad_mask, float *reg) {
+    loom_op_ctx c;
+    loom_shape in_shapes[16];
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        if (sn->is_input) continue;
+        fill_ctx(m, sn, batch, training, &c, in_shapes);
+        sn->node->layer->op->forward(sn->node->layer, &c);
+    }
+    for (int k = 0; k < m->n_outputs && losses; k++) {
+        loom_output *o = &m->outputs[k];
+        if (o->loss.kind == LOSS_NONE) {
+            o->loss_value = NAN;
+            continue;
+        }
+        const float *pred = o->fused ? o->logits : m->order[o->pos].val;
+        loom_status s = loom_loss_compute(&o->loss, o->target, pred, (size_t)batch * o->rows_per_sample,
+                                          o->dim, o->rows_per_sample, o->has_sw ? o->sw : NULL, o->fused,
+                                          o->values, (grad_mask >> k & 1) ? o->lgrad : NULL,
+                                          &o->loss_value, &m->err);
+        if (s) {
+            /* prefix the output's name to the loss's own message */
+            char msg[LOOM_ERR_MAX];
+            snprintf(msg, sizeof msg, "output %s (%s): %.360s", o->name, o->loss.name, m->err.msg);
+            return loom_set_error(&m->err, s, "%s", msg);
+        }
+    }
+    if (reg) *reg = regularization(m, NULL);
+    return LOOM_OK;
+}
+
+uint64_t loom_engine_active_mask(const loom_model *m) {
+    uint64_t mask = 0;
+    for (int k = 0; k < m->n_outputs; k++)
+        if (m->outputs[k].loss.kind != LOSS_NONE && m->outputs[k].weight != 0.0f) mask |= 1ULL << k;
+    return mask;
+}
+
+void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, float *dw) {
+    memset(dw, 0, m->n_params * sizeof *dw);
+    for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
+    for (int i = 0; i < m->n_order; i++)
+        if (m->order[i].reach & mask) memset(m->order[i].grad, 0, (size_t)batch * m->order[i].size * sizeof(float));
+    for (int k = 0; k < m->n_outputs; k++) {
+        if (!(mask >> k & 1) || m->outputs[k].loss.kind == LOSS_NONE) continue;
+        loom_output *o = &m->outputs[k];
+        float *g = m->order[o->pos].grad;
+        size_t n = (size_t)batch * o->size;
+        for (size_t i = 0; i < n; i++) g[i] += o->weight * o->lgrad[i];
+    }
+    loom_op_ctx c;
+    loom_shape in_shapes[16];
+    for (int i = m->n_order - 1; i >= 0; i--) {
+        loom_step_node *sn = &m->order[i];
+        if (sn->is_input || !(sn->reach & mask)) continue;
+        loom_node *n = sn->node;
+        loom_layer *L = n->layer;
+        fill_ctx(m, sn, batch, true, &c, in_shapes);
+        for (int j = 0; j < n->n_in; j++) {
+            loom_step_node *src = &m->order[sn->in_pos[j]];
+            sn->din[j] = src->is_input ? NULL : src->grad;
+        }
+        c.dw = L->n_weights ? dw + L->weights[0].offset : NULL;
+        /* a fused output's seed is already dL/dz; only possible when nothing else reads it */
+        for (int k = 0; k < m->n_outputs; k++)
+            if (m->outputs[k].pos == i && m->outputs[k].fused && (mask >> k & 1)) c.dout_is_preact = true;
+        L->op->backward(L, &c);
+        for (int t = 0; t < m->n_tensors; t++)
+            if (m->tensors[t].layer == L) m->t_active[t] = true;
+    }
+    if (with_reg) {
+        regularization(m, dw);
+        for (int t = 0; t < m->n_tensors; t++) {
+            const loom_weight *w = &m->tensors[t].layer->weights[m->tensors[t].index];
+            if (w->reg.l1 != 0 || w->reg.l2 != 0) m->t_active[t] = true;
+        }
+    }
+}

@@ -1,0 +1,153 @@
+/* model.h — the compiled model: ordered nodes, flat parameter buffers, outputs with their losses,
+ * and the engine that runs forward and backward over them (internal). */
+#ifndef LOOM_MODEL_H
+#define LOOM_MODEL_H
+
+#include "internal.h"
+
+/* One node of the model in execution order, with its buffers in the activation arena. */
+typedef struct loom_step_node {
+    loom_node *node;
+    int *in_pos;      /* positions of its inputs in the order */
+    size_t size;      /* per-sample output size */
+    size_t scratch;   /* scratch floats at the planned batch */
+    float *val, *grad, *scr;
+    uint64_t reach;   /* bit k: the node lies on a path to output k */
+    int n_consumers;  /* uses as an input by later nodes */
+    bool is_input;
+    float **din;      /* n_in pointers, set per backward */
+    const float **in; /* n_in pointers */
+} loom_step_node;
+
+typedef struct loom_output {
+    char name[LOOM_NAME_MAX];
+    int pos;                 /* position of the producing node in the order */
+    size_t size;             /* per-sample size */
+    int dim;                 /* last axis */
+    size_t rows_per_sample;  /* size / dim */
+    loom_loss_impl loss;     /* kind LOSS_NONE: no loss */
+    float weight;
+    bool fused;              /* the loss reads logits and seeds dL/dz */
+    int target_dim;
+    size_t target_size;      /* per sample */
+    /* arena buffers at the planned batch */
+    float *target, *sw, *lgrad, *values;
+    const float *logits;
+    bool has_sw;
+    float loss_value;        /* last batch, unweighted */
+} loom_output;
+
+/* A weight tensor in the flat buffers. */
+typedef struct loom_param_tensor {
+    loom_layer *layer;
+    int index;
+    size_t offset, size;
+} loom_param_tensor;
+
+/* Running mean of one log value over an epoch, weighted by batch size. */
+typedef struct loom_running {
+    double sum, count;
+} loom_running;
+
+#define LOOM_LOG_KEY_MAX (2 * LOOM_NAME_MAX + 8)
+
+struct loom_logs {
+    int n;
+    char (*keys)[LOOM_LOG_KEY_MAX];
+    float *values;
+};
+
+struct loom_model {
+    loom_graph *g;
+    loom_error err;
+    int n_inputs;
+    int *input_pos;          /* position of each input node in the order */
+    int n_outputs;
+    loom_output *outputs;
+    int n_order;
+    loom_step_node *order;
+    int n_layers;
+    loom_layer **layers;     /* model layers (Input layers included) in order of first use */
+    /* parameters */
+    size_t n_params;
+    float *params, *grads, *grad_tmp;
+    int n_tensors;
+    loom_param_tensor *tensors;
+    size_t *t_offset, *t_size;
+    bool *t_active;
+    /* compile state */
+    bool compiled;
+    loom_optimizer opt;
+    float *slots;
+    long iterations;
+    bool lr_overridden;
+    float lr_override;
+    int n_metrics;
+    loom_metric_impl *metrics;
+    /* log keys (without val_): loss, metrics, per-output losses */
+    loom_logs keys;
+    const char **key_ptrs;   /* keys.keys as pointers, for the progress bar */
+    bool log_output_losses;
+    /* activation arena */
+    int plan_batch;
+    float *arena;
+    uint64_t rng_step;       /* dropout stream position */
+    bool stop_training;
+};
+
+/* engine.c */
+/* Plans (or re-plans) the activation arena for batches up to `batch`. The only allocation on the
+ * training path; a no-op when the plan already fits. */
+loom_status loom_engine_plan(loom_model *m, int batch);
+/* Forward over the order for `batch` samples whose inputs/targets are already gathered into the
+ * arena. With `losses`, computes every output's loss (values in outputs[k].loss_value) and, for outputs whose bit
+ * is set in grad_mask, dL_k/d(pred) into lgrad. Returns the regularisation penalty through *reg. */
+loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool losses,
+                                uint64_t grad_mask, float *reg);
+/* Backward for the outputs in `mask` (weighted by their loss weights), plus the regularisation
+ * gradient when with_reg, WRITTEN into dw (n_params floats). Marks m->t_active. */
+void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, float *dw);
+/* Outputs whose loss takes part in the total gradient (has a loss and a nonzero weight). */
+uint64_t loom_engine_active_mask(const loom_model *m);
+/* Copies samples idx[0..batch) (or first..first+batch when idx is NULL) of the bound data into
+ * the arena. */
+typedef struct loom_bound_data {
+    size_t n;
+    const float **x;  /* per model input */
+    const float **y;  /* per output (NULL: none) */
+    const float **sw; /* per output (NULL: none) */
+} loom_bound_data;
+void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
+                        int batch);
+
+/* data.c */
+/* Binds loom_data by name/position to the model's inputs and outputs, checking counts and names.
+ * need_targets: targets required for every output with a loss. Allocates d's arrays; free with
+ * loom_unbind. what: "training data", "validation data"... used in messages. */
+loom_status loom_bind(loom_model *m, const loom_data *data, bool need_targets, const char *what,
+                      loom_bound_data *d);
+void loom_unbind(loom_bound_data *d);
+
+/* train.c */
+float loom_current_lr(const loom_model *m);
+
+/* history.c */
+loom_history *loom_history_create(int n_keys, char (*keys)[LOOM_LOG_KEY_MAX], bool with_val);
+loom_status loom_history_append(loom_history *h, const float *values);
+
+/* callbacks.c: the fit loop's view of a callback */
+typedef struct loom_callback_event {
+    int epoch, batch;
+    const loom_logs *logs;
+} loom_callback_event;
+void loom_callbacks_begin(loom_model *m, loom_callback *const *cbs, int n);
+/* Return LOOM_OK to go on; stop flag set in m->stop_training to stop cleanly. */
+loom_status loom_callbacks_batch_end(loom_model *m, loom_callback *const *cbs, int n, int epoch,
+                                     int batch, const loom_logs *logs);
+loom_status loom_callbacks_epoch_end(loom_model *m, loom_callback *const *cbs, int n, int epoch,
+                                     const loom_logs *logs);
+void loom_callbacks_end(loom_model *m, loom_callback *const *cbs, int n);
+bool loom_callbacks_want_nan_check(loom_callback *const *cbs, int n);
+void loom_callbacks_note_nan_stop(loom_callback *const *cbs, int n, int epoch);
+
+#endif
