@@ -228,7 +228,9 @@ typedef int (*loom_loss_fn)(const float *y_true, const float *y_pred, size_t n_r
  * Huber with delta 1. name NULL and fn NULL means "no loss" for that output.
  * Names: mse / mean_squared_error, mae / mean_absolute_error, binary_crossentropy (bce),
  * categorical_crossentropy (cce), sparse_categorical_crossentropy, huber, kl_divergence (kld),
- * cosine_similarity, hinge, log_cosh, poisson.
+ * cosine_similarity, hinge, log_cosh, poisson; "crossentropy"/"ce" pick binary (1 unit) or
+ * categorical crossentropy from the output's width. Options a loss does not take (from_logits on
+ * mse, delta on anything but huber, ...) are refused with LOOM_ERR_ARGUMENT.
  * Crossentropies on a softmax/sigmoid output with from_logits = 0 are fused with it: computed
  * from the logits (TensorFlow's numbers) with gradient p - t. */
 typedef struct loom_loss {

@@ -87,7 +87,12 @@ static loom_status compile_losses(loom_model *m, const loom_compile_config *cfg)
         o->fused = false;
         if (slot[k] >= 0) {
             loom_error e = {0};
-            if (loom_loss_resolve(&cfg->losses[slot[k]], &o->loss, &e))
+            loom_loss spec = cfg->losses[slot[k]];
+            /* Keras's "crossentropy"/"ce" pick the crossentropy from the output's width (labels
+             * are not known at compile time, so the sparse form must be named explicitly). */
+            if (spec.name && !spec.fn && (strcmp(spec.name, "crossentropy") == 0 || strcmp(spec.name, "ce") == 0))
+                spec.name = o->dim == 1 ? "binary_crossentropy" : "categorical_crossentropy";
+            if (loom_loss_resolve(&spec, &o->loss, &e))
                 return loom_set_error(&m->err, e.code, "compile: output %s: %s", o->name, e.msg);
         }
         if (o->loss.kind == LOSS_NONE) {
