@@ -128,6 +128,21 @@ static int run_demo(const demo_opts *o) {
         loom_model_free(m);
         return 1;
     }
+    /* The file is ordered by writer; mix the rows once (fixed seed) so that the validation split
+     * (the last 20 %, as Keras takes it) holds all writers. */
+    uint64_t state = 0x9E3779B97F4A7C15ULL;
+    for (size_t i = ds.n - 1; i > 0; i--) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t j = (size_t)(state >> 33) % (i + 1);
+        for (int p = 0; p < 64; p++) {
+            float t = ds.pixels[i * 64 + p];
+            ds.pixels[i * 64 + p] = ds.pixels[j * 64 + p];
+            ds.pixels[j * 64 + p] = t;
+        }
+        int t = ds.labels[i];
+        ds.labels[i] = ds.labels[j];
+        ds.labels[j] = t;
+    }
     for (size_t i = 0; i < ds.n; i++) onehot[i * 10 + (size_t)ds.labels[i]] = 1.0f;
     printf("loom demo: %zu handwritten digits (8x8), head C classifies the digit (categorical\n"
            "crossentropy, weight 0.5), head D reconstructs the 64 pixels (mse, weight 0.3).\n"
