@@ -423,6 +423,14 @@ loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *lo
 loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
                            const char *const *outputs, float *grad, float *losses);
 
+/* Per-loss gradients on one batch: one forward pass, then one backward pass per output with a
+ * loss, written into grads[k] (loom_param_count floats; a NULL entry skips output k; an output
+ * without a loss gets zeros). weighted: grads[k] = grad(w_k * L_k), else grad(L_k). No
+ * regularisation term. losses, if not NULL, receives every output's unweighted loss. The
+ * building block for gradient surgery and per-loss diagnostics. */
+loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weighted, float *const *grads,
+                                float *losses);
+
 /* Which layers does the loss of an output reach? 1/0 (and an error on m for unknown names).
  * A layer is reached when it lies on some path from the inputs to that output and has weights
  * or passes gradient. */

@@ -161,7 +161,8 @@ uint64_t loom_engine_active_mask(const loom_model *m) {
     return mask;
 }
 
-void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, float *dw) {
+void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, const float *seed_weights,
+                          float *dw) {
     memset(dw, 0, m->n_params * sizeof *dw);
     for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
     for (int i = 0; i < m->n_order; i++)
@@ -171,7 +172,8 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
         loom_output *o = &m->outputs[k];
         float *g = m->order[o->pos].grad;
         size_t n = (size_t)batch * o->size;
-        for (size_t i = 0; i < n; i++) g[i] += o->weight * o->lgrad[i];
+        float w = seed_weights ? seed_weights[k] : o->weight;
+        for (size_t i = 0; i < n; i++) g[i] += w * o->lgrad[i];
     }
     loom_op_ctx c;
     loom_shape in_shapes[16];

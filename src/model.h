@@ -104,9 +104,11 @@ loom_status loom_engine_plan(loom_model *m, int batch);
  * is set in grad_mask, dL_k/d(pred) into lgrad. Returns the regularisation penalty through *reg. */
 loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool losses,
                                 uint64_t grad_mask, float *reg);
-/* Backward for the outputs in `mask` (weighted by their loss weights), plus the regularisation
- * gradient when with_reg, WRITTEN into dw (n_params floats). Marks m->t_active. */
-void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, float *dw);
+/* Backward for the outputs in `mask`, each seeded with seed_weights[k] (NULL: the loss weights),
+ * plus the regularisation gradient when with_reg, WRITTEN into dw (n_params floats). Can run
+ * several times after one forward (one gradient buffer per subset). Marks m->t_active. */
+void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, const float *seed_weights,
+                          float *dw);
 /* Outputs whose loss takes part in the total gradient (has a loss and a nonzero weight). */
 uint64_t loom_engine_active_mask(const loom_model *m);
 /* Copies samples idx[0..batch) (or first..first+batch when idx is NULL) of the bound data into

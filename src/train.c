@@ -104,7 +104,7 @@ static loom_status train_step(loom_model *m, int batch, bool check_nan, int epoc
     if (s) return s;
     *total = weighted_total(m, reg);
     if (check_nan && (s = nan_check(m, reg, epoch, step))) return s;
-    loom_engine_backward(m, batch, mask, true, m->grads);
+    loom_engine_backward(m, batch, mask, true, NULL, m->grads);
     loom_optimizer_apply(&m->opt, loom_current_lr(m), m->iterations, m->params, m->grads, m->slots,
                          m->n_params, m->n_tensors, m->t_offset, m->t_size, m->t_active);
     m->iterations++;
@@ -235,7 +235,41 @@ loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
     if (!s && !(s = loom_engine_plan(m, (int)d.n))) {
         loom_engine_gather(m, &d, NULL, 0, (int)d.n);
         if (!(s = loom_engine_forward(m, (int)d.n, true, true, mask, NULL))) {
-            loom_engine_backward(m, (int)d.n, mask, with_reg, grad);
+            loom_engine_backward(m, (int)d.n, mask, with_reg, NULL, grad);
+            if (losses)
+                for (int k = 0; k < m->n_outputs; k++) losses[k] = m->outputs[k].loss_value;
+        }
+    }
+    loom_unbind(&d);
+    return s;
+}
+
+loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weighted, float *const *grads,
+                                float *losses) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    if (!grads) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "loss_gradients: grads is NULL");
+    loom_status s = check_ready(m, "loss_gradients");
+    if (s) return s;
+    uint64_t mask = 0;
+    float ones[LOOM_MAX_OUTPUTS];
+    for (int k = 0; k < m->n_outputs; k++) {
+        ones[k] = 1.0f;
+        if (m->outputs[k].loss.kind != LOSS_NONE) mask |= 1ULL << k;
+    }
+    loom_bound_data d;
+    if ((s = loom_bind(m, batch, true, "loss_gradients", &d))) return s;
+    if (d.n > (size_t)1 << 30) s = loom_set_error(&m->err, LOOM_ERR_DATA, "loss_gradients: batch too large");
+    if (!s && !(s = loom_engine_plan(m, (int)d.n))) {
+        loom_engine_gather(m, &d, NULL, 0, (int)d.n);
+        if (!(s = loom_engine_forward(m, (int)d.n, true, true, mask, NULL))) {
+            /* one forward, then one backward per loss into its own buffer */
+            for (int k = 0; k < m->n_outputs; k++) {
+                if (!grads[k]) continue;
+                if (mask >> k & 1)
+                    loom_engine_backward(m, (int)d.n, 1ULL << k, false, weighted ? NULL : ones, grads[k]);
+                else
+                    memset(grads[k], 0, m->n_params * sizeof(float));
+            }
             if (losses)
                 for (int k = 0; k < m->n_outputs; k++) losses[k] = m->outputs[k].loss_value;
         }

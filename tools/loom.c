@@ -76,8 +76,7 @@ static int report_reach(loom_model *m, const loom_data *batch, size_t n) {
         free(gD);
         return -1;
     }
-    const char *c = "C", *d = "D";
-    if (loom_gradients(m, batch, 1, &c, gC, NULL) || loom_gradients(m, batch, 1, &d, gD, NULL)) {
+    if (loom_loss_gradients(m, batch, 1, (float *const[]){gC, gD}, NULL)) {
         fprintf(stderr, "loom: %s\n", loom_model_error(m));
         free(gC);
         free(gD);
