@@ -480,6 +480,60 @@ void loom_callback_free(loom_callback *cb);
  * (0-based, -1 if not stopped)? */
 int loom_callback_stopped_epoch(const loom_callback *cb);
 
+/* ---------------------------------------------------------------- data files
+ * Readers for NumPy .npy / .npz, CSV and IDX (MNIST family) files. Each converts to float32,
+ * never trusts a size it read (every header field is checked against the bytes present), and on
+ * failure returns a status and writes a message naming the file (and line / member / field) into
+ * err (errlen bytes, may be 0). Nothing is half-loaded: on error *out is left empty. */
+
+#define LOOM_NDARRAY_MAX_RANK 8
+typedef struct loom_ndarray {
+    int rank;
+    size_t dims[LOOM_NDARRAY_MAX_RANK];
+    size_t size;  /* product of dims */
+    float *data;  /* size floats, C order; owned, free with loom_ndarray_free */
+} loom_ndarray;
+
+void loom_ndarray_free(loom_ndarray *a);
+
+/* .npy versions 1-3: float32/64, int8-64, uint8-64, bool, either byte order; C order only
+ * (Fortran order and object arrays are refused with LOOM_ERR_DATA). */
+loom_status loom_npy_load(const char *path, loom_ndarray *out, char *err, size_t errlen);
+/* The same from a memory buffer; `what` names it in messages. */
+loom_status loom_npy_parse(const void *buf, size_t len, const char *what, loom_ndarray *out, char *err,
+                           size_t errlen);
+/* One member of an .npz archive (stored or deflated), by name with or without ".npy". */
+loom_status loom_npz_load(const char *path, const char *member, loom_ndarray *out, char *err, size_t errlen);
+loom_status loom_npz_parse(const void *buf, size_t len, const char *what, const char *member,
+                           loom_ndarray *out, char *err, size_t errlen);
+/* Names of the members of an .npz archive (without ".npy"): returns the count (at most max written
+ * into names, each a malloc'd string the caller frees), or -1 with err set. */
+int loom_npz_members(const char *path, char **names, int max, char *err, size_t errlen);
+
+/* IDX files (MNIST family: magic 0x00000800 | type << 8 | rank; big-endian dims). */
+loom_status loom_idx_load(const char *path, loom_ndarray *out, char *err, size_t errlen);
+loom_status loom_idx_parse(const void *buf, size_t len, const char *what, loom_ndarray *out, char *err,
+                           size_t errlen);
+
+/* CSV: numbers separated by `delimiter` (0 = ','), optional header row of column names, quoted
+ * fields allowed. Empty fields, "NA", "NaN" and "nan" are missing values: kept as NaN and reported
+ * with their line when a selection needs them. */
+typedef struct loom_csv loom_csv;
+loom_csv *loom_csv_read(const char *path, int has_header, char delimiter, char *err, size_t errlen);
+loom_csv *loom_csv_parse(const char *text, size_t len, const char *what, int has_header, char delimiter,
+                         char *err, size_t errlen);
+void loom_csv_free(loom_csv *csv);
+size_t loom_csv_rows(const loom_csv *csv);
+int loom_csv_cols(const loom_csv *csv);
+/* Column name ("" when there is no header) and index by name (-1 if unknown). */
+const char *loom_csv_column_name(const loom_csv *csv, int col);
+int loom_csv_column_index(const loom_csv *csv, const char *name);
+/* Copies the named columns (n of them) into out (rows x n, row-major), e.g. the columns of one
+ * model input. A missing value in them is LOOM_ERR_DATA naming the line and column; an unknown
+ * column is LOOM_ERR_NAME listing the known ones. */
+loom_status loom_csv_select(const loom_csv *csv, int n, const char *const *columns, float *out, char *err,
+                            size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
