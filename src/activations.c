@@ -67,6 +67,26 @@ static void softmax_backward(const float *y, const float *dy, float *dx, size_t 
     }
 }
 
+/* The hot element-wise loops get restrict pointers and a select instead of a branch, so that the
+ * compiler vectorises them (a data-dependent branch per element mispredicts half the time). */
+static void relu_backward(const float *restrict y, const float *restrict dy, float *restrict dx, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float d = dy[i]; /* loaded unconditionally: a conditional load blocks vectorising */
+        dx[i] += y[i] > 0.0f ? d : 0.0f;
+    }
+}
+
+static void add_into(const float *restrict dy, float *restrict dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i];
+}
+
+static void relu_forward(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = v < 0.0f ? 0.0f : v;
+    }
+}
+
 void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, int dim) {
     size_t n = rows * (size_t)dim;
     switch (a) {
@@ -75,7 +95,7 @@ void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, 
         break;
     case LOOM_RELU:
         /* written so that a NaN passes through (as tf.nn.relu), for TerminateOnNaN to see it */
-        for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+        relu_forward(x, y, n);
         break;
     case LOOM_SIGMOID:
         for (size_t i = 0; i < n; i++) y[i] = sigmoidf(x[i]);
@@ -128,10 +148,10 @@ void loom_act_backward(loom_activation a, const float *x, const float *y, const 
     size_t n = rows * (size_t)dim;
     switch (a) {
     case LOOM_LINEAR:
-        for (size_t i = 0; i < n; i++) dx[i] += dy[i];
+        add_into(dy, dx, n);
         break;
     case LOOM_RELU:
-        for (size_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        relu_backward(y, dy, dx, n);
         break;
     case LOOM_SIGMOID:
         for (size_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);

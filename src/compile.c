@@ -146,7 +146,11 @@ static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg
         int k = 0;
         if (ms->output) {
             k = loom_model_output_index(m, ms->output);
-            if (k < 0) return loom_set_error(&m->err, LOOM_ERR_NAME, "compile: metric %s: %s", ms->name ? ms->name : "?", m->err.msg);
+            if (k < 0) {
+                char msg[LOOM_ERR_MAX]; /* the message names the unknown output; keep it */
+                snprintf(msg, sizeof msg, "%.400s", m->err.msg);
+                return loom_set_error(&m->err, LOOM_ERR_NAME, "compile: metric %s: %s", ms->name ? ms->name : "?", msg);
+            }
         } else if (m->n_outputs != 1) {
             return loom_set_error(&m->err, LOOM_ERR_NAME,
                                   "compile: metric %s names no output; a model with %d outputs needs the output of every metric",

@@ -225,80 +225,111 @@ typedef struct step_consts {
     float one_minus_b1, one_minus_b2, one_minus_rho;
 } step_consts;
 
-static void apply_tensor(const loom_optimizer *o, const step_consts *k, float *w, float *grad,
-                         float *s0, float *s1, float *s2, size_t n) {
+/* One tensor: clipping, decoupled weight decay, then the update rule — each a separate tight
+ * loop over restrict pointers (a per-element switch would keep the compiler from vectorising). */
+static void apply_tensor(const loom_optimizer *o, const step_consts *k, float *restrict w, float *restrict grad,
+                         float *restrict s0, float *restrict s1, float *restrict s2, size_t n) {
     const float lr = k->lr;
-    for (size_t i = 0; i < n; i++) {
-        /* 1. clipping (Keras's _clip_gradients) */
-        float g = grad[i];
-        if (k->clip_div != 1.0f || k->clip_mul != 1.0f) g = g * k->clip_mul / k->clip_div;
-        if (k->clipvalue > 0.0f) { /* comparisons, not fminf, so that a NaN stays NaN */
-            if (g < -k->clipvalue) g = -k->clipvalue;
-            if (g > k->clipvalue) g = k->clipvalue;
+    /* 1. clipping (Keras's _clip_gradients) */
+    if (k->clip_div != 1.0f || k->clip_mul != 1.0f)
+        for (size_t i = 0; i < n; i++) grad[i] = grad[i] * k->clip_mul / k->clip_div;
+    if (k->clipvalue > 0.0f) {
+        const float c = k->clipvalue;
+        for (size_t i = 0; i < n; i++) { /* comparisons, not fminf, so that a NaN stays NaN */
+            float g = grad[i];
+            g = g < -c ? -c : g;
+            grad[i] = g > c ? c : g;
         }
-        grad[i] = g;
+    }
+    /* 2. decoupled weight decay (Keras's _apply_weight_decay), at this step's lr */
+    if (k->wd != 0.0f)
+        for (size_t i = 0; i < n; i++) w[i] = w[i] - w[i] * k->wd * lr;
 
-        /* 2. decoupled weight decay (Keras's _apply_weight_decay), at this step's lr */
-        float wi = w[i];
-        if (k->wd != 0.0f) wi = wi - wi * k->wd * lr;
-
-        /* 3. update_step */
-        switch (o->kind) {
-        case LOOM_SGD:
-            if (s0) {
-                float v = s0[i] * o->momentum - g * lr;
+    /* 3. update_step */
+    switch (o->kind) {
+    case LOOM_SGD:
+        if (!s0) {
+            for (size_t i = 0; i < n; i++) w[i] -= grad[i] * lr;
+        } else if (o->nesterov) {
+            const float mu = o->momentum;
+            for (size_t i = 0; i < n; i++) {
+                float v = s0[i] * mu - grad[i] * lr;
                 s0[i] = v;
-                if (o->nesterov) wi += v * o->momentum - g * lr;
-                else wi += v;
-            } else {
-                wi -= g * lr;
+                w[i] += v * mu - grad[i] * lr;
             }
-            break;
-        case LOOM_ADAM:
-        case LOOM_ADAMW: {
-            float m = s0[i] + (g - s0[i]) * k->one_minus_b1;
-            float v = s1[i] + (g * g - s1[i]) * k->one_minus_b2;
-            s0[i] = m;
-            s1[i] = v;
-            if (s2) { /* amsgrad */
+        } else {
+            const float mu = o->momentum;
+            for (size_t i = 0; i < n; i++) {
+                float v = s0[i] * mu - grad[i] * lr;
+                s0[i] = v;
+                w[i] += v;
+            }
+        }
+        break;
+    case LOOM_ADAM:
+    case LOOM_ADAMW: {
+        const float b1 = k->one_minus_b1, b2 = k->one_minus_b2, alpha = k->alpha, eps = o->epsilon;
+        if (s2) { /* amsgrad: the running maximum of v replaces v */
+            for (size_t i = 0; i < n; i++) {
+                float g = grad[i];
+                float m = s0[i] + (g - s0[i]) * b1;
+                float v = s1[i] + (g * g - s1[i]) * b2;
+                s0[i] = m;
+                s1[i] = v;
                 v = s2[i] > v ? s2[i] : v;
                 s2[i] = v;
+                w[i] -= (m * alpha) / (sqrtf(v) + eps);
             }
-            wi -= (m * k->alpha) / (sqrtf(v) + o->epsilon);
-            break;
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                float g = grad[i];
+                float m = s0[i] + (g - s0[i]) * b1;
+                float v = s1[i] + (g * g - s1[i]) * b2;
+                s0[i] = m;
+                s1[i] = v;
+                w[i] -= (m * alpha) / (sqrtf(v) + eps);
+            }
         }
-        case LOOM_RMSPROP: {
-            float v = o->rho * s0[i] + k->one_minus_rho * (g * g);
+        break;
+    }
+    case LOOM_RMSPROP: {
+        const float rho = o->rho, omr = k->one_minus_rho, eps = o->epsilon;
+        for (size_t i = 0; i < n; i++) {
+            float g = grad[i];
+            float v = rho * s0[i] + omr * (g * g);
             s0[i] = v;
             float den;
             if (o->centered) {
-                float a = o->rho * s2[i] + k->one_minus_rho * g;
+                float a = rho * s2[i] + omr * g;
                 s2[i] = a;
-                den = v - a * a + o->epsilon;
+                den = v - a * a + eps;
             } else {
-                den = v + o->epsilon;
+                den = v + eps;
             }
             float inc = (lr * g) / sqrtf(den); /* epsilon inside the root, as Keras */
             if (s1) {
                 float mom = o->momentum * s1[i] + inc;
                 s1[i] = mom;
-                wi -= mom;
+                w[i] -= mom;
             } else {
-                wi -= inc;
+                w[i] -= inc;
             }
-            break;
         }
-        case LOOM_ADAGRAD: {
+        break;
+    }
+    case LOOM_ADAGRAD: {
+        const float acc0 = o->initial_accumulator_value, eps = o->epsilon;
+        for (size_t i = 0; i < n; i++) {
+            float g = grad[i];
             /* Keras starts the accumulator at initial_accumulator_value while our slots start at
              * 0. A positive start only grows, so an exact 0 can only mean "not started yet". */
-            float acc = s0[i] == 0.0f ? o->initial_accumulator_value : s0[i];
+            float acc = s0[i] == 0.0f ? acc0 : s0[i];
             acc += g * g;
             s0[i] = acc;
-            wi -= (lr * g) / sqrtf(acc + o->epsilon);
-            break;
+            w[i] -= (lr * g) / sqrtf(acc + eps);
         }
-        }
-        w[i] = wi;
+        break;
+    }
     }
 }
 

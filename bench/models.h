@@ -1,0 +1,38 @@
+/* models.h — the benchmark models, shared by loom_bench.c and sgemm_bench.c (and mirrored in
+ * torch_bench.py): an MLP trunk A -> B, heads C (softmax, cce, weight 0.5) and D (linear, mse,
+ * weight 0.3). */
+#ifndef LOOM_BENCH_MODELS_H
+#define LOOM_BENCH_MODELS_H
+
+#include <string.h>
+
+typedef struct bench_model {
+    const char *name;
+    int in, a, b, classes, batch;
+} bench_model;
+
+static const bench_model BENCH_MODELS[] = {
+    {"tiny", 32, 64, 64, 10, 32},
+    {"mnist-mlp", 784, 512, 512, 10, 128},
+    {"wide", 1024, 4096, 4096, 10, 256},
+};
+#define BENCH_N_MODELS (int)(sizeof BENCH_MODELS / sizeof BENCH_MODELS[0])
+
+static inline const bench_model *bench_find(const char *name) {
+    for (int i = 0; i < BENCH_N_MODELS; i++)
+        if (strcmp(BENCH_MODELS[i].name, name) == 0) return &BENCH_MODELS[i];
+    return NULL;
+}
+
+/* Floating-point operations of one training step: per Dense (in -> out), forward 2*B*in*out,
+ * weight gradient 2*B*in*out, input gradient 2*B*in*out except for the first layer. */
+static inline double bench_step_flops(const bench_model *m) {
+    double B = m->batch;
+    double f = 0;
+    f += 2 * 2 * B * m->in * m->a;                 /* A: forward + dW */
+    f += 3 * 2 * B * m->a * m->b;                  /* B */
+    f += 3 * 2 * B * m->b * (m->classes + 1);      /* C and D */
+    return f;
+}
+
+#endif

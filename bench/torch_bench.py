@@ -1,0 +1,70 @@
+"""torch_bench.py — the same training step as loom_bench.c, in PyTorch (CPU).
+
+    python3 torch_bench.py MODEL sgd|adam STEPS REPEATS THREADS
+
+Prints: model opt threads median_ms min_ms peak_rss_kb. The caller pins OPENBLAS_NUM_THREADS /
+OMP_NUM_THREADS (Debian's PyTorch calls the system OpenBLAS, which ignores set_num_threads)."""
+import resource
+import sys
+import time
+
+import torch
+
+MODELS = {  # name: (in, a, b, classes, batch) — keep in step with models.h
+    "tiny": (32, 64, 64, 10, 32),
+    "mnist-mlp": (784, 512, 512, 10, 128),
+    "wide": (1024, 4096, 4096, 10, 256),
+}
+
+
+class SeedModel(torch.nn.Module):
+    def __init__(self, n_in, a, b, classes):
+        super().__init__()
+        self.A = torch.nn.Linear(n_in, a)
+        self.B = torch.nn.Linear(a, b)
+        self.C = torch.nn.Linear(b, classes)
+        self.D = torch.nn.Linear(b, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.B(torch.relu(self.A(x))))
+        return self.C(h), self.D(h)
+
+
+def main():
+    name, opt_name, steps, repeats, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    torch.set_num_threads(threads)
+    n_in, a, b, classes, batch = MODELS[name]
+    torch.manual_seed(3)
+    model = SeedModel(n_in, a, b, classes)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-7) if opt_name == "adam" else torch.optim.SGD(model.parameters(), lr=1e-3)
+    n = batch * steps
+    xs = torch.rand(n, n_in) * 2 - 1
+    yc = torch.randint(0, classes, (n,))
+    yd = torch.rand(n, 1)
+    ce = torch.nn.CrossEntropyLoss()
+    mse = torch.nn.MSELoss()
+
+    def epoch():
+        perm = torch.randperm(n)
+        for s in range(steps):
+            idx = perm[s * batch:(s + 1) * batch]
+            x, c, d = xs[idx], yc[idx], yd[idx]
+            opt.zero_grad(set_to_none=True)
+            logits, pred = model(x)
+            total = 0.5 * ce(logits, c) + 0.3 * mse(pred, d)
+            total.backward()
+            opt.step()
+
+    epoch()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        epoch()
+        times.append((time.perf_counter() - t0) / steps * 1e3)
+    times.sort()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{name} {opt_name} {threads} {times[len(times) // 2]:.6f} {times[0]:.6f} {rss}")
+
+
+if __name__ == "__main__":
+    main()
