@@ -156,6 +156,52 @@ loom_layer *loom_flatten(loom_graph *g, const char *name);
 /* To a new per-sample shape with the same element count; one dim may be -1 (inferred). */
 loom_layer *loom_reshape(loom_graph *g, const char *name, int rank, const int *dims);
 
+/* ---- convolution and spatial layers (channels_last, as Keras's default: (steps, channels) for
+ * 1-D, (rows, cols, channels) for 2-D). Strides and pool sizes of 0 take Keras's default. */
+typedef enum loom_padding { LOOM_PADDING_VALID = 0, LOOM_PADDING_SAME } loom_padding;
+
+/* Options of convolution layers; NULL = Keras defaults (bias on, glorot_uniform kernel, zero bias). */
+typedef struct loom_conv_options {
+    int use_bias;
+    loom_initializer kernel_initializer;
+    loom_initializer bias_initializer;
+    loom_regularizer kernel_regularizer;
+    loom_regularizer bias_regularizer;
+} loom_conv_options;
+loom_conv_options loom_conv_defaults(void);
+
+/* Conv1D: kernel (kernel_size, in_channels, filters). stride and dilation >= 1 (0 = 1). */
+loom_layer *loom_conv1d(loom_graph *g, const char *name, int filters, int kernel_size, int stride,
+                        loom_padding padding, int dilation, loom_activation act, const loom_conv_options *opt);
+/* Conv2D: kernel (kh, kw, in_channels, filters). */
+loom_layer *loom_conv2d(loom_graph *g, const char *name, int filters, int kh, int kw, int stride_h,
+                        int stride_w, loom_padding padding, int dilation_h, int dilation_w,
+                        loom_activation act, const loom_conv_options *opt);
+/* Conv2DTranspose: kernel (kh, kw, filters, in_channels), Keras's output-size rule (no output_padding). */
+loom_layer *loom_conv2d_transpose(loom_graph *g, const char *name, int filters, int kh, int kw, int stride_h,
+                                  int stride_w, loom_padding padding, loom_activation act,
+                                  const loom_conv_options *opt);
+/* DepthwiseConv2D: kernel (kh, kw, in_channels, depth_multiplier); output channels in*multiplier. */
+loom_layer *loom_depthwise_conv2d(loom_graph *g, const char *name, int kh, int kw, int stride_h, int stride_w,
+                                  loom_padding padding, int depth_multiplier, loom_activation act,
+                                  const loom_conv_options *opt);
+/* Pooling; stride 0 = pool size (Keras). Average pooling with SAME padding averages over the
+ * valid entries only, as Keras. */
+loom_layer *loom_max_pooling1d(loom_graph *g, const char *name, int pool, int stride, loom_padding padding);
+loom_layer *loom_average_pooling1d(loom_graph *g, const char *name, int pool, int stride, loom_padding padding);
+loom_layer *loom_max_pooling2d(loom_graph *g, const char *name, int pool_h, int pool_w, int stride_h,
+                               int stride_w, loom_padding padding);
+loom_layer *loom_average_pooling2d(loom_graph *g, const char *name, int pool_h, int pool_w, int stride_h,
+                                   int stride_w, loom_padding padding);
+loom_layer *loom_global_average_pooling1d(loom_graph *g, const char *name);
+loom_layer *loom_global_max_pooling1d(loom_graph *g, const char *name);
+loom_layer *loom_global_average_pooling2d(loom_graph *g, const char *name);
+loom_layer *loom_global_max_pooling2d(loom_graph *g, const char *name);
+/* UpSampling2D, nearest neighbour. */
+loom_layer *loom_upsampling2d(loom_graph *g, const char *name, int size_h, int size_w);
+loom_layer *loom_zero_padding2d(loom_graph *g, const char *name, int top, int bottom, int left, int right);
+loom_layer *loom_cropping2d(loom_graph *g, const char *name, int top, int bottom, int left, int right);
+
 /* Calls a layer on one tensor / on n tensors (merge layers). Returns the output tensor, NULL on
  * error. Calling a layer again shares its weights; every call must see the same input shapes. */
 loom_tensor *loom_call(loom_layer *layer, loom_tensor *x);

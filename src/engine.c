@@ -99,6 +99,7 @@ static void fill_ctx(loom_model *m, loom_step_node *sn, int batch, bool training
     c->dout = sn->grad;
     c->out_shape = n->out_shape;
     c->w = L->n_weights ? m->params + L->weights[0].offset : NULL;
+    c->state = L->n_weights ? m->params + L->weights[0].offset : NULL;
     c->scratch = sn->scr;
     c->training = training;
     c->rng_key = loom_hash64(m->g->seed ^ 0xD50F00DULL, (m->rng_step << 20) ^ (uint64_t)n->id);
@@ -193,13 +194,13 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
             if (m->outputs[k].pos == i && m->outputs[k].fused && (mask >> k & 1)) c.dout_is_preact = true;
         L->op->backward(L, &c);
         for (int t = 0; t < m->n_tensors; t++)
-            if (m->tensors[t].layer == L) m->t_active[t] = true;
+            if (m->tensors[t].layer == L && !L->weights[m->tensors[t].index].non_trainable) m->t_active[t] = true;
     }
     if (with_reg) {
         regularization(m, dw);
         for (int t = 0; t < m->n_tensors; t++) {
             const loom_weight *w = &m->tensors[t].layer->weights[m->tensors[t].index];
-            if (w->reg.l1 != 0 || w->reg.l2 != 0) m->t_active[t] = true;
+            if ((w->reg.l1 != 0 || w->reg.l2 != 0) && !w->non_trainable) m->t_active[t] = true;
         }
     }
 }

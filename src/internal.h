@@ -65,6 +65,8 @@ typedef struct loom_op_ctx {
     int training;                /* dropout and friends */
     uint64_t rng_key;            /* unique per (model seed, step, node) */
     bool dout_is_preact;         /* backward: dout is dL/d(pre-activation) (fused loss) */
+    float *state;                /* the layer's weights, writable: forward in training may update
+                                    non-trainable state (BatchNormalization's moving statistics) */
 } loom_op_ctx;
 
 struct loom_layer;
@@ -92,6 +94,7 @@ typedef struct loom_weight {
     loom_initializer init;
     loom_regularizer reg;
     size_t offset; /* into loom_model.params / grads, set by loom_model_new */
+    bool non_trainable; /* state such as moving statistics: saved, never given to the optimizer */
 } loom_weight;
 
 typedef struct loom_layer {
@@ -112,6 +115,9 @@ typedef struct loom_layer {
     float rate;
     loom_shape target;     /* Reshape */
     loom_dense_options dense;
+    /* generic configuration for the other layer classes; each op documents its use */
+    int iarg[12];
+    float farg[4];
 } loom_layer;
 
 /* Declares a weight during build; returns its index. */

@@ -161,6 +161,7 @@ static loom_status inflate_exact(const unsigned char *src, uint64_t csize, unsig
         if (r == Z_BUF_ERROR || (r == Z_OK && zs.avail_in == had_in && zs.avail_out == had_out)) break;
     }
     uint64_t produced = zs.total_out;
+    const char *zmsg = zs.msg; /* zlib's messages are static strings, still valid after inflateEnd */
     inflateEnd(&zs);
     if (r == Z_STREAM_END) {
         if (produced != usize || zs.avail_out != 0 || out_left != 0)
@@ -175,7 +176,7 @@ static loom_status inflate_exact(const unsigned char *src, uint64_t csize, unsig
         return loom_ld_fail(err, errlen, LOOM_ERR_DATA, "%s: deflate stream is truncated", what);
     }
     return loom_ld_fail(err, errlen, LOOM_ERR_DATA, "%s: corrupt deflate stream (%s)", what,
-                        zs.msg ? zs.msg : "zlib error");
+                        zmsg ? zmsg : "zlib error");
 }
 
 /* Checks and extracts entry z into a malloc'd buffer of z->usize bytes. */

@@ -73,11 +73,16 @@ loom_status loom_summary(const loom_model *m, FILE *out) {
         if (i + 1 < m->n_order) rule(out, "├", "─", "┼", "┤");
     }
     rule(out, "└", "─", "┴", "┘");
-    char total[32], bytes[32];
-    with_commas(m->n_params, total, sizeof total);
-    bytes_text(m->n_params, bytes, sizeof bytes);
-    fprintf(out, " Total params: %s (%s)\n", total, bytes);
-    fprintf(out, " Trainable params: %s (%s)\n", total, bytes);
-    fprintf(out, " Non-trainable params: 0 (0.00 B)\n");
+    size_t frozen = 0;
+    for (int t = 0; t < m->n_tensors; t++)
+        if (m->tensors[t].layer->weights[m->tensors[t].index].non_trainable) frozen += m->tensors[t].size;
+    const size_t counts[3] = {m->n_params, m->n_params - frozen, frozen};
+    const char *labels[3] = {"Total", "Trainable", "Non-trainable"};
+    for (int i = 0; i < 3; i++) {
+        char num[32], bytes[32];
+        with_commas(counts[i], num, sizeof num);
+        bytes_text(counts[i], bytes, sizeof bytes);
+        fprintf(out, " %s params: %s (%s)\n", labels[i], num, bytes);
+    }
     return LOOM_OK;
 }
