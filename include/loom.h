@@ -478,8 +478,8 @@ loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weigh
                                 float *losses);
 
 /* Which layers does the loss of an output reach? 1/0 (and an error on m for unknown names).
- * A layer is reached when it lies on some path from the inputs to that output and has weights
- * or passes gradient. */
+ * A layer is reached when one of its calls lies on a path from the model's inputs to that output
+ * (Input layers included). */
 int loom_loss_reaches(loom_model *m, const char *output, const char *layer);
 
 /* ---------------------------------------------------------------- history and logs */
@@ -525,6 +525,33 @@ void loom_callback_free(loom_callback *cb);
 /* Was the last fit stopped by this callback (EarlyStopping, TerminateOnNaN, hook)? At which epoch
  * (0-based, -1 if not stopped)? */
 int loom_callback_stopped_epoch(const loom_callback *cb);
+
+/* ---------------------------------------------------------------- saving and loading */
+
+/* Saves everything needed to go on training exactly where the model is: architecture (JSON in
+ * Keras's to_json layout), weights, compile settings, optimizer state, learning-rate schedule
+ * position, dropout stream position, epochs done and the history. Atomic: written to a temporary
+ * file in the same folder, flushed to disk, renamed over `path`; a crash at any moment leaves the
+ * previous file intact. A model whose loss is a user C function cannot be saved (LOOM_ERR_STATE). */
+loom_status loom_model_save(loom_model *m, const char *path);
+/* Loads a whole model (compiled if it was saved compiled). NULL on any problem, with a message
+ * saying what and where in err; nothing is half-loaded. */
+loom_model *loom_model_load(const char *path, char *err, size_t errlen);
+/* The same from bytes in memory (fuzzing, embedded files); `what` names them in messages. */
+loom_model *loom_model_parse(const void *data, size_t size, const char *what, char *err, size_t errlen);
+/* Copies weights from a model file into m by layer name. Every layer of m with weights must be in
+ * the file with the same weight shapes; otherwise nothing changes and the message lists each
+ * mismatched layer. */
+loom_status loom_load_weights(loom_model *m, const char *path);
+/* Every epoch trained since compile (the histories of successive fits joined; kept across save
+ * and load), and how many epochs that is: pass it as initial_epoch to resume. */
+const loom_history *loom_model_history(const loom_model *m);
+int loom_model_epochs_done(const loom_model *m);
+/* Keras ModelCheckpoint: saves to `path` ("{epoch}" in it becomes the 1-based epoch) after every
+ * epoch, or every save_every_steps training steps when > 0; with save_best_only, only when
+ * `monitor` (NULL = "val_loss") improves. A failed save stops training with its message. */
+loom_callback *loom_model_checkpoint(const char *path, const char *monitor, loom_monitor_mode mode,
+                                     int save_best_only, long save_every_steps);
 
 /* ---------------------------------------------------------------- data files
  * Readers for NumPy .npy / .npz, CSV and IDX (MNIST family) files. Each converts to float32,

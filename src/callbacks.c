@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { CB_HOOK, CB_EARLY_STOPPING, CB_REDUCE_LR, CB_TERMINATE_ON_NAN } cb_kind;
+typedef enum { CB_HOOK, CB_EARLY_STOPPING, CB_REDUCE_LR, CB_TERMINATE_ON_NAN, CB_CHECKPOINT } cb_kind;
 
 struct loom_callback {
     cb_kind kind;
@@ -19,6 +19,9 @@ struct loom_callback {
     bool restore_best;
     float factor, min_lr;
     int cooldown;
+    char *path;              /* checkpoint */
+    bool save_best_only;
+    long save_every_steps;
     /* state of one fit */
     int wait, cooldown_counter, stopped_epoch;
     float best;
@@ -83,8 +86,42 @@ loom_callback *loom_reduce_lr_on_plateau(const char *monitor, float factor, int 
 
 loom_callback *loom_terminate_on_nan(void) { return cb_new(CB_TERMINATE_ON_NAN); }
 
+loom_callback *loom_model_checkpoint(const char *path, const char *monitor, loom_monitor_mode mode,
+                                     int save_best_only, long save_every_steps) {
+    if (!path || !path[0] || save_every_steps < 0) return NULL;
+    loom_callback *cb = cb_new(CB_CHECKPOINT);
+    if (!cb) return NULL;
+    cb->path = strdup(path);
+    if (!cb->path) {
+        free(cb);
+        return NULL;
+    }
+    snprintf(cb->monitor, sizeof cb->monitor, "%s", monitor ? monitor : "val_loss");
+    cb->maximize = auto_maximize(cb->monitor, mode);
+    cb->save_best_only = save_best_only != 0;
+    cb->save_every_steps = save_every_steps;
+    return cb;
+}
+
+/* Saves to the callback's path with "{epoch}" replaced by the 1-based epoch. */
+static loom_status checkpoint_save(loom_model *m, loom_callback *cb, int epoch) {
+    char path[4096];
+    const char *mark = strstr(cb->path, "{epoch}");
+    if (mark)
+        snprintf(path, sizeof path, "%.*s%d%s", (int)(mark - cb->path), cb->path, epoch + 1, mark + 7);
+    else
+        snprintf(path, sizeof path, "%s", cb->path);
+    loom_status s = loom_model_save(m, path);
+    if (s) {
+        cb->stopped_epoch = epoch;
+        m->stop_training = true;
+    }
+    return s;
+}
+
 void loom_callback_free(loom_callback *cb) {
     if (!cb) return;
+    free(cb->path);
     free(cb->best_weights);
     free(cb);
 }
@@ -118,6 +155,10 @@ loom_status loom_callbacks_batch_end(loom_model *m, loom_callback *const *cbs, i
                                      int batch, const loom_logs *logs) {
     for (int i = 0; i < n; i++) {
         loom_callback *cb = cbs[i];
+        if (cb && cb->kind == CB_CHECKPOINT && cb->save_every_steps > 0 && m->iterations % cb->save_every_steps == 0) {
+            loom_status s = checkpoint_save(m, cb, epoch);
+            if (s) return s;
+        }
         if (!cb || cb->kind != CB_HOOK || !cb->on_batch) continue;
         loom_status s = hook_result(m, cb, cb->on_batch(m, epoch, batch, logs, cb->user), epoch, "batch");
         if (s) return s;
@@ -186,6 +227,17 @@ loom_status loom_callbacks_epoch_end(loom_model *m, loom_callback *const *cbs, i
             continue;
         }
         if (cb->kind == CB_TERMINATE_ON_NAN) continue;
+        if (cb->kind == CB_CHECKPOINT) {
+            if (cb->save_every_steps > 0) continue;
+            if (cb->save_best_only) {
+                float current = loom_logs_get(logs, cb->monitor);
+                if (isnan(current) || !improved(cb, current, cb->best)) continue;
+                cb->best = current;
+            }
+            loom_status s = checkpoint_save(m, cb, epoch);
+            if (s) return s;
+            continue;
+        }
         /* A monitored key that is absent: Keras warns and goes on; loom goes on silently. */
         float current = loom_logs_get(logs, cb->monitor);
         if (isnan(current)) continue;

@@ -134,13 +134,16 @@ static loom_status compile_weights(loom_model *m, const loom_compile_config *cfg
 
 static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg) {
     free(m->metrics);
+    free(m->metric_names);
     m->metrics = NULL;
+    m->metric_names = NULL;
     m->n_metrics = 0;
     if (cfg->n_metrics <= 0) return LOOM_OK;
-    if (!cfg->metrics)
-        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: n_metrics is %d but metrics is NULL", cfg->n_metrics);
+    if (!cfg->metrics || cfg->n_metrics > 1024)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: bad metric list (%d entries)", cfg->n_metrics);
     m->metrics = calloc((size_t)cfg->n_metrics, sizeof *m->metrics);
-    if (!m->metrics) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
+    m->metric_names = calloc((size_t)cfg->n_metrics, sizeof *m->metric_names);
+    if (!m->metrics || !m->metric_names) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
     for (int i = 0; i < cfg->n_metrics; i++) {
         const loom_metric_spec *ms = &cfg->metrics[i];
         int k = 0;
@@ -164,6 +167,7 @@ static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg
             return loom_set_error(&m->err, ms->name ? e.code : LOOM_ERR_NAME, "compile: output %s: %s", o->name,
                                   ms->name ? e.msg : "metric name is NULL");
         mt->output = k;
+        snprintf(m->metric_names[i], LOOM_NAME_MAX, "%s", ms->name);
         char stem[LOOM_LOG_KEY_MAX];
         snprintf(stem, sizeof stem, "%s", mt->log_name);
         if (m->n_outputs > 1)
@@ -228,6 +232,11 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
         for (size_t i = 0; i < n_slots; i++) m->slots[i] = m->opt.initial_accumulator_value;
     m->iterations = 0;
     m->lr_overridden = false;
+    m->rng_step = 0;
+    m->epochs_done = 0;
+    loom_history_free(m->log);
+    m->log = loom_history_create(0, NULL, false);
+    if (!m->log) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
     /* targets and fused logits moved: plan the arena again at the next step */
     free(m->arena);
     m->arena = NULL;

@@ -286,6 +286,12 @@ loom_csv *loom_csv_parse(const char *text, size_t len, const char *what, int has
             }
             if (nvals == val_cap) {
                 size_t ncap = val_cap ? val_cap * 2 : 256;
+                /* A text of commas has about one field per byte: cap the table like a binary array. */
+                if ((uint64_t)ncap * sizeof(float) > LOOM_LOAD_MAX_BYTES) {
+                    s = loom_ld_fail(err, errlen, LOOM_ERR_DATA, "%s: line %zu: the table exceeds %llu bytes",
+                                     what, row_line, (unsigned long long)LOOM_LOAD_MAX_BYTES);
+                    goto fail;
+                }
                 float *nv = realloc(csv->values, ncap * sizeof *nv);
                 if (!nv) goto oom;
                 csv->values = nv;

@@ -81,8 +81,8 @@ void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *i
     }
 }
 
-static void fill_ctx(loom_model *m, loom_step_node *sn, int batch, bool training, loom_op_ctx *c,
-                     loom_shape *in_shapes) {
+static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_ctx *c, loom_shape *in_shapes) {
+    loom_step_node *sn = &m->order[pos];
     loom_node *n = sn->node;
     loom_layer *L = n->layer;
     for (int j = 0; j < n->n_in; j++) {
@@ -102,7 +102,8 @@ static void fill_ctx(loom_model *m, loom_step_node *sn, int batch, bool training
     c->state = L->n_weights ? m->params + L->weights[0].offset : NULL;
     c->scratch = sn->scr;
     c->training = training;
-    c->rng_key = loom_hash64(m->g->seed ^ 0xD50F00DULL, (m->rng_step << 20) ^ (uint64_t)n->id);
+    /* keyed by the node's position in the model, which a saved and reloaded model keeps */
+    c->rng_key = loom_hash64(m->g->seed ^ 0xD50F00DULL, (m->rng_step << 20) ^ (uint64_t)pos);
 }
 
 static float regularization(const loom_model *m, float *dw) {
@@ -130,7 +131,7 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
         if (sn->is_input) continue;
-        fill_ctx(m, sn, batch, training, &c, in_shapes);
+        fill_ctx(m, i, batch, training, &c, in_shapes);
         sn->node->layer->op->forward(sn->node->layer, &c);
     }
     for (int k = 0; k < m->n_outputs && losses; k++) {
@@ -183,7 +184,7 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
         if (sn->is_input || !(sn->reach & mask)) continue;
         loom_node *n = sn->node;
         loom_layer *L = n->layer;
-        fill_ctx(m, sn, batch, true, &c, in_shapes);
+        fill_ctx(m, i, batch, true, &c, in_shapes);
         for (int j = 0; j < n->n_in; j++) {
             loom_step_node *src = &m->order[sn->in_pos[j]];
             sn->din[j] = src->is_input ? NULL : src->grad;

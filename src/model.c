@@ -26,6 +26,8 @@ static void model_free_parts(loom_model *m) {
     free(m->t_active);
     free(m->slots);
     free(m->metrics);
+    free(m->metric_names);
+    loom_history_free(m->log);
     free(m->keys.keys);
     free(m->keys.values);
     free(m->key_ptrs);
@@ -376,3 +378,6 @@ int loom_loss_reaches(loom_model *m, const char *output, const char *layer) {
         if (m->order[i].node->layer == L && (m->order[i].reach >> k & 1)) return 1;
     return 0;
 }
+
+const loom_history *loom_model_history(const loom_model *m) { return m ? m->log : NULL; }
+int loom_model_epochs_done(const loom_model *m) { return m ? m->epochs_done : 0; }

@@ -84,6 +84,7 @@ struct loom_model {
     float lr_override;
     int n_metrics;
     loom_metric_impl *metrics;
+    char (*metric_names)[LOOM_NAME_MAX]; /* as the user wrote them (saved with the model) */
     /* log keys (without val_): loss, metrics, per-output losses */
     loom_logs keys;
     const char **key_ptrs;   /* keys.keys as pointers, for the progress bar */
@@ -93,6 +94,9 @@ struct loom_model {
     float *arena;
     uint64_t rng_step;       /* dropout stream position */
     bool stop_training;
+    /* training progress, saved with the model */
+    int epochs_done;
+    loom_history *log;       /* every epoch trained since compile (fit's histories joined) */
 };
 
 /* engine.c */
@@ -136,6 +140,9 @@ float loom_current_lr(const loom_model *m);
 /* history.c */
 loom_history *loom_history_create(int n_keys, char (*keys)[LOOM_LOG_KEY_MAX], bool with_val);
 loom_status loom_history_append(loom_history *h, const float *values);
+/* Appends one epoch given as (keys, values) of another history layout: keys it lacks get NaN,
+ * new keys are added (earlier epochs NaN). */
+loom_status loom_history_append_keyed(loom_history *h, int n, const char *const *keys, const float *values);
 
 /* callbacks.c: the fit loop's view of a callback */
 typedef struct loom_callback_event {

@@ -193,14 +193,15 @@ loom_status loom_mtl_mgda_normalize(int K, const double *M, const double *losses
 typedef struct loom_mtl_mgda_info {
     double d2;     /* ||d||^2 = alpha^T M alpha; ~0 means Pareto-stationary */
     int iters;     /* iterations of the iterative solver (0 for K <= 2) */
-    int polished;  /* 1 when the final active-set solve verified the KKT conditions exactly */
+    int polished;  /* 1 when the exact refinement verified the KKT conditions */
 } loom_mtl_mgda_info;
 
 /* alpha = argmin over the simplex of alpha^T M alpha. K = 1: 1. K = 2: closed form
  * (loom_mtl_mgda_pair). K >= 3: the chosen iterative solver (max_iter <= 0: 250; tol <= 0: 1e-5,
- * on the L1 change of alpha), then an active-set polish: the equality-constrained problem on
- * the support found is solved exactly and kept only when it is on the simplex and satisfies the
- * KKT conditions (g_i . d >= ||d||^2 for all i); otherwise the iterate is kept. info optional. */
+ * on the L1 change of alpha), then an exact refinement: Wolfe's min-norm-point algorithm (a
+ * finite active-set method on M) replaces the iterate when its result passes the KKT check
+ * g_i . d >= ||d||^2 (relative 1e-12); otherwise the iterate is kept (info->polished = 0).
+ * alpha is always on the simplex. info optional. */
 loom_status loom_mtl_mgda(int K, const double *M, loom_mtl_mgda_solver solver, int max_iter,
                           double tol, double *alpha, loom_mtl_mgda_info *info, loom_error *err);
 

@@ -43,7 +43,6 @@ loom_status loom_ld_read_file(const char *path, uint64_t max, unsigned char **bu
     }
     for (;;) {
         if (n == cap) {
-            if ((uint64_t)cap > max) break; /* caught below */
             size_t ncap = cap * 2;
             if ((uint64_t)ncap > max + 1) ncap = (size_t)(max + 1);
             unsigned char *nb = realloc(b, ncap);

@@ -73,6 +73,10 @@ static loom_status zip_open(zip_archive *a, const unsigned char *b, size_t len, 
         return loom_ld_fail(err, errlen, LOOM_ERR_DATA,
                             "%s: central directory (offset %llu, %llu bytes) lies outside the archive", what,
                             (unsigned long long)cd_off, (unsigned long long)cd_size);
+    if (n > cd_size / 46)
+        return loom_ld_fail(err, errlen, LOOM_ERR_DATA,
+                            "%s: %u members cannot fit a %llu-byte central directory", what, (unsigned)n,
+                            (unsigned long long)cd_size);
     a->entries = calloc(n ? n : 1, sizeof *a->entries);
     if (!a->entries) return loom_ld_fail(err, errlen, LOOM_ERR_MEMORY, "%s: out of memory", what);
 

@@ -419,7 +419,8 @@ loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_option
             memcpy(e.values + m->keys.n, ve.values, (size_t)m->keys.n * sizeof(float));
             loom_progbar_update(&bar, steps, n_keys_all, all_ptrs, e.values, true);
         }
-        if (loom_history_append(h, e.values)) {
+        m->epochs_done = epoch + 1;
+        if (loom_history_append(h, e.values) || loom_history_append_keyed(m->log, n_keys_all, all_ptrs, e.values)) {
             s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory for the history");
             break;
         }

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Builds the four libFuzzer targets of loom's data-file readers and runs each for a bounded time.
+#   fuzz/run.sh [seconds per target, default 60] [target ...]
+# Targets run side by side, one process each, at most $JOBS (default: the CPU count) at once. Prints the executions each reached; exits non-zero
+# if any target found a crash, a leak or undefined behaviour (the input is kept in
+# fuzz/build/crashes/). Needs clang with libFuzzer (Debian: clang, libclang-rt-14-dev) and zlib
+# (zlib1g-dev).
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+SECS=${1:-60}
+[ $# -gt 0 ] && shift
+TARGETS=${*:-npy npz idx csv}
+CC=${CC:-clang}
+OUT="$HERE/build"
+mkdir -p "$OUT/crashes"
+
+SRCS="$ROOT/src/ndarray.c $ROOT/src/npy.c $ROOT/src/npz.c $ROOT/src/idx.c $ROOT/src/csv.c"
+for t in $TARGETS; do
+    echo "building fuzz_$t"
+    $CC -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -D_POSIX_C_SOURCE=200809L -I"$ROOT/include" -I"$ROOT/src" \
+        "$HERE/fuzz_$t.c" $SRCS -lz -lm -o "$OUT/fuzz_$t" || exit 2
+done
+
+# At most as many targets at once as there are CPUs, so each gets a whole core.
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 1)}
+running=0
+for t in $TARGETS; do
+    case $t in npy) dict=npy.dict ;; npz) dict=zip.dict ;; csv) dict=csv.dict ;; *) dict= ;; esac
+    mkdir -p "$OUT/corpus_$t"
+    # New inputs go to build/corpus_<t>; the committed seeds in corpus/<t> are only read.
+    ( cd "$OUT" && "./fuzz_$t" -max_total_time="$SECS" -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$OUT/crashes/${t}-" ${dict:+-dict="$HERE/$dict"} \
+        "corpus_$t" "$HERE/corpus/$t" > "$OUT/fuzz_$t.log" 2>&1; echo $? > "$OUT/fuzz_$t.rc" ) &
+    running=$((running + 1))
+    if [ "$running" -ge "$JOBS" ]; then
+        wait
+        running=0
+    fi
+done
+wait
+
+status=0
+for t in $TARGETS; do
+    rc=$(cat "$OUT/fuzz_$t.rc")
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/fuzz_$t.log" | tail -n 1)
+    cov=$(grep -o 'cov: [0-9]*' "$OUT/fuzz_$t.log" | tail -n 1)
+    if [ "$rc" -eq 0 ]; then
+        echo "fuzz_$t: ok, ${runs:-?} executions in ${SECS}s (${cov:-cov: ?})"
+    else
+        echo "fuzz_$t: FAILED (exit $rc) after ${runs:-?} executions; see $OUT/fuzz_$t.log and $OUT/crashes/"
+        grep -E 'ERROR|runtime error|SUMMARY' "$OUT/fuzz_$t.log" | head -n 5
+        status=1
+    fi
+done
+exit $status

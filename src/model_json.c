@@ -1,0 +1,664 @@
+/* model_json.c — architecture, compile settings and history as JSON (cJSON), for model files.
+ * The architecture follows Keras 3's Model.to_json() so that reading Keras models is a natural
+ * next step: {"class_name": "Functional", "config": {"layers": [{"class_name", "name", "config",
+ * "inbound_nodes": [{"args": [tensor | [tensors]], "kwargs": {}}]}], "input_layers",
+ * "output_layers"}} with tensors {"class_name": "__keras_tensor__", "config": {"shape",
+ * "keras_history": [layer, node_index, 0]}}. */
+#include "model_json.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- small helpers */
+
+static const char *const INIT_NAMES[] = {"GlorotUniform", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal",
+                                         "LecunUniform",  "LecunNormal",   "Zeros",        "Ones"};
+
+static cJSON *init_json(loom_initializer init, loom_initializer fallback) {
+    if (init == LOOM_INIT_DEFAULT) init = fallback;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "class_name", INIT_NAMES[init]);
+    cJSON *cfg = cJSON_AddObjectToObject(o, "config");
+    if (init != LOOM_INIT_ZEROS && init != LOOM_INIT_ONES) cJSON_AddNullToObject(cfg, "seed");
+    return o;
+}
+
+static loom_initializer init_from_json(const cJSON *j, loom_initializer fallback) {
+    const cJSON *cn = cJSON_GetObjectItemCaseSensitive(j, "class_name");
+    if (!cJSON_IsString(cn)) return fallback;
+    for (int i = 1; i <= LOOM_INIT_ONES; i++)
+        if (strcmp(cn->valuestring, INIT_NAMES[i]) == 0) return (loom_initializer)i;
+    return (loom_initializer)-1;
+}
+
+static cJSON *reg_json(loom_regularizer r) {
+    if (r.l1 == 0 && r.l2 == 0) return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "class_name", "L1L2");
+    cJSON *cfg = cJSON_AddObjectToObject(o, "config");
+    cJSON_AddNumberToObject(cfg, "l1", r.l1);
+    cJSON_AddNumberToObject(cfg, "l2", r.l2);
+    return o;
+}
+
+static double num(const cJSON *obj, const char *key, double fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : fallback;
+}
+
+static bool flag(const cJSON *obj, const char *key, bool fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : fallback;
+}
+
+static const char *str(const cJSON *obj, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static loom_regularizer reg_from_json(const cJSON *j) {
+    loom_regularizer r = {0, 0};
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
+    if (cJSON_IsObject(cfg)) {
+        r.l1 = (float)num(cfg, "l1", 0);
+        r.l2 = (float)num(cfg, "l2", 0);
+    }
+    return r;
+}
+
+static cJSON *int_array(const int *v, int n, bool leading_null) {
+    cJSON *a = cJSON_CreateArray();
+    if (leading_null) cJSON_AddItemToArray(a, cJSON_CreateNull());
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+/* Reads an array of small integers (skipping a leading null); returns the count or -1. */
+static int int_array_from(const cJSON *a, int *out, int max) {
+    if (!cJSON_IsArray(a)) return -1;
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a) {
+        if (cJSON_IsNull(it) && n == 0) continue;
+        if (!cJSON_IsNumber(it) || n >= max || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 1e9)
+            return -1;
+        out[n++] = (int)it->valuedouble;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- layers to JSON */
+
+static cJSON *layer_config(const loom_layer *L, loom_error *err) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "name", L->name);
+    cJSON_AddBoolToObject(c, "trainable", true);
+    cJSON_AddStringToObject(c, "dtype", "float32");
+    const loom_op *op = L->op;
+    if (op == &loom_op_input) {
+        cJSON_AddItemToObject(c, "batch_shape", int_array(L->target.dims, L->target.rank, true));
+    } else if (op == &loom_op_dense) {
+        cJSON_AddNumberToObject(c, "units", L->units);
+        cJSON_AddStringToObject(c, "activation", loom_activation_name(L->activation));
+        cJSON_AddBoolToObject(c, "use_bias", L->dense.use_bias != 0);
+        cJSON_AddItemToObject(c, "kernel_initializer", init_json(L->dense.kernel_initializer, LOOM_INIT_GLOROT_UNIFORM));
+        cJSON_AddItemToObject(c, "bias_initializer", init_json(L->dense.bias_initializer, LOOM_INIT_ZEROS));
+        cJSON_AddItemToObject(c, "kernel_regularizer", reg_json(L->dense.kernel_regularizer));
+        cJSON_AddItemToObject(c, "bias_regularizer", reg_json(L->dense.bias_regularizer));
+    } else if (op == &loom_op_activation) {
+        cJSON_AddStringToObject(c, "activation", loom_activation_name(L->activation));
+    } else if (op == &loom_op_dropout) {
+        cJSON_AddNumberToObject(c, "rate", L->rate);
+    } else if (op == &loom_op_concatenate) {
+        cJSON_AddNumberToObject(c, "axis", L->axis);
+    } else if (op == &loom_op_reshape) {
+        cJSON_AddItemToObject(c, "target_shape", int_array(L->target.dims, L->target.rank, false));
+    } else if (op == &loom_op_add || op == &loom_op_subtract || op == &loom_op_multiply || op == &loom_op_flatten) {
+        /* no configuration */
+    } else {
+        cJSON_Delete(c);
+        loom_set_error(err, LOOM_ERR_STATE, "layer %s (%s) cannot be saved by this version of loom", L->name,
+                       op->class_name);
+        return NULL;
+    }
+    return c;
+}
+
+/* Call index of node n among the model's nodes of its layer (Keras's node_index). */
+static int node_index(const loom_model *m, const loom_node *n) {
+    int idx = 0;
+    for (int i = 0; i < m->n_order && m->order[i].node != n; i++) idx += m->order[i].node->layer == n->layer;
+    return idx;
+}
+
+static cJSON *tensor_json(const loom_model *m, const loom_node *n) {
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "class_name", "__keras_tensor__");
+    cJSON *cfg = cJSON_AddObjectToObject(t, "config");
+    cJSON_AddItemToObject(cfg, "shape", int_array(n->out_shape.dims, n->out_shape.rank, true));
+    cJSON_AddStringToObject(cfg, "dtype", "float32");
+    cJSON *h = cJSON_AddArrayToObject(cfg, "keras_history");
+    cJSON_AddItemToArray(h, cJSON_CreateString(n->layer->name));
+    cJSON_AddItemToArray(h, cJSON_CreateNumber(node_index(m, n)));
+    cJSON_AddItemToArray(h, cJSON_CreateNumber(0));
+    return t;
+}
+
+static cJSON *history_ref(const loom_model *m, const loom_node *n) {
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateString(n->layer->name));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(node_index(m, n)));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(0));
+    return a;
+}
+
+cJSON *loom_arch_to_json(const loom_model *m, loom_error *err) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "class_name", "Functional");
+    cJSON *config = cJSON_AddObjectToObject(root, "config");
+    cJSON_AddStringToObject(config, "name", "functional");
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->g->seed);
+    cJSON_AddStringToObject(config, "loom_seed", seed);
+    cJSON *layers = cJSON_AddArrayToObject(config, "layers");
+    for (int i = 0; i < m->n_layers; i++) {
+        const loom_layer *L = m->layers[i];
+        cJSON *lj = cJSON_CreateObject();
+        cJSON_AddItemToArray(layers, lj);
+        cJSON_AddStringToObject(lj, "module", "keras.layers");
+        cJSON_AddStringToObject(lj, "class_name", L->op->class_name);
+        cJSON *cfg = layer_config(L, err);
+        if (!cfg) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+        cJSON_AddItemToObject(lj, "config", cfg);
+        cJSON_AddStringToObject(lj, "name", L->name);
+        cJSON *inbound = cJSON_AddArrayToObject(lj, "inbound_nodes");
+        for (int p = 0; p < m->n_order; p++) {
+            const loom_node *n = m->order[p].node;
+            if (n->layer != L || n->n_in == 0) continue;
+            cJSON *node = cJSON_CreateObject();
+            cJSON_AddItemToArray(inbound, node);
+            cJSON *args = cJSON_AddArrayToObject(node, "args");
+            if (n->layer->op->max_inputs > 1) { /* merge layers take a list of tensors */
+                cJSON *list = cJSON_CreateArray();
+                for (int j = 0; j < n->n_in; j++) cJSON_AddItemToArray(list, tensor_json(m, n->in[j]));
+                cJSON_AddItemToArray(args, list);
+            } else {
+                cJSON_AddItemToArray(args, tensor_json(m, n->in[0]));
+            }
+            cJSON_AddObjectToObject(node, "kwargs");
+        }
+        cJSON *ws = cJSON_AddArrayToObject(lj, "loom_weights");
+        for (int w = 0; w < L->n_weights; w++) {
+            cJSON *wj = cJSON_CreateObject();
+            cJSON_AddStringToObject(wj, "name", L->weights[w].name);
+            cJSON_AddItemToObject(wj, "shape", int_array(L->weights[w].shape.dims, L->weights[w].shape.rank, false));
+            cJSON_AddItemToArray(ws, wj);
+        }
+    }
+    cJSON *ins = cJSON_AddArrayToObject(config, "input_layers");
+    for (int i = 0; i < m->n_inputs; i++) cJSON_AddItemToArray(ins, history_ref(m, m->order[m->input_pos[i]].node));
+    cJSON *outs = cJSON_AddArrayToObject(config, "output_layers");
+    for (int k = 0; k < m->n_outputs; k++) cJSON_AddItemToArray(outs, history_ref(m, m->order[m->outputs[k].pos].node));
+    cJSON *order = cJSON_AddArrayToObject(config, "loom_node_order");
+    for (int p = 0; p < m->n_order; p++)
+        if (!m->order[p].is_input) cJSON_AddItemToArray(order, history_ref(m, m->order[p].node));
+    return root;
+}
+
+/* ---------------------------------------------------------------- layers from JSON */
+
+static loom_layer *layer_from_json(loom_graph *g, const char *cls, const char *name, const cJSON *c, const char *what,
+                                   loom_error *err) {
+    int act = -1;
+    const char *act_name = str(c, "activation");
+    if (act_name && (act = loom_activation_from_name(act_name)) < 0) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s has the unknown activation \"%.40s\"", what, name, act_name);
+        return NULL;
+    }
+    loom_layer *L = NULL;
+    if (strcmp(cls, "Dense") == 0) {
+        loom_dense_options o = loom_dense_defaults();
+        o.use_bias = flag(c, "use_bias", true);
+        o.kernel_initializer = init_from_json(cJSON_GetObjectItemCaseSensitive(c, "kernel_initializer"), LOOM_INIT_GLOROT_UNIFORM);
+        o.bias_initializer = init_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_initializer"), LOOM_INIT_ZEROS);
+        o.kernel_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "kernel_regularizer"));
+        o.bias_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_regularizer"));
+        double units = num(c, "units", -1);
+        L = loom_dense(g, name, units >= 1 && units <= 1 << 24 ? (int)units : -1, act < 0 ? LOOM_LINEAR : (loom_activation)act, &o);
+    } else if (strcmp(cls, "Activation") == 0) {
+        L = loom_activation_layer(g, name, act < 0 ? LOOM_LINEAR : (loom_activation)act);
+    } else if (strcmp(cls, "Dropout") == 0) {
+        L = loom_dropout(g, name, (float)num(c, "rate", -1));
+    } else if (strcmp(cls, "Add") == 0) {
+        L = loom_add(g, name);
+    } else if (strcmp(cls, "Subtract") == 0) {
+        L = loom_subtract(g, name);
+    } else if (strcmp(cls, "Multiply") == 0) {
+        L = loom_multiply(g, name);
+    } else if (strcmp(cls, "Concatenate") == 0) {
+        double axis = num(c, "axis", -1);
+        L = loom_concatenate(g, name, fabs(axis) < 64 ? (int)axis : 0);
+    } else if (strcmp(cls, "Flatten") == 0) {
+        L = loom_flatten(g, name);
+    } else if (strcmp(cls, "Reshape") == 0) {
+        int dims[LOOM_MAX_RANK];
+        int rank = int_array_from(cJSON_GetObjectItemCaseSensitive(c, "target_shape"), dims, LOOM_MAX_RANK);
+        L = loom_reshape(g, name, rank, dims);
+    } else {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s has the class %.40s, which this loom does not have", what, name, cls);
+        return NULL;
+    }
+    if (!L) loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(g));
+    return L;
+}
+
+typedef struct replay_layer {
+    loom_layer *layer;
+    const cJSON *json;
+    const cJSON *inbound;
+    int n_calls;           /* calls made so far */
+    loom_tensor **outputs; /* output tensor of each call */
+    int n_nodes;
+} replay_layer;
+
+static replay_layer *find_replay(replay_layer *r, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(r[i].layer->name, name) == 0) return &r[i];
+    return NULL;
+}
+
+/* keras_history [layer, node_index, tensor_index] -> a tensor already made, or NULL. */
+static loom_tensor *resolve(replay_layer *r, int n, const cJSON *hist) {
+    if (!cJSON_IsArray(hist) || cJSON_GetArraySize(hist) < 2) return NULL;
+    const cJSON *ln = cJSON_GetArrayItem(hist, 0), *ni = cJSON_GetArrayItem(hist, 1);
+    if (!cJSON_IsString(ln) || !cJSON_IsNumber(ni)) return NULL;
+    replay_layer *rl = find_replay(r, n, ln->valuestring);
+    int idx = (int)ni->valuedouble;
+    if (!rl || idx < 0 || idx >= rl->n_calls || ni->valuedouble != idx) return NULL;
+    return rl->outputs[idx];
+}
+
+static const cJSON *tensor_history(const cJSON *t) {
+    return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(t, "config"), "keras_history");
+}
+
+/* Makes call `idx` of a layer if its inputs exist: 1 done, 0 not ready, -1 error. */
+static int replay_call(replay_layer *r, int n, replay_layer *rl, int idx, const char *what, loom_error *err, loom_graph *g) {
+    const cJSON *node = cJSON_GetArrayItem(rl->inbound, idx);
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(node, "args");
+    const cJSON *first = cJSON_IsArray(args) ? cJSON_GetArrayItem(args, 0) : NULL;
+    if (!first) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s call %d has no arguments", what, rl->layer->name, idx);
+        return -1;
+    }
+    loom_tensor *xs[16];
+    int nx = 0;
+    if (cJSON_IsArray(first)) {
+        const cJSON *t;
+        cJSON_ArrayForEach(t, first) {
+            if (nx >= 16) {
+                loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s call %d has too many inputs", what, rl->layer->name, idx);
+                return -1;
+            }
+            if (!(xs[nx++] = resolve(r, n, tensor_history(t)))) return 0;
+        }
+    } else {
+        if (!(xs[nx++] = resolve(r, n, tensor_history(first)))) return 0;
+    }
+    loom_tensor *y = loom_call_n(rl->layer, nx, xs);
+    if (!y) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(g));
+        return -1;
+    }
+    rl->outputs[rl->n_calls++] = y;
+    return 1;
+}
+
+static loom_tensor **tensor_list(replay_layer *r, int n, const cJSON *list, int *count, const char *what, const char *kind,
+                                 loom_error *err) {
+    *count = cJSON_GetArraySize(list);
+    if (!cJSON_IsArray(list) || *count < 1 || *count > LOOM_MAX_OUTPUTS) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: %s missing or of a bad size", what, kind);
+        return NULL;
+    }
+    loom_tensor **ts = calloc((size_t)*count, sizeof *ts);
+    if (!ts) return NULL;
+    for (int i = 0; i < *count; i++)
+        if (!(ts[i] = resolve(r, n, cJSON_GetArrayItem(list, i)))) {
+            loom_set_error(err, LOOM_ERR_DATA, "%s: %s entry %d names no tensor of the graph", what, kind, i);
+            free(ts);
+            return NULL;
+        }
+    return ts;
+}
+
+static uint64_t parse_seed(const cJSON *config) {
+    const char *s = str(config, "loom_seed");
+    return s ? strtoull(s, NULL, 10) : 0;
+}
+
+loom_model *loom_arch_from_json(const cJSON *root, const char *what, loom_error *err) {
+    const cJSON *config = cJSON_GetObjectItemCaseSensitive(root, "config");
+    const char *cls = str(root, "class_name");
+    if (!cls || (strcmp(cls, "Functional") != 0 && strcmp(cls, "Model") != 0) || !cJSON_IsObject(config)) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: the architecture is not a functional model", what);
+        return NULL;
+    }
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(config, "layers");
+    int n = cJSON_GetArraySize(layers);
+    if (!cJSON_IsArray(layers) || n < 1 || n > 100000) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: the architecture has no layer list", what);
+        return NULL;
+    }
+    loom_graph *g = loom_graph_new(parse_seed(config));
+    replay_layer *r = calloc((size_t)n, sizeof *r);
+    loom_model *m = NULL;
+    loom_tensor **ins = NULL, **outs = NULL;
+    if (!g || !r) {
+        loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", what);
+        goto done;
+    }
+    int total_calls = 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *lj = cJSON_GetArrayItem(layers, i);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(lj, "config");
+        const char *lcls = str(lj, "class_name");
+        const char *name = str(lj, "name");
+        if (!name) name = str(c, "name");
+        if (!lcls || !name || !cJSON_IsObject(c)) {
+            loom_set_error(err, LOOM_ERR_DATA, "%s: layer entry %d lacks class_name, name or config", what, i);
+            goto done;
+        }
+        r[i].json = lj;
+        r[i].inbound = cJSON_GetObjectItemCaseSensitive(lj, "inbound_nodes");
+        r[i].n_nodes = cJSON_IsArray(r[i].inbound) ? cJSON_GetArraySize(r[i].inbound) : 0;
+        if (strcmp(lcls, "InputLayer") == 0) {
+            int dims[LOOM_MAX_RANK];
+            const cJSON *shape = cJSON_GetObjectItemCaseSensitive(c, "batch_shape");
+            if (!shape) shape = cJSON_GetObjectItemCaseSensitive(c, "batch_input_shape");
+            int rank = int_array_from(shape, dims, LOOM_MAX_RANK);
+            loom_tensor *t = loom_input(g, name, rank, dims);
+            if (!t) {
+                loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(g));
+                goto done;
+            }
+            r[i].layer = loom_tensor_layer(t);
+            r[i].outputs = calloc(1, sizeof *r[i].outputs);
+            if (!r[i].outputs) goto oom;
+            r[i].outputs[0] = t;
+            r[i].n_calls = 1;
+            r[i].n_nodes = 0;
+            continue;
+        }
+        if (!(r[i].layer = layer_from_json(g, lcls, name, c, what, err))) goto done;
+        r[i].outputs = calloc((size_t)(r[i].n_nodes ? r[i].n_nodes : 1), sizeof *r[i].outputs);
+        if (!r[i].outputs) goto oom;
+        total_calls += r[i].n_nodes;
+    }
+    /* Replay the calls: in loom's recorded order when present (so node positions, and with them
+     * the dropout streams, are those of the saved model), else whenever the inputs exist. */
+    const cJSON *order = cJSON_GetObjectItemCaseSensitive(config, "loom_node_order");
+    if (cJSON_IsArray(order)) {
+        const cJSON *ref;
+        cJSON_ArrayForEach(ref, order) {
+            const cJSON *ln = cJSON_GetArrayItem(ref, 0), *ni = cJSON_GetArrayItem(ref, 1);
+            replay_layer *rl = cJSON_IsString(ln) ? find_replay(r, n, ln->valuestring) : NULL;
+            if (!rl || !cJSON_IsNumber(ni) || (int)ni->valuedouble != rl->n_calls || rl->n_calls >= rl->n_nodes) {
+                loom_set_error(err, LOOM_ERR_DATA, "%s: loom_node_order names a call that does not exist", what);
+                goto done;
+            }
+            int rc = replay_call(r, n, rl, rl->n_calls, what, err, g);
+            if (rc <= 0) {
+                if (rc == 0) loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s is called before its inputs exist", what, rl->layer->name);
+                goto done;
+            }
+        }
+    } else {
+        for (int made = 0; made < total_calls;) {
+            int progress = 0;
+            for (int i = 0; i < n; i++)
+                while (r[i].n_calls < r[i].n_nodes) {
+                    int rc = replay_call(r, n, &r[i], r[i].n_calls, what, err, g);
+                    if (rc < 0) goto done;
+                    if (rc == 0) break;
+                    progress++;
+                }
+            if (!progress) {
+                loom_set_error(err, LOOM_ERR_DATA, "%s: the graph has calls whose inputs never exist (a cycle or a missing layer)", what);
+                goto done;
+            }
+            made += progress;
+        }
+    }
+    int n_in, n_out;
+    if (!(ins = tensor_list(r, n, cJSON_GetObjectItemCaseSensitive(config, "input_layers"), &n_in, what, "input_layers", err)) ||
+        !(outs = tensor_list(r, n, cJSON_GetObjectItemCaseSensitive(config, "output_layers"), &n_out, what, "output_layers", err)))
+        goto done;
+    m = loom_model_new(g, n_in, ins, n_out, outs);
+    if (!m) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(g));
+        goto done;
+    }
+    g = NULL; /* owned by the model now */
+    /* the file's weight shapes must be the ones the rebuilt layers declare */
+    for (int i = 0; i < n; i++) {
+        const cJSON *ws = cJSON_GetObjectItemCaseSensitive(r[i].json, "loom_weights");
+        if (!cJSON_IsArray(ws)) continue;
+        loom_layer *L = r[i].layer;
+        if (cJSON_GetArraySize(ws) != L->n_weights) {
+            loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s declares %d weights, its class makes %d", what, L->name,
+                           cJSON_GetArraySize(ws), L->n_weights);
+            goto fail_model;
+        }
+        for (int w = 0; w < L->n_weights; w++) {
+            int dims[LOOM_MAX_RANK];
+            int rank = int_array_from(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ws, w), "shape"), dims, LOOM_MAX_RANK);
+            loom_shape s = {rank, {0}};
+            if (rank > 0) memcpy(s.dims, dims, (size_t)rank * sizeof(int));
+            if (rank < 0 || !loom_shape_equal(&s, &L->weights[w].shape)) {
+                loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s weight %s has a shape that does not fit the layer", what,
+                               L->name, L->weights[w].name);
+                goto fail_model;
+            }
+        }
+    }
+    goto done;
+oom:
+    loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", what);
+    goto done;
+fail_model:
+    loom_model_free(m);
+    m = NULL;
+done:
+    if (r)
+        for (int i = 0; i < n; i++) free(r[i].outputs);
+    free(r);
+    free(ins);
+    free(outs);
+    loom_graph_free(g);
+    return m;
+}
+
+/* ---------------------------------------------------------------- compile settings */
+
+static const char *const OPT_NAMES[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
+
+static cJSON *optimizer_json(const loom_optimizer *o) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "class_name", OPT_NAMES[o->kind]);
+    cJSON_AddNumberToObject(j, "learning_rate", o->learning_rate);
+    cJSON_AddNumberToObject(j, "momentum", o->momentum);
+    cJSON_AddBoolToObject(j, "nesterov", o->nesterov);
+    cJSON_AddNumberToObject(j, "beta_1", o->beta_1);
+    cJSON_AddNumberToObject(j, "beta_2", o->beta_2);
+    cJSON_AddNumberToObject(j, "epsilon", o->epsilon);
+    cJSON_AddBoolToObject(j, "amsgrad", o->amsgrad);
+    cJSON_AddNumberToObject(j, "rho", o->rho);
+    cJSON_AddBoolToObject(j, "centered", o->centered);
+    cJSON_AddNumberToObject(j, "initial_accumulator_value", o->initial_accumulator_value);
+    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
+    cJSON_AddNumberToObject(j, "clipnorm", o->clipnorm);
+    cJSON_AddNumberToObject(j, "global_clipnorm", o->global_clipnorm);
+    cJSON_AddNumberToObject(j, "clipvalue", o->clipvalue);
+    const loom_schedule *s = &o->schedule;
+    cJSON *sj = cJSON_AddObjectToObject(j, "schedule");
+    cJSON_AddNumberToObject(sj, "kind", s->kind);
+    cJSON_AddNumberToObject(sj, "initial_learning_rate", s->initial_learning_rate);
+    cJSON_AddNumberToObject(sj, "decay_steps", (double)s->decay_steps);
+    cJSON_AddNumberToObject(sj, "decay_rate", s->decay_rate);
+    cJSON_AddBoolToObject(sj, "staircase", s->staircase);
+    cJSON_AddNumberToObject(sj, "alpha", s->alpha);
+    cJSON_AddNumberToObject(sj, "warmup_steps", (double)s->warmup_steps);
+    cJSON_AddNumberToObject(sj, "warmup_target", s->warmup_target);
+    cJSON *b = cJSON_AddArrayToObject(sj, "boundaries"), *v = cJSON_AddArrayToObject(sj, "values");
+    for (int i = 0; i < s->n_boundaries && i < LOOM_MAX_BOUNDARIES; i++) cJSON_AddItemToArray(b, cJSON_CreateNumber((double)s->boundaries[i]));
+    for (int i = 0; i <= s->n_boundaries && i <= LOOM_MAX_BOUNDARIES; i++) cJSON_AddItemToArray(v, cJSON_CreateNumber(s->values[i]));
+    return j;
+}
+
+static bool optimizer_from_json(const cJSON *j, loom_optimizer *o) {
+    const char *cls = str(j, "class_name");
+    int kind = -1;
+    for (int i = 0; cls && i < 5; i++)
+        if (strcmp(cls, OPT_NAMES[i]) == 0) kind = i;
+    if (kind < 0) return false;
+    memset(o, 0, sizeof *o);
+    o->kind = (loom_optimizer_kind)kind;
+    o->learning_rate = (float)num(j, "learning_rate", 0.01);
+    o->momentum = (float)num(j, "momentum", 0);
+    o->nesterov = flag(j, "nesterov", false);
+    o->beta_1 = (float)num(j, "beta_1", 0.9);
+    o->beta_2 = (float)num(j, "beta_2", 0.999);
+    o->epsilon = (float)num(j, "epsilon", 1e-7);
+    o->amsgrad = flag(j, "amsgrad", false);
+    o->rho = (float)num(j, "rho", 0.9);
+    o->centered = flag(j, "centered", false);
+    o->initial_accumulator_value = (float)num(j, "initial_accumulator_value", 0.1);
+    o->weight_decay = (float)num(j, "weight_decay", 0);
+    o->clipnorm = (float)num(j, "clipnorm", 0);
+    o->global_clipnorm = (float)num(j, "global_clipnorm", 0);
+    o->clipvalue = (float)num(j, "clipvalue", 0);
+    const cJSON *sj = cJSON_GetObjectItemCaseSensitive(j, "schedule");
+    if (cJSON_IsObject(sj)) {
+        loom_schedule *s = &o->schedule;
+        double kind_s = num(sj, "kind", 0);
+        if (kind_s < 0 || kind_s > LOOM_SCHEDULE_PIECEWISE_CONSTANT) return false;
+        s->kind = (loom_schedule_kind)(int)kind_s;
+        s->initial_learning_rate = (float)num(sj, "initial_learning_rate", 0);
+        s->decay_steps = (long)num(sj, "decay_steps", 0);
+        s->decay_rate = (float)num(sj, "decay_rate", 0);
+        s->staircase = flag(sj, "staircase", false);
+        s->alpha = (float)num(sj, "alpha", 0);
+        s->warmup_steps = (long)num(sj, "warmup_steps", 0);
+        s->warmup_target = (float)num(sj, "warmup_target", 0);
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(sj, "boundaries"), *v = cJSON_GetObjectItemCaseSensitive(sj, "values");
+        int nb = cJSON_GetArraySize(b);
+        if (nb > LOOM_MAX_BOUNDARIES || cJSON_GetArraySize(v) != nb + 1) return false;
+        s->n_boundaries = nb;
+        for (int i = 0; i < nb; i++) s->boundaries[i] = (long)cJSON_GetArrayItem(b, i)->valuedouble;
+        for (int i = 0; i <= nb; i++) s->values[i] = (float)cJSON_GetArrayItem(v, i)->valuedouble;
+    }
+    return true;
+}
+
+cJSON *loom_compile_to_json(const loom_model *m, loom_error *err) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *loss = cJSON_AddObjectToObject(root, "loss");
+    cJSON *weights = cJSON_AddObjectToObject(root, "loss_weights");
+    for (int k = 0; k < m->n_outputs; k++) {
+        const loom_output *o = &m->outputs[k];
+        cJSON_AddNumberToObject(weights, o->name, o->weight);
+        if (o->loss.kind == LOSS_NONE) continue;
+        if (o->loss.kind == LOSS_CUSTOM) {
+            cJSON_Delete(root);
+            loom_set_error(err, LOOM_ERR_STATE,
+                           "output %s uses a user C loss, which a file cannot hold; save the weights with a built-in loss or "
+                           "rebuild the model in code and use loom_load_weights",
+                           o->name);
+            return NULL;
+        }
+        cJSON *lj = cJSON_AddObjectToObject(loss, o->name);
+        cJSON_AddStringToObject(lj, "name", o->loss.name);
+        if (o->loss.from_logits) cJSON_AddBoolToObject(lj, "from_logits", true);
+        if (o->loss.label_smoothing != 0) cJSON_AddNumberToObject(lj, "label_smoothing", o->loss.label_smoothing);
+        if (o->loss.kind == LOSS_HUBER) cJSON_AddNumberToObject(lj, "delta", o->loss.delta);
+    }
+    cJSON *metrics = cJSON_AddArrayToObject(root, "metrics");
+    for (int i = 0; i < m->n_metrics; i++) {
+        cJSON *mj = cJSON_CreateObject();
+        cJSON_AddStringToObject(mj, "output", m->outputs[m->metrics[i].output].name);
+        cJSON_AddStringToObject(mj, "name", m->metric_names[i]);
+        cJSON_AddItemToArray(metrics, mj);
+    }
+    cJSON_AddItemToObject(root, "optimizer", optimizer_json(&m->opt));
+    cJSON *p = cJSON_AddObjectToObject(root, "progress");
+    cJSON_AddNumberToObject(p, "iterations", (double)m->iterations);
+    char rng[32];
+    snprintf(rng, sizeof rng, "%llu", (unsigned long long)m->rng_step);
+    cJSON_AddStringToObject(p, "rng_step", rng);
+    cJSON_AddNumberToObject(p, "epochs_done", m->epochs_done);
+    if (m->lr_overridden) cJSON_AddNumberToObject(p, "learning_rate_override", m->lr_override);
+    return root;
+}
+
+loom_status loom_compile_from_json(loom_model *m, const cJSON *root, const char *what, loom_error *err) {
+    const cJSON *loss = cJSON_GetObjectItemCaseSensitive(root, "loss");
+    const cJSON *weights = cJSON_GetObjectItemCaseSensitive(root, "loss_weights");
+    const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(root, "metrics");
+    const cJSON *progress = cJSON_GetObjectItemCaseSensitive(root, "progress");
+    int nm = cJSON_GetArraySize(metrics);
+    if (!cJSON_IsObject(loss) || (weights && !cJSON_IsObject(weights)) || (metrics && !cJSON_IsArray(metrics)) || nm > 1024)
+        return loom_set_error(err, LOOM_ERR_DATA, "%s: the compile settings are malformed", what);
+    loom_loss losses[LOOM_MAX_OUTPUTS];
+    const char *loss_names[LOOM_MAX_OUTPUTS];
+    float w[LOOM_MAX_OUTPUTS];
+    const char *w_names[LOOM_MAX_OUTPUTS];
+    int nl = 0, nw = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, loss) {
+        if (nl >= LOOM_MAX_OUTPUTS || !cJSON_IsObject(it) || !str(it, "name"))
+            return loom_set_error(err, LOOM_ERR_DATA, "%s: the loss of output %.64s is malformed", what, it->string ? it->string : "?");
+        losses[nl] = (loom_loss){.name = str(it, "name"), .from_logits = flag(it, "from_logits", false),
+                                 .label_smoothing = (float)num(it, "label_smoothing", 0), .delta = (float)num(it, "delta", 0)};
+        loss_names[nl++] = it->string;
+    }
+    cJSON_ArrayForEach(it, weights) {
+        if (nw >= LOOM_MAX_OUTPUTS || !cJSON_IsNumber(it))
+            return loom_set_error(err, LOOM_ERR_DATA, "%s: a loss weight is malformed", what);
+        w[nw] = (float)it->valuedouble;
+        w_names[nw++] = it->string;
+    }
+    loom_metric_spec *ms = calloc((size_t)(nm ? nm : 1), sizeof *ms);
+    if (!ms) return loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", what);
+    for (int i = 0; i < nm; i++) {
+        const cJSON *mj = cJSON_GetArrayItem(metrics, i);
+        ms[i].output = str(mj, "output");
+        ms[i].name = str(mj, "name");
+    }
+    loom_compile_config cfg = {.n_losses = nl, .losses = losses, .loss_outputs = loss_names, .n_loss_weights = nw,
+                               .loss_weights = w, .loss_weight_outputs = w_names, .n_metrics = nm, .metrics = ms};
+    if (!optimizer_from_json(cJSON_GetObjectItemCaseSensitive(root, "optimizer"), &cfg.optimizer)) {
+        free(ms);
+        return loom_set_error(err, LOOM_ERR_DATA, "%s: the optimizer settings are malformed", what);
+    }
+    loom_status s = loom_compile(m, &cfg);
+    free(ms);
+    if (s) return loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, m->err.msg);
+    double iters = num(progress, "iterations", 0), epochs = num(progress, "epochs_done", 0);
+    if (iters < 0 || iters > 9e15 || epochs < 0 || epochs > 1e9)
+        return loom_set_error(err, LOOM_ERR_DATA, "%s: the training progress is malformed", what);
+    m->iterations = (long)iters;
+    m->epochs_done = (int)epochs;
+    const char *rng = str(progress, "rng_step");
+    m->rng_step = rng ? strtoull(rng, NULL, 10) : 0;
+    const cJSON *lr = cJSON_GetObjectItemCaseSensitive(progress, "learning_rate_override");
+    if (cJSON_IsNumber(lr)) {
+        m->lr_overridden = true;
+        m->lr_override = (float)lr->valuedouble;
+    }
+    return LOOM_OK;
+}

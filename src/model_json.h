@@ -1,0 +1,30 @@
+/* model_json.h — the JSON parts of a model file (internal). */
+#ifndef LOOM_MODEL_JSON_H
+#define LOOM_MODEL_JSON_H
+
+#include "model.h"
+
+#include <cjson/cJSON.h>
+
+/* Architecture in Keras's Model.to_json() layout (class_name "Functional"; config with layers,
+ * inbound_nodes, input_layers, output_layers), plus loom's keys: "loom_seed" (graph seed),
+ * "loom_node_order" (execution order, so a reloaded model runs its nodes in the same order) and
+ * per layer "loom_weights" (names and shapes, checked on load). NULL with err set if a layer
+ * cannot be described. */
+cJSON *loom_arch_to_json(const loom_model *m, loom_error *err);
+/* Rebuilds an uncompiled model from that JSON (Keras-written JSON without loom's keys works for
+ * the layer classes loom has). */
+loom_model *loom_arch_from_json(const cJSON *root, const char *what, loom_error *err);
+
+/* Compile settings (losses, loss weights, metrics, optimizer with schedule) and training progress
+ * (iterations, epochs, dropout stream position, learning-rate override). */
+cJSON *loom_compile_to_json(const loom_model *m, loom_error *err);
+loom_status loom_compile_from_json(loom_model *m, const cJSON *root, const char *what, loom_error *err);
+
+/* History: {"keys": [...], "values": [[epoch 0 values], ...]} (NaN as null). */
+cJSON *loom_history_to_json(const loom_history *h);
+loom_history *loom_history_from_json(const cJSON *root, const char *what, loom_error *err);
+
+uint32_t loom_crc32(uint32_t crc, const void *data, size_t n);
+
+#endif
