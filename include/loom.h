@@ -446,6 +446,16 @@ loom_fit_options loom_fit_defaults(void);
 loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_options *opt,
                      loom_history **history);
 
+/* A batch source for data larger than memory: fill *batch with the next batch of at most
+ * max_batch samples (the fit's batch_size); its arrays must stay valid until the next call.
+ * Return 0, or nonzero to stop training with LOOM_ERR_CALLBACK. epoch and step count from 0. */
+typedef int (*loom_batch_fn)(int epoch, int step, int max_batch, loom_data *batch, void *user);
+/* Trains from a batch function, steps_per_epoch calls per epoch; the progress bar, history,
+ * validation_data and callbacks behave as in loom_fit (shuffling is the function's business;
+ * validation_split is refused). */
+loom_status loom_fit_generator(loom_model *m, loom_batch_fn next, void *user, int steps_per_epoch,
+                               const loom_fit_options *opt, loom_history **history);
+
 /* Evaluates in batches; *result (if not NULL) holds one "epoch" with the same keys as fit's
  * (loss, <output>_loss, metrics), without the val_ prefix. */
 loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, int verbose,

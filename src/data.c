@@ -24,17 +24,32 @@ static loom_status check_n(loom_model *m, const char *what, const char *kind, co
     return LOOM_OK;
 }
 
-loom_status loom_bind(loom_model *m, const loom_data *data, bool need_targets, const char *what,
-                      loom_bound_data *d) {
+loom_status loom_bind_alloc(loom_model *m, loom_bound_data *d) {
     memset(d, 0, sizeof *d);
-    if (!data) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "%s: data is NULL", what);
     d->x = calloc((size_t)m->n_inputs, sizeof *d->x);
     d->y = calloc((size_t)m->n_outputs, sizeof *d->y);
     d->sw = calloc((size_t)m->n_outputs, sizeof *d->sw);
     if (!d->x || !d->y || !d->sw) {
         loom_unbind(d);
-        return loom_set_error(&m->err, LOOM_ERR_MEMORY, "%s: out of memory", what);
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory binding data");
     }
+    return LOOM_OK;
+}
+
+loom_status loom_bind(loom_model *m, const loom_data *data, bool need_targets, const char *what,
+                      loom_bound_data *d) {
+    loom_status s = loom_bind_alloc(m, d);
+    if (!s && (s = loom_bind_fill(m, data, need_targets, what, d))) loom_unbind(d);
+    return s;
+}
+
+loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targets, const char *what,
+                           loom_bound_data *d) {
+    memset(d->x, 0, (size_t)m->n_inputs * sizeof *d->x);
+    memset(d->y, 0, (size_t)m->n_outputs * sizeof *d->y);
+    memset(d->sw, 0, (size_t)m->n_outputs * sizeof *d->sw);
+    d->n = 0;
+    if (!data) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "%s: data is NULL", what);
     size_t n = 0;
     loom_status s = LOOM_OK;
     if (data->n_x != m->n_inputs || (data->n_x && !data->x)) {
@@ -136,6 +151,5 @@ loom_status loom_bind(loom_model *m, const loom_data *data, bool need_targets, c
     d->n = n;
     return LOOM_OK;
 fail:
-    loom_unbind(d);
     return s;
 }

@@ -133,6 +133,11 @@ void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *i
 loom_status loom_bind(loom_model *m, const loom_data *data, bool need_targets, const char *what,
                       loom_bound_data *d);
 void loom_unbind(loom_bound_data *d);
+/* The two halves of loom_bind: allocate the per-input/output pointer arrays once, then fill them
+ * from a loom_data as often as needed (no allocation: a generator's batches are bound this way). */
+loom_status loom_bind_alloc(loom_model *m, loom_bound_data *d);
+loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targets, const char *what,
+                           loom_bound_data *d);
 
 /* train.c */
 float loom_current_lr(const loom_model *m);

@@ -207,41 +207,51 @@ loom_status loom_mtl_mgda_normalize(int K, const double *M, const double *losses
     return LOOM_OK;
 }
 
-/* Solves min a^T M a subject to sum a = 1 on the support S exactly (bordered KKT system
- * [M_SS -1; 1^T 0][a; mu] = [0; 1], Gaussian elimination with partial pivoting). 0 if singular. */
-static int solve_on_support(int K, const double *M, const int *S, int s, double *beta) {
-    double A[MAXK + 1][MAXK + 2];
-    int n = s + 1;
-    for (int a = 0; a < s; a++) {
-        for (int b = 0; b < s; b++) A[a][b] = M[S[a] * K + S[b]];
-        A[a][s] = -1;
-        A[a][n] = 0;
+/* Solves the bordered system [A 1; 1^T 0][x; m] = [r; e] for an n x n A (row-major), by
+ * Gaussian elimination with partial pivoting. 0 if (numerically) singular. */
+static int bordered_solve(int n, const double *A, const double *r, double e, double *x) {
+    double T[MAXK + 1][MAXK + 2];
+    int N = n + 1;
+    for (int a = 0; a < n; a++) {
+        for (int b = 0; b < n; b++) T[a][b] = A[a * n + b];
+        T[a][n] = 1;
+        T[a][N] = r[a];
     }
-    for (int b = 0; b < s; b++) A[s][b] = 1;
-    A[s][s] = 0;
-    A[s][n] = 1;
-    for (int col = 0; col < n; col++) {
+    for (int b = 0; b < n; b++) T[n][b] = 1;
+    T[n][n] = 0;
+    T[n][N] = e;
+    for (int col = 0; col < N; col++) {
         int piv = col;
-        for (int r = col + 1; r < n; r++)
-            if (fabs(A[r][col]) > fabs(A[piv][col])) piv = r;
-        if (fabs(A[piv][col]) < 1e-12) return 0;
+        for (int row = col + 1; row < N; row++)
+            if (fabs(T[row][col]) > fabs(T[piv][col])) piv = row;
+        if (fabs(T[piv][col]) < 1e-12) return 0;
         if (piv != col)
-            for (int k = 0; k <= n; k++) {
-                double t = A[col][k];
-                A[col][k] = A[piv][k];
-                A[piv][k] = t;
+            for (int k = 0; k <= N; k++) {
+                double t = T[col][k];
+                T[col][k] = T[piv][k];
+                T[piv][k] = t;
             }
-        for (int r = col + 1; r < n; r++) {
-            double f = A[r][col] / A[col][col];
-            for (int k = col; k <= n; k++) A[r][k] -= f * A[col][k];
+        for (int row = col + 1; row < N; row++) {
+            double f = T[row][col] / T[col][col];
+            for (int k = col; k <= N; k++) T[row][k] -= f * T[col][k];
         }
     }
-    double x[MAXK + 1];
-    for (int r = n - 1; r >= 0; r--) {
-        double v = A[r][n];
-        for (int k = r + 1; k < n; k++) v -= A[r][k] * x[k];
-        x[r] = v / A[r][r];
+    double sol[MAXK + 1];
+    for (int row = N - 1; row >= 0; row--) {
+        double v = T[row][N];
+        for (int k = row + 1; k < N; k++) v -= T[row][k] * sol[k];
+        sol[row] = v / T[row][row];
     }
+    memcpy(x, sol, sizeof(double) * (size_t)n);
+    return 1;
+}
+
+/* min a^T M a subject to sum a = 1 on the support S (M_SS a = mu 1), scattered into beta. */
+static int solve_on_support(int K, const double *M, const int *S, int s, double *beta) {
+    double A[MAXK * MAXK], zero[MAXK] = {0}, x[MAXK];
+    for (int a = 0; a < s; a++)
+        for (int b = 0; b < s; b++) A[a * s + b] = M[S[a] * K + S[b]];
+    if (!bordered_solve(s, A, zero, 1, x)) return 0;
     for (int i = 0; i < K; i++) beta[i] = 0;
     for (int a = 0; a < s; a++) beta[S[a]] = x[a];
     return 1;
@@ -441,6 +451,74 @@ static double cagrad_F(int K, const double *M, const double *b, double cc, const
     return lin + cc * sqrt((q > 0 ? q : 0) + 1e-8);
 }
 
+/* F and its gradient b + cc M w / sqrt(w^T M w + 1e-8) */
+static double cagrad_grad(int K, const double *M, const double *b, double cc, const double *w,
+                          double *grad) {
+    double Mw[MAXK], q = 0, lin = 0;
+    matvec(K, M, w, Mw);
+    for (int i = 0; i < K; i++) {
+        q += w[i] * Mw[i];
+        lin += w[i] * b[i];
+    }
+    double root = sqrt((q > 0 ? q : 0) + 1e-8);
+    for (int i = 0; i < K; i++) grad[i] = b[i] + cc * Mw[i] / root;
+    return lin + cc * root;
+}
+
+/* Frank-Wolfe gap grad.w - min_i grad_i: an upper bound on F(w) - F* */
+static double cagrad_gap(int K, const double *M, const double *b, double cc, const double *w) {
+    double g[MAXK], gap = 0, gmin;
+    cagrad_grad(K, M, b, cc, w, g);
+    gmin = g[0];
+    for (int i = 0; i < K; i++) {
+        gap += g[i] * w[i];
+        gmin = g[i] < gmin ? g[i] : gmin;
+    }
+    return gap - gmin;
+}
+
+/* First-order methods crawl inside the optimal face when sqrt(w^T M w) is small; once FISTA has
+ * found the support, equality-constrained Newton steps on that face (Hessian
+ * cc (M/r - M w w^T M / r^3), r = sqrt(w^T M w + 1e-8)) finish the job. A step is kept only if
+ * it stays on the simplex and shrinks the Frank-Wolfe gap. */
+static void cagrad_newton(int K, const double *M, const double *b, double cc, double *w) {
+    double gap = cagrad_gap(K, M, b, cc, w);
+    for (int it = 0; it < 30 && gap > 0; it++) {
+        int S[MAXK], s = 0;
+        for (int i = 0; i < K; i++)
+            if (w[i] > 0) S[s++] = i;
+        if (s < 2) return;
+        double g[MAXK], Mw[MAXK], q = 0;
+        cagrad_grad(K, M, b, cc, w, g);
+        matvec(K, M, w, Mw);
+        for (int i = 0; i < K; i++) q += w[i] * Mw[i];
+        double r = sqrt((q > 0 ? q : 0) + 1e-8), H[MAXK * MAXK], rhs[MAXK], step[MAXK];
+        for (int a = 0; a < s; a++) {
+            for (int c = 0; c < s; c++)
+                H[a * s + c] = cc * (M[S[a] * K + S[c]] / r - Mw[S[a]] * Mw[S[c]] / (r * r * r));
+            rhs[a] = -g[S[a]];
+        }
+        if (!bordered_solve(s, H, rhs, 0, step)) return;
+        /* a weight that would go negative leaves the face: stop there and drop it */
+        double theta = 1, wn[MAXK];
+        int drop = -1;
+        for (int a = 0; a < s; a++)
+            if (step[a] < 0 && w[S[a]] + step[a] < 0 && -w[S[a]] / step[a] < theta)
+                theta = -w[S[a]] / step[a], drop = S[a];
+        memcpy(wn, w, sizeof wn);
+        for (int a = 0; a < s; a++) wn[S[a]] += theta * step[a];
+        if (drop >= 0) wn[drop] = 0;
+        double sum = 0;
+        for (int i = 0; i < K; i++) sum += wn[i] = wn[i] > 0 ? wn[i] : 0;
+        for (int i = 0; i < K; i++) wn[i] /= sum;
+        double gn = cagrad_gap(K, M, b, cc, wn);
+        if (!(gn < gap) && !(drop >= 0 && cagrad_F(K, M, b, cc, wn) <= cagrad_F(K, M, b, cc, w)))
+            return;
+        memcpy(w, wn, sizeof(double) * (size_t)K);
+        gap = gn;
+    }
+}
+
 loom_status loom_mtl_cagrad(int K, const double *M, double calpha, int rescale, double *c,
                             loom_mtl_cagrad_info *info, loom_error *err) {
     loom_status st = loom_mtl_check_gram(K, M, "CAGrad", err);
@@ -491,41 +569,59 @@ loom_status loom_mtl_cagrad(int K, const double *M, double calpha, int rescale, 
         if (cagrad_F(K, M, b, cc, e0) <= fw) w[0] = 0, w[1] = 1;
         else if (cagrad_F(K, M, b, cc, e1) <= fw) w[0] = 1, w[1] = 0;
     } else {
-        /* projected gradient with a backtracking step that grows again after each success */
-        for (int i = 0; i < K; i++) w[i] = 1.0 / K;
-        double step = 1.0, f = cagrad_F(K, M, b, cc, w);
+        /* accelerated projected gradient (FISTA) with backtracking and a restart whenever F
+         * would rise; stops on the Frank-Wolfe gap grad.w - min_i grad_i, which bounds F(w) - F* */
+        double x[MAXK] = {0}, yv[MAXK] = {0}, gx[MAXK], t = 1, step = 1.0, fx;
+        for (int i = 0; i < K; i++) x[i] = yv[i] = 1.0 / K;
+        fx = cagrad_grad(K, M, b, cc, x, gx);
         for (loc.iters = 0; loc.iters < 20000; loc.iters++) {
-            double Mw[MAXK], grad[MAXK], wn[MAXK], y[MAXK];
-            matvec(K, M, w, Mw);
-            double q = 0;
-            for (int i = 0; i < K; i++) q += w[i] * Mw[i];
-            double root = sqrt((q > 0 ? q : 0) + 1e-8);
-            for (int i = 0; i < K; i++) grad[i] = b[i] + cc * Mw[i] / root;
-            double fn = f, moved = 0;
-            int ok = 0;
-            for (int bt = 0; bt < 80; bt++) {
-                for (int i = 0; i < K; i++) y[i] = w[i] - step * grad[i];
-                project_simplex(K, y, wn);
-                double lin = 0, sq = 0;
-                moved = 0;
-                for (int i = 0; i < K; i++) {
-                    double dlt = wn[i] - w[i];
-                    lin += grad[i] * dlt;
-                    sq += dlt * dlt;
-                    moved += fabs(dlt);
-                }
-                fn = cagrad_F(K, M, b, cc, wn);
-                if (fn <= f + lin + sq / (2 * step) + 1e-15 * fabs(f)) {
-                    ok = 1;
+            double gap = 0, gmin = gx[0];
+            for (int i = 0; i < K; i++) {
+                gap += gx[i] * x[i];
+                gmin = gx[i] < gmin ? gx[i] : gmin;
+            }
+            if (gap - gmin <= 1e-14 * (1 + fabs(fx))) break;
+            if (loc.iters % 100 == 99) { /* try to finish on the current face */
+                double trial[MAXK];
+                memcpy(trial, x, sizeof trial);
+                cagrad_newton(K, M, b, cc, trial);
+                if (cagrad_gap(K, M, b, cc, trial) <= 1e-14 * (1 + fabs(fx))) {
+                    memcpy(x, trial, sizeof trial);
                     break;
                 }
-                step *= 0.5;
             }
-            if (!ok || moved < 1e-14) break;
-            memcpy(w, wn, sizeof(double) * (size_t)K);
-            f = fn;
-            step *= 2;
+            double gy[MAXK], xn[MAXK], z[MAXK], fy = cagrad_grad(K, M, b, cc, yv, gy), fn = fy;
+            int ok = 0;
+            for (int bt = 0; bt < 80 && !ok; bt++) {
+                for (int i = 0; i < K; i++) z[i] = yv[i] - step * gy[i];
+                project_simplex(K, z, xn);
+                double lin = 0, sq = 0;
+                for (int i = 0; i < K; i++) {
+                    lin += gy[i] * (xn[i] - yv[i]);
+                    sq += (xn[i] - yv[i]) * (xn[i] - yv[i]);
+                }
+                fn = cagrad_F(K, M, b, cc, xn);
+                ok = fn <= fy + lin + sq / (2 * step) + 1e-15 * fabs(fy);
+                if (!ok) step *= 0.5;
+            }
+            if (!ok) break;
+            if (fn > fx) { /* momentum overshot: restart from x */
+                if (t == 1) break; /* a plain gradient step from x no longer descends */
+                t = 1;
+                memcpy(yv, x, sizeof yv);
+                continue;
+            }
+            double tn = 0.5 * (1 + sqrt(1 + 4 * t * t));
+            for (int i = 0; i < K; i++) {
+                yv[i] = xn[i] + (t - 1) / tn * (xn[i] - x[i]);
+                x[i] = xn[i];
+            }
+            t = tn;
+            fx = cagrad_grad(K, M, b, cc, x, gx);
+            step *= 1.1;
         }
+        cagrad_newton(K, M, b, cc, x);
+        memcpy(w, x, sizeof(double) * (size_t)K);
     }
     double gw2 = quad(K, M, w, w);
     loc.F = cagrad_F(K, M, b, cc, w);

@@ -312,110 +312,106 @@ static loom_status check_fit_options(loom_model *m, const loom_fit_options *o) {
     return LOOM_OK;
 }
 
-loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_options *opt, loom_history **history) {
-    if (history) *history = NULL;
-    if (!m) return LOOM_ERR_ARGUMENT;
-    loom_clear_error(&m->err);
-    loom_fit_options o = opt ? *opt : loom_fit_defaults();
-    loom_status s = check_ready(m, "fit");
-    if (s || (s = check_fit_options(m, &o))) return s;
-    FILE *out = o.out ? o.out : stdout;
+/* Where training batches come from: arrays (shuffled per epoch) or a user batch function. */
+typedef struct batch_source {
+    const loom_bound_data *arrays;
+    size_t *idx;
+    loom_batch_fn fn;
+    void *user;
+    loom_bound_data bound; /* the generator's batch, bound without allocating */
+    int steps;
+} batch_source;
 
-    loom_bound_data train, val;
-    memset(&val, 0, sizeof val);
-    if ((s = loom_bind(m, data, true, "fit", &train))) return s;
-    bool has_val = false;
-    if (o.validation_data) {
-        if ((s = loom_bind(m, o.validation_data, true, "fit: validation data", &val))) goto out_unbind;
-        has_val = true;
-    } else if (o.validation_split > 0) {
-        /* Keras: the last fraction, taken before shuffling; split_at = ceil(n * (1 - split)). */
-        size_t split_at = (size_t)ceil((double)train.n * (1.0 - (double)o.validation_split));
-        if (split_at == 0 || split_at >= train.n) {
-            s = loom_set_error(&m->err, LOOM_ERR_DATA,
-                               "fit: validation_split %g of %zu samples leaves an empty training or validation set",
-                               (double)o.validation_split, train.n);
-            goto out_unbind;
-        }
-        val.n = train.n - split_at;
-        val.x = calloc((size_t)m->n_inputs, sizeof *val.x);
-        val.y = calloc((size_t)m->n_outputs, sizeof *val.y);
-        val.sw = calloc((size_t)m->n_outputs, sizeof *val.sw);
-        if (!val.x || !val.y || !val.sw) {
-            s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
-            goto out_unbind;
-        }
-        for (int i = 0; i < m->n_inputs; i++) val.x[i] = train.x[i] + split_at * m->order[m->input_pos[i]].size;
-        for (int k = 0; k < m->n_outputs; k++) {
-            if (train.y[k]) val.y[k] = train.y[k] + split_at * m->outputs[k].target_size;
-            if (train.sw[k]) val.sw[k] = train.sw[k] + split_at;
-        }
-        train.n = split_at;
-        has_val = true;
+/* Gathers the next training batch into the arena; *b receives its size. */
+static loom_status next_batch(loom_model *m, batch_source *src, int epoch, int step, int bs, int *b) {
+    if (src->arrays) {
+        size_t first = (size_t)step * bs, n = src->arrays->n;
+        *b = (int)(n - first < (size_t)bs ? n - first : (size_t)bs);
+        loom_engine_gather(m, src->arrays, src->idx + first, 0, *b);
+        return LOOM_OK;
     }
+    loom_data batch;
+    memset(&batch, 0, sizeof batch);
+    int rc = src->fn(epoch, step, bs, &batch, src->user);
+    if (rc)
+        return loom_set_error(&m->err, LOOM_ERR_CALLBACK,
+                              "the batch function returned %d at epoch %d, step %d: training stopped", rc, epoch + 1, step + 1);
+    loom_status s = loom_bind_fill(m, &batch, true, "batch function", &src->bound);
+    if (s) return s;
+    if (src->bound.n > (size_t)bs)
+        return loom_set_error(&m->err, LOOM_ERR_DATA, "batch function: epoch %d, step %d gave %zu samples, more than batch_size %d",
+                              epoch + 1, step + 1, src->bound.n, bs);
+    *b = (int)src->bound.n;
+    loom_engine_gather(m, &src->bound, NULL, 0, *b);
+    return LOOM_OK;
+}
 
-    int bs = o.batch_size;
-    int vbs = o.validation_batch_size > 0 ? o.validation_batch_size : bs;
-    int plan = train.n < (size_t)bs ? (int)train.n : bs;
-    if (has_val && val.n < (size_t)vbs) vbs = (int)val.n;
+/* The epoch loop shared by loom_fit and loom_fit_generator. */
+static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_data *val, bool has_val,
+                            const loom_fit_options *o, int plan, loom_history **history) {
+    FILE *out = o->out ? o->out : stdout;
+    int bs = o->batch_size;
+    int vbs = o->validation_batch_size > 0 ? o->validation_batch_size : bs;
+    if (has_val && val->n < (size_t)vbs) vbs = (int)val->n;
     if (has_val && vbs > plan) plan = vbs;
+    loom_status s = LOOM_OK;
     epoch_logs e = {0}, ve = {0};
-    size_t *idx = malloc(train.n * sizeof *idx);
+    loom_history *h = NULL;
     char (*all_keys)[LOOM_LOG_KEY_MAX] = calloc((size_t)(2 * m->keys.n), sizeof *all_keys);
     const char **all_ptrs = calloc((size_t)(2 * m->keys.n), sizeof *all_ptrs);
-    if (!idx || !all_keys || !all_ptrs) {
+    if (!all_keys || !all_ptrs) {
         s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
-        goto out_free;
+        goto out;
     }
     if ((s = loom_engine_plan(m, plan)) || (s = logs_init(m, &e, has_val)) || (has_val && (s = logs_init(m, &ve, false))))
-        goto out_free;
+        goto out;
     for (int i = 0; i < m->keys.n; i++) {
         snprintf(all_keys[i], LOOM_LOG_KEY_MAX, "%s", m->keys.keys[i]);
         snprintf(all_keys[m->keys.n + i], LOOM_LOG_KEY_MAX, "val_%.*s", LOOM_LOG_KEY_MAX - 5, m->keys.keys[i]);
     }
     for (int i = 0; i < 2 * m->keys.n; i++) all_ptrs[i] = all_keys[i];
-    loom_history *h = loom_history_create(m->keys.n, m->keys.keys, has_val);
+    h = loom_history_create(m->keys.n, m->keys.keys, has_val);
     if (!h) {
         s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
-        goto out_free;
+        goto out;
     }
     if (history) *history = h;
 
     int n_keys_all = has_val ? 2 * m->keys.n : m->keys.n;
     loom_logs batch_logs = {m->keys.n, m->keys.keys, e.values};
     loom_logs epoch_view = {n_keys_all, all_keys, e.values};
-    bool check_nan = loom_callbacks_want_nan_check(o.callbacks, o.n_callbacks);
-    int steps = (int)((train.n + (size_t)bs - 1) / (size_t)bs);
+    bool check_nan = loom_callbacks_want_nan_check(o->callbacks, o->n_callbacks);
+    int steps = src->steps;
     m->stop_training = false;
-    loom_callbacks_begin(m, o.callbacks, o.n_callbacks);
-    for (int epoch = o.initial_epoch; epoch < o.epochs && !s && !m->stop_training; epoch++) {
-        if (o.verbose) loom_progbar_epoch_header(out, epoch, o.epochs);
+    loom_callbacks_begin(m, o->callbacks, o->n_callbacks);
+    for (int epoch = o->initial_epoch; epoch < o->epochs && !s && !m->stop_training; epoch++) {
+        if (o->verbose) loom_progbar_epoch_header(out, epoch, o->epochs);
         loom_progbar bar;
-        loom_progbar_init(&bar, out, steps, o.verbose);
+        loom_progbar_init(&bar, out, steps, o->verbose);
         logs_reset(m, &e);
-        if (o.shuffle) shuffle_indices(idx, train.n, o.seed, epoch);
-        else for (size_t i = 0; i < train.n; i++) idx[i] = i;
+        if (src->arrays) {
+            if (o->shuffle) shuffle_indices(src->idx, src->arrays->n, o->seed, epoch);
+            else for (size_t i = 0; i < src->arrays->n; i++) src->idx[i] = i;
+        }
         for (int step = 0; step < steps && !s && !m->stop_training; step++) {
-            size_t first = (size_t)step * bs;
-            int b = (int)(train.n - first < (size_t)bs ? train.n - first : (size_t)bs);
-            loom_engine_gather(m, &train, idx + first, 0, b);
+            int b = 0;
             float total;
+            if ((s = next_batch(m, src, epoch, step, bs, &b))) break;
             s = train_step(m, b, check_nan, epoch, step, &total);
             if (s == LOOM_ERR_NAN) {
-                loom_callbacks_note_nan_stop(o.callbacks, o.n_callbacks, epoch);
-                if (o.verbose) fprintf(out, "\n%s\n", m->err.msg);
+                loom_callbacks_note_nan_stop(o->callbacks, o->n_callbacks, epoch);
+                if (o->verbose) fprintf(out, "\n%s\n", m->err.msg);
                 break;
             }
             if (s) break;
             logs_add_batch(m, &e, b, total);
             bool last = step + 1 == steps;
-            if (!(last && has_val))
-                loom_progbar_update(&bar, step + 1, m->keys.n, m->key_ptrs, e.values, last);
-            s = loom_callbacks_batch_end(m, o.callbacks, o.n_callbacks, epoch, step, &batch_logs);
+            if (!(last && has_val)) loom_progbar_update(&bar, step + 1, m->keys.n, m->key_ptrs, e.values, last);
+            s = loom_callbacks_batch_end(m, o->callbacks, o->n_callbacks, epoch, step, &batch_logs);
         }
         if (s) break;
         if (has_val) {
-            if ((s = evaluate_bound(m, &val, vbs, &ve, NULL))) break;
+            if ((s = evaluate_bound(m, val, vbs, &ve, NULL))) break;
             memcpy(e.values + m->keys.n, ve.values, (size_t)m->keys.n * sizeof(float));
             loom_progbar_update(&bar, steps, n_keys_all, all_ptrs, e.values, true);
         }
@@ -424,18 +420,91 @@ loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_option
             s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory for the history");
             break;
         }
-        s = loom_callbacks_epoch_end(m, o.callbacks, o.n_callbacks, epoch, &epoch_view);
+        s = loom_callbacks_epoch_end(m, o->callbacks, o->n_callbacks, epoch, &epoch_view);
     }
-    loom_callbacks_end(m, o.callbacks, o.n_callbacks);
+    loom_callbacks_end(m, o->callbacks, o->n_callbacks);
+out:
     if (!history) loom_history_free(h);
-out_free:
-    free(idx);
     free(all_keys);
     free(all_ptrs);
     logs_free(&e);
     logs_free(&ve);
-out_unbind:
+    return s;
+}
+
+loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_options *opt, loom_history **history) {
+    if (history) *history = NULL;
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
+    loom_fit_options o = opt ? *opt : loom_fit_defaults();
+    loom_status s = check_ready(m, "fit");
+    if (s || (s = check_fit_options(m, &o))) return s;
+
+    loom_bound_data train, val;
+    memset(&val, 0, sizeof val);
+    if ((s = loom_bind(m, data, true, "fit", &train))) return s;
+    bool has_val = false;
+    if (o.validation_data) {
+        if ((s = loom_bind(m, o.validation_data, true, "fit: validation data", &val))) goto out;
+        has_val = true;
+    } else if (o.validation_split > 0) {
+        /* Keras: the last fraction, taken before shuffling; split_at = ceil(n * (1 - split)). */
+        size_t split_at = (size_t)ceil((double)train.n * (1.0 - (double)o.validation_split));
+        if (split_at == 0 || split_at >= train.n) {
+            s = loom_set_error(&m->err, LOOM_ERR_DATA,
+                               "fit: validation_split %g of %zu samples leaves an empty training or validation set",
+                               (double)o.validation_split, train.n);
+            goto out;
+        }
+        if ((s = loom_bind_alloc(m, &val))) goto out;
+        val.n = train.n - split_at;
+        for (int i = 0; i < m->n_inputs; i++) val.x[i] = train.x[i] + split_at * m->order[m->input_pos[i]].size;
+        for (int k = 0; k < m->n_outputs; k++) {
+            if (train.y[k]) val.y[k] = train.y[k] + split_at * m->outputs[k].target_size;
+            if (train.sw[k]) val.sw[k] = train.sw[k] + split_at;
+        }
+        train.n = split_at;
+        has_val = true;
+    }
+    batch_source src;
+    memset(&src, 0, sizeof src);
+    src.arrays = &train;
+    src.steps = (int)((train.n + (size_t)o.batch_size - 1) / (size_t)o.batch_size);
+    src.idx = malloc(train.n * sizeof *src.idx);
+    if (!src.idx) s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
+    else s = fit_core(m, &src, &val, has_val, &o, train.n < (size_t)o.batch_size ? (int)train.n : o.batch_size, history);
+    free(src.idx);
+out:
     loom_unbind(&train);
+    loom_unbind(&val);
+    return s;
+}
+
+loom_status loom_fit_generator(loom_model *m, loom_batch_fn next, void *user, int steps_per_epoch,
+                               const loom_fit_options *opt, loom_history **history) {
+    if (history) *history = NULL;
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
+    loom_fit_options o = opt ? *opt : loom_fit_defaults();
+    loom_status s = check_ready(m, "fit_generator");
+    if (s || (s = check_fit_options(m, &o))) return s;
+    if (!next || steps_per_epoch < 1)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "fit_generator: needs a batch function and steps_per_epoch >= 1 (got %d)",
+                              steps_per_epoch);
+    if (o.validation_split > 0)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT,
+                              "fit_generator: validation_split needs arrays; give validation_data instead");
+    loom_bound_data val;
+    memset(&val, 0, sizeof val);
+    bool has_val = o.validation_data != NULL;
+    if (has_val && (s = loom_bind(m, o.validation_data, true, "fit_generator: validation data", &val))) return s;
+    batch_source src;
+    memset(&src, 0, sizeof src);
+    src.fn = next;
+    src.user = user;
+    src.steps = steps_per_epoch;
+    if (!(s = loom_bind_alloc(m, &src.bound))) s = fit_core(m, &src, &val, has_val, &o, o.batch_size, history);
+    loom_unbind(&src.bound);
     loom_unbind(&val);
     return s;
 }
