@@ -6,9 +6,9 @@
 #include <cblas.h>
 #endif
 
-#ifndef LOOM_HAVE_CBLAS
-/* i-k-j order keeps the inner loop contiguous in B and C for the untransposed case. */
-static void gemm_portable(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+/* The portable product (also the reference the fast path is tested against).
+ * i-k-j order keeps the inner loop contiguous in B and C for the untransposed case. */
+void loom_sgemm_portable(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
                           int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
@@ -27,7 +27,6 @@ static void gemm_portable(bool ta, bool tb, int M, int N, int K, float alpha, co
         }
     }
 }
-#endif
 
 void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -36,6 +35,30 @@ void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #else
-    gemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    loom_sgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+/* Threads: loom's own loops are single-threaded today, so the thread count is the matrix
+ * product's. The same thread count always gives the same bits. Different counts may not:
+ * OpenBLAS 0.3.21 picks another kernel when it runs threaded (its single-thread "small matrix"
+ * kernels sum in another order), so results differ in the last bit (measured: 1 ulp on a product,
+ * ~1e-6 relative after training; tests/test_fastpaths.c bounds it). */
+static int threads_set = 1;
+
+loom_status loom_set_num_threads(int n) {
+    if (n < 1 || n > 1024) return LOOM_ERR_ARGUMENT;
+    threads_set = n;
+#ifdef LOOM_HAVE_CBLAS
+    openblas_set_num_threads(n);
+#endif
+    return LOOM_OK;
+}
+
+int loom_get_num_threads(void) {
+#ifdef LOOM_HAVE_CBLAS
+    return openblas_get_num_threads();
+#else
+    return threads_set;
 #endif
 }

@@ -171,6 +171,9 @@ bool loom_act_needs_input(loom_activation a);
 /* C = alpha * op(A) . op(B) + beta * C, row-major; op(A) is M x K, op(B) is K x N. */
 void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* Plain loops with the same contract: the build without OpenBLAS, and the tests' reference. */
+void loom_sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* ---------------------------------------------------------------- losses (losses.c) */
 

@@ -222,8 +222,10 @@ typedef struct loom_mtl_cagrad_info {
 } loom_mtl_cagrad_info;
 
 /* CAGrad coefficients: w = argmin over the simplex of w^T M 1/K + cc sqrt(w^T M w + 1e-8),
- * cc = calpha g0_norm + 1e-8 (golden-section for K = 2, projected gradient with backtracking for
- * K > 2, both converged far below the reference SLSQP's tolerance), lambda = cc/(||g_w|| + 1e-8),
+ * cc = calpha g0_norm + 1e-8. K = 2: golden-section to 1e-12 in w_0. K > 2: accelerated projected
+ * gradient (FISTA, backtracking, restart) finished by Newton steps on the optimal face, until the
+ * Frank-Wolfe gap (a bound on F(w) - F*) is below 1e-14 (1 + |F|) — far tighter than the
+ * reference SLSQP (ftol 1e-6); at most 20000 iterations. lambda = cc/(||g_w|| + 1e-8),
  * c_j = (1/K + lambda w_j) / r with r = 1, 1 + calpha^2, 1 + calpha for rescale 0, 1, 2.
  * calpha in [0, 1). The official NYUv2 code and nash-mtl multiply c by K; LibMTL does not. */
 loom_status loom_mtl_cagrad(int K, const double *M, double calpha, int rescale, double *c,

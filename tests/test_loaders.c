@@ -405,6 +405,13 @@ static void test_npz_hostile(void) {
     CHECK_STATUS(parse_copy(npz_x_fn, b, len, &a), LOOM_ERR_DATA);
     CHECK(contains(errbuf, "local header"));
     b[cd + 45] = 0;
+    /* more members claimed than the central directory can hold */
+    b[len - 22 + 9] = b[len - 22 + 11] = 0xf0;
+    CHECK_STATUS(parse_copy(npz_x_fn, b, len, &a), LOOM_ERR_DATA);
+    CHECK(contains(errbuf, "cannot fit"));
+    b[len - 22 + 9] = b[len - 22 + 11] = 0;
+    CHECK_STATUS(parse_copy(npz_x_fn, b, len, &a), LOOM_OK);
+    loom_ndarray_free(&a);
     free(b);
 
     /* deflated: a huge declared size is refused before allocating */

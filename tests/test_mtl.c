@@ -305,7 +305,7 @@ static void test_rlw(void) {
     double mean[K] = {0};
     int ok = 1;
     for (int step = 0; step < N; step++) {
-        CHECK_STATUS(loom_mtl_rlw(K, 1234, (uint64_t)step, 1.0, lam, NULL), LOOM_OK);
+        ok &= loom_mtl_rlw(K, 1234, (uint64_t)step, 1.0, lam, NULL) == LOOM_OK;
         double sum = 0;
         for (int i = 0; i < K; i++) {
             ok &= lam[i] > 0;
@@ -719,7 +719,10 @@ static void test_cagrad(void) {
         }
         double scale = M[0] + 1;
         for (int i = 0; i < K; i++)
-            if (info.w[i] > 1e-6 && grad[i] > mu + 1e-6 * scale) opt_ok = 0;
+            if (info.w[i] > 0 && grad[i] > mu + (K == 2 ? 1e-7 : 1e-9) * scale) {
+                opt_ok = 0;
+                fprintf(stderr, "CAGrad optimality: trial %d K %d w %g excess %g\n", trial, K, info.w[i], grad[i] - mu);
+            }
         for (int r = 0; r < 200; r++) {
             double v[8], s = 0;
             for (int i = 0; i < K; i++) s += v[i] = -log(1e-12 + loom_uniform01(31 + trial, (uint64_t)(r * 8 + i)));
@@ -896,7 +899,25 @@ static void test_diagnostics(void) {
     CHECK(zero == 0);
 }
 
+/* one task: every method degenerates to the plain gradient */
+static void test_single_task(void) {
+    double M[1] = {4}, c[1], C[1], a[1];
+    CHECK_STATUS(loom_mtl_pcgrad(1, M, NULL, LOOM_MTL_REDUCE_SUM, C, c, NULL), LOOM_OK);
+    CHECK(c[0] == 1 && C[0] == 1);
+    CHECK_STATUS(loom_mtl_mgda(1, M, LOOM_MTL_MGDA_PGD, 0, 0, a, NULL, NULL), LOOM_OK);
+    CHECK(a[0] == 1);
+    loom_mtl_cagrad_info info;
+    CHECK_STATUS(loom_mtl_cagrad(1, M, 0.5, 0, c, &info, NULL), LOOM_OK);
+    CHECK_CLOSE(c[0], 1 + 0.5 * 2 / 2, 1e-7, 0); /* g = g0 + c|g0| g/|g| = 1.5 g */
+    CHECK_STATUS(loom_mtl_nash(1, M, 0, 0, a, NULL, NULL), LOOM_OK);
+    CHECK_CLOSE(a[0], 0.5, 1e-12, 0); /* alpha (M alpha) = 1 */
+    loom_mtl_diag dg;
+    CHECK_STATUS(loom_mtl_diagnostics(1, M, 1, &dg, NULL), LOOM_OK);
+    CHECK(dg.conflict_share == 0 && dg.norm_ratio == 1 && dg.mgda_d2 == 4);
+}
+
 int main(void) {
+    test_single_task();
     test_static();
     test_gram_combine();
     test_schedules();

@@ -1,0 +1,76 @@
+/* test_alloc.c — no allocation inside a training step after the first one. The test is linked
+ * with --wrap=malloc/calloc/realloc (see CMakeLists.txt), so every allocation made by loom's code
+ * goes through the counters below; a batch hook reads them between steps. */
+#include "check.h"
+
+#include <loom.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t s);
+void *__real_realloc(void *p, size_t n);
+static long n_alloc = 0;
+void *__wrap_malloc(size_t n) { n_alloc++; return __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t s) { n_alloc++; return __real_calloc(n, s); }
+void *__wrap_realloc(void *p, size_t n) { n_alloc++; return __real_realloc(p, n); }
+
+typedef struct counts {
+    long after_first;
+    long last;
+    int batches;
+} counts;
+
+static int on_batch(loom_model *m, int epoch, int batch, const loom_logs *logs, void *user) {
+    (void)m, (void)epoch, (void)batch, (void)logs;
+    counts *c = user;
+    if (c->batches++ == 0) c->after_first = n_alloc;
+    c->last = n_alloc;
+    return 0;
+}
+
+int main(void) {
+    loom_graph *g = loom_graph_new(2);
+    loom_tensor *x = loom_input(g, "x", 1, (int[]){12});
+    loom_tensor *a = loom_call(loom_dense(g, "A", 16, LOOM_RELU, NULL), x);
+    loom_tensor *dr = loom_call(loom_dropout(g, "drop", 0.2f), a);
+    loom_tensor *b = loom_call(loom_dense(g, "B", 16, LOOM_GELU, NULL), dr);
+    loom_tensor *c = loom_call(loom_dense(g, "C", 4, LOOM_SOFTMAX, NULL), b);
+    loom_tensor *d = loom_call(loom_dense(g, "D", 2, LOOM_LINEAR, NULL), b);
+    loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){c, d});
+    loom_loss l[] = {{.name = "categorical_crossentropy"}, {.name = "huber"}};
+    float w[] = {0.5f, 0.3f};
+    loom_metric_spec ms[] = {{"C", "accuracy"}, {"D", "rmse"}};
+    loom_compile_config cfg = {.n_losses = 2, .losses = l, .n_loss_weights = 2, .loss_weights = w,
+                               .n_metrics = 2, .metrics = ms, .optimizer = loom_adam(0.01f)};
+    cfg.optimizer.global_clipnorm = 1.0f;
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    enum { N = 100 };
+    static float xs[N * 12], yc[N * 4], yd[N * 2], sw[N];
+    for (int i = 0; i < N * 12; i++) xs[i] = (float)(i % 7) / 7;
+    for (int i = 0; i < N; i++) {
+        yc[i * 4 + i % 4] = 1;
+        yd[2 * i] = yd[2 * i + 1] = (float)(i % 3);
+        sw[i] = 1 + (float)(i % 2);
+    }
+    loom_array xa = {"x", xs, N}, ys[] = {{"C", yc, N}, {"D", yd, N}}, sws[] = {{"C", sw, N}};
+    loom_data data = {1, &xa, 2, ys, 1, sws};
+    counts cnt = {0, 0, 0};
+    loom_callback *hook = loom_hook_callback(on_batch, NULL, &cnt);
+    loom_callback *nan = loom_terminate_on_nan();
+    loom_callback *cbs[] = {hook, nan};
+    loom_fit_options fo = loom_fit_defaults();
+    fo.batch_size = 16; /* 7 steps, the last one partial */
+    fo.epochs = 1;
+    fo.n_callbacks = 2;
+    fo.callbacks = cbs;
+    CHECK_STATUS(loom_fit(m, &data, &fo, NULL), LOOM_OK);
+    CHECK(cnt.batches == 7);
+    CHECK(cnt.after_first > 0); /* the counters see loom's allocations at all */
+    CHECK(cnt.last == cnt.after_first);
+    printf("allocations during steps 2..7: %ld\n", cnt.last - cnt.after_first);
+    loom_callback_free(hook);
+    loom_callback_free(nan);
+    loom_model_free(m);
+    return check_report("alloc");
+}
