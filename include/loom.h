@@ -374,6 +374,56 @@ typedef struct loom_metric_spec {
     const char *name;
 } loom_metric_spec;
 
+/* ---- multi-task balancing (beyond Keras's fixed loss_weights; see README "Balancing losses").
+ * Conventions: dynamic weights sum to K, the number of outputs with a loss (so equal weights are
+ * Keras's plain sum), or to 1 with sum_to_one. Static loss_weights multiply each loss first
+ * ("inner": the method balances w_k L_k) unless static_outer, where they multiply the dynamic
+ * weight instead. Shared parameters are those reached by two or more losses; a head's parameters
+ * get their own loss's gradient. */
+typedef enum loom_balance_kind {
+    LOOM_BALANCE_STATIC = 0, /* Keras: total = sum_k w_k L_k */
+    LOOM_BALANCE_UNCERTAINTY,/* Kendall et al. 2018: learned log-variances s_k */
+    LOOM_BALANCE_GRADNORM,   /* Chen et al. 2018 */
+    LOOM_BALANCE_DWA,        /* Dynamic Weight Average, Liu et al. 2019 */
+    LOOM_BALANCE_RLW,        /* random loss weighting: softmax of N(0, I) each step */
+    LOOM_BALANCE_PCGRAD,     /* Yu et al. 2020: gradient surgery */
+    LOOM_BALANCE_MGDA,       /* Sener & Koltun 2018: min-norm point (MGDA-UB on the shared parameters) */
+    LOOM_BALANCE_CAGRAD,     /* Liu et al. 2021 */
+    LOOM_BALANCE_NASH_MTL    /* Navon et al. 2022 */
+} loom_balance_kind;
+
+typedef enum loom_mgda_normalization {
+    LOOM_MGDA_NORM_NONE = 0, LOOM_MGDA_NORM_L2, LOOM_MGDA_NORM_LOSS, LOOM_MGDA_NORM_LOSS_PLUS
+} loom_mgda_normalization;
+
+typedef struct loom_balance {
+    loom_balance_kind kind;
+    int sum_to_one;              /* dynamic weights sum to 1 instead of K */
+    int static_outer;            /* static weights multiply the dynamic weight, not the loss */
+    float uw_initial_log_variance;   /* uncertainty: s_k at the start (0) */
+    float uw_learning_rate;          /* uncertainty: Adam on s (0.025, as nash-mtl) */
+    int uw_classification;           /* uncertainty: crossentropy losses use e^-s L + s/2 (1),
+                                        or every loss the regression form 1/2 e^-s L + s/2 (0) */
+    const char *gradnorm_layer;      /* GradNorm: the shared layer W (NULL: the last layer every
+                                        loss reaches) */
+    float gradnorm_alpha;            /* 1.5 */
+    float gradnorm_learning_rate;    /* SGD on the weights (0.001) */
+    float dwa_temperature;           /* 2.0 */
+    int pcgrad_mean;                 /* reduce projected gradients by mean, not sum */
+    loom_mgda_normalization mgda_normalization; /* none */
+    float cagrad_c;                  /* 0.4 */
+    int cagrad_rescale;              /* 1: divide by 1 + c^2 */
+    float nash_max_norm;             /* clip the shared update to this norm (1.0; 0 = no clip) */
+    int nash_update_every;           /* recompute alpha every N steps (1) */
+    int diagnostics_every;           /* every N steps log grad_cos/<a>~<b> (epoch means) (0: off) */
+} loom_balance;
+
+/* The reference defaults of a method (as listed above). */
+loom_balance loom_balance_defaults(loom_balance_kind kind);
+/* "static", "uncertainty", "gradnorm", "dwa", "rlw", "pcgrad", "mgda", "cagrad", "nash_mtl". */
+const char *loom_balance_name(loom_balance_kind kind);
+int loom_balance_from_name(const char *name);
+
 /* Compile settings, mirroring keras.Model.compile(loss=, loss_weights=, metrics=, optimizer=):
  *  losses:     n_losses == 1 and loss_outputs == NULL: the loss on every output;
  *              loss_outputs == NULL: a list in output order (n_losses must equal the outputs);
@@ -390,6 +440,7 @@ typedef struct loom_compile_config {
     int n_metrics;
     const loom_metric_spec *metrics;
     loom_optimizer optimizer;
+    loom_balance balance; /* zero-filled: Keras's static weights */
 } loom_compile_config;
 
 /* Compiles (or recompiles, resetting the optimizer state). */
@@ -398,6 +449,30 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg);
 /* Loss weights are state read at every step: change them between steps or from a callback. */
 loom_status loom_set_loss_weight(loom_model *m, const char *output, float weight);
 float loom_get_loss_weight(const loom_model *m, const char *output); /* NaN if unknown */
+/* Per-output loss-weight schedules, evaluated before every step from the optimizer step count t
+ * (or the epoch with by_epoch), replacing that output's static weight; any balancing method then
+ * applies on top. Kinds: constant w0; linear w0 -> w1 over [t0, t1]; cosine w0 -> w1 over
+ * [t0, t1]; exponential w0 * rate^(t/decay_steps) (staircase: floor); piecewise values[i] while
+ * t <= boundaries[i]; rampup w1 * exp(-5 (1 - min(t, length)/length)^2) (Laine & Aila). */
+typedef enum loom_weight_schedule_kind {
+    LOOM_WEIGHT_CONSTANT = 0, LOOM_WEIGHT_LINEAR, LOOM_WEIGHT_COSINE, LOOM_WEIGHT_EXPONENTIAL,
+    LOOM_WEIGHT_PIECEWISE, LOOM_WEIGHT_RAMPUP
+} loom_weight_schedule_kind;
+typedef struct loom_weight_schedule {
+    loom_weight_schedule_kind kind;
+    double w0, w1, t0, t1, rate, decay_steps, length;
+    int staircase, by_epoch;
+    int n_boundaries;
+    double boundaries[16];
+    double values[17];
+} loom_weight_schedule;
+/* Sets (schedule) or removes (NULL) an output's weight schedule. Checked: a bad field is an error
+ * naming it. */
+loom_status loom_set_loss_weight_schedule(loom_model *m, const char *output, const loom_weight_schedule *s);
+/* The effective weight of every output at the last training step (dynamic method and schedule
+ * included), in output order; n must be the output count. */
+loom_status loom_effective_loss_weights(const loom_model *m, float *weights, int n);
+
 /* The learning rate the next step will use, and a way to override it (ReduceLROnPlateau does). */
 float loom_get_learning_rate(const loom_model *m);
 loom_status loom_set_learning_rate(loom_model *m, float lr);
@@ -492,6 +567,30 @@ loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
  * building block for gradient surgery and per-loss diagnostics. */
 loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weighted, float *const *grads,
                                 float *losses);
+
+/* ---- diagnostics: how the losses share the network, measured on one batch. */
+typedef struct loom_diagnostics loom_diagnostics;
+/* One forward pass and one backward pass per loss (unweighted gradients of L_k). NULL on error
+ * (message on m). */
+loom_diagnostics *loom_diagnose(loom_model *m, const loom_data *batch);
+void loom_diagnostics_free(loom_diagnostics *d);
+/* The losses measured (outputs with a loss), by index 0..n-1. */
+int loom_diag_num_losses(const loom_diagnostics *d);
+const char *loom_diag_loss_output(const loom_diagnostics *d, int i);
+float loom_diag_loss_value(const loom_diagnostics *d, int i);
+/* Norm of grad L_i over one layer's weights (exactly 0 where the loss does not reach it); NaN for
+ * an unknown layer. */
+double loom_diag_layer_norm(const loom_diagnostics *d, int i, const char *layer);
+/* Over the shared parameters (reached by two or more losses): gradient norm of L_i, cosine of
+ * L_i and L_j (0 when either is zero), magnitude ratio |g_i|/|g_j| (inf when g_j is zero),
+ * conflict (cosine < 0), and how many shared parameters there are. */
+double loom_diag_shared_norm(const loom_diagnostics *d, int i);
+double loom_diag_cosine(const loom_diagnostics *d, int i, int j);
+double loom_diag_magnitude_ratio(const loom_diagnostics *d, int i, int j);
+int loom_diag_conflict(const loom_diagnostics *d, int i, int j);
+size_t loom_diag_shared_params(const loom_diagnostics *d);
+/* A readable report: per-loss per-layer norms, then the pairwise table. */
+loom_status loom_diag_print(const loom_diagnostics *d, FILE *out);
 
 /* Which layers does the loss of an output reach? 1/0 (and an error on m for unknown names).
  * A layer is reached when one of its calls lies on a path from the model's inputs to that output

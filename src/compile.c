@@ -1,6 +1,6 @@
 /* compile.c — resolving loss=, loss_weights=, metrics= and optimizer= against the model's
  * outputs, as keras.Model.compile does (spec section 1), and the log keys that follow. */
-#include "model.h"
+#include "balance.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -177,7 +177,7 @@ static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg
     return LOOM_OK;
 }
 
-static loom_status compile_keys(loom_model *m) {
+loom_status loom_compile_keys(loom_model *m) {
     free(m->keys.keys);
     free(m->keys.values);
     memset(&m->keys, 0, sizeof m->keys);
@@ -201,6 +201,29 @@ static loom_status compile_keys(loom_model *m) {
             snprintf(key, sizeof key, "%s_loss", m->outputs[k].name);
             if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
         }
+    /* with balancing or weight schedules: the effective weight of every loss, then diagnostics */
+    m->key_weights = m->key_diag = -1;
+    bool scheduled = false;
+    for (int k = 0; k < m->n_outputs; k++) scheduled |= m->outputs[k].has_schedule;
+    if ((m->balance && m->balance->cfg.kind != LOOM_BALANCE_STATIC) || scheduled) {
+        m->key_weights = m->keys.n;
+        for (int k = 0; k < m->n_outputs; k++) {
+            if (m->outputs[k].loss.kind == LOSS_NONE) continue;
+            char key[LOOM_LOG_KEY_MAX];
+            snprintf(key, sizeof key, "%s_weight", m->outputs[k].name);
+            if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
+        }
+    }
+    if (m->balance && m->balance->cfg.diagnostics_every > 0) {
+        m->key_diag = m->keys.n;
+        const loom_balance_state *b = m->balance;
+        for (int i = 0; i < b->K; i++)
+            for (int j = i + 1; j < b->K; j++) {
+                char key[LOOM_LOG_KEY_MAX];
+                snprintf(key, sizeof key, "grad_cos/%.60s~%.60s", m->outputs[b->out_of[i]].name, m->outputs[b->out_of[j]].name);
+                if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
+            }
+    }
     m->keys.values = calloc((size_t)m->keys.n, sizeof *m->keys.values);
     free(m->key_ptrs);
     m->key_ptrs = malloc((size_t)m->keys.n * sizeof *m->key_ptrs);
@@ -222,7 +245,8 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
         snprintf(msg, sizeof msg, "compile: optimizer: %.400s", m->err.msg);
         return loom_set_error(&m->err, s, "%s", msg);
     }
-    if (compile_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
+    if ((s = loom_balance_setup(m, &cfg->balance))) return s;
+    if (loom_compile_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
     m->opt = cfg->optimizer;
     free(m->slots);
     size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
@@ -235,7 +259,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     m->rng_step = 0;
     m->epochs_done = 0;
     loom_history_free(m->log);
-    m->log = loom_history_create(0, NULL, false);
+    m->log = loom_history_create(0, NULL, 0);
     if (!m->log) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
     /* targets and fused logits moved: plan the arena again at the next step */
     free(m->arena);
@@ -282,3 +306,9 @@ loom_status loom_set_learning_rate(loom_model *m, float lr) {
 }
 
 long loom_iterations(const loom_model *m) { return m ? m->iterations : 0; }
+
+int loom_eval_key_count(const loom_model *m) {
+    if (m->key_weights >= 0) return m->key_weights;
+    if (m->key_diag >= 0) return m->key_diag;
+    return m->keys.n;
+}

@@ -124,6 +124,15 @@ static float regularization(const loom_model *m, float *dw) {
     return (float)total;
 }
 
+float loom_engine_add_regularization(const loom_model *m, float *dw) {
+    float r = regularization(m, dw);
+    for (int t = 0; t < m->n_tensors; t++) {
+        const loom_weight *w = &m->tensors[t].layer->weights[m->tensors[t].index];
+        if ((w->reg.l1 != 0 || w->reg.l2 != 0) && !w->non_trainable) m->t_active[t] = true;
+    }
+    return r;
+}
+
 loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool losses,
                                 uint64_t grad_mask, float *reg) {
     loom_op_ctx c;

@@ -11,20 +11,18 @@ struct loom_history {
     float **cols; /* one array per key, `cap` long, so a key's values are contiguous */
 };
 
-loom_history *loom_history_create(int n_keys, char (*keys)[LOOM_LOG_KEY_MAX], bool with_val) {
+loom_history *loom_history_create(int n_keys, char (*keys)[LOOM_LOG_KEY_MAX], int n_val) {
     loom_history *h = calloc(1, sizeof *h);
     if (!h) return NULL;
-    h->n_keys = with_val ? 2 * n_keys : n_keys;
+    h->n_keys = n_keys + n_val;
     h->keys = calloc((size_t)(h->n_keys ? h->n_keys : 1), sizeof *h->keys);
     h->cols = calloc((size_t)(h->n_keys ? h->n_keys : 1), sizeof *h->cols);
     if (!h->keys || !h->cols) {
         loom_history_free(h);
         return NULL;
     }
-    for (int i = 0; i < n_keys; i++) {
-        snprintf(h->keys[i], LOOM_LOG_KEY_MAX, "%s", keys[i]);
-        if (with_val) snprintf(h->keys[n_keys + i], LOOM_LOG_KEY_MAX, "val_%.*s", LOOM_LOG_KEY_MAX - 5, keys[i]);
-    }
+    for (int i = 0; i < n_keys; i++) snprintf(h->keys[i], LOOM_LOG_KEY_MAX, "%s", keys[i]);
+    for (int i = 0; i < n_val; i++) snprintf(h->keys[n_keys + i], LOOM_LOG_KEY_MAX, "val_%.*s", LOOM_LOG_KEY_MAX - 5, keys[i]);
     return h;
 }
 
@@ -159,7 +157,7 @@ loom_history *loom_history_from_json(const cJSON *root, const char *what, loom_e
         }
         names[i] = k->valuestring;
     }
-    loom_history *h = loom_history_create(0, NULL, false);
+    loom_history *h = loom_history_create(0, NULL, 0);
     if (!h) return NULL;
     const cJSON *row;
     cJSON_ArrayForEach(row, rows) {

@@ -1,6 +1,6 @@
 /* model.c — turning a graph into a model: validation, execution order, reach sets, flat
  * parameter buffers and weight access. */
-#include "model.h"
+#include "balance.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -28,6 +28,7 @@ static void model_free_parts(loom_model *m) {
     free(m->metrics);
     free(m->metric_names);
     loom_history_free(m->log);
+    loom_balance_free(m->balance);
     free(m->keys.keys);
     free(m->keys.values);
     free(m->key_ptrs);

@@ -4,6 +4,7 @@
 #define LOOM_MODEL_H
 
 #include "internal.h"
+#include "mtl.h"
 
 /* One node of the model in execution order, with its buffers in the activation arena. */
 typedef struct loom_step_node {
@@ -35,7 +36,13 @@ typedef struct loom_output {
     const float *logits;
     bool has_sw;
     float loss_value;        /* last batch, unweighted */
+    /* weight schedule (multi-task balancing) */
+    bool has_schedule, schedule_by_epoch;
+    loom_mtl_schedule schedule;
+    float effective_weight;  /* what the last step used */
 } loom_output;
+
+typedef struct loom_balance_state loom_balance_state;
 
 /* A weight tensor in the flat buffers. */
 typedef struct loom_param_tensor {
@@ -85,8 +92,12 @@ struct loom_model {
     int n_metrics;
     loom_metric_impl *metrics;
     char (*metric_names)[LOOM_NAME_MAX]; /* as the user wrote them (saved with the model) */
-    /* log keys (without val_): loss, metrics, per-output losses */
+    /* balancing method state (NULL: Keras's static weights) */
+    loom_balance_state *balance;
+    /* log keys (without val_): loss, metrics, per-output losses, then with balancing the
+     * effective weights (<output>_weight) and the diagnostics (grad_cos/<a>~<b>) */
     loom_logs keys;
+    int key_weights, key_diag;   /* first index of each group; -1 when absent */
     const char **key_ptrs;   /* keys.keys as pointers, for the progress bar */
     bool log_output_losses;
     /* activation arena */
@@ -113,6 +124,8 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
  * several times after one forward (one gradient buffer per subset). Marks m->t_active. */
 void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, const float *seed_weights,
                           float *dw);
+/* Adds the regularisation gradient into dw; returns the penalty. */
+float loom_engine_add_regularization(const loom_model *m, float *dw);
 /* Outputs whose loss takes part in the total gradient (has a loss and a nonzero weight). */
 uint64_t loom_engine_active_mask(const loom_model *m);
 /* Copies samples idx[0..batch) (or first..first+batch when idx is NULL) of the bound data into
@@ -141,9 +154,14 @@ loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targe
 
 /* train.c */
 float loom_current_lr(const loom_model *m);
+/* compile.c: (re)builds the log keys from the compile settings */
+loom_status loom_compile_keys(loom_model *m);
 
 /* history.c */
-loom_history *loom_history_create(int n_keys, char (*keys)[LOOM_LOG_KEY_MAX], bool with_val);
+/* A history with n_keys keys followed by "val_" copies of the first n_val of them. */
+loom_history *loom_history_create(int n_keys, char (*keys)[LOOM_LOG_KEY_MAX], int n_val);
+/* Keys that evaluation produces (the training-only effective weights and diagnostics excluded). */
+int loom_eval_key_count(const loom_model *m);
 loom_status loom_history_append(loom_history *h, const float *values);
 /* Appends one epoch given as (keys, values) of another history layout: keys it lacks get NaN,
  * new keys are added (earlier epochs NaN). */

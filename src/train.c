@@ -4,7 +4,7 @@
  * one backward pass seeded with the weights, one optimizer update over the flat buffers.
  * Logged values are running means over the epoch weighted by batch size (Keras's Mean), computed
  * with the weights before each batch's update. Nothing is allocated inside a step. */
-#include "model.h"
+#include "balance.h"
 #include "progbar.h"
 
 #include <math.h>
@@ -25,7 +25,7 @@ static void logs_reset(loom_model *m, epoch_logs *e) {
 }
 
 /* Adds one batch: total, per-output losses, metric updates; then refreshes e->values[0..n). */
-static void logs_add_batch(loom_model *m, epoch_logs *e, int batch, float total) {
+static void logs_add_batch(loom_model *m, epoch_logs *e, int batch, float total, bool training) {
     e->run[0].sum += (double)total * batch;
     e->run[0].count += batch;
     int key = 1 + m->n_metrics;
@@ -34,6 +34,20 @@ static void logs_add_batch(loom_model *m, epoch_logs *e, int batch, float total)
         e->run[key].sum += (double)m->outputs[k].loss_value * batch;
         e->run[key].count += batch;
         key++;
+    }
+    if (m->key_weights >= 0 && training)
+        for (int k = 0, key = m->key_weights; k < m->n_outputs; k++) {
+            if (m->outputs[k].loss.kind == LOSS_NONE) continue;
+            e->run[key].sum += (double)m->outputs[k].effective_weight * batch;
+            e->run[key].count += batch;
+            key++;
+        }
+    if (m->key_diag >= 0 && training && m->balance->diag_measured) {
+        int pairs = m->balance->K * (m->balance->K - 1) / 2;
+        for (int p = 0; p < pairs; p++) {
+            e->run[m->key_diag + p].sum += m->balance->diag_cos[p];
+            e->run[m->key_diag + p].count += 1;
+        }
     }
     for (int i = 0; i < m->n_metrics; i++) {
         loom_metric_impl *mt = &m->metrics[i];
@@ -98,13 +112,18 @@ static loom_status nan_check(loom_model *m, float reg, int epoch, int batch) {
 
 /* One training step on the batch already gathered into the arena. */
 static loom_status train_step(loom_model *m, int batch, bool check_nan, int epoch, int step, float *total) {
-    uint64_t mask = loom_engine_active_mask(m);
-    float reg = 0;
-    loom_status s = loom_engine_forward(m, batch, true, true, mask, &reg);
-    if (s) return s;
-    *total = weighted_total(m, reg);
-    if (check_nan && (s = nan_check(m, reg, epoch, step))) return s;
-    loom_engine_backward(m, batch, mask, true, NULL, m->grads);
+    loom_status s;
+    if (loom_balance_active(m)) {
+        if ((s = loom_balance_step(m, batch, epoch, total, check_nan, nan_check, step))) return s;
+    } else {
+        uint64_t mask = loom_engine_active_mask(m);
+        float reg = 0;
+        if ((s = loom_engine_forward(m, batch, true, true, mask, &reg))) return s;
+        *total = weighted_total(m, reg);
+        if (check_nan && (s = nan_check(m, reg, epoch, step))) return s;
+        loom_engine_backward(m, batch, mask, true, NULL, m->grads);
+        for (int k = 0; k < m->n_outputs; k++) m->outputs[k].effective_weight = m->outputs[k].weight;
+    }
     loom_optimizer_apply(&m->opt, loom_current_lr(m), m->iterations, m->params, m->grads, m->slots,
                          m->n_params, m->n_tensors, m->t_offset, m->t_size, m->t_active);
     m->iterations++;
@@ -126,9 +145,9 @@ static loom_status evaluate_bound(loom_model *m, const loom_bound_data *d, int b
         float reg = 0;
         loom_status s = loom_engine_forward(m, b, false, true, 0, &reg);
         if (s) return s;
-        logs_add_batch(m, e, b, weighted_total(m, reg));
+        logs_add_batch(m, e, b, weighted_total(m, reg), false);
         if (bar)
-            loom_progbar_update(bar, step + 1, e->n, m->key_ptrs, e->values, step + 1 == steps);
+            loom_progbar_update(bar, step + 1, loom_eval_key_count(m), m->key_ptrs, e->values, step + 1 == steps);
     }
     return LOOM_OK;
 }
@@ -149,7 +168,7 @@ loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, 
         loom_progbar_init(&bar, stdout, (int)((d.n + (size_t)batch_size - 1) / (size_t)batch_size), verbose);
         s = evaluate_bound(m, &d, batch_size, &e, verbose ? &bar : NULL);
         if (!s && result) {
-            *result = loom_history_create(m->keys.n, m->keys.keys, false);
+            *result = loom_history_create(loom_eval_key_count(m), m->keys.keys, 0);
             if (!*result || loom_history_append(*result, e.values))
                 s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "evaluate: out of memory");
         }
@@ -201,7 +220,7 @@ loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *lo
         float total;
         logs_reset(m, &e);
         if (!(s = train_step(m, (int)d.n, false, 0, 0, &total))) {
-            logs_add_batch(m, &e, (int)d.n, total);
+            logs_add_batch(m, &e, (int)d.n, total, true);
             int n = e.n < max_logs ? e.n : max_logs;
             if (logs_out)
                 for (int i = 0; i < n; i++) logs_out[i] = e.values[i];
@@ -365,19 +384,19 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
     }
     if ((s = loom_engine_plan(m, plan)) || (s = logs_init(m, &e, has_val)) || (has_val && (s = logs_init(m, &ve, false))))
         goto out;
-    for (int i = 0; i < m->keys.n; i++) {
-        snprintf(all_keys[i], LOOM_LOG_KEY_MAX, "%s", m->keys.keys[i]);
+    int n_val = has_val ? loom_eval_key_count(m) : 0; /* val_ keys: what evaluation produces */
+    for (int i = 0; i < m->keys.n; i++) snprintf(all_keys[i], LOOM_LOG_KEY_MAX, "%s", m->keys.keys[i]);
+    for (int i = 0; i < n_val; i++)
         snprintf(all_keys[m->keys.n + i], LOOM_LOG_KEY_MAX, "val_%.*s", LOOM_LOG_KEY_MAX - 5, m->keys.keys[i]);
-    }
-    for (int i = 0; i < 2 * m->keys.n; i++) all_ptrs[i] = all_keys[i];
-    h = loom_history_create(m->keys.n, m->keys.keys, has_val);
+    for (int i = 0; i < m->keys.n + n_val; i++) all_ptrs[i] = all_keys[i];
+    h = loom_history_create(m->keys.n, m->keys.keys, n_val);
     if (!h) {
         s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
         goto out;
     }
     if (history) *history = h;
 
-    int n_keys_all = has_val ? 2 * m->keys.n : m->keys.n;
+    int n_keys_all = m->keys.n + n_val;
     loom_logs batch_logs = {m->keys.n, m->keys.keys, e.values};
     loom_logs epoch_view = {n_keys_all, all_keys, e.values};
     bool check_nan = loom_callbacks_want_nan_check(o->callbacks, o->n_callbacks);
@@ -404,7 +423,7 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
                 break;
             }
             if (s) break;
-            logs_add_batch(m, &e, b, total);
+            logs_add_batch(m, &e, b, total, true);
             bool last = step + 1 == steps;
             if (!(last && has_val)) loom_progbar_update(&bar, step + 1, m->keys.n, m->key_ptrs, e.values, last);
             s = loom_callbacks_batch_end(m, o->callbacks, o->n_callbacks, epoch, step, &batch_logs);
@@ -412,7 +431,7 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
         if (s) break;
         if (has_val) {
             if ((s = evaluate_bound(m, val, vbs, &ve, NULL))) break;
-            memcpy(e.values + m->keys.n, ve.values, (size_t)m->keys.n * sizeof(float));
+            memcpy(e.values + m->keys.n, ve.values, (size_t)n_val * sizeof(float));
             loom_progbar_update(&bar, steps, n_keys_all, all_ptrs, e.values, true);
         }
         m->epochs_done = epoch + 1;

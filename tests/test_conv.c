@@ -251,6 +251,89 @@ static void test_gradients(void) {
     grad_case("Cropping2D", C_CROP, (int[]){1, 0, 2, 1}, shape3(3, 5, 6, 2), 2);
 }
 
+/* ---------------------------------------------------------------- large batches */
+
+/* At these sizes the column buffer no longer holds the whole batch (13 samples: chunks of 12 and
+ * 1). Conv2DTranspose T (filters F, input C channels) and Conv2D D (filters C, input F channels)
+ * with the same stride and padding share one kernel array, (kh, kw, F, C), and are adjoint:
+ *   <D(z), x> = <z, T(x)>,  dT/dx applied to z = D(z),  dD/dz applied to x = T(x),
+ *   and both kernel gradients equal. Every chunked path is checked against another one, and D's
+ * batch result against D run one sample at a time. */
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+static int count_far(const float *a, const float *b, size_t n, double tol) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !(fabs((double)a[i] - b[i]) <= tol * (1.0 + fabs((double)b[i])));
+    return bad;
+}
+
+static void test_chunked_batches(void) {
+    enum { B = 13, C = 8, F = 64 };
+    loom_graph *g = loom_graph_new(1);
+    loom_conv_options nb = loom_conv_defaults();
+    nb.use_bias = 0;
+    loom_layer *T = loom_conv2d_transpose(g, NULL, F, 3, 3, 2, 2, LOOM_PADDING_SAME, LOOM_LINEAR, &nb);
+    loom_layer *D = loom_conv2d(g, NULL, C, 3, 3, 2, 2, LOOM_PADDING_SAME, 1, 1, LOOM_LINEAR, &nb);
+    loom_shape xs = shape3(3, 24, 24, C), zs = shape3(3, 48, 48, F);
+    op_harness HT, HD;
+    loom_status st = oph_init(&HT, T, 1, &xs, B, 0, 1), sd = oph_init(&HD, D, 1, &zs, B, 0, 2);
+    CHECK_STATUS(st, LOOM_OK);
+    CHECK_STATUS(sd, LOOM_OK);
+    if (st == LOOM_OK && sd == LOOM_OK) {
+        CHECK(HT.n_w == HD.n_w && HT.out_n == HD.in_n[0] && HD.out_n == HT.in_n[0]);
+        /* the column buffer holds fewer samples than the batch */
+        CHECK(HD.n_scratch < (size_t)B * 24 * 24 * 9 * F);
+        memcpy(HD.w, HT.w, HT.n_w * sizeof(float));
+        /* T: input x, upstream z; D: input z, upstream x */
+        memcpy(HD.in[0], HT.dout, HT.out_n * sizeof(float));
+        memcpy(HD.dout, HT.in[0], HT.in_n[0] * sizeof(float));
+        oph_forward(&HT);
+        oph_forward(&HD);
+        memset(HT.din[0], 0, HT.in_n[0] * sizeof(float));
+        memset(HD.din[0], 0, HD.in_n[0] * sizeof(float));
+        memset(HT.dw, 0, HT.n_w * sizeof(float));
+        memset(HD.dw, 0, HD.n_w * sizeof(float));
+        oph_backward(&HT);
+        oph_backward(&HD);
+        double lhs = dot(HD.out, HT.in[0], HT.in_n[0]), rhs = dot(HT.dout, HT.out, HT.out_n);
+        CHECK_CLOSE(lhs, rhs, 1e-3, 1e-4);
+        CHECK(count_far(HT.din[0], HD.out, HD.out_n, 1e-4) == 0);
+        CHECK(count_far(HD.din[0], HT.out, HT.out_n, 1e-4) == 0);
+        CHECK(count_far(HT.dw, HD.dw, HD.n_w, 1e-4) == 0);
+
+        /* D one sample at a time (chunks of 1) gives the batch's outputs and gradients */
+        float *y1 = malloc(HD.out_n * sizeof(float)), *dx1 = calloc(HD.in_n[0], sizeof(float)),
+              *dw1 = calloc(HD.n_w, sizeof(float));
+        if (y1 && dx1 && dw1) {
+            size_t in1 = HD.in_n[0] / B, out1 = HD.out_n / B;
+            for (int b = 0; b < B; b++) {
+                const float *xb[1] = {HD.in[0] + b * in1};
+                float *dxb[1] = {dx1 + b * in1};
+                loom_op_ctx c = oph_ctx(&HD, dxb, dw1);
+                c.batch = 1;
+                c.in = xb;
+                c.out = y1 + b * out1;
+                c.dout = HD.dout + b * out1;
+                D->op->forward(D, &c);
+                D->op->backward(D, &c);
+            }
+            CHECK(count_far(y1, HD.out, HD.out_n, 1e-5) == 0);
+            CHECK(count_far(dx1, HD.din[0], HD.in_n[0], 1e-5) == 0);
+            CHECK(count_far(dw1, HD.dw, HD.n_w, 1e-4) == 0);
+        }
+        free(y1);
+        free(dx1);
+        free(dw1);
+    }
+    oph_free(&HT);
+    oph_free(&HD);
+    loom_graph_free(g);
+}
+
 /* ---------------------------------------------------------------- hand-computed cases */
 
 /* Runs a weightless layer on given inputs: forward into y, backward of dy from zero into dx. */
@@ -707,6 +790,7 @@ static void test_small_cnn(void) {
 int main(void) {
     test_against_pytorch();
     test_gradients();
+    test_chunked_batches();
     test_hand_cases();
     test_shapes();
     test_weight_layouts();
