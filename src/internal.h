@@ -155,6 +155,11 @@ loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *n
 extern const loom_op loom_op_input, loom_op_dense, loom_op_activation, loom_op_dropout,
     loom_op_add, loom_op_subtract, loom_op_multiply, loom_op_concatenate, loom_op_flatten,
     loom_op_reshape;
+/* convolution and spatial layers: configuration in iarg/farg as documented in their files */
+extern const loom_op loom_op_conv1d, loom_op_conv2d, loom_op_conv2d_transpose, loom_op_depthwise_conv2d,
+    loom_op_max_pooling1d, loom_op_max_pooling2d, loom_op_average_pooling1d, loom_op_average_pooling2d,
+    loom_op_global_average_pooling1d, loom_op_global_max_pooling1d, loom_op_global_average_pooling2d,
+    loom_op_global_max_pooling2d, loom_op_upsampling2d, loom_op_zero_padding2d, loom_op_cropping2d;
 
 /* ---------------------------------------------------------------- activations (activations.c) */
 

@@ -90,6 +90,55 @@ static int int_array_from(const cJSON *a, int *out, int max) {
 
 /* ---------------------------------------------------------------- layers to JSON */
 
+static cJSON *pair(int a, int b) {
+    int v[2] = {a, b};
+    return int_array(v, 2, false);
+}
+
+/* Convolution, pooling and spatial layers, Keras argument names (iarg layout: layer_conv.c). */
+static bool conv_config(const loom_layer *L, cJSON *c) {
+    const loom_op *op = L->op;
+    const int *a = L->iarg;
+    bool one_d = op == &loom_op_conv1d || op == &loom_op_max_pooling1d || op == &loom_op_average_pooling1d;
+    bool conv = op == &loom_op_conv1d || op == &loom_op_conv2d || op == &loom_op_conv2d_transpose ||
+                op == &loom_op_depthwise_conv2d;
+    bool pool = op == &loom_op_max_pooling1d || op == &loom_op_max_pooling2d || op == &loom_op_average_pooling1d ||
+                op == &loom_op_average_pooling2d;
+    if (conv || pool) {
+        const char *size_key = conv ? "kernel_size" : "pool_size";
+        if (op == &loom_op_depthwise_conv2d) cJSON_AddNumberToObject(c, "depth_multiplier", a[0]);
+        else if (conv) cJSON_AddNumberToObject(c, "filters", a[0]);
+        cJSON_AddItemToObject(c, size_key, one_d ? int_array(&a[2], 1, false) : pair(a[1], a[2]));
+        cJSON_AddItemToObject(c, "strides", one_d ? int_array(&a[4], 1, false) : pair(a[3], a[4]));
+        cJSON_AddStringToObject(c, "padding", a[7] == LOOM_PADDING_SAME ? "same" : "valid");
+        if (!conv) return true;
+        if (op != &loom_op_conv2d_transpose && op != &loom_op_depthwise_conv2d)
+            cJSON_AddItemToObject(c, "dilation_rate", one_d ? int_array(&a[6], 1, false) : pair(a[5], a[6]));
+        cJSON_AddStringToObject(c, "activation", loom_activation_name(L->activation));
+        cJSON_AddBoolToObject(c, "use_bias", a[8] != 0);
+        const char *kinit = op == &loom_op_depthwise_conv2d ? "depthwise_initializer" : "kernel_initializer";
+        const char *kreg = op == &loom_op_depthwise_conv2d ? "depthwise_regularizer" : "kernel_regularizer";
+        cJSON_AddItemToObject(c, kinit, init_json((loom_initializer)a[9], LOOM_INIT_GLOROT_UNIFORM));
+        cJSON_AddItemToObject(c, "bias_initializer", init_json((loom_initializer)a[10], LOOM_INIT_ZEROS));
+        cJSON_AddItemToObject(c, kreg, reg_json((loom_regularizer){L->farg[0], L->farg[1]}));
+        cJSON_AddItemToObject(c, "bias_regularizer", reg_json((loom_regularizer){L->farg[2], L->farg[3]}));
+        return true;
+    }
+    if (op == &loom_op_upsampling2d) {
+        cJSON_AddItemToObject(c, "size", pair(a[0], a[1]));
+        cJSON_AddStringToObject(c, "interpolation", "nearest");
+        return true;
+    }
+    if (op == &loom_op_zero_padding2d || op == &loom_op_cropping2d) {
+        cJSON *p = cJSON_CreateArray();
+        cJSON_AddItemToArray(p, pair(a[0], a[1]));
+        cJSON_AddItemToArray(p, pair(a[2], a[3]));
+        cJSON_AddItemToObject(c, op == &loom_op_cropping2d ? "cropping" : "padding", p);
+        return true;
+    }
+    return false;
+}
+
 static cJSON *layer_config(const loom_layer *L, loom_error *err) {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "name", L->name);
@@ -114,8 +163,12 @@ static cJSON *layer_config(const loom_layer *L, loom_error *err) {
         cJSON_AddNumberToObject(c, "axis", L->axis);
     } else if (op == &loom_op_reshape) {
         cJSON_AddItemToObject(c, "target_shape", int_array(L->target.dims, L->target.rank, false));
-    } else if (op == &loom_op_add || op == &loom_op_subtract || op == &loom_op_multiply || op == &loom_op_flatten) {
+    } else if (op == &loom_op_add || op == &loom_op_subtract || op == &loom_op_multiply || op == &loom_op_flatten ||
+               op == &loom_op_global_average_pooling1d || op == &loom_op_global_max_pooling1d ||
+               op == &loom_op_global_average_pooling2d || op == &loom_op_global_max_pooling2d) {
         /* no configuration */
+    } else if (conv_config(L, c)) {
+        /* a convolution, pooling or spatial layer */
     } else {
         cJSON_Delete(c);
         loom_set_error(err, LOOM_ERR_STATE, "layer %s (%s) cannot be saved by this version of loom", L->name,
@@ -211,6 +264,75 @@ cJSON *loom_arch_to_json(const loom_model *m, loom_error *err) {
 
 /* ---------------------------------------------------------------- layers from JSON */
 
+/* Reads a 1- or 2-element integer list (or a bare number) into v[0..1]; 1-element lists fill
+ * v[1] (1-D layers keep their size in the second slot). */
+static bool two_ints(const cJSON *c, const char *key, int *v, int fallback) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, key);
+    int tmp[2];
+    v[0] = v[1] = fallback;
+    if (!x) return true;
+    if (cJSON_IsNumber(x)) {
+        v[0] = v[1] = (int)x->valuedouble;
+        return true;
+    }
+    int n = int_array_from(x, tmp, 2);
+    if (n == 1) v[0] = 1, v[1] = tmp[0];
+    else if (n == 2) v[0] = tmp[0], v[1] = tmp[1];
+    else return false;
+    return true;
+}
+
+/* The convolution, pooling and spatial classes; false when cls is none of them. */
+static bool conv_from_json(loom_graph *g, const char *cls, const char *name, const cJSON *c, int act, loom_layer **out) {
+    loom_activation a = act < 0 ? LOOM_LINEAR : (loom_activation)act;
+    loom_padding pad = str(c, "padding") && strcmp(str(c, "padding"), "same") == 0 ? LOOM_PADDING_SAME : LOOM_PADDING_VALID;
+    int k[2] = {-1, -1}, s[2] = {0, 0}, d[2] = {1, 1};
+    bool ok = two_ints(c, strstr(cls, "Pooling") ? "pool_size" : "kernel_size", k, -1) && two_ints(c, "strides", s, 0) &&
+              two_ints(c, "dilation_rate", d, 1);
+    if (!ok) k[0] = k[1] = -1; /* the constructor then names the bad argument */
+    loom_conv_options o = loom_conv_defaults();
+    o.use_bias = flag(c, "use_bias", true);
+    bool depthwise = strcmp(cls, "DepthwiseConv2D") == 0;
+    o.kernel_initializer = init_from_json(cJSON_GetObjectItemCaseSensitive(c, depthwise ? "depthwise_initializer" : "kernel_initializer"),
+                                          LOOM_INIT_GLOROT_UNIFORM);
+    o.bias_initializer = init_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_initializer"), LOOM_INIT_ZEROS);
+    o.kernel_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, depthwise ? "depthwise_regularizer" : "kernel_regularizer"));
+    o.bias_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_regularizer"));
+    double f = num(c, "filters", -1), dm = num(c, "depth_multiplier", 1);
+    int filters = f >= 1 && f <= 1 << 20 ? (int)f : -1, mult = dm >= 1 && dm <= 1 << 20 ? (int)dm : -1;
+    if (strcmp(cls, "Conv1D") == 0) *out = loom_conv1d(g, name, filters, k[1], s[1], pad, d[1], a, &o);
+    else if (strcmp(cls, "Conv2D") == 0) *out = loom_conv2d(g, name, filters, k[0], k[1], s[0], s[1], pad, d[0], d[1], a, &o);
+    else if (strcmp(cls, "Conv2DTranspose") == 0) *out = loom_conv2d_transpose(g, name, filters, k[0], k[1], s[0], s[1], pad, a, &o);
+    else if (depthwise) *out = loom_depthwise_conv2d(g, name, k[0], k[1], s[0], s[1], pad, mult, a, &o);
+    else if (strcmp(cls, "MaxPooling1D") == 0) *out = loom_max_pooling1d(g, name, k[1], s[1], pad);
+    else if (strcmp(cls, "AveragePooling1D") == 0) *out = loom_average_pooling1d(g, name, k[1], s[1], pad);
+    else if (strcmp(cls, "MaxPooling2D") == 0) *out = loom_max_pooling2d(g, name, k[0], k[1], s[0], s[1], pad);
+    else if (strcmp(cls, "AveragePooling2D") == 0) *out = loom_average_pooling2d(g, name, k[0], k[1], s[0], s[1], pad);
+    else if (strcmp(cls, "GlobalAveragePooling1D") == 0) *out = loom_global_average_pooling1d(g, name);
+    else if (strcmp(cls, "GlobalMaxPooling1D") == 0) *out = loom_global_max_pooling1d(g, name);
+    else if (strcmp(cls, "GlobalAveragePooling2D") == 0) *out = loom_global_average_pooling2d(g, name);
+    else if (strcmp(cls, "GlobalMaxPooling2D") == 0) *out = loom_global_max_pooling2d(g, name);
+    else if (strcmp(cls, "UpSampling2D") == 0) {
+        int sz[2];
+        if (!two_ints(c, "size", sz, 2)) sz[0] = sz[1] = -1;
+        *out = loom_upsampling2d(g, name, sz[0], sz[1]);
+    } else if (strcmp(cls, "ZeroPadding2D") == 0 || strcmp(cls, "Cropping2D") == 0) {
+        bool crop = cls[0] == 'C';
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(c, crop ? "cropping" : "padding");
+        int tb[2] = {-1, -1}, lr[2] = {-1, -1};
+        if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 2 && cJSON_IsArray(cJSON_GetArrayItem(p, 0))) {
+            if (int_array_from(cJSON_GetArrayItem(p, 0), tb, 2) != 2 || int_array_from(cJSON_GetArrayItem(p, 1), lr, 2) != 2)
+                tb[0] = -1;
+        } else if (int_array_from(p, tb, 2) == 2) { /* symmetric (rows, cols) */
+            lr[0] = lr[1] = tb[1];
+            tb[1] = tb[0];
+        }
+        *out = crop ? loom_cropping2d(g, name, tb[0], tb[1], lr[0], lr[1]) : loom_zero_padding2d(g, name, tb[0], tb[1], lr[0], lr[1]);
+    } else
+        return false;
+    return true;
+}
+
 static loom_layer *layer_from_json(loom_graph *g, const char *cls, const char *name, const cJSON *c, const char *what,
                                    loom_error *err) {
     int act = -1;
@@ -248,7 +370,7 @@ static loom_layer *layer_from_json(loom_graph *g, const char *cls, const char *n
         int dims[LOOM_MAX_RANK];
         int rank = int_array_from(cJSON_GetObjectItemCaseSensitive(c, "target_shape"), dims, LOOM_MAX_RANK);
         L = loom_reshape(g, name, rank, dims);
-    } else {
+    } else if (!conv_from_json(g, cls, name, c, act, &L)) {
         loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s has the class %.40s, which this loom does not have", what, name, cls);
         return NULL;
     }

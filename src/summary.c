@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#define W_LAYER 28
+#define W_LAYER 34
 #define W_SHAPE 20
 #define W_PARAM 11
 #define W_CONN 24
