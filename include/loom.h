@@ -241,6 +241,9 @@ const char *loom_model_output_name(const loom_model *m, int k);
 /* Per-sample size (element count) of input i / output k. */
 size_t loom_model_input_size(const loom_model *m, int i);
 size_t loom_model_output_size(const loom_model *m, int k);
+/* Per-sample size of output k's target array: the output size, or one class index per row for
+ * sparse_categorical_crossentropy (known once compiled). */
+size_t loom_model_target_size(const loom_model *m, int k);
 /* Index of an input / output by name, -1 (and an error on m) if unknown. */
 int loom_model_input_index(loom_model *m, const char *name);
 int loom_model_output_index(loom_model *m, const char *name);

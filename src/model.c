@@ -283,6 +283,11 @@ size_t loom_model_output_size(const loom_model *m, int k) {
     return (m && k >= 0 && k < m->n_outputs) ? m->outputs[k].size : 0;
 }
 
+size_t loom_model_target_size(const loom_model *m, int k) {
+    if (!m || k < 0 || k >= m->n_outputs) return 0;
+    return m->compiled ? m->outputs[k].target_size : m->outputs[k].size;
+}
+
 int loom_model_input_index(loom_model *m, const char *name) {
     if (!m || !name) return -1;
     for (int i = 0; i < m->n_inputs; i++)

@@ -231,7 +231,7 @@ loom_status loom_npy_parse(const void *buf, size_t len, const char *what, loom_n
         return loom_ld_fail(err, errlen, LOOM_ERR_DATA, "%s: .npy header lacks the key '%s'", what,
                             !seen_descr ? "descr" : !seen_fortran ? "fortran_order" : "shape");
 
-    npy_dtype dt;
+    npy_dtype dt = {0};
     if ((s = parse_descr(descr, what, &dt, err, errlen))) return s;
     if (fortran)
         return loom_ld_fail(err, errlen, LOOM_ERR_DATA,

@@ -285,15 +285,21 @@ static cJSON *arch_layer(cJSON *arch, const char *name) {
     return NULL;
 }
 
-/* Parses bytes with a replaced ARCH section: NULL model expected, message into err. */
-static loom_model *parse_with_arch(const unsigned char *d, size_t size, cJSON *arch, char *err, size_t errlen) {
-    char *text = cJSON_PrintUnformatted(arch);
+/* Parses bytes with one JSON section replaced (valid CRC); the message goes into err. */
+static loom_model *parse_with_json(const unsigned char *d, size_t size, const char *tag, cJSON *json, char *err,
+                                   size_t errlen) {
+    char *text = cJSON_PrintUnformatted(json);
     size_t n2;
-    unsigned char *forged = replace_section(d, size, "ARCH", text, strlen(text), &n2);
+    unsigned char *forged = replace_section(d, size, tag, text, strlen(text), &n2);
+    err[0] = '\0';
     loom_model *m = loom_model_parse(forged, n2, "forged.loom", err, errlen);
     free(forged);
     free(text);
     return m;
+}
+
+static loom_model *parse_with_arch(const unsigned char *d, size_t size, cJSON *arch, char *err, size_t errlen) {
+    return parse_with_json(d, size, "ARCH", arch, err, errlen);
 }
 
 /* ---------------------------------------------------------------- the big model */
@@ -453,6 +459,17 @@ static void test_round_trip(void) {
         path_in(path, sizeof path, "big.loom");
         path_in(path2, sizeof path2, "big2.loom");
         CHECK_STATUS(loom_model_save(m, path), LOOM_OK);
+        if (kind == 0) {
+            /* the file gets the permissions fopen would give it (0666 less the umask), not
+             * mkstemp's 0600 for the temporary it was written as */
+            mode_t mask = umask(022);
+            umask(mask);
+            struct stat st;
+            CHECK(stat(path, &st) == 0);
+            CHECK((st.st_mode & 0777) == (0666 & ~mask));
+            if ((st.st_mode & 0777) != (0666 & ~mask))
+                fprintf(stderr, "saved file mode %03o, expected %03o\n", (unsigned)(st.st_mode & 0777), (unsigned)(0666 & ~mask));
+        }
         char err[512] = "";
         loom_model *r = loom_model_load(path, err, sizeof err);
         CHECK(r != NULL);
@@ -984,6 +1001,66 @@ static void test_hostile(void) {
         cJSON_Delete(arch);
     }
 
+    /* Numbers out of range for the integers they become. Besides being refused, these must not
+     * reach a float-to-integer conversion (undefined behaviour: seen with clang's
+     * -fsanitize=float-cast-overflow, which gcc's -fsanitize=undefined does not include). */
+    arch = section_json(file, size, "ARCH");
+    if (arch) {
+        cJSON *a2 = cJSON_Duplicate(arch, 1);
+        cJSON *node = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(arch_layer(a2, "fl"), "inbound_nodes"), 0);
+        cJSON *hist = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(node, "args"), 0), "config"),
+            "keras_history");
+        cJSON_ReplaceItemInArray(hist, 1, cJSON_CreateNumber(1e20)); /* node index */
+        r = parse_with_arch(file, size, a2, err, sizeof err);
+        CHECK(r == NULL && err[0]);
+        loom_model_free(r);
+        cJSON_Delete(a2);
+        a2 = cJSON_Duplicate(arch, 1);
+        cJSON *order = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(a2, "config"), "loom_node_order");
+        cJSON_ReplaceItemInArray(cJSON_GetArrayItem(order, 0), 1, cJSON_CreateNumber(-1e20));
+        r = parse_with_arch(file, size, a2, err, sizeof err);
+        CHECK(r == NULL && err[0]);
+        loom_model_free(r);
+        cJSON_Delete(a2);
+        cJSON_Delete(arch);
+    }
+    cJSON *comp = section_json(file, size, "COMP");
+    CHECK(comp != NULL);
+    if (comp) {
+        static const char *const sched_keys[] = {"decay_steps", "warmup_steps", "boundaries"};
+        for (int i = 0; i < 3; i++) {
+            cJSON *c2 = cJSON_Duplicate(comp, 1);
+            cJSON *sj = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c2, "optimizer"), "schedule");
+            if (i < 2) {
+                cJSON_ReplaceItemInObjectCaseSensitive(sj, sched_keys[i], cJSON_CreateNumber(i ? -1e300 : 1e300));
+            } else { /* a piecewise schedule whose boundary is no step count */
+                cJSON_ReplaceItemInObjectCaseSensitive(sj, "kind", cJSON_CreateNumber(LOOM_SCHEDULE_PIECEWISE_CONSTANT));
+                cJSON_ReplaceItemInObjectCaseSensitive(sj, "boundaries", cJSON_CreateDoubleArray((double[]){1e300}, 1));
+                cJSON_ReplaceItemInObjectCaseSensitive(sj, "values", cJSON_CreateDoubleArray((double[]){0.1, 0.2}, 2));
+            }
+            r = parse_with_json(file, size, "COMP", c2, err, sizeof err);
+            CHECK(r == NULL && err[0]);
+            if (r) fprintf(stderr, "schedule.%s = +-1e300 was accepted\n", sched_keys[i]);
+            loom_model_free(r);
+            cJSON_Delete(c2);
+        }
+        /* a learning-rate override the API itself refuses (loom_set_learning_rate: finite, >= 0) */
+        const double bad_lr[2] = {-5.0, 1e300};
+        for (int i = 0; i < 2; i++) {
+            cJSON *c2 = cJSON_Duplicate(comp, 1);
+            cJSON *progress = cJSON_GetObjectItemCaseSensitive(c2, "progress");
+            cJSON_DeleteItemFromObjectCaseSensitive(progress, "learning_rate_override");
+            cJSON_AddNumberToObject(progress, "learning_rate_override", bad_lr[i]);
+            r = parse_with_json(file, size, "COMP", c2, err, sizeof err);
+            CHECK(r == NULL && err[0]);
+            if (r) fprintf(stderr, "learning_rate_override %g was accepted (rate %g)\n", bad_lr[i], (double)loom_get_learning_rate(r));
+            loom_model_free(r);
+            cJSON_Delete(c2);
+        }
+        cJSON_Delete(comp);
+    }
+
     /* non-finite weights refuse to load */
     const sect *w = find_sect(secs, ns, "WGHT");
     if (w) {
@@ -994,6 +1071,18 @@ static void test_hostile(void) {
             fix_crc(buf, w);
             r = loom_model_parse(buf, size, "nan.loom", err, sizeof err);
             CHECK(r == NULL && has(err, "finite"));
+            loom_model_free(r);
+        }
+        /* nor does a non-finite optimizer state: resuming from it would make every weight NaN */
+        const sect *o = find_sect(secs, ns, "OPTS");
+        CHECK(o != NULL && o->n > 8 + 4 * 5);
+        if (o && o->n > 8 + 4 * 5) {
+            memcpy(buf, file, size);
+            memcpy(buf + o->at + 12 + 8 + 4 * 5, &bad[0], 4);
+            fix_crc(buf, o);
+            r = loom_model_parse(buf, size, "nan_opts.loom", err, sizeof err);
+            CHECK(r == NULL && err[0]);
+            if (r) fprintf(stderr, "a NaN in the optimizer state (OPTS) was accepted\n");
             loom_model_free(r);
         }
         /* a count that disagrees with the architecture */
@@ -1304,6 +1393,21 @@ static void test_user_loss_and_uncompiled(void) {
     path_in(fresh, sizeof fresh, "user_fresh.loom");
     CHECK_STATUS(loom_model_save(m, fresh), LOOM_ERR_STATE);
     CHECK(!file_exists(fresh));
+    loom_model_free(m);
+
+    /* a model without parameters */
+    g = loom_graph_new(9);
+    x = loom_input(g, "x", 2, (int[]){2, 3});
+    loom_tensor *f = loom_call(loom_flatten(g, "fl"), x);
+    f = loom_call(loom_activation_layer(g, "soft", LOOM_SOFTMAX), f);
+    m = loom_model_new(g, 1, &x, 1, &f);
+    CHECK(m != NULL && loom_param_count(m) == 0);
+    if (m) {
+        CHECK_STATUS(loom_model_save(m, fresh), LOOM_OK);
+        r = loom_model_load(fresh, err, sizeof err);
+        CHECK(r && same_architecture(m, r) && loom_param_count(r) == 0);
+        loom_model_free(r);
+    }
     loom_model_free(m);
 }
 

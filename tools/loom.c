@@ -1,8 +1,10 @@
 /* loom.c — the command-line program.
- *   loom demo [--epochs N] [--seed N] [--quiet] [--data PATH]
+ *   loom demo [--epochs N] [--seed N] [--quiet] [--data PATH] [--save MODEL]
  *       trains the seed model (input -> A -> B -> {C: digit class, D: pixel reconstruction}) on
- *       scikit-learn's 8x8 digits and shows which layers each loss trains.
- *   loom summary      prints the seed model's summary table. */
+ *       scikit-learn's 8x8 digits and shows which layers each loss trains and how they agree.
+ *   loom summary [MODEL]             the seed model's (or a saved model's) summary table.
+ *   loom diagnose MODEL DATA.npz     how the losses of a saved model share it, measured on the
+ *       arrays of DATA.npz named after the model's inputs and outputs. */
 #include "digits.h"
 #include "loom.h"
 
@@ -19,6 +21,7 @@ typedef struct demo_opts {
     uint64_t seed;
     int verbose;
     const char *data;
+    const char *save;
 } demo_opts;
 
 /* in(64) -> A Dense 64 relu -> B Dense 32 relu -> { C Dense 10 softmax ; D Dense 64 linear } */
@@ -102,9 +105,20 @@ static int report_reach(loom_model *m, const loom_data *batch, size_t n) {
     for (int i = 0; i < loom_model_num_layers(m); i++)
         if (loom_loss_reaches(m, "D", loom_layer_name(loom_model_layer(m, i))))
             printf(" %s", loom_layer_name(loom_model_layer(m, i)));
-    printf("\n");
+    printf("\n\n");
     free(gC);
     free(gD);
+    loom_diagnostics *diag = loom_diagnose(m, batch);
+    if (!diag) {
+        fprintf(stderr, "loom: %s\n", loom_model_error(m));
+        return -1;
+    }
+    printf("Do the losses agree on the shared layers? (a cosine < 0 means they pull apart)\n\n");
+    printf("  %-10s %10s %12s %s\n", "pair", "cosine", "|gC|/|gD|", "conflict");
+    printf("  %-10s %10.4f %12.4g %s   over %zu shared parameters (A, B), unweighted losses\n", "C~D",
+           loom_diag_cosine(diag, 0, 1), loom_diag_magnitude_ratio(diag, 0, 1), loom_diag_conflict(diag, 0, 1) ? "yes" : "no",
+           loom_diag_shared_params(diag));
+    loom_diagnostics_free(diag);
     return 0;
 }
 
@@ -175,6 +189,14 @@ static int run_demo(const demo_opts *o) {
         loom_array vy[] = {{"C", onehot + first * 10, nv}, {"D", ds.pixels + first * 64, nv}};
         loom_data vdata = {1, &vx, 2, vy, 0, NULL};
         if (report_reach(m, &vdata, nv)) rc = 1;
+        if (o->save) {
+            if (loom_model_save(m, o->save)) {
+                fprintf(stderr, "loom demo: %s\n", loom_model_error(m));
+                rc = 1;
+            } else {
+                printf("\nSaved to %s (try: loom diagnose %s data/digits_diag.npz)\n", o->save, o->save);
+            }
+        }
     }
     loom_history_free(h);
     free(onehot);
@@ -184,8 +206,57 @@ static int run_demo(const demo_opts *o) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: loom demo [--epochs N] [--seed N] [--quiet] [--data PATH]\n"
-               "       loom summary\n");
+    fprintf(f, "usage: loom demo [--epochs N] [--seed N] [--quiet] [--data PATH] [--save MODEL]\n"
+               "       loom summary [MODEL]\n"
+               "       loom diagnose MODEL DATA.npz\n");
+}
+
+/* loom diagnose: arrays named after the model's inputs and outputs, read from an .npz file. */
+static int run_diagnose(const char *model_path, const char *data_path) {
+    char err[1024];
+    loom_model *m = loom_model_load(model_path, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "loom diagnose: %s\n", err);
+        return 1;
+    }
+    int ni = loom_model_num_inputs(m), no = loom_model_num_outputs(m), rc = 1;
+    loom_ndarray arrays[2 * LOOM_MAX_OUTPUTS];
+    loom_array xs[LOOM_MAX_OUTPUTS], ys[LOOM_MAX_OUTPUTS];
+    int n_arrays = 0, n_y = 0;
+    memset(arrays, 0, sizeof arrays);
+    for (int i = 0; i < ni + no; i++) {
+        const char *name = i < ni ? loom_model_input_name(m, i) : loom_model_output_name(m, i - ni);
+        size_t want = i < ni ? loom_model_input_size(m, i) : loom_model_target_size(m, i - ni);
+        loom_ndarray *a = &arrays[n_arrays];
+        if (loom_npz_load(data_path, name, a, err, sizeof err)) {
+            if (i >= ni) continue; /* an output without targets: its loss is left out */
+            fprintf(stderr, "loom diagnose: input %s: %s\n", name, err);
+            goto done;
+        }
+        n_arrays++;
+        size_t per = a->rank > 0 && a->dims[0] ? a->size / a->dims[0] : 0;
+        if (a->rank < 1 || per != want) {
+            fprintf(stderr, "loom diagnose: %s: member %s holds %zu values per sample, the model needs %zu\n", data_path, name,
+                    per, want);
+            goto done;
+        }
+        if (i < ni) xs[i] = (loom_array){name, a->data, a->dims[0]};
+        else ys[n_y++] = (loom_array){name, a->data, a->dims[0]};
+    }
+    loom_data data = {ni, xs, n_y, ys, 0, NULL};
+    loom_diagnostics *d = loom_diagnose(m, &data);
+    if (!d) {
+        fprintf(stderr, "loom diagnose: %s\n", loom_model_error(m));
+        goto done;
+    }
+    printf("%s on %s (%zu samples)\n\n", model_path, data_path, xs[0].n);
+    loom_diag_print(d, stdout);
+    loom_diagnostics_free(d);
+    rc = 0;
+done:
+    for (int i = 0; i < n_arrays; i++) loom_ndarray_free(&arrays[i]);
+    loom_model_free(m);
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -194,22 +265,34 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (strcmp(argv[1], "summary") == 0) {
-        loom_model *m = seed_model(0);
-        if (!m) return 1;
+        char err[1024];
+        loom_model *m = argc > 2 ? loom_model_load(argv[2], err, sizeof err) : seed_model(0);
+        if (!m) {
+            if (argc > 2) fprintf(stderr, "loom summary: %s\n", err);
+            return 1;
+        }
         loom_summary(m, stdout);
         loom_model_free(m);
         return 0;
+    }
+    if (strcmp(argv[1], "diagnose") == 0) {
+        if (argc != 4) {
+            usage(stderr);
+            return 2;
+        }
+        return run_diagnose(argv[2], argv[3]);
     }
     if (strcmp(argv[1], "demo") != 0) {
         usage(strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? stdout : stderr);
         return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
     }
-    demo_opts o = {20, 42, 1, LOOM_DATA_DIR "/digits.csv"};
+    demo_opts o = {20, 42, 1, LOOM_DATA_DIR "/digits.csv", NULL};
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--quiet") == 0) o.verbose = 0;
         else if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) o.epochs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) o.seed = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) o.data = argv[++i];
+        else if (strcmp(argv[i], "--save") == 0 && i + 1 < argc) o.save = argv[++i];
         else {
             usage(stderr);
             return 2;
