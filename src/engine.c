@@ -23,7 +23,12 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
                           ? n->layer->op->scratch_size(n->layer, n->n_in, in, &n->out_shape, batch)
                           : 0;
         total += 2 * (size_t)batch * sn->size + sn->scratch;
+        /* Keras masks: made by an op, or kept from input 0 while the steps axis survives */
+        const loom_op *op = n->layer->op;
+        sn->makes_mask = op->mask_mode == LOOM_MASK_MAKE && n->out_shape.rank >= 2;
+        if (sn->makes_mask) total += (size_t)batch * (size_t)n->out_shape.dims[0];
     }
+    for (int k = 0; k < m->n_outputs; k++) total += (size_t)batch * m->outputs[k].rows_per_sample;
     for (int k = 0; k < m->n_outputs; k++) {
         loom_output *o = &m->outputs[k];
         total += (size_t)batch * (o->target_size + 1 + o->size + o->rows_per_sample);
@@ -38,9 +43,18 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     float *p = arena;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
+        loom_node *n = sn->node;
         sn->val = p, p += (size_t)batch * sn->size;
         sn->grad = p, p += (size_t)batch * sn->size;
         sn->scr = p, p += sn->scratch;
+        sn->mask = NULL;
+        if (sn->makes_mask) {
+            sn->mask = p, p += (size_t)batch * (size_t)n->out_shape.dims[0];
+        } else if (n->layer->op->mask_mode == LOOM_MASK_KEEP && n->n_in > 0) {
+            const loom_step_node *src = &m->order[sn->in_pos[0]];
+            const loom_shape *a = &src->node->out_shape, *b = &n->out_shape;
+            if (src->mask && a->rank >= 2 && b->rank >= 2 && a->dims[0] == b->dims[0]) sn->mask = src->mask;
+        }
     }
     for (int k = 0; k < m->n_outputs; k++) {
         loom_output *o = &m->outputs[k];
@@ -48,6 +62,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         o->sw = p, p += (size_t)batch;
         o->lgrad = p, p += (size_t)batch * o->size;
         o->values = p, p += (size_t)batch * o->rows_per_sample;
+        o->row_w = p, p += (size_t)batch * o->rows_per_sample;
         /* Fused outputs read the logits: a Dense keeps them first in its scratch, an Activation
          * layer's input is the logits. */
         loom_step_node *sn = &m->order[o->pos];
@@ -104,6 +119,7 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->training = training;
     /* keyed by the node's position in the model, which a saved and reloaded model keeps */
     c->rng_key = loom_hash64(m->g->seed ^ 0xD50F00DULL, (m->rng_step << 20) ^ (uint64_t)pos);
+    c->in_mask = n->n_in > 0 ? m->order[sn->in_pos[0]].mask : NULL;
 }
 
 static float regularization(const loom_model *m, float *dw) {
@@ -142,6 +158,8 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
         if (sn->is_input) continue;
         fill_ctx(m, i, batch, training, &c, in_shapes);
         sn->node->layer->op->forward(sn->node->layer, &c);
+        if (sn->makes_mask && !sn->node->layer->op->make_mask(sn->node->layer, &c, sn->mask))
+            for (size_t j = 0, n = (size_t)batch * (size_t)sn->node->out_shape.dims[0]; j < n; j++) sn->mask[j] = 1.0f;
     }
     for (int k = 0; k < m->n_outputs && losses; k++) {
         loom_output *o = &m->outputs[k];
@@ -150,10 +168,20 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
             continue;
         }
         const float *pred = o->fused ? o->logits : m->order[o->pos].val;
-        loom_status s = loom_loss_compute(&o->loss, o->target, pred, (size_t)batch * o->rows_per_sample,
-                                          o->dim, o->rows_per_sample, o->has_sw ? o->sw : NULL, o->fused,
-                                          o->values, (grad_mask >> k & 1) ? o->lgrad : NULL,
-                                          &o->loss_value, &m->err);
+        size_t rows = (size_t)batch * o->rows_per_sample, rps = o->rows_per_sample;
+        const float *sw = o->has_sw ? o->sw : NULL;
+        const float *mask = m->order[o->pos].mask;
+        if (mask && rps == (size_t)m->order[o->pos].node->out_shape.dims[0]) {
+            /* Keras: masked entries weigh 0, valid ones rows/valid, times the sample weight */
+            double valid = 0;
+            for (size_t r = 0; r < rows; r++) valid += mask[r];
+            float scale = valid > 0 ? (float)((double)rows / valid) : 0.0f;
+            for (size_t r = 0; r < rows; r++) o->row_w[r] = mask[r] * scale * (sw ? sw[r / rps] : 1.0f);
+            sw = o->row_w;
+            rps = 1;
+        }
+        loom_status s = loom_loss_compute(&o->loss, o->target, pred, rows, o->dim, rps, sw, o->fused, o->values,
+                                          (grad_mask >> k & 1) ? o->lgrad : NULL, &o->loss_value, &m->err);
         if (s) {
             /* prefix the output's name to the loss's own message */
             char msg[LOOM_ERR_MAX];

@@ -67,6 +67,8 @@ typedef struct loom_op_ctx {
     bool dout_is_preact;         /* backward: dout is dL/d(pre-activation) (fused loss) */
     float *state;                /* the layer's weights, writable: forward in training may update
                                     non-trainable state (BatchNormalization's moving statistics) */
+    const float *in_mask;        /* Keras mask of input 0: batch x steps, 1 valid / 0 padded; NULL
+                                    when the input carries none (recurrent layers skip padded steps) */
 } loom_op_ctx;
 
 struct loom_layer;
@@ -85,7 +87,17 @@ typedef struct loom_op {
     void (*forward)(const struct loom_layer *L, const loom_op_ctx *c);
     /* Must accumulate into din[] and dw (never overwrite): a tensor used twice sums. */
     void (*backward)(const struct loom_layer *L, const loom_op_ctx *c);
+    /* Masks (Keras semantics; a mask covers the first non-batch axis, "steps"):
+     * LOOM_MASK_DROP: the output carries no mask. LOOM_MASK_KEEP: the output keeps input 0's mask
+     * when it still has the same steps axis (Dense on sequences, Activation, Dropout, recurrent
+     * layers with return_sequences). LOOM_MASK_MAKE: make_mask computes it (Embedding mask_zero). */
+    int mask_mode;
+    /* Writes batch x steps mask values from the inputs (LOOM_MASK_MAKE only; may decide per
+     * layer: return false when this layer makes no mask, e.g. mask_zero off). */
+    bool (*make_mask)(const struct loom_layer *L, const loom_op_ctx *c, float *mask);
 } loom_op;
+
+enum { LOOM_MASK_DROP = 0, LOOM_MASK_KEEP = 1, LOOM_MASK_MAKE = 2 };
 
 /* A weight a layer owns: its place in the model's flat buffers is `offset`. */
 typedef struct loom_weight {

@@ -46,6 +46,7 @@ static void activation_backward(const loom_layer *L, const loom_op_ctx *c) {
 const loom_op loom_op_activation = {
     .class_name = "Activation",
     .base_name = "activation",
+    .mask_mode = LOOM_MASK_KEEP,
     .min_inputs = 1,
     .max_inputs = 1,
     .build = activation_build,

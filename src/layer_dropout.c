@@ -60,6 +60,7 @@ static void dropout_backward(const loom_layer *L, const loom_op_ctx *c) {
 const loom_op loom_op_dropout = {
     .class_name = "Dropout",
     .base_name = "dropout",
+    .mask_mode = LOOM_MASK_KEEP,
     .min_inputs = 1,
     .max_inputs = 1,
     .build = dropout_build,

@@ -16,6 +16,8 @@ typedef struct loom_step_node {
     uint64_t reach;   /* bit k: the node lies on a path to output k */
     int n_consumers;  /* uses as an input by later nodes */
     bool is_input;
+    float *mask;      /* batch x steps Keras mask, or NULL (a KEEP node shares its input's) */
+    bool makes_mask;  /* the op computes the mask (LOOM_MASK_MAKE) into its own buffer */
     float **din;      /* n_in pointers, set per backward */
     const float **in; /* n_in pointers */
 } loom_step_node;
@@ -33,6 +35,7 @@ typedef struct loom_output {
     size_t target_size;      /* per sample */
     /* arena buffers at the planned batch */
     float *target, *sw, *lgrad, *values;
+    float *row_w;            /* masked outputs: per-row weights mask * sw * rows / valid */
     const float *logits;
     bool has_sw;
     float loss_value;        /* last batch, unweighted */

@@ -595,7 +595,7 @@ static loom_status fit_resume(loom_model *m, const resume_case *rc, int initial,
     loom_array ys[2] = {{"y", res_y, RES_N}, {"c", res_c, RES_N}};
     loom_data d = {1, &x, 2, ys, 0, NULL};
     loom_fit_options fo = loom_fit_defaults();
-    fo.batch_size = 4; /* 24 training samples: 6 steps, the last... all full */
+    fo.batch_size = 4; /* 24 training samples after the split: 6 full steps per epoch */
     fo.epochs = epochs;
     fo.initial_epoch = initial;
     fo.seed = 12345;
