@@ -118,7 +118,9 @@ typedef enum loom_initializer {
     LOOM_INIT_LECUN_UNIFORM,
     LOOM_INIT_LECUN_NORMAL,
     LOOM_INIT_ZEROS,
-    LOOM_INIT_ONES
+    LOOM_INIT_ONES,
+    LOOM_INIT_ORTHOGONAL,   /* Keras Orthogonal(gain 1): recurrent kernels */
+    LOOM_INIT_UNIFORM       /* Keras RandomUniform(-0.05, 0.05): embeddings */
 } loom_initializer;
 
 /* L1/L2 penalty on a weight: l1*sum|w| + l2*sum w^2 (no 1/2), added to the total unweighted.
@@ -207,6 +209,103 @@ loom_layer *loom_global_max_pooling2d(loom_graph *g, const char *name);
 loom_layer *loom_upsampling2d(loom_graph *g, const char *name, int size_h, int size_w);
 loom_layer *loom_zero_padding2d(loom_graph *g, const char *name, int top, int bottom, int left, int right);
 loom_layer *loom_cropping2d(loom_graph *g, const char *name, int top, int bottom, int left, int right);
+
+/* ---- normalisation, embeddings, sequences and attention */
+
+/* BatchNormalization: normalises over every axis but `axis` (Keras numbering, -1 = channels).
+ * Training uses the batch statistics and updates the moving mean/variance (non-trainable,
+ * saved): moving = moving * momentum + batch * (1 - momentum); inference uses the moving ones. */
+typedef struct loom_batchnorm_options {
+    int axis;        /* -1 */
+    float momentum;  /* 0.99 */
+    float epsilon;   /* 1e-3 */
+    int center;      /* beta (1) */
+    int scale;       /* gamma (1) */
+} loom_batchnorm_options;
+loom_batchnorm_options loom_batchnorm_defaults(void);
+loom_layer *loom_batch_normalization(loom_graph *g, const char *name, const loom_batchnorm_options *opt);
+/* LayerNormalization over the last axis (epsilon 0 means Keras's 1e-3). */
+loom_layer *loom_layer_normalization(loom_graph *g, const char *name, float epsilon, int center, int scale);
+/* Embedding: integer ids (given as floats, 0 <= id < input_dim) -> vectors of output_dim;
+ * RandomUniform(-0.05, 0.05) init. mask_zero: id 0 is padding and its steps are masked for the
+ * layers after it (recurrent layers skip them, losses over sequences ignore them). */
+loom_layer *loom_embedding(loom_graph *g, const char *name, int input_dim, int output_dim, int mask_zero);
+
+/* Recurrent layers on (steps, features) inputs, Keras defaults and gate order (LSTM i, f, c, o;
+ * GRU z, r, h with reset_after). Kernels (features, gates*units), recurrent kernels
+ * (units, gates*units) orthogonal, bias (gates*units) or GRU reset_after (2, 3*units). */
+typedef struct loom_rnn_options {
+    int return_sequences;             /* output (steps, units) instead of the last state (units) */
+    int go_backwards;
+    int use_bias;                     /* 1 */
+    loom_activation activation;       /* tanh */
+    loom_activation recurrent_activation; /* sigmoid (LSTM, GRU) */
+    int unit_forget_bias;             /* LSTM: forget-gate bias starts at 1 (1) */
+    int reset_after;                  /* GRU: 1 (Keras 2+ default) */
+} loom_rnn_options;
+loom_rnn_options loom_rnn_defaults(void);
+loom_layer *loom_simple_rnn(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
+loom_layer *loom_lstm(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
+loom_layer *loom_gru(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
+/* Bidirectional: runs a recurrent layer (not yet called) forwards and a copy of it backwards and
+ * merges them (concat default). The wrapped layer belongs to the wrapper. */
+typedef enum loom_merge_mode { LOOM_MERGE_CONCAT = 0, LOOM_MERGE_SUM, LOOM_MERGE_MUL, LOOM_MERGE_AVE } loom_merge_mode;
+loom_layer *loom_bidirectional(loom_graph *g, const char *name, loom_layer *rnn, loom_merge_mode mode);
+/* TimeDistributed: applies a layer (not yet called; single input) to every step of axis 1. */
+loom_layer *loom_time_distributed(loom_graph *g, const char *name, loom_layer *inner);
+
+/* MultiHeadAttention (Keras): call with loom_call_n(layer, 2, {query, value}) or 3,
+ * {query, value, key}; self-attention is {x, x}. Output (query steps, query features).
+ * value_dim 0 = key_dim. causal: each query step attends to key steps <= its own. */
+loom_layer *loom_multi_head_attention(loom_graph *g, const char *name, int num_heads, int key_dim, int value_dim,
+                                      int use_bias, int causal);
+
+/* Permute the non-batch axes: dims is a permutation of 1..rank (Keras numbering). */
+loom_layer *loom_permute(loom_graph *g, const char *name, int rank, const int *dims);
+/* RepeatVector: (features) -> (n, features). */
+loom_layer *loom_repeat_vector(loom_graph *g, const char *name, int n);
+
+/* A layer written in C by the user (Keras's Lambda, with weights): forward and backward
+ * callbacks, weights of fixed shapes that loom owns, initialises, trains and saves. */
+typedef struct loom_custom_ctx {
+    int batch;
+    int n_in;
+    const float *const *in;          /* batch x input size each */
+    float *const *din;               /* ACCUMULATE input gradients here; an entry may be NULL */
+    const int *in_rank;
+    const int (*in_dims)[LOOM_MAX_RANK];
+    float *out;                      /* forward writes batch x output size */
+    const float *dout;               /* backward reads */
+    int out_rank;
+    const int *out_dims;
+    const float *const *w;           /* the weights, in declaration order */
+    float *const *dw;                /* ACCUMULATE weight gradients here (NULL when not needed) */
+    float *scratch;                  /* batch x scratch_per_sample floats, kept from forward to backward */
+    int training;
+} loom_custom_ctx;
+
+#define LOOM_CUSTOM_MAX_WEIGHTS 4
+typedef struct loom_custom_layer {
+    const char *class_name;          /* shown by summary and saved in model files */
+    int min_inputs, max_inputs;
+    int n_weights;
+    const char *weight_names[LOOM_CUSTOM_MAX_WEIGHTS];
+    int weight_ranks[LOOM_CUSTOM_MAX_WEIGHTS];
+    int weight_dims[LOOM_CUSTOM_MAX_WEIGHTS][LOOM_MAX_RANK];
+    loom_initializer weight_inits[LOOM_CUSTOM_MAX_WEIGHTS];
+    size_t scratch_per_sample;
+    /* The output shape for these input shapes: return its rank (1..LOOM_MAX_RANK), or 0 when
+     * the inputs do not fit (the call then fails naming the layer). */
+    int (*output_shape)(int n_in, const int *in_rank, const int (*in_dims)[LOOM_MAX_RANK], int *out_dims,
+                        void *user);
+    void (*forward)(const loom_custom_ctx *c, void *user);
+    void (*backward)(const loom_custom_ctx *c, void *user);
+    void *user;
+} loom_custom_layer;
+/* The definition is copied; `user` and the callbacks must outlive the model. A model with a
+ * custom layer saves its weights but can only be loaded with loom_load_weights into a model
+ * built in code. */
+loom_layer *loom_custom(loom_graph *g, const char *name, const loom_custom_layer *def);
 
 /* Calls a layer on one tensor / on n tensors (merge layers). Returns the output tensor, NULL on
  * error. Calling a layer again shares its weights; every call must see the same input shapes. */

@@ -148,7 +148,7 @@ static void input_backward(const loom_layer *L, const loom_op_ctx *c) {
 }
 
 const loom_op loom_op_input = {"InputLayer", "input_layer", 0, 0, input_build, NULL,
-                               input_forward, input_backward, LOOM_MASK_DROP, NULL};
+                               input_forward, input_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 
 loom_tensor *loom_input(loom_graph *g, const char *name, int rank, const int *dims) {
     if (!g || g->err.code) return NULL;

@@ -95,6 +95,11 @@ typedef struct loom_op {
     /* Writes batch x steps mask values from the inputs (LOOM_MASK_MAKE only; may decide per
      * layer: return false when this layer makes no mask, e.g. mask_zero off). */
     bool (*make_mask)(const struct loom_layer *L, const loom_op_ctx *c, float *mask);
+    /* Model files (model_json.c): add the layer's Keras config fields to a cJSON object, and
+     * recreate a layer from its Keras config object (NULL with the graph's error set). Layer
+     * classes whose files do not provide these are handled in model_json.c itself. */
+    bool (*save_config)(const struct loom_layer *L, void *cjson_object);
+    struct loom_layer *(*load_config)(struct loom_graph *g, const char *name, const void *cjson_config);
 } loom_op;
 
 enum { LOOM_MASK_DROP = 0, LOOM_MASK_KEEP = 1, LOOM_MASK_MAKE = 2 };
@@ -130,6 +135,8 @@ typedef struct loom_layer {
     /* generic configuration for the other layer classes; each op documents its use */
     int iarg[12];
     float farg[4];
+    struct loom_layer *inner[2]; /* wrapped layers (Bidirectional: forward, backward copies) */
+    void *user;                  /* custom layers: the user's definition */
 } loom_layer;
 
 /* Declares a weight during build; returns its index. */

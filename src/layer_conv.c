@@ -352,9 +352,9 @@ static void conv_backward(const loom_layer *L, const loom_op_ctx *c) {
 }
 
 const loom_op loom_op_conv1d = {"Conv1D", "conv1d", 1, 1, conv_build, conv_scratch, conv_forward,
-                                conv_backward, LOOM_MASK_DROP, NULL};
+                                conv_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 const loom_op loom_op_conv2d = {"Conv2D", "conv2d", 1, 1, conv_build, conv_scratch, conv_forward,
-                                conv_backward, LOOM_MASK_DROP, NULL};
+                                conv_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 
 /* ---------------------------------------------------------------- Conv2DTranspose */
 
@@ -403,7 +403,7 @@ static void convt_backward(const loom_layer *L, const loom_op_ctx *c) {
 }
 
 const loom_op loom_op_conv2d_transpose = {"Conv2DTranspose", "conv2d_transpose", 1, 1, conv_build,
-                                          conv_scratch, convt_forward, convt_backward, LOOM_MASK_DROP, NULL};
+                                          conv_scratch, convt_forward, convt_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 
 /* ---------------------------------------------------------------- DepthwiseConv2D */
 
@@ -476,7 +476,7 @@ static void dw_backward(const loom_layer *L, const loom_op_ctx *c) {
 }
 
 const loom_op loom_op_depthwise_conv2d = {"DepthwiseConv2D", "depthwise_conv2d", 1, 1, conv_build,
-                                          dw_scratch, dw_forward, dw_backward, LOOM_MASK_DROP, NULL};
+                                          dw_scratch, dw_forward, dw_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 
 static bool is_conv1d(const loom_layer *L) { return L->op == &loom_op_conv1d; }
 static bool is_transpose(const loom_layer *L) { return L->op == &loom_op_conv2d_transpose; }

@@ -77,7 +77,7 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
 }
 
 const loom_op loom_op_dense = {"Dense", "dense", 1, 1, dense_build, dense_scratch, dense_forward,
-                               dense_backward, LOOM_MASK_KEEP, NULL};
+                               dense_backward, LOOM_MASK_KEEP, NULL, NULL, NULL};
 
 loom_dense_options loom_dense_defaults(void) {
     loom_dense_options o;

@@ -173,13 +173,13 @@ static void pool_backward(const loom_layer *L, const loom_op_ctx *c) {
 }
 
 const loom_op loom_op_max_pooling1d = {"MaxPooling1D", "max_pooling1d", 1, 1, pool_build, NULL,
-                                       pool_forward, pool_backward, LOOM_MASK_DROP, NULL};
+                                       pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 const loom_op loom_op_max_pooling2d = {"MaxPooling2D", "max_pooling2d", 1, 1, pool_build, NULL,
-                                       pool_forward, pool_backward, LOOM_MASK_DROP, NULL};
+                                       pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 const loom_op loom_op_average_pooling1d = {"AveragePooling1D", "average_pooling1d", 1, 1, pool_build,
-                                           NULL, pool_forward, pool_backward, LOOM_MASK_DROP, NULL};
+                                           NULL, pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 const loom_op loom_op_average_pooling2d = {"AveragePooling2D", "average_pooling2d", 1, 1, pool_build,
-                                           NULL, pool_forward, pool_backward, LOOM_MASK_DROP, NULL};
+                                           NULL, pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 
 static bool is_1d(const loom_layer *L) {
     return L->op == &loom_op_max_pooling1d || L->op == &loom_op_average_pooling1d;
@@ -257,14 +257,14 @@ static void global_backward(const loom_layer *L, const loom_op_ctx *c) {
 
 const loom_op loom_op_global_average_pooling1d = {"GlobalAveragePooling1D", "global_average_pooling1d",
                                                   1, 1, global_build, NULL, global_forward,
-                                                  global_backward, LOOM_MASK_DROP, NULL};
+                                                  global_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 const loom_op loom_op_global_max_pooling1d = {"GlobalMaxPooling1D", "global_max_pooling1d", 1, 1,
-                                              global_build, NULL, global_forward, global_backward, LOOM_MASK_DROP, NULL};
+                                              global_build, NULL, global_forward, global_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 const loom_op loom_op_global_average_pooling2d = {"GlobalAveragePooling2D", "global_average_pooling2d",
                                                   1, 1, global_build, NULL, global_forward,
-                                                  global_backward, LOOM_MASK_DROP, NULL};
+                                                  global_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 const loom_op loom_op_global_max_pooling2d = {"GlobalMaxPooling2D", "global_max_pooling2d", 1, 1,
-                                              global_build, NULL, global_forward, global_backward, LOOM_MASK_DROP, NULL};
+                                              global_build, NULL, global_forward, global_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 
 static bool is_global_1d(const loom_layer *L) {
     return L->op == &loom_op_global_average_pooling1d || L->op == &loom_op_global_max_pooling1d;

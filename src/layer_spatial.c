@@ -66,7 +66,7 @@ static void up_backward(const loom_layer *L, const loom_op_ctx *c) {
 }
 
 const loom_op loom_op_upsampling2d = {"UpSampling2D", "up_sampling2d", 1, 1, up_build, NULL,
-                                      up_forward, up_backward, LOOM_MASK_DROP, NULL};
+                                      up_forward, up_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 
 /* ---------------------------------------------------------------- ZeroPadding2D / Cropping2D */
 
@@ -137,9 +137,9 @@ static void pad_backward(const loom_layer *L, const loom_op_ctx *c) {
 }
 
 const loom_op loom_op_zero_padding2d = {"ZeroPadding2D", "zero_padding2d", 1, 1, pad_build, NULL,
-                                        pad_forward, pad_backward, LOOM_MASK_DROP, NULL};
+                                        pad_forward, pad_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 const loom_op loom_op_cropping2d = {"Cropping2D", "cropping2d", 1, 1, pad_build, NULL, pad_forward,
-                                    pad_backward, LOOM_MASK_DROP, NULL};
+                                    pad_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 
 static bool is_padding(const loom_layer *L) { return L->op == &loom_op_zero_padding2d; }
 

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FILE_VERSION 1u
@@ -104,6 +105,22 @@ static void put_section(bytes *b, const char tag[4], const void *payload, size_t
 
 /* ---------------------------------------------------------------- saving */
 
+/* The process umask, read without changing it (umask() itself would set it, racing with other
+ * threads that create files): Linux reports it in /proc/self/status; 022 otherwise. */
+static mode_t current_umask(void) {
+    mode_t mask = 022;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return mask;
+    char line[128];
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "Umask:", 6) == 0) {
+            mask = (mode_t)strtol(line + 6, NULL, 8);
+            break;
+        }
+    fclose(f);
+    return mask;
+}
+
 static loom_status write_atomically(loom_model *m, const char *path, const bytes *b) {
     size_t len = strlen(path);
     char *tmp = malloc(len + 16);
@@ -123,6 +140,8 @@ static loom_status write_atomically(loom_model *m, const char *path, const bytes
         if (w <= 0) break;
         done += (size_t)w;
     }
+    /* mkstemp makes the file 0600; a saved model gets the usual 0666 less the umask */
+    fchmod(fd, 0666 & ~current_umask());
     int sync_err = done == b->n ? fsync(fd) : -1;
     int close_err = close(fd);
     if (done != b->n || sync_err || close_err || rename(tmp, path)) {
@@ -349,7 +368,13 @@ static loom_model *model_from_bytes(const unsigned char *data, size_t size, cons
             loom_set_error(err, LOOM_ERR_DATA, "%s: the OPTS section (optimizer state) is missing", what);
             goto fail;
         }
-        if (section_floats(o_s, what, (size_t)loom_optimizer_slots(&m->opt) * m->n_params, m->slots, err)) goto fail;
+        size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
+        if (section_floats(o_s, what, n_slots, m->slots, err)) goto fail;
+        for (size_t i = 0; i < n_slots; i++)
+            if (!isfinite(m->slots[i])) {
+                loom_set_error(err, LOOM_ERR_DATA, "%s: optimizer state value %zu is not finite", what, i);
+                goto fail;
+            }
     }
     const section *h_s = find_section(&pf, "HIST");
     if (h_s && m->compiled) {

@@ -6,6 +6,7 @@
  * "keras_history": [layer, node_index, 0]}}. */
 #include "model_json.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,14 @@ static cJSON *reg_json(loom_regularizer r) {
     cJSON_AddNumberToObject(cfg, "l1", r.l1);
     cJSON_AddNumberToObject(cfg, "l2", r.l2);
     return o;
+}
+
+/* A JSON number as an integer, or `bad` when it is not a whole number in [lo, hi] (casting an
+ * out-of-range double is undefined behaviour). */
+static long whole(const cJSON *v, long lo, long hi, long bad) {
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi)) return bad;
+    long r = (long)v->valuedouble;
+    return (double)r == v->valuedouble ? r : bad;
 }
 
 static double num(const cJSON *obj, const char *key, double fallback) {
@@ -169,6 +178,12 @@ static cJSON *layer_config(const loom_layer *L, loom_error *err) {
         /* no configuration */
     } else if (conv_config(L, c)) {
         /* a convolution, pooling or spatial layer */
+    } else if (op->save_config && op->load_config) {
+        if (!op->save_config(L, c)) {
+            cJSON_Delete(c);
+            loom_set_error(err, LOOM_ERR_MEMORY, "layer %s: out of memory", L->name);
+            return NULL;
+        }
     } else {
         cJSON_Delete(c);
         loom_set_error(err, LOOM_ERR_STATE, "layer %s (%s) cannot be saved by this version of loom", L->name,
@@ -333,8 +348,18 @@ static bool conv_from_json(loom_graph *g, const char *cls, const char *name, con
     return true;
 }
 
+/* Layer classes that save and load their own configuration (loom_op.save_config/load_config). */
+static const loom_op *const SELF_DESCRIBING[] = {NULL};
+
+static const loom_op *op_by_class(const char *cls) {
+    for (size_t i = 0; SELF_DESCRIBING[i]; i++)
+        if (strcmp(SELF_DESCRIBING[i]->class_name, cls) == 0 && SELF_DESCRIBING[i]->load_config) return SELF_DESCRIBING[i];
+    return NULL;
+}
+
 static loom_layer *layer_from_json(loom_graph *g, const char *cls, const char *name, const cJSON *c, const char *what,
                                    loom_error *err) {
+    const loom_op *op;
     int act = -1;
     const char *act_name = str(c, "activation");
     if (act_name && (act = loom_activation_from_name(act_name)) < 0) {
@@ -370,6 +395,8 @@ static loom_layer *layer_from_json(loom_graph *g, const char *cls, const char *n
         int dims[LOOM_MAX_RANK];
         int rank = int_array_from(cJSON_GetObjectItemCaseSensitive(c, "target_shape"), dims, LOOM_MAX_RANK);
         L = loom_reshape(g, name, rank, dims);
+    } else if ((op = op_by_class(cls)) != NULL) {
+        L = op->load_config(g, name, c);
     } else if (!conv_from_json(g, cls, name, c, act, &L)) {
         loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s has the class %.40s, which this loom does not have", what, name, cls);
         return NULL;
@@ -399,8 +426,8 @@ static loom_tensor *resolve(replay_layer *r, int n, const cJSON *hist) {
     const cJSON *ln = cJSON_GetArrayItem(hist, 0), *ni = cJSON_GetArrayItem(hist, 1);
     if (!cJSON_IsString(ln) || !cJSON_IsNumber(ni)) return NULL;
     replay_layer *rl = find_replay(r, n, ln->valuestring);
-    int idx = (int)ni->valuedouble;
-    if (!rl || idx < 0 || idx >= rl->n_calls || ni->valuedouble != idx) return NULL;
+    long idx = whole(ni, 0, 1L << 30, -1);
+    if (!rl || idx < 0 || idx >= rl->n_calls) return NULL;
     return rl->outputs[idx];
 }
 
@@ -529,7 +556,7 @@ loom_model *loom_arch_from_json(const cJSON *root, const char *what, loom_error 
         cJSON_ArrayForEach(ref, order) {
             const cJSON *ln = cJSON_GetArrayItem(ref, 0), *ni = cJSON_GetArrayItem(ref, 1);
             replay_layer *rl = cJSON_IsString(ln) ? find_replay(r, n, ln->valuestring) : NULL;
-            if (!rl || !cJSON_IsNumber(ni) || (int)ni->valuedouble != rl->n_calls || rl->n_calls >= rl->n_nodes) {
+            if (!rl || whole(ni, 0, 1L << 30, -1) != rl->n_calls || rl->n_calls >= rl->n_nodes) {
                 loom_set_error(err, LOOM_ERR_DATA, "%s: loom_node_order names a call that does not exist", what);
                 goto done;
             }
@@ -671,17 +698,19 @@ static bool optimizer_from_json(const cJSON *j, loom_optimizer *o) {
         if (kind_s < 0 || kind_s > LOOM_SCHEDULE_PIECEWISE_CONSTANT) return false;
         s->kind = (loom_schedule_kind)(int)kind_s;
         s->initial_learning_rate = (float)num(sj, "initial_learning_rate", 0);
-        s->decay_steps = (long)num(sj, "decay_steps", 0);
+        s->decay_steps = whole(cJSON_GetObjectItemCaseSensitive(sj, "decay_steps"), 0, 1L << 53, -1);
         s->decay_rate = (float)num(sj, "decay_rate", 0);
         s->staircase = flag(sj, "staircase", false);
         s->alpha = (float)num(sj, "alpha", 0);
-        s->warmup_steps = (long)num(sj, "warmup_steps", 0);
+        s->warmup_steps = whole(cJSON_GetObjectItemCaseSensitive(sj, "warmup_steps"), 0, 1L << 53, -1);
+        if (s->decay_steps < 0 || s->warmup_steps < 0) return false;
         s->warmup_target = (float)num(sj, "warmup_target", 0);
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(sj, "boundaries"), *v = cJSON_GetObjectItemCaseSensitive(sj, "values");
         int nb = cJSON_GetArraySize(b);
         if (nb > LOOM_MAX_BOUNDARIES || cJSON_GetArraySize(v) != nb + 1) return false;
         s->n_boundaries = nb;
-        for (int i = 0; i < nb; i++) s->boundaries[i] = (long)cJSON_GetArrayItem(b, i)->valuedouble;
+        for (int i = 0; i < nb; i++)
+            if ((s->boundaries[i] = whole(cJSON_GetArrayItem(b, i), -(1L << 53), 1L << 53, LONG_MIN)) == LONG_MIN) return false;
         for (int i = 0; i <= nb; i++) s->values[i] = (float)cJSON_GetArrayItem(v, i)->valuedouble;
     }
     return true;
@@ -778,6 +807,8 @@ loom_status loom_compile_from_json(loom_model *m, const cJSON *root, const char 
     const char *rng = str(progress, "rng_step");
     m->rng_step = rng ? strtoull(rng, NULL, 10) : 0;
     const cJSON *lr = cJSON_GetObjectItemCaseSensitive(progress, "learning_rate_override");
+    if (lr && (!cJSON_IsNumber(lr) || !(lr->valuedouble >= 0) || !isfinite((float)lr->valuedouble)))
+        return loom_set_error(err, LOOM_ERR_DATA, "%s: the learning-rate override is not a finite rate >= 0", what);
     if (cJSON_IsNumber(lr)) {
         m->lr_overridden = true;
         m->lr_override = (float)lr->valuedouble;

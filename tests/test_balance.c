@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- data and model */
 
@@ -884,6 +885,49 @@ static void test_errors(void) {
     }
 }
 
+/* ---------------------------------------------------------------- 7. save and resume
+ * loom_model_save promises "compile settings" and an exact resume; spec section 3: "The step
+ * counter is checkpointed ... Resuming at step t gives the same w(t)". The balancing method and
+ * the weight schedules are part of what the next step does, so a loaded model must keep them. */
+
+static void test_save_resume(void) {
+    loom_model *m = seed_compiled(16, 2, loom_sgd(0.05f, 0, 0), loom_balance_defaults(LOOM_BALANCE_RLW));
+    if (!m) return;
+    loom_weight_schedule lin = {.kind = LOOM_WEIGHT_LINEAR, .w0 = 0, .w1 = 1, .t0 = 0, .t1 = 10};
+    CHECK_STATUS(loom_set_loss_weight_schedule(m, "C", &lin), LOOM_OK);
+    for (int s = 0; s < 4; s++) CHECK_STATUS(loom_train_on_batch(m, &data2, NULL, 0, NULL), LOOM_OK);
+    char path[] = "/tmp/test_balance_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) {
+        loom_model_free(m);
+        return;
+    }
+    close(fd);
+    CHECK_STATUS(loom_model_save(m, path), LOOM_OK);
+    char err[256] = "";
+    loom_model *m2 = loom_model_load(path, err, sizeof err);
+    CHECK(m2 != NULL);
+    if (m2) {
+        float logs1[5], logs2[5], w1[2], w2[2];
+        int n1 = 0, n2 = 0;
+        CHECK_STATUS(loom_train_on_batch(m, &data2, logs1, 5, &n1), LOOM_OK);
+        CHECK_STATUS(loom_train_on_batch(m2, &data2, logs2, 5, &n2), LOOM_OK);
+        CHECK_STATUS(loom_effective_loss_weights(m, w1, 2), LOOM_OK);
+        CHECK_STATUS(loom_effective_loss_weights(m2, w2, 2), LOOM_OK);
+        CHECK(n1 == 5);
+        CHECK(n2 == n1);                   /* C_weight and D_weight are still logged */
+        CHECK(w2[0] == w1[0] && w2[1] == w1[1]); /* same schedule value and the same RLW draw */
+        if (w2[0] != w1[0] || w2[1] != w1[1])
+            fprintf(stderr, "  after load: weights %g %g, the saved model's next step %g %g\n", w2[0], w2[1], w1[0], w1[1]);
+        loom_model_free(m2);
+    } else {
+        fprintf(stderr, "load: %s\n", err);
+    }
+    remove(path);
+    loom_model_free(m);
+}
+
 int main(void) {
     make_data();
     test_every_method_trains();
@@ -896,5 +940,6 @@ int main(void) {
     test_schedules();
     test_diagnostics();
     test_errors();
+    test_save_resume();
     return check_report("test_balance");
 }
