@@ -9,7 +9,7 @@
 
 #define LOOM_NAME_MAX 64
 #define LOOM_ERR_MAX 512
-#define LOOM_MAX_WEIGHTS 4
+#define LOOM_MAX_WEIGHTS 8
 
 /* ---------------------------------------------------------------- errors */
 
