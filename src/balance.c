@@ -116,7 +116,18 @@ loom_status loom_balance_setup(loom_model *m, const loom_balance *cfg) {
             for (int k = 0; k < b->K && all; k++) all = (m->order[i].reach >> b->out_of[k] & 1) != 0;
             if (all) b->gn_layer = L;
         }
-        if (cfg->gradnorm_layer) b->gn_layer = loom_model_find_layer(m, cfg->gradnorm_layer);
+        if (cfg->gradnorm_layer) {
+            /* the named layer must have weights and be reached by every loss, or n_i is meaningless */
+            loom_layer *L = loom_model_find_layer(m, cfg->gradnorm_layer);
+            bool all = L && L->n_weights > 0;
+            for (int k = 0; k < b->K && all; k++) {
+                bool reached = false;
+                for (int i = 0; i < m->n_order && !reached; i++)
+                    reached = m->order[i].node->layer == L && (m->order[i].reach >> b->out_of[k] & 1);
+                all = reached;
+            }
+            b->gn_layer = all ? L : NULL;
+        }
         if (!b->gn_layer || b->gn_layer->n_weights == 0)
             return loom_set_error(&m->err, LOOM_ERR_NAME, "compile: GradNorm needs a shared layer with weights%s%s%s",
                                   cfg->gradnorm_layer ? " (\"" : "", cfg->gradnorm_layer ? cfg->gradnorm_layer : "",

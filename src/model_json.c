@@ -4,6 +4,7 @@
  * "inbound_nodes": [{"args": [tensor | [tensors]], "kwargs": {}}]}], "input_layers",
  * "output_layers"}} with tensors {"class_name": "__keras_tensor__", "config": {"shape",
  * "keras_history": [layer, node_index, 0]}}. */
+#include "balance.h"
 #include "model_json.h"
 
 #include <limits.h>
@@ -716,6 +717,147 @@ static bool optimizer_from_json(const cJSON *j, loom_optimizer *o) {
     return true;
 }
 
+/* ---- balancing settings, weight schedules and balancer state (exact resume needs all three) */
+
+static cJSON *doubles(const double *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+static bool doubles_from(const cJSON *a, double *v, int n) {
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) return false;
+    for (int i = 0; i < n; i++) {
+        const cJSON *x = cJSON_GetArrayItem(a, i);
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) return false;
+        v[i] = x->valuedouble;
+    }
+    return true;
+}
+
+static cJSON *balance_json(const loom_model *m) {
+    const loom_balance_state *b = m->balance;
+    const loom_balance *c = &b->cfg;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "method", loom_balance_name(c->kind));
+    cJSON_AddBoolToObject(j, "sum_to_one", c->sum_to_one);
+    cJSON_AddBoolToObject(j, "static_outer", c->static_outer);
+    cJSON_AddNumberToObject(j, "uw_initial_log_variance", c->uw_initial_log_variance);
+    cJSON_AddNumberToObject(j, "uw_learning_rate", c->uw_learning_rate);
+    cJSON_AddBoolToObject(j, "uw_classification", c->uw_classification);
+    if (b->gn_layer) cJSON_AddStringToObject(j, "gradnorm_layer", b->gn_layer->name);
+    cJSON_AddNumberToObject(j, "gradnorm_alpha", c->gradnorm_alpha);
+    cJSON_AddNumberToObject(j, "gradnorm_learning_rate", c->gradnorm_learning_rate);
+    cJSON_AddNumberToObject(j, "dwa_temperature", c->dwa_temperature);
+    cJSON_AddBoolToObject(j, "pcgrad_mean", c->pcgrad_mean);
+    cJSON_AddNumberToObject(j, "mgda_normalization", c->mgda_normalization);
+    cJSON_AddNumberToObject(j, "cagrad_c", c->cagrad_c);
+    cJSON_AddNumberToObject(j, "cagrad_rescale", c->cagrad_rescale);
+    cJSON_AddNumberToObject(j, "nash_max_norm", c->nash_max_norm);
+    cJSON_AddNumberToObject(j, "nash_update_every", c->nash_update_every);
+    cJSON_AddNumberToObject(j, "diagnostics_every", c->diagnostics_every);
+    cJSON *s = cJSON_AddObjectToObject(j, "state");
+    int K = b->K;
+    cJSON_AddItemToObject(s, "uw_s", doubles(b->uw_s, K));
+    cJSON_AddItemToObject(s, "uw_m", doubles(b->uw_m, K));
+    cJSON_AddItemToObject(s, "uw_v", doubles(b->uw_v, K));
+    cJSON_AddNumberToObject(s, "uw_t", (double)b->uw_t);
+    cJSON_AddItemToObject(s, "gn_w", doubles(b->gn_w, K));
+    cJSON_AddItemToObject(s, "gn_L0", doubles(b->gn_L0, K));
+    cJSON_AddBoolToObject(s, "gn_has_L0", b->gn_has_L0);
+    cJSON_AddNumberToObject(s, "dwa_epoch", b->dwa_epoch);
+    cJSON_AddNumberToObject(s, "dwa_epochs_seen", b->dwa_epochs_seen);
+    cJSON_AddItemToObject(s, "dwa_sum", doubles(b->dwa_sum, K));
+    cJSON_AddNumberToObject(s, "dwa_count", b->dwa_count);
+    cJSON_AddItemToObject(s, "dwa_prev1", doubles(b->dwa_prev1, K));
+    cJSON_AddItemToObject(s, "dwa_prev2", doubles(b->dwa_prev2, K));
+    cJSON_AddItemToObject(s, "nash_alpha", doubles(b->nash_alpha, K));
+    cJSON_AddBoolToObject(s, "nash_has", b->nash_has);
+    return j;
+}
+
+static bool balance_from_json(const cJSON *j, loom_balance *c) {
+    int kind = loom_balance_from_name(str(j, "method"));
+    if (kind < 0) return false;
+    *c = loom_balance_defaults((loom_balance_kind)kind);
+    c->sum_to_one = flag(j, "sum_to_one", false);
+    c->static_outer = flag(j, "static_outer", false);
+    c->uw_initial_log_variance = (float)num(j, "uw_initial_log_variance", 0);
+    c->uw_learning_rate = (float)num(j, "uw_learning_rate", c->uw_learning_rate);
+    c->uw_classification = flag(j, "uw_classification", true);
+    c->gradnorm_layer = str(j, "gradnorm_layer"); /* read during compile, while the JSON lives */
+    c->gradnorm_alpha = (float)num(j, "gradnorm_alpha", c->gradnorm_alpha);
+    c->gradnorm_learning_rate = (float)num(j, "gradnorm_learning_rate", c->gradnorm_learning_rate);
+    c->dwa_temperature = (float)num(j, "dwa_temperature", c->dwa_temperature);
+    c->pcgrad_mean = flag(j, "pcgrad_mean", false);
+    c->mgda_normalization = (loom_mgda_normalization)whole(cJSON_GetObjectItemCaseSensitive(j, "mgda_normalization"), 0, 3, 0);
+    c->cagrad_c = (float)num(j, "cagrad_c", c->cagrad_c);
+    c->cagrad_rescale = (int)whole(cJSON_GetObjectItemCaseSensitive(j, "cagrad_rescale"), 0, 2, 1);
+    c->nash_max_norm = (float)num(j, "nash_max_norm", c->nash_max_norm);
+    c->nash_update_every = (int)whole(cJSON_GetObjectItemCaseSensitive(j, "nash_update_every"), 0, 1L << 30, 1);
+    c->diagnostics_every = (int)whole(cJSON_GetObjectItemCaseSensitive(j, "diagnostics_every"), 0, 1L << 30, 0);
+    return true;
+}
+
+static bool balance_state_from_json(loom_balance_state *b, const cJSON *s) {
+    int K = b->K;
+    long uw_t = whole(cJSON_GetObjectItemCaseSensitive(s, "uw_t"), 0, 1L << 53, -1);
+    long dwa_epoch = whole(cJSON_GetObjectItemCaseSensitive(s, "dwa_epoch"), -1, 1L << 30, -2);
+    long seen = whole(cJSON_GetObjectItemCaseSensitive(s, "dwa_epochs_seen"), 0, 1L << 30, -1);
+    if (!doubles_from(cJSON_GetObjectItemCaseSensitive(s, "uw_s"), b->uw_s, K) ||
+        !doubles_from(cJSON_GetObjectItemCaseSensitive(s, "uw_m"), b->uw_m, K) ||
+        !doubles_from(cJSON_GetObjectItemCaseSensitive(s, "uw_v"), b->uw_v, K) ||
+        !doubles_from(cJSON_GetObjectItemCaseSensitive(s, "gn_w"), b->gn_w, K) ||
+        !doubles_from(cJSON_GetObjectItemCaseSensitive(s, "gn_L0"), b->gn_L0, K) ||
+        !doubles_from(cJSON_GetObjectItemCaseSensitive(s, "dwa_sum"), b->dwa_sum, K) ||
+        !doubles_from(cJSON_GetObjectItemCaseSensitive(s, "dwa_prev1"), b->dwa_prev1, K) ||
+        !doubles_from(cJSON_GetObjectItemCaseSensitive(s, "dwa_prev2"), b->dwa_prev2, K) ||
+        !doubles_from(cJSON_GetObjectItemCaseSensitive(s, "nash_alpha"), b->nash_alpha, K) || uw_t < 0 ||
+        dwa_epoch < -1 || seen < 0)
+        return false;
+    b->uw_t = uw_t;
+    b->gn_has_L0 = flag(s, "gn_has_L0", false);
+    b->dwa_epoch = (int)dwa_epoch;
+    b->dwa_epochs_seen = (int)seen;
+    b->dwa_count = num(s, "dwa_count", 0);
+    b->nash_has = flag(s, "nash_has", false);
+    return true;
+}
+
+static cJSON *schedule_json(const loom_output *o) {
+    const loom_mtl_schedule *s = &o->schedule;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "kind", s->kind);
+    cJSON_AddNumberToObject(j, "w0", s->w0);
+    cJSON_AddNumberToObject(j, "w1", s->w1);
+    cJSON_AddNumberToObject(j, "t0", s->t0);
+    cJSON_AddNumberToObject(j, "t1", s->t1);
+    cJSON_AddNumberToObject(j, "rate", s->rate);
+    cJSON_AddNumberToObject(j, "decay_steps", s->decay_steps);
+    cJSON_AddNumberToObject(j, "length", s->length);
+    cJSON_AddBoolToObject(j, "staircase", s->staircase);
+    cJSON_AddBoolToObject(j, "by_epoch", o->schedule_by_epoch);
+    cJSON_AddItemToObject(j, "boundaries", doubles(s->boundaries, s->n_boundaries));
+    cJSON_AddItemToObject(j, "values", doubles(s->values, s->n_boundaries + 1));
+    return j;
+}
+
+static loom_status schedule_from_json(loom_model *m, const char *output, const cJSON *j) {
+    loom_weight_schedule s;
+    memset(&s, 0, sizeof s);
+    s.kind = (loom_weight_schedule_kind)whole(cJSON_GetObjectItemCaseSensitive(j, "kind"), 0, LOOM_WEIGHT_RAMPUP, -1);
+    s.w0 = num(j, "w0", 0), s.w1 = num(j, "w1", 0), s.t0 = num(j, "t0", 0), s.t1 = num(j, "t1", 0);
+    s.rate = num(j, "rate", 0), s.decay_steps = num(j, "decay_steps", 0), s.length = num(j, "length", 0);
+    s.staircase = flag(j, "staircase", false);
+    s.by_epoch = flag(j, "by_epoch", false);
+    int nb = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "boundaries"));
+    if (nb > 16 || !doubles_from(cJSON_GetObjectItemCaseSensitive(j, "boundaries"), s.boundaries, nb) ||
+        !doubles_from(cJSON_GetObjectItemCaseSensitive(j, "values"), s.values, nb + 1))
+        return LOOM_ERR_DATA;
+    s.n_boundaries = nb;
+    return loom_set_loss_weight_schedule(m, output, &s);
+}
+
 cJSON *loom_compile_to_json(const loom_model *m, loom_error *err) {
     cJSON *root = cJSON_CreateObject();
     cJSON *loss = cJSON_AddObjectToObject(root, "loss");
@@ -746,6 +888,10 @@ cJSON *loom_compile_to_json(const loom_model *m, loom_error *err) {
         cJSON_AddItemToArray(metrics, mj);
     }
     cJSON_AddItemToObject(root, "optimizer", optimizer_json(&m->opt));
+    if (m->balance) cJSON_AddItemToObject(root, "balance", balance_json(m));
+    cJSON *scheds = cJSON_AddObjectToObject(root, "loss_weight_schedules");
+    for (int k = 0; k < m->n_outputs; k++)
+        if (m->outputs[k].has_schedule) cJSON_AddItemToObject(scheds, m->outputs[k].name, schedule_json(&m->outputs[k]));
     cJSON *p = cJSON_AddObjectToObject(root, "progress");
     cJSON_AddNumberToObject(p, "iterations", (double)m->iterations);
     char rng[32];
@@ -796,9 +942,22 @@ loom_status loom_compile_from_json(loom_model *m, const cJSON *root, const char 
         free(ms);
         return loom_set_error(err, LOOM_ERR_DATA, "%s: the optimizer settings are malformed", what);
     }
+    const cJSON *bal = cJSON_GetObjectItemCaseSensitive(root, "balance");
+    if (bal && !balance_from_json(bal, &cfg.balance)) {
+        free(ms);
+        return loom_set_error(err, LOOM_ERR_DATA, "%s: the balancing settings are malformed", what);
+    }
     loom_status s = loom_compile(m, &cfg);
     free(ms);
     if (s) return loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, m->err.msg);
+    if (bal && m->balance && !balance_state_from_json(m->balance, cJSON_GetObjectItemCaseSensitive(bal, "state")))
+        return loom_set_error(err, LOOM_ERR_DATA, "%s: the balancing state is malformed", what);
+    const cJSON *sc;
+    cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(root, "loss_weight_schedules")) {
+        if (schedule_from_json(m, sc->string, sc))
+            return loom_set_error(err, LOOM_ERR_DATA, "%s: the loss-weight schedule of %.64s is malformed", what,
+                                  sc->string ? sc->string : "?");
+    }
     double iters = num(progress, "iterations", 0), epochs = num(progress, "epochs_done", 0);
     if (iters < 0 || iters > 9e15 || epochs < 0 || epochs > 1e9)
         return loom_set_error(err, LOOM_ERR_DATA, "%s: the training progress is malformed", what);
