@@ -34,6 +34,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loom_bench: bad arguments\n");
         return 2;
     }
+    const char *threads_env = getenv("LOOM_NUM_THREADS");
+    if (threads_env) loom_set_num_threads(atoi(threads_env));
     loom_graph *g = loom_graph_new(1);
     loom_tensor *x = loom_input(g, "x", 1, (int[]){bm->in});
     loom_tensor *a = loom_call(loom_dense(g, "A", bm->a, LOOM_RELU, NULL), x);

@@ -32,7 +32,8 @@ for t in $TARGETS; do
     case $t in npy) dict=npy.dict ;; npz) dict=zip.dict ;; csv) dict=csv.dict ;; *) dict= ;; esac
     mkdir -p "$OUT/corpus_$t"
     # New inputs go to build/corpus_<t>; the committed seeds in corpus/<t> are only read.
-    ( cd "$OUT" && "./fuzz_$t" -max_total_time="$SECS" -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1 \
+    # a fixed seed keeps CI's runs repeatable (the time limit still varies the count a little)
+    ( cd "$OUT" && "./fuzz_$t" -seed=1 -max_total_time="$SECS" -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$OUT/crashes/${t}-" ${dict:+-dict="$HERE/$dict"} \
         "corpus_$t" "$HERE/corpus/$t" > "$OUT/fuzz_$t.log" 2>&1; echo $? > "$OUT/fuzz_$t.rc" ) &
     running=$((running + 1))

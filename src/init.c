@@ -35,11 +35,49 @@ static float truncated_normal(uint64_t key, size_t i, size_t n) {
     }
 }
 
+/* Keras Orthogonal(gain 1): the Q of a QR factorisation of a normal (max, min) matrix with the
+ * sign correction q *= sign(diag(r)), transposed when there are fewer rows than columns. Rows are
+ * the product of the leading dims, columns the last dim (Keras flattens the same way). Q with a
+ * positive diag(R) is exactly what Gram-Schmidt produces, so the columns of the normal matrix
+ * are orthonormalised in place, in double, each one twice (a second pass restores the
+ * orthogonality that one pass loses in rounding); no buffer is needed.
+ * A rank-1 shape, which Keras refuses, is taken as one row (a unit vector): fill cannot fail. */
+static void orthogonal_fill(const loom_shape *s, float *w, uint64_t key) {
+    size_t rows = 1, cols = s->rank >= 1 ? (size_t)s->dims[s->rank - 1] : 1;
+    for (int i = 0; i + 1 < s->rank; i++) rows *= (size_t)s->dims[i];
+    /* the (m, n) matrix A, m >= n, lives in w: a[i][j] at w[i*si + j*sj]; when rows < cols it is
+     * stored transposed, so that w ends up holding Q^T */
+    size_t m = rows >= cols ? rows : cols, n = rows >= cols ? cols : rows;
+    size_t si = rows >= cols ? cols : 1, sj = rows >= cols ? 1 : cols;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) w[i * si + j * sj] = loom_normal(key, i * n + j);
+    for (size_t j = 0; j < n; j++) {
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t k = 0; k < j; k++) {
+                double dot = 0;
+                for (size_t i = 0; i < m; i++) dot += (double)w[i * si + k * sj] * w[i * si + j * sj];
+                for (size_t i = 0; i < m; i++) w[i * si + j * sj] -= (float)(dot * w[i * si + k * sj]);
+            }
+        double norm = 0;
+        for (size_t i = 0; i < m; i++) norm += (double)w[i * si + j * sj] * w[i * si + j * sj];
+        norm = sqrt(norm);
+        for (size_t i = 0; i < m; i++) w[i * si + j * sj] = norm > 0 ? (float)(w[i * si + j * sj] / norm) : 0.0f;
+    }
+}
+
 void loom_init_fill(loom_initializer init, const loom_shape *s, float *w, uint64_t key) {
     const size_t n = loom_shape_size(s);
     if (init == LOOM_INIT_ZEROS || init == LOOM_INIT_ONES) {
         float v = init == LOOM_INIT_ONES ? 1.0f : 0.0f;
         for (size_t i = 0; i < n; i++) w[i] = v;
+        return;
+    }
+    if (init == LOOM_INIT_UNIFORM) { /* Keras RandomUniform(-0.05, 0.05) */
+        for (size_t i = 0; i < n; i++) w[i] = -0.05f + 0.1f * loom_uniform01(key, i);
+        return;
+    }
+    if (init == LOOM_INIT_ORTHOGONAL) {
+        orthogonal_fill(s, w, key);
         return;
     }
 

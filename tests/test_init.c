@@ -188,7 +188,95 @@ static void test_determinism(void) {
     CHECK(memcmp(a, b, sizeof a) == 0);
 }
 
+/* Orthogonal: with A the normal matrix the initialiser draws (element (i, j) of the (max, min)
+ * matrix from counter i*min + j), Q must have orthonormal columns and Q^T A must be upper
+ * triangular with a positive diagonal: the unique QR with Keras's sign correction. */
+static void check_orthogonal(int rank, const int *dims, uint64_t key) {
+    loom_shape s = shape_of(rank, dims);
+    size_t rows = 1, cols = (size_t)dims[rank - 1];
+    for (int i = 0; i + 1 < rank; i++) rows *= (size_t)dims[i];
+    size_t m = rows >= cols ? rows : cols, n = rows >= cols ? cols : rows;
+    float *w = malloc(rows * cols * sizeof *w);
+    loom_init_fill(LOOM_INIT_ORTHOGONAL, &s, w, key);
+    /* q[i][j] of the tall (m, n) factor: w itself, or w transposed when rows < cols */
+#define Q(i, j) (rows >= cols ? w[(i) * cols + (j)] : w[(j) * cols + (i)])
+    double worst_gram = 0, worst_lower = 0, min_diag = 1e9;
+    for (size_t a = 0; a < n; a++)
+        for (size_t b = 0; b < n; b++) {
+            double dot = 0, r = 0;
+            for (size_t i = 0; i < m; i++) {
+                dot += (double)Q(i, a) * Q(i, b);
+                r += (double)Q(i, a) * loom_normal(key, i * n + b); /* R[a][b] = q_a . A[:, b] */
+            }
+            worst_gram = fmax(worst_gram, fabs(dot - (a == b)));
+            if (a > b) worst_lower = fmax(worst_lower, fabs(r));
+            if (a == b) min_diag = fmin(min_diag, r);
+        }
+#undef Q
+    CHECK(worst_gram < 1e-5);
+    CHECK(worst_lower < 1e-4 * sqrt((double)m));
+    CHECK(min_diag > 0);
+    /* gain 1: every entry of an orthogonal matrix is at most 1 in magnitude */
+    stats st = stats_of(w, rows * cols);
+    CHECK(st.max_abs <= 1.0 + 1e-6);
+    free(w);
+}
+
+static void test_orthogonal(void) {
+    const int tall[2] = {50, 20}, wide[2] = {20, 50}, square[2] = {16, 16}, r3[3] = {3, 4, 5}, r4[4] = {2, 2, 3, 8};
+    check_orthogonal(2, tall, 1);
+    check_orthogonal(2, wide, 2);
+    check_orthogonal(2, square, 3);
+    check_orthogonal(3, r3, 4); /* (12, 5): leading dims flattened into rows */
+    check_orthogonal(4, r4, 5); /* (12, 8) */
+    /* a square orthogonal matrix also has orthonormal rows: Q Q^T = I */
+    loom_shape s = shape_of(2, square);
+    float w[256], w2[256];
+    loom_init_fill(LOOM_INIT_ORTHOGONAL, &s, w, 77);
+    double worst = 0;
+    for (int a = 0; a < 16; a++)
+        for (int b = 0; b < 16; b++) {
+            double dot = 0;
+            for (int j = 0; j < 16; j++) dot += (double)w[a * 16 + j] * w[b * 16 + j];
+            worst = fmax(worst, fabs(dot - (a == b)));
+        }
+    CHECK(worst < 1e-5);
+    /* deterministic per key */
+    loom_init_fill(LOOM_INIT_ORTHOGONAL, &s, w2, 77);
+    CHECK(memcmp(w, w2, sizeof w) == 0);
+    loom_init_fill(LOOM_INIT_ORTHOGONAL, &s, w2, 78);
+    CHECK(memcmp(w, w2, sizeof w) != 0);
+    /* rank 1 (Keras refuses it): a unit vector */
+    const int d1[1] = {10};
+    loom_shape s1 = shape_of(1, d1);
+    float v[10];
+    loom_init_fill(LOOM_INIT_ORTHOGONAL, &s1, v, 3);
+    double norm = 0;
+    for (int i = 0; i < 10; i++) norm += (double)v[i] * v[i];
+    CHECK_CLOSE(norm, 1.0, 1e-6, 0);
+}
+
+static void test_random_uniform(void) {
+    /* RandomUniform(-0.05, 0.05), whatever the shape: variance 0.1^2 / 12 */
+    const int dims[2] = {1000, 100};
+    check_uniform(LOOM_INIT_UNIFORM, 2, dims, 0.05);
+    loom_shape s = shape_of(2, dims);
+    size_t n = loom_shape_size(&s);
+    float *w = malloc(n * sizeof *w);
+    loom_init_fill(LOOM_INIT_UNIFORM, &s, w, 11);
+    stats st = stats_of(w, n);
+    CHECK(st.max_abs < 0.05);
+    CHECK(fabs(st.mean) < 5 * 0.05 / sqrt(3.0 * (double)n));
+    CHECK_CLOSE(st.var, 0.01 / 12, 0, 0.01);
+    /* no fan scaling: a (3, 3, 64, 128) shape has the same bound */
+    const int d4[4] = {3, 3, 64, 128};
+    check_uniform(LOOM_INIT_UNIFORM, 4, d4, 0.05);
+    free(w);
+}
+
 int main(void) {
+    test_orthogonal();
+    test_random_uniform();
     test_dense_glorot_uniform();
     test_uniform_moments_large();
     test_truncated_normals();

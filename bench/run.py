@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""bench/run.py — loom against PyTorch (CPU) in one run, interleaved, with sgemm as the ceiling.
+
+    /usr/bin/python3 bench/run.py [--build build] [--repeats 5] [--models tiny,mnist-mlp,wide]
+                                  [--threads 1,2] [--opts sgd,adam] [--markdown BENCHMARKS.md]
+
+For every (threads, optimizer, model) it starts loom_bench and torch_bench.py alternately, each
+`repeats` times in its own process (so peak resident memory is per framework), and reports the
+median over processes of each process's median ms per step. Threads are pinned for both:
+OPENBLAS_NUM_THREADS and OMP_NUM_THREADS (Debian's PyTorch calls the system OpenBLAS, which
+ignores torch.set_num_threads), torch.set_num_threads, LOOM_NUM_THREADS; at 2 threads PyTorch
+also gets OMP_WAIT_POLICY=PASSIVE so its OpenMP pool does not fight OpenBLAS's. Both frameworks
+run OpenBLAS's best kernel for the CPU: OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (which this
+workplace sets to an older core type) are removed from the environment of every process.
+"""
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+STEPS = {"tiny": 200, "mnist-mlp": 20, "wide": 3}
+FLOPS = {}  # filled from models.h's formula below
+
+
+def step_flops(name):
+    n_in, a, b, classes, batch = {"tiny": (32, 64, 64, 10, 32), "mnist-mlp": (784, 512, 512, 10, 128),
+                                  "wide": (1024, 4096, 4096, 10, 256)}[name]
+    return 2 * 2 * batch * n_in * a + 3 * 2 * batch * a * b + 3 * 2 * batch * b * (classes + 1)
+
+
+def env_for(threads, torch):
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.pop("OPENBLAS_L2_SIZE", None)
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["LOOM_NUM_THREADS"] = str(threads)
+    if torch and threads > 1:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return env
+
+
+def run(cmd, env):
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed: {out.stderr.strip()}")
+    f = out.stdout.split()
+    return float(f[3]), int(f[5])  # median ms/step, peak RSS kB
+
+
+def kernel_name():
+    env = env_for(1, False)
+    env["OPENBLAS_VERBOSE"] = "2"
+    out = subprocess.run(["/usr/bin/python3", "-c", "import numpy"], env=env, capture_output=True, text=True)
+    for line in out.stdout.splitlines() + out.stderr.splitlines():
+        if line.startswith("Core:"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--models", default="tiny,mnist-mlp,wide")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--opts", default="sgd,adam")
+    ap.add_argument("--markdown", default=None)
+    args = ap.parse_args()
+    loom = os.path.join(args.build, "loom_bench")
+    sgemm = os.path.join(args.build, "sgemm_bench")
+    torch_script = os.path.join(HERE, "torch_bench.py")
+    rows = []
+    for threads in [int(t) for t in args.threads.split(",")]:
+        for opt in args.opts.split(","):
+            for model in args.models.split(","):
+                steps = STEPS[model]
+                lt, tt, lr, tr = [], [], [], []
+                for _ in range(args.repeats):  # interleaved: loom, torch, loom, torch, ...
+                    ms, rss = run([loom, model, opt, str(steps), "3"], env_for(threads, False))
+                    lt.append(ms), lr.append(rss)
+                    ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), "3", str(threads)],
+                                  env_for(threads, True))
+                    tt.append(ms), tr.append(rss)
+                g = subprocess.run([sgemm, model, "7"], env=env_for(threads, False), capture_output=True, text=True)
+                sg_ms = float(g.stdout.split()[2]) if g.returncode == 0 else float("nan")
+                l_ms, t_ms = statistics.median(lt), statistics.median(tt)
+                fl = step_flops(model)
+                batch = {"tiny": 32, "mnist-mlp": 128, "wide": 256}[model]
+                row = dict(threads=threads, opt=opt, model=model, loom_ms=l_ms, torch_ms=t_ms,
+                           loom_sps=batch / l_ms * 1e3, torch_sps=batch / t_ms * 1e3,
+                           loom_gf=fl / l_ms / 1e6, torch_gf=fl / t_ms / 1e6, sgemm_gf=fl / sg_ms / 1e6,
+                           speedup=t_ms / l_ms, loom_rss=max(lr) / 1024, torch_rss=max(tr) / 1024)
+                rows.append(row)
+                print(f"{threads} thr {opt:4s} {model:9s}  loom {l_ms:9.3f} ms  torch {t_ms:9.3f} ms  "
+                      f"x{row['speedup']:.2f}  loom {row['loom_gf']:.1f} GF/s (sgemm {row['sgemm_gf']:.1f})  "
+                      f"RSS {row['loom_rss']:.0f} / {row['torch_rss']:.0f} MiB", flush=True)
+    header = ("| threads | optimizer | model | loom ms/step | PyTorch ms/step | loom samples/s | PyTorch samples/s | "
+              "speed-up (PyTorch time / loom time) | loom GFLOP/s | PyTorch GFLOP/s | sgemm GFLOP/s | loom / sgemm | "
+              "loom peak RSS MiB | PyTorch peak RSS MiB | memory ratio |")
+    lines = [header, "|" + "---|" * 15]
+    for r in rows:
+        lines.append(f"| {r['threads']} | {r['opt']} | {r['model']} | {r['loom_ms']:.3f} | {r['torch_ms']:.3f} | "
+                     f"{r['loom_sps']:.0f} | {r['torch_sps']:.0f} | {r['speedup']:.2f} | {r['loom_gf']:.1f} | "
+                     f"{r['torch_gf']:.1f} | {r['sgemm_gf']:.1f} | {r['loom_gf'] / r['sgemm_gf'] * 100:.0f} % | "
+                     f"{r['loom_rss']:.0f} | {r['torch_rss']:.0f} | 1/{r['torch_rss'] / r['loom_rss']:.1f} |")
+    scaling = []
+    for opt in args.opts.split(","):
+        for model in args.models.split(","):
+            one = [r for r in rows if r["threads"] == 1 and r["opt"] == opt and r["model"] == model]
+            two = [r for r in rows if r["threads"] == 2 and r["opt"] == opt and r["model"] == model]
+            if one and two:
+                scaling.append(f"| {opt} | {model} | {one[0]['loom_ms'] / two[0]['loom_ms']:.2f} | "
+                               f"{one[0]['torch_ms'] / two[0]['torch_ms']:.2f} |")
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.markdown:
+        meta = (f"Measured {time.strftime('%Y-%m-%d')} on {cpu_name()} ({os.cpu_count()} cores), OpenBLAS kernel "
+                f"{kernel_name()} for both frameworks, PyTorch from Debian (python3-torch), {args.repeats} interleaved "
+                f"processes per framework and cell, medians.")
+        with open(args.markdown, "w") as f:
+            f.write("# Benchmarks\n\n")
+            f.write("Command (from the repository root, after `bash scripts/test.sh` or a Release build in build/):\n\n")
+            f.write("    /usr/bin/python3 bench/run.py --markdown BENCHMARKS.md\n\n")
+            f.write(meta + "\n\n")
+            f.write("Models (bench/models.h, bench/torch_bench.py): trunk A -> B (relu), heads C (10, softmax + "
+                    "categorical crossentropy, weight 0.5) and D (1, linear + mse, weight 0.3); synthetic data; "
+                    "one epoch of `steps` batches per timing, shuffled.\n\n")
+            f.write(table + "\n\n")
+            if scaling:
+                f.write("Speed-up from 1 to 2 threads (time at 1 / time at 2):\n\n| optimizer | model | loom | PyTorch |\n|---|---|---|---|\n")
+                f.write("\n".join(scaling) + "\n")
+        print(f"wrote {args.markdown}")
+
+
+if __name__ == "__main__":
+    main()
