@@ -77,3 +77,10 @@ save_idx("f64.idx", 0x0E, np.array(FLOATS, dtype=">f8").reshape(6))
 # CSV with a header, a quoted header name, CRLF line ends, a missing value and no final newline
 with open(path("sample.csv"), "wb") as f:
     f.write(b'a,"b ""quoted""",c\r\n1,2,3\r\n4.5,-5e-1,NA\r\n\r\n7,"8",9')
+
+# gzip-compressed IDX, as the MNIST family is distributed (mtime 0, so the bytes are reproducible)
+import gzip
+with open(path("u8.idx"), "rb") as f:
+    raw = f.read()
+with open(path("u8.idx.gz"), "wb") as f:
+    f.write(gzip.compress(raw, compresslevel=9, mtime=0))
