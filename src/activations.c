@@ -69,18 +69,18 @@ static void softmax_backward(const float *y, const float *dy, float *dx, size_t 
 
 /* The hot element-wise loops get restrict pointers and a select instead of a branch, so that the
  * compiler vectorises them (a data-dependent branch per element mispredicts half the time). */
-static void relu_backward(const float *restrict y, const float *restrict dy, float *restrict dx, size_t n) {
+LOOM_VECTOR_CLONES static void relu_backward(const float *restrict y, const float *restrict dy, float *restrict dx, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float d = dy[i]; /* loaded unconditionally: a conditional load blocks vectorising */
         dx[i] += y[i] > 0.0f ? d : 0.0f;
     }
 }
 
-static void add_into(const float *restrict dy, float *restrict dx, size_t n) {
+LOOM_VECTOR_CLONES static void add_into(const float *restrict dy, float *restrict dx, size_t n) {
     for (size_t i = 0; i < n; i++) dx[i] += dy[i];
 }
 
-static void relu_forward(const float *x, float *y, size_t n) {
+LOOM_VECTOR_CLONES static void relu_forward(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         y[i] = v < 0.0f ? 0.0f : v;

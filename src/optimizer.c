@@ -227,7 +227,7 @@ typedef struct step_consts {
 
 /* One tensor: clipping, decoupled weight decay, then the update rule — each a separate tight
  * loop over restrict pointers (a per-element switch would keep the compiler from vectorising). */
-static void apply_tensor(const loom_optimizer *o, const step_consts *k, float *restrict w, float *restrict grad,
+LOOM_VECTOR_CLONES static void apply_tensor(const loom_optimizer *o, const step_consts *k, float *restrict w, float *restrict grad,
                          float *restrict s0, float *restrict s1, float *restrict s2, size_t n) {
     const float lr = k->lr;
     /* 1. clipping (Keras's _clip_gradients) */

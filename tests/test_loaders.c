@@ -1,5 +1,5 @@
 /* test_loaders.c — the data-file readers: every .npy dtype and version, .npz stored and deflated,
- * IDX, CSV; then hostile input: every truncation of every sample, flipped bytes, huge shapes,
+ * IDX plain and gzipped, CSV; then hostile input: every truncation of every sample, flipped bytes, huge shapes,
  * refused dtypes and compression methods, bad CRCs, and CSV errors with their line numbers.
  * The sample files are made by tests/data/make_samples.py (numpy), whose formulas are repeated
  * here. */
@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #ifndef LOOM_TEST_DIR
 #define LOOM_TEST_DIR "tests"
@@ -294,6 +295,9 @@ static void test_truncation_and_corruption(void) {
         check_prefixes(idxs[i], idx_fn);
         check_flips(idxs[i], idx_fn);
     }
+    /* gzip: every prefix lacks the CRC-32 trailer; a flip is caught by the CRC or is harmless */
+    check_prefixes("u8.idx.gz", idx_fn);
+    check_flips("u8.idx.gz", idx_fn);
     check_prefixes("stored.npz", npz_x_fn);
     check_prefixes("deflated.npz", npz_x_fn);
     check_flips("stored.npz", npz_x_fn);
@@ -504,6 +508,158 @@ static void test_idx(void) {
     }
 }
 
+/* ---------------------------------------------------------------- idx, gzipped */
+
+/* gzip of src[0..n) (one member) into a malloc'd buffer; *out_n its size. */
+static unsigned char *gzip_bytes(const unsigned char *src, size_t n, size_t *out_n) {
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return NULL;
+    uLong cap = deflateBound(&zs, (uLong)n);
+    unsigned char *out = malloc(cap);
+    zs.next_in = (unsigned char *)src;
+    zs.avail_in = (uInt)n;
+    zs.next_out = out;
+    zs.avail_out = (uInt)cap;
+    int r = deflate(&zs, Z_FINISH);
+    *out_n = zs.total_out;
+    deflateEnd(&zs);
+    if (r != Z_STREAM_END) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* A plain u8 IDX file of shape (rows, cols), element i = (i * 31 + i / 7) % 256. */
+static unsigned char *idx_u8(uint32_t rows, uint32_t cols, size_t *n) {
+    size_t count = (size_t)rows * cols;
+    *n = 12 + count;
+    unsigned char *b = malloc(*n);
+    const unsigned char h[12] = {0, 0, 0x08, 2, (unsigned char)(rows >> 24), (unsigned char)(rows >> 16),
+                                 (unsigned char)(rows >> 8), (unsigned char)rows, (unsigned char)(cols >> 24),
+                                 (unsigned char)(cols >> 16), (unsigned char)(cols >> 8), (unsigned char)cols};
+    memcpy(b, h, 12);
+    for (size_t i = 0; i < count; i++) b[12 + i] = (unsigned char)((i * 31 + i / 7) % 256);
+    return b;
+}
+
+static loom_status gz_parse(const unsigned char *gz, size_t n, loom_ndarray *a) {
+    errbuf[0] = '\0';
+    return parse_copy(idx_fn, gz, n, a);
+}
+
+static void expect_gz_error(const unsigned char *gz, size_t n, const char *msg) {
+    loom_ndarray a;
+    CHECK_STATUS(gz_parse(gz, n, &a), LOOM_ERR_DATA);
+    CHECK(is_empty(&a));
+    if (!contains(errbuf, msg)) {
+        fprintf(stderr, "  gzip case: message \"%s\" lacks \"%s\"\n", errbuf, msg);
+        CHECK(0);
+    }
+}
+
+static void test_idx_gzip(void) {
+    /* the sample made by Python's gzip module reads as its plain twin */
+    loom_ndarray a, plain;
+    CHECK_STATUS(loom_idx_load(data_path("u8.idx.gz"), &a, errbuf, sizeof errbuf), LOOM_OK);
+    CHECK_STATUS(loom_idx_load(data_path("u8.idx"), &plain, errbuf, sizeof errbuf), LOOM_OK);
+    CHECK(a.rank == 3 && a.dims[0] == 2 && a.dims[1] == 2 && a.dims[2] == 3 && a.size == 12);
+    for (size_t i = 0; i < a.size && a.data; i++) CHECK(a.data[i] == (float)(i * 23 % 256));
+    CHECK(a.size == plain.size && a.data && plain.data && memcmp(a.data, plain.data, a.size * sizeof(float)) == 0);
+    loom_ndarray_free(&a);
+    loom_ndarray_free(&plain);
+
+    /* 3 MB of data: the output buffer grows several times past its first megabyte */
+    size_t n, gn;
+    unsigned char *raw = idx_u8(3000, 1000, &n);
+    unsigned char *gz = gzip_bytes(raw, n, &gn);
+    CHECK(gz != NULL);
+    if (!gz) {
+        free(raw);
+        return;
+    }
+    CHECK_STATUS(gz_parse(gz, gn, &a), LOOM_OK);
+    CHECK(a.rank == 2 && a.dims[0] == 3000 && a.dims[1] == 1000 && a.size == 3000000);
+    int wrong = 0;
+    for (size_t i = 0; i < a.size && a.data; i++) wrong += a.data[i] != (float)((i * 31 + i / 7) % 256);
+    CHECK(wrong == 0);
+    loom_ndarray_free(&a);
+
+    /* the CRC-32 trailer is checked: a flipped CRC byte, and a flipped size byte */
+    gz[gn - 6] ^= 0x40;
+    expect_gz_error(gz, gn, "incorrect data check");
+    gz[gn - 6] ^= 0x40;
+    gz[gn - 2] ^= 0x01;
+    expect_gz_error(gz, gn, "incorrect length check");
+    gz[gn - 2] ^= 0x01;
+    /* cut anywhere: the trailer is missing */
+    expect_gz_error(gz, gn - 1, "truncated");
+    expect_gz_error(gz, gn / 2, "truncated");
+    expect_gz_error(gz, 10, "truncated");
+    free(gz);
+
+    /* two members one after another (cat a.gz b.gz) read as the joined file, as gunzip does */
+    size_t g1, g2;
+    unsigned char *m1 = gzip_bytes(raw, 1000, &g1), *m2 = gzip_bytes(raw + 1000, n - 1000, &g2);
+    unsigned char *both = malloc(g1 + g2 + 3);
+    memcpy(both, m1, g1);
+    memcpy(both + g1, m2, g2);
+    CHECK_STATUS(gz_parse(both, g1 + g2, &a), LOOM_OK);
+    CHECK(a.size == 3000000 && a.data && a.data[2999999] == (float)((2999999ull * 31 + 2999999 / 7) % 256));
+    loom_ndarray_free(&a);
+    /* but bytes after the last member that are not a member are refused */
+    memcpy(both + g1 + g2, "xyz", 3);
+    expect_gz_error(both, g1 + g2 + 3, "3 bytes after the end of the gzip data");
+    free(m1);
+    free(m2);
+    free(both);
+
+    /* the decompressed file obeys every plain IDX rule; the sizes come from the IDX header */
+    struct { size_t cut; int extra; const char *msg; } sizes[] = {
+        {n - 1, 0, "truncated IDX data: the dimensions need 3000000 data bytes, the gzip data holds 2999999"},
+        {n, 1, "trailing bytes after the IDX data"},
+        {7, 0, "truncated IDX header: 7 bytes, 12 needed"},
+        {3, 0, "too short for an IDX header"},
+    };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        unsigned char *r = malloc(sizes[k].cut + 1);
+        memcpy(r, raw, sizes[k].cut);
+        r[sizes[k].cut] = 0x55;
+        gz = gzip_bytes(r, sizes[k].cut + (size_t)sizes[k].extra, &gn);
+        expect_gz_error(gz, gn, sizes[k].msg);
+        free(gz);
+        free(r);
+    }
+    unsigned char bad_type[12] = {0, 0, 0x0A, 1, 0, 0, 0, 1, 7};
+    gz = gzip_bytes(bad_type, 9, &gn);
+    expect_gz_error(gz, gn, "type code 0x0A");
+    free(gz);
+    unsigned char bad_rank[4] = {0, 0, 0x08, 9};
+    gz = gzip_bytes(bad_rank, 4, &gn);
+    expect_gz_error(gz, gn, "rank 9");
+    free(gz);
+    /* a header declaring 4 GB in a stream of a few dozen bytes: refused as truncated without
+     * allocating the declared size (the buffer grows with what the stream produces) */
+    unsigned char huge[16] = {0, 0, 0x08, 2, 0, 0, 0x80, 0, 0, 0, 0x7f, 0xff, 1, 2, 3, 4};
+    gz = gzip_bytes(huge, 16, &gn);
+    expect_gz_error(gz, gn, "the dimensions need 1073709056 data bytes, the gzip data holds 4");
+    free(gz);
+    /* a gzipped gzip is not an IDX file */
+    unsigned char *inner = gzip_bytes(raw, 100, &g1);
+    gz = gzip_bytes(inner, g1, &gn);
+    expect_gz_error(gz, gn, "not an IDX file (magic starts with 1f 8b");
+    free(gz);
+    free(inner);
+    /* zlib's own complaints are passed on */
+    unsigned char not_deflate[12] = {0x1f, 0x8b, 7, 0, 0, 0, 0, 0, 0, 3, 0, 0};
+    expect_gz_error(not_deflate, 12, "corrupt gzip data (unknown compression method)");
+    /* and a missing file still says so, with the path */
+    CHECK_STATUS(loom_idx_load(data_path("absent.idx.gz"), &a, errbuf, sizeof errbuf), LOOM_ERR_IO);
+    CHECK(contains(errbuf, "absent.idx.gz") && is_empty(&a));
+    free(raw);
+}
+
 /* ---------------------------------------------------------------- csv */
 
 static loom_csv *csv_str(const char *text, int has_header, char delim) {
@@ -615,6 +771,7 @@ int main(void) {
     test_npz();
     test_npz_hostile();
     test_idx();
+    test_idx_gzip();
     test_csv();
     return check_report("test_loaders");
 }
