@@ -127,6 +127,21 @@ def main():
             if one and two:
                 scaling.append(f"| {opt} | {model} | {one[0]['loom_ms'] / two[0]['loom_ms']:.2f} | "
                                f"{one[0]['torch_ms'] / two[0]['torch_ms']:.2f} |")
+    # embedded use: predict on mnist-mlp one sample per call, 1 thread, interleaved
+    pl, pt = [], []
+    for _ in range(args.repeats):
+        env = env_for(1, False)
+        env["LOOM_BENCH_PREDICT"] = "1"
+        out = subprocess.run([loom, "mnist-mlp", "sgd", "4", "5"], env=env, capture_output=True, text=True)
+        pl.append(float(out.stdout.split()[3]))
+        env = env_for(1, True)
+        env["LOOM_BENCH_PREDICT"] = "1"
+        out = subprocess.run(["/usr/bin/python3", torch_script, "mnist-mlp", "sgd", "4", "5", "1"], env=env,
+                             capture_output=True, text=True)
+        pt.append(float(out.stdout.split()[3]))
+    predict_line = (f"predict on mnist-mlp, batch 1, 1 thread: loom {statistics.median(pl):.1f} us per call, "
+                    f"PyTorch {statistics.median(pt):.1f} us per call (no_grad, eval)")
+    print(predict_line)
     table = "\n".join(lines)
     print("\n" + table)
     if args.markdown:
@@ -142,6 +157,7 @@ def main():
                     "categorical crossentropy, weight 0.5) and D (1, linear + mse, weight 0.3); synthetic data; "
                     "one epoch of `steps` batches per timing, shuffled.\n\n")
             f.write(table + "\n\n")
+            f.write(predict_line + "\n\n")
             if scaling:
                 f.write("Speed-up from 1 to 2 threads (time at 1 / time at 2):\n\n| optimizer | model | loom | PyTorch |\n|---|---|---|---|\n")
                 f.write("\n".join(scaling) + "\n")

@@ -4,6 +4,7 @@
 
 Prints: model opt threads median_ms min_ms peak_rss_kb. The caller pins OPENBLAS_NUM_THREADS /
 OMP_NUM_THREADS (Debian's PyTorch calls the system OpenBLAS, which ignores set_num_threads)."""
+import os
 import resource
 import sys
 import time
@@ -55,6 +56,18 @@ def main():
             total.backward()
             opt.step()
 
+    if os.environ.get("LOOM_BENCH_PREDICT"):
+        model.eval()
+        best = []
+        with torch.no_grad():
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for i in range(1000):
+                    model(xs[i % n:i % n + 1])
+                best.append((time.perf_counter() - t0) / 1000 * 1e6)
+        best.sort()
+        print(f"{name} predict-batch-1 {threads} {best[len(best) // 2]:.3f} us")
+        return
     epoch()  # warm-up
     times = []
     for _ in range(repeats):
