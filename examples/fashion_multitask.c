@@ -1,7 +1,7 @@
 /* fashion_multitask.c — one convolutional trunk, three heads, on Fashion-MNIST.
  *
- *   image (28,28,1) -> Conv2D 16 3x3 relu -> MaxPool 2 -> Conv2D 32 3x3 relu -> MaxPool 2
- *                   -> Flatten -> Dense 64 relu  ("features", shared by every head)
+ *   image (28,28,1) -> Conv2D 32 3x3 relu -> MaxPool 2 -> Conv2D 64 3x3 relu -> MaxPool 2
+ *                   -> Flatten -> Dense 128 relu  ("features", shared by every head)
  *        +-> item   Dense 10 softmax   sparse categorical crossentropy, weight 1.0, accuracy
  *        +-> group  Dense 4 softmax    sparse categorical crossentropy, weight 0.5, accuracy
  *        +-> recon  Dense 784 sigmoid  binary crossentropy on the pixels, weight 0.5, mae
@@ -10,7 +10,7 @@
  * with the item head alone (same seed, data, epochs) shows what the two extra losses change.
  *
  * Data: Debian's dataset-fashion-mnist package (gzipped IDX files, read by loom_idx_load).
- * Usage: example_fashion_multitask [EPOCHS [TRAIN_SAMPLES]]   (defaults 3 and 20000)
+ * Usage: example_fashion_multitask [EPOCHS [TRAIN_SAMPLES]]   (defaults 15 and 20000, as `loom fashion`)
  * The `loom fashion` command runs the same experiment with options and a progress bar. */
 #include <loom.h>
 
@@ -94,12 +94,12 @@ static void free_split(split *s) {
 static loom_model *build(uint64_t seed, int multitask) {
     loom_graph *g = loom_graph_new(seed);
     loom_tensor *x = loom_input(g, "image", 3, (int[]){28, 28, 1});
-    loom_tensor *h = loom_call(loom_conv2d(g, "conv1", 16, 3, 3, 1, 1, LOOM_PADDING_VALID, 1, 1, LOOM_RELU, NULL), x);
+    loom_tensor *h = loom_call(loom_conv2d(g, "conv1", 32, 3, 3, 1, 1, LOOM_PADDING_VALID, 1, 1, LOOM_RELU, NULL), x);
     h = loom_call(loom_max_pooling2d(g, "pool1", 2, 2, 0, 0, LOOM_PADDING_VALID), h);
-    h = loom_call(loom_conv2d(g, "conv2", 32, 3, 3, 1, 1, LOOM_PADDING_VALID, 1, 1, LOOM_RELU, NULL), h);
+    h = loom_call(loom_conv2d(g, "conv2", 64, 3, 3, 1, 1, LOOM_PADDING_VALID, 1, 1, LOOM_RELU, NULL), h);
     h = loom_call(loom_max_pooling2d(g, "pool2", 2, 2, 0, 0, LOOM_PADDING_VALID), h);
     h = loom_call(loom_flatten(g, "flatten"), h);
-    h = loom_call(loom_dense(g, "features", 64, LOOM_RELU, NULL), h);
+    h = loom_call(loom_dense(g, "features", 128, LOOM_RELU, NULL), h);
     loom_tensor *outs[3];
     outs[0] = loom_call(loom_dense(g, "item", 10, LOOM_SOFTMAX, NULL), h);
     if (multitask) {
@@ -184,7 +184,7 @@ static int run(const split *train, size_t n_train, const split *test, int epochs
 }
 
 int main(int argc, char **argv) {
-    int epochs = argc > 1 ? atoi(argv[1]) : 3;
+    int epochs = argc > 1 ? atoi(argv[1]) : 15;
     long n_train = argc > 2 ? atol(argv[2]) : 20000;
     if (epochs < 1 || n_train < 1 || n_train > 60000 - N_VALID) {
         fprintf(stderr, "usage: %s [EPOCHS >= 1 [TRAIN_SAMPLES 1..%d]]\n", argv[0], 60000 - N_VALID);

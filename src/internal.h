@@ -188,6 +188,8 @@ extern const loom_op loom_op_conv1d, loom_op_conv2d, loom_op_conv2d_transpose, l
     loom_op_max_pooling1d, loom_op_max_pooling2d, loom_op_average_pooling1d, loom_op_average_pooling2d,
     loom_op_global_average_pooling1d, loom_op_global_max_pooling1d, loom_op_global_average_pooling2d,
     loom_op_global_max_pooling2d, loom_op_upsampling2d, loom_op_zero_padding2d, loom_op_cropping2d;
+/* layers that describe themselves in model files (save_config / load_config) */
+extern const loom_op loom_op_multi_head_attention;
 
 /* ---------------------------------------------------------------- activations (activations.c) */
 

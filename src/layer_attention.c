@@ -91,14 +91,19 @@ static size_t mha_layout(const mha_dims *d, float *base, mha_scratch *s) {
     size_t nq = (size_t)d->B * d->Tq * d->HK, nk = (size_t)d->B * d->Tv * d->HK;
     size_t nv = (size_t)d->B * d->Tv * d->HV, np = (size_t)d->B * d->H * d->Tq * d->Tv;
     size_t no = (size_t)d->B * d->Tq * d->HV, ns = (size_t)d->Tq * d->Tv;
-    size_t sizes[10] = {nq, nk, nv, np, no, nq, nk, nv, no, ns};
-    float **slots[10] = {&s->Q, &s->K, &s->V, &s->P, &s->O, &s->dQ, &s->dK, &s->dV, &s->dO, &s->dS};
-    size_t off = 0;
-    for (int i = 0; i < 10; i++) {
-        if (s) *slots[i] = base ? base + off : NULL;
-        off += sizes[i];
-    }
-    return off;
+    size_t total = 2 * (nq + nk + nv + no) + np + ns;
+    if (!s) return total;
+    s->Q = base;
+    s->K = s->Q + nq;
+    s->V = s->K + nk;
+    s->P = s->V + nv;
+    s->O = s->P + np;
+    s->dQ = s->O + no;
+    s->dK = s->dQ + nq;
+    s->dV = s->dK + nk;
+    s->dO = s->dV + nv;
+    s->dS = s->dO + no;
+    return total;
 }
 
 /* ---------------------------------------------------------------- build */

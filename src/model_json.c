@@ -350,7 +350,7 @@ static bool conv_from_json(loom_graph *g, const char *cls, const char *name, con
 }
 
 /* Layer classes that save and load their own configuration (loom_op.save_config/load_config). */
-static const loom_op *const SELF_DESCRIBING[] = {NULL};
+static const loom_op *const SELF_DESCRIBING[] = {&loom_op_multi_head_attention, NULL};
 
 static const loom_op *op_by_class(const char *cls) {
     for (size_t i = 0; SELF_DESCRIBING[i]; i++)

@@ -20,7 +20,6 @@
 #define LOOM_TEST_DIR "tests"
 #endif
 
-extern const loom_op loom_op_multi_head_attention;
 
 /* ---------------------------------------------------------------- a call without the harness */
 
