@@ -16,7 +16,10 @@ loom_graph *loom_graph_new(uint64_t seed) {
 
 void loom_graph_free(loom_graph *g) {
     if (!g) return;
-    for (int i = 0; i < g->n_layers; i++) free(g->layers[i]);
+    for (int i = 0; i < g->n_layers; i++) {
+        free(g->layers[i]->user); /* a custom layer's copied definition */
+        free(g->layers[i]);
+    }
     for (int i = 0; i < g->n_nodes; i++) {
         free(g->nodes[i]->in);
         free(g->nodes[i]->tensor);

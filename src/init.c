@@ -72,6 +72,10 @@ void loom_init_fill(loom_initializer init, const loom_shape *s, float *w, uint64
         for (size_t i = 0; i < n; i++) w[i] = v;
         return;
     }
+    if (init == LOOM_INIT_UNIT_FORGET_BIAS) { /* LSTM bias [i, f, c, o]: zeros, ones on the forget gate */
+        for (size_t i = 0; i < n; i++) w[i] = i >= n / 4 && i < n / 2 ? 1.0f : 0.0f;
+        return;
+    }
     if (init == LOOM_INIT_UNIFORM) { /* Keras RandomUniform(-0.05, 0.05) */
         for (size_t i = 0; i < n; i++) w[i] = -0.05f + 0.1f * loom_uniform01(key, i);
         return;

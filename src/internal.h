@@ -188,8 +188,13 @@ extern const loom_op loom_op_conv1d, loom_op_conv2d, loom_op_conv2d_transpose, l
     loom_op_max_pooling1d, loom_op_max_pooling2d, loom_op_average_pooling1d, loom_op_average_pooling2d,
     loom_op_global_average_pooling1d, loom_op_global_max_pooling1d, loom_op_global_average_pooling2d,
     loom_op_global_max_pooling2d, loom_op_upsampling2d, loom_op_zero_padding2d, loom_op_cropping2d;
-/* layers that describe themselves in model files (save_config / load_config) */
-extern const loom_op loom_op_multi_head_attention;
+/* layers that describe themselves in model files (save_config / load_config); the recurrent
+ * ones are declared in rnn.h */
+extern const loom_op loom_op_multi_head_attention, loom_op_batch_normalization, loom_op_layer_normalization,
+    loom_op_embedding, loom_op_permute, loom_op_repeat_vector;
+
+/* Internal initialiser: an LSTM bias with Keras's unit_forget_bias (ones on the forget gate). */
+#define LOOM_INIT_UNIT_FORGET_BIAS ((loom_initializer)100)
 
 /* ---------------------------------------------------------------- activations (activations.c) */
 

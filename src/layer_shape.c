@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- Permute */
@@ -132,6 +133,9 @@ static loom_status repeat_build(loom_layer *L, int n_in, const loom_shape *in, l
         return loom_set_error(err, LOOM_ERR_SHAPE, "%s (RepeatVector): input must be (features), got %s", L->name,
                               loom_shape_str(&in[0], s, sizeof s));
     }
+    if ((size_t)L->iarg[0] * (size_t)in[0].dims[0] > INT_MAX)
+        return loom_set_error(err, LOOM_ERR_SHAPE, "%s (RepeatVector): %d copies of %d features are too many", L->name,
+                              L->iarg[0], in[0].dims[0]);
     out->rank = 2;
     out->dims[0] = L->iarg[0];
     out->dims[1] = in[0].dims[0];

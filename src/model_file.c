@@ -337,7 +337,8 @@ static cJSON *section_json(const section *s, const char *what, loom_error *err) 
 }
 
 /* Builds a complete model (architecture, weights, compile settings, state) from file bytes. */
-static loom_model *model_from_bytes(const unsigned char *data, size_t size, const char *what, loom_error *err) {
+static loom_model *model_from_bytes(const unsigned char *data, size_t size, const char *what, bool weights_only,
+                                    loom_error *err) {
     parsed_file pf;
     if (loom_parse_model_file(data, size, what, &pf, err)) return NULL;
     const section *arch_s = find_section(&pf, "ARCH"), *w_s = find_section(&pf, "WGHT");
@@ -347,7 +348,7 @@ static loom_model *model_from_bytes(const unsigned char *data, size_t size, cons
     }
     cJSON *arch = section_json(arch_s, what, err);
     if (!arch) return NULL;
-    loom_model *m = loom_arch_from_json(arch, what, err);
+    loom_model *m = loom_arch_from_json(arch, what, weights_only, err);
     cJSON_Delete(arch);
     if (!m) return NULL;
     if (section_floats(w_s, what, m->n_params, m->params, err)) goto fail;
@@ -398,7 +399,7 @@ loom_model *loom_model_load(const char *path, char *errbuf, size_t errlen) {
     size_t size = 0;
     loom_model *m = NULL;
     if (!path) loom_set_error(&err, LOOM_ERR_ARGUMENT, "load: no path given");
-    else if (!read_file(path, &data, &size, &err)) m = model_from_bytes(data, size, path, &err);
+    else if (!read_file(path, &data, &size, &err)) m = model_from_bytes(data, size, path, false, &err);
     free(data);
     if (!m && errbuf && errlen) snprintf(errbuf, errlen, "%s", err.msg);
     return m;
@@ -406,7 +407,7 @@ loom_model *loom_model_load(const char *path, char *errbuf, size_t errlen) {
 
 loom_model *loom_model_parse(const void *data, size_t size, const char *what, char *errbuf, size_t errlen) {
     loom_error err = {0};
-    loom_model *m = data ? model_from_bytes(data, size, what ? what : "(memory)", &err) : NULL;
+    loom_model *m = data ? model_from_bytes(data, size, what ? what : "(memory)", false, &err) : NULL;
     if (!data) loom_set_error(&err, LOOM_ERR_ARGUMENT, "parse: no data");
     if (!m && errbuf && errlen) snprintf(errbuf, errlen, "%s", err.msg);
     return m;
@@ -427,7 +428,7 @@ loom_status loom_load_weights(loom_model *m, const char *path) {
     /* Build the file's own model (all checks included), then copy layer by layer by name into a
      * scratch copy of the parameters: either every layer matches and the copy is committed, or
      * nothing changes. */
-    loom_model *src = model_from_bytes(data, size, path, &err);
+    loom_model *src = model_from_bytes(data, size, path, true, &err);
     free(data);
     if (!src) return loom_set_error(&m->err, err.code, "%s", err.msg);
     float *next = malloc((m->n_params ? m->n_params : 1) * sizeof *next);

@@ -5,7 +5,9 @@
  * "output_layers"}} with tensors {"class_name": "__keras_tensor__", "config": {"shape",
  * "keras_history": [layer, node_index, 0]}}. */
 #include "balance.h"
+#include "layer_custom.h"
 #include "model_json.h"
+#include "rnn.h"
 
 #include <limits.h>
 #include <math.h>
@@ -350,7 +352,10 @@ static bool conv_from_json(loom_graph *g, const char *cls, const char *name, con
 }
 
 /* Layer classes that save and load their own configuration (loom_op.save_config/load_config). */
-static const loom_op *const SELF_DESCRIBING[] = {&loom_op_multi_head_attention, NULL};
+static const loom_op *const SELF_DESCRIBING[] = {
+    &loom_op_multi_head_attention, &loom_op_batch_normalization, &loom_op_layer_normalization, &loom_op_embedding,
+    &loom_op_permute, &loom_op_repeat_vector, &loom_op_simple_rnn, &loom_op_lstm, &loom_op_gru,
+    &loom_op_bidirectional, &loom_op_time_distributed, NULL};
 
 static const loom_op *op_by_class(const char *cls) {
     for (size_t i = 0; SELF_DESCRIBING[i]; i++)
@@ -359,8 +364,13 @@ static const loom_op *op_by_class(const char *cls) {
 }
 
 static loom_layer *layer_from_json(loom_graph *g, const char *cls, const char *name, const cJSON *c, const char *what,
-                                   loom_error *err) {
+                                   bool weights_only, loom_error *err) {
     const loom_op *op;
+    if (cJSON_GetObjectItemCaseSensitive(c, LOOM_CUSTOM_CONFIG_KEY)) { /* whatever its class name */
+        loom_layer *L = loom_custom_from_config(g, name, c, weights_only);
+        if (!L) loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(g));
+        return L;
+    }
     int act = -1;
     const char *act_name = str(c, "activation");
     if (act_name && (act = loom_activation_from_name(act_name)) < 0) {
@@ -491,7 +501,7 @@ static uint64_t parse_seed(const cJSON *config) {
     return s ? strtoull(s, NULL, 10) : 0;
 }
 
-loom_model *loom_arch_from_json(const cJSON *root, const char *what, loom_error *err) {
+loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weights_only, loom_error *err) {
     const cJSON *config = cJSON_GetObjectItemCaseSensitive(root, "config");
     const char *cls = str(root, "class_name");
     if (!cls || (strcmp(cls, "Functional") != 0 && strcmp(cls, "Model") != 0) || !cJSON_IsObject(config)) {
@@ -544,7 +554,7 @@ loom_model *loom_arch_from_json(const cJSON *root, const char *what, loom_error 
             r[i].n_nodes = 0;
             continue;
         }
-        if (!(r[i].layer = layer_from_json(g, lcls, name, c, what, err))) goto done;
+        if (!(r[i].layer = layer_from_json(g, lcls, name, c, what, weights_only, err))) goto done;
         r[i].outputs = calloc((size_t)(r[i].n_nodes ? r[i].n_nodes : 1), sizeof *r[i].outputs);
         if (!r[i].outputs) goto oom;
         total_calls += r[i].n_nodes;

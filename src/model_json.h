@@ -13,8 +13,9 @@
  * cannot be described. */
 cJSON *loom_arch_to_json(const loom_model *m, loom_error *err);
 /* Rebuilds an uncompiled model from that JSON (Keras-written JSON without loom's keys works for
- * the layer classes loom has). */
-loom_model *loom_arch_from_json(const cJSON *root, const char *what, loom_error *err);
+ * the layer classes loom has). weights_only: custom (user C) layers become stand-ins that only
+ * hold their weight shapes (for loom_load_weights); otherwise they are refused. */
+loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weights_only, loom_error *err);
 
 /* Compile settings (losses, loss weights, metrics, optimizer with schedule) and training progress
  * (iterations, epochs, dropout stream position, learning-rate override). */

@@ -166,7 +166,7 @@ static int fixture_floats(const fixture *f, const char *name, float *out, size_t
 }
 
 /* A single value, NaN (and a recorded failure) when missing. */
-static double fixture_scalar(const fixture *f, const char *name) {
+static inline double fixture_scalar(const fixture *f, const char *name) {
     const double *v = fixture_get(f, name, 1);
     return v ? v[0] : (double)NAN;
 }

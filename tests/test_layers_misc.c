@@ -7,7 +7,9 @@
  * Embedding's mask_zero through the public API (the loss covers the valid steps only); a custom
  * "scale and shift" layer gradient-checked through loom_gradients and trained by fit; argument
  * errors; model files. */
+#ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
+#endif
 #include "check.h"
 #include "fixture.h"
 #include "op_harness.h"
@@ -507,7 +509,7 @@ static void test_bn_model(void) {
     float xs[N * 3], ts[N];
     for (int i = 0; i < N * 3; i++) xs[i] = sinf(0.7f * (float)i) * 2.0f + 0.5f;
     for (int i = 0; i < N; i++) ts[i] = cosf((float)i);
-    loom_array xa = {"x", xs, N * 3}, ya = {"out", ts, N};
+    loom_array xa = {"x", xs, N}, ya = {"out", ts, N};
     loom_data d = data_of(&xa, 1, &ya, 1);
 
     /* the batch statistics of h, from predict (h does not depend on the BN layer) */
@@ -580,7 +582,7 @@ static void test_embedding_mask(void) {
     const float ids[3 * 5] = {3, 1, 4, 0, 0, /* */ 5, 9, 2, 6, 0, /* */ 7, 0, 0, 0, 0};
     float t[15];
     for (int i = 0; i < 15; i++) t[i] = 0.3f * (float)(i % 4) - 0.4f;
-    loom_array xa = {"ids", ids, 15}, ta = {"out", t, 15};
+    loom_array xa = {"ids", ids, 3}, ta = {"out", t, 3};
     loom_data d = data_of(&xa, 1, &ta, 1);
     float p[15];
     CHECK_STATUS(loom_predict(m, 1, &xa, 3, (float *const[]){p}), LOOM_OK);
@@ -591,7 +593,7 @@ static void test_embedding_mask(void) {
         all += e2;
         if (ids[i] != 0) sum += e2, valid++;
     }
-    CHECK(valid == 9);
+    CHECK(valid == 8);
     loom_history *h = NULL;
     CHECK_STATUS(loom_evaluate(m, &d, 3, 0, &h), LOOM_OK);
     float loss = loom_history_get(h, "loss", 0);
@@ -719,7 +721,7 @@ static void test_custom(void) {
         xs[i * 3] = a, xs[i * 3 + 1] = b, xs[i * 3 + 2] = cc;
         ts[i] = 0.8f * a - 0.5f * b * cc + 0.3f;
     }
-    loom_array xa = {"x", xs, N * 3}, ta = {NULL, ts, N};
+    loom_array xa = {"x", xs, N}, ta = {NULL, ts, N};
     loom_data d = data_of(&xa, 1, &ta, 1);
     size_t np = loom_param_count(m);
     float *grad = malloc(np * sizeof *grad);
@@ -832,7 +834,7 @@ static void test_shared_and_files(void) {
     for (int i = 0; i < N * 5; i++) ids[i] = (float)((i * 7) % 10);
     for (int i = 0; i < N * 4; i++) v[i] = sinf((float)i);
     for (int i = 0; i < N * 2; i++) t[i] = cosf((float)i);
-    loom_array xa[2] = {{"ids", ids, N * 5}, {"v", v, N * 4}}, ta = {NULL, t, N * 2};
+    loom_array xa[2] = {{"ids", ids, N}, {"v", v, N}}, ta = {NULL, t, N};
     loom_data d = data_of(xa, 2, &ta, 1);
     loom_fit_options fo = loom_fit_defaults();
     fo.batch_size = 3;
