@@ -13,6 +13,7 @@
  *
  * TimeDistributed: inner[0] runs once on batch*steps samples of shape (in[1:]); its weights keep
  * their names. The mask passes through (the inner layer sees none). */
+#include "model_json.h"
 #include "rnn.h"
 
 #include <cjson/cJSON.h>
@@ -400,70 +401,22 @@ static void td_backward(const loom_layer *L, const loom_op_ctx *c) {
     L->inner[0]->op->backward(L->inner[0], &ic);
 }
 
-/* Dense is configured in model_json.c, which keeps its JSON writer to itself: the fields are
- * repeated here for TimeDistributed(Dense). */
-static const char *const INIT_CLASS[] = {"GlorotUniform", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal",
-                                         "LecunUniform",  "LecunNormal",   "Zeros",        "Ones"};
-
-static cJSON *dense_init_json(loom_initializer i, loom_initializer fallback) {
-    if (i == LOOM_INIT_DEFAULT) i = fallback;
-    const char *cls = (int)i >= 0 && i <= LOOM_INIT_ONES ? INIT_CLASS[i] : "GlorotUniform";
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "module", "keras.initializers");
-    cJSON_AddStringToObject(o, "class_name", cls);
-    cJSON *cfg = cJSON_AddObjectToObject(o, "config");
-    if (i != LOOM_INIT_ZEROS && i != LOOM_INIT_ONES) cJSON_AddNullToObject(cfg, "seed");
-    cJSON_AddNullToObject(o, "registered_name");
-    return o;
-}
-
-static cJSON *reg_json(loom_regularizer r) {
-    if (r.l1 == 0 && r.l2 == 0) return cJSON_CreateNull();
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "module", "keras.regularizers");
-    cJSON_AddStringToObject(o, "class_name", "L1L2");
-    cJSON *cfg = cJSON_AddObjectToObject(o, "config");
-    cJSON_AddNumberToObject(cfg, "l1", r.l1);
-    cJSON_AddNumberToObject(cfg, "l2", r.l2);
-    cJSON_AddNullToObject(o, "registered_name");
-    return o;
-}
-
-static bool dense_fields(const loom_layer *L, cJSON *c) {
-    cJSON_AddNumberToObject(c, "units", L->units);
-    cJSON_AddStringToObject(c, "activation", loom_activation_name(L->activation));
-    cJSON_AddBoolToObject(c, "use_bias", L->dense.use_bias != 0);
-    cJSON_AddItemToObject(c, "kernel_initializer", dense_init_json(L->dense.kernel_initializer, LOOM_INIT_GLOROT_UNIFORM));
-    cJSON_AddItemToObject(c, "bias_initializer", dense_init_json(L->dense.bias_initializer, LOOM_INIT_ZEROS));
-    cJSON_AddItemToObject(c, "kernel_regularizer", reg_json(L->dense.kernel_regularizer));
-    cJSON_AddItemToObject(c, "bias_regularizer", reg_json(L->dense.bias_regularizer));
-    return cJSON_GetObjectItemCaseSensitive(c, "bias_regularizer") != NULL;
-}
-
+/* The wrapped layer is written and read with model_json.c's per-layer functions, so any class
+ * loom can save may be wrapped. */
 static bool td_save_config(const loom_layer *L, void *obj) {
     const loom_layer *inner = L->inner[0];
-    cJSON *o = NULL;
-    if (inner->op == &loom_op_dense)
-        o = inner_json(inner, dense_fields);
-    else if (inner->op->save_config && inner->op->load_config)
-        o = inner_json(inner, op_fields);
-    /* other inner classes (convolutions, ...) need model_json.c's writer: not saved yet */
-    return o && cJSON_AddItemToObject((cJSON *)obj, "layer", o);
-}
-
-static loom_initializer init_from(const cJSON *j, loom_initializer fallback) {
-    const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "class_name");
-    if (!cJSON_IsString(k)) return fallback;
-    for (int i = 1; i <= LOOM_INIT_ONES; i++)
-        if (strcmp(k->valuestring, INIT_CLASS[i]) == 0) return (loom_initializer)i;
-    return fallback;
-}
-
-static loom_regularizer reg_from(const cJSON *j) {
-    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
-    const cJSON *l1 = cJSON_GetObjectItemCaseSensitive(cfg, "l1"), *l2 = cJSON_GetObjectItemCaseSensitive(cfg, "l2");
-    return (loom_regularizer){cJSON_IsNumber(l1) ? (float)l1->valuedouble : 0.0f,
-                              cJSON_IsNumber(l2) ? (float)l2->valuedouble : 0.0f};
+    loom_error err = {0};
+    cJSON *cfg = loom_layer_config_json(inner, &err);
+    cJSON *o = cfg ? cJSON_CreateObject() : NULL;
+    if (!o) {
+        cJSON_Delete(cfg);
+        return false;
+    }
+    cJSON_AddStringToObject(o, "module", "keras.layers");
+    cJSON_AddStringToObject(o, "class_name", inner->op->class_name);
+    cJSON_AddItemToObject(o, "config", cfg);
+    cJSON_AddNullToObject(o, "registered_name");
+    return cJSON_AddItemToObject((cJSON *)obj, "layer", o);
 }
 
 static loom_layer *td_load_config(loom_graph *g, const char *name, const void *obj) {
@@ -476,31 +429,13 @@ static loom_layer *td_load_config(loom_graph *g, const char *name, const void *o
         loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (TimeDistributed): the config has no wrapped layer", shown);
         return NULL;
     }
-    loom_layer *inner = NULL;
-    const loom_op *op = rnn_op_by_class(cls);
-    if (strcmp(cls, "Dense") == 0) {
-        const cJSON *u = cJSON_GetObjectItemCaseSensitive(icfg, "units");
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(icfg, "activation");
-        int act = cJSON_IsString(a) ? loom_activation_from_name(a->valuestring) : LOOM_LINEAR;
-        const cJSON *ub = cJSON_GetObjectItemCaseSensitive(icfg, "use_bias");
-        loom_dense_options o = loom_dense_defaults();
-        o.use_bias = cJSON_IsBool(ub) ? cJSON_IsTrue(ub) : 1;
-        o.kernel_initializer = init_from(cJSON_GetObjectItemCaseSensitive(icfg, "kernel_initializer"), LOOM_INIT_GLOROT_UNIFORM);
-        o.bias_initializer = init_from(cJSON_GetObjectItemCaseSensitive(icfg, "bias_initializer"), LOOM_INIT_ZEROS);
-        o.kernel_regularizer = reg_from(cJSON_GetObjectItemCaseSensitive(icfg, "kernel_regularizer"));
-        o.bias_regularizer = reg_from(cJSON_GetObjectItemCaseSensitive(icfg, "bias_regularizer"));
-        int units = cJSON_IsNumber(u) && u->valuedouble >= 1 && u->valuedouble <= (1 << 24) ? (int)u->valuedouble : -1;
-        inner = loom_dense(g, iname, units, act < 0 ? (loom_activation)-1 : (loom_activation)act, &o);
-    } else if (op) {
-        inner = op->load_config(g, iname, icfg);
-    } else if (strcmp(cls, "Bidirectional") == 0) {
-        inner = bi_load_config(g, iname, icfg);
-    } else {
-        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (TimeDistributed): cannot load a wrapped %.40s layer", shown,
-                       cls);
+    loom_error err = {0};
+    loom_layer *inner = loom_layer_from_config_json(g, cls, iname, icfg, shown, false, &err);
+    if (!inner) {
+        if (!g->err.code) loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s", err.msg);
         return NULL;
     }
-    return inner ? loom_time_distributed(g, name, inner) : NULL;
+    return loom_time_distributed(g, name, inner);
 }
 
 const loom_op loom_op_time_distributed = {

@@ -151,7 +151,7 @@ static bool conv_config(const loom_layer *L, cJSON *c) {
     return false;
 }
 
-static cJSON *layer_config(const loom_layer *L, loom_error *err) {
+cJSON *loom_layer_config_json(const loom_layer *L, loom_error *err) {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "name", L->name);
     cJSON_AddBoolToObject(c, "trainable", true);
@@ -239,7 +239,7 @@ cJSON *loom_arch_to_json(const loom_model *m, loom_error *err) {
         cJSON_AddItemToArray(layers, lj);
         cJSON_AddStringToObject(lj, "module", "keras.layers");
         cJSON_AddStringToObject(lj, "class_name", L->op->class_name);
-        cJSON *cfg = layer_config(L, err);
+        cJSON *cfg = loom_layer_config_json(L, err);
         if (!cfg) {
             cJSON_Delete(root);
             return NULL;
@@ -363,8 +363,8 @@ static const loom_op *op_by_class(const char *cls) {
     return NULL;
 }
 
-static loom_layer *layer_from_json(loom_graph *g, const char *cls, const char *name, const cJSON *c, const char *what,
-                                   bool weights_only, loom_error *err) {
+loom_layer *loom_layer_from_config_json(loom_graph *g, const char *cls, const char *name, const cJSON *c,
+                                        const char *what, bool weights_only, loom_error *err) {
     const loom_op *op;
     if (cJSON_GetObjectItemCaseSensitive(c, LOOM_CUSTOM_CONFIG_KEY)) { /* whatever its class name */
         loom_layer *L = loom_custom_from_config(g, name, c, weights_only);
@@ -554,7 +554,7 @@ loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weight
             r[i].n_nodes = 0;
             continue;
         }
-        if (!(r[i].layer = layer_from_json(g, lcls, name, c, what, weights_only, err))) goto done;
+        if (!(r[i].layer = loom_layer_from_config_json(g, lcls, name, c, what, weights_only, err))) goto done;
         r[i].outputs = calloc((size_t)(r[i].n_nodes ? r[i].n_nodes : 1), sizeof *r[i].outputs);
         if (!r[i].outputs) goto oom;
         total_calls += r[i].n_nodes;

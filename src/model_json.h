@@ -17,6 +17,14 @@ cJSON *loom_arch_to_json(const loom_model *m, loom_error *err);
  * hold their weight shapes (for loom_load_weights); otherwise they are refused. */
 loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weights_only, loom_error *err);
 
+/* One layer's Keras config object (name, trainable, dtype and the class's own fields), for any
+ * class loom can save; NULL with err set otherwise. Wrappers (TimeDistributed) use it for the
+ * layer they hold. */
+cJSON *loom_layer_config_json(const loom_layer *L, loom_error *err);
+/* A layer of class `cls` from its config object (NULL with err set, naming `what`). */
+loom_layer *loom_layer_from_config_json(loom_graph *g, const char *cls, const char *name, const cJSON *c,
+                                        const char *what, bool weights_only, loom_error *err);
+
 /* Compile settings (losses, loss weights, metrics, optimizer with schedule) and training progress
  * (iterations, epochs, dropout stream position, learning-rate override). */
 cJSON *loom_compile_to_json(const loom_model *m, loom_error *err);
