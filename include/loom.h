@@ -800,7 +800,8 @@ loom_status loom_npz_parse(const void *buf, size_t len, const char *what, const 
  * into names, each a malloc'd string the caller frees), or -1 with err set. */
 int loom_npz_members(const char *path, char **names, int max, char *err, size_t errlen);
 
-/* IDX files (MNIST family: magic 0x00000800 | type << 8 | rank; big-endian dims). */
+/* IDX files (MNIST family: magic 0x00000800 | type << 8 | rank; big-endian dims), plain or
+ * gzip-compressed (as Debian's dataset packages ship them). */
 loom_status loom_idx_load(const char *path, loom_ndarray *out, char *err, size_t errlen);
 loom_status loom_idx_parse(const void *buf, size_t len, const char *what, loom_ndarray *out, char *err,
                            size_t errlen);

@@ -4,7 +4,9 @@
  *       scikit-learn's 8x8 digits and shows which layers each loss trains and how they agree.
  *   loom summary [MODEL]             the seed model's (or a saved model's) summary table.
  *   loom diagnose MODEL DATA.npz     how the losses of a saved model share it, measured on the
- *       arrays of DATA.npz named after the model's inputs and outputs. */
+ *       arrays of DATA.npz named after the model's inputs and outputs.
+ *   loom fashion [options]           the Fashion-MNIST multi-task example (docs/fashion.md). */
+#include "commands.h"
 #include "digits.h"
 #include "loom.h"
 
@@ -208,7 +210,8 @@ static int run_demo(const demo_opts *o) {
 static void usage(FILE *f) {
     fprintf(f, "usage: loom demo [--epochs N] [--seed N] [--quiet] [--data PATH] [--save MODEL]\n"
                "       loom summary [MODEL]\n"
-               "       loom diagnose MODEL DATA.npz\n");
+               "       loom diagnose MODEL DATA.npz\n"
+               "       loom fashion [--epochs N] [--train N] [--seed N] [--batch N] [--data DIR] [--quiet]\n");
 }
 
 /* loom diagnose: arrays named after the model's inputs and outputs, read from an .npz file. */
@@ -282,6 +285,7 @@ int main(int argc, char **argv) {
         }
         return run_diagnose(argv[2], argv[3]);
     }
+    if (strcmp(argv[1], "fashion") == 0) return loom_cmd_fashion(argc - 1, argv + 1);
     if (strcmp(argv[1], "demo") != 0) {
         usage(strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? stdout : stderr);
         return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
