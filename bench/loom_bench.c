@@ -37,9 +37,20 @@ int main(int argc, char **argv) {
     const char *threads_env = getenv("LOOM_NUM_THREADS");
     if (threads_env) loom_set_num_threads(atoi(threads_env));
     loom_graph *g = loom_graph_new(1);
-    loom_tensor *x = loom_input(g, "x", 1, (int[]){bm->in});
-    loom_tensor *a = loom_call(loom_dense(g, "A", bm->a, LOOM_RELU, NULL), x);
-    loom_tensor *b = loom_call(loom_dense(g, "B", bm->b, LOOM_RELU, NULL), a);
+    loom_tensor *x, *b;
+    if (bm->cnn) {
+        x = loom_input(g, "x", 3, (int[]){28, 28, 1});
+        loom_tensor *h = loom_call(loom_conv2d(g, "conv1", 32, 3, 3, 1, 1, LOOM_PADDING_VALID, 1, 1, LOOM_RELU, NULL), x);
+        h = loom_call(loom_max_pooling2d(g, "pool1", 2, 2, 0, 0, LOOM_PADDING_VALID), h);
+        h = loom_call(loom_conv2d(g, "conv2", 64, 3, 3, 1, 1, LOOM_PADDING_VALID, 1, 1, LOOM_RELU, NULL), h);
+        h = loom_call(loom_max_pooling2d(g, "pool2", 2, 2, 0, 0, LOOM_PADDING_VALID), h);
+        h = loom_call(loom_flatten(g, "flatten"), h);
+        b = loom_call(loom_dense(g, "B", bm->b, LOOM_RELU, NULL), h);
+    } else {
+        x = loom_input(g, "x", 1, (int[]){bm->in});
+        loom_tensor *a = loom_call(loom_dense(g, "A", bm->a, LOOM_RELU, NULL), x);
+        b = loom_call(loom_dense(g, "B", bm->b, LOOM_RELU, NULL), a);
+    }
     loom_tensor *c = loom_call(loom_dense(g, "C", bm->classes, LOOM_SOFTMAX, NULL), b);
     loom_tensor *d = loom_call(loom_dense(g, "D", 1, LOOM_LINEAR, NULL), b);
     loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){c, d});

@@ -9,12 +9,15 @@
 typedef struct bench_model {
     const char *name;
     int in, a, b, classes, batch;
+    int cnn; /* 1: (28,28,1) -> Conv 32 3x3 relu -> MaxPool 2 -> Conv 64 3x3 relu -> MaxPool 2
+                -> Flatten -> Dense b relu -> heads (a unused) */
 } bench_model;
 
 static const bench_model BENCH_MODELS[] = {
-    {"tiny", 32, 64, 64, 10, 32},
-    {"mnist-mlp", 784, 512, 512, 10, 128},
-    {"wide", 1024, 4096, 4096, 10, 256},
+    {"tiny", 32, 64, 64, 10, 32, 0},
+    {"mnist-mlp", 784, 512, 512, 10, 128, 0},
+    {"wide", 1024, 4096, 4096, 10, 256, 0},
+    {"cnn", 784, 0, 128, 10, 64, 1},
 };
 #define BENCH_N_MODELS (int)(sizeof BENCH_MODELS / sizeof BENCH_MODELS[0])
 
@@ -29,6 +32,11 @@ static inline const bench_model *bench_find(const char *name) {
 static inline double bench_step_flops(const bench_model *m) {
     double B = m->batch;
     double f = 0;
+    if (m->cnn) { /* convolutions as products: out positions x kernel size x filters, x2 per MAC */
+        double c1 = 2.0 * 26 * 26 * 32 * 9, c2 = 2.0 * 11 * 11 * 64 * 288, d = 2.0 * 1600 * m->b;
+        double heads = 2.0 * m->b * (m->classes + 1);
+        return B * (2 * c1 + 3 * c2 + 3 * d + 3 * heads); /* conv1 needs no input gradient */
+    }
     f += 2 * 2 * B * m->in * m->a;                 /* A: forward + dW */
     f += 3 * 2 * B * m->a * m->b;                  /* B */
     f += 3 * 2 * B * m->b * (m->classes + 1);      /* C and D */

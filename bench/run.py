@@ -23,11 +23,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-STEPS = {"tiny": 200, "mnist-mlp": 20, "wide": 3}
+STEPS = {"tiny": 200, "mnist-mlp": 20, "wide": 3, "cnn": 10}
+BATCH = {"tiny": 32, "mnist-mlp": 128, "wide": 256, "cnn": 64}
 FLOPS = {}  # filled from models.h's formula below
 
 
 def step_flops(name):
+    """As bench_step_flops in models.h."""
+    if name == "cnn":
+        c1, c2, d, heads = 2.0 * 26 * 26 * 32 * 9, 2.0 * 11 * 11 * 64 * 288, 2.0 * 1600 * 128, 2.0 * 128 * 11
+        return 64 * (2 * c1 + 3 * c2 + 3 * d + 3 * heads)
     n_in, a, b, classes, batch = {"tiny": (32, 64, 64, 10, 32), "mnist-mlp": (784, 512, 512, 10, 128),
                                   "wide": (1024, 4096, 4096, 10, 256)}[name]
     return 2 * 2 * batch * n_in * a + 3 * 2 * batch * a * b + 3 * 2 * batch * b * (classes + 1)
@@ -77,7 +82,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--models", default="tiny,mnist-mlp,wide")
+    ap.add_argument("--models", default="tiny,mnist-mlp,wide,cnn")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--opts", default="sgd,adam")
     ap.add_argument("--markdown", default=None)
@@ -97,11 +102,13 @@ def main():
                     ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), "3", str(threads)],
                                   env_for(threads, True))
                     tt.append(ms), tr.append(rss)
-                g = subprocess.run([sgemm, model, "7"], env=env_for(threads, False), capture_output=True, text=True)
-                sg_ms = float(g.stdout.split()[2]) if g.returncode == 0 else float("nan")
+                sg_ms = float("nan")  # the convolutional model has no sgemm-only counterpart here
+                if model != "cnn":
+                    g = subprocess.run([sgemm, model, "7"], env=env_for(threads, False), capture_output=True, text=True)
+                    sg_ms = float(g.stdout.split()[2]) if g.returncode == 0 else float("nan")
                 l_ms, t_ms = statistics.median(lt), statistics.median(tt)
                 fl = step_flops(model)
-                batch = {"tiny": 32, "mnist-mlp": 128, "wide": 256}[model]
+                batch = BATCH[model]
                 row = dict(threads=threads, opt=opt, model=model, loom_ms=l_ms, torch_ms=t_ms,
                            loom_sps=batch / l_ms * 1e3, torch_sps=batch / t_ms * 1e3,
                            loom_gf=fl / l_ms / 1e6, torch_gf=fl / t_ms / 1e6, sgemm_gf=fl / sg_ms / 1e6,

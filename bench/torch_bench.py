@@ -15,7 +15,25 @@ MODELS = {  # name: (in, a, b, classes, batch) — keep in step with models.h
     "tiny": (32, 64, 64, 10, 32),
     "mnist-mlp": (784, 512, 512, 10, 128),
     "wide": (1024, 4096, 4096, 10, 256),
+    "cnn": (784, 0, 128, 10, 64),
 }
+
+
+class ConvModel(torch.nn.Module):
+    """(1,28,28) -> Conv 32 3x3 relu -> MaxPool 2 -> Conv 64 3x3 relu -> MaxPool 2 -> Dense 128 relu."""
+
+    def __init__(self, b, classes):
+        super().__init__()
+        self.trunk = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 32, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(32, 64, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Linear(1600, b), torch.nn.ReLU())
+        self.C = torch.nn.Linear(b, classes)
+        self.D = torch.nn.Linear(b, 1)
+
+    def forward(self, x):
+        h = self.trunk(x)
+        return self.C(h), self.D(h)
 
 
 class SeedModel(torch.nn.Module):
@@ -36,10 +54,12 @@ def main():
     torch.set_num_threads(threads)
     n_in, a, b, classes, batch = MODELS[name]
     torch.manual_seed(3)
-    model = SeedModel(n_in, a, b, classes)
+    model = ConvModel(b, classes) if name == "cnn" else SeedModel(n_in, a, b, classes)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-7) if opt_name == "adam" else torch.optim.SGD(model.parameters(), lr=1e-3)
     n = batch * steps
     xs = torch.rand(n, n_in) * 2 - 1
+    if name == "cnn":
+        xs = xs.reshape(n, 1, 28, 28)
     yc = torch.randint(0, classes, (n,))
     yd = torch.rand(n, 1)
     ce = torch.nn.CrossEntropyLoss()
