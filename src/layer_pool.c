@@ -14,6 +14,7 @@
  * row-major order (ties), and overlapping windows add up. */
 #include "internal.h"
 
+#include <stdint.h>
 #include <string.h>
 
 enum { A_PH = 1, A_PW = 2, A_SH = 3, A_SW = 4, A_PAD = 7 };
@@ -117,6 +118,28 @@ static size_t argmax_in_window(const pool_geom *g, const float *x, int ch, int y
     return best;
 }
 
+/* Max pooling keeps, per output element, the index of its maximum in the sample (an int32 in the
+ * scratch, which holds nothing else), so the backward pass scatters without searching again. */
+static size_t pool_scratch(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch) {
+    (void)n_in;
+    (void)in;
+    return is_max(L) ? (size_t)batch * loom_shape_size(out) : 0;
+}
+
+/* best = max(best, x) per channel, remembering where: selects, not branches, so the loop
+ * vectorises (the maxima of random data would mispredict every other branch). Strict >: the
+ * first maximum of a window wins ties. */
+LOOM_VECTOR_CLONES static void max_update(const float *restrict x, float *restrict best, int32_t *restrict arg,
+                                          int32_t base, int n) {
+    for (int ch = 0; ch < n; ch++) {
+        float v = x[ch], b = best[ch];
+        int32_t a = arg[ch];
+        bool gt = v > b;
+        best[ch] = gt ? v : b;
+        arg[ch] = gt ? base + ch : a;
+    }
+}
+
 static void pool_forward(const loom_layer *L, const loom_op_ctx *c) {
     pool_geom g = geom_of(L, &c->in_shape[0]);
     size_t in_n = loom_shape_size(&c->in_shape[0]), out_n = loom_shape_size(&c->out_shape);
@@ -124,16 +147,30 @@ static void pool_forward(const loom_layer *L, const loom_op_ctx *c) {
     for (int b = 0; b < c->batch; b++) {
         const float *x = c->in[0] + (size_t)b * in_n;
         float *y = c->out + (size_t)b * out_n;
+        int32_t *arg = mx ? (int32_t *)c->scratch + (size_t)b * out_n : NULL;
         for (int oy = 0; oy < g.oh; oy++)
             for (int ox = 0; ox < g.ow; ox++) {
                 int y0, y1, x0, x1;
                 window(&g, oy, ox, &y0, &y1, &x0, &x1);
-                float *yp = y + ((size_t)oy * g.ow + ox) * g.c;
+                size_t o = ((size_t)oy * g.ow + ox) * g.c;
+                float *yp = y + o;
                 float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+                if (mx) { /* channels innermost, contiguous: scan the window position by position */
+                    int32_t *ap = arg + o;
+                    size_t first = ((size_t)y0 * g.w + x0) * g.c;
+                    for (int ch = 0; ch < g.c; ch++) {
+                        yp[ch] = x[first + (size_t)ch];
+                        ap[ch] = (int32_t)(first + (size_t)ch);
+                    }
+                    for (int yy = y0; yy < y1; yy++)
+                        for (int xx = x0; xx < x1; xx++) {
+                            size_t at = ((size_t)yy * g.w + xx) * g.c;
+                            max_update(x + at, yp, ap, (int32_t)at, g.c);
+                        }
+                    continue;
+                }
                 for (int ch = 0; ch < g.c; ch++) {
-                    if (mx) {
-                        yp[ch] = x[argmax_in_window(&g, x, ch, y0, y1, x0, x1)];
-                    } else {
+                    {
                         float s = 0;
                         for (int yy = y0; yy < y1; yy++)
                             for (int xx = x0; xx < x1; xx++) s += x[((size_t)yy * g.w + xx) * g.c + ch];
@@ -149,6 +186,15 @@ static void pool_backward(const loom_layer *L, const loom_op_ctx *c) {
     pool_geom g = geom_of(L, &c->in_shape[0]);
     size_t in_n = loom_shape_size(&c->in_shape[0]), out_n = loom_shape_size(&c->out_shape);
     bool mx = is_max(L);
+    if (mx) { /* the maxima found by the forward pass */
+        for (int b = 0; b < c->batch; b++) {
+            float *dx = c->din[0] + (size_t)b * in_n;
+            const float *dy = c->dout + (size_t)b * out_n;
+            const int32_t *arg = (const int32_t *)c->scratch + (size_t)b * out_n;
+            for (size_t o = 0; o < out_n; o++) dx[arg[o]] += dy[o];
+        }
+        return;
+    }
     for (int b = 0; b < c->batch; b++) {
         const float *x = c->in[0] + (size_t)b * in_n;
         float *dx = c->din[0] + (size_t)b * in_n;
@@ -172,9 +218,9 @@ static void pool_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
 }
 
-const loom_op loom_op_max_pooling1d = {"MaxPooling1D", "max_pooling1d", 1, 1, pool_build, NULL,
+const loom_op loom_op_max_pooling1d = {"MaxPooling1D", "max_pooling1d", 1, 1, pool_build, pool_scratch,
                                        pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
-const loom_op loom_op_max_pooling2d = {"MaxPooling2D", "max_pooling2d", 1, 1, pool_build, NULL,
+const loom_op loom_op_max_pooling2d = {"MaxPooling2D", "max_pooling2d", 1, 1, pool_build, pool_scratch,
                                        pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
 const loom_op loom_op_average_pooling1d = {"AveragePooling1D", "average_pooling1d", 1, 1, pool_build,
                                            NULL, pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
