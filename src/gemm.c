@@ -62,3 +62,13 @@ int loom_get_num_threads(void) {
     return threads_set;
 #endif
 }
+
+/* z[r][:] = bias for every row: the start of "x . kernel + bias". An inline loop: a memcpy call
+ * per row of a few dozen floats (one per output position of a convolution) costs more than the
+ * copy itself. */
+LOOM_VECTOR_CLONES void loom_broadcast_rows(float *restrict z, const float *restrict bias, size_t rows, int n) {
+    for (size_t r = 0; r < rows; r++) {
+        float *zr = z + r * (size_t)n;
+        for (int j = 0; j < n; j++) zr[j] = bias[j];
+    }
+}

@@ -211,6 +211,8 @@ bool loom_act_needs_input(loom_activation a);
 /* C = alpha * op(A) . op(B) + beta * C, row-major; op(A) is M x K, op(B) is K x N. */
 void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* z[r][0..n) = bias[0..n) for rows rows (the bias a product then accumulates onto). */
+void loom_broadcast_rows(float *z, const float *bias, size_t rows, int n);
 /* Plain loops with the same contract: the build without OpenBLAS, and the tests' reference. */
 void loom_sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc);

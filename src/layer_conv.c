@@ -62,6 +62,14 @@ typedef struct conv_geom {
 static size_t geom_rows(const conv_geom *g) { return (size_t)g->out_h * g->out_w; }
 static size_t geom_cols(const conv_geom *g) { return (size_t)g->kh * g->kw * g->in_c; }
 
+/* Short copies (few channels) inline: a library memcpy call per 1-4 floats costs more than it moves. */
+static inline void copy_floats(float *restrict dst, const float *restrict src, size_t n) {
+    if (n <= 16)
+        for (size_t k = 0; k < n; k++) dst[k] = src[k];
+    else
+        memcpy(dst, src, n * sizeof *dst);
+}
+
 /* cols[(oy, ox)][(i, j, c)] = x[oy*sh - pad_t + i*dh][ox*sw - pad_l + j*dw][c], 0 in the padding. */
 static void im2col(const conv_geom *g, const float *x, float *cols) {
     size_t C = (size_t)g->in_c;
@@ -70,13 +78,19 @@ static void im2col(const conv_geom *g, const float *x, float *cols) {
             float *row = cols + ((size_t)oy * g->out_w + ox) * geom_cols(g);
             for (int i = 0; i < g->kh; i++) {
                 int iy = oy * g->sh - g->pad_t + i * g->dh;
+                int ix0 = ox * g->sw - g->pad_l, ix1 = ix0 + (g->kw - 1) * g->dw;
+                if (g->dw == 1 && iy >= 0 && iy < g->in_h && ix0 >= 0 && ix1 < g->in_w) {
+                    /* the whole kernel row is one contiguous run of the image row */
+                    copy_floats(row + (size_t)i * g->kw * C, x + ((size_t)iy * g->in_w + ix0) * C, (size_t)g->kw * C);
+                    continue;
+                }
                 for (int j = 0; j < g->kw; j++) {
                     int ix = ox * g->sw - g->pad_l + j * g->dw;
                     float *dst = row + ((size_t)i * g->kw + j) * C;
                     if (iy < 0 || iy >= g->in_h || ix < 0 || ix >= g->in_w)
                         memset(dst, 0, C * sizeof *dst);
                     else
-                        memcpy(dst, x + ((size_t)iy * g->in_w + ix) * C, C * sizeof *dst);
+                        copy_floats(dst, x + ((size_t)iy * g->in_w + ix) * C, C);
                 }
             }
         }
@@ -284,12 +298,10 @@ static void add_bias_grad(const loom_layer *L, const loom_op_ctx *c, const float
 
 /* Fills rows of `ch` with the bias (or zeros). */
 static void fill_bias(float *z, size_t rows, int ch, const float *bias) {
-    for (size_t r = 0; r < rows; r++) {
-        if (bias)
-            memcpy(z + r * ch, bias, (size_t)ch * sizeof *z);
-        else
-            memset(z + r * ch, 0, (size_t)ch * sizeof *z);
-    }
+    if (bias)
+        loom_broadcast_rows(z, bias, rows, ch);
+    else
+        memset(z, 0, rows * (size_t)ch * sizeof *z);
 }
 
 /* ---------------------------------------------------------------- Conv1D / Conv2D */

@@ -42,7 +42,7 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     float *z = L->activation == LOOM_LINEAR ? c->out : c->scratch;
     const float *kernel = c->w, *bias = L->dense.use_bias ? c->w + (size_t)in_dim * units : NULL;
     if (bias)
-        for (int r = 0; r < rows; r++) memcpy(z + (size_t)r * units, bias, (size_t)units * sizeof *z);
+        loom_broadcast_rows(z, bias, (size_t)rows, units);
     loom_sgemm(false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units,
                bias ? 1.0f : 0.0f, z, units);
     if (L->activation != LOOM_LINEAR) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
