@@ -130,8 +130,8 @@ typedef struct loom_regularizer {
     float l2;
 } loom_regularizer;
 
-/* Options of a Dense layer. A zero-filled struct, or NULL, means Keras's defaults
- * except use_bias: use loom_dense_defaults() to start from use_bias = 1. */
+/* Options of a Dense layer. Pass NULL for Keras's defaults, or start from loom_dense_defaults()
+ * and change fields (a zero-filled struct means no bias; zero initialisers mean the defaults). */
 typedef struct loom_dense_options {
     int use_bias;
     loom_initializer kernel_initializer;
@@ -719,7 +719,9 @@ float loom_logs_get(const loom_logs *l, const char *key);
 
 /* ---------------------------------------------------------------- callbacks */
 
-/* A C hook: return 0 to go on, 1 to stop training cleanly, any other value to stop with
+/* Callback constructors return NULL when out of memory or given a bad argument (a negative
+ * patience, a factor outside (0, 1), an empty path); a callback may serve several fits in turn.
+ * A C hook: return 0 to go on, 1 to stop training cleanly, any other value to stop with
  * LOOM_ERR_CALLBACK. epoch counts from 0; batch is -1 in the epoch hook. */
 typedef int (*loom_hook)(loom_model *m, int epoch, int batch, const loom_logs *logs, void *user);
 /* Calls on_batch after every training batch and on_epoch after every epoch (either may be NULL). */
