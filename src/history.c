@@ -26,16 +26,21 @@ loom_history *loom_history_create(int n_keys, char (*keys)[LOOM_LOG_KEY_MAX], in
     return h;
 }
 
-loom_status loom_history_append(loom_history *h, const float *values) {
-    if (h->epochs == h->cap) {
-        int cap = h->cap ? 2 * h->cap : 16;
-        for (int i = 0; i < h->n_keys; i++) {
-            float *c = realloc(h->cols[i], (size_t)cap * sizeof *c);
-            if (!c) return LOOM_ERR_MEMORY;
-            h->cols[i] = c;
-        }
-        h->cap = cap;
+/* Room for one more epoch in every column. */
+static int grow(loom_history *h) {
+    if (h->epochs < h->cap) return 0;
+    int cap = h->cap ? 2 * h->cap : 16;
+    for (int i = 0; i < h->n_keys; i++) {
+        float *c = realloc(h->cols[i], (size_t)cap * sizeof *c);
+        if (!c) return -1;
+        h->cols[i] = c;
     }
+    h->cap = cap;
+    return 0;
+}
+
+loom_status loom_history_append(loom_history *h, const float *values) {
+    if (grow(h)) return LOOM_ERR_MEMORY;
     for (int i = 0; i < h->n_keys; i++) h->cols[i][h->epochs] = values[i];
     h->epochs++;
     return LOOM_OK;
@@ -65,15 +70,7 @@ loom_status loom_history_append_keyed(loom_history *h, int n, const char *const 
             if (strcmp(h->keys[j], keys[i]) == 0) idx[i] = j;
         if (idx[i] < 0 && (idx[i] = add_key(h, keys[i])) < 0) return LOOM_ERR_MEMORY;
     }
-    if (h->epochs == h->cap) {
-        int cap = h->cap ? 2 * h->cap : 16;
-        for (int i = 0; i < h->n_keys; i++) {
-            float *c = realloc(h->cols[i], (size_t)cap * sizeof *c);
-            if (!c) return LOOM_ERR_MEMORY;
-            h->cols[i] = c;
-        }
-        h->cap = cap;
-    }
+    if (grow(h)) return LOOM_ERR_MEMORY;
     for (int j = 0; j < h->n_keys; j++) h->cols[j][h->epochs] = NAN;
     for (int i = 0; i < n; i++) h->cols[idx[i]][h->epochs] = values[i];
     h->epochs++;

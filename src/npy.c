@@ -257,13 +257,5 @@ loom_status loom_npy_parse(const void *buf, size_t len, const char *what, loom_n
 }
 
 loom_status loom_npy_load(const char *path, loom_ndarray *out, char *err, size_t errlen) {
-    if (!out) return loom_ld_fail(err, errlen, LOOM_ERR_ARGUMENT, "output array is NULL");
-    memset(out, 0, sizeof *out);
-    unsigned char *buf;
-    size_t len;
-    loom_status s = loom_ld_read_file(path, LOOM_LOAD_MAX_BYTES, &buf, &len, err, errlen);
-    if (s) return s;
-    s = loom_npy_parse(buf, len, path, out, err, errlen);
-    free(buf);
-    return s;
+    return loom_ld_load(path, loom_npy_parse, out, err, errlen);
 }
