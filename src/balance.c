@@ -134,7 +134,6 @@ loom_status loom_balance_setup(loom_model *m, const loom_balance *cfg) {
                                   cfg->gradnorm_layer ? "\" is not one)" : "; no layer is reached by every loss");
     }
     for (int i = 0; i < b->K; i++) {
-        b->lambda[i] = 1.0;
         b->gn_w[i] = 1.0;
         b->uw_s[i] = cfg->uw_initial_log_variance;
     }

@@ -13,7 +13,6 @@ struct loom_balance_state {
     int *head_of;                         /* per weight tensor: the one task reaching it, or -1 */
     size_t n_shared;                      /* shared parameters */
     float *G;                             /* K x n_params per-loss gradients */
-    double lambda[LOOM_MTL_MAX_TASKS];
     /* uncertainty weighting: log-variances and their Adam state */
     double uw_s[LOOM_MTL_MAX_TASKS], uw_m[LOOM_MTL_MAX_TASKS], uw_v[LOOM_MTL_MAX_TASKS];
     long uw_t;

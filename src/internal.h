@@ -278,8 +278,7 @@ typedef enum loom_metric_kind {
     METRIC_SPARSE_TOP_K,
     METRIC_MAE,
     METRIC_MSE,
-    METRIC_RMSE,
-    METRIC_CROSSENTROPY_PLACEHOLDER
+    METRIC_RMSE
 } loom_metric_kind;
 
 typedef struct loom_metric_impl {

@@ -19,7 +19,6 @@ static void model_free_parts(loom_model *m) {
     free(m->layers);
     free(m->params);
     free(m->grads);
-    free(m->grad_tmp);
     free(m->tensors);
     free(m->t_offset);
     free(m->t_size);
@@ -199,12 +198,11 @@ static loom_status build_params(loom_model *m, loom_graph *g) {
     size_t alloc = total ? total : 1;
     m->params = calloc(alloc, sizeof(float));
     m->grads = calloc(alloc, sizeof(float));
-    m->grad_tmp = calloc(alloc, sizeof(float));
     m->tensors = calloc((size_t)(nt ? nt : 1), sizeof *m->tensors);
     m->t_offset = calloc((size_t)(nt ? nt : 1), sizeof *m->t_offset);
     m->t_size = calloc((size_t)(nt ? nt : 1), sizeof *m->t_size);
     m->t_active = calloc((size_t)(nt ? nt : 1), sizeof *m->t_active);
-    if (!m->params || !m->grads || !m->grad_tmp || !m->tensors || !m->t_offset || !m->t_size ||
+    if (!m->params || !m->grads || !m->tensors || !m->t_offset || !m->t_size ||
         !m->t_active)
         return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory for %zu parameters", total);
     nt = 0;

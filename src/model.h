@@ -80,7 +80,7 @@ struct loom_model {
     loom_layer **layers;     /* model layers (Input layers included) in order of first use */
     /* parameters */
     size_t n_params;
-    float *params, *grads, *grad_tmp;
+    float *params, *grads;
     int n_tensors;
     loom_param_tensor *tensors;
     size_t *t_offset, *t_size;
@@ -170,11 +170,7 @@ loom_status loom_history_append(loom_history *h, const float *values);
  * new keys are added (earlier epochs NaN). */
 loom_status loom_history_append_keyed(loom_history *h, int n, const char *const *keys, const float *values);
 
-/* callbacks.c: the fit loop's view of a callback */
-typedef struct loom_callback_event {
-    int epoch, batch;
-    const loom_logs *logs;
-} loom_callback_event;
+/* callbacks.c: the fit loop's view of the callbacks */
 void loom_callbacks_begin(loom_model *m, loom_callback *const *cbs, int n);
 /* Return LOOM_OK to go on; stop flag set in m->stop_training to stop cleanly. */
 loom_status loom_callbacks_batch_end(loom_model *m, loom_callback *const *cbs, int n, int epoch,
