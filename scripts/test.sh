@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds loom twice (normal, and with AddressSanitizer +
-# UndefinedBehaviorSanitizer) and runs every test in both builds.
+# Installs what is missing, builds loom three times (with OpenBLAS, with the portable matrix
+# product instead, and with AddressSanitizer + UndefinedBehaviorSanitizer) and runs every test in
+# each build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -13,6 +14,11 @@ cmake --build build -j"$jobs"
 
 echo "== demo smoke run"
 ./build/loom demo --epochs 2 --quiet >/dev/null
+
+echo "== portable build (no OpenBLAS: the fallback matrix product)"
+cmake -S . -B build-portable -DCMAKE_BUILD_TYPE=Release -DLOOM_USE_OPENBLAS=OFF >/dev/null
+cmake --build build-portable -j"$jobs"
+(cd build-portable && ctest --output-on-failure)
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DLOOM_SANITIZE=ON >/dev/null
