@@ -293,9 +293,10 @@ typedef struct loom_metric_impl {
  * whose per-row width is dim ("accuracy" depends on both, as in Keras). */
 loom_status loom_metric_resolve(const char *name, const loom_loss_impl *loss, int dim,
                                 int target_dim, loom_metric_impl *out, loom_error *err);
-/* Accumulates a batch: target rows of target_dim, pred rows of dim. */
+/* Accumulates a batch: target rows of target_dim, pred rows of dim; row_weight (NULL: all 1)
+ * weighs each row, as an output's mask does in Keras (0 = padding, left out). */
 void loom_metric_update(loom_metric_impl *mt, const float *target, const float *pred,
-                        size_t n_rows, int dim, int target_dim);
+                        size_t n_rows, int dim, int target_dim, const float *row_weight);
 void loom_metric_reset(loom_metric_impl *mt);
 float loom_metric_result(const loom_metric_impl *mt);
 

@@ -232,10 +232,19 @@ static double row_value(const loom_metric_impl *mt, const float *t, const float 
 /* ---------------------------------------------------------------- running state */
 
 void loom_metric_update(loom_metric_impl *mt, const float *target, const float *pred,
-                        size_t n_rows, int dim, int target_dim) {
-    for (size_t r = 0; r < n_rows; r++)
-        mt->sum += row_value(mt, target + r * (size_t)target_dim, pred + r * (size_t)dim, dim);
-    mt->count += (double)n_rows;
+                        size_t n_rows, int dim, int target_dim, const float *row_weight) {
+    if (!row_weight) {
+        for (size_t r = 0; r < n_rows; r++)
+            mt->sum += row_value(mt, target + r * (size_t)target_dim, pred + r * (size_t)dim, dim);
+        mt->count += (double)n_rows;
+        return;
+    }
+    /* Keras applies an output's mask to its metrics as a sample weight: padded rows count 0 */
+    for (size_t r = 0; r < n_rows; r++) {
+        if (row_weight[r] == 0.0f) continue;
+        mt->sum += row_weight[r] * row_value(mt, target + r * (size_t)target_dim, pred + r * (size_t)dim, dim);
+        mt->count += row_weight[r];
+    }
 }
 
 void loom_metric_reset(loom_metric_impl *mt) {

@@ -52,8 +52,10 @@ static void logs_add_batch(loom_model *m, epoch_logs *e, int batch, float total,
     for (int i = 0; i < m->n_metrics; i++) {
         loom_metric_impl *mt = &m->metrics[i];
         loom_output *o = &m->outputs[mt->output];
+        const float *mask = m->order[o->pos].mask;
+        if (mask && o->rows_per_sample != (size_t)m->order[o->pos].node->out_shape.dims[0]) mask = NULL;
         loom_metric_update(mt, o->target, m->order[o->pos].val, (size_t)batch * o->rows_per_sample, o->dim,
-                           o->loss.kind == LOSS_NONE ? o->dim : o->target_dim);
+                           o->loss.kind == LOSS_NONE ? o->dim : o->target_dim, mask);
     }
     for (int i = 0; i < e->n; i++) {
         if (i >= 1 && i < 1 + m->n_metrics)

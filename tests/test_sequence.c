@@ -2,7 +2,8 @@
  * sequences of digits -> Embedding(mask_zero) -> LSTM / GRU -> two heads, the sequence's sum
  * (mse) and its parity (sigmoid + binary crossentropy), with loss weights. Checks the whole
  * model's gradient through time against central differences, that padding changes nothing, and
- * that training lowers both losses. */
+ * that training lowers both losses; and that per-step outputs on padded sequences have their loss
+ * and accuracy counted over valid steps only. */
 #include "check.h"
 
 #include <loom.h>
@@ -138,8 +139,46 @@ static void training_lowers_both_losses(int gru) {
     loom_model_free(m);
 }
 
+/* Per-step predictions on padded sequences: the loss and the accuracy count valid steps only. */
+static void masked_sequence_outputs(void) {
+    loom_graph *g = loom_graph_new(4);
+    loom_tensor *x = loom_input(g, "digits", 1, (int[]){T});
+    loom_tensor *e = loom_call(loom_embedding(g, "embed", 10, 5, 1), x);
+    loom_tensor *y = loom_call(loom_dense(g, "tag", 3, LOOM_SOFTMAX, NULL), e); /* (T, 3): per step */
+    loom_model *m = loom_model_new(g, 1, &x, 1, &y);
+    loom_loss l = {.name = "sparse_categorical_crossentropy"};
+    loom_metric_spec ms = {NULL, "accuracy"};
+    loom_compile_config cfg = {.n_losses = 1, .losses = &l, .n_metrics = 1, .metrics = &ms, .optimizer = loom_sgd(0.1f, 0, 0)};
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    enum { NS = 8 };
+    float tags[NS * T], probs[NS * T * 3];
+    for (int i = 0; i < NS * T; i++) tags[i] = (float)((int)ids[i] % 3); /* tag = digit mod 3 */
+    loom_array xa = {"digits", ids, NS}, ya = {"tag", tags, NS};
+    loom_data d = {1, &xa, 1, &ya, 0, NULL};
+    loom_history *h = NULL;
+    CHECK_STATUS(loom_evaluate(m, &d, NS, 0, &h), LOOM_OK);
+    CHECK_STATUS(loom_predict(m, 1, &xa, NS, (float *const[]){probs}), LOOM_OK);
+    double loss = 0, hits = 0, valid = 0;
+    for (int r = 0; r < NS * T; r++) {
+        if (ids[r] == 0) continue; /* padding */
+        const float *p = probs + r * 3;
+        int best = 0;
+        for (int c = 1; c < 3; c++)
+            if (p[c] > p[best]) best = c;
+        loss += -log(p[(int)tags[r]]);
+        hits += best == (int)tags[r];
+        valid += 1;
+    }
+    CHECK(valid < NS * T); /* the data do have padding */
+    CHECK_CLOSE(loom_history_get(h, "loss", 0), loss / valid, 1e-5, 1e-4);
+    CHECK_CLOSE(loom_history_get(h, "accuracy", 0), hits / valid, 1e-6, 0);
+    loom_history_free(h);
+    loom_model_free(m);
+}
+
 int main(void) {
     make_data();
+    masked_sequence_outputs();
     gradient_through_time(0);
     gradient_through_time(1);
     padding_is_invisible();
