@@ -655,7 +655,9 @@ loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_
 loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *logs_out,
                                 int max_logs, int *n_logs);
 
-/* Gradients on one batch, without an update. Runs one forward pass and one backward pass for the
+/* Gradients on one batch, without an update and without changing the model (a training-mode
+ * forward: dropout active, BatchNormalization on batch statistics, its moving statistics left as
+ * they are). Runs one forward pass and one backward pass for the
  * weighted losses of the listed outputs (n_outputs == 0: all outputs plus regularisation — the
  * gradient of `total`), written (not accumulated) into grad (loom_param_count floats). losses,
  * if not NULL, receives the unweighted loss of every output (NaN for outputs without a loss). */

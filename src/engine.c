@@ -114,7 +114,7 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->dout = sn->grad;
     c->out_shape = n->out_shape;
     c->w = L->n_weights ? m->params + L->weights[0].offset : NULL;
-    c->state = L->n_weights ? m->params + L->weights[0].offset : NULL;
+    c->state = L->n_weights && !m->freeze_state ? m->params + L->weights[0].offset : NULL;
     c->scratch = sn->scr;
     c->training = training;
     /* keyed by the node's position in the model, which a saved and reloaded model keeps */

@@ -107,6 +107,7 @@ struct loom_model {
     int plan_batch;
     float *arena;
     uint64_t rng_step;       /* dropout stream position */
+    bool freeze_state;       /* gradient queries: training-mode forward without moving statistics */
     bool stop_training;
     /* training progress, saved with the model */
     int epochs_done;

@@ -255,7 +255,10 @@ loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
     if (d.n > (size_t)1 << 30) s = loom_set_error(&m->err, LOOM_ERR_DATA, "gradients: batch too large");
     if (!s && !(s = loom_engine_plan(m, (int)d.n))) {
         loom_engine_gather(m, &d, NULL, 0, (int)d.n);
-        if (!(s = loom_engine_forward(m, (int)d.n, true, true, mask, NULL))) {
+        m->freeze_state = true; /* a query: BatchNormalization's moving statistics stay put */
+        s = loom_engine_forward(m, (int)d.n, true, true, mask, NULL);
+        m->freeze_state = false;
+        if (!s) {
             loom_engine_backward(m, (int)d.n, mask, with_reg, NULL, grad);
             if (losses)
                 for (int k = 0; k < m->n_outputs; k++) losses[k] = m->outputs[k].loss_value;
@@ -282,7 +285,10 @@ loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weigh
     if (d.n > (size_t)1 << 30) s = loom_set_error(&m->err, LOOM_ERR_DATA, "loss_gradients: batch too large");
     if (!s && !(s = loom_engine_plan(m, (int)d.n))) {
         loom_engine_gather(m, &d, NULL, 0, (int)d.n);
-        if (!(s = loom_engine_forward(m, (int)d.n, true, true, mask, NULL))) {
+        m->freeze_state = true;
+        s = loom_engine_forward(m, (int)d.n, true, true, mask, NULL);
+        m->freeze_state = false;
+        if (!s) {
             /* one forward, then one backward per loss into its own buffer */
             for (int k = 0; k < m->n_outputs; k++) {
                 if (!grads[k]) continue;

@@ -531,12 +531,16 @@ static void test_bn_model(void) {
         /* gamma and beta moved through the optimizer */
         CHECK(after[ch] != before[ch] && after[4 + ch] != before[4 + ch]);
     }
-    /* loom_gradients gives the non-trainable statistics nothing */
+    /* loom_gradients gives the non-trainable statistics nothing, and leaves them where they are:
+     * a gradient query changes no part of the model */
     size_t np = loom_param_count(m), off = loom_param_offset(m, "bn", 2);
-    float *grad = malloc(np * sizeof *grad);
+    float *grad = malloc(np * sizeof *grad), *params_before = malloc(np * sizeof *params_before);
+    memcpy(params_before, loom_params(m), np * sizeof *params_before);
     CHECK_STATUS(loom_gradients(m, &d, 0, NULL, grad, NULL), LOOM_OK);
     for (size_t i = 0; i < 8; i++) CHECK(grad[off + i] == 0.0f);
+    CHECK(memcmp(params_before, loom_params(m), np * sizeof *params_before) == 0);
     free(grad);
+    free(params_before);
     /* fit: moving statistics approach the data's, by forwards alone */
     loom_fit_options fo = loom_fit_defaults();
     fo.batch_size = N;
