@@ -8,8 +8,10 @@
  *   3. loom_model_new()            validate the graph, order it, allocate flat parameter buffers;
  *                                  on success the model owns the graph
  *   4. loom_compile()              losses, loss weights, metrics, optimizer
- *   5. loom_fit() / loom_evaluate() / loom_predict() / loom_train_on_batch()
- *   6. loom_model_free()
+ *   5. loom_fit() / loom_fit_generator() / loom_evaluate() / loom_predict() /
+ *      loom_train_on_batch(); loom_gradients() / loom_loss_gradients() / loom_diagnose() to look
+ *      at how the losses share the network
+ *   6. loom_model_save() / loom_model_load() (exact resume), loom_model_free()
  *
  * Errors. Every call that can fail returns a loom_status (or NULL) and leaves a message on the
  * handle it was given: loom_graph_error() for building, loom_model_error() afterwards. Messages
