@@ -36,4 +36,12 @@ loom_history *loom_history_from_json(const cJSON *root, const char *what, loom_e
 
 uint32_t loom_crc32(uint32_t crc, const void *data, size_t n);
 
+/* Reading JSON values defensively (model_json.c): a field of an object, or the fallback when it
+ * is absent or of another type; loom_json_whole gives `bad` unless the number is a whole number in
+ * [lo, hi] (casting an out-of-range double is undefined behaviour). */
+double loom_json_num(const cJSON *obj, const char *key, double fallback);
+bool loom_json_flag(const cJSON *obj, const char *key, bool fallback);
+const char *loom_json_str(const cJSON *obj, const char *key);
+long loom_json_whole(const cJSON *v, long lo, long hi, long bad);
+
 #endif
