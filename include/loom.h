@@ -62,9 +62,11 @@ typedef enum loom_status {
 /* A short constant name for a status ("LOOM_ERR_SHAPE"). */
 const char *loom_status_name(loom_status s);
 
-/* Threads used by the matrix products (OpenBLAS; 1 without it). The same seed and thread count
- * give bit-identical results; another thread count agrees to float32 rounding only (OpenBLAS
- * uses other kernels when threaded). LOOM_ERR_ARGUMENT outside 1..1024. Process-wide. */
+/* Threads used by the matrix products (OpenBLAS) and by loom's own loops (optimizer update,
+ * convolution lowering, pooling, activations); default 1. The same seed and thread count give
+ * bit-identical results; another thread count agrees to float32 rounding only (OpenBLAS uses
+ * other kernels when threaded; loom's own loops never change a bit). LOOM_ERR_ARGUMENT outside
+ * 1..1024. Process-wide. */
 loom_status loom_set_num_threads(int n);
 int loom_get_num_threads(void);
 

@@ -3,6 +3,7 @@
  * Definitions follow Keras 3: gelu is the exact erf form (approximate=False), elu has alpha 1,
  * leaky_relu a negative slope of 0.2, softmax runs over the last axis. */
 #include "internal.h"
+#include "parallel.h"
 
 #include <math.h>
 #include <string.h>
@@ -87,7 +88,7 @@ LOOM_VECTOR_CLONES static void relu_forward(const float *x, float *y, size_t n) 
     }
 }
 
-void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, int dim) {
+static void act_forward_serial(loom_activation a, const float *x, float *y, size_t rows, int dim) {
     size_t n = rows * (size_t)dim;
     switch (a) {
     case LOOM_LINEAR:
@@ -143,8 +144,8 @@ bool loom_act_needs_input(loom_activation a) {
     }
 }
 
-void loom_act_backward(loom_activation a, const float *x, const float *y, const float *dy,
-                       float *dx, size_t rows, int dim) {
+static void act_backward_serial(loom_activation a, const float *x, const float *y, const float *dy,
+                                float *dx, size_t rows, int dim) {
     size_t n = rows * (size_t)dim;
     switch (a) {
     case LOOM_LINEAR:
@@ -190,4 +191,54 @@ void loom_act_backward(loom_activation a, const float *x, const float *y, const 
     default:
         break;
     }
+}
+
+/* ---------------------------------------------------------------- threads
+ *
+ * Large activations are split by rows between loom's threads (src/parallel.c): every element (and
+ * softmax's every row) is computed by the same operations in any chunk, so the result does not
+ * depend on the thread count. A thread's share must be worth waking it for: more elements for the
+ * memory-bound ones (relu's select) than for those that call expf/erff/tanhf per element. */
+typedef struct act_job {
+    loom_activation a;
+    const float *x, *y, *dy;
+    float *out; /* y (forward) or dx (backward) */
+    int dim;
+} act_job;
+
+static const float *skip(const float *p, size_t n) { return p ? p + n : NULL; }
+
+static void forward_rows(size_t r0, size_t r1, void *p) {
+    const act_job *j = p;
+    size_t at = r0 * (size_t)j->dim;
+    act_forward_serial(j->a, j->x + at, j->out + at, r1 - r0, j->dim);
+}
+
+static void backward_rows(size_t r0, size_t r1, void *p) {
+    const act_job *j = p;
+    size_t at = r0 * (size_t)j->dim;
+    act_backward_serial(j->a, skip(j->x, at), skip(j->y, at), j->dy + at, j->out + at, r1 - r0, j->dim);
+}
+
+static size_t min_rows_per_thread(loom_activation a, int dim) {
+    size_t floats = a == LOOM_RELU || a == LOOM_LEAKY_RELU || a == LOOM_LINEAR ? (size_t)1 << 16
+                                                                               : (size_t)1 << 13;
+    return (size_t)dim >= floats ? 1 : floats / (size_t)dim;
+}
+
+void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, int dim) {
+    /* linear is one memmove, which may overlap: never split */
+    if (a == LOOM_LINEAR || dim <= 0) {
+        act_forward_serial(a, x, y, rows, dim);
+        return;
+    }
+    act_job j = {a, x, NULL, NULL, y, dim};
+    loom_parallel_for(rows, min_rows_per_thread(a, dim), forward_rows, &j);
+}
+
+void loom_act_backward(loom_activation a, const float *x, const float *y, const float *dy,
+                       float *dx, size_t rows, int dim) {
+    if (dim <= 0) return;
+    act_job j = {a, x, y, dy, dx, dim};
+    loom_parallel_for(rows, min_rows_per_thread(a, dim), backward_rows, &j);
 }

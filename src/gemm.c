@@ -1,6 +1,7 @@
 /* gemm.c — the matrix product every layer goes through: OpenBLAS when the build found it,
  * portable loops otherwise (same results to float32 rounding). */
 #include "internal.h"
+#include "parallel.h"
 
 #ifdef LOOM_HAVE_CBLAS
 #include <cblas.h>
@@ -39,8 +40,9 @@ void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
 #endif
 }
 
-/* Threads: loom's own loops are single-threaded today, so the thread count is the matrix
- * product's. The same thread count always gives the same bits. Different counts may not:
+/* Threads: the count is both OpenBLAS's and loom's own (parallel.c: optimizer, convolution
+ * lowering, pooling, activations). The same thread count always gives the same bits; loom's own
+ * loops split only independent elements, so they never change a result. Different counts may:
  * OpenBLAS 0.3.21 picks another kernel when it runs threaded (its single-thread "small matrix"
  * kernels sum in another order), so results differ in the last bit (measured: 1 ulp on a product,
  * ~1e-6 relative after training; tests/test_fastpaths.c bounds it). */
@@ -49,6 +51,7 @@ static int threads_set = 1;
 loom_status loom_set_num_threads(int n) {
     if (n < 1 || n > 1024) return LOOM_ERR_ARGUMENT;
     threads_set = n;
+    loom_parallel_set_num_threads(n);
 #ifdef LOOM_HAVE_CBLAS
     openblas_set_num_threads(n);
 #endif

@@ -27,6 +27,7 @@
  * Scratch per call site: [z | dz] (batch * out floats each) when the activation is not linear,
  * z being the pre-activation kept for backward, then the column buffer. */
 #include "internal.h"
+#include "parallel.h"
 
 #include <math.h>
 #include <string.h>
@@ -114,6 +115,48 @@ static void col2im(const conv_geom *g, const float *cols, float *dx) {
                 }
             }
         }
+}
+
+/* Threads (src/parallel.c) split samples, rows or columns whose outputs do not depend on one
+ * another, so results are the same bits at any thread count. A thread's share must be worth
+ * waking it for: at least PAR_MIN_FLOATS floats of work. */
+#define PAR_MIN_FLOATS ((size_t)1 << 16)
+
+/* How many units of `per_unit` floats make a thread's minimum share (at least 1). */
+static size_t min_rows(size_t per_unit, size_t floats) {
+    if (per_unit == 0) return floats; /* no work: never worth a thread */
+    return per_unit >= floats ? 1 : floats / per_unit;
+}
+
+typedef struct lowering_job {
+    const conv_geom *g;
+    const float *from;
+    float *to;
+    size_t image_n; /* floats per sample of the image side */
+} lowering_job;
+
+static void im2col_samples(size_t s0, size_t s1, void *p) {
+    const lowering_job *j = p;
+    size_t per = geom_rows(j->g) * geom_cols(j->g);
+    for (size_t s = s0; s < s1; s++) im2col(j->g, j->from + s * j->image_n, j->to + s * per);
+}
+
+/* col2im of sample s only writes sample s of the image: samples split freely. */
+static void col2im_samples(size_t s0, size_t s1, void *p) {
+    const lowering_job *j = p;
+    size_t per = geom_rows(j->g) * geom_cols(j->g);
+    for (size_t s = s0; s < s1; s++) col2im(j->g, j->from + s * per, j->to + s * j->image_n);
+}
+
+/* im2col of nb consecutive samples (image_n floats each) into consecutive column blocks. */
+static void im2col_batch(const conv_geom *g, const float *x, size_t image_n, int nb, float *cols) {
+    lowering_job j = {g, x, cols, image_n};
+    loom_parallel_for((size_t)nb, min_rows(geom_rows(g) * geom_cols(g), PAR_MIN_FLOATS), im2col_samples, &j);
+}
+
+static void col2im_batch(const conv_geom *g, const float *cols, int nb, float *dx, size_t image_n) {
+    lowering_job j = {g, cols, dx, image_n};
+    loom_parallel_for((size_t)nb, min_rows(geom_rows(g) * geom_cols(g), PAR_MIN_FLOATS), col2im_samples, &j);
 }
 
 static bool is_conv1d(const loom_layer *L);
@@ -268,14 +311,30 @@ static void finish_forward(const loom_layer *L, const loom_op_ctx *c) {
 
 /* dL/dz: dout itself when linear or already given as such (fused loss), else computed into the
  * dz part of scratch. */
+typedef struct act_grad_job {
+    const loom_layer *L;
+    const loom_op_ctx *c;
+    float *dz;
+    int ch;
+} act_grad_job;
+
+/* Rows [r0, r1) of dz = 0 + act'(z) * dout: zeroing and the derivative in one pass per chunk, while
+ * the rows are in cache. */
+static void act_grad_rows(size_t r0, size_t r1, void *p) {
+    const act_grad_job *j = p;
+    size_t at = r0 * (size_t)j->ch, n = (r1 - r0) * (size_t)j->ch;
+    memset(j->dz + at, 0, n * sizeof *j->dz);
+    loom_act_backward(j->L->activation, j->c->scratch + at, j->c->out + at, j->c->dout + at, j->dz + at,
+                      r1 - r0, j->ch);
+}
+
 static const float *preact_grad(const loom_layer *L, const loom_op_ctx *c) {
     if (L->activation == LOOM_LINEAR || c->dout_is_preact) return c->dout;
     size_t n = (size_t)c->batch * loom_shape_size(&c->out_shape);
     int ch = c->out_shape.dims[c->out_shape.rank - 1];
-    float *dz = c->scratch + n;
-    memset(dz, 0, n * sizeof *dz);
-    loom_act_backward(L->activation, c->scratch, c->out, c->dout, dz, n / (size_t)ch, ch);
-    return dz;
+    act_grad_job j = {L, c, c->scratch + n, ch};
+    loom_parallel_for(n / (size_t)ch, min_rows(ch, PAR_MIN_FLOATS), act_grad_rows, &j);
+    return j.dz;
 }
 
 static float *cols_buffer(const loom_layer *L, const loom_op_ctx *c) {
@@ -287,21 +346,68 @@ static const float *bias_of(const loom_layer *L, const loom_op_ctx *c) {
     return c->w + loom_shape_size(&L->weights[0].shape);
 }
 
+/* Column sums split by columns: every thread reads every row, so a piece narrower than a few
+ * cache lines (pieces are at least an eighth of a thread's share) would read the whole matrix
+ * again for a handful of columns. Hence at least MIN_COLS columns a thread, and the usual amount
+ * of work. */
+#define MIN_COLS 256
+static size_t min_cols(size_t rows) {
+    size_t by_work = rows == 0 ? PAR_MIN_FLOATS : (PAR_MIN_FLOATS + rows - 1) / rows;
+    return by_work > MIN_COLS ? by_work : MIN_COLS;
+}
+
+typedef struct bias_grad_job {
+    const float *dz;
+    float *db;
+    size_t rows;
+    int ch;
+} bias_grad_job;
+
+/* db[f] += sum over rows of dz[r][f] for the columns [f0, f1): the threads split the columns, so
+ * every db[f] is still summed row by row in the same order. The running sums live in a local
+ * block, so that two threads never write to the same cache line of db. */
+static void bias_grad_cols(size_t f0, size_t f1, void *p) {
+    const bias_grad_job *j = p;
+    enum { BLOCK = 64 };
+    for (size_t b0 = f0; b0 < f1; b0 += BLOCK) {
+        size_t nb = f1 - b0 < BLOCK ? f1 - b0 : BLOCK;
+        float acc[BLOCK];
+        for (size_t f = 0; f < nb; f++) acc[f] = j->db[b0 + f];
+        for (size_t r = 0; r < j->rows; r++) {
+            const float *row = j->dz + r * (size_t)j->ch + b0;
+            for (size_t f = 0; f < nb; f++) acc[f] += row[f];
+        }
+        for (size_t f = 0; f < nb; f++) j->db[b0 + f] = acc[f];
+    }
+}
+
 static void add_bias_grad(const loom_layer *L, const loom_op_ctx *c, const float *dz) {
     if (!L->iarg[A_BIAS] || !c->dw) return;
-    float *db = c->dw + loom_shape_size(&L->weights[0].shape);
     int ch = c->out_shape.dims[c->out_shape.rank - 1];
     size_t rows = (size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)ch;
-    for (size_t r = 0; r < rows; r++)
-        for (int f = 0; f < ch; f++) db[f] += dz[r * ch + f];
+    bias_grad_job j = {dz, c->dw + loom_shape_size(&L->weights[0].shape), rows, ch};
+    loom_parallel_for((size_t)ch, min_cols(rows), bias_grad_cols, &j);
+}
+
+typedef struct fill_job {
+    float *z;
+    const float *bias;
+    int ch;
+} fill_job;
+
+static void fill_rows(size_t r0, size_t r1, void *p) {
+    const fill_job *j = p;
+    float *z = j->z + r0 * (size_t)j->ch;
+    if (j->bias)
+        loom_broadcast_rows(z, j->bias, r1 - r0, j->ch);
+    else
+        memset(z, 0, (r1 - r0) * (size_t)j->ch * sizeof *z);
 }
 
 /* Fills rows of `ch` with the bias (or zeros). */
 static void fill_bias(float *z, size_t rows, int ch, const float *bias) {
-    if (bias)
-        loom_broadcast_rows(z, bias, rows, ch);
-    else
-        memset(z, 0, rows * (size_t)ch * sizeof *z);
+    fill_job j = {z, bias, ch};
+    loom_parallel_for(rows, min_rows(ch, PAR_MIN_FLOATS), fill_rows, &j);
 }
 
 /* ---------------------------------------------------------------- Conv1D / Conv2D */
@@ -323,7 +429,7 @@ static void conv_forward(const loom_layer *L, const loom_op_ctx *c) {
     const float *bias = bias_of(L, c);
     for (int b0 = 0; b0 < c->batch; b0 += chunk) {
         int nb = c->batch - b0 < chunk ? c->batch - b0 : chunk;
-        for (int s = 0; s < nb; s++) im2col(&g, c->in[0] + (size_t)(b0 + s) * in_n, cols + s * M * K);
+        im2col_batch(&g, c->in[0] + (size_t)b0 * in_n, in_n, nb, cols);
         float *zc = z + (size_t)b0 * out_n;
         if (bias) fill_bias(zc, (size_t)nb * M, F, bias);
         /* z = cols . kernel (+ bias) */
@@ -348,8 +454,7 @@ static void conv_backward(const loom_layer *L, const loom_op_ctx *c) {
         const float *dzc = dz + (size_t)b0 * out_n;
         if (c->dw) {
             /* dK += cols^T . dz */
-            for (int s = 0; s < nb; s++)
-                im2col(&g, c->in[0] + (size_t)(b0 + s) * in_n, cols + s * M * K);
+            im2col_batch(&g, c->in[0] + (size_t)b0 * in_n, in_n, nb, cols);
             loom_sgemm(true, false, (int)K, F, (int)(nb * M), 1.0f, cols, (int)K, dzc, F, 1.0f,
                        c->dw, F);
         }
@@ -357,8 +462,7 @@ static void conv_backward(const loom_layer *L, const loom_op_ctx *c) {
             /* dcols = dz . K^T, scattered back onto the input */
             loom_sgemm(false, true, (int)(nb * M), (int)K, F, 1.0f, dzc, F, c->w, F, 0.0f, cols,
                        (int)K);
-            for (int s = 0; s < nb; s++)
-                col2im(&g, cols + s * M * K, c->din[0] + (size_t)(b0 + s) * in_n);
+            col2im_batch(&g, cols, nb, c->din[0] + (size_t)b0 * in_n, in_n);
         }
     }
 }
@@ -386,7 +490,7 @@ static void convt_forward(const loom_layer *L, const loom_op_ctx *c) {
         /* cols = x . K^T: each input pixel's contribution to its output window */
         loom_sgemm(false, true, (int)(nb * M), (int)K, Cin, 1.0f, c->in[0] + (size_t)b0 * in_n, Cin,
                    c->w, Cin, 0.0f, cols, (int)K);
-        for (int s = 0; s < nb; s++) col2im(&g, cols + s * M * K, z + (size_t)(b0 + s) * out_n);
+        col2im_batch(&g, cols, nb, z + (size_t)b0 * out_n, out_n);
     }
     finish_forward(L, c);
 }
@@ -403,7 +507,7 @@ static void convt_backward(const loom_layer *L, const loom_op_ctx *c) {
     if (!c->dw && !c->din[0]) return;
     for (int b0 = 0; b0 < c->batch; b0 += chunk) {
         int nb = c->batch - b0 < chunk ? c->batch - b0 : chunk;
-        for (int s = 0; s < nb; s++) im2col(&g, dz + (size_t)(b0 + s) * out_n, cols + s * M * K);
+        im2col_batch(&g, dz + (size_t)b0 * out_n, out_n, nb, cols);
         const float *xc = c->in[0] + (size_t)b0 * in_n;
         if (c->din[0]) /* dx += cols . K */
             loom_sgemm(false, false, (int)(nb * M), Cin, (int)K, 1.0f, cols, (int)K, c->w, Cin, 1.0f,

@@ -2,8 +2,71 @@
  * Leading axes (batch and any others) are folded into rows, as Keras applies Dense to the last
  * axis of an input of any rank. */
 #include "internal.h"
+#include "parallel.h"
 
 #include <string.h>
+
+/* Threads (src/parallel.c) split rows or columns whose outputs do not depend on one another, so
+ * the result is the same bits at any thread count; a thread's share must be worth waking it for.
+ * The matrix products are OpenBLAS's (or the portable loops) and thread on their own. */
+#define PAR_MIN_FLOATS ((size_t)1 << 16)
+
+static size_t min_units(size_t floats_per_unit) {
+    if (floats_per_unit == 0) return PAR_MIN_FLOATS; /* no work: never worth a thread */
+    return floats_per_unit >= PAR_MIN_FLOATS ? 1 : PAR_MIN_FLOATS / floats_per_unit;
+}
+
+/* Column sums split by columns: every thread reads every row, so a piece narrower than a few
+ * cache lines (pieces are at least an eighth of a thread's share) would read the whole matrix
+ * again for a handful of columns. Hence at least MIN_COLS columns a thread, and the usual amount
+ * of work. */
+#define MIN_COLS 256
+static size_t min_cols(size_t rows) {
+    size_t by_work = rows == 0 ? PAR_MIN_FLOATS : (PAR_MIN_FLOATS + rows - 1) / rows;
+    return by_work > MIN_COLS ? by_work : MIN_COLS;
+}
+
+typedef struct dense_job {
+    const loom_layer *L;
+    const loom_op_ctx *c;
+    float *z;          /* the rows the bias goes into (forward), dz being computed (backward) */
+    const float *bias; /* forward */
+    const float *dz;   /* backward: the finished dz */
+    float *db;
+    int rows, units;
+} dense_job;
+
+static void bias_rows(size_t r0, size_t r1, void *p) {
+    const dense_job *j = p;
+    loom_broadcast_rows(j->z + r0 * (size_t)j->units, j->bias, r1 - r0, j->units);
+}
+
+/* dz rows [r0, r1) = 0 + act'(z) * dout: zeroed and filled while in cache. */
+static void act_grad_rows(size_t r0, size_t r1, void *p) {
+    const dense_job *j = p;
+    size_t at = r0 * (size_t)j->units, n = (r1 - r0) * (size_t)j->units;
+    memset(j->z + at, 0, n * sizeof *j->z);
+    loom_act_backward(j->L->activation, j->c->scratch + at, j->c->out + at, j->c->dout + at, j->z + at,
+                      r1 - r0, j->units);
+}
+
+/* db[u] += column sums of dz over the columns [u0, u1): threads split the columns, so each db[u]
+ * is summed row by row in the same order as serially. The running sums live in a local block so
+ * that two threads never write to one cache line of db. */
+static void bias_grad_cols(size_t u0, size_t u1, void *p) {
+    const dense_job *j = p;
+    enum { BLOCK = 64 };
+    for (size_t b0 = u0; b0 < u1; b0 += BLOCK) {
+        size_t nb = u1 - b0 < BLOCK ? u1 - b0 : BLOCK;
+        float acc[BLOCK];
+        for (size_t u = 0; u < nb; u++) acc[u] = j->db[b0 + u];
+        for (int r = 0; r < j->rows; r++) {
+            const float *row = j->dz + (size_t)r * j->units + b0;
+            for (size_t u = 0; u < nb; u++) acc[u] += row[u];
+        }
+        for (size_t u = 0; u < nb; u++) j->db[b0 + u] = acc[u];
+    }
+}
 
 static loom_status dense_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out,
                                loom_error *err) {
@@ -41,8 +104,10 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
     float *z = L->activation == LOOM_LINEAR ? c->out : c->scratch;
     const float *kernel = c->w, *bias = L->dense.use_bias ? c->w + (size_t)in_dim * units : NULL;
-    if (bias)
-        loom_broadcast_rows(z, bias, (size_t)rows, units);
+    if (bias) {
+        dense_job j = {.z = z, .bias = bias, .rows = rows, .units = units};
+        loom_parallel_for((size_t)rows, min_units((size_t)units), bias_rows, &j);
+    }
     loom_sgemm(false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units,
                bias ? 1.0f : 0.0f, z, units);
     if (L->activation != LOOM_LINEAR) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
@@ -54,21 +119,17 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
     int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
     const float *dz = c->dout;
     if (L->activation != LOOM_LINEAR && !c->dout_is_preact) {
-        float *buf = c->scratch + (size_t)rows * units;
-        memset(buf, 0, (size_t)rows * units * sizeof *buf);
-        loom_act_backward(L->activation, c->scratch, c->out, c->dout, buf, (size_t)rows, units);
-        dz = buf;
+        dense_job j = {.L = L, .c = c, .z = c->scratch + (size_t)rows * units, .rows = rows, .units = units};
+        loom_parallel_for((size_t)rows, min_units((size_t)units), act_grad_rows, &j);
+        dz = j.z;
     }
     if (c->dw) {
         /* dK += x^T dz ; db += column sums of dz */
         loom_sgemm(true, false, in_dim, units, rows, 1.0f, c->in[0], in_dim, dz, units, 1.0f, c->dw,
                    units);
         if (L->dense.use_bias) {
-            float *db = c->dw + (size_t)in_dim * units;
-            for (int r = 0; r < rows; r++) {
-                const float *row = dz + (size_t)r * units;
-                for (int u = 0; u < units; u++) db[u] += row[u];
-            }
+            dense_job j = {.dz = dz, .db = c->dw + (size_t)in_dim * units, .rows = rows, .units = units};
+            loom_parallel_for((size_t)units, min_cols((size_t)rows), bias_grad_cols, &j);
         }
     }
     if (c->din[0]) /* dx += dz K^T */

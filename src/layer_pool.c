@@ -13,6 +13,7 @@
  * entries of each window; the max's gradient goes to the first maximal entry of its window in
  * row-major order (ties), and overlapping windows add up. */
 #include "internal.h"
+#include "parallel.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -140,11 +141,29 @@ LOOM_VECTOR_CLONES static void max_update(const float *restrict x, float *restri
     }
 }
 
-static void pool_forward(const loom_layer *L, const loom_op_ctx *c) {
+/* Samples are independent (each writes only its own output, argmax and input-gradient block), so
+ * threads split the batch (src/parallel.c); a thread's share should be worth waking it for. */
+#define PAR_MIN_FLOATS ((size_t)1 << 16)
+
+typedef struct pool_job {
+    const loom_layer *L;
+    const loom_op_ctx *c;
+} pool_job;
+
+static void for_samples(const loom_layer *L, const loom_op_ctx *c, void (*fn)(size_t, size_t, void *)) {
+    size_t in_n = loom_shape_size(&c->in_shape[0]);
+    size_t min_samples = in_n >= PAR_MIN_FLOATS || in_n == 0 ? 1 : PAR_MIN_FLOATS / in_n;
+    pool_job j = {L, c};
+    loom_parallel_for((size_t)c->batch, min_samples, fn, &j);
+}
+
+static void pool_forward_samples(size_t b0, size_t b1, void *p) {
+    const loom_layer *L = ((const pool_job *)p)->L;
+    const loom_op_ctx *c = ((const pool_job *)p)->c;
     pool_geom g = geom_of(L, &c->in_shape[0]);
     size_t in_n = loom_shape_size(&c->in_shape[0]), out_n = loom_shape_size(&c->out_shape);
     bool mx = is_max(L);
-    for (int b = 0; b < c->batch; b++) {
+    for (size_t b = b0; b < b1; b++) {
         const float *x = c->in[0] + (size_t)b * in_n;
         float *y = c->out + (size_t)b * out_n;
         int32_t *arg = mx ? (int32_t *)c->scratch + (size_t)b * out_n : NULL;
@@ -181,13 +200,18 @@ static void pool_forward(const loom_layer *L, const loom_op_ctx *c) {
     }
 }
 
-static void pool_backward(const loom_layer *L, const loom_op_ctx *c) {
-    if (!c->din[0]) return;
+static void pool_forward(const loom_layer *L, const loom_op_ctx *c) {
+    for_samples(L, c, pool_forward_samples);
+}
+
+static void pool_backward_samples(size_t b0, size_t b1, void *p) {
+    const loom_layer *L = ((const pool_job *)p)->L;
+    const loom_op_ctx *c = ((const pool_job *)p)->c;
     pool_geom g = geom_of(L, &c->in_shape[0]);
     size_t in_n = loom_shape_size(&c->in_shape[0]), out_n = loom_shape_size(&c->out_shape);
     bool mx = is_max(L);
     if (mx) { /* the maxima found by the forward pass */
-        for (int b = 0; b < c->batch; b++) {
+        for (size_t b = b0; b < b1; b++) {
             float *dx = c->din[0] + (size_t)b * in_n;
             const float *dy = c->dout + (size_t)b * out_n;
             const int32_t *arg = (const int32_t *)c->scratch + (size_t)b * out_n;
@@ -195,10 +219,10 @@ static void pool_backward(const loom_layer *L, const loom_op_ctx *c) {
         }
         return;
     }
-    for (int b = 0; b < c->batch; b++) {
-        const float *x = c->in[0] + (size_t)b * in_n;
-        float *dx = c->din[0] + (size_t)b * in_n;
-        const float *dy = c->dout + (size_t)b * out_n;
+    for (size_t b = b0; b < b1; b++) {
+        const float *x = c->in[0] + b * in_n;
+        float *dx = c->din[0] + b * in_n;
+        const float *dy = c->dout + b * out_n;
         for (int oy = 0; oy < g.oh; oy++)
             for (int ox = 0; ox < g.ow; ox++) {
                 int y0, y1, x0, x1;
@@ -216,6 +240,11 @@ static void pool_backward(const loom_layer *L, const loom_op_ctx *c) {
                 }
             }
     }
+}
+
+static void pool_backward(const loom_layer *L, const loom_op_ctx *c) {
+    if (!c->din[0]) return;
+    for_samples(L, c, pool_backward_samples);
 }
 
 const loom_op loom_op_max_pooling1d = {"MaxPooling1D", "max_pooling1d", 1, 1, pool_build, pool_scratch,

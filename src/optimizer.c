@@ -3,6 +3,7 @@
  * One call updates every active weight tensor of the model in place; slots live in one flat
  * buffer the caller owns (slot j of parameter p at j*n_params + p, zero at the start). */
 #include "internal.h"
+#include "parallel.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -333,6 +334,25 @@ LOOM_VECTOR_CLONES static void apply_tensor(const loom_optimizer *o, const step_
     }
 }
 
+/* One tensor split by element range between loom's threads (src/parallel.c): every element is
+ * updated by the same operations in any chunk, so the result does not depend on the thread count.
+ * The norms clipping needs are computed serially before (one summation order). */
+#define PAR_MIN_ELEMENTS ((size_t)1 << 16)
+
+typedef struct tensor_job {
+    const loom_optimizer *o;
+    const step_consts *k;
+    float *w, *grad, *s0, *s1, *s2;
+} tensor_job;
+
+static float *skip(float *p, size_t n) { return p ? p + n : NULL; }
+
+static void tensor_range(size_t begin, size_t end, void *p) {
+    const tensor_job *j = p;
+    apply_tensor(j->o, j->k, j->w + begin, j->grad + begin, skip(j->s0, begin), skip(j->s1, begin),
+                 skip(j->s2, begin), end - begin);
+}
+
 static double sum_squares(const float *g, size_t n) {
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (double)g[i] * (double)g[i];
@@ -387,6 +407,7 @@ void loom_optimizer_apply(const loom_optimizer *o, float lr, long iterations, fl
             k.clip_mul = o->clipnorm;
             k.clip_div = fmaxf((float)sqrt(sum_squares(grads + off, n)), o->clipnorm);
         }
-        apply_tensor(o, &k, params + off, grads + off, s[0], s[1], s[2], n);
+        tensor_job j = {o, &k, params + off, grads + off, s[0], s[1], s[2]};
+        loom_parallel_for(n, PAR_MIN_ELEMENTS, tensor_range, &j);
     }
 }

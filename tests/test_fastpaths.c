@@ -1,12 +1,20 @@
 /* test_fastpaths.c — the fast paths give the plain path's results: OpenBLAS against the portable
  * product on every transpose case; the fused softmax + crossentropy against the logits form; the
- * same thread count twice is bit-identical, and 1 against 2 threads is bounded. */
+ * same thread count twice is bit-identical, and 1 against 2 threads is bounded (OpenBLAS) or
+ * bit-identical (loom's own threaded loops, and everything in the portable build). */
 #include "check.h"
 #include "internal.h"
+#include "parallel.h"
 
 #include <loom.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The matrix product is the portable one when it agreed with loom_sgemm_portable to the bit on
+ * every case of gemm_cases (OpenBLAS sums the larger ones in another order). The tests cannot see
+ * the build's LOOM_HAVE_CBLAS, which is private to the library. */
+static bool gemm_is_portable = true;
 
 static float frand(void) { return (float)rand() / RAND_MAX * 2 - 1; }
 
@@ -26,6 +34,7 @@ static void gemm_cases(void) {
                 loom_sgemm_portable(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 1.0f, C2, N);
                 double worst = 0;
                 for (int i = 0; i < M * N; i++) worst = fmax(worst, fabs((double)C1[i] - C2[i]));
+                if (memcmp(C1, C2, sizeof(float) * M * N) != 0) gemm_is_portable = false;
                 CHECK(worst <= 1e-5 * K + 1e-6); /* float32 sums of K terms of size <= 1 */
                 free(A), free(B), free(C1), free(C2);
             }
@@ -112,7 +121,161 @@ static void threads(void) {
     for (size_t i = 0; i < n1; i++) worst = fmax(worst, fabs((double)p1[i] - p3[i]));
     printf("1 vs 2 threads, largest weight difference after 8 Adam steps: %.3g\n", worst);
     CHECK(worst < 1e-4);
+    if (gemm_is_portable) CHECK(memcmp(p1, p3, n1 * sizeof(float)) == 0); /* no OpenBLAS: exact */
     CHECK_STATUS(loom_set_num_threads(0), LOOM_ERR_ARGUMENT);
+    CHECK_STATUS(loom_set_num_threads(1), LOOM_OK);
+}
+
+/* ---------------------------------------------------------------- loom's own threads */
+
+/* The pool itself: every index in exactly one contiguous piece of at least min_per_thread / 8
+ * elements, the whole range inline below 2 * min_per_thread, a nested call inline. */
+typedef struct cover_ctx {
+    int *hits;
+    size_t min_piece;
+    int calls, bad;
+    pthread_mutex_t lock;
+} cover_ctx;
+
+static void nested(size_t b, size_t e, void *p) {
+    int *count = p;
+    *count += (int)(e - b); /* inline, so never two threads here */
+}
+
+static void cover(size_t b, size_t e, void *p) {
+    cover_ctx *c = p;
+    for (size_t i = b; i < e; i++) c->hits[i]++;
+    int inner = 0;
+    loom_parallel_for(1000, 1, nested, &inner); /* the pool is taken: runs here, whole */
+    pthread_mutex_lock(&c->lock);
+    c->calls++;
+    c->bad += inner != 1000 || e - b < c->min_piece;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void pool_cases(void) {
+    const size_t ns[] = {0, 1, 7, 100, 1001, 65536};
+    const size_t mins[] = {1, 3, 64, 100000};
+    for (int t = 1; t <= 5; t++) {
+        loom_parallel_set_num_threads(t);
+        CHECK(loom_parallel_num_threads() == t);
+        for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+            for (size_t m = 0; m < sizeof mins / sizeof mins[0]; m++) {
+                size_t n = ns[a];
+                bool whole = t == 1 || n < 2 * mins[m];
+                int *hits = calloc(n + 1, sizeof *hits);
+                cover_ctx c = {hits, whole ? n : (mins[m] / 8 ? mins[m] / 8 : 1), 0, 0,
+                               PTHREAD_MUTEX_INITIALIZER};
+                loom_parallel_for(n, mins[m], cover, &c);
+                int missed = 0;
+                for (size_t i = 0; i < n; i++) missed += hits[i] != 1;
+                CHECK(missed == 0);
+                CHECK(c.bad == 0);
+                if (whole) CHECK(c.calls == 1);
+                else CHECK(c.calls >= 2 && c.calls <= 8 * t);
+                free(hits);
+            }
+    }
+    loom_parallel_set_num_threads(0);
+    CHECK(loom_parallel_num_threads() == 1);
+    loom_parallel_set_num_threads(100000);
+    CHECK(loom_parallel_num_threads() == LOOM_PARALLEL_MAX_THREADS);
+    loom_parallel_set_num_threads(1);
+}
+
+/* A small CNN whose convolutions, poolings, activations, bias sums and optimizer update are all
+ * large enough for loom's threads to split them (src/parallel.c, PAR_MIN_* in the layers). */
+static void train_cnn(float *out, size_t *n_out) {
+    loom_graph *g = loom_graph_new(5);
+    loom_tensor *x = loom_input(g, "x", 3, (int[]){16, 16, 3});
+    loom_tensor *h = loom_call(loom_conv2d(g, "c1", 16, 3, 3, 1, 1, LOOM_PADDING_SAME, 1, 1, LOOM_RELU, NULL), x);
+    h = loom_call(loom_max_pooling2d(g, "p1", 2, 2, 0, 0, LOOM_PADDING_VALID), h);
+    h = loom_call(loom_conv2d(g, "c2", 16, 3, 3, 1, 1, LOOM_PADDING_SAME, 1, 1, LOOM_TANH, NULL), h);
+    h = loom_call(loom_conv2d_transpose(g, "t", 8, 3, 3, 1, 1, LOOM_PADDING_SAME, LOOM_SWISH, NULL), h);
+    h = loom_call(loom_average_pooling2d(g, "p2", 2, 2, 0, 0, LOOM_PADDING_VALID), h);
+    h = loom_call(loom_flatten(g, "f"), h);
+    h = loom_call(loom_dense(g, "B", 512, LOOM_GELU, NULL), h);
+    loom_tensor *c = loom_call(loom_dense(g, "C", 10, LOOM_SOFTMAX, NULL), h);
+    loom_tensor *d = loom_call(loom_dense(g, "D", 1, LOOM_LINEAR, NULL), h);
+    loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){c, d});
+    loom_loss l[] = {{.name = "categorical_crossentropy"}, {.name = "mse"}};
+    float w[] = {0.5f, 0.3f};
+    loom_compile_config cfg = {.n_losses = 2, .losses = l, .n_loss_weights = 2, .loss_weights = w,
+                               .optimizer = loom_adam(0.001f)};
+    cfg.optimizer.global_clipnorm = 1.0f;
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    enum { N = 256, IN = 16 * 16 * 3 };
+    float *xs = malloc(sizeof(float) * N * IN), *yc = calloc(N * 10, sizeof(float)), *yd = malloc(sizeof(float) * N);
+    for (int i = 0; i < N * IN; i++) xs[i] = (float)((i * 7919) % 2001) / 1000.0f - 1.0f;
+    for (int i = 0; i < N; i++) {
+        yc[i * 10 + (i * 37) % 10] = 1;
+        yd[i] = (float)(i % 13) / 13.0f;
+    }
+    loom_array xa = {"x", xs, N}, ys[] = {{"C", yc, N}, {"D", yd, N}};
+    loom_data data = {1, &xa, 2, ys, 0, NULL};
+    loom_fit_options fo = loom_fit_defaults();
+    fo.batch_size = 64;
+    fo.epochs = 2;
+    fo.seed = 3;
+    fo.verbose = 0;
+    CHECK_STATUS(loom_fit(m, &data, &fo, NULL), LOOM_OK);
+    *n_out = loom_param_count(m);
+    memcpy(out, loom_params(m), *n_out * sizeof(float));
+    loom_model_free(m);
+    free(xs), free(yc), free(yd);
+}
+
+typedef struct cnn_run {
+    float *p;
+    size_t n;
+} cnn_run;
+
+static void *train_cnn_thread(void *arg) {
+    cnn_run *r = arg;
+    train_cnn(r->p, &r->n);
+    return NULL;
+}
+
+/* loom's own loops split only independent outputs, so their thread count changes no bit: with the
+ * matrix product on one thread, 1, 2 and 3 loom threads agree exactly in every build; 2 threads
+ * twice agree exactly; in the portable build (no OpenBLAS) so do loom_set_num_threads(1) and (2).
+ * Two models trained at once in two user threads (one gets the pool, the other runs inline) give
+ * the same bits as one alone. */
+static void own_threads(void) {
+    enum { MAXP = 1 << 20 };
+    float *ref = malloc(sizeof(float) * MAXP), *p = malloc(sizeof(float) * MAXP);
+    size_t n_ref, n;
+    CHECK_STATUS(loom_set_num_threads(1), LOOM_OK);
+    train_cnn(ref, &n_ref);
+    CHECK(n_ref < MAXP);
+
+    loom_parallel_set_num_threads(2); /* loom's loops only: the product stays on one thread */
+    train_cnn(p, &n);
+    CHECK(n == n_ref && memcmp(p, ref, n * sizeof(float)) == 0);
+    loom_parallel_set_num_threads(3); /* more threads than cores: still the same bits */
+    train_cnn(p, &n);
+    CHECK(n == n_ref && memcmp(p, ref, n * sizeof(float)) == 0);
+
+    CHECK_STATUS(loom_set_num_threads(2), LOOM_OK);
+    CHECK(loom_parallel_num_threads() == 2);
+    float *p2 = malloc(sizeof(float) * MAXP);
+    size_t n2;
+    train_cnn(p, &n);
+    train_cnn(p2, &n2);
+    CHECK(n == n2 && memcmp(p, p2, n * sizeof(float)) == 0);
+    if (gemm_is_portable) CHECK(n == n_ref && memcmp(p, ref, n * sizeof(float)) == 0);
+
+    /* OpenBLAS on one thread here: how it splits products called from two threads at once is its
+     * business, not this test's. */
+    CHECK_STATUS(loom_set_num_threads(1), LOOM_OK);
+    loom_parallel_set_num_threads(2);
+    cnn_run runs[2] = {{malloc(sizeof(float) * MAXP), 0}, {malloc(sizeof(float) * MAXP), 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) CHECK(pthread_create(&th[i], NULL, train_cnn_thread, &runs[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) CHECK(runs[i].n == n_ref && memcmp(runs[i].p, ref, n_ref * sizeof(float)) == 0);
+    for (int i = 0; i < 2; i++) free(runs[i].p);
+    free(ref), free(p), free(p2);
     CHECK_STATUS(loom_set_num_threads(1), LOOM_OK);
 }
 
@@ -121,5 +284,8 @@ int main(void) {
     gemm_cases();
     fused_softmax();
     threads();
+    pool_cases();
+    own_threads();
+    printf("matrix product: %s\n", gemm_is_portable ? "portable" : "OpenBLAS");
     return check_report("fastpaths");
 }
