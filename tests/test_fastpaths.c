@@ -8,6 +8,7 @@
 
 #include <loom.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,23 +134,34 @@ static void threads(void) {
 typedef struct cover_ctx {
     int *hits;
     size_t min_piece;
+    bool whole; /* the outer range runs inline, so the pool is free for a nested call */
     int calls, bad;
     pthread_mutex_t lock;
 } cover_ctx;
 
+typedef struct nested_count {
+    atomic_int sum, calls;
+} nested_count;
+
 static void nested(size_t b, size_t e, void *p) {
-    int *count = p;
-    *count += (int)(e - b); /* inline, so never two threads here */
+    nested_count *count = p;
+    atomic_fetch_add(&count->sum, (int)(e - b));
+    atomic_fetch_add(&count->calls, 1);
 }
 
 static void cover(size_t b, size_t e, void *p) {
     cover_ctx *c = p;
     for (size_t i = b; i < e; i++) c->hits[i]++;
-    int inner = 0;
-    loom_parallel_for(1000, 1, nested, &inner); /* the pool is taken: runs here, whole */
+    nested_count inner;
+    atomic_init(&inner.sum, 0);
+    atomic_init(&inner.calls, 0);
+    /* Inside a job the pool is taken, so a nested call runs here, whole, in one call. When the
+     * outer range ran inline the pool is free and the nested call may be split: all of it must
+     * still be covered. */
+    loom_parallel_for(1000, 1, nested, &inner);
     pthread_mutex_lock(&c->lock);
     c->calls++;
-    c->bad += inner != 1000 || e - b < c->min_piece;
+    c->bad += atomic_load(&inner.sum) != 1000 || (!c->whole && atomic_load(&inner.calls) != 1) || e - b < c->min_piece;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -164,7 +176,7 @@ static void pool_cases(void) {
                 size_t n = ns[a];
                 bool whole = t == 1 || n < 2 * mins[m];
                 int *hits = calloc(n + 1, sizeof *hits);
-                cover_ctx c = {hits, whole ? n : (mins[m] / 8 ? mins[m] / 8 : 1), 0, 0,
+                cover_ctx c = {hits, whole ? n : (mins[m] / 8 ? mins[m] / 8 : 1), whole, 0, 0,
                                PTHREAD_MUTEX_INITIALIZER};
                 loom_parallel_for(n, mins[m], cover, &c);
                 int missed = 0;
