@@ -493,23 +493,7 @@ static void test_fit_and_save(void) {
     make_task(xs, ys, N, 61);
     loom_array xa = {"x", xs, N}, ya = {"y", ys, N};
     loom_data d = {1, &xa, 1, &ya, 0, NULL};
-    loom_history *before = NULL, *hist = NULL, *after = NULL;
-    CHECK_STATUS(loom_evaluate(m, &d, 64, 0, &before), LOOM_OK);
-    loom_fit_options fo = loom_fit_defaults();
-    fo.batch_size = 16;
-    fo.epochs = 30;
-    fo.seed = 3;
-    CHECK_STATUS(loom_fit(m, &d, &fo, &hist), LOOM_OK);
-    CHECK_STATUS(loom_evaluate(m, &d, 64, 0, &after), LOOM_OK);
-    float l0 = loom_history_get(before, "loss", 0), l1 = loom_history_get(after, "loss", 0);
-    float first = loom_history_get(hist, "loss", 0), last = loom_history_get(hist, "loss", -1);
-    if (!(l1 < 0.5f * l0 && last < first))
-        fprintf(stderr, "  fit: loss %g -> %g (fit %g -> %g)\n", l0, l1, first, last);
-    CHECK(isfinite(l0) && isfinite(l1));
-    CHECK(l1 < 0.5f * l0);
-    CHECK(last < first);
-    loom_history_free(before);
-    loom_history_free(hist);
+    loom_history *after = check_fit_lowers_loss(m, &d, 16, 30, 3, "fit");
     loom_history_free(after);
 
     /* round trip through a model file: same predictions, same configuration */

@@ -8,6 +8,7 @@
  *   - a small CNN through the public API that learns (loss goes down) and prints a summary. */
 #include "fixture.h"
 #include "op_harness.h"
+#include "train_check.h"
 
 #include <string.h>
 
@@ -747,21 +748,7 @@ static void test_small_cnn(void) {
 
     loom_array xa = {"image", images, N}, ya = {"probs", labels, N};
     loom_data data = {1, &xa, 1, &ya, 0, NULL};
-    loom_history *before = NULL, *hist = NULL, *after = NULL;
-    CHECK_STATUS(loom_evaluate(m, &data, 32, 0, &before), LOOM_OK);
-    loom_fit_options fo = loom_fit_defaults();
-    fo.batch_size = 16;
-    fo.epochs = 8;
-    fo.seed = 5;
-    CHECK_STATUS(loom_fit(m, &data, &fo, &hist), LOOM_OK);
-    CHECK_STATUS(loom_evaluate(m, &data, 32, 0, &after), LOOM_OK);
-    float l0 = loom_history_get(before, "loss", 0), l1 = loom_history_get(after, "loss", 0);
-    float first = loom_history_get(hist, "loss", 0), last = loom_history_get(hist, "loss", -1);
-    if (!(l1 < 0.5f * l0 && last < first))
-        fprintf(stderr, "  small CNN: loss %g -> %g (fit %g -> %g)\n", l0, l1, first, last);
-    CHECK(isfinite(l0) && isfinite(l1));
-    CHECK(l1 < 0.5f * l0);
-    CHECK(last < first);
+    loom_history *after = check_fit_lowers_loss(m, &data, 16, 8, 5, "small CNN");
     CHECK(loom_history_get(after, "accuracy", 0) >= 0.9f);
 
     CHECK(loom_model_output_size(m, 0) == CLASSES);
@@ -781,8 +768,6 @@ static void test_small_cnn(void) {
         CHECK(strstr(text, "(None, 4, 4, 4)") != NULL);
         fclose(f);
     }
-    loom_history_free(before);
-    loom_history_free(hist);
     loom_history_free(after);
     loom_model_free(m);
 }
