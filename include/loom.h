@@ -653,7 +653,9 @@ loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, 
 loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_size,
                          float *const *outputs);
 
-/* One training step on one batch (the whole of data). logs_out, if not NULL, receives the
+/* One training step on one batch (the whole of data). After the first call (which plans memory
+ * for the batch size) a call allocates nothing, so a user's own loop is allocation-free too; the
+ * same holds for loom_predict, loom_evaluate and the gradient queries. logs_out, if not NULL, receives the
  * batch's values in history key order (loss first), up to max_logs of them; returns the count
  * through *n_logs. */
 loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *logs_out,

@@ -227,7 +227,9 @@ loom_status loom_compile_keys(loom_model *m) {
     m->keys.values = calloc((size_t)m->keys.n, sizeof *m->keys.values);
     free(m->key_ptrs);
     m->key_ptrs = malloc((size_t)m->keys.n * sizeof *m->key_ptrs);
-    if (!m->keys.values || !m->key_ptrs) return LOOM_ERR_MEMORY;
+    free(m->call_run);
+    m->call_run = calloc((size_t)m->keys.n, sizeof *m->call_run);
+    if (!m->keys.values || !m->key_ptrs || !m->call_run) return LOOM_ERR_MEMORY;
     for (int i = 0; i < m->keys.n; i++) m->key_ptrs[i] = m->keys.keys[i];
     return LOOM_OK;
 }

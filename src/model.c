@@ -32,6 +32,8 @@ static void model_free_parts(loom_model *m) {
     free(m->keys.values);
     free(m->key_ptrs);
     free(m->arena);
+    free(m->call_run);
+    loom_unbind(&m->call_data);
 }
 
 void loom_model_free(loom_model *m) {
@@ -250,7 +252,8 @@ loom_model *loom_model_new(loom_graph *g, int n_inputs, loom_tensor *const *inpu
         loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory");
         return NULL;
     }
-    if (build_order(m, g, n_inputs, inputs, n_outputs, outputs) || build_params(m, g)) {
+    if (build_order(m, g, n_inputs, inputs, n_outputs, outputs) || build_params(m, g) ||
+        (loom_bind_alloc(m, &m->call_data) && loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory"))) {
         model_free_parts(m);
         free(m);
         return NULL;

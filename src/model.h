@@ -67,6 +67,14 @@ struct loom_logs {
     float *values;
 };
 
+/* User arrays bound to the model's inputs and outputs (data.c). */
+typedef struct loom_bound_data {
+    size_t n;
+    const float **x;  /* per model input */
+    const float **y;  /* per output (NULL: none) */
+    const float **sw; /* per output (NULL: none) */
+} loom_bound_data;
+
 struct loom_model {
     loom_graph *g;
     loom_error err;
@@ -103,6 +111,9 @@ struct loom_model {
     int key_weights, key_diag;   /* first index of each group; -1 when absent */
     const char **key_ptrs;   /* keys.keys as pointers, for the progress bar */
     bool log_output_losses;
+    /* per-call APIs: a binding and running logs made once, so a user's loop allocates nothing */
+    loom_bound_data call_data;
+    loom_running *call_run;  /* keys.n entries */
     /* activation arena */
     int plan_batch;
     float *arena;
@@ -134,12 +145,6 @@ float loom_engine_add_regularization(const loom_model *m, float *dw);
 uint64_t loom_engine_active_mask(const loom_model *m);
 /* Copies samples idx[0..batch) (or first..first+batch when idx is NULL) of the bound data into
  * the arena. */
-typedef struct loom_bound_data {
-    size_t n;
-    const float **x;  /* per model input */
-    const float **y;  /* per output (NULL: none) */
-    const float **sw; /* per output (NULL: none) */
-} loom_bound_data;
 void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
                         int batch);
 

@@ -154,6 +154,34 @@ static loom_status evaluate_bound(loom_model *m, const loom_bound_data *d, int b
     return LOOM_OK;
 }
 
+/* The per-call APIs (evaluate, predict, train_on_batch, gradient queries) bind their data into
+ * the model's own binding and keep their running logs in the model's buffers, so a user's own
+ * training loop allocates nothing per step either. */
+static epoch_logs call_logs(loom_model *m) { return (epoch_logs){m->keys.n, m->call_run, m->keys.values}; }
+
+/* Binds one batch (all of `data`), plans the arena for it and gathers it; *n: its size. */
+static loom_status bind_batch(loom_model *m, const loom_data *data, const char *what, int *n) {
+    loom_bound_data *d = &m->call_data;
+    loom_status s = loom_bind_fill(m, data, true, what, d);
+    if (s) return s;
+    if (d->n > (size_t)1 << 30) return loom_set_error(&m->err, LOOM_ERR_DATA, "%s: batch too large", what);
+    if ((s = loom_engine_plan(m, (int)d->n))) return s;
+    *n = (int)d->n;
+    loom_engine_gather(m, d, NULL, 0, *n);
+    return LOOM_OK;
+}
+
+/* A gradient query's forward: training mode (dropout on, batch statistics), but
+ * BatchNormalization's moving statistics stay put — a query changes no part of the model. */
+static loom_status query_forward(loom_model *m, const loom_data *data, const char *what, uint64_t mask, int *n) {
+    loom_status s = bind_batch(m, data, what, n);
+    if (s) return s;
+    m->freeze_state = true;
+    s = loom_engine_forward(m, *n, true, true, mask, NULL);
+    m->freeze_state = false;
+    return s;
+}
+
 loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, int verbose,
                           loom_history **result) {
     if (result) *result = NULL;
@@ -161,22 +189,20 @@ loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, 
     loom_status s = check_ready(m, "evaluate");
     if (s) return s;
     if (batch_size <= 0) batch_size = 32;
-    loom_bound_data d;
-    if ((s = loom_bind(m, data, true, "evaluate", &d))) return s;
-    int plan = d.n < (size_t)batch_size ? (int)d.n : batch_size;
-    epoch_logs e = {0};
-    if (!(s = loom_engine_plan(m, plan)) && !(s = logs_init(m, &e, false))) {
+    loom_bound_data *d = &m->call_data;
+    if ((s = loom_bind_fill(m, data, true, "evaluate", d))) return s;
+    int plan = d->n < (size_t)batch_size ? (int)d->n : batch_size;
+    epoch_logs e = call_logs(m);
+    if (!(s = loom_engine_plan(m, plan))) {
         loom_progbar bar;
-        loom_progbar_init(&bar, stdout, (int)((d.n + (size_t)batch_size - 1) / (size_t)batch_size), verbose);
-        s = evaluate_bound(m, &d, batch_size, &e, verbose ? &bar : NULL);
+        loom_progbar_init(&bar, stdout, (int)((d->n + (size_t)batch_size - 1) / (size_t)batch_size), verbose);
+        s = evaluate_bound(m, d, batch_size, &e, verbose ? &bar : NULL);
         if (!s && result) {
             *result = loom_history_create(loom_eval_key_count(m), m->keys.keys, 0);
             if (!*result || loom_history_append(*result, e.values))
                 s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "evaluate: out of memory");
         }
     }
-    logs_free(&e);
-    loom_unbind(&d);
     return s;
 }
 
@@ -187,14 +213,14 @@ loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_
     if (!outputs) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "predict: outputs is NULL");
     if (batch_size <= 0) batch_size = 32;
     loom_data data = {n_x, x, 0, NULL, 0, NULL};
-    loom_bound_data d;
-    loom_status s = loom_bind(m, &data, false, "predict", &d);
+    loom_bound_data *d = &m->call_data;
+    loom_status s = loom_bind_fill(m, &data, false, "predict", d);
     if (s) return s;
-    int plan = d.n < (size_t)batch_size ? (int)d.n : batch_size;
+    int plan = d->n < (size_t)batch_size ? (int)d->n : batch_size;
     if (!(s = loom_engine_plan(m, plan))) {
-        for (size_t first = 0; first < d.n && !s; first += (size_t)batch_size) {
-            int b = (int)(d.n - first < (size_t)batch_size ? d.n - first : (size_t)batch_size);
-            loom_engine_gather(m, &d, NULL, first, b);
+        for (size_t first = 0; first < d->n && !s; first += (size_t)batch_size) {
+            int b = (int)(d->n - first < (size_t)batch_size ? d->n - first : (size_t)batch_size);
+            loom_engine_gather(m, d, NULL, first, b);
             s = loom_engine_forward(m, b, false, false, 0, NULL);
             for (int k = 0; k < m->n_outputs && !s; k++)
                 if (outputs[k])
@@ -202,7 +228,6 @@ loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_
                            (size_t)b * m->outputs[k].size * sizeof(float));
         }
     }
-    loom_unbind(&d);
     return s;
 }
 
@@ -213,24 +238,18 @@ loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *lo
     if (!m) return LOOM_ERR_ARGUMENT;
     loom_status s = check_ready(m, "train_on_batch");
     if (s) return s;
-    loom_bound_data d;
-    if ((s = loom_bind(m, batch, true, "train_on_batch", &d))) return s;
-    if (d.n > (size_t)1 << 30) s = loom_set_error(&m->err, LOOM_ERR_DATA, "train_on_batch: batch too large");
-    epoch_logs e = {0};
-    if (!s && !(s = loom_engine_plan(m, (int)d.n)) && !(s = logs_init(m, &e, false))) {
-        loom_engine_gather(m, &d, NULL, 0, (int)d.n);
-        float total;
-        logs_reset(m, &e);
-        if (!(s = train_step(m, (int)d.n, false, 0, 0, &total))) {
-            logs_add_batch(m, &e, (int)d.n, total, true);
-            int n = e.n < max_logs ? e.n : max_logs;
-            if (logs_out)
-                for (int i = 0; i < n; i++) logs_out[i] = e.values[i];
-            if (n_logs) *n_logs = logs_out ? n : 0;
-        }
+    int n = 0;
+    if ((s = bind_batch(m, batch, "train_on_batch", &n))) return s;
+    epoch_logs e = call_logs(m);
+    float total;
+    logs_reset(m, &e);
+    if (!(s = train_step(m, n, false, 0, 0, &total))) {
+        logs_add_batch(m, &e, n, total, true);
+        int k = e.n < max_logs ? e.n : max_logs;
+        if (logs_out)
+            for (int i = 0; i < k; i++) logs_out[i] = e.values[i];
+        if (n_logs) *n_logs = logs_out ? k : 0;
     }
-    logs_free(&e);
-    loom_unbind(&d);
     return s;
 }
 
@@ -250,22 +269,12 @@ loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
             return loom_set_error(&m->err, LOOM_ERR_STATE, "gradients: output %s has no loss", outputs[i]);
         mask |= 1ULL << k;
     }
-    loom_bound_data d;
-    if ((s = loom_bind(m, batch, true, "gradients", &d))) return s;
-    if (d.n > (size_t)1 << 30) s = loom_set_error(&m->err, LOOM_ERR_DATA, "gradients: batch too large");
-    if (!s && !(s = loom_engine_plan(m, (int)d.n))) {
-        loom_engine_gather(m, &d, NULL, 0, (int)d.n);
-        m->freeze_state = true; /* a query: BatchNormalization's moving statistics stay put */
-        s = loom_engine_forward(m, (int)d.n, true, true, mask, NULL);
-        m->freeze_state = false;
-        if (!s) {
-            loom_engine_backward(m, (int)d.n, mask, with_reg, NULL, grad);
-            if (losses)
-                for (int k = 0; k < m->n_outputs; k++) losses[k] = m->outputs[k].loss_value;
-        }
-    }
-    loom_unbind(&d);
-    return s;
+    int n = 0;
+    if ((s = query_forward(m, batch, "gradients", mask, &n))) return s;
+    loom_engine_backward(m, n, mask, with_reg, NULL, grad);
+    if (losses)
+        for (int k = 0; k < m->n_outputs; k++) losses[k] = m->outputs[k].loss_value;
+    return LOOM_OK;
 }
 
 loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weighted, float *const *grads,
@@ -280,29 +289,19 @@ loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weigh
         ones[k] = 1.0f;
         if (m->outputs[k].loss.kind != LOSS_NONE) mask |= 1ULL << k;
     }
-    loom_bound_data d;
-    if ((s = loom_bind(m, batch, true, "loss_gradients", &d))) return s;
-    if (d.n > (size_t)1 << 30) s = loom_set_error(&m->err, LOOM_ERR_DATA, "loss_gradients: batch too large");
-    if (!s && !(s = loom_engine_plan(m, (int)d.n))) {
-        loom_engine_gather(m, &d, NULL, 0, (int)d.n);
-        m->freeze_state = true;
-        s = loom_engine_forward(m, (int)d.n, true, true, mask, NULL);
-        m->freeze_state = false;
-        if (!s) {
-            /* one forward, then one backward per loss into its own buffer */
-            for (int k = 0; k < m->n_outputs; k++) {
-                if (!grads[k]) continue;
-                if (mask >> k & 1)
-                    loom_engine_backward(m, (int)d.n, 1ULL << k, false, weighted ? NULL : ones, grads[k]);
-                else
-                    memset(grads[k], 0, m->n_params * sizeof(float));
-            }
-            if (losses)
-                for (int k = 0; k < m->n_outputs; k++) losses[k] = m->outputs[k].loss_value;
-        }
+    int n = 0;
+    if ((s = query_forward(m, batch, "loss_gradients", mask, &n))) return s;
+    /* one forward, then one backward per loss into its own buffer */
+    for (int k = 0; k < m->n_outputs; k++) {
+        if (!grads[k]) continue;
+        if (mask >> k & 1)
+            loom_engine_backward(m, n, 1ULL << k, false, weighted ? NULL : ones, grads[k]);
+        else
+            memset(grads[k], 0, m->n_params * sizeof(float));
     }
-    loom_unbind(&d);
-    return s;
+    if (losses)
+        for (int k = 0; k < m->n_outputs; k++) losses[k] = m->outputs[k].loss_value;
+    return LOOM_OK;
 }
 
 /* ---------------------------------------------------------------- fit */

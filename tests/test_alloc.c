@@ -1,4 +1,5 @@
-/* test_alloc.c — no allocation inside a training step after the first one. The test is linked
+/* test_alloc.c — no allocation inside a training step after the first one, in fit and in a
+ * user's own loop of train_on_batch / predict / gradients. The test is linked
  * with --wrap=malloc/calloc/realloc (see CMakeLists.txt), so every allocation made by loom's code
  * goes through the counters below; a batch hook reads them between steps. */
 #include "check.h"
@@ -69,6 +70,24 @@ int main(void) {
     CHECK(cnt.after_first > 0); /* the counters see loom's allocations at all */
     CHECK(cnt.last == cnt.after_first);
     printf("allocations during steps 2..7: %ld\n", cnt.last - cnt.after_first);
+
+    /* A user's own loop: train_on_batch, predict and a gradient query after the first call */
+    loom_array bx = {"x", xs, 16}, by[] = {{"C", yc, 16}, {"D", yd, 16}};
+    loom_data batch = {1, &bx, 2, by, 0, NULL};
+    float logs[8], pc[16 * 4], pd[16 * 2], *grad = malloc(loom_param_count(m) * sizeof *grad);
+    int n_logs;
+    CHECK_STATUS(loom_train_on_batch(m, &batch, logs, 8, &n_logs), LOOM_OK);
+    CHECK_STATUS(loom_predict(m, 1, &bx, 16, (float *const[]){pc, pd}), LOOM_OK);
+    CHECK_STATUS(loom_gradients(m, &batch, 0, NULL, grad, NULL), LOOM_OK);
+    long before = n_alloc;
+    for (int i = 0; i < 5; i++) {
+        CHECK_STATUS(loom_train_on_batch(m, &batch, logs, 8, &n_logs), LOOM_OK);
+        CHECK_STATUS(loom_predict(m, 1, &bx, 16, (float *const[]){pc, pd}), LOOM_OK);
+        CHECK_STATUS(loom_gradients(m, &batch, 0, NULL, grad, NULL), LOOM_OK);
+    }
+    CHECK(n_alloc == before);
+    CHECK(n_logs > 0);
+    free(grad);
     loom_callback_free(hook);
     loom_callback_free(nan);
     loom_model_free(m);

@@ -11,6 +11,7 @@
  *   - a small model that learns, and a loom_model_save / loom_model_load round trip. */
 #include "fixture.h"
 #include "op_harness.h"
+#include "train_check.h"
 
 #include <stdint.h>
 #include <string.h>
