@@ -20,10 +20,12 @@ loom_status loom_ld_fail(char *err, size_t errlen, loom_status code, const char 
     ;
 
 /* Reads a whole file (at most max bytes) into a malloc'd buffer; *buf is NULL on error. */
-/* The *_load functions of the single-array formats: read the whole file (bounded), then parse it. */
-typedef loom_status (*loom_ld_parser)(const void *buf, size_t len, const char *what, loom_ndarray *out, char *err,
-                                      size_t errlen);
-loom_status loom_ld_load(const char *path, loom_ld_parser parse, loom_ndarray *out, char *err, size_t errlen);
+/* The *_load functions: read the whole file (bounded), then parse it; `member` is passed through
+ * for .npz and ignored by the single-array formats. */
+typedef loom_status (*loom_ld_parser)(const void *buf, size_t len, const char *what, const char *member,
+                                      loom_ndarray *out, char *err, size_t errlen);
+loom_status loom_ld_load(const char *path, loom_ld_parser parse, const char *member, loom_ndarray *out, char *err,
+                         size_t errlen);
 
 loom_status loom_ld_read_file(const char *path, uint64_t max, unsigned char **buf, size_t *len, char *err,
                               size_t errlen);

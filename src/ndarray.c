@@ -177,14 +177,15 @@ void loom_ld_convert(float *dst, const unsigned char *src, size_t n, loom_ld_typ
     }
 }
 
-loom_status loom_ld_load(const char *path, loom_ld_parser parse, loom_ndarray *out, char *err, size_t errlen) {
+loom_status loom_ld_load(const char *path, loom_ld_parser parse, const char *member, loom_ndarray *out, char *err,
+                         size_t errlen) {
     if (!out) return loom_ld_fail(err, errlen, LOOM_ERR_ARGUMENT, "output array is NULL");
     memset(out, 0, sizeof *out);
     unsigned char *buf;
     size_t len;
     loom_status s = loom_ld_read_file(path, LOOM_LOAD_MAX_BYTES, &buf, &len, err, errlen);
     if (s) return s;
-    s = parse(buf, len, path, out, err, errlen);
+    s = parse(buf, len, path, member, out, err, errlen);
     free(buf);
     return s;
 }

@@ -256,6 +256,12 @@ loom_status loom_npy_parse(const void *buf, size_t len, const char *what, loom_n
     return LOOM_OK;
 }
 
+static loom_status parse_file(const void *buf, size_t len, const char *what, const char *member, loom_ndarray *out,
+                              char *err, size_t errlen) {
+    (void)member;
+    return loom_npy_parse(buf, len, what, out, err, errlen);
+}
+
 loom_status loom_npy_load(const char *path, loom_ndarray *out, char *err, size_t errlen) {
-    return loom_ld_load(path, loom_npy_parse, out, err, errlen);
+    return loom_ld_load(path, parse_file, NULL, out, err, errlen);
 }

@@ -290,15 +290,7 @@ loom_status loom_npz_parse(const void *buf, size_t len, const char *what, const 
 }
 
 loom_status loom_npz_load(const char *path, const char *member, loom_ndarray *out, char *err, size_t errlen) {
-    if (!out) return loom_ld_fail(err, errlen, LOOM_ERR_ARGUMENT, "output array is NULL");
-    memset(out, 0, sizeof *out);
-    unsigned char *buf;
-    size_t len;
-    loom_status s = loom_ld_read_file(path, LOOM_LOAD_MAX_BYTES, &buf, &len, err, errlen);
-    if (s) return s;
-    s = loom_npz_parse(buf, len, path, member, out, err, errlen);
-    free(buf);
-    return s;
+    return loom_ld_load(path, loom_npz_parse, member, out, err, errlen);
 }
 
 int loom_npz_members(const char *path, char **names, int max, char *err, size_t errlen) {
