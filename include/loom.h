@@ -62,11 +62,13 @@ typedef enum loom_status {
 /* A short constant name for a status ("LOOM_ERR_SHAPE"). */
 const char *loom_status_name(loom_status s);
 
-/* Threads used by the matrix products (OpenBLAS) and by loom's own loops (optimizer update,
- * convolution lowering, pooling, activations); default 1. The same seed and thread count give
- * bit-identical results; another thread count agrees to float32 rounding only (OpenBLAS uses
- * other kernels when threaded; loom's own loops never change a bit). LOOM_ERR_ARGUMENT outside
- * 1..1024. Process-wide. */
+/* Threads used by loom: one pool runs its loops (optimizer update, convolution lowering, pooling,
+ * activations) and shares out blocks of every large matrix product; default 1. The same seed gives
+ * bit-identical results at ANY thread count: blocks depend on the product's shape only.
+ * OpenBLAS itself is set to one thread (process-wide, by this call or by loom's first product), so
+ * its own workers never compete with loom's; a program that uses OpenBLAS directly as well may
+ * set its count again with openblas_set_num_threads, at the price of that bit-identity.
+ * LOOM_ERR_ARGUMENT outside 1..1024. Process-wide. */
 loom_status loom_set_num_threads(int n);
 int loom_get_num_threads(void);
 

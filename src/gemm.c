@@ -3,6 +3,8 @@
 #include "internal.h"
 #include "parallel.h"
 
+#include <stdatomic.h>
+
 #ifdef LOOM_HAVE_CBLAS
 #include <cblas.h>
 #endif
@@ -29,23 +31,82 @@ void loom_sgemm_portable(bool ta, bool tb, int M, int N, int K, float alpha, con
     }
 }
 
+static void sgemm_one(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+#ifdef LOOM_HAVE_CBLAS
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+                A, lda, B, ldb, beta, C, ldc);
+#else
+    loom_sgemm_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+/* Threads. loom keeps ONE pool: OpenBLAS runs on a single thread, and a large product is cut into
+ * blocks of C (rows or columns) that loom's own pool (parallel.c) shares out, one OpenBLAS call per
+ * block. Why not OpenBLAS's threads:
+ * - two pools fight: OpenBLAS's idle workers spin (sched_yield) for ~0.1 s after every product,
+ *   taking half a core from loom's own loops that run in between (measured: cnn at 2 threads 25 %
+ *   slower);
+ * - the blocks depend on the product's shape only, never on the thread count, and each is the same
+ *   call whichever thread runs it, so every thread count gives the same bits.
+ * The cost is packing the other operand once per block: blocks are at least GEMM_MIN_BLOCK rows or
+ * columns of the larger side and GEMM_MIN_FLOPS of work, which keeps it near 1 % at one thread. */
+#define GEMM_MIN_BLOCK 256
+#define GEMM_MIN_FLOPS 4e6
+#define GEMM_MAX_BLOCKS 8
+
+typedef struct gemm_job {
+    bool ta, tb, by_rows;
+    int M, N, K, block, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} gemm_job;
+
+static void gemm_blocks(size_t b0, size_t b1, void *p) {
+    const gemm_job *j = p;
+    for (size_t b = b0; b < b1; b++) {
+        int at = (int)b * j->block, n = j->by_rows ? j->M - at : j->N - at;
+        if (n > j->block) n = j->block;
+        if (j->by_rows)
+            sgemm_one(j->ta, j->tb, n, j->N, j->K, j->alpha, j->ta ? j->A + at : j->A + (size_t)at * j->lda, j->lda,
+                      j->B, j->ldb, j->beta, j->C + (size_t)at * j->ldc, j->ldc);
+        else
+            sgemm_one(j->ta, j->tb, j->M, n, j->K, j->alpha, j->A, j->lda,
+                      j->tb ? j->B + (size_t)at * j->ldb : j->B + at, j->ldb, j->beta, j->C + at, j->ldc);
+    }
+}
+
+#ifdef LOOM_HAVE_CBLAS
+static atomic_int blas_single; /* OpenBLAS set to one thread (by loom_set_num_threads or here) */
+#endif
+
 void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef LOOM_HAVE_CBLAS
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#else
-    loom_sgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (!atomic_load_explicit(&blas_single, memory_order_relaxed)) {
+        openblas_set_num_threads(1);
+        atomic_store(&blas_single, 1);
+    }
 #endif
+    /* split the larger side of C: the operand packed once per block is then the smaller one */
+    bool by_rows = M > N;
+    int side = by_rows ? M : N;
+    double flops = 2.0 * M * N * (K > 0 ? K : 1);
+    int blocks = side / GEMM_MIN_BLOCK;
+    if (blocks > flops / GEMM_MIN_FLOPS) blocks = (int)(flops / GEMM_MIN_FLOPS);
+    if (blocks > GEMM_MAX_BLOCKS) blocks = GEMM_MAX_BLOCKS;
+    if (blocks <= 1) {
+        sgemm_one(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int block = (side + blocks - 1) / blocks;
+    block = (block + 15) / 16 * 16; /* whole vectors of C per block */
+    gemm_job j = {trans_a, trans_b, by_rows, M, N, K, block, lda, ldb, ldc, alpha, beta, A, B, C};
+    loom_parallel_for((size_t)((side + block - 1) / block), 1, gemm_blocks, &j);
 }
 
-/* Threads: the count is both OpenBLAS's and loom's own (parallel.c: optimizer, convolution
- * lowering, pooling, activations). The same thread count always gives the same bits; loom's own
- * loops split only independent elements, so they never change a result. Different counts may:
- * OpenBLAS 0.3.21 picks another kernel when it runs threaded (its single-thread "small matrix"
- * kernels sum in another order), so results differ in the last bit (measured: 1 ulp on a product,
- * ~1e-6 relative after training; tests/test_fastpaths.c bounds it). */
 static int threads_set = 1;
 
 loom_status loom_set_num_threads(int n) {
@@ -53,18 +114,13 @@ loom_status loom_set_num_threads(int n) {
     threads_set = n;
     loom_parallel_set_num_threads(n);
 #ifdef LOOM_HAVE_CBLAS
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);
+    atomic_store(&blas_single, 1);
 #endif
     return LOOM_OK;
 }
 
-int loom_get_num_threads(void) {
-#ifdef LOOM_HAVE_CBLAS
-    return openblas_get_num_threads();
-#else
-    return threads_set;
-#endif
-}
+int loom_get_num_threads(void) { return threads_set; }
 
 /* z[r][:] = bias for every row: the start of "x . kernel + bias". An inline loop: a memcpy call
  * per row of a few dozen floats (one per output position of a convolution) costs more than the

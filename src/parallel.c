@@ -1,21 +1,22 @@
-/* parallel.c — a tiny persistent thread pool for loom's own loops (element-wise maths, im2col,
- * pooling, the optimizer update).
+/* parallel.c — a tiny persistent thread pool for loom's loops (element-wise maths, im2col, pooling,
+ * the optimizer update) and for the blocks of large matrix products.
  *
  * Why it looks like this:
  * - Results must not depend on the thread count, so callers only split independent outputs: a job
  *   is a range [0, n) cut into fixed contiguous pieces (a few per thread), and which thread runs a
  *   piece never matters.
- * - OpenBLAS keeps its own workers, which sched_yield while idle. Ours BLOCK on a condition
- *   variable between jobs, so they take no core from OpenBLAS when loom's loops are not running.
- * - Waking a blocked worker takes microseconds, and while OpenBLAS's worker still spins on the other
- *   core ours gets only part of it. So the threads take pieces in turn from a shared counter
- *   instead of owning one chunk each: the caller starts at once and takes whatever a late or
- *   slowed worker has not, which costs at most about the serial time, never a wait on top of it.
+ * - It is the only pool: OpenBLAS runs on one thread and large matrix products come here cut into
+ *   blocks (gemm.c). Two pools would fight: an idle OpenBLAS worker spins on sched_yield for ~0.1 s
+ *   after each product, taking half a core from whatever loom runs next.
+ * - Idle threads spin briefly, then block on a condition variable (see SPIN_ROUNDS).
+ * - The threads take pieces in turn from a shared counter instead of owning one chunk each: the
+ *   caller starts at once and takes whatever a late or slowed worker has not, which costs at most
+ *   about the serial time, never a wait on top of it.
  * - Workers are created lazily, on the first job that wants them (normally the first training
  *   step), from static storage: a job allocates nothing.
  * - One job at a time: a second user thread (another model trained concurrently) or a nested call
  *   from inside a chunk finds the pool taken (trylock) and simply runs its range inline.
- * - At process exit the workers are detached threads blocked in pthread_cond_wait: nothing to
+ * - At process exit the workers are detached threads spinning or blocked in pthread_cond_wait: nothing to
  *   join, nothing allocated by loom to free (an atexit join could deadlock when exit() is called
  *   while another user thread is inside a job). After fork() the child, which has no workers,
  *   starts from an empty pool.
@@ -49,9 +50,9 @@ static struct {
     pthread_cond_t start; /* workers wait here for a new generation */
     pthread_cond_t done;  /* the owner waits here for active == 0 */
     int n_workers;        /* started so far; they never exit */
-    unsigned long generation;
+    atomic_ulong generation; /* written under the lock; read without it while spinning */
     bool open;            /* the current job still takes workers */
-    int active;           /* workers taking pieces of the current job */
+    atomic_int active;    /* workers taking pieces of the current job (written under the lock) */
     int max_active;       /* the job's thread count less the owner */
     atomic_size_t next;   /* the next piece nobody has taken */
     size_t pieces, n;
@@ -76,13 +77,34 @@ static void take_pieces(void) {
     }
 }
 
+/* Spin-then-block. A training step posts a job every few microseconds to milliseconds, and waking a
+ * blocked thread takes tens of microseconds, which on a product of a few hundred microseconds costs
+ * more than the second core gains. So a waiting thread first spins (a pause loop, no system call)
+ * for about SPIN_ROUNDS pauses (a fraction of a millisecond), and only then blocks: between steps of
+ * a training loop the cores stay hot, outside training they are free again at once. */
+#define SPIN_ROUNDS 40000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static void *worker_main(void *arg) {
     (void)arg;
     pthread_mutex_lock(&pool.lock);
     /* A job posted before this line is simply missed: its owner runs the pieces itself. */
-    unsigned long seen = pool.generation;
+    unsigned long seen = atomic_load(&pool.generation);
     for (;;) {
-        while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.lock);
+        if (atomic_load(&pool.generation) == seen) {
+            pthread_mutex_unlock(&pool.lock);
+            for (int i = 0; i < SPIN_ROUNDS && atomic_load_explicit(&pool.generation, memory_order_acquire) == seen; i++)
+                cpu_relax();
+            pthread_mutex_lock(&pool.lock);
+        }
+        while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.start, &pool.lock);
         seen = pool.generation;
         /* woke after its owner had finished it, or more workers than the job's thread count */
         if (!pool.open || pool.active >= pool.max_active) continue;
@@ -169,7 +191,13 @@ void loom_parallel_for(size_t n, size_t min_per_thread, range_fn fn, void *ctx) 
 
     pthread_mutex_lock(&pool.lock);
     pool.open = false;
-    while (pool.active > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    if (atomic_load(&pool.active) > 0) { /* a worker is finishing its last piece: usually microseconds */
+        pthread_mutex_unlock(&pool.lock);
+        for (int i = 0; i < SPIN_ROUNDS && atomic_load_explicit(&pool.active, memory_order_acquire) > 0; i++)
+            cpu_relax();
+        pthread_mutex_lock(&pool.lock);
+    }
+    while (atomic_load(&pool.active) > 0) pthread_cond_wait(&pool.done, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
     pthread_mutex_unlock(&pool_owner);
 }

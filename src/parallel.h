@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 /* Threads for loom's own loops, 1..LOOM_PARALLEL_MAX_THREADS (larger counts are capped); 1 (the
- * default) never starts a thread. loom_set_num_threads calls it with the matrix product's count. */
+ * default) never starts a thread. loom_set_num_threads calls it. */
 #define LOOM_PARALLEL_MAX_THREADS 64
 void loom_parallel_set_num_threads(int n);
 int loom_parallel_num_threads(void);
