@@ -57,14 +57,18 @@ static void softmax_forward(const float *x, float *y, size_t rows, int dim) {
 }
 
 /* The Jacobian of softmax is diag(y) - y y^T, so dx = y * (dy - <dy, y>) per row. */
-static void softmax_backward(const float *y, const float *dy, float *dx, size_t rows, int dim) {
+/* dx += J^T dy, or (dx == dy) dy = J^T dy in place: the dot is taken before any element changes. */
+static void softmax_backward(const float *y, const float *dy, float *dx, size_t rows, int dim, bool in_place) {
     for (size_t r = 0; r < rows; r++) {
         const float *yr = y + r * (size_t)dim;
         const float *dyr = dy + r * (size_t)dim;
         float *dxr = dx + r * (size_t)dim;
         double dot = 0.0;
         for (int j = 0; j < dim; j++) dot += (double)dyr[j] * yr[j];
-        for (int j = 0; j < dim; j++) dxr[j] += yr[j] * (dyr[j] - (float)dot);
+        if (in_place)
+            for (int j = 0; j < dim; j++) dxr[j] = yr[j] * (dxr[j] - (float)dot);
+        else
+            for (int j = 0; j < dim; j++) dxr[j] += yr[j] * (dyr[j] - (float)dot);
     }
 }
 
@@ -74,6 +78,13 @@ LOOM_VECTOR_CLONES static void relu_backward(const float *restrict y, const floa
     for (size_t i = 0; i < n; i++) {
         float d = dy[i]; /* loaded unconditionally: a conditional load blocks vectorising */
         dx[i] += y[i] > 0.0f ? d : 0.0f;
+    }
+}
+
+LOOM_VECTOR_CLONES static void relu_backward_in_place(const float *restrict y, float *restrict dy, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float d = dy[i];
+        dy[i] = y[i] > 0.0f ? d : 0.0f;
     }
 }
 
@@ -144,53 +155,68 @@ bool loom_act_needs_input(loom_activation a) {
     }
 }
 
+/* The derivative of every element-wise activation at element i, written once for both forms of
+ * the backward: APPLY(i, g) is "dx[i] += dy[i] * g" (accumulate) or "dy[i] *= g" (in place). */
+#define ELEMENTWISE_BACKWARD(APPLY)                                                          \
+    switch (a) {                                                                             \
+    case LOOM_SIGMOID:                                                                       \
+        for (size_t i = 0; i < n; i++) APPLY(i, y[i] * (1.0f - y[i]));                       \
+        break;                                                                               \
+    case LOOM_TANH:                                                                          \
+        for (size_t i = 0; i < n; i++) APPLY(i, 1.0f - y[i] * y[i]);                         \
+        break;                                                                               \
+    case LOOM_GELU: /* d/dx [x Phi(x)] = Phi(x) + x phi(x) */                                \
+        for (size_t i = 0; i < n; i++)                                                       \
+            APPLY(i, 0.5f * (1.0f + erff(x[i] * SQRT1_2)) +                                  \
+                         x[i] * 0.3989422804014327f * expf(-0.5f * x[i] * x[i]));             \
+        break;                                                                               \
+    case LOOM_ELU:                                                                           \
+        for (size_t i = 0; i < n; i++) APPLY(i, y[i] > 0.0f ? 1.0f : y[i] + 1.0f);           \
+        break;                                                                               \
+    case LOOM_LEAKY_RELU:                                                                    \
+        for (size_t i = 0; i < n; i++) APPLY(i, y[i] > 0.0f ? 1.0f : LEAKY_SLOPE);           \
+        break;                                                                               \
+    case LOOM_SOFTPLUS:                                                                      \
+        for (size_t i = 0; i < n; i++) APPLY(i, sigmoidf(x[i]));                             \
+        break;                                                                               \
+    case LOOM_SWISH:                                                                         \
+        for (size_t i = 0; i < n; i++) {                                                     \
+            float s_ = sigmoidf(x[i]);                                                       \
+            APPLY(i, s_ + x[i] * s_ * (1.0f - s_));                                          \
+        }                                                                                    \
+        break;                                                                               \
+    default:                                                                                 \
+        break;                                                                               \
+    }
+#define ACCUMULATE(i, g) dx[i] += dy[i] * (g)
+#define SCALE(i, g) dy[i] *= (g)
+
+bool loom_act_keeps_preact(loom_activation a) {
+    return loom_act_needs_input(a) || a == LOOM_SOFTMAX || a == LOOM_SIGMOID;
+}
+
 static void act_backward_serial(loom_activation a, const float *x, const float *y, const float *dy,
                                 float *dx, size_t rows, int dim) {
     size_t n = rows * (size_t)dim;
-    switch (a) {
-    case LOOM_LINEAR:
+    if (a == LOOM_LINEAR)
         add_into(dy, dx, n);
-        break;
-    case LOOM_RELU:
+    else if (a == LOOM_RELU)
         relu_backward(y, dy, dx, n);
-        break;
-    case LOOM_SIGMOID:
-        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
-        break;
-    case LOOM_TANH:
-        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
-        break;
-    case LOOM_SOFTMAX:
-        softmax_backward(y, dy, dx, rows, dim);
-        break;
-    case LOOM_GELU: {
-        /* d/dx [x Phi(x)] = Phi(x) + x phi(x) */
-        const float inv_sqrt_2pi = 0.3989422804014327f;
-        for (size_t i = 0; i < n; i++) {
-            float cdf = 0.5f * (1.0f + erff(x[i] * SQRT1_2));
-            float pdf = inv_sqrt_2pi * expf(-0.5f * x[i] * x[i]);
-            dx[i] += dy[i] * (cdf + x[i] * pdf);
-        }
-        break;
-    }
-    case LOOM_ELU:
-        for (size_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : dy[i] * (y[i] + 1.0f);
-        break;
-    case LOOM_LEAKY_RELU:
-        for (size_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : LEAKY_SLOPE * dy[i];
-        break;
-    case LOOM_SOFTPLUS:
-        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * sigmoidf(x[i]);
-        break;
-    case LOOM_SWISH:
-        for (size_t i = 0; i < n; i++) {
-            float s = sigmoidf(x[i]);
-            dx[i] += dy[i] * (s + x[i] * s * (1.0f - s));
-        }
-        break;
-    default:
-        break;
-    }
+    else if (a == LOOM_SOFTMAX)
+        softmax_backward(y, dy, dx, rows, dim, false);
+    else
+        ELEMENTWISE_BACKWARD(ACCUMULATE)
+}
+
+static void act_backward_in_place_serial(loom_activation a, const float *x, const float *y, float *dy,
+                                         size_t rows, int dim) {
+    size_t n = rows * (size_t)dim;
+    if (a == LOOM_RELU)
+        relu_backward_in_place(y, dy, n);
+    else if (a == LOOM_SOFTMAX)
+        softmax_backward(y, dy, dy, rows, dim, true);
+    else if (a != LOOM_LINEAR)
+        ELEMENTWISE_BACKWARD(SCALE)
 }
 
 /* ---------------------------------------------------------------- threads
@@ -217,7 +243,10 @@ static void forward_rows(size_t r0, size_t r1, void *p) {
 static void backward_rows(size_t r0, size_t r1, void *p) {
     const act_job *j = p;
     size_t at = r0 * (size_t)j->dim;
-    act_backward_serial(j->a, skip(j->x, at), skip(j->y, at), j->dy + at, j->out + at, r1 - r0, j->dim);
+    if (j->dy == j->out)
+        act_backward_in_place_serial(j->a, skip(j->x, at), skip(j->y, at), j->out + at, r1 - r0, j->dim);
+    else
+        act_backward_serial(j->a, skip(j->x, at), skip(j->y, at), j->dy + at, j->out + at, r1 - r0, j->dim);
 }
 
 static size_t min_rows_per_thread(loom_activation a, int dim) {
@@ -240,5 +269,12 @@ void loom_act_backward(loom_activation a, const float *x, const float *y, const 
                        float *dx, size_t rows, int dim) {
     if (dim <= 0) return;
     act_job j = {a, x, y, dy, dx, dim};
+    loom_parallel_for(rows, min_rows_per_thread(a, dim), backward_rows, &j);
+}
+
+void loom_act_backward_in_place(loom_activation a, const float *x, const float *y, float *dy, size_t rows,
+                                int dim) {
+    if (dim <= 0 || a == LOOM_LINEAR) return;
+    act_job j = {a, x, y, dy, dy, dim};
     loom_parallel_for(rows, min_rows_per_thread(a, dim), backward_rows, &j);
 }

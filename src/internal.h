@@ -66,7 +66,8 @@ typedef struct loom_op_ctx {
     float *const *din;           /* input gradients to ACCUMULATE into; din[i] NULL: not needed */
     const loom_shape *in_shape;  /* per-sample input shapes */
     float *out;                  /* output values (forward writes) */
-    const float *dout;           /* output gradient (backward reads) */
+    float *dout;                 /* output gradient: backward reads it and may overwrite it (nothing
+                                    reads it after this node's backward) */
     loom_shape out_shape;
     const float *w;              /* the layer's weights, contiguous in layer weight order */
     float *dw;                   /* their gradients, to ACCUMULATE into; NULL: not needed */
@@ -203,8 +204,16 @@ void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, 
 /* dx += dy * act'(x) given x (pre-activation) and y (post-activation). */
 void loom_act_backward(loom_activation a, const float *x, const float *y, const float *dy,
                        float *dx, size_t rows, int dim);
+/* dy = dy * act'(x) in place (x may be NULL unless loom_act_needs_input): how Dense and the
+ * convolutions turn their output gradient into the pre-activation's without another buffer. */
+void loom_act_backward_in_place(loom_activation a, const float *x, const float *y, float *dy, size_t rows,
+                                int dim);
 /* Does the backward need x (pre-activation), or is y enough? */
 bool loom_act_needs_input(loom_activation a);
+/* Must a layer with this activation keep its pre-activation z after forward? When the backward
+ * needs it, or when a fused loss may read it as logits (softmax, sigmoid). Otherwise z is written
+ * into the output and activated in place: one buffer less per layer. */
+bool loom_act_keeps_preact(loom_activation a);
 
 /* ---------------------------------------------------------------- matrix products (gemm.c) */
 

@@ -24,8 +24,8 @@
  * (X . K^T then col2im), its backward an im2col of dY. DepthwiseConv2D uses direct loops: a
  * per-channel product would have a single column.
  *
- * Scratch per call site: [z | dz] (batch * out floats each) when the activation is not linear,
- * z being the pre-activation kept for backward, then the column buffer. */
+ * Scratch per call site: z (batch * out floats, the pre-activation) when the activation needs it
+ * for backward or a fused loss reads it as logits, then the column buffer. */
 #include "internal.h"
 #include "parallel.h"
 
@@ -293,48 +293,35 @@ static loom_status conv_build(loom_layer *L, int n_in, const loom_shape *in, loo
 
 /* ---------------------------------------------------------------- activation plumbing */
 
+/* The pre-activation z is kept in scratch only when the activation needs it (see
+ * loom_act_keeps_preact); otherwise forward writes z into the output and activates it in place. */
+static bool keeps_preact(const loom_layer *L) {
+    return L->activation != LOOM_LINEAR && loom_act_keeps_preact(L->activation);
+}
+
 static size_t act_floats(const loom_layer *L, const loom_shape *out, int batch) {
-    return L->activation == LOOM_LINEAR ? 0 : 2 * (size_t)batch * loom_shape_size(out);
+    return keeps_preact(L) ? (size_t)batch * loom_shape_size(out) : 0;
 }
 
 /* Where forward writes the pre-activation. */
 static float *preact(const loom_layer *L, const loom_op_ctx *c) {
-    return L->activation == LOOM_LINEAR ? c->out : c->scratch;
+    return keeps_preact(L) ? c->scratch : c->out;
 }
 
 static void finish_forward(const loom_layer *L, const loom_op_ctx *c) {
     if (L->activation == LOOM_LINEAR) return;
     int ch = c->out_shape.dims[c->out_shape.rank - 1];
     size_t rows = (size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)ch;
-    loom_act_forward(L->activation, c->scratch, c->out, rows, ch);
+    loom_act_forward(L->activation, preact(L, c), c->out, rows, ch);
 }
 
-/* dL/dz: dout itself when linear or already given as such (fused loss), else computed into the
- * dz part of scratch. */
-typedef struct act_grad_job {
-    const loom_layer *L;
-    const loom_op_ctx *c;
-    float *dz;
-    int ch;
-} act_grad_job;
-
-/* Rows [r0, r1) of dz = 0 + act'(z) * dout: zeroing and the derivative in one pass per chunk, while
- * the rows are in cache. */
-static void act_grad_rows(size_t r0, size_t r1, void *p) {
-    const act_grad_job *j = p;
-    size_t at = r0 * (size_t)j->ch, n = (r1 - r0) * (size_t)j->ch;
-    memset(j->dz + at, 0, n * sizeof *j->dz);
-    loom_act_backward(j->L->activation, j->c->scratch + at, j->c->out + at, j->c->dout + at, j->dz + at,
-                      r1 - r0, j->ch);
-}
-
+/* dL/dz, computed over dout in place (or dout itself when linear or given as such by a fused loss). */
 static const float *preact_grad(const loom_layer *L, const loom_op_ctx *c) {
     if (L->activation == LOOM_LINEAR || c->dout_is_preact) return c->dout;
-    size_t n = (size_t)c->batch * loom_shape_size(&c->out_shape);
     int ch = c->out_shape.dims[c->out_shape.rank - 1];
-    act_grad_job j = {L, c, c->scratch + n, ch};
-    loom_parallel_for(n / (size_t)ch, min_rows(ch, PAR_MIN_FLOATS), act_grad_rows, &j);
-    return j.dz;
+    size_t rows = (size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)ch;
+    loom_act_backward_in_place(L->activation, keeps_preact(L) ? c->scratch : NULL, c->out, c->dout, rows, ch);
+    return c->dout;
 }
 
 static float *cols_buffer(const loom_layer *L, const loom_op_ctx *c) {

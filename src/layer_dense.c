@@ -27,9 +27,7 @@ static size_t min_cols(size_t rows) {
 }
 
 typedef struct dense_job {
-    const loom_layer *L;
-    const loom_op_ctx *c;
-    float *z;          /* the rows the bias goes into (forward), dz being computed (backward) */
+    float *z;          /* forward: the rows the bias goes into */
     const float *bias; /* forward */
     const float *dz;   /* backward: the finished dz */
     float *db;
@@ -39,15 +37,6 @@ typedef struct dense_job {
 static void bias_rows(size_t r0, size_t r1, void *p) {
     const dense_job *j = p;
     loom_broadcast_rows(j->z + r0 * (size_t)j->units, j->bias, r1 - r0, j->units);
-}
-
-/* dz rows [r0, r1) = 0 + act'(z) * dout: zeroed and filled while in cache. */
-static void act_grad_rows(size_t r0, size_t r1, void *p) {
-    const dense_job *j = p;
-    size_t at = r0 * (size_t)j->units, n = (r1 - r0) * (size_t)j->units;
-    memset(j->z + at, 0, n * sizeof *j->z);
-    loom_act_backward(j->L->activation, j->c->scratch + at, j->c->out + at, j->c->dout + at, j->z + at,
-                      r1 - r0, j->units);
 }
 
 /* db[u] += column sums of dz over the columns [u0, u1): threads split the columns, so each db[u]
@@ -88,21 +77,25 @@ static loom_status dense_build(loom_layer *L, int n_in, const loom_shape *in, lo
     return LOOM_OK;
 }
 
-/* Non-linear activations keep the pre-activation z (fused losses read it as logits) and a dz
- * buffer for the backward pass. */
+/* The pre-activation z is kept in scratch only when the activation's backward needs it or a fused
+ * loss reads it as logits (loom_act_keeps_preact); otherwise forward activates the output in
+ * place and backward turns dout into dz in place. */
+static bool keeps_preact(const loom_layer *L) {
+    return L->activation != LOOM_LINEAR && loom_act_keeps_preact(L->activation);
+}
+
 static size_t dense_scratch(const loom_layer *L, int n_in, const loom_shape *in,
                             const loom_shape *out, int batch) {
     (void)n_in;
     (void)in;
-    if (L->activation == LOOM_LINEAR) return 0;
-    return 2 * (size_t)batch * loom_shape_size(out);
+    return keeps_preact(L) ? (size_t)batch * loom_shape_size(out) : 0;
 }
 
 static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     int in_dim = c->in_shape[0].dims[c->in_shape[0].rank - 1];
     int units = L->units;
     int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
-    float *z = L->activation == LOOM_LINEAR ? c->out : c->scratch;
+    float *z = keeps_preact(L) ? c->scratch : c->out;
     const float *kernel = c->w, *bias = L->dense.use_bias ? c->w + (size_t)in_dim * units : NULL;
     if (bias) {
         dense_job j = {.z = z, .bias = bias, .rows = rows, .units = units};
@@ -118,11 +111,9 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
     int units = L->units;
     int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
     const float *dz = c->dout;
-    if (L->activation != LOOM_LINEAR && !c->dout_is_preact) {
-        dense_job j = {.L = L, .c = c, .z = c->scratch + (size_t)rows * units, .rows = rows, .units = units};
-        loom_parallel_for((size_t)rows, min_units((size_t)units), act_grad_rows, &j);
-        dz = j.z;
-    }
+    if (L->activation != LOOM_LINEAR && !c->dout_is_preact) /* dz over dout, in place */
+        loom_act_backward_in_place(L->activation, keeps_preact(L) ? c->scratch : NULL, c->out, c->dout,
+                                   (size_t)rows, units);
     if (c->dw) {
         /* dK += x^T dz ; db += column sums of dz */
         loom_sgemm(true, false, in_dim, units, rows, 1.0f, c->in[0], in_dim, dz, units, 1.0f, c->dw,

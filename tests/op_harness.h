@@ -46,6 +46,7 @@ typedef struct op_harness {
     float *din[OPH_MAX_IN];
     float *out;
     float *dout; /* r, random in [-1, 1) */
+    float *dout_work; /* what backward gets: a fresh copy of r each call (an op may overwrite it) */
     float *w, *dw;
     size_t n_w;
     float *scratch;
@@ -75,6 +76,7 @@ static inline void oph_free(op_harness *H) {
     }
     free(H->out);
     free(H->dout);
+    free(H->dout_work);
     free(H->w);
     free(H->dw);
     free(H->scratch);
@@ -114,6 +116,7 @@ static inline loom_status oph_init(op_harness *H, loom_layer *L, int n_in, const
     }
     ok = ok && (H->out = malloc(H->out_n * sizeof(float) + 1)) &&
          (H->dout = malloc(H->out_n * sizeof(float) + 1)) &&
+         (H->dout_work = malloc(H->out_n * sizeof(float) + 1)) &&
          (H->w = malloc(H->n_w * sizeof(float) + 1)) &&
          (H->dw = malloc(H->n_w * sizeof(float) + 1)) &&
          (H->scratch = malloc(H->n_scratch * sizeof(float) + 1));
@@ -134,7 +137,8 @@ static inline loom_op_ctx oph_ctx(const op_harness *H, float *const *din, float 
     c.din = din;
     c.in_shape = H->in_shape;
     c.out = H->out;
-    c.dout = H->dout;
+    memcpy(H->dout_work, H->dout, H->out_n * sizeof(float));
+    c.dout = H->dout_work;
     c.out_shape = H->out_shape;
     c.w = H->w;
     c.dw = dw;

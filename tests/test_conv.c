@@ -318,7 +318,7 @@ static void test_chunked_batches(void) {
                 c.batch = 1;
                 c.in = xb;
                 c.out = y1 + b * out1;
-                c.dout = HD.dout + b * out1;
+                c.dout = HD.dout_work + b * out1; /* oph_ctx refreshed it from r */
                 D->op->forward(D, &c);
                 D->op->backward(D, &c);
             }
