@@ -19,7 +19,9 @@
  * Convolutions go through loom_sgemm on an im2col buffer: a row per output position, holding
  * the receptive field in kernel order (row, col, channel), so the kernel is the (kh*kw*in, filters)
  * right-hand matrix as stored. Samples are processed in chunks whose column buffer stays below
- * CHUNK_FLOATS, which keeps the products large for small images without unbounded scratch.
+ * CHUNK_FLOATS (2 MB, about a core's L2 cache): the products stay large for small images, the
+ * product reads a buffer im2col has just written while it is still in cache, and scratch stays
+ * bounded (measured on the benchmark cnn: 16 MB chunks were 10 % slower and 6 MB larger).
  * Conv2DTranspose is the same machinery backwards: its forward is a convolution's input gradient
  * (X . K^T then col2im), its backward an im2col of dY. DepthwiseConv2D uses direct loops: a
  * per-channel product would have a single column.
@@ -32,7 +34,7 @@
 #include <math.h>
 #include <string.h>
 
-#define CHUNK_FLOATS ((size_t)1 << 22)
+#define CHUNK_FLOATS ((size_t)1 << 19)
 
 enum { A_FILT, A_KH, A_KW, A_SH, A_SW, A_DH, A_DW, A_PAD, A_BIAS, A_KINIT, A_BINIT };
 
