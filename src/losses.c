@@ -178,15 +178,26 @@ static inline double sigmoid(double z) {
 
 static inline double sign(double x) { return (x > 0) - (x < 0); }
 
-/* max_j z_j and sum_j exp(z_j - max): log_softmax(z)_j = z_j - max - log(sum). */
-static inline void softmax_stats(const float *z, int dim, double *zmax, double *sum) {
+/* max_j z_j and sum_j exp(z_j - max): log_softmax(z)_j = z_j - max - log(sum). The first
+ * EXP_KEEP exponentials stay in e (the usual class counts), so that the gradient reuses them:
+ * exp is most of a short row's cost. */
+#define EXP_KEEP 256
+static inline void softmax_stats(const float *z, int dim, double *zmax, double *sum, double e[EXP_KEEP]) {
     double m = z[0];
     for (int j = 1; j < dim; j++)
         if (z[j] > m) m = z[j];
     double s = 0.0;
-    for (int j = 0; j < dim; j++) s += exp(z[j] - m);
+    for (int j = 0; j < dim; j++) {
+        double ej = exp(z[j] - m);
+        if (j < EXP_KEEP) e[j] = ej;
+        s += ej;
+    }
     *zmax = m;
     *sum = s;
+}
+
+static inline double kept_exp(const double e[EXP_KEEP], const float *z, int j, double zmax) {
+    return j < EXP_KEEP ? e[j] : exp(z[j] - zmax);
 }
 
 /* ---------------------------------------------------------------- per-row losses
@@ -356,8 +367,8 @@ static double row_cce(const float *t, const float *p, float *g, int dim, double 
 /* CCE on logits: v = sum t (lse - z); dv/dz = softmax(z) * sum t - t. */
 static double row_cce_logits(const float *t, const float *z, float *g, int dim, double scale,
                              double ls) {
-    double m, se;
-    softmax_stats(z, dim, &m, &se);
+    double m, se, e[EXP_KEEP];
+    softmax_stats(z, dim, &m, &se, e);
     double lse = m + log(se);
     double off = ls / dim, on = 1.0 - ls;
     double v = 0.0, tsum = 0.0;
@@ -369,7 +380,7 @@ static double row_cce_logits(const float *t, const float *z, float *g, int dim, 
     if (g) {
         for (int j = 0; j < dim; j++) {
             double tj = t[j] * on + off;
-            g[j] = (float)(scale * (exp(z[j] - m) / se * tsum - tj));
+            g[j] = (float)(scale * (kept_exp(e, z, j, m) / se * tsum - tj));
         }
     }
     return v;
@@ -394,11 +405,11 @@ static double row_scce(int y, const float *p, float *g, int dim, double scale) {
 }
 
 static double row_scce_logits(int y, const float *z, float *g, int dim, double scale) {
-    double m, se;
-    softmax_stats(z, dim, &m, &se);
+    double m, se, e[EXP_KEEP];
+    softmax_stats(z, dim, &m, &se, e);
     if (g) {
-        for (int j = 0; j < dim; j++) g[j] = (float)(scale * exp(z[j] - m) / se);
-        g[y] = (float)(scale * (exp(z[y] - m) / se - 1.0));
+        for (int j = 0; j < dim; j++) g[j] = (float)(scale * kept_exp(e, z, j, m) / se);
+        g[y] = (float)(scale * (kept_exp(e, z, y, m) / se - 1.0));
     }
     return m + log(se) - z[y];
 }
