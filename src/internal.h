@@ -210,8 +210,8 @@ void loom_act_backward_in_place(loom_activation a, const float *x, const float *
                                 int dim);
 /* Does the backward need x (pre-activation), or is y enough? */
 bool loom_act_needs_input(loom_activation a);
-/* Must a layer with this activation keep its pre-activation z after forward? When the backward
- * needs it, or when a fused loss may read it as logits (softmax, sigmoid). Otherwise z is written
+/* Must a layer with this activation keep its pre-activation z after forward (never for linear)?
+ * When the backward needs it, or when a fused loss may read it as logits (softmax, sigmoid). Otherwise z is written
  * into the output and activated in place: one buffer less per layer. */
 bool loom_act_keeps_preact(loom_activation a);
 

@@ -295,19 +295,15 @@ static loom_status conv_build(loom_layer *L, int n_in, const loom_shape *in, loo
 
 /* ---------------------------------------------------------------- activation plumbing */
 
-/* The pre-activation z is kept in scratch only when the activation needs it (see
- * loom_act_keeps_preact); otherwise forward writes z into the output and activates it in place. */
-static bool keeps_preact(const loom_layer *L) {
-    return L->activation != LOOM_LINEAR && loom_act_keeps_preact(L->activation);
-}
-
+/* The pre-activation z stays in scratch only when the activation needs it (loom_act_keeps_preact);
+ * otherwise forward writes z into the output and activates it in place. */
 static size_t act_floats(const loom_layer *L, const loom_shape *out, int batch) {
-    return keeps_preact(L) ? (size_t)batch * loom_shape_size(out) : 0;
+    return loom_act_keeps_preact(L->activation) ? (size_t)batch * loom_shape_size(out) : 0;
 }
 
-/* Where forward writes the pre-activation. */
+/* Where forward writes the pre-activation (the output itself when it is not kept). */
 static float *preact(const loom_layer *L, const loom_op_ctx *c) {
-    return keeps_preact(L) ? c->scratch : c->out;
+    return loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
 }
 
 static void finish_forward(const loom_layer *L, const loom_op_ctx *c) {
@@ -322,7 +318,7 @@ static const float *preact_grad(const loom_layer *L, const loom_op_ctx *c) {
     if (L->activation == LOOM_LINEAR || c->dout_is_preact) return c->dout;
     int ch = c->out_shape.dims[c->out_shape.rank - 1];
     size_t rows = (size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)ch;
-    loom_act_backward_in_place(L->activation, keeps_preact(L) ? c->scratch : NULL, c->out, c->dout, rows, ch);
+    loom_act_backward_in_place(L->activation, preact(L, c), c->out, c->dout, rows, ch);
     return c->dout;
 }
 

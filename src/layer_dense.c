@@ -8,7 +8,7 @@
 
 /* Threads (src/parallel.c) split rows or columns whose outputs do not depend on one another, so
  * the result is the same bits at any thread count; a thread's share must be worth waking it for.
- * The matrix products are OpenBLAS's (or the portable loops) and thread on their own. */
+ * loom_sgemm shares out the blocks of a large product on the same pool. */
 #define PAR_MIN_FLOATS ((size_t)1 << 16)
 
 static size_t min_units(size_t floats_per_unit) {
@@ -80,22 +80,18 @@ static loom_status dense_build(loom_layer *L, int n_in, const loom_shape *in, lo
 /* The pre-activation z is kept in scratch only when the activation's backward needs it or a fused
  * loss reads it as logits (loom_act_keeps_preact); otherwise forward activates the output in
  * place and backward turns dout into dz in place. */
-static bool keeps_preact(const loom_layer *L) {
-    return L->activation != LOOM_LINEAR && loom_act_keeps_preact(L->activation);
-}
-
 static size_t dense_scratch(const loom_layer *L, int n_in, const loom_shape *in,
                             const loom_shape *out, int batch) {
     (void)n_in;
     (void)in;
-    return keeps_preact(L) ? (size_t)batch * loom_shape_size(out) : 0;
+    return loom_act_keeps_preact(L->activation) ? (size_t)batch * loom_shape_size(out) : 0;
 }
 
 static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     int in_dim = c->in_shape[0].dims[c->in_shape[0].rank - 1];
     int units = L->units;
     int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
-    float *z = keeps_preact(L) ? c->scratch : c->out;
+    float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
     const float *kernel = c->w, *bias = L->dense.use_bias ? c->w + (size_t)in_dim * units : NULL;
     if (bias) {
         dense_job j = {.z = z, .bias = bias, .rows = rows, .units = units};
@@ -111,9 +107,10 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
     int units = L->units;
     int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
     const float *dz = c->dout;
-    if (L->activation != LOOM_LINEAR && !c->dout_is_preact) /* dz over dout, in place */
-        loom_act_backward_in_place(L->activation, keeps_preact(L) ? c->scratch : NULL, c->out, c->dout,
-                                   (size_t)rows, units);
+    if (L->activation != LOOM_LINEAR && !c->dout_is_preact) { /* dz over dout, in place */
+        const float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
+        loom_act_backward_in_place(L->activation, z, c->out, c->dout, (size_t)rows, units);
+    }
     if (c->dw) {
         /* dK += x^T dz ; db += column sums of dz */
         loom_sgemm(true, false, in_dim, units, rows, 1.0f, c->in[0], in_dim, dz, units, 1.0f, c->dw,
