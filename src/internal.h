@@ -217,7 +217,8 @@ bool loom_act_keeps_preact(loom_activation a);
 
 /* ---------------------------------------------------------------- matrix products (gemm.c) */
 
-/* C = alpha * op(A) . op(B) + beta * C, row-major; op(A) is M x K, op(B) is K x N. */
+/* C = alpha * op(A) . op(B) + beta * C, row-major; op(A) is M x K, op(B) is K x N. A large product
+ * is cut into blocks of C chosen from its shape alone and shared out on loom's pool (gemm.c). */
 void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* z[r][0..n) = bias[0..n) for rows rows (the bias a product then accumulates onto). */
