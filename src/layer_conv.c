@@ -397,6 +397,36 @@ static void fill_bias(float *z, size_t rows, int ch, const float *bias) {
 
 /* ---------------------------------------------------------------- Conv1D / Conv2D */
 
+/* What every lowered pass (Conv*, Conv2DTranspose, forward and backward) starts from: the
+ * geometry, the product's row and column counts per sample, floats per sample on each side, the
+ * samples per chunk and the chunk's column buffer. */
+typedef struct lowering {
+    conv_geom g;
+    size_t M, K, in_n, out_n;
+    int chunk;
+    float *cols;
+} lowering;
+
+static lowering lowering_of(const loom_layer *L, const loom_op_ctx *c) {
+    lowering w;
+    w.g = layer_geom(L, &c->in_shape[0], &c->out_shape);
+    w.M = geom_rows(&w.g);
+    w.K = geom_cols(&w.g);
+    w.in_n = loom_shape_size(&c->in_shape[0]);
+    w.out_n = loom_shape_size(&c->out_shape);
+    w.chunk = chunk_samples(&w.g, c->batch);
+    w.cols = cols_buffer(L, c);
+    return w;
+}
+
+/* The start of every backward: dz (over dout, in place), the bias gradient; NULL when neither the
+ * kernel's nor the input's gradient is wanted. */
+static const float *backward_start(const loom_layer *L, const loom_op_ctx *c) {
+    const float *dz = preact_grad(L, c);
+    add_bias_grad(L, c, dz);
+    return c->dw || c->din[0] ? dz : NULL;
+}
+
 static size_t conv_scratch(const loom_layer *L, int n_in, const loom_shape *in,
                            const loom_shape *out, int batch) {
     (void)n_in;
@@ -405,16 +435,15 @@ static size_t conv_scratch(const loom_layer *L, int n_in, const loom_shape *in,
 }
 
 static void conv_forward(const loom_layer *L, const loom_op_ctx *c) {
-    conv_geom g = layer_geom(L, &c->in_shape[0], &c->out_shape);
+    lowering w = lowering_of(L, c);
     int F = L->iarg[A_FILT];
-    size_t M = geom_rows(&g), K = geom_cols(&g);
-    size_t in_n = loom_shape_size(&c->in_shape[0]), out_n = loom_shape_size(&c->out_shape);
-    int chunk = chunk_samples(&g, c->batch);
-    float *z = preact(L, c), *cols = cols_buffer(L, c);
+    size_t M = w.M, K = w.K, in_n = w.in_n, out_n = w.out_n;
+    int chunk = w.chunk;
+    float *z = preact(L, c), *cols = w.cols;
     const float *bias = bias_of(L, c);
     for (int b0 = 0; b0 < c->batch; b0 += chunk) {
         int nb = c->batch - b0 < chunk ? c->batch - b0 : chunk;
-        im2col_batch(&g, c->in[0] + (size_t)b0 * in_n, in_n, nb, cols);
+        im2col_batch(&w.g, c->in[0] + (size_t)b0 * in_n, in_n, nb, cols);
         float *zc = z + (size_t)b0 * out_n;
         if (bias) fill_bias(zc, (size_t)nb * M, F, bias);
         /* z = cols . kernel (+ bias) */
@@ -425,21 +454,19 @@ static void conv_forward(const loom_layer *L, const loom_op_ctx *c) {
 }
 
 static void conv_backward(const loom_layer *L, const loom_op_ctx *c) {
-    conv_geom g = layer_geom(L, &c->in_shape[0], &c->out_shape);
+    const float *dz = backward_start(L, c);
+    if (!dz) return;
+    lowering w = lowering_of(L, c);
     int F = L->iarg[A_FILT];
-    size_t M = geom_rows(&g), K = geom_cols(&g);
-    size_t in_n = loom_shape_size(&c->in_shape[0]), out_n = loom_shape_size(&c->out_shape);
-    int chunk = chunk_samples(&g, c->batch);
-    float *cols = cols_buffer(L, c);
-    const float *dz = preact_grad(L, c);
-    add_bias_grad(L, c, dz);
-    if (!c->dw && !c->din[0]) return;
+    size_t M = w.M, K = w.K, in_n = w.in_n, out_n = w.out_n;
+    int chunk = w.chunk;
+    float *cols = w.cols;
     for (int b0 = 0; b0 < c->batch; b0 += chunk) {
         int nb = c->batch - b0 < chunk ? c->batch - b0 : chunk;
         const float *dzc = dz + (size_t)b0 * out_n;
         if (c->dw) {
             /* dK += cols^T . dz */
-            im2col_batch(&g, c->in[0] + (size_t)b0 * in_n, in_n, nb, cols);
+            im2col_batch(&w.g, c->in[0] + (size_t)b0 * in_n, in_n, nb, cols);
             loom_sgemm(true, false, (int)K, F, (int)(nb * M), 1.0f, cols, (int)K, dzc, F, 1.0f,
                        c->dw, F);
         }
@@ -447,7 +474,7 @@ static void conv_backward(const loom_layer *L, const loom_op_ctx *c) {
             /* dcols = dz . K^T, scattered back onto the input */
             loom_sgemm(false, true, (int)(nb * M), (int)K, F, 1.0f, dzc, F, c->w, F, 0.0f, cols,
                        (int)K);
-            col2im_batch(&g, cols, nb, c->din[0] + (size_t)b0 * in_n, in_n);
+            col2im_batch(&w.g, cols, nb, c->din[0] + (size_t)b0 * in_n, in_n);
         }
     }
 }
@@ -462,37 +489,34 @@ const loom_op loom_op_conv2d = {"Conv2D", "conv2d", 1, 1, conv_build, conv_scrat
 /* Here the geometry's "image" is the layer's output (channels = filters) and its positions are
  * the layer's input pixels; the kernel (kh, kw, filters, in) is the (kh*kw*filters, in) matrix. */
 static void convt_forward(const loom_layer *L, const loom_op_ctx *c) {
-    conv_geom g = layer_geom(L, &c->in_shape[0], &c->out_shape);
+    lowering w = lowering_of(L, c);
     int F = L->iarg[A_FILT];
     int Cin = c->in_shape[0].dims[2];
-    size_t M = geom_rows(&g), K = geom_cols(&g);
-    size_t in_n = loom_shape_size(&c->in_shape[0]), out_n = loom_shape_size(&c->out_shape);
-    int chunk = chunk_samples(&g, c->batch);
-    float *z = preact(L, c), *cols = cols_buffer(L, c);
+    size_t M = w.M, K = w.K, in_n = w.in_n, out_n = w.out_n;
+    int chunk = w.chunk;
+    float *z = preact(L, c), *cols = w.cols;
     fill_bias(z, (size_t)c->batch * out_n / (size_t)F, F, bias_of(L, c));
     for (int b0 = 0; b0 < c->batch; b0 += chunk) {
         int nb = c->batch - b0 < chunk ? c->batch - b0 : chunk;
         /* cols = x . K^T: each input pixel's contribution to its output window */
         loom_sgemm(false, true, (int)(nb * M), (int)K, Cin, 1.0f, c->in[0] + (size_t)b0 * in_n, Cin,
                    c->w, Cin, 0.0f, cols, (int)K);
-        col2im_batch(&g, cols, nb, z + (size_t)b0 * out_n, out_n);
+        col2im_batch(&w.g, cols, nb, z + (size_t)b0 * out_n, out_n);
     }
     finish_forward(L, c);
 }
 
 static void convt_backward(const loom_layer *L, const loom_op_ctx *c) {
-    conv_geom g = layer_geom(L, &c->in_shape[0], &c->out_shape);
+    const float *dz = backward_start(L, c);
+    if (!dz) return;
+    lowering w = lowering_of(L, c);
     int Cin = c->in_shape[0].dims[2];
-    size_t M = geom_rows(&g), K = geom_cols(&g);
-    size_t in_n = loom_shape_size(&c->in_shape[0]), out_n = loom_shape_size(&c->out_shape);
-    int chunk = chunk_samples(&g, c->batch);
-    float *cols = cols_buffer(L, c);
-    const float *dz = preact_grad(L, c);
-    add_bias_grad(L, c, dz);
-    if (!c->dw && !c->din[0]) return;
+    size_t M = w.M, K = w.K, in_n = w.in_n, out_n = w.out_n;
+    int chunk = w.chunk;
+    float *cols = w.cols;
     for (int b0 = 0; b0 < c->batch; b0 += chunk) {
         int nb = c->batch - b0 < chunk ? c->batch - b0 : chunk;
-        im2col_batch(&g, dz + (size_t)b0 * out_n, out_n, nb, cols);
+        im2col_batch(&w.g, dz + (size_t)b0 * out_n, out_n, nb, cols);
         const float *xc = c->in[0] + (size_t)b0 * in_n;
         if (c->din[0]) /* dx += cols . K */
             loom_sgemm(false, false, (int)(nb * M), Cin, (int)K, 1.0f, cols, (int)K, c->w, Cin, 1.0f,
@@ -547,10 +571,9 @@ static void dw_backward(const loom_layer *L, const loom_op_ctx *c) {
     conv_geom g = layer_geom(L, &c->in_shape[0], &c->out_shape);
     int Mu = L->iarg[A_FILT], C = g.in_c, OC = C * Mu;
     size_t in_n = loom_shape_size(&c->in_shape[0]), out_n = loom_shape_size(&c->out_shape);
-    const float *dz = preact_grad(L, c);
-    add_bias_grad(L, c, dz);
+    const float *dz = backward_start(L, c);
+    if (!dz) return;
     float *dx_all = c->din[0], *dk = c->dw;
-    if (!dx_all && !dk) return;
     for (int b = 0; b < c->batch; b++) {
         const float *x = c->in[0] + (size_t)b * in_n;
         float *dx = dx_all ? dx_all + (size_t)b * in_n : NULL;

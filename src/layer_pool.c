@@ -189,12 +189,10 @@ static void pool_forward_samples(size_t b0, size_t b1, void *p) {
                     continue;
                 }
                 for (int ch = 0; ch < g.c; ch++) {
-                    {
-                        float s = 0;
-                        for (int yy = y0; yy < y1; yy++)
-                            for (int xx = x0; xx < x1; xx++) s += x[((size_t)yy * g.w + xx) * g.c + ch];
-                        yp[ch] = s * inv;
-                    }
+                    float s = 0;
+                    for (int yy = y0; yy < y1; yy++)
+                        for (int xx = x0; xx < x1; xx++) s += x[((size_t)yy * g.w + xx) * g.c + ch];
+                    yp[ch] = s * inv;
                 }
             }
     }
