@@ -77,19 +77,23 @@ static void gemm_blocks(size_t b0, size_t b1, void *p) {
     }
 }
 
+/* OpenBLAS on one thread: at every loom_set_num_threads (force), and at the first product if that
+ * comes before any. */
+static void blas_single_thread(bool force) {
 #ifdef LOOM_HAVE_CBLAS
-static atomic_int blas_single; /* OpenBLAS set to one thread (by loom_set_num_threads or here) */
+    static atomic_int done;
+    if (!force && atomic_load_explicit(&done, memory_order_relaxed)) return;
+    openblas_set_num_threads(1);
+    atomic_store(&done, 1);
+#else
+    (void)force;
 #endif
+}
 
 void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-#ifdef LOOM_HAVE_CBLAS
-    if (!atomic_load_explicit(&blas_single, memory_order_relaxed)) {
-        openblas_set_num_threads(1);
-        atomic_store(&blas_single, 1);
-    }
-#endif
+    blas_single_thread(false);
     /* split the larger side of C: the operand packed once per block is then the smaller one */
     bool by_rows = M > N;
     int side = by_rows ? M : N;
@@ -113,10 +117,7 @@ loom_status loom_set_num_threads(int n) {
     if (n < 1 || n > 1024) return LOOM_ERR_ARGUMENT;
     threads_set = n;
     loom_parallel_set_num_threads(n);
-#ifdef LOOM_HAVE_CBLAS
-    openblas_set_num_threads(1);
-    atomic_store(&blas_single, 1);
-#endif
+    blas_single_thread(true);
     return LOOM_OK;
 }
 
