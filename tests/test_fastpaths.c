@@ -20,7 +20,8 @@ static bool gemm_is_portable = true;
 static float frand(void) { return (float)rand() / RAND_MAX * 2 - 1; }
 
 static void gemm_cases(void) {
-    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {32, 64, 16}, {17, 1, 33}, {128, 96, 200}};
+    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {32, 64, 16}, {17, 1, 33}, {9, 20, 1},
+                              {32, 64, 64}, {40, 70, 50}, {128, 96, 200}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         for (int ta = 0; ta < 2; ta++)
