@@ -180,7 +180,9 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
             sw = o->row_w;
             rps = 1;
         }
-        loom_status s = loom_loss_compute(&o->loss, o->target, pred, rows, o->dim, rps, sw, o->fused, o->values,
+        const loom_step_node *out = &m->order[o->pos];
+        const float *softmax = o->fused && out->node->layer->activation == LOOM_SOFTMAX ? out->val : NULL;
+        loom_status s = loom_loss_compute(&o->loss, o->target, pred, softmax, rows, o->dim, rps, sw, o->fused, o->values,
                                           (grad_mask >> k & 1) ? o->lgrad : NULL, &o->loss_value, &m->err);
         if (s) {
             /* prefix the output's name to the loss's own message */

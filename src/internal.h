@@ -271,10 +271,12 @@ bool loom_loss_can_fuse(const loom_loss_impl *l, loom_activation final_act);
  *   grad (if not NULL) = dL/dpred           (n_rows*dim floats, overwritten).
  * rows_per_sample: rows of one sample (sample weights repeat over them).
  * pred is the probabilities, or the logits when `fused` (then grad is dL/dlogits).
+ * softmax: when fused after a softmax, that softmax's output (the output node's value), which
+ * spares a crossentropy its exponentials; NULL otherwise (or to compute them from the logits).
  * Returns LOOM_OK or an error (a user loss that failed, a target out of range) into err;
  * *loss receives L. */
 loom_status loom_loss_compute(const loom_loss_impl *l, const float *target, const float *pred,
-                              size_t n_rows, int dim, size_t rows_per_sample,
+                              const float *softmax, size_t n_rows, int dim, size_t rows_per_sample,
                               const float *sample_weight, bool fused, float *values, float *grad,
                               float *loss, loom_error *err);
 

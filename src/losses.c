@@ -367,6 +367,41 @@ static double row_cce(const float *t, const float *p, float *g, int dim, double 
     return v;
 }
 
+/* Fused after a softmax whose output p the forward already computed: no exponential is needed.
+ * That softmax makes p at the first maximum exactly 1 / sum exp(z - max) (its exponential is
+ * exp(0) = 1), so lse = max - log(p_argmax), and dv/dz = p * sum t - t as below. */
+static int first_argmax(const float *z, int dim) {
+    int a = 0;
+    for (int j = 1; j < dim; j++)
+        if (z[j] > z[a]) a = j;
+    return a;
+}
+
+static double row_cce_softmax(const float *t, const float *z, const float *p, float *g, int dim, double scale,
+                              double ls) {
+    int a = first_argmax(z, dim);
+    double lse = (double)z[a] - log((double)p[a]);
+    double off = ls / dim, on = 1.0 - ls;
+    double v = 0.0, tsum = 0.0;
+    for (int j = 0; j < dim; j++) {
+        double tj = t[j] * on + off;
+        v += tj * (lse - z[j]);
+        tsum += tj;
+    }
+    if (g)
+        for (int j = 0; j < dim; j++) g[j] = (float)(scale * ((double)p[j] * tsum - (t[j] * on + off)));
+    return v;
+}
+
+static double row_scce_softmax(int y, const float *z, const float *p, float *g, int dim, double scale) {
+    int a = first_argmax(z, dim);
+    if (g) {
+        for (int j = 0; j < dim; j++) g[j] = (float)(scale * p[j]);
+        g[y] = (float)(scale * ((double)p[y] - 1.0));
+    }
+    return (double)z[a] - log((double)p[a]) - z[y];
+}
+
 /* CCE on logits: v = sum t (lse - z); dv/dz = softmax(z) * sum t - t. */
 static double row_cce_logits(const float *t, const float *z, float *g, int dim, double scale,
                              double ls) {
@@ -441,7 +476,7 @@ static loom_status compute_custom(const loom_loss_impl *l, const float *target, 
 }
 
 loom_status loom_loss_compute(const loom_loss_impl *l, const float *target, const float *pred,
-                              size_t n_rows, int dim, size_t rows_per_sample,
+                              const float *softmax, size_t n_rows, int dim, size_t rows_per_sample,
                               const float *sample_weight, bool fused, float *values, float *grad,
                               float *loss, loom_error *err) {
     if (!l || !loss || (n_rows > 0 && (!target || !pred || !values)))
@@ -484,6 +519,7 @@ loom_status loom_loss_compute(const loom_loss_impl *l, const float *target, cons
         const double scale = s * inv_n;
         const float *t = target + r * (size_t)tdim;
         const float *p = pred + r * (size_t)dim;
+        const float *sm = fused && softmax ? softmax + r * (size_t)dim : NULL;
         float *g = grad ? grad + r * (size_t)dim : NULL;
         double v = 0.0;
         switch (l->kind) {
@@ -499,7 +535,9 @@ loom_status loom_loss_compute(const loom_loss_impl *l, const float *target, cons
             v = logits ? row_bce_logits(t, p, g, dim, scale, ls) : row_bce(t, p, g, dim, scale, ls);
             break;
         case LOSS_CCE:
-            v = logits ? row_cce_logits(t, p, g, dim, scale, ls) : row_cce(t, p, g, dim, scale, ls);
+            v = sm       ? row_cce_softmax(t, p, sm, g, dim, scale, ls)
+                : logits ? row_cce_logits(t, p, g, dim, scale, ls)
+                         : row_cce(t, p, g, dim, scale, ls);
             break;
         case LOSS_SCCE: {
             float ty = t[0];
@@ -509,7 +547,9 @@ loom_status loom_loss_compute(const loom_loss_impl *l, const float *target, cons
                                       "[0, %d)",
                                       l->name, (double)ty, r, dim);
             int y = (int)ty;
-            v = logits ? row_scce_logits(y, p, g, dim, scale) : row_scce(y, p, g, dim, scale);
+            v = sm       ? row_scce_softmax(y, p, sm, g, dim, scale)
+                : logits ? row_scce_logits(y, p, g, dim, scale)
+                         : row_scce(y, p, g, dim, scale);
             break;
         }
         default:

@@ -23,7 +23,7 @@ static float loss_of(const loom_loss_impl *l, const float *t, const float *p, si
                      size_t rps, const float *sw, bool fused, float *values, float *grad) {
     float scratch[64], L = NAN;
     loom_error err = {0};
-    CHECK_STATUS(loom_loss_compute(l, t, p, n, dim, rps, sw, fused, values ? values : scratch,
+    CHECK_STATUS(loom_loss_compute(l, t, p, NULL, n, dim, rps, sw, fused, values ? values : scratch,
                                    grad, &L, &err),
                  LOOM_OK);
     return L;
@@ -292,6 +292,28 @@ static void test_fused_saturation(void) {
     CHECK(memcmp(gl, gz, 6 * sizeof(float)) == 0);
 }
 
+/* Fused after a softmax, the loss reads that softmax's output instead of computing exponentials:
+ * the same values and gradients as the logits form, saturated rows and label smoothing included. */
+static void test_fused_with_softmax_output(void) {
+    const float z[4 * 3] = {0.2f, -1.0f, 3.0f, 1000.0f, 0.0f, -3.0f, -80.0f, 30.0f, 29.5f, 2.0f, 2.0f, -1.0f};
+    const float t[4 * 3] = {0, 0, 1, 0, 1, 0, 0.3f, 0.2f, 0.5f, 1, 0, 0}, y[4] = {2, 1, 0, 1};
+    const float sw[4] = {1, 2, 0.5f, 1};
+    float p[12];
+    loom_act_forward(LOOM_SOFTMAX, z, p, 4, 3);
+    const loom_loss cfgs[] = {{.name = "cce"}, {.name = "cce", .label_smoothing = 0.1f}, {.name = "scce"}};
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        loom_loss_impl l = resolve(cfgs[c]);
+        const float *target = l.kind == LOSS_SCCE ? y : t;
+        float v1[4], v2[4], g1[12], g2[12], L1, L2;
+        loom_error err = {0};
+        CHECK_STATUS(loom_loss_compute(&l, target, z, NULL, 4, 3, 1, sw, true, v1, g1, &L1, &err), LOOM_OK);
+        CHECK_STATUS(loom_loss_compute(&l, target, z, p, 4, 3, 1, sw, true, v2, g2, &L2, &err), LOOM_OK);
+        CHECK_CLOSE(L2, L1, 1e-7, 1e-6);
+        for (int r = 0; r < 4; r++) CHECK_CLOSE(v2[r], v1[r], 1e-7, 1e-6);
+        for (int i = 0; i < 12; i++) CHECK_CLOSE(g2[i], g1[i], 1e-7, 1e-6);
+    }
+}
+
 /* ---------------------------------------------------------------- gradients */
 
 static int cubic_loss(const float *t, const float *p, size_t n, int dim, float *values,
@@ -474,24 +496,24 @@ static void test_errors(void) {
     float values[4], L, g[12];
     const float bad_labels[4][4] = {{1, 2, 1.5f, 0}, {1, 2, -1, 0}, {1, 2, 3, 0}, {1, 2, NAN, 0}};
     for (int i = 0; i < 4; i++) {
-        CHECK_STATUS(loom_loss_compute(&scce, bad_labels[i], P_CCE, 4, 3, 1, NULL, false, values, g,
+        CHECK_STATUS(loom_loss_compute(&scce, bad_labels[i], P_CCE, NULL, 4, 3, 1, NULL, false, values, g,
                                        &L, &err),
                      LOOM_ERR_DATA);
         CHECK(strstr(err.msg, "row 2") != NULL);
     }
     CHECK(strstr(err.msg, "nan") != NULL);
-    loom_loss_compute(&scce, bad_labels[0], P_CCE, 4, 3, 1, NULL, false, values, g, &L, &err);
+    loom_loss_compute(&scce, bad_labels[0], P_CCE, NULL, 4, 3, 1, NULL, false, values, g, &L, &err);
     CHECK(strstr(err.msg, "1.5") != NULL);
 
     /* a user loss that fails */
     loom_loss_impl bad = resolve((loom_loss){.name = "my_bad_loss", .fn = failing_loss});
-    CHECK_STATUS(loom_loss_compute(&bad, T_REG, P_REG, 4, 3, 1, NULL, false, values, g, &L, &err),
+    CHECK_STATUS(loom_loss_compute(&bad, T_REG, P_REG, NULL, 4, 3, 1, NULL, false, values, g, &L, &err),
                  LOOM_ERR_CALLBACK);
     CHECK(strstr(err.msg, "my_bad_loss") != NULL);
 
     /* fusing a loss that has no logits form */
     loom_loss_impl mse = named("mse");
-    CHECK_STATUS(loom_loss_compute(&mse, T_REG, P_REG, 4, 3, 1, NULL, true, values, g, &L, &err),
+    CHECK_STATUS(loom_loss_compute(&mse, T_REG, P_REG, NULL, 4, 3, 1, NULL, true, values, g, &L, &err),
                  LOOM_ERR_ARGUMENT);
 }
 
@@ -500,6 +522,7 @@ int main(void) {
     test_bce_table();
     test_values();
     test_fused_saturation();
+    test_fused_with_softmax_output();
     test_gradients();
     test_cce_clipped_gradient();
     test_resolve();
