@@ -73,26 +73,38 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     return LOOM_OK;
 }
 
+/* Rows are copied by a loop, not memcpy: a row is often a few dozen floats (a target is often one),
+ * where the call costs more than the copy. Shuffled rows are scattered over the data set, so the
+ * start of a row a few ahead is fetched while this one is copied. */
+#define GATHER_AHEAD 8
+static void gather_rows(float *restrict dst, const float *restrict src, size_t sz, const size_t *idx, size_t first,
+                        int batch) {
+    for (int b = 0; b < batch; b++) {
+#if defined(__GNUC__)
+        if (idx && b + GATHER_AHEAD < batch) {
+            const char *ahead = (const char *)(src + idx[b + GATHER_AHEAD] * sz);
+            __builtin_prefetch(ahead);
+            if (sz > 16) __builtin_prefetch(ahead + 64);
+        }
+#endif
+        const float *row = src + (idx ? idx[b] : first + (size_t)b) * sz;
+        float *out = dst + (size_t)b * sz;
+        for (size_t j = 0; j < sz; j++) out[j] = row[j];
+    }
+}
+
 void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
                         int batch) {
     for (int i = 0; i < m->n_inputs; i++) {
         loom_step_node *sn = &m->order[m->input_pos[i]];
-        size_t sz = sn->size;
-        for (int b = 0; b < batch; b++) {
-            size_t s = idx ? idx[b] : first + (size_t)b;
-            memcpy(sn->val + (size_t)b * sz, d->x[i] + s * sz, sz * sizeof(float));
-        }
+        gather_rows(sn->val, d->x[i], sn->size, idx, first, batch);
     }
     for (int k = 0; k < m->n_outputs; k++) {
         loom_output *o = &m->outputs[k];
         o->has_sw = d->sw && d->sw[k];
         if (!d->y || !d->y[k]) continue;
-        size_t sz = o->target_size;
-        for (int b = 0; b < batch; b++) {
-            size_t s = idx ? idx[b] : first + (size_t)b;
-            memcpy(o->target + (size_t)b * sz, d->y[k] + s * sz, sz * sizeof(float));
-            if (o->has_sw) o->sw[b] = d->sw[k][s];
-        }
+        gather_rows(o->target, d->y[k], o->target_size, idx, first, batch);
+        if (o->has_sw) gather_rows(o->sw, d->sw[k], 1, idx, first, batch);
     }
 }
 
