@@ -42,7 +42,7 @@ static void bias_rows(size_t r0, size_t r1, void *p) {
 /* db[u] += column sums of dz over the columns [u0, u1): threads split the columns, so each db[u]
  * is summed row by row in the same order as serially. The running sums live in a local block so
  * that two threads never write to one cache line of db. */
-static void bias_grad_cols(size_t u0, size_t u1, void *p) {
+LOOM_VECTOR_CLONES static void bias_grad_cols(size_t u0, size_t u1, void *p) {
     const dense_job *j = p;
     enum { BLOCK = 64 };
     for (size_t b0 = u0; b0 < u1; b0 += BLOCK) {
