@@ -116,8 +116,8 @@ __attribute__((noinline)) static void sgemm_small_transposed_b(int M, int N, int
 }
 
 /* Threads. loom keeps ONE pool: OpenBLAS runs on a single thread, and a large product is cut into
- * blocks of C (rows or columns) that loom's own pool (parallel.c) shares out, one OpenBLAS call per
- * block. Why not OpenBLAS's threads:
+ * 2, 4 or 8 blocks of C (rows or columns) that loom's own pool (parallel.c) shares out, one
+ * OpenBLAS call per block. Why not OpenBLAS's threads:
  * - two pools fight: OpenBLAS's idle workers spin (sched_yield) for ~0.1 s after every product,
  *   taking half a core from loom's own loops that run in between (measured: cnn at 2 threads 25 %
  *   slower);
@@ -175,6 +175,9 @@ void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
     int blocks = side / GEMM_MIN_BLOCK;
     if (blocks > flops / GEMM_MIN_FLOPS) blocks = (int)(flops / GEMM_MIN_FLOPS);
     if (blocks > GEMM_MAX_BLOCKS) blocks = GEMM_MAX_BLOCKS;
+    /* a power of two, so that 2, 4 or 8 threads get equal shares (3 blocks on 2 threads would
+     * leave one idle for a third of the product) */
+    while (blocks & (blocks - 1)) blocks &= blocks - 1;
     if (blocks <= 1) {
         if (small_transposed_b(trans_a, trans_b, M, N, K)) {
             sgemm_small_transposed_b(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
