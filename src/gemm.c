@@ -42,8 +42,9 @@ static void sgemm_one(bool ta, bool tb, int M, int N, int K, float alpha, const 
 }
 
 /* Small products with B transposed (dX = dZ . W^T in every Dense backward). OpenBLAS sends small
- * products to its fast small-matrix kernels in every case but this one (column-major "TN"), which
- * goes through the packing path at half the speed (32x64x64: 2.05 us against 1.02 us untransposed).
+ * products to its fast small-matrix kernels in every case but this one (row-major A . B^T is its
+ * column-major "TN"), which goes through the packing path at half the speed (32x64x64: 2.05 us
+ * against 1.02 us untransposed).
  * Transposing B first (0.23 us) and multiplying untransposed is faster, and on CPUs without those
  * kernels no slower (measured on OpenBLAS's Haswell kernels: 2.72 against 2.91 us). The copy lives
  * on the stack, so a product qualifies only when B^T fits in SMALL_T_FLOATS (16 KB). */
