@@ -252,7 +252,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     m->opt = cfg->optimizer;
     free(m->slots);
     size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
-    m->slots = calloc(n_slots ? n_slots : 1, sizeof *m->slots);
+    m->slots = loom_floats_zeroed(n_slots);
     if (!m->slots) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory for optimizer state");
     if (m->opt.kind == LOOM_ADAGRAD)
         for (size_t i = 0; i < n_slots; i++) m->slots[i] = m->opt.initial_accumulator_value;

@@ -11,8 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the next n floats of the arena, the one after starting on a cache line */
+static float *take(float **p, size_t n) {
+    float *r = *p;
+    *p += loom_align_floats(n);
+    return r;
+}
+
 loom_status loom_engine_plan(loom_model *m, int batch) {
     if (batch <= m->plan_batch && m->arena) return LOOM_OK;
+    /* every region starts on a cache line (loom_align_floats) */
     size_t total = 0;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
@@ -22,18 +30,19 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         sn->scratch = n->layer->op->scratch_size
                           ? n->layer->op->scratch_size(n->layer, n->n_in, in, &n->out_shape, batch)
                           : 0;
-        total += 2 * (size_t)batch * sn->size + sn->scratch;
+        total += 2 * loom_align_floats((size_t)batch * sn->size) + loom_align_floats(sn->scratch);
         /* Keras masks: made by an op, or kept from input 0 while the steps axis survives */
         const loom_op *op = n->layer->op;
         sn->makes_mask = op->mask_mode == LOOM_MASK_MAKE && n->out_shape.rank >= 2;
-        if (sn->makes_mask) total += (size_t)batch * (size_t)n->out_shape.dims[0];
+        if (sn->makes_mask) total += loom_align_floats((size_t)batch * (size_t)n->out_shape.dims[0]);
     }
-    for (int k = 0; k < m->n_outputs; k++) total += (size_t)batch * m->outputs[k].rows_per_sample;
     for (int k = 0; k < m->n_outputs; k++) {
         loom_output *o = &m->outputs[k];
-        total += (size_t)batch * (o->target_size + 1 + o->size + o->rows_per_sample);
+        size_t b = (size_t)batch;
+        total += loom_align_floats(b * o->target_size) + loom_align_floats(b) + loom_align_floats(b * o->size) +
+                 2 * loom_align_floats(b * o->rows_per_sample);
     }
-    float *arena = calloc(total ? total : 1, sizeof *arena);
+    float *arena = loom_floats_zeroed(total);
     if (!arena)
         return loom_set_error(&m->err, LOOM_ERR_MEMORY,
                               "out of memory planning activations for batch size %d (%zu floats)", batch, total);
@@ -44,12 +53,12 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
         loom_node *n = sn->node;
-        sn->val = p, p += (size_t)batch * sn->size;
-        sn->grad = p, p += (size_t)batch * sn->size;
-        sn->scr = p, p += sn->scratch;
+        sn->val = take(&p, (size_t)batch * sn->size);
+        sn->grad = take(&p, (size_t)batch * sn->size);
+        sn->scr = take(&p, sn->scratch);
         sn->mask = NULL;
         if (sn->makes_mask) {
-            sn->mask = p, p += (size_t)batch * (size_t)n->out_shape.dims[0];
+            sn->mask = take(&p, (size_t)batch * (size_t)n->out_shape.dims[0]);
         } else if (n->layer->op->mask_mode == LOOM_MASK_KEEP && n->n_in > 0) {
             const loom_step_node *src = &m->order[sn->in_pos[0]];
             const loom_shape *a = &src->node->out_shape, *b = &n->out_shape;
@@ -58,11 +67,11 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     }
     for (int k = 0; k < m->n_outputs; k++) {
         loom_output *o = &m->outputs[k];
-        o->target = p, p += (size_t)batch * o->target_size;
-        o->sw = p, p += (size_t)batch;
-        o->lgrad = p, p += (size_t)batch * o->size;
-        o->values = p, p += (size_t)batch * o->rows_per_sample;
-        o->row_w = p, p += (size_t)batch * o->rows_per_sample;
+        o->target = take(&p, (size_t)batch * o->target_size);
+        o->sw = take(&p, (size_t)batch);
+        o->lgrad = take(&p, (size_t)batch * o->size);
+        o->values = take(&p, (size_t)batch * o->rows_per_sample);
+        o->row_w = take(&p, (size_t)batch * o->rows_per_sample);
         /* Fused outputs read the logits: a Dense keeps them first in its scratch, an Activation
          * layer's input is the logits. */
         loom_step_node *sn = &m->order[o->pos];

@@ -47,6 +47,16 @@ bool loom_shape_equal(const loom_shape *a, const loom_shape *b);
 /* "(None, 4, 8)" into buf. */
 const char *loom_shape_str(const loom_shape *s, char *buf, size_t len);
 
+/* ---------------------------------------------------------------- big float buffers */
+
+/* n zeroed floats starting on a cache line (LOOM_ALIGN_FLOATS floats, 64 bytes), freed with free().
+ * Parameters, gradients, optimizer state and the activation arena live in these: a 512-bit load
+ * from a row that starts mid-line touches two lines. NULL when out of memory. */
+#define LOOM_ALIGN_FLOATS 16
+float *loom_floats_zeroed(size_t n);
+/* n rounded up to whole cache lines */
+static inline size_t loom_align_floats(size_t n) { return (n + LOOM_ALIGN_FLOATS - 1) / LOOM_ALIGN_FLOATS * LOOM_ALIGN_FLOATS; }
+
 /* ---------------------------------------------------------------- random numbers */
 
 /* Counter-based: the value depends only on (key, counter), so results never depend on threads or

@@ -198,8 +198,8 @@ static loom_status build_params(loom_model *m, loom_graph *g) {
     m->n_params = total;
     m->n_tensors = nt;
     size_t alloc = total ? total : 1;
-    m->params = calloc(alloc, sizeof(float));
-    m->grads = calloc(alloc, sizeof(float));
+    m->params = loom_floats_zeroed(alloc);
+    m->grads = loom_floats_zeroed(alloc);
     m->tensors = calloc((size_t)(nt ? nt : 1), sizeof *m->tensors);
     m->t_offset = calloc((size_t)(nt ? nt : 1), sizeof *m->t_offset);
     m->t_size = calloc((size_t)(nt ? nt : 1), sizeof *m->t_size);

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 loom_status loom_set_error(loom_error *e, loom_status code, const char *fmt, ...) {
@@ -72,4 +73,13 @@ float loom_normal(uint64_t key, uint64_t counter) {
     double u2 = (double)(loom_hash64(key ^ 0xA5A5A5A5A5A5A5A5ULL, counter) >> 11) *
                 (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+float *loom_floats_zeroed(size_t n) {
+    size_t bytes = loom_align_floats(n ? n : 1) * sizeof(float);
+    if (bytes / sizeof(float) < n) return NULL; /* overflow */
+    void *p = NULL;
+    if (posix_memalign(&p, LOOM_ALIGN_FLOATS * sizeof(float), bytes) != 0) return NULL;
+    memset(p, 0, bytes);
+    return p;
 }
