@@ -73,6 +73,43 @@ static void fused_softmax(void) {
     loom_model_free(fused), loom_model_free(logits);
 }
 
+/* The softmax's own vectorised exponential (src/activations.c) against a double-precision
+ * softmax: within a few float roundings for every row length, over logits spread far enough
+ * that some probabilities underflow; the largest gives the row's log-sum-exp as the fused
+ * crossentropy computes it (max - log p_argmax); -inf gives 0 and NaN stays NaN. */
+static void softmax_exp(void) {
+    enum { ROWS = 7, MAXDIM = 40 };
+    float x[ROWS * MAXDIM], y[ROWS * MAXDIM];
+    for (int dim = 1; dim <= MAXDIM; dim += 3) {
+        for (int i = 0; i < ROWS * dim; i++) x[i] = frand() * (float)(i % 3 == 0 ? 60 : 5);
+        if (dim > 1) x[dim] = -INFINITY; /* in row 1 */
+        loom_act_forward(LOOM_SOFTMAX, x, y, ROWS, dim);
+        for (int r = 0; r < ROWS; r++) {
+            const float *xr = x + r * dim, *yr = y + r * dim;
+            float mx = xr[0];
+            for (int j = 1; j < dim; j++) mx = fmaxf(mx, xr[j]);
+            /* the shift is a float subtraction in any float softmax: the reference starts from it */
+            double sum = 0;
+            for (int j = 0; j < dim; j++) sum += exp((double)(xr[j] - mx));
+            int a = 0;
+            for (int j = 0; j < dim; j++) {
+                double want = exp((double)(xr[j] - mx)) / sum;
+                CHECK(fabs(yr[j] - want) <= 6e-7 * want + 1e-37);
+                if (xr[j] > xr[a]) a = j;
+            }
+            if (r == 1 && dim > 1) CHECK(yr[0] == 0.0f);
+            double total = 0;
+            for (int j = 0; j < dim; j++) total += yr[j];
+            CHECK(fabs(total - 1.0) <= 1e-6);
+            /* what the fused loss computes from it: log-sum-exp = max - log(p_argmax) */
+            CHECK(fabs((xr[a] - log(yr[a])) - (mx + log(sum))) <= 1e-6 * (1 + fabs(mx)));
+        }
+    }
+    x[2] = NAN;
+    loom_act_forward(LOOM_SOFTMAX, x, y, 1, 4);
+    for (int j = 0; j < 4; j++) CHECK(isnan(y[j]));
+}
+
 /* Big enough for loom_sgemm to cut every product of the step into blocks (src/gemm.c). */
 static void train_with_threads(int threads, float *out, size_t *n_out) {
     CHECK_STATUS(loom_set_num_threads(threads), LOOM_OK);
@@ -322,6 +359,7 @@ int main(void) {
     srand(1);
     gemm_cases();
     fused_softmax();
+    softmax_exp();
     threads();
     gemm_blocks();
     pool_cases();
