@@ -368,19 +368,21 @@ static double row_cce(const float *t, const float *p, float *g, int dim, double 
 }
 
 /* Fused after a softmax whose output p the forward already computed: no exponential is needed.
- * That softmax makes p at the first maximum exactly 1 / sum exp(z - max) (its exponential is
- * exp(0) = 1), so lse = max - log(p_argmax), and dv/dz = p * sum t - t as below. */
-static int first_argmax(const float *z, int dim) {
-    int a = 0;
-    for (int j = 1; j < dim; j++)
-        if (z[j] > z[a]) a = j;
-    return a;
+ * That softmax makes p at the largest logit exactly 1 / sum exp(z - max) (its exponential is
+ * exp(0) = 1), the largest p, so lse = max z - log(max p), and dv/dz = p * sum t - t as below.
+ * Maxima by compare-and-select, not by index: a branch on random logits mispredicts half the time. */
+static double lse_from_softmax(const float *z, const float *p, int dim) {
+    float zmax = z[0], pmax = p[0];
+    for (int j = 1; j < dim; j++) {
+        zmax = z[j] > zmax ? z[j] : zmax;
+        pmax = p[j] > pmax ? p[j] : pmax;
+    }
+    return (double)zmax - log((double)pmax);
 }
 
 static double row_cce_softmax(const float *t, const float *z, const float *p, float *g, int dim, double scale,
                               double ls) {
-    int a = first_argmax(z, dim);
-    double lse = (double)z[a] - log((double)p[a]);
+    double lse = lse_from_softmax(z, p, dim);
     double off = ls / dim, on = 1.0 - ls;
     double v = 0.0, tsum = 0.0;
     for (int j = 0; j < dim; j++) {
@@ -394,12 +396,11 @@ static double row_cce_softmax(const float *t, const float *z, const float *p, fl
 }
 
 static double row_scce_softmax(int y, const float *z, const float *p, float *g, int dim, double scale) {
-    int a = first_argmax(z, dim);
     if (g) {
         for (int j = 0; j < dim; j++) g[j] = (float)(scale * p[j]);
         g[y] = (float)(scale * ((double)p[y] - 1.0));
     }
-    return (double)z[a] - log((double)p[a]) - z[y];
+    return lse_from_softmax(z, p, dim) - z[y];
 }
 
 /* CCE on logits: v = sum t (lse - z); dv/dz = softmax(z) * sum t - t. */
