@@ -211,6 +211,8 @@ extern const loom_op loom_op_multi_head_attention, loom_op_batch_normalization, 
 
 /* y = act(x) over rows of length `dim` (softmax needs the row). In place allowed (y == x). */
 void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, int dim);
+/* z[r][:] = relu(z[r][:] + bias) in place: a product's bias and ReLU in one pass over its output. */
+void loom_relu_add_bias(float *z, const float *bias, size_t rows, int dim);
 /* dx += dy * act'(x) given x (pre-activation) and y (post-activation). */
 void loom_act_backward(loom_activation a, const float *x, const float *y, const float *dy,
                        float *dx, size_t rows, int dim);

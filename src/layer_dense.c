@@ -42,19 +42,24 @@ static void bias_rows(size_t r0, size_t r1, void *p) {
 /* db[u] += column sums of dz over the columns [u0, u1): threads split the columns, so each db[u]
  * is summed row by row in the same order as serially. The running sums live in a local block so
  * that two threads never write to one cache line of db. */
+#define BIAS_BLOCK 64
+/* one block of nb <= BIAS_BLOCK columns; inlined with nb = BIAS_BLOCK the running sums stay in
+ * vector registers instead of going through memory once per row */
+static inline void bias_grad_block(const dense_job *j, size_t b0, size_t nb) {
+    float acc[BIAS_BLOCK];
+    for (size_t u = 0; u < nb; u++) acc[u] = j->db[b0 + u];
+    for (int r = 0; r < j->rows; r++) {
+        const float *row = j->dz + (size_t)r * j->units + b0;
+        for (size_t u = 0; u < nb; u++) acc[u] += row[u];
+    }
+    for (size_t u = 0; u < nb; u++) j->db[b0 + u] = acc[u];
+}
+
 LOOM_VECTOR_CLONES static void bias_grad_cols(size_t u0, size_t u1, void *p) {
     const dense_job *j = p;
-    enum { BLOCK = 64 };
-    for (size_t b0 = u0; b0 < u1; b0 += BLOCK) {
-        size_t nb = u1 - b0 < BLOCK ? u1 - b0 : BLOCK;
-        float acc[BLOCK];
-        for (size_t u = 0; u < nb; u++) acc[u] = j->db[b0 + u];
-        for (int r = 0; r < j->rows; r++) {
-            const float *row = j->dz + (size_t)r * j->units + b0;
-            for (size_t u = 0; u < nb; u++) acc[u] += row[u];
-        }
-        for (size_t u = 0; u < nb; u++) j->db[b0 + u] = acc[u];
-    }
+    size_t b0 = u0;
+    for (; b0 + BIAS_BLOCK <= u1; b0 += BIAS_BLOCK) bias_grad_block(j, b0, BIAS_BLOCK);
+    if (b0 < u1) bias_grad_block(j, b0, u1 - b0);
 }
 
 static loom_status dense_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out,
@@ -93,6 +98,11 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
     float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
     const float *kernel = c->w, *bias = L->dense.use_bias ? c->w + (size_t)in_dim * units : NULL;
+    if (bias && L->activation == LOOM_RELU) { /* the bias joins the ReLU's pass over the product */
+        loom_sgemm(false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units, 0.0f, z, units);
+        loom_relu_add_bias(z, bias, (size_t)rows, units);
+        return;
+    }
     if (bias) {
         dense_job j = {.z = z, .bias = bias, .rows = rows, .units = units};
         loom_parallel_for((size_t)rows, min_units((size_t)units), bias_rows, &j);
