@@ -214,3 +214,44 @@ LOOM_VECTOR_CLONES void loom_broadcast_rows(float *restrict z, const float *rest
         for (int j = 0; j < n; j++) zr[j] = bias[j];
     }
 }
+
+/* db[c] += the sum over rows of dz[r][c]: a bias's gradient (dz^T . 1). Threads split the columns,
+ * so every db[c] is summed row by row in the same order at any thread count. Each thread reads
+ * every row: a share narrower than a few cache lines would read the whole matrix again for a
+ * handful of columns, hence at least SUMS_MIN_COLS columns a thread (and SUMS_MIN_FLOATS of
+ * work). The running sums of a block of columns live in a local array, so that two threads never
+ * write to one cache line of db; inlined with a full block they stay in vector registers. */
+#define SUMS_BLOCK 64
+#define SUMS_MIN_COLS 256
+#define SUMS_MIN_FLOATS ((size_t)1 << 16)
+
+typedef struct sums_job {
+    float *db;
+    const float *dz;
+    size_t rows;
+    int cols;
+} sums_job;
+
+static inline void column_sums_block(const sums_job *j, size_t b0, size_t nb) {
+    float acc[SUMS_BLOCK];
+    for (size_t u = 0; u < nb; u++) acc[u] = j->db[b0 + u];
+    for (size_t r = 0; r < j->rows; r++) {
+        const float *row = j->dz + r * (size_t)j->cols + b0;
+        for (size_t u = 0; u < nb; u++) acc[u] += row[u];
+    }
+    for (size_t u = 0; u < nb; u++) j->db[b0 + u] = acc[u];
+}
+
+LOOM_VECTOR_CLONES static void column_sums_range(size_t c0, size_t c1, void *p) {
+    const sums_job *j = p;
+    size_t b0 = c0;
+    for (; b0 + SUMS_BLOCK <= c1; b0 += SUMS_BLOCK) column_sums_block(j, b0, SUMS_BLOCK);
+    if (b0 < c1) column_sums_block(j, b0, c1 - b0);
+}
+
+void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols) {
+    if (cols <= 0) return;
+    size_t by_work = rows == 0 ? SUMS_MIN_FLOATS : (SUMS_MIN_FLOATS + rows - 1) / rows;
+    sums_job j = {db, dz, rows, cols};
+    loom_parallel_for((size_t)cols, by_work > SUMS_MIN_COLS ? by_work : SUMS_MIN_COLS, column_sums_range, &j);
+}

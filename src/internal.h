@@ -235,6 +235,9 @@ void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* z[r][0..n) = bias[0..n) for rows rows (the bias a product then accumulates onto). */
 void loom_broadcast_rows(float *z, const float *bias, size_t rows, int n);
+/* db[c] += sum over the rows of dz[r][c] (a bias's gradient), split over loom's threads by columns
+ * (the same bits at any thread count). */
+void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols);
 /* Plain loops with the same contract: the build without OpenBLAS, and the tests' reference. */
 void loom_sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc);

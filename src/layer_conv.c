@@ -331,47 +331,11 @@ static const float *bias_of(const loom_layer *L, const loom_op_ctx *c) {
     return c->w + loom_shape_size(&L->weights[0].shape);
 }
 
-/* Column sums split by columns: every thread reads every row, so a piece narrower than a few
- * cache lines (pieces are at least an eighth of a thread's share) would read the whole matrix
- * again for a handful of columns. Hence at least MIN_COLS columns a thread, and the usual amount
- * of work. */
-#define MIN_COLS 256
-static size_t min_cols(size_t rows) {
-    size_t by_work = rows == 0 ? PAR_MIN_FLOATS : (PAR_MIN_FLOATS + rows - 1) / rows;
-    return by_work > MIN_COLS ? by_work : MIN_COLS;
-}
-
-typedef struct bias_grad_job {
-    const float *dz;
-    float *db;
-    size_t rows;
-    int ch;
-} bias_grad_job;
-
-/* db[f] += sum over rows of dz[r][f] for the columns [f0, f1): the threads split the columns, so
- * every db[f] is still summed row by row in the same order. The running sums live in a local
- * block, so that two threads never write to the same cache line of db. */
-static void bias_grad_cols(size_t f0, size_t f1, void *p) {
-    const bias_grad_job *j = p;
-    enum { BLOCK = 64 };
-    for (size_t b0 = f0; b0 < f1; b0 += BLOCK) {
-        size_t nb = f1 - b0 < BLOCK ? f1 - b0 : BLOCK;
-        float acc[BLOCK];
-        for (size_t f = 0; f < nb; f++) acc[f] = j->db[b0 + f];
-        for (size_t r = 0; r < j->rows; r++) {
-            const float *row = j->dz + r * (size_t)j->ch + b0;
-            for (size_t f = 0; f < nb; f++) acc[f] += row[f];
-        }
-        for (size_t f = 0; f < nb; f++) j->db[b0 + f] = acc[f];
-    }
-}
-
 static void add_bias_grad(const loom_layer *L, const loom_op_ctx *c, const float *dz) {
     if (!L->iarg[A_BIAS] || !c->dw) return;
     int ch = c->out_shape.dims[c->out_shape.rank - 1];
     size_t rows = (size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)ch;
-    bias_grad_job j = {dz, c->dw + loom_shape_size(&L->weights[0].shape), rows, ch};
-    loom_parallel_for((size_t)ch, min_cols(rows), bias_grad_cols, &j);
+    loom_add_column_sums(c->dw + loom_shape_size(&L->weights[0].shape), dz, rows, ch);
 }
 
 typedef struct fill_job {
@@ -441,16 +405,21 @@ static void conv_forward(const loom_layer *L, const loom_op_ctx *c) {
     int chunk = w.chunk;
     float *z = preact(L, c), *cols = w.cols;
     const float *bias = bias_of(L, c);
+    /* with ReLU the bias is added in the ReLU's pass over the products instead of before them */
+    const float *fill = L->activation == LOOM_RELU ? NULL : bias;
     for (int b0 = 0; b0 < c->batch; b0 += chunk) {
         int nb = c->batch - b0 < chunk ? c->batch - b0 : chunk;
         im2col_batch(&w.g, c->in[0] + (size_t)b0 * in_n, in_n, nb, cols);
         float *zc = z + (size_t)b0 * out_n;
-        if (bias) fill_bias(zc, (size_t)nb * M, F, bias);
+        if (fill) fill_bias(zc, (size_t)nb * M, F, fill);
         /* z = cols . kernel (+ bias) */
         loom_sgemm(false, false, (int)(nb * M), F, (int)K, 1.0f, cols, (int)K, c->w, F,
-                   bias ? 1.0f : 0.0f, zc, F);
+                   fill ? 1.0f : 0.0f, zc, F);
     }
-    finish_forward(L, c);
+    if (bias && !fill)
+        loom_relu_add_bias(z, bias, (size_t)c->batch * out_n / (size_t)F, F);
+    else
+        finish_forward(L, c);
 }
 
 static void conv_backward(const loom_layer *L, const loom_op_ctx *c) {

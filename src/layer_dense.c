@@ -16,50 +16,15 @@ static size_t min_units(size_t floats_per_unit) {
     return floats_per_unit >= PAR_MIN_FLOATS ? 1 : PAR_MIN_FLOATS / floats_per_unit;
 }
 
-/* Column sums split by columns: every thread reads every row, so a piece narrower than a few
- * cache lines (pieces are at least an eighth of a thread's share) would read the whole matrix
- * again for a handful of columns. Hence at least MIN_COLS columns a thread, and the usual amount
- * of work. */
-#define MIN_COLS 256
-static size_t min_cols(size_t rows) {
-    size_t by_work = rows == 0 ? PAR_MIN_FLOATS : (PAR_MIN_FLOATS + rows - 1) / rows;
-    return by_work > MIN_COLS ? by_work : MIN_COLS;
-}
-
 typedef struct dense_job {
-    float *z;          /* forward: the rows the bias goes into */
-    const float *bias; /* forward */
-    const float *dz;   /* backward: the finished dz */
-    float *db;
-    int rows, units;
+    float *z; /* the rows the bias goes into */
+    const float *bias;
+    int units;
 } dense_job;
 
 static void bias_rows(size_t r0, size_t r1, void *p) {
     const dense_job *j = p;
     loom_broadcast_rows(j->z + r0 * (size_t)j->units, j->bias, r1 - r0, j->units);
-}
-
-/* db[u] += column sums of dz over the columns [u0, u1): threads split the columns, so each db[u]
- * is summed row by row in the same order as serially. The running sums live in a local block so
- * that two threads never write to one cache line of db. */
-#define BIAS_BLOCK 64
-/* one block of nb <= BIAS_BLOCK columns; inlined with nb = BIAS_BLOCK the running sums stay in
- * vector registers instead of going through memory once per row */
-static inline void bias_grad_block(const dense_job *j, size_t b0, size_t nb) {
-    float acc[BIAS_BLOCK];
-    for (size_t u = 0; u < nb; u++) acc[u] = j->db[b0 + u];
-    for (int r = 0; r < j->rows; r++) {
-        const float *row = j->dz + (size_t)r * j->units + b0;
-        for (size_t u = 0; u < nb; u++) acc[u] += row[u];
-    }
-    for (size_t u = 0; u < nb; u++) j->db[b0 + u] = acc[u];
-}
-
-LOOM_VECTOR_CLONES static void bias_grad_cols(size_t u0, size_t u1, void *p) {
-    const dense_job *j = p;
-    size_t b0 = u0;
-    for (; b0 + BIAS_BLOCK <= u1; b0 += BIAS_BLOCK) bias_grad_block(j, b0, BIAS_BLOCK);
-    if (b0 < u1) bias_grad_block(j, b0, u1 - b0);
 }
 
 static loom_status dense_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out,
@@ -104,7 +69,7 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
         return;
     }
     if (bias) {
-        dense_job j = {.z = z, .bias = bias, .rows = rows, .units = units};
+        dense_job j = {.z = z, .bias = bias, .units = units};
         loom_parallel_for((size_t)rows, min_units((size_t)units), bias_rows, &j);
     }
     loom_sgemm(false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units,
@@ -126,8 +91,7 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
         loom_sgemm(true, false, in_dim, units, rows, 1.0f, c->in[0], in_dim, dz, units, 1.0f, c->dw,
                    units);
         if (L->dense.use_bias) {
-            dense_job j = {.dz = dz, .db = c->dw + (size_t)in_dim * units, .rows = rows, .units = units};
-            loom_parallel_for((size_t)units, min_cols((size_t)rows), bias_grad_cols, &j);
+            loom_add_column_sums(c->dw + (size_t)in_dim * units, dz, (size_t)rows, units);
         }
     }
     if (c->din[0]) /* dx += dz K^T */
