@@ -391,10 +391,15 @@ void loom_optimizer_apply(const loom_optimizer *o, float lr, long iterations, fl
     }
     if (o->clipnorm > 0.0f || o->global_clipnorm > 0.0f) k.clipvalue = 0.0f;
 
+    /* One pass over each run of adjacent tensors that have a gradient (normally the whole flat
+     * buffer, shared out on the threads as one range); tensor by tensor only for clipnorm, whose
+     * factor is per tensor. */
     const int n_slots = loom_optimizer_slots(o);
     for (int t = 0; t < n_tensors; t++) {
         if (!active[t]) continue;
         size_t off = offset[t], n = size[t];
+        while (!(o->clipnorm > 0.0f) && t + 1 < n_tensors && active[t + 1] && offset[t + 1] == off + n)
+            n += size[++t];
         float *s[3] = {NULL, NULL, NULL};
         for (int j = 0; j < n_slots; j++) s[j] = slots + (size_t)j * n_params + off;
         /* RMSprop without momentum but centered keeps the average gradient in slot 1. */
