@@ -134,17 +134,6 @@ LOOM_VECTOR_CLONES static void relu_forward(const float *x, float *y, size_t n) 
     }
 }
 
-LOOM_VECTOR_CLONES static void relu_add_bias_rows(float *restrict z, const float *restrict bias, size_t rows,
-                                                  int dim) {
-    for (size_t r = 0; r < rows; r++) {
-        float *zr = z + r * (size_t)dim;
-        for (int j = 0; j < dim; j++) {
-            float v = zr[j] + bias[j];
-            zr[j] = v < 0.0f ? 0.0f : v;
-        }
-    }
-}
-
 static void act_forward_serial(loom_activation a, const float *x, float *y, size_t rows, int dim) {
     size_t n = rows * (size_t)dim;
     switch (a) {
@@ -309,23 +298,6 @@ void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, 
     }
     act_job j = {a, x, NULL, NULL, y, dim};
     loom_parallel_for(rows, min_rows_per_thread(a, dim), forward_rows, &j);
-}
-
-typedef struct bias_job {
-    float *z;
-    const float *bias;
-    int dim;
-} bias_job;
-
-static void relu_bias_range(size_t r0, size_t r1, void *p) {
-    const bias_job *j = p;
-    relu_add_bias_rows(j->z + r0 * (size_t)j->dim, j->bias, r1 - r0, j->dim);
-}
-
-void loom_relu_add_bias(float *z, const float *bias, size_t rows, int dim) {
-    if (dim <= 0) return;
-    bias_job j = {z, bias, dim};
-    loom_parallel_for(rows, min_rows_per_thread(LOOM_RELU, dim), relu_bias_range, &j);
 }
 
 void loom_act_backward(loom_activation a, const float *x, const float *y, const float *dy,

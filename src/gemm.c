@@ -205,15 +205,61 @@ loom_status loom_set_num_threads(int n) {
 
 int loom_get_num_threads(void) { return threads_set; }
 
-/* z[r][:] = bias for every row: the start of "x . kernel + bias". An inline loop: a memcpy call
- * per row of a few dozen floats (one per output position of a convolution) costs more than the
- * copy itself. */
-LOOM_VECTOR_CLONES void loom_broadcast_rows(float *restrict z, const float *restrict bias, size_t rows, int n) {
+/* z[r][:] = bias (or 0) for every row: the start of "x . kernel + bias". An inline loop: a memcpy
+ * call per row of a few dozen floats (one per output position of a convolution) costs more than
+ * the copy itself. */
+LOOM_VECTOR_CLONES static void fill_rows_serial(float *restrict z, const float *restrict bias, size_t rows, int n) {
     for (size_t r = 0; r < rows; r++) {
         float *zr = z + r * (size_t)n;
-        for (int j = 0; j < n; j++) zr[j] = bias[j];
+        if (bias)
+            for (int j = 0; j < n; j++) zr[j] = bias[j];
+        else
+            for (int j = 0; j < n; j++) zr[j] = 0.0f;
     }
 }
+
+/* z[r][:] = relu(z[r][:] + bias): the other end, when the product is followed by a ReLU (one pass
+ * over its output instead of a fill before and an activation after). A NaN passes through, for
+ * TerminateOnNaN to see it. */
+LOOM_VECTOR_CLONES static void relu_add_bias_serial(float *restrict z, const float *restrict bias, size_t rows,
+                                                    int n) {
+    for (size_t r = 0; r < rows; r++) {
+        float *zr = z + r * (size_t)n;
+        for (int j = 0; j < n; j++) {
+            float v = zr[j] + bias[j];
+            zr[j] = v < 0.0f ? 0.0f : v;
+        }
+    }
+}
+
+typedef struct bias_job {
+    float *z;
+    const float *bias;
+    int n;
+    bool relu;
+} bias_job;
+
+static void bias_range(size_t r0, size_t r1, void *p) {
+    const bias_job *j = p;
+    float *z = j->z + r0 * (size_t)j->n;
+    if (j->relu)
+        relu_add_bias_serial(z, j->bias, r1 - r0, j->n);
+    else
+        fill_rows_serial(z, j->bias, r1 - r0, j->n);
+}
+
+#define BIAS_MIN_FLOATS ((size_t)1 << 16) /* a thread's share worth waking it for */
+
+static void bias_rows(float *z, const float *bias, size_t rows, int n, bool relu) {
+    if (n <= 0) return;
+    size_t min_rows = (size_t)n >= BIAS_MIN_FLOATS ? 1 : BIAS_MIN_FLOATS / (size_t)n;
+    bias_job j = {z, bias, n, relu};
+    loom_parallel_for(rows, min_rows, bias_range, &j);
+}
+
+void loom_fill_rows(float *z, const float *bias, size_t rows, int n) { bias_rows(z, bias, rows, n, false); }
+
+void loom_relu_add_bias(float *z, const float *bias, size_t rows, int n) { bias_rows(z, bias, rows, n, true); }
 
 /* db[c] += the sum over rows of dz[r][c]: a bias's gradient (dz^T . 1). Threads split the columns,
  * so every db[c] is summed row by row in the same order at any thread count. Each thread reads

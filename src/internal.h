@@ -211,8 +211,6 @@ extern const loom_op loom_op_multi_head_attention, loom_op_batch_normalization, 
 
 /* y = act(x) over rows of length `dim` (softmax needs the row). In place allowed (y == x). */
 void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, int dim);
-/* z[r][:] = relu(z[r][:] + bias) in place: a product's bias and ReLU in one pass over its output. */
-void loom_relu_add_bias(float *z, const float *bias, size_t rows, int dim);
 /* dx += dy * act'(x) given x (pre-activation) and y (post-activation). */
 void loom_act_backward(loom_activation a, const float *x, const float *y, const float *dy,
                        float *dx, size_t rows, int dim);
@@ -233,8 +231,11 @@ bool loom_act_keeps_preact(loom_activation a);
  * is cut into blocks of C chosen from its shape alone and shared out on loom's pool (gemm.c). */
 void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* z[r][0..n) = bias[0..n) for rows rows (the bias a product then accumulates onto). */
-void loom_broadcast_rows(float *z, const float *bias, size_t rows, int n);
+/* z[r][0..n) = bias[0..n) (zeros when bias is NULL) for `rows` rows: the bias a product then
+ * accumulates onto. Split over loom's threads by rows. */
+void loom_fill_rows(float *z, const float *bias, size_t rows, int n);
+/* z[r][:] = relu(z[r][:] + bias) in place: a product's bias and ReLU in one pass over its output. */
+void loom_relu_add_bias(float *z, const float *bias, size_t rows, int n);
 /* db[c] += sum over the rows of dz[r][c] (a bias's gradient), split over loom's threads by columns
  * (the same bits at any thread count). */
 void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols);

@@ -338,27 +338,6 @@ static void add_bias_grad(const loom_layer *L, const loom_op_ctx *c, const float
     loom_add_column_sums(c->dw + loom_shape_size(&L->weights[0].shape), dz, rows, ch);
 }
 
-typedef struct fill_job {
-    float *z;
-    const float *bias;
-    int ch;
-} fill_job;
-
-static void fill_rows(size_t r0, size_t r1, void *p) {
-    const fill_job *j = p;
-    float *z = j->z + r0 * (size_t)j->ch;
-    if (j->bias)
-        loom_broadcast_rows(z, j->bias, r1 - r0, j->ch);
-    else
-        memset(z, 0, (r1 - r0) * (size_t)j->ch * sizeof *z);
-}
-
-/* Fills rows of `ch` with the bias (or zeros). */
-static void fill_bias(float *z, size_t rows, int ch, const float *bias) {
-    fill_job j = {z, bias, ch};
-    loom_parallel_for(rows, min_rows(ch, PAR_MIN_FLOATS), fill_rows, &j);
-}
-
 /* ---------------------------------------------------------------- Conv1D / Conv2D */
 
 /* What every lowered pass (Conv*, Conv2DTranspose, forward and backward) starts from: the
@@ -411,7 +390,7 @@ static void conv_forward(const loom_layer *L, const loom_op_ctx *c) {
         int nb = c->batch - b0 < chunk ? c->batch - b0 : chunk;
         im2col_batch(&w.g, c->in[0] + (size_t)b0 * in_n, in_n, nb, cols);
         float *zc = z + (size_t)b0 * out_n;
-        if (fill) fill_bias(zc, (size_t)nb * M, F, fill);
+        if (fill) loom_fill_rows(zc, fill, (size_t)nb * M, F);
         /* z = cols . kernel (+ bias) */
         loom_sgemm(false, false, (int)(nb * M), F, (int)K, 1.0f, cols, (int)K, c->w, F,
                    fill ? 1.0f : 0.0f, zc, F);
@@ -464,7 +443,7 @@ static void convt_forward(const loom_layer *L, const loom_op_ctx *c) {
     size_t M = w.M, K = w.K, in_n = w.in_n, out_n = w.out_n;
     int chunk = w.chunk;
     float *z = preact(L, c), *cols = w.cols;
-    fill_bias(z, (size_t)c->batch * out_n / (size_t)F, F, bias_of(L, c));
+    loom_fill_rows(z, bias_of(L, c), (size_t)c->batch * out_n / (size_t)F, F);
     for (int b0 = 0; b0 < c->batch; b0 += chunk) {
         int nb = c->batch - b0 < chunk ? c->batch - b0 : chunk;
         /* cols = x . K^T: each input pixel's contribution to its output window */
@@ -513,7 +492,7 @@ static void dw_forward(const loom_layer *L, const loom_op_ctx *c) {
     int Mu = L->iarg[A_FILT], C = g.in_c, OC = C * Mu;
     size_t in_n = loom_shape_size(&c->in_shape[0]), out_n = loom_shape_size(&c->out_shape);
     float *z = preact(L, c);
-    fill_bias(z, (size_t)c->batch * out_n / (size_t)OC, OC, bias_of(L, c));
+    loom_fill_rows(z, bias_of(L, c), (size_t)c->batch * out_n / (size_t)OC, OC);
     for (int b = 0; b < c->batch; b++) {
         const float *x = c->in[0] + (size_t)b * in_n;
         for (int oy = 0; oy < g.out_h; oy++)

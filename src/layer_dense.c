@@ -2,30 +2,8 @@
  * Leading axes (batch and any others) are folded into rows, as Keras applies Dense to the last
  * axis of an input of any rank. */
 #include "internal.h"
-#include "parallel.h"
 
 #include <string.h>
-
-/* Threads (src/parallel.c) split rows or columns whose outputs do not depend on one another, so
- * the result is the same bits at any thread count; a thread's share must be worth waking it for.
- * loom_sgemm shares out the blocks of a large product on the same pool. */
-#define PAR_MIN_FLOATS ((size_t)1 << 16)
-
-static size_t min_units(size_t floats_per_unit) {
-    if (floats_per_unit == 0) return PAR_MIN_FLOATS; /* no work: never worth a thread */
-    return floats_per_unit >= PAR_MIN_FLOATS ? 1 : PAR_MIN_FLOATS / floats_per_unit;
-}
-
-typedef struct dense_job {
-    float *z; /* the rows the bias goes into */
-    const float *bias;
-    int units;
-} dense_job;
-
-static void bias_rows(size_t r0, size_t r1, void *p) {
-    const dense_job *j = p;
-    loom_broadcast_rows(j->z + r0 * (size_t)j->units, j->bias, r1 - r0, j->units);
-}
 
 static loom_status dense_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out,
                                loom_error *err) {
@@ -69,8 +47,7 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
         return;
     }
     if (bias) {
-        dense_job j = {.z = z, .bias = bias, .units = units};
-        loom_parallel_for((size_t)rows, min_units((size_t)units), bias_rows, &j);
+        loom_fill_rows(z, bias, (size_t)rows, units);
     }
     loom_sgemm(false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units,
                bias ? 1.0f : 0.0f, z, units);

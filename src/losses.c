@@ -380,16 +380,23 @@ static double lse_from_softmax(const float *z, const float *p, int dim) {
     return (double)zmax - log((double)pmax);
 }
 
-static double row_cce_softmax(const float *t, const float *z, const float *p, float *g, int dim, double scale,
-                              double ls) {
-    double lse = lse_from_softmax(z, p, dim);
+/* v = sum t (lse - z) over the label-smoothed targets; *tsum = their sum. */
+static double cce_from_lse(const float *t, const float *z, int dim, double lse, double ls, double *tsum) {
     double off = ls / dim, on = 1.0 - ls;
-    double v = 0.0, tsum = 0.0;
+    double v = 0.0, ts = 0.0;
     for (int j = 0; j < dim; j++) {
         double tj = t[j] * on + off;
         v += tj * (lse - z[j]);
-        tsum += tj;
+        ts += tj;
     }
+    *tsum = ts;
+    return v;
+}
+
+static double row_cce_softmax(const float *t, const float *z, const float *p, float *g, int dim, double scale,
+                              double ls) {
+    double tsum, v = cce_from_lse(t, z, dim, lse_from_softmax(z, p, dim), ls, &tsum);
+    double off = ls / dim, on = 1.0 - ls;
     if (g)
         for (int j = 0; j < dim; j++) g[j] = (float)(scale * ((double)p[j] * tsum - (t[j] * on + off)));
     return v;
@@ -408,14 +415,8 @@ static double row_cce_logits(const float *t, const float *z, float *g, int dim, 
                              double ls) {
     double m, se, e[EXP_KEEP];
     softmax_stats(z, dim, &m, &se, e);
-    double lse = m + log(se);
+    double tsum, v = cce_from_lse(t, z, dim, m + log(se), ls, &tsum);
     double off = ls / dim, on = 1.0 - ls;
-    double v = 0.0, tsum = 0.0;
-    for (int j = 0; j < dim; j++) {
-        double tj = t[j] * on + off;
-        v += tj * (lse - z[j]);
-        tsum += tj;
-    }
     if (g) {
         for (int j = 0; j < dim; j++) {
             double tj = t[j] * on + off;
