@@ -1,5 +1,6 @@
 /* gemm.c — the matrix product every layer goes through: OpenBLAS when the build found it,
- * portable loops otherwise (same results to float32 rounding). */
+ * portable loops otherwise (same results to float32 rounding); and the bias around it (filled in
+ * before, or added with a ReLU after, and the column sums that make its gradient). */
 #include "internal.h"
 #include "parallel.h"
 

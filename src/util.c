@@ -1,4 +1,5 @@
-/* util.c — errors, shapes and the counter-based random numbers every other file uses. */
+/* util.c — errors, shapes, cache-line aligned float buffers and the counter-based random numbers every
+ * other file uses. */
 #include "internal.h"
 
 #include <math.h>
