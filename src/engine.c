@@ -18,10 +18,60 @@ static float *take(float **p, size_t n) {
     return r;
 }
 
+/* Gradient buffers. Backward runs the order in reverse; a node's gradient is first written by its
+ * last consumer in the order (an output's by the loss seeds, before the loop) and last read by the
+ * node's own backward: it lives over positions [node, grad_from]. Gradients whose lifetimes do
+ * not overlap share memory: placed largest first, each at the lowest offset that no gradient
+ * living at the same time uses (greedy by size). A chain of layers then needs about two
+ * gradients at a time instead of one per node. Inputs get none (their gradient is never asked)
+ * unless they are outputs themselves.
+ * Offsets in floats from the start of the gradient region; returns the region's size. */
+static size_t plan_gradients(loom_model *m, int batch, size_t *offset) {
+    int n = m->n_order;
+    for (int i = 0; i < n; i++) m->order[i].grad_from = -1;
+    for (int j = 0; j < n; j++)
+        for (int k = 0; k < m->order[j].node->n_in; k++) {
+            loom_step_node *src = &m->order[m->order[j].in_pos[k]];
+            if (!src->is_input && src->grad_from < j) src->grad_from = j;
+        }
+    for (int k = 0; k < m->n_outputs; k++) m->order[m->outputs[k].pos].grad_from = n; /* the seeds */
+
+    size_t total = 0;
+    for (int placed = 0;; placed++) {
+        /* the largest gradient not yet placed (the earliest on ties) */
+        int i = -1;
+        size_t size = 0;
+        for (int c = 0; c < n; c++) {
+            size_t sc = loom_align_floats((size_t)batch * m->order[c].size);
+            if (m->order[c].grad_from >= 0 && offset[c] == SIZE_MAX && (i < 0 || sc > size)) i = c, size = sc;
+        }
+        if (i < 0) break;
+        /* lowest offset clear of every placed gradient alive at the same time */
+        size_t at = 0;
+        for (bool moved = true; moved;) {
+            moved = false;
+            for (int c = 0; c < n; c++) {
+                const loom_step_node *o = &m->order[c];
+                if (c == i || o->grad_from < 0 || offset[c] == SIZE_MAX) continue;
+                bool same_time = (i > c ? i : c) <= (m->order[i].grad_from < o->grad_from ? m->order[i].grad_from : o->grad_from);
+                size_t oc = loom_align_floats((size_t)batch * o->size);
+                if (same_time && at < offset[c] + oc && offset[c] < at + size) at = offset[c] + oc, moved = true;
+            }
+        }
+        offset[i] = at;
+        if (at + size > total) total = at + size;
+    }
+    return total;
+}
+
 loom_status loom_engine_plan(loom_model *m, int batch) {
     if (batch <= m->plan_batch && m->arena) return LOOM_OK;
     /* every region starts on a cache line (loom_align_floats) */
-    size_t total = 0;
+    size_t *grad_offset = malloc((size_t)m->n_order * sizeof *grad_offset);
+    if (!grad_offset) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory planning gradients");
+    for (int i = 0; i < m->n_order; i++) grad_offset[i] = SIZE_MAX;
+    const size_t grad_total = plan_gradients(m, batch, grad_offset);
+    size_t total = grad_total;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
         loom_node *n = sn->node;
@@ -30,7 +80,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         sn->scratch = n->layer->op->scratch_size
                           ? n->layer->op->scratch_size(n->layer, n->n_in, in, &n->out_shape, batch)
                           : 0;
-        total += 2 * loom_align_floats((size_t)batch * sn->size) + loom_align_floats(sn->scratch);
+        total += loom_align_floats((size_t)batch * sn->size) + loom_align_floats(sn->scratch);
         /* Keras masks: made by an op, or kept from input 0 while the steps axis survives */
         const loom_op *op = n->layer->op;
         sn->makes_mask = op->mask_mode == LOOM_MASK_MAKE && n->out_shape.rank >= 2;
@@ -43,18 +93,20 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
                  2 * loom_align_floats(b * o->rows_per_sample);
     }
     float *arena = loom_floats_zeroed(total);
-    if (!arena)
+    if (!arena) {
+        free(grad_offset);
         return loom_set_error(&m->err, LOOM_ERR_MEMORY,
                               "out of memory planning activations for batch size %d (%zu floats)", batch, total);
+    }
     free(m->arena);
     m->arena = arena;
     m->plan_batch = batch;
-    float *p = arena;
+    float *p = arena + grad_total;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
         loom_node *n = sn->node;
         sn->val = take(&p, (size_t)batch * sn->size);
-        sn->grad = take(&p, (size_t)batch * sn->size);
+        sn->grad = grad_offset[i] == SIZE_MAX ? NULL : arena + grad_offset[i];
         sn->scr = take(&p, sn->scratch);
         sn->mask = NULL;
         if (sn->makes_mask) {
@@ -79,6 +131,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         if (o->fused)
             o->logits = sn->node->layer->op == &loom_op_dense ? sn->scr : m->order[sn->in_pos[0]].val;
     }
+    free(grad_offset);
     return LOOM_OK;
 }
 
@@ -223,12 +276,18 @@ uint64_t loom_engine_active_mask(const loom_model *m) {
     return mask;
 }
 
+static void zero_grad(loom_step_node *sn, int batch) {
+    memset(sn->grad, 0, (size_t)batch * sn->size * sizeof(float));
+}
+
 void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, const float *seed_weights,
                           float *dw) {
     memset(dw, 0, m->n_params * sizeof *dw);
     for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
+    /* a gradient is zeroed where its lifetime starts (plan_gradients): the outputs' here, before
+     * the seeds, every other one just before its last consumer's backward */
     for (int i = 0; i < m->n_order; i++)
-        if (m->order[i].reach & mask) memset(m->order[i].grad, 0, (size_t)batch * m->order[i].size * sizeof(float));
+        if (m->order[i].grad_from == m->n_order) zero_grad(&m->order[i], batch);
     for (int k = 0; k < m->n_outputs; k++) {
         if (!(mask >> k & 1) || m->outputs[k].loss.kind == LOSS_NONE) continue;
         loom_output *o = &m->outputs[k];
@@ -241,6 +300,8 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
     loom_shape in_shapes[16];
     for (int i = m->n_order - 1; i >= 0; i--) {
         loom_step_node *sn = &m->order[i];
+        for (int j = 0; j < sn->node->n_in; j++)
+            if (m->order[sn->in_pos[j]].grad_from == i) zero_grad(&m->order[sn->in_pos[j]], batch);
         if (sn->is_input || !(sn->reach & mask)) continue;
         loom_node *n = sn->node;
         loom_layer *L = n->layer;

@@ -13,6 +13,7 @@ typedef struct loom_step_node {
     size_t size;      /* per-sample output size */
     size_t scratch;   /* scratch floats at the planned batch */
     float *val, *grad, *scr;
+    int grad_from;    /* backward position where grad's lifetime starts (engine.c); -1: no grad */
     uint64_t reach;   /* bit k: the node lies on a path to output k */
     int n_consumers;  /* uses as an input by later nodes */
     bool is_input;
