@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """bench/run.py — loom against PyTorch (CPU) in one run, interleaved, with sgemm as the ceiling.
 
-    /usr/bin/python3 bench/run.py [--build build] [--repeats 5] [--models tiny,mnist-mlp,wide]
+    /usr/bin/python3 bench/run.py [--build build] [--repeats 9] [--models tiny,mnist-mlp,wide]
                                   [--threads 1,2] [--opts sgd,adam] [--markdown BENCHMARKS.md]
 
-For every (threads, optimizer, model) it starts loom_bench and torch_bench.py alternately, each
-`repeats` times in its own process (so peak resident memory is per framework), and reports the
+For every (threads, optimizer, model) it starts loom_bench, torch_bench.py and sgemm_bench in turn,
+each `repeats` times in its own process (so peak resident memory is per framework), and reports the
 median over processes of each process's median ms per step. Threads are pinned for both:
 OPENBLAS_NUM_THREADS and OMP_NUM_THREADS (Debian's PyTorch calls the system OpenBLAS, which
 ignores torch.set_num_threads), torch.set_num_threads, LOOM_NUM_THREADS; at 2 threads PyTorch
@@ -86,7 +86,7 @@ def cpu_name():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--models", default="tiny,mnist-mlp,wide,cnn")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--opts", default="sgd,adam")
@@ -100,17 +100,18 @@ def main():
         for opt in args.opts.split(","):
             for model in args.models.split(","):
                 steps = STEPS[model]
-                lt, tt, lr, tr = [], [], [], []
-                for _ in range(args.repeats):  # interleaved: loom, torch, loom, torch, ...
+                lt, tt, lr, tr, st = [], [], [], [], []
+                for _ in range(args.repeats):  # interleaved: loom, torch, sgemm, loom, torch, sgemm, ...
                     ms, rss = run([loom, model, opt, str(steps), "3"], env_for(threads, False))
                     lt.append(ms), lr.append(rss)
                     ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), "3", str(threads)],
                                   env_for(threads, True))
                     tt.append(ms), tr.append(rss)
-                sg_ms = float("nan")  # the convolutional model has no sgemm-only counterpart here
-                if model != "cnn":
-                    g = subprocess.run([sgemm, model, "7"], env=env_for(threads, False), capture_output=True, text=True)
-                    sg_ms = float(g.stdout.split()[2]) if g.returncode == 0 else float("nan")
+                    if model != "cnn":  # the convolutional model has no sgemm-only counterpart here
+                        g = subprocess.run([sgemm, model, "7"], env=env_for(threads, False), capture_output=True,
+                                           text=True)
+                        st.append(float(g.stdout.split()[2]) if g.returncode == 0 else float("nan"))
+                sg_ms = statistics.median(st) if st else float("nan")
                 l_ms, t_ms = statistics.median(lt), statistics.median(tt)
                 fl = step_flops(model)
                 batch = BATCH[model]
