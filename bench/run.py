@@ -170,7 +170,8 @@ def main():
                     "categorical crossentropy, weight 0.5) and D (1, linear + mse, weight 0.3); cnn: (28,28,1) -> "
                     "Conv 32 3x3 relu -> MaxPool 2 -> Conv 64 3x3 relu -> MaxPool 2 -> Flatten -> Dense 128 relu -> "
                     "the same heads; synthetic data; one epoch of `steps` batches per timing, shuffled. The sgemm "
-                    "column times OpenBLAS alone on the same products (MLPs only).\n\n")
+                    "column times OpenBLAS alone on the same products as loom issues them (MLPs only), in the same "
+                    "rotation of processes.\n\n")
             f.write(table + "\n\n")
             f.write(predict_line + "\n\n")
             if scaling:
