@@ -24,53 +24,67 @@ static float *take(float **p, size_t n) {
  * not overlap share memory: placed largest first, each at the lowest offset that no gradient
  * living at the same time uses (greedy by size). A chain of layers then needs about two
  * gradients at a time instead of one per node. Inputs get none (their gradient is never asked)
- * unless they are outputs themselves.
- * Offsets in floats from the start of the gradient region; returns the region's size. */
-static size_t plan_gradients(loom_model *m, int batch, size_t *offset) {
+ * unless they are outputs themselves. */
+typedef struct span {
+    size_t at, size;
+} span;
+
+static int by_offset(const void *a, const void *b) {
+    size_t x = ((const span *)a)->at, y = ((const span *)b)->at;
+    return (x > y) - (x < y);
+}
+
+static bool alive_together(const loom_step_node *order, int a, int b) {
+    int from = order[a].grad_from < order[b].grad_from ? order[a].grad_from : order[b].grad_from;
+    return (a > b ? a : b) <= from;
+}
+
+/* offset[i]: where node i's gradient starts in the gradient region, in floats (SIZE_MAX: none);
+ * busy: room for n_order spans. Returns the region's size. */
+static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *busy) {
     int n = m->n_order;
-    for (int i = 0; i < n; i++) m->order[i].grad_from = -1;
+    loom_step_node *order = m->order;
+    for (int i = 0; i < n; i++) order[i].grad_from = -1, offset[i] = SIZE_MAX;
     for (int j = 0; j < n; j++)
-        for (int k = 0; k < m->order[j].node->n_in; k++) {
-            loom_step_node *src = &m->order[m->order[j].in_pos[k]];
+        for (int k = 0; k < order[j].node->n_in; k++) {
+            loom_step_node *src = &order[order[j].in_pos[k]];
             if (!src->is_input && src->grad_from < j) src->grad_from = j;
         }
-    for (int k = 0; k < m->n_outputs; k++) m->order[m->outputs[k].pos].grad_from = n; /* the seeds */
+    for (int k = 0; k < m->n_outputs; k++) order[m->outputs[k].pos].grad_from = n; /* the seeds */
 
     size_t total = 0;
-    for (int placed = 0;; placed++) {
-        /* the largest gradient not yet placed (the earliest on ties) */
-        int i = -1;
+    for (;;) {
+        int i = -1; /* the largest gradient not yet placed (the earliest on ties) */
         size_t size = 0;
         for (int c = 0; c < n; c++) {
-            size_t sc = loom_align_floats((size_t)batch * m->order[c].size);
-            if (m->order[c].grad_from >= 0 && offset[c] == SIZE_MAX && (i < 0 || sc > size)) i = c, size = sc;
+            size_t sc = loom_align_floats((size_t)batch * order[c].size);
+            if (order[c].grad_from >= 0 && offset[c] == SIZE_MAX && (i < 0 || sc > size)) i = c, size = sc;
         }
-        if (i < 0) break;
-        /* lowest offset clear of every placed gradient alive at the same time */
+        if (i < 0) return total;
+        int n_busy = 0; /* the placed ones alive at the same time, by offset: the first gap that fits */
+        for (int c = 0; c < n; c++)
+            if (offset[c] != SIZE_MAX && alive_together(order, i, c))
+                busy[n_busy++] = (span){offset[c], loom_align_floats((size_t)batch * order[c].size)};
+        qsort(busy, (size_t)n_busy, sizeof *busy, by_offset);
         size_t at = 0;
-        for (bool moved = true; moved;) {
-            moved = false;
-            for (int c = 0; c < n; c++) {
-                const loom_step_node *o = &m->order[c];
-                if (c == i || o->grad_from < 0 || offset[c] == SIZE_MAX) continue;
-                bool same_time = (i > c ? i : c) <= (m->order[i].grad_from < o->grad_from ? m->order[i].grad_from : o->grad_from);
-                size_t oc = loom_align_floats((size_t)batch * o->size);
-                if (same_time && at < offset[c] + oc && offset[c] < at + size) at = offset[c] + oc, moved = true;
-            }
-        }
+        for (int b = 0; b < n_busy && busy[b].at < at + size; b++)
+            if (busy[b].at + busy[b].size > at) at = busy[b].at + busy[b].size;
         offset[i] = at;
         if (at + size > total) total = at + size;
     }
-    return total;
 }
 
 loom_status loom_engine_plan(loom_model *m, int batch) {
     if (batch <= m->plan_batch && m->arena) return LOOM_OK;
     /* every region starts on a cache line (loom_align_floats) */
     size_t *grad_offset = malloc((size_t)m->n_order * sizeof *grad_offset);
-    if (!grad_offset) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory planning gradients");
-    for (int i = 0; i < m->n_order; i++) grad_offset[i] = SIZE_MAX;
-    const size_t grad_total = plan_gradients(m, batch, grad_offset);
+    span *busy = malloc((size_t)m->n_order * sizeof *busy);
+    if (!grad_offset || !busy) {
+        free(grad_offset), free(busy);
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory planning gradients");
+    }
+    const size_t grad_total = plan_gradients(m, batch, grad_offset, busy);
+    free(busy);
     size_t total = grad_total;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
