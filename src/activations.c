@@ -285,9 +285,8 @@ static void backward_rows(size_t r0, size_t r1, void *p) {
 }
 
 static size_t min_rows_per_thread(loom_activation a, int dim) {
-    size_t floats = a == LOOM_RELU || a == LOOM_LEAKY_RELU || a == LOOM_LINEAR ? (size_t)1 << 16
-                                                                               : (size_t)1 << 13;
-    return (size_t)dim >= floats ? 1 : floats / (size_t)dim;
+    size_t cost = a == LOOM_RELU || a == LOOM_LEAKY_RELU || a == LOOM_LINEAR ? 1 : 8; /* per element */
+    return loom_parallel_min_units((size_t)dim * cost);
 }
 
 void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, int dim) {

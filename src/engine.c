@@ -144,6 +144,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         o->logits = NULL;
         if (o->fused)
             o->logits = sn->node->layer->op == &loom_op_dense ? sn->scr : m->order[sn->in_pos[0]].val;
+        o->softmax = o->fused && sn->node->layer->activation == LOOM_SOFTMAX ? sn->val : NULL;
     }
     free(grad_offset);
     return LOOM_OK;
@@ -268,9 +269,7 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
             sw = o->row_w;
             rps = 1;
         }
-        const loom_step_node *out = &m->order[o->pos];
-        const float *softmax = o->fused && out->node->layer->activation == LOOM_SOFTMAX ? out->val : NULL;
-        loom_status s = loom_loss_compute(&o->loss, o->target, pred, softmax, rows, o->dim, rps, sw, o->fused, o->values,
+        loom_status s = loom_loss_compute(&o->loss, o->target, pred, o->softmax, rows, o->dim, rps, sw, o->fused, o->values,
                                           (grad_mask >> k & 1) ? o->lgrad : NULL, &o->loss_value, &m->err);
         if (s) {
             /* prefix the output's name to the loss's own message */

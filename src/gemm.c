@@ -249,13 +249,10 @@ static void bias_range(size_t r0, size_t r1, void *p) {
         fill_rows_serial(z, j->bias, r1 - r0, j->n);
 }
 
-#define BIAS_MIN_FLOATS ((size_t)1 << 16) /* a thread's share worth waking it for */
-
 static void bias_rows(float *z, const float *bias, size_t rows, int n, bool relu) {
     if (n <= 0) return;
-    size_t min_rows = (size_t)n >= BIAS_MIN_FLOATS ? 1 : BIAS_MIN_FLOATS / (size_t)n;
     bias_job j = {z, bias, n, relu};
-    loom_parallel_for(rows, min_rows, bias_range, &j);
+    loom_parallel_for(rows, loom_parallel_min_units((size_t)n), bias_range, &j);
 }
 
 void loom_fill_rows(float *z, const float *bias, size_t rows, int n) { bias_rows(z, bias, rows, n, false); }
@@ -265,12 +262,11 @@ void loom_relu_add_bias(float *z, const float *bias, size_t rows, int n) { bias_
 /* db[c] += the sum over rows of dz[r][c]: a bias's gradient (dz^T . 1). Threads split the columns,
  * so every db[c] is summed row by row in the same order at any thread count. Each thread reads
  * every row: a share narrower than a few cache lines would read the whole matrix again for a
- * handful of columns, hence at least SUMS_MIN_COLS columns a thread (and SUMS_MIN_FLOATS of
+ * handful of columns, hence at least SUMS_MIN_COLS columns a thread (and the usual amount of
  * work). The running sums of a block of columns live in a local array, so that two threads never
  * write to one cache line of db; inlined with a full block they stay in vector registers. */
 #define SUMS_BLOCK 64
 #define SUMS_MIN_COLS 256
-#define SUMS_MIN_FLOATS ((size_t)1 << 16)
 
 typedef struct sums_job {
     float *db;
@@ -298,7 +294,7 @@ LOOM_VECTOR_CLONES static void column_sums_range(size_t c0, size_t c1, void *p) 
 
 void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols) {
     if (cols <= 0) return;
-    size_t by_work = rows == 0 ? SUMS_MIN_FLOATS : (SUMS_MIN_FLOATS + rows - 1) / rows;
+    size_t by_work = loom_parallel_min_units(rows);
     sums_job j = {db, dz, rows, cols};
     loom_parallel_for((size_t)cols, by_work > SUMS_MIN_COLS ? by_work : SUMS_MIN_COLS, column_sums_range, &j);
 }

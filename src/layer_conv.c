@@ -120,15 +120,7 @@ static void col2im(const conv_geom *g, const float *cols, float *dx) {
 }
 
 /* Threads (src/parallel.c) split samples, rows or columns whose outputs do not depend on one
- * another, so results are the same bits at any thread count. A thread's share must be worth
- * waking it for: at least PAR_MIN_FLOATS floats of work. */
-#define PAR_MIN_FLOATS ((size_t)1 << 16)
-
-/* How many units of `per_unit` floats make a thread's minimum share (at least 1). */
-static size_t min_rows(size_t per_unit, size_t floats) {
-    if (per_unit == 0) return floats; /* no work: never worth a thread */
-    return per_unit >= floats ? 1 : floats / per_unit;
-}
+ * another, so results are the same bits at any thread count. */
 
 typedef struct lowering_job {
     const conv_geom *g;
@@ -153,12 +145,12 @@ static void col2im_samples(size_t s0, size_t s1, void *p) {
 /* im2col of nb consecutive samples (image_n floats each) into consecutive column blocks. */
 static void im2col_batch(const conv_geom *g, const float *x, size_t image_n, int nb, float *cols) {
     lowering_job j = {g, x, cols, image_n};
-    loom_parallel_for((size_t)nb, min_rows(geom_rows(g) * geom_cols(g), PAR_MIN_FLOATS), im2col_samples, &j);
+    loom_parallel_for((size_t)nb, loom_parallel_min_units(geom_rows(g) * geom_cols(g)), im2col_samples, &j);
 }
 
 static void col2im_batch(const conv_geom *g, const float *cols, int nb, float *dx, size_t image_n) {
     lowering_job j = {g, cols, dx, image_n};
-    loom_parallel_for((size_t)nb, min_rows(geom_rows(g) * geom_cols(g), PAR_MIN_FLOATS), col2im_samples, &j);
+    loom_parallel_for((size_t)nb, loom_parallel_min_units(geom_rows(g) * geom_cols(g)), col2im_samples, &j);
 }
 
 static bool is_conv1d(const loom_layer *L);

@@ -142,8 +142,7 @@ LOOM_VECTOR_CLONES static void max_update(const float *restrict x, float *restri
 }
 
 /* Samples are independent (each writes only its own output, argmax and input-gradient block), so
- * threads split the batch (src/parallel.c); a thread's share should be worth waking it for. */
-#define PAR_MIN_FLOATS ((size_t)1 << 16)
+ * threads split the batch (src/parallel.c). */
 
 typedef struct pool_job {
     const loom_layer *L;
@@ -152,9 +151,8 @@ typedef struct pool_job {
 
 static void for_samples(const loom_layer *L, const loom_op_ctx *c, void (*fn)(size_t, size_t, void *)) {
     size_t in_n = loom_shape_size(&c->in_shape[0]);
-    size_t min_samples = in_n >= PAR_MIN_FLOATS || in_n == 0 ? 1 : PAR_MIN_FLOATS / in_n;
     pool_job j = {L, c};
-    loom_parallel_for((size_t)c->batch, min_samples, fn, &j);
+    loom_parallel_for((size_t)c->batch, loom_parallel_min_units(in_n), fn, &j);
 }
 
 static void pool_forward_samples(size_t b0, size_t b1, void *p) {

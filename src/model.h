@@ -37,7 +37,8 @@ typedef struct loom_output {
     /* arena buffers at the planned batch */
     float *target, *sw, *lgrad, *values;
     float *row_w;            /* masked outputs: per-row weights mask * sw * rows / valid */
-    const float *logits;
+    const float *logits;     /* fused: the loss's input (pre-activation) */
+    const float *softmax;    /* fused after a softmax: its output, which spares the loss exp() */
     bool has_sw;
     float loss_value;        /* last batch, unweighted */
     /* weight schedule (multi-task balancing) */

@@ -337,7 +337,6 @@ LOOM_VECTOR_CLONES static void apply_tensor(const loom_optimizer *o, const step_
 /* One tensor split by element range between loom's threads (src/parallel.c): every element is
  * updated by the same operations in any chunk, so the result does not depend on the thread count.
  * The norms clipping needs are computed serially before (one summation order). */
-#define PAR_MIN_ELEMENTS ((size_t)1 << 16)
 
 typedef struct tensor_job {
     const loom_optimizer *o;
@@ -413,6 +412,6 @@ void loom_optimizer_apply(const loom_optimizer *o, float lr, long iterations, fl
             k.clip_div = fmaxf((float)sqrt(sum_squares(grads + off, n)), o->clipnorm);
         }
         tensor_job j = {o, &k, params + off, grads + off, s[0], s[1], s[2]};
-        loom_parallel_for(n, PAR_MIN_ELEMENTS, tensor_range, &j);
+        loom_parallel_for(n, LOOM_PARALLEL_MIN_FLOATS, tensor_range, &j);
     }
 }

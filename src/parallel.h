@@ -21,4 +21,13 @@ int loom_parallel_num_threads(void);
 void loom_parallel_for(size_t n, size_t min_per_thread, void (*fn)(size_t begin, size_t end, void *ctx),
                        void *ctx);
 
+/* A thread's share must be worth waking it for: about LOOM_PARALLEL_MIN_FLOATS floats of work.
+ * Units of per_unit floats each (more for costlier work) that make such a share; no work is never
+ * worth a thread. The min_per_thread of loom_parallel_for for loops over rows, samples, columns. */
+#define LOOM_PARALLEL_MIN_FLOATS ((size_t)1 << 16)
+static inline size_t loom_parallel_min_units(size_t per_unit) {
+    if (per_unit == 0) return LOOM_PARALLEL_MIN_FLOATS;
+    return per_unit >= LOOM_PARALLEL_MIN_FLOATS ? 1 : LOOM_PARALLEL_MIN_FLOATS / per_unit;
+}
+
 #endif
