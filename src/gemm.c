@@ -117,6 +117,65 @@ __attribute__((noinline)) static void sgemm_small_transposed_b(int M, int N, int
     }
 }
 
+/* Small weight gradients of narrow layers (A^T . B with N < 16: x^T . dz of a Dense layer with a
+ * few units). OpenBLAS's small-matrix kernels run their vectors along row-major N, so 10 units
+ * fill 10 of 16 lanes (64x10x32: 0.45 us). The transposed product C^T = B^T . A runs them along M
+ * at full width (0.18 us), and turning its N x M result back costs less than the difference. A
+ * single column needs no turning: C^T (1 x M) is laid out as C (M x 1). */
+#define NARROW_N 16
+
+static bool small_narrow_tn(bool ta, bool tb, int M, int N, int K, int ldc) {
+    return ta && !tb && K > 0 && N < NARROW_N && M >= NARROW_N && (double)M * N * K <= SMALL_MNK &&
+           (size_t)M * N <= SMALL_T_FLOATS && (N > 1 || ldc == 1);
+}
+
+/* C (M x N, stride ldc) = beta C + t^T, t being N x M: 8 x 8 blocks turned on the stack and added
+ * a row at a time, then the columns the blocks left (a contiguous read of t each), then the rows. */
+static void add_transposed(const float *restrict t, int N, int M, float beta, float *restrict C, int ldc) {
+    int i0 = 0, j0 = 0;
+#ifdef HAVE_TRANSPOSE_8X8
+    if (__builtin_cpu_supports("avx")) {
+        float blk[64];
+        for (; i0 + 8 <= M; i0 += 8)
+            for (j0 = 0; j0 + 8 <= N; j0 += 8) {
+                transpose_8x8_avx(t + (size_t)j0 * M + i0, (size_t)M, blk, 8);
+                for (int r = 0; r < 8; r++) {
+                    float *restrict c = C + (size_t)(i0 + r) * ldc + j0;
+                    const float *b = blk + r * 8;
+                    if (beta == 0.0f)
+                        for (int q = 0; q < 8; q++) c[q] = b[q];
+                    else
+                        for (int q = 0; q < 8; q++) c[q] = beta * c[q] + b[q];
+                }
+            }
+    }
+#endif
+    for (int j = j0; j < N; j++) {
+        const float *tj = t + (size_t)j * M;
+        for (int i = 0; i < i0; i++) {
+            float *c = C + (size_t)i * ldc + j;
+            *c = (beta == 0.0f ? 0.0f : beta * *c) + tj[i];
+        }
+    }
+    for (int i = i0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float *c = C + (size_t)i * ldc + j;
+            *c = (beta == 0.0f ? 0.0f : beta * *c) + t[(size_t)j * M + i];
+        }
+}
+
+__attribute__((noinline)) static void sgemm_small_narrow_tn(int M, int N, int K, float alpha, const float *A,
+                                                            int lda, const float *B, int ldb, float beta,
+                                                            float *C, int ldc) {
+    if (N == 1) {
+        sgemm_one(true, false, 1, M, K, alpha, B, ldb, A, lda, beta, C, M);
+        return;
+    }
+    float t[SMALL_T_FLOATS];
+    sgemm_one(true, false, N, M, K, alpha, B, ldb, A, lda, 0.0f, t, M);
+    add_transposed(t, N, M, beta, C, ldc);
+}
+
 /* Threads. loom keeps ONE pool: OpenBLAS runs on a single thread, and a large product is cut into
  * 2, 4 or 8 blocks of C (rows or columns) that loom's own pool (parallel.c) shares out, one
  * OpenBLAS call per block. Why not OpenBLAS's threads:
@@ -183,6 +242,10 @@ void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
     if (blocks <= 1) {
         if (small_transposed_b(trans_a, trans_b, M, N, K)) {
             sgemm_small_transposed_b(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
+        if (small_narrow_tn(trans_a, trans_b, M, N, K, ldc)) {
+            sgemm_small_narrow_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
             return;
         }
         sgemm_one(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

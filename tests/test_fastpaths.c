@@ -19,27 +19,42 @@ static bool gemm_is_portable = true;
 
 static float frand(void) { return (float)rand() / RAND_MAX * 2 - 1; }
 
+/* Every transpose case, beta 1, 0 (C's old contents, NaN here, must not show) and 0.5, C tight and
+ * with a padded row stride. The shapes reach every path of loom_sgemm below the blocked one: plain,
+ * small with B transposed, narrow weight gradients (A^T . B with N < 16, N = 1 included), edges. */
 static void gemm_cases(void) {
-    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {32, 64, 16}, {17, 1, 33}, {9, 20, 1},
-                              {32, 64, 64}, {40, 70, 50}, {128, 96, 200}};
+    const int shapes[][3] = {{1, 1, 1},    {3, 5, 7},   {32, 64, 16}, {17, 1, 33},  {9, 20, 1},  {32, 64, 64},
+                             {40, 70, 50}, {128, 96, 200}, {64, 10, 32}, {64, 1, 32}, {37, 13, 5}, {16, 15, 40},
+                             {130, 8, 24}};
+    const float betas[] = {1.0f, 0.0f, 0.5f};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++) {
-                float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
-                float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
-                for (int i = 0; i < M * K; i++) A[i] = frand();
-                for (int i = 0; i < K * N; i++) B[i] = frand();
-                for (int i = 0; i < M * N; i++) C1[i] = C2[i] = frand();
-                int lda = ta ? M : K, ldb = tb ? K : N;
-                loom_sgemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 1.0f, C1, N);
-                loom_sgemm_portable(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 1.0f, C2, N);
-                double worst = 0;
-                for (int i = 0; i < M * N; i++) worst = fmax(worst, fabs((double)C1[i] - C2[i]));
-                if (memcmp(C1, C2, sizeof(float) * M * N) != 0) gemm_is_portable = false;
-                CHECK(worst <= 1e-5 * K + 1e-6); /* float32 sums of K terms of size <= 1 */
-                free(A), free(B), free(C1), free(C2);
-            }
+            for (int tb = 0; tb < 2; tb++)
+                for (int bi = 0; bi < 3; bi++)
+                    for (int pad = 0; pad < 2; pad++) {
+                        int ldc = N + 3 * pad;
+                        float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+                        float *C1 = malloc(sizeof(float) * M * ldc), *C2 = malloc(sizeof(float) * M * ldc);
+                        for (int i = 0; i < M * K; i++) A[i] = frand();
+                        for (int i = 0; i < K * N; i++) B[i] = frand();
+                        for (int i = 0; i < M * ldc; i++) C1[i] = C2[i] = betas[bi] == 0.0f ? NAN : frand();
+                        int lda = ta ? M : K, ldb = tb ? K : N;
+                        loom_sgemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, betas[bi], C1, ldc);
+                        loom_sgemm_portable(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, betas[bi], C2, ldc);
+                        double worst = 0;
+                        for (int i = 0; i < M; i++)
+                            for (int j = 0; j < N; j++) {
+                                double d = fabs((double)C1[i * ldc + j] - C2[i * ldc + j]);
+                                worst = d > worst || d != d ? d : worst; /* a NaN stays the worst */
+                                if (memcmp(&C1[i * ldc + j], &C2[i * ldc + j], sizeof(float)) != 0)
+                                    gemm_is_portable = false;
+                            }
+                        CHECK(worst <= 1e-5 * K + 1e-6); /* float32 sums of K terms of size <= 1 */
+                        for (int i = 0; i < M; i++) /* the padding is not C's */
+                            for (int j = N; j < ldc; j++) CHECK(memcmp(&C1[i * ldc + j], &C2[i * ldc + j], 4) == 0);
+                        free(A), free(B), free(C1), free(C2);
+                    }
     }
 }
 
