@@ -383,23 +383,55 @@ static void softmax_row_maxima(const float *z, const float *p, int dim, float *z
 /* v = sum t (lse - z) = sum t (max z - z) - log(max p) sum t over the label-smoothed targets, in
  * float: each max z - z is exact where it is small (Sterbenz) and 0 at the target when it is the
  * largest logit, so a confident row keeps its small loss without a double in the loop (the double
- * form took 3x as long). */
-static double row_cce_softmax(const float *t, const float *z, const float *p, float *g, int dim, double scale,
-                              double ls) {
+ * form took 3x as long). *tsum: the sum of the smoothed targets. */
+static double row_cce_softmax(const float *t, const float *z, const float *p, int dim, float on, float off,
+                              float *tsum) {
     float zmax, pmax;
     softmax_row_maxima(z, p, dim, &zmax, &pmax);
-    const float on = (float)(1.0 - ls), off = (float)(ls / dim);
-    float gap = 0.0f, tsum = 0.0f;
+    float gap = 0.0f, ts = 0.0f;
     for (int j = 0; j < dim; j++) {
         float tj = t[j] * on + off;
         gap += tj * (zmax - z[j]);
-        tsum += tj;
+        ts += tj;
     }
-    if (g) {
-        const float k = (float)scale;
-        for (int j = 0; j < dim; j++) g[j] = k * (p[j] * tsum - (t[j] * on + off));
+    *tsum = ts;
+    return (double)gap - (double)ts * logf(pmax);
+}
+
+/* dv/dz = k (p sum t - t) for rows that all share k and sum t = 1 (one-hot or probability targets
+ * without sample weights, the usual case): one flat pass over the batch, vectorised. */
+LOOM_VECTOR_CLONES static void cce_softmax_grad_flat(const float *restrict t, const float *restrict p,
+                                                    float *restrict g, size_t n, float k, float on, float off) {
+    for (size_t i = 0; i < n; i++) g[i] = k * (p[i] - (t[i] * on + off));
+}
+
+/* The crossentropy fused after a softmax over the whole batch; returns sum_r v_r s_r. */
+static double cce_softmax(const float *t, const float *z, const float *p, size_t n_rows, int dim, size_t rps,
+                          const float *sw, double inv_n, double ls, float *values, float *grad) {
+    const float on = (float)(1.0 - ls), off = (float)(ls / dim);
+    double total = 0.0;
+    bool flat = !sw;
+    for (size_t r = 0; r < n_rows; r++) {
+        size_t at = r * (size_t)dim;
+        float ts;
+        double v = row_cce_softmax(t + at, z + at, p + at, dim, on, off, &ts);
+        values[r] = (float)v;
+        total += v * (sw ? sw[r / rps] : 1.0f);
+        flat = flat && ts == 1.0f;
     }
-    return (double)gap - (double)tsum * logf(pmax);
+    if (!grad) return total;
+    if (flat) {
+        cce_softmax_grad_flat(t, p, grad, n_rows * (size_t)dim, (float)inv_n, on, off);
+        return total;
+    }
+    for (size_t r = 0; r < n_rows; r++) {
+        size_t at = r * (size_t)dim;
+        float ts = 0.0f;
+        for (int j = 0; j < dim; j++) ts += t[at + j] * on + off;
+        const float k = (float)((sw ? sw[r / rps] : 1.0) * inv_n);
+        for (int j = 0; j < dim; j++) grad[at + j] = k * (p[at + j] * ts - (t[at + j] * on + off));
+    }
+    return total;
 }
 
 static double row_scce_softmax(int y, const float *z, const float *p, float *g, int dim, double scale) {
@@ -531,6 +563,11 @@ loom_status loom_loss_compute(const loom_loss_impl *l, const float *target, cons
     }
 
     const double inv_n = 1.0 / (double)n_rows;
+    if (l->kind == LOSS_CCE && fused && softmax) {
+        *loss = (float)(cce_softmax(target, pred, softmax, n_rows, dim, rps, sample_weight, inv_n, ls, values, grad) *
+                        inv_n);
+        return LOOM_OK;
+    }
     double total = 0.0;
     for (size_t r = 0; r < n_rows; r++) {
         const double s = sample_weight ? sample_weight[r / rps] : 1.0;
@@ -553,9 +590,7 @@ loom_status loom_loss_compute(const loom_loss_impl *l, const float *target, cons
             v = logits ? row_bce_logits(t, p, g, dim, scale, ls) : row_bce(t, p, g, dim, scale, ls);
             break;
         case LOSS_CCE:
-            v = sm       ? row_cce_softmax(t, p, sm, g, dim, scale, ls)
-                : logits ? row_cce_logits(t, p, g, dim, scale, ls)
-                         : row_cce(t, p, g, dim, scale, ls);
+            v = logits ? row_cce_logits(t, p, g, dim, scale, ls) : row_cce(t, p, g, dim, scale, ls);
             break;
         case LOSS_SCCE: {
             float ty = t[0];
