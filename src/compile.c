@@ -234,6 +234,34 @@ loom_status loom_compile_keys(loom_model *m) {
     return LOOM_OK;
 }
 
+/* Plain SGD (no momentum, clipping or weight decay: w -= lr g and nothing else) needs no gradient
+ * buffer: a Dense layer can subtract lr x^T dz from its kernel inside its own backward, once it
+ * has used the kernel for dx. That saves zeroing the gradients, writing them and the optimizer's
+ * pass over them (wide: ~10 ms of 140 per step; tiny: 0.4 of 8.5 us). It applies to a layer called
+ * once (a shared layer's later call sites still need the old kernel) whose weights are all trainable
+ * and carry no regulariser (whose gradient is added after the backward). The result is the same
+ * update to float rounding. */
+static void plan_sgd_in_backward(loom_model *m) {
+    const loom_optimizer *o = &m->opt;
+    m->sgd_in_backward = o->kind == LOOM_SGD && o->momentum == 0.0f && !o->nesterov && o->weight_decay == 0.0f &&
+                         o->clipnorm <= 0.0f && o->global_clipnorm <= 0.0f && o->clipvalue <= 0.0f;
+    for (int t = 0; t < m->n_tensors; t++) m->t_sgd_update[t] = false;
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        const loom_layer *L = sn->node->layer;
+        sn->sgd_update = false;
+        if (!m->sgd_in_backward || sn->is_input || L->op != &loom_op_dense || L->n_weights == 0) continue;
+        int calls = 0;
+        for (int j = 0; j < m->n_order; j++) calls += m->order[j].node->layer == L;
+        bool plain = calls == 1;
+        for (int w = 0; w < L->n_weights; w++)
+            plain = plain && !L->weights[w].non_trainable && L->weights[w].reg.l1 == 0 && L->weights[w].reg.l2 == 0;
+        sn->sgd_update = plain;
+        for (int t = 0; t < m->n_tensors; t++)
+            if (m->tensors[t].layer == L) m->t_sgd_update[t] = plain;
+    }
+}
+
 loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     if (!m) return LOOM_ERR_ARGUMENT;
     loom_clear_error(&m->err);
@@ -250,6 +278,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     if ((s = loom_balance_setup(m, &cfg->balance))) return s;
     if (loom_compile_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
     m->opt = cfg->optimizer;
+    plan_sgd_in_backward(m);
     free(m->slots);
     size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
     m->slots = loom_floats_zeroed(n_slots);

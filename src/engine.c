@@ -170,8 +170,20 @@ static void gather_rows(float *restrict dst, const float *restrict src, size_t s
     }
 }
 
+static void prefetch_rows(const float *src, size_t sz, const size_t *idx, int batch) {
+    for (int b = 0; b < batch; b++) {
+        const char *row = (const char *)(src + idx[b] * sz);
+        for (size_t off = 0; off < sz * sizeof(float); off += 64) __builtin_prefetch(row + off);
+    }
+}
+
 void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
                         int batch) {
+    if (idx) {
+        for (int i = 0; i < m->n_inputs; i++) prefetch_rows(d->x[i], m->order[m->input_pos[i]].size, idx, batch);
+        for (int k = 0; k < m->n_outputs; k++)
+            if (d->y && d->y[k]) prefetch_rows(d->y[k], m->outputs[k].target_size, idx, batch);
+    }
     for (int i = 0; i < m->n_inputs; i++) {
         loom_step_node *sn = &m->order[m->input_pos[i]];
         gather_rows(sn->val, d->x[i], sn->size, idx, first, batch);
@@ -295,7 +307,13 @@ static void zero_grad(loom_step_node *sn, int batch) {
 
 void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, const float *seed_weights,
                           float *dw) {
-    memset(dw, 0, m->n_params * sizeof *dw);
+    const bool sgd = m->sgd_step && dw == m->grads;
+    if (sgd) { /* layers updated in their backward have no gradient to zero */
+        for (int t = 0; t < m->n_tensors; t++)
+            if (!m->t_sgd_update[t]) memset(dw + m->t_offset[t], 0, m->t_size[t] * sizeof *dw);
+    } else {
+        memset(dw, 0, m->n_params * sizeof *dw);
+    }
     for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
     /* a gradient is zeroed where its lifetime starts (plan_gradients): the outputs' here, before
      * the seeds, every other one just before its last consumer's backward */
@@ -324,11 +342,16 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
             sn->din[j] = src->is_input ? NULL : src->grad;
         }
         c.dw = L->n_weights ? dw + L->weights[0].offset : NULL;
+        if (sgd && sn->sgd_update) { /* the optimizer leaves its tensors alone: not marked active */
+            c.dw = NULL;
+            c.sgd_w = m->params + L->weights[0].offset;
+            c.sgd_lr = m->sgd_step_lr;
+        }
         /* a fused output's seed is already dL/dz; only possible when nothing else reads it */
         for (int k = 0; k < m->n_outputs; k++)
             if (m->outputs[k].pos == i && m->outputs[k].fused && (mask >> k & 1)) c.dout_is_preact = true;
         L->op->backward(L, &c);
-        for (int t = 0; t < m->n_tensors; t++)
+        for (int t = 0; t < m->n_tensors && !c.sgd_w; t++)
             if (m->tensors[t].layer == L && !L->weights[m->tensors[t].index].non_trainable) m->t_active[t] = true;
     }
     if (with_reg) {

@@ -335,14 +335,14 @@ typedef struct sums_job {
     float *db;
     const float *dz;
     size_t rows;
-    int cols;
+    int ld; /* dz's row stride */
 } sums_job;
 
 static inline void column_sums_block(const sums_job *j, size_t b0, size_t nb) {
     float acc[SUMS_BLOCK];
     for (size_t u = 0; u < nb; u++) acc[u] = j->db[b0 + u];
     for (size_t r = 0; r < j->rows; r++) {
-        const float *row = j->dz + r * (size_t)j->cols + b0;
+        const float *row = j->dz + r * (size_t)j->ld + b0;
         for (size_t u = 0; u < nb; u++) acc[u] += row[u];
     }
     for (size_t u = 0; u < nb; u++) j->db[b0 + u] = acc[u];
@@ -355,9 +355,13 @@ LOOM_VECTOR_CLONES static void column_sums_range(size_t c0, size_t c1, void *p) 
     if (b0 < c1) column_sums_block(j, b0, c1 - b0);
 }
 
-void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols) {
+void loom_add_column_sums_strided(float *db, const float *dz, size_t rows, int cols, int ld) {
     if (cols <= 0) return;
     size_t by_work = loom_parallel_min_units(rows);
-    sums_job j = {db, dz, rows, cols};
+    sums_job j = {db, dz, rows, ld};
     loom_parallel_for((size_t)cols, by_work > SUMS_MIN_COLS ? by_work : SUMS_MIN_COLS, column_sums_range, &j);
+}
+
+void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols) {
+    loom_add_column_sums_strided(db, dz, rows, cols, cols);
 }

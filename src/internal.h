@@ -81,6 +81,9 @@ typedef struct loom_op_ctx {
     loom_shape out_shape;
     const float *w;              /* the layer's weights, contiguous in layer weight order */
     float *dw;                   /* their gradients, to ACCUMULATE into; NULL: not needed */
+    float *sgd_w;                /* instead of dw (Dense only, compile.c): apply plain SGD to the
+                                    weights here, w -= sgd_lr * gradient, after their last use */
+    float sgd_lr;
     float *scratch;              /* this call site's scratch (scratch_size floats) */
     int training;                /* dropout and friends */
     uint64_t rng_key;            /* unique per (model seed, step, node) */
@@ -239,6 +242,8 @@ void loom_relu_add_bias(float *z, const float *bias, size_t rows, int n);
 /* db[c] += sum over the rows of dz[r][c] (a bias's gradient), split over loom's threads by columns
  * (the same bits at any thread count). */
 void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols);
+/* The same over `cols` columns of a matrix whose rows are `ld` floats apart. */
+void loom_add_column_sums_strided(float *db, const float *dz, size_t rows, int cols, int ld);
 /* Plain loops with the same contract: the build without OpenBLAS, and the tests' reference. */
 void loom_sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc);

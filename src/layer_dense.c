@@ -54,6 +54,24 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     if (L->activation != LOOM_LINEAR) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
 }
 
+/* Plain SGD inside the backward (compile.c): dx first, while the kernel is still this step's, then
+ * K -= lr x^T dz in the product itself and b -= lr (column sums of dz), the sums taken a chunk of
+ * columns at a time on the stack (the same sums, to the bit, as the gradient buffer would hold). */
+static void sgd_update(const loom_layer *L, const loom_op_ctx *c, int in_dim, int rows, const float *dz) {
+    int units = L->units;
+    if (c->din[0])
+        loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, 1.0f, c->din[0], in_dim);
+    loom_sgemm(true, false, in_dim, units, rows, -c->sgd_lr, c->in[0], in_dim, dz, units, 1.0f, c->sgd_w, units);
+    if (!L->dense.use_bias) return;
+    float *bias = c->sgd_w + (size_t)in_dim * units, sums[256];
+    for (int j0 = 0; j0 < units; j0 += 256) {
+        int n = units - j0 < 256 ? units - j0 : 256;
+        memset(sums, 0, (size_t)n * sizeof *sums);
+        loom_add_column_sums_strided(sums, dz + j0, (size_t)rows, n, units);
+        for (int j = 0; j < n; j++) bias[j0 + j] -= sums[j] * c->sgd_lr;
+    }
+}
+
 static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
     int in_dim = c->in_shape[0].dims[c->in_shape[0].rank - 1];
     int units = L->units;
@@ -62,6 +80,10 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
     if (L->activation != LOOM_LINEAR && !c->dout_is_preact) { /* dz over dout, in place */
         const float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
         loom_act_backward_in_place(L->activation, z, c->out, c->dout, (size_t)rows, units);
+    }
+    if (c->sgd_w) {
+        sgd_update(L, c, in_dim, rows, dz);
+        return;
     }
     if (c->dw) {
         /* dK += x^T dz ; db += column sums of dz */

@@ -23,6 +23,7 @@ static void model_free_parts(loom_model *m) {
     free(m->t_offset);
     free(m->t_size);
     free(m->t_active);
+    free(m->t_sgd_update);
     free(m->slots);
     free(m->metrics);
     free(m->metric_names);
@@ -204,8 +205,9 @@ static loom_status build_params(loom_model *m, loom_graph *g) {
     m->t_offset = calloc((size_t)(nt ? nt : 1), sizeof *m->t_offset);
     m->t_size = calloc((size_t)(nt ? nt : 1), sizeof *m->t_size);
     m->t_active = calloc((size_t)(nt ? nt : 1), sizeof *m->t_active);
+    m->t_sgd_update = calloc((size_t)(nt ? nt : 1), sizeof *m->t_sgd_update);
     if (!m->params || !m->grads || !m->tensors || !m->t_offset || !m->t_size ||
-        !m->t_active)
+        !m->t_active || !m->t_sgd_update)
         return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory for %zu parameters", total);
     nt = 0;
     for (int i = 0; i < m->n_layers; i++) {

@@ -19,6 +19,7 @@ typedef struct loom_step_node {
     bool is_input;
     float *mask;      /* batch x steps Keras mask, or NULL (a KEEP node shares its input's) */
     bool makes_mask;  /* the op computes the mask (LOOM_MASK_MAKE) into its own buffer */
+    bool sgd_update;  /* plain SGD updates this node's layer inside its backward (compile.c) */
     float **din;      /* n_in pointers, set per backward */
     const float **in; /* n_in pointers */
 } loom_step_node;
@@ -95,10 +96,14 @@ struct loom_model {
     loom_param_tensor *tensors;
     size_t *t_offset, *t_size;
     bool *t_active;
+    bool *t_sgd_update;      /* the tensor's layer is updated inside the backward (sgd_update) */
     /* compile state */
     bool compiled;
     loom_optimizer opt;
     float *slots;
+    bool sgd_in_backward;    /* plain SGD: layers that allow it are updated in the backward */
+    bool sgd_step;           /* train_step's backward is running: update them now, at sgd_step_lr */
+    float sgd_step_lr;
     long iterations;
     bool lr_overridden;
     float lr_override;

@@ -123,7 +123,10 @@ static loom_status train_step(loom_model *m, int batch, bool check_nan, int epoc
         if ((s = loom_engine_forward(m, batch, true, true, mask, &reg))) return s;
         *total = weighted_total(m, reg);
         if (check_nan && (s = nan_check(m, reg, epoch, step))) return s;
+        m->sgd_step = m->sgd_in_backward;
+        m->sgd_step_lr = loom_current_lr(m);
         loom_engine_backward(m, batch, mask, true, NULL, m->grads);
+        m->sgd_step = false;
         for (int k = 0; k < m->n_outputs; k++) m->outputs[k].effective_weight = m->outputs[k].weight;
     }
     loom_optimizer_apply(&m->opt, loom_current_lr(m), m->iterations, m->params, m->grads, m->slots,

@@ -4,6 +4,7 @@
  * own loops split only independent outputs, src/parallel.c). */
 #include "check.h"
 #include "internal.h"
+#include "model.h"
 #include "parallel.h"
 
 #include <loom.h>
@@ -126,7 +127,7 @@ static void softmax_exp(void) {
 }
 
 /* Big enough for loom_sgemm to cut every product of the step into blocks (src/gemm.c). */
-static void train_with_threads(int threads, float *out, size_t *n_out) {
+static void train_with_threads(int threads, loom_optimizer opt, float *out, size_t *n_out) {
     CHECK_STATUS(loom_set_num_threads(threads), LOOM_OK);
     loom_graph *g = loom_graph_new(8);
     loom_tensor *x = loom_input(g, "x", 1, (int[]){128});
@@ -138,7 +139,7 @@ static void train_with_threads(int threads, float *out, size_t *n_out) {
     loom_loss l[] = {{.name = "categorical_crossentropy"}, {.name = "mse"}};
     float w[] = {0.5f, 0.3f};
     loom_compile_config cfg = {.n_losses = 2, .losses = l, .n_loss_weights = 2, .loss_weights = w,
-                               .optimizer = loom_adam(0.001f)};
+                               .optimizer = opt};
     CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
     enum { N = 512 };
     static float xs[N * 128], yc[N * 10], yd[N];
@@ -161,20 +162,92 @@ static void train_with_threads(int threads, float *out, size_t *n_out) {
     loom_model_free(m);
 }
 
-/* 1, 2 and 3 threads train to the same bits, in every build. */
+/* 1, 2 and 3 threads train to the same bits, in every build: with Adam, and with plain SGD, whose
+ * update runs inside the backward (compile.c). */
 static void threads(void) {
     static float p1[400000], p2[400000], p3[400000];
-    size_t n1, n2, n3;
-    train_with_threads(2, p1, &n1);
-    train_with_threads(1, p2, &n2);
-    train_with_threads(3, p3, &n3);
-    CHECK(n1 == n2 && n1 == n3 && n1 < 400000);
-    CHECK(memcmp(p1, p2, n1 * sizeof(float)) == 0);
-    CHECK(memcmp(p1, p3, n1 * sizeof(float)) == 0);
+    const loom_optimizer opts[] = {loom_adam(0.001f), loom_sgd(0.01f, 0, 0)};
+    for (int o = 0; o < 2; o++) {
+        size_t n1, n2, n3;
+        train_with_threads(2, opts[o], p1, &n1);
+        train_with_threads(1, opts[o], p2, &n2);
+        train_with_threads(3, opts[o], p3, &n3);
+        CHECK(n1 == n2 && n1 == n3 && n1 < 400000);
+        CHECK(memcmp(p1, p2, n1 * sizeof(float)) == 0);
+        CHECK(memcmp(p1, p3, n1 * sizeof(float)) == 0);
+    }
     CHECK(loom_get_num_threads() == 3);
     CHECK_STATUS(loom_set_num_threads(0), LOOM_ERR_ARGUMENT);
     CHECK_STATUS(loom_set_num_threads(1), LOOM_OK);
     CHECK(loom_get_num_threads() == 1);
+}
+
+/* Plain SGD updates a Dense layer inside its backward (compile.c) when the layer is called once and
+ * unregularised; a shared layer, a regularised one and a non-Dense one go through the gradient
+ * buffer and the optimizer. Both routes in one model against the gradient buffer for all: the same
+ * weights after two epochs, to float32 rounding. */
+static loom_model *mixed_sgd_model(void) {
+    loom_graph *g = loom_graph_new(5);
+    loom_tensor *x = loom_input(g, "x", 1, (int[]){12});
+    loom_tensor *a = loom_call(loom_dense(g, "A", 16, LOOM_RELU, NULL), x);
+    loom_layer *shared = loom_dense(g, "S", 16, LOOM_TANH, NULL);
+    loom_tensor *s = loom_call(shared, loom_call(shared, a));
+    loom_dense_options ro = loom_dense_defaults();
+    ro.kernel_regularizer.l2 = 0.01f;
+    loom_tensor *r = loom_call(loom_dense(g, "R", 8, LOOM_ELU, &ro), s);
+    loom_tensor *n = loom_call(loom_layer_normalization(g, "N", 1e-3f, 1, 1), r);
+    loom_dense_options nb = loom_dense_defaults();
+    nb.use_bias = 0;
+    loom_tensor *c = loom_call(loom_dense(g, "C", 5, LOOM_SOFTMAX, NULL), n);
+    loom_tensor *d = loom_call(loom_dense(g, "D", 1, LOOM_LINEAR, &nb), a);
+    loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){c, d});
+    loom_loss l[] = {{.name = "categorical_crossentropy"}, {.name = "mse"}};
+    float w[] = {0.7f, 0.4f};
+    loom_compile_config cfg = {.n_losses = 2, .losses = l, .n_loss_weights = 2, .loss_weights = w,
+                               .optimizer = loom_sgd(0.05f, 0, 0)};
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    return m;
+}
+
+static void sgd_in_backward(void) {
+    loom_model *in_backward = mixed_sgd_model(), *buffered = mixed_sgd_model();
+    buffered->sgd_in_backward = false;
+    /* which layers take the route: A, C and D; not S (shared), R (regularised) nor N (not Dense) */
+    const char *routed = "ACD";
+    for (int t = 0; t < in_backward->n_tensors; t++) {
+        const char *name = in_backward->tensors[t].layer->name;
+        CHECK(in_backward->t_sgd_update[t] == (strlen(name) == 1 && strchr(routed, name[0]) != NULL));
+    }
+    enum { N = 96 };
+    static float xs[N * 12], yc[N * 5], yd[N];
+    memset(yc, 0, sizeof yc);
+    for (int i = 0; i < N * 12; i++) xs[i] = frand();
+    for (int i = 0; i < N; i++) {
+        yc[i * 5 + rand() % 5] = 1;
+        yd[i] = frand();
+    }
+    loom_array xa = {"x", xs, N}, ys[] = {{"C", yc, N}, {"D", yd, N}};
+    loom_data data = {1, &xa, 2, ys, 0, NULL};
+    loom_fit_options fo = loom_fit_defaults();
+    fo.batch_size = 16;
+    fo.epochs = 2;
+    fo.seed = 3;
+    const float *p1 = loom_params(in_backward), *p2 = loom_params(buffered);
+    size_t n = loom_param_count(in_backward);
+    float *before = malloc(n * sizeof *before);
+    memcpy(before, p1, n * sizeof *before);
+    CHECK(memcmp(p1, p2, n * sizeof *p1) == 0);
+    CHECK_STATUS(loom_fit(in_backward, &data, &fo, NULL), LOOM_OK);
+    CHECK_STATUS(loom_fit(buffered, &data, &fo, NULL), LOOM_OK);
+    double moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        CHECK_CLOSE(p1[i], p2[i], 1e-6, 1e-5);
+        moved = fmax(moved, fabs((double)p1[i] - before[i]));
+    }
+    CHECK(moved > 1e-3); /* it trained */
+    free(before);
+    loom_model_free(in_backward);
+    loom_model_free(buffered);
 }
 
 /* The blocked product itself: every transpose case, shapes that split by rows, by columns and
@@ -376,6 +449,7 @@ int main(void) {
     fused_softmax();
     softmax_exp();
     threads();
+    sgd_in_backward();
     gemm_blocks();
     pool_cases();
     own_threads();
