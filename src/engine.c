@@ -331,12 +331,21 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
     loom_shape in_shapes[16];
     for (int i = m->n_order - 1; i >= 0; i--) {
         loom_step_node *sn = &m->order[i];
+        /* A gradient whose lifetime starts here is zeroed first, unless this node is a Dense layer
+         * (one input), whose product then overwrites it instead of adding to it. */
+        bool runs = !sn->is_input && (sn->reach & mask), overwrite = false;
         for (int j = 0; j < sn->node->n_in; j++)
-            if (m->order[sn->in_pos[j]].grad_from == i) zero_grad(&m->order[sn->in_pos[j]], batch);
-        if (sn->is_input || !(sn->reach & mask)) continue;
+            if (m->order[sn->in_pos[j]].grad_from == i) {
+                if (runs && sn->node->layer->op == &loom_op_dense)
+                    overwrite = true;
+                else
+                    zero_grad(&m->order[sn->in_pos[j]], batch);
+            }
+        if (!runs) continue;
         loom_node *n = sn->node;
         loom_layer *L = n->layer;
         fill_ctx(m, i, batch, true, &c, in_shapes);
+        c.din_overwrite = overwrite;
         for (int j = 0; j < n->n_in; j++) {
             loom_step_node *src = &m->order[sn->in_pos[j]];
             sn->din[j] = src->is_input ? NULL : src->grad;

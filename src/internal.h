@@ -74,6 +74,7 @@ typedef struct loom_op_ctx {
     int n_in;
     const float *const *in;      /* input values */
     float *const *din;           /* input gradients to ACCUMULATE into; din[i] NULL: not needed */
+    bool din_overwrite;          /* Dense only: din[0] holds no gradient yet, overwrite it */
     const loom_shape *in_shape;  /* per-sample input shapes */
     float *out;                  /* output values (forward writes) */
     float *dout;                 /* output gradient: backward reads it and may overwrite it (nothing
@@ -108,7 +109,8 @@ typedef struct loom_op {
     size_t (*scratch_size)(const struct loom_layer *L, int n_in, const loom_shape *in,
                            const loom_shape *out, int batch);
     void (*forward)(const struct loom_layer *L, const loom_op_ctx *c);
-    /* Must accumulate into din[] and dw (never overwrite): a tensor used twice sums. */
+    /* Must accumulate into din[] and dw (never overwrite): a tensor used twice sums. (The engine
+     * asks Dense alone to overwrite a din its backward is the first to write: din_overwrite.) */
     void (*backward)(const struct loom_layer *L, const loom_op_ctx *c);
     /* Masks (Keras semantics; a mask covers the first non-batch axis, "steps"):
      * LOOM_MASK_DROP: the output carries no mask. LOOM_MASK_KEEP: the output keeps input 0's mask

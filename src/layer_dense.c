@@ -60,7 +60,8 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
 static void sgd_update(const loom_layer *L, const loom_op_ctx *c, int in_dim, int rows, const float *dz) {
     int units = L->units;
     if (c->din[0])
-        loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, 1.0f, c->din[0], in_dim);
+        loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
+                   c->din[0], in_dim);
     loom_sgemm(true, false, in_dim, units, rows, -c->sgd_lr, c->in[0], in_dim, dz, units, 1.0f, c->sgd_w, units);
     if (!L->dense.use_bias) return;
     float *bias = c->sgd_w + (size_t)in_dim * units, sums[256];
@@ -93,9 +94,9 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
             loom_add_column_sums(c->dw + (size_t)in_dim * units, dz, (size_t)rows, units);
         }
     }
-    if (c->din[0]) /* dx += dz K^T */
-        loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, 1.0f, c->din[0],
-                   in_dim);
+    if (c->din[0]) /* dx += dz K^T (or = when dx holds nothing yet) */
+        loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
+                   c->din[0], in_dim);
 }
 
 const loom_op loom_op_dense = {"Dense", "dense", 1, 1, dense_build, dense_scratch, dense_forward,
