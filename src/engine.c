@@ -170,20 +170,8 @@ static void gather_rows(float *restrict dst, const float *restrict src, size_t s
     }
 }
 
-static void prefetch_rows(const float *src, size_t sz, const size_t *idx, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const char *row = (const char *)(src + idx[b] * sz);
-        for (size_t off = 0; off < sz * sizeof(float); off += 64) __builtin_prefetch(row + off);
-    }
-}
-
 void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
                         int batch) {
-    if (idx) {
-        for (int i = 0; i < m->n_inputs; i++) prefetch_rows(d->x[i], m->order[m->input_pos[i]].size, idx, batch);
-        for (int k = 0; k < m->n_outputs; k++)
-            if (d->y && d->y[k]) prefetch_rows(d->y[k], m->outputs[k].target_size, idx, batch);
-    }
     for (int i = 0; i < m->n_inputs; i++) {
         loom_step_node *sn = &m->order[m->input_pos[i]];
         gather_rows(sn->val, d->x[i], sn->size, idx, first, batch);
