@@ -279,7 +279,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     if (loom_compile_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
     m->opt = cfg->optimizer;
     plan_sgd_in_backward(m);
-    free(m->slots);
+    loom_floats_free(m->slots);
     size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
     m->slots = loom_floats_zeroed(n_slots);
     if (!m->slots) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory for optimizer state");
@@ -293,7 +293,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     m->log = loom_history_create(0, NULL, 0);
     if (!m->log) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
     /* targets and fused logits moved: plan the arena again at the next step */
-    free(m->arena);
+    loom_floats_free(m->arena);
     m->arena = NULL;
     m->plan_batch = 0;
     m->compiled = true;

@@ -112,7 +112,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         return loom_set_error(&m->err, LOOM_ERR_MEMORY,
                               "out of memory planning activations for batch size %d (%zu floats)", batch, total);
     }
-    free(m->arena);
+    loom_floats_free(m->arena);
     m->arena = arena;
     m->plan_batch = batch;
     float *p = arena + grad_total;

@@ -49,11 +49,14 @@ const char *loom_shape_str(const loom_shape *s, char *buf, size_t len);
 
 /* ---------------------------------------------------------------- big float buffers */
 
-/* n zeroed floats starting on a cache line (LOOM_ALIGN_FLOATS floats, 64 bytes), freed with free().
- * Parameters, gradients, optimizer state and the activation arena live in these: a 512-bit load
- * from a row that starts mid-line touches two lines. NULL when out of memory. */
+/* n zeroed floats starting on a cache line (LOOM_ALIGN_FLOATS floats, 64 bytes), freed with
+ * loom_floats_free. Parameters, gradients, optimizer state and the activation arena live in these: a
+ * 512-bit load from a row that starts mid-line touches two lines. They come from calloc, whose
+ * large blocks are the system's untouched zero pages: a buffer that is never written (the gradients
+ * of layers plain SGD updates in the backward) takes no memory. NULL when out of memory. */
 #define LOOM_ALIGN_FLOATS 16
 float *loom_floats_zeroed(size_t n);
+void loom_floats_free(float *p);
 /* n rounded up to whole cache lines */
 static inline size_t loom_align_floats(size_t n) { return (n + LOOM_ALIGN_FLOATS - 1) / LOOM_ALIGN_FLOATS * LOOM_ALIGN_FLOATS; }
 

@@ -17,14 +17,14 @@ static void model_free_parts(loom_model *m) {
     free(m->input_pos);
     free(m->outputs);
     free(m->layers);
-    free(m->params);
-    free(m->grads);
+    loom_floats_free(m->params);
+    loom_floats_free(m->grads);
     free(m->tensors);
     free(m->t_offset);
     free(m->t_size);
     free(m->t_active);
     free(m->t_sgd_update);
-    free(m->slots);
+    loom_floats_free(m->slots);
     free(m->metrics);
     free(m->metric_names);
     loom_history_free(m->log);
@@ -32,7 +32,7 @@ static void model_free_parts(loom_model *m) {
     free(m->keys.keys);
     free(m->keys.values);
     free(m->key_ptrs);
-    free(m->arena);
+    loom_floats_free(m->arena);
     free(m->call_run);
     loom_unbind(&m->call_data);
 }

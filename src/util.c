@@ -77,10 +77,17 @@ float loom_normal(uint64_t key, uint64_t counter) {
 }
 
 float *loom_floats_zeroed(size_t n) {
+    const size_t line = LOOM_ALIGN_FLOATS * sizeof(float);
     size_t bytes = loom_align_floats(n ? n : 1) * sizeof(float);
-    if (bytes / sizeof(float) < n) return NULL; /* overflow */
-    void *p = NULL;
-    if (posix_memalign(&p, LOOM_ALIGN_FLOATS * sizeof(float), bytes) != 0) return NULL;
-    memset(p, 0, bytes);
-    return p;
+    if (bytes / sizeof(float) < n || bytes > SIZE_MAX - line) return NULL; /* overflow */
+    unsigned char *raw = calloc(bytes + line, 1);
+    if (!raw) return NULL;
+    /* the first line boundary after raw (1 to 64 bytes on); the distance sits in the byte before */
+    unsigned char *p = raw + line - (size_t)((uintptr_t)raw % line);
+    p[-1] = (unsigned char)(p - raw);
+    return (float *)(void *)p;
+}
+
+void loom_floats_free(float *p) {
+    if (p) free((unsigned char *)p - ((unsigned char *)p)[-1]);
 }
