@@ -464,6 +464,10 @@ typedef struct loom_optimizer {
     float clipvalue;      /* element-wise clip to [-c, c]; 0 = none */
 } loom_optimizer;
 
+/* Plain SGD (momentum 0, no clipping, no weight decay) needs no gradient buffer: loom subtracts
+ * lr * gradient from each Dense layer that is called once and has no regulariser inside the backward
+ * pass, right after the layer has used its kernel. The update is Keras's to float rounding; the
+ * gradient buffer of those layers is never written and takes no memory. */
 loom_optimizer loom_sgd(float learning_rate, float momentum, int nesterov); /* Keras: 0.01, 0, 0 */
 loom_optimizer loom_adam(float learning_rate);    /* Keras: 0.001, b1 .9, b2 .999, eps 1e-7 */
 loom_optimizer loom_adamw(float learning_rate, float weight_decay); /* Keras: 0.001, 0.004 */

@@ -6,6 +6,7 @@
  * Each loss seeds its output's gradient with its weight, so the per-output losses are by-products
  * of the one pass; nodes that reach no active loss are skipped. */
 #include "model.h"
+#include "parallel.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -170,19 +171,44 @@ static void gather_rows(float *restrict dst, const float *restrict src, size_t s
     }
 }
 
-void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
-                        int batch) {
+typedef struct gather_job {
+    loom_model *m;
+    const loom_bound_data *d;
+    const size_t *idx;
+    size_t first;
+} gather_job;
+
+/* samples [b0, b1) of every input and target: threads split the batch (copies, so any split gives
+ * the same bytes) */
+static void gather_range(size_t b0, size_t b1, void *p) {
+    const gather_job *j = p;
+    loom_model *m = j->m;
+    const loom_bound_data *d = j->d;
+    const size_t *idx = j->idx ? j->idx + b0 : NULL;
+    size_t first = j->first + b0;
+    int n = (int)(b1 - b0);
     for (int i = 0; i < m->n_inputs; i++) {
         loom_step_node *sn = &m->order[m->input_pos[i]];
-        gather_rows(sn->val, d->x[i], sn->size, idx, first, batch);
+        gather_rows(sn->val + b0 * sn->size, d->x[i], sn->size, idx, first, n);
     }
     for (int k = 0; k < m->n_outputs; k++) {
         loom_output *o = &m->outputs[k];
-        o->has_sw = d->sw && d->sw[k];
         if (!d->y || !d->y[k]) continue;
-        gather_rows(o->target, d->y[k], o->target_size, idx, first, batch);
-        if (o->has_sw) gather_rows(o->sw, d->sw[k], 1, idx, first, batch);
+        gather_rows(o->target + b0 * o->target_size, d->y[k], o->target_size, idx, first, n);
+        if (o->has_sw) gather_rows(o->sw + b0, d->sw[k], 1, idx, first, n);
     }
+}
+
+void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
+                        int batch) {
+    size_t per_sample = 0;
+    for (int i = 0; i < m->n_inputs; i++) per_sample += m->order[m->input_pos[i]].size;
+    for (int k = 0; k < m->n_outputs; k++) {
+        m->outputs[k].has_sw = d->sw && d->sw[k];
+        if (d->y && d->y[k]) per_sample += m->outputs[k].target_size + m->outputs[k].has_sw;
+    }
+    gather_job j = {m, d, idx, first};
+    loom_parallel_for((size_t)batch, loom_parallel_min_units(per_sample), gather_range, &j);
 }
 
 static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_ctx *c, loom_shape *in_shapes) {

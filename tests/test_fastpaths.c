@@ -126,11 +126,13 @@ static void softmax_exp(void) {
     for (int j = 0; j < 4; j++) CHECK(isnan(y[j]));
 }
 
-/* Big enough for loom_sgemm to cut every product of the step into blocks (src/gemm.c). */
+/* Big enough for loom_sgemm to cut every product of the step into blocks (src/gemm.c), and for
+ * the gather to split a batch between threads (src/engine.c). */
+enum { IN = 1024, MAX_PARAMS = 1 << 20 };
 static void train_with_threads(int threads, loom_optimizer opt, float *out, size_t *n_out) {
     CHECK_STATUS(loom_set_num_threads(threads), LOOM_OK);
     loom_graph *g = loom_graph_new(8);
-    loom_tensor *x = loom_input(g, "x", 1, (int[]){128});
+    loom_tensor *x = loom_input(g, "x", 1, (int[]){IN});
     loom_tensor *a = loom_call(loom_dense(g, "A", 512, LOOM_RELU, NULL), x);
     loom_tensor *b = loom_call(loom_dense(g, "B", 512, LOOM_RELU, NULL), a);
     loom_tensor *c = loom_call(loom_dense(g, "C", 10, LOOM_SOFTMAX, NULL), b);
@@ -142,10 +144,10 @@ static void train_with_threads(int threads, loom_optimizer opt, float *out, size
                                .optimizer = opt};
     CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
     enum { N = 512 };
-    static float xs[N * 128], yc[N * 10], yd[N];
+    static float xs[N * IN], yc[N * 10], yd[N];
     srand(42);
     memset(yc, 0, sizeof yc);
-    for (int i = 0; i < N * 128; i++) xs[i] = frand();
+    for (int i = 0; i < N * IN; i++) xs[i] = frand();
     for (int i = 0; i < N; i++) {
         yc[i * 10 + rand() % 10] = 1;
         yd[i] = frand();
@@ -165,14 +167,14 @@ static void train_with_threads(int threads, loom_optimizer opt, float *out, size
 /* 1, 2 and 3 threads train to the same bits, in every build: with Adam, and with plain SGD, whose
  * update runs inside the backward (compile.c). */
 static void threads(void) {
-    static float p1[400000], p2[400000], p3[400000];
+    static float p1[MAX_PARAMS], p2[MAX_PARAMS], p3[MAX_PARAMS];
     const loom_optimizer opts[] = {loom_adam(0.001f), loom_sgd(0.01f, 0, 0)};
     for (int o = 0; o < 2; o++) {
         size_t n1, n2, n3;
         train_with_threads(2, opts[o], p1, &n1);
         train_with_threads(1, opts[o], p2, &n2);
         train_with_threads(3, opts[o], p3, &n3);
-        CHECK(n1 == n2 && n1 == n3 && n1 < 400000);
+        CHECK(n1 == n2 && n1 == n3 && n1 < MAX_PARAMS);
         CHECK(memcmp(p1, p2, n1 * sizeof(float)) == 0);
         CHECK(memcmp(p1, p3, n1 * sizeof(float)) == 0);
     }
@@ -254,7 +256,8 @@ static void sgd_in_backward(void) {
  * with a ragged last block, at 1, 2 and 3 threads: the same bits, and the portable product's
  * values to float32 rounding. */
 static void gemm_blocks(void) {
-    const int shapes[][3] = {{300, 520, 64}, {700, 130, 96}, {1000, 1000, 8}, {257, 257, 257}};
+    const int shapes[][3] = {{300, 520, 64}, {700, 130, 96}, {1000, 1000, 8}, {257, 257, 257},
+                             {600, 10, 200}, {12, 700, 300}}; /* the last two: thin, cut finer */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
