@@ -126,6 +126,27 @@ static void softmax_exp(void) {
     for (int j = 0; j < 4; j++) CHECK(isnan(y[j]));
 }
 
+/* Random two-head data: inputs in [-1, 1], one-hot classes, regression targets in [-1, 1]. */
+static void two_head_data(float *xs, int n_in, float *yc, int classes, float *yd, int n) {
+    memset(yc, 0, sizeof(float) * (size_t)n * classes);
+    for (int i = 0; i < n * n_in; i++) xs[i] = frand();
+    for (int i = 0; i < n; i++) {
+        yc[i * classes + rand() % classes] = 1;
+        yd[i] = frand();
+    }
+}
+
+/* Two epochs of fit on that data (input "x", outputs "C" and "D"). */
+static loom_status fit_two_heads(loom_model *m, float *xs, float *yc, float *yd, int n, int batch, uint64_t seed) {
+    loom_array xa = {"x", xs, (size_t)n}, ys[] = {{"C", yc, (size_t)n}, {"D", yd, (size_t)n}};
+    loom_data data = {1, &xa, 2, ys, 0, NULL};
+    loom_fit_options fo = loom_fit_defaults();
+    fo.batch_size = batch;
+    fo.epochs = 2;
+    fo.seed = seed;
+    return loom_fit(m, &data, &fo, NULL);
+}
+
 /* Big enough for loom_sgemm to cut every product of the step into blocks (src/gemm.c), and for
  * the gather to split a batch between threads (src/engine.c). */
 enum { IN = 1024, MAX_PARAMS = 1 << 20 };
@@ -146,19 +167,8 @@ static void train_with_threads(int threads, loom_optimizer opt, float *out, size
     enum { N = 512 };
     static float xs[N * IN], yc[N * 10], yd[N];
     srand(42);
-    memset(yc, 0, sizeof yc);
-    for (int i = 0; i < N * IN; i++) xs[i] = frand();
-    for (int i = 0; i < N; i++) {
-        yc[i * 10 + rand() % 10] = 1;
-        yd[i] = frand();
-    }
-    loom_array xa = {"x", xs, N}, ys[] = {{"C", yc, N}, {"D", yd, N}};
-    loom_data data = {1, &xa, 2, ys, 0, NULL};
-    loom_fit_options fo = loom_fit_defaults();
-    fo.batch_size = 128;
-    fo.epochs = 2;
-    fo.seed = 1;
-    CHECK_STATUS(loom_fit(m, &data, &fo, NULL), LOOM_OK);
+    two_head_data(xs, IN, yc, 10, yd, N);
+    CHECK_STATUS(fit_two_heads(m, xs, yc, yd, N, 128, 1), LOOM_OK);
     *n_out = loom_param_count(m);
     memcpy(out, loom_params(m), *n_out * sizeof(float));
     loom_model_free(m);
@@ -222,25 +232,14 @@ static void sgd_in_backward(void) {
     }
     enum { N = 96 };
     static float xs[N * 12], yc[N * 5], yd[N];
-    memset(yc, 0, sizeof yc);
-    for (int i = 0; i < N * 12; i++) xs[i] = frand();
-    for (int i = 0; i < N; i++) {
-        yc[i * 5 + rand() % 5] = 1;
-        yd[i] = frand();
-    }
-    loom_array xa = {"x", xs, N}, ys[] = {{"C", yc, N}, {"D", yd, N}};
-    loom_data data = {1, &xa, 2, ys, 0, NULL};
-    loom_fit_options fo = loom_fit_defaults();
-    fo.batch_size = 16;
-    fo.epochs = 2;
-    fo.seed = 3;
+    two_head_data(xs, 12, yc, 5, yd, N);
     const float *p1 = loom_params(in_backward), *p2 = loom_params(buffered);
     size_t n = loom_param_count(in_backward);
     float *before = malloc(n * sizeof *before);
     memcpy(before, p1, n * sizeof *before);
     CHECK(memcmp(p1, p2, n * sizeof *p1) == 0);
-    CHECK_STATUS(loom_fit(in_backward, &data, &fo, NULL), LOOM_OK);
-    CHECK_STATUS(loom_fit(buffered, &data, &fo, NULL), LOOM_OK);
+    CHECK_STATUS(fit_two_heads(in_backward, xs, yc, yd, N, 16, 3), LOOM_OK);
+    CHECK_STATUS(fit_two_heads(buffered, xs, yc, yd, N, 16, 3), LOOM_OK);
     double moved = 0;
     for (size_t i = 0; i < n; i++) {
         CHECK_CLOSE(p1[i], p2[i], 1e-6, 1e-5);
