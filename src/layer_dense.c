@@ -54,14 +54,11 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     if (L->activation != LOOM_LINEAR) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
 }
 
-/* Plain SGD inside the backward (compile.c): dx first, while the kernel is still this step's, then
- * K -= lr x^T dz in the product itself and b -= lr (column sums of dz), the sums taken a chunk of
- * columns at a time on the stack (the same sums, to the bit, as the gradient buffer would hold). */
+/* Plain SGD inside the backward (compile.c), after dx has used this step's kernel: K -= lr x^T dz
+ * in the product itself, b -= lr (column sums of dz), the sums taken a chunk of columns at a time on
+ * the stack (the same sums, to the bit, as the gradient buffer would hold). */
 static void sgd_update(const loom_layer *L, const loom_op_ctx *c, int in_dim, int rows, const float *dz) {
     int units = L->units;
-    if (c->din[0])
-        loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
-                   c->din[0], in_dim);
     loom_sgemm(true, false, in_dim, units, rows, -c->sgd_lr, c->in[0], in_dim, dz, units, 1.0f, c->sgd_w, units);
     if (!L->dense.use_bias) return;
     float *bias = c->sgd_w + (size_t)in_dim * units, sums[256];
@@ -82,21 +79,16 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
         const float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
         loom_act_backward_in_place(L->activation, z, c->out, c->dout, (size_t)rows, units);
     }
-    if (c->sgd_w) {
-        sgd_update(L, c, in_dim, rows, dz);
-        return;
-    }
-    if (c->dw) {
-        /* dK += x^T dz ; db += column sums of dz */
-        loom_sgemm(true, false, in_dim, units, rows, 1.0f, c->in[0], in_dim, dz, units, 1.0f, c->dw,
-                   units);
-        if (L->dense.use_bias) {
-            loom_add_column_sums(c->dw + (size_t)in_dim * units, dz, (size_t)rows, units);
-        }
-    }
-    if (c->din[0]) /* dx += dz K^T (or = when dx holds nothing yet) */
+    /* dx first: with sgd_w the kernel changes below. dx += dz K^T (or = when dx holds nothing yet) */
+    if (c->din[0])
         loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
                    c->din[0], in_dim);
+    if (c->sgd_w) {
+        sgd_update(L, c, in_dim, rows, dz);
+    } else if (c->dw) { /* dK += x^T dz ; db += column sums of dz */
+        loom_sgemm(true, false, in_dim, units, rows, 1.0f, c->in[0], in_dim, dz, units, 1.0f, c->dw, units);
+        if (L->dense.use_bias) loom_add_column_sums(c->dw + (size_t)in_dim * units, dz, (size_t)rows, units);
+    }
 }
 
 const loom_op loom_op_dense = {"Dense", "dense", 1, 1, dense_build, dense_scratch, dense_forward,
