@@ -329,30 +329,43 @@ void loom_fill_rows(float *z, const float *bias, size_t rows, int n) { bias_rows
 
 void loom_relu_add_bias(float *z, const float *bias, size_t rows, int n) { bias_rows(z, bias, rows, n, true); }
 
-/* db[c] += the sum over rows of dz[r][c]: a bias's gradient (dz^T . 1). Threads split the columns,
- * so every db[c] is summed row by row in the same order at any thread count. Each thread reads
- * every row: a share narrower than a few cache lines would read the whole matrix again for a
- * handful of columns, hence at least SUMS_MIN_COLS columns a thread (and the usual amount of
- * work). The running sums of a block of columns live in a local array, so that two threads never
- * write to one cache line of db; inlined with a full block they stay in vector registers. */
+/* db[c] += scale * (the sum over rows of dz[r][c]): a bias's gradient (dz^T . 1), or with
+ * scale = -lr plain SGD's step on the bias. With relu_y, ReLU's backward comes first in the same
+ * pass: dz[r][c] = 0 where relu_y[r][c] <= 0, so a Dense layer with a ReLU reads its gradient once
+ * for both. Threads split the columns, so every db[c] is summed row by row in the same order at
+ * any thread count. Each thread reads every row: a share narrower than a few cache lines would
+ * read the whole matrix again for a handful of columns, hence at least SUMS_MIN_COLS columns a
+ * thread (and the usual amount of work). The running sums of a block of columns live in a local
+ * array, so that two threads never write to one cache line of db; inlined with a full block they
+ * stay in vector registers. */
 #define SUMS_BLOCK 64
 #define SUMS_MIN_COLS 256
 
 typedef struct sums_job {
-    float *db;
-    const float *dz;
+    float *db, *dz;
+    const float *relu_y;
+    float scale;
     size_t rows;
-    int ld; /* dz's row stride */
+    int ld; /* dz's and relu_y's row stride */
 } sums_job;
 
 static inline void column_sums_block(const sums_job *j, size_t b0, size_t nb) {
     float acc[SUMS_BLOCK];
-    for (size_t u = 0; u < nb; u++) acc[u] = j->db[b0 + u];
+    for (size_t u = 0; u < nb; u++) acc[u] = 0.0f;
     for (size_t r = 0; r < j->rows; r++) {
-        const float *row = j->dz + r * (size_t)j->ld + b0;
-        for (size_t u = 0; u < nb; u++) acc[u] += row[u];
+        float *row = j->dz + r * (size_t)j->ld + b0;
+        if (j->relu_y) {
+            const float *y = j->relu_y + r * (size_t)j->ld + b0;
+            for (size_t u = 0; u < nb; u++) {
+                float d = y[u] > 0.0f ? row[u] : 0.0f;
+                row[u] = d;
+                acc[u] += d;
+            }
+        } else {
+            for (size_t u = 0; u < nb; u++) acc[u] += row[u];
+        }
     }
-    for (size_t u = 0; u < nb; u++) j->db[b0 + u] = acc[u];
+    for (size_t u = 0; u < nb; u++) j->db[b0 + u] += j->scale * acc[u];
 }
 
 LOOM_VECTOR_CLONES static void column_sums_range(size_t c0, size_t c1, void *p) {
@@ -362,13 +375,14 @@ LOOM_VECTOR_CLONES static void column_sums_range(size_t c0, size_t c1, void *p) 
     if (b0 < c1) column_sums_block(j, b0, c1 - b0);
 }
 
-void loom_add_column_sums_strided(float *db, const float *dz, size_t rows, int cols, int ld) {
+void loom_add_column_sums_scaled(float *db, float scale, float *dz, const float *relu_y, size_t rows, int cols,
+                                 int ld) {
     if (cols <= 0) return;
     size_t by_work = loom_parallel_min_units(rows);
-    sums_job j = {db, dz, rows, ld};
+    sums_job j = {db, dz, relu_y, scale, rows, ld};
     loom_parallel_for((size_t)cols, by_work > SUMS_MIN_COLS ? by_work : SUMS_MIN_COLS, column_sums_range, &j);
 }
 
 void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols) {
-    loom_add_column_sums_strided(db, dz, rows, cols, cols);
+    loom_add_column_sums_scaled(db, 1.0f, (float *)dz, NULL, rows, cols, cols); /* dz is only read */
 }

@@ -54,41 +54,31 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     if (L->activation != LOOM_LINEAR) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
 }
 
-/* Plain SGD inside the backward (compile.c), after dx has used this step's kernel: K -= lr x^T dz
- * in the product itself, b -= lr (column sums of dz), the sums taken a chunk of columns at a time on
- * the stack (the same sums, to the bit, as the gradient buffer would hold). */
-static void sgd_update(const loom_layer *L, const loom_op_ctx *c, int in_dim, int rows, const float *dz) {
-    int units = L->units;
-    loom_sgemm(true, false, in_dim, units, rows, -c->sgd_lr, c->in[0], in_dim, dz, units, 1.0f, c->sgd_w, units);
-    if (!L->dense.use_bias) return;
-    float *bias = c->sgd_w + (size_t)in_dim * units, sums[256];
-    for (int j0 = 0; j0 < units; j0 += 256) {
-        int n = units - j0 < 256 ? units - j0 : 256;
-        memset(sums, 0, (size_t)n * sizeof *sums);
-        loom_add_column_sums_strided(sums, dz + j0, (size_t)rows, n, units);
-        for (int j = 0; j < n; j++) bias[j0 + j] -= sums[j] * c->sgd_lr;
-    }
-}
-
 static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
     int in_dim = c->in_shape[0].dims[c->in_shape[0].rank - 1];
     int units = L->units;
     int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
-    const float *dz = c->dout;
-    if (L->activation != LOOM_LINEAR && !c->dout_is_preact) { /* dz over dout, in place */
+    float *dz = c->dout;
+    /* Plain SGD inside the backward (compile.c): sgd_w instead of dw, the step -lr * gradient
+     * applied where the gradient is made. */
+    float *dw = c->sgd_w ? c->sgd_w : c->dw, step = c->sgd_w ? -c->sgd_lr : 1.0f;
+    float *db = dw && L->dense.use_bias ? dw + (size_t)in_dim * units : NULL;
+    bool act = L->activation != LOOM_LINEAR && !c->dout_is_preact;
+    if (act && L->activation == LOOM_RELU && db) { /* dz over dout and db in one pass */
+        loom_add_column_sums_scaled(db, step, dz, c->out, (size_t)rows, units, units);
+        db = NULL;
+    } else if (act) { /* dz over dout, in place */
         const float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
-        loom_act_backward_in_place(L->activation, z, c->out, c->dout, (size_t)rows, units);
+        loom_act_backward_in_place(L->activation, z, c->out, dz, (size_t)rows, units);
     }
-    /* dx first: with sgd_w the kernel changes below. dx += dz K^T (or = when dx holds nothing yet) */
+    /* dx before the kernel changes (sgd_w): dx += dz K^T (or = when dx holds nothing yet) */
     if (c->din[0])
         loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
                    c->din[0], in_dim);
-    if (c->sgd_w) {
-        sgd_update(L, c, in_dim, rows, dz);
-    } else if (c->dw) { /* dK += x^T dz ; db += column sums of dz */
-        loom_sgemm(true, false, in_dim, units, rows, 1.0f, c->in[0], in_dim, dz, units, 1.0f, c->dw, units);
-        if (L->dense.use_bias) loom_add_column_sums(c->dw + (size_t)in_dim * units, dz, (size_t)rows, units);
-    }
+    if (!dw) return;
+    /* dK += step x^T dz ; db += step (column sums of dz) */
+    loom_sgemm(true, false, in_dim, units, rows, step, c->in[0], in_dim, dz, units, 1.0f, dw, units);
+    if (db) loom_add_column_sums_scaled(db, step, dz, NULL, (size_t)rows, units, units);
 }
 
 const loom_op loom_op_dense = {"Dense", "dense", 1, 1, dense_build, dense_scratch, dense_forward,
