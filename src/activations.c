@@ -4,6 +4,7 @@
  * leaky_relu a negative slope of 0.2, softmax runs over the last axis. */
 #include "internal.h"
 #include "parallel.h"
+#include "rows16.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -71,9 +72,15 @@ LOOM_VECTOR_CLONES static void exp_nonpositive_all(float *restrict y, size_t n) 
     for (size_t i = 0; i < n; i++) y[i] = exp_nonpositive(y[i]);
 }
 
+bool loom_rows16_off = false;
+
+/* Rows of at most SOFTMAX_NARROW values sum their exponentials in float (at most 16 terms, one of
+ * them exactly 1: a few ulp), wider rows in double. */
+#define SOFTMAX_NARROW 16
+
 /* Three passes, so that the exponentials of all rows are one vectorised loop: shift each row by its
- * maximum, exponentiate, normalise (the sum in double). x == y is allowed. */
-static void softmax_forward(const float *x, float *y, size_t rows, int dim) {
+ * maximum, exponentiate, normalise. x == y is allowed. */
+static void softmax_rows(const float *x, float *y, size_t rows, int dim) {
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * (size_t)dim;
         float *yr = y + r * (size_t)dim;
@@ -83,12 +90,69 @@ static void softmax_forward(const float *x, float *y, size_t rows, int dim) {
     }
     exp_nonpositive_all(y, rows * (size_t)dim);
     for (size_t r = 0; r < rows; r++) {
-        float *yr = y + r * (size_t)dim;
-        double sum = 0.0;
-        for (int j = 0; j < dim; j++) sum += yr[j];
-        float inv = (float)(1.0 / sum);
+        float *yr = y + r * (size_t)dim, inv;
+        if (dim <= SOFTMAX_NARROW) {
+            float sum = 0.0f;
+            for (int j = 0; j < dim; j++) sum += yr[j];
+            inv = 1.0f / sum;
+        } else {
+            double sum = 0.0;
+            for (int j = 0; j < dim; j++) sum += yr[j];
+            inv = (float)(1.0 / sum);
+        }
         for (int j = 0; j < dim; j++) yr[j] *= inv;
     }
+}
+
+#ifdef LOOM_HAVE_ROWS16
+/* exp_nonpositive on 16 lanes, operation for operation (no fused multiply-adds: the scalar code
+ * has none either), so both give the same bits. */
+LOOM_ROWS16_TARGET static inline __m512 exp_nonpositive16(__m512 x) {
+    const __m512 round = _mm512_set1_ps(12582912.0f);
+    __m512 k = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), round);
+    __m512i kbits = _mm512_castps_si512(k);
+    k = _mm512_sub_ps(k, round);
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(k, _mm512_set1_ps(0.693359375f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(k, _mm512_set1_ps(-2.12194440e-4f)));
+    static const float c[] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
+                              5.0000001201e-1f};
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    for (int i = 0; i < 5; i++) p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(c[i]));
+    p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(p, r), r), r), _mm512_set1_ps(1.0f));
+    __m512i sbits = _mm512_slli_epi32(
+        _mm512_add_epi32(_mm512_sub_epi32(kbits, _mm512_set1_epi32(0x4B400000)), _mm512_set1_epi32(127)), 23);
+    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_LT_OQ);
+    return _mm512_mask_blend_ps(under, _mm512_mul_ps(p, _mm512_castsi512_ps(sbits)), _mm512_setzero_ps());
+}
+
+/* softmax_rows for dim <= 16, 16 rows at a time turned into lanes (rows16.h): the same bits. */
+LOOM_ROWS16_TARGET static void softmax_rows16(const float *x, float *y, size_t rows, int dim) {
+    for (size_t r0 = 0; r0 < rows; r0 += 16) {
+        int n = rows - r0 < 16 ? (int)(rows - r0) : 16;
+        __m512 v[16];
+        loom_rows16_load(x + r0 * (size_t)dim, (size_t)dim, dim, n, v);
+        __m512 mx = v[0];
+        for (int j = 1; j < dim; j++) mx = _mm512_max_ps(v[j], mx); /* v[j] > mx ? v[j] : mx */
+        __m512 sum = _mm512_setzero_ps();
+        for (int j = 0; j < dim; j++) {
+            v[j] = exp_nonpositive16(_mm512_sub_ps(v[j], mx));
+            sum = _mm512_add_ps(sum, v[j]);
+        }
+        __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
+        for (int j = 0; j < dim; j++) v[j] = _mm512_mul_ps(v[j], inv);
+        loom_rows16_store(v, dim, n, y + r0 * (size_t)dim, (size_t)dim);
+    }
+}
+#endif
+
+static void softmax_forward(const float *x, float *y, size_t rows, int dim) {
+#ifdef LOOM_HAVE_ROWS16
+    if (dim <= SOFTMAX_NARROW && loom_rows16_supported()) {
+        softmax_rows16(x, y, rows, dim);
+        return;
+    }
+#endif
+    softmax_rows(x, y, rows, dim);
 }
 
 /* The Jacobian of softmax is diag(y) - y y^T, so dx = y * (dy - <dy, y>) per row. */

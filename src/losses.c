@@ -8,6 +8,7 @@
  * gradient is zero where the clip is active, which is what autodiff of clip_by_value gives.
  * The logits formulas serve both from_logits and the fused softmax/sigmoid path. */
 #include "internal.h"
+#include "rows16.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -383,11 +384,11 @@ static void softmax_row_maxima(const float *z, const float *p, int dim, float *z
 /* v = sum t (lse - z) = sum t (max z - z) - log(max p) sum t over the label-smoothed targets, in
  * float: each max z - z is exact where it is small (Sterbenz) and 0 at the target when it is the
  * largest logit, so a confident row keeps its small loss without a double in the loop (the double
- * form took 3x as long). *tsum: the sum of the smoothed targets. */
-static double row_cce_softmax(const float *t, const float *z, const float *p, int dim, float on, float off,
-                              float *tsum) {
-    float zmax, pmax;
-    softmax_row_maxima(z, p, dim, &zmax, &pmax);
+ * form took 3x as long). Here the per-row sums: gap = sum t (max z - z), *tsum = sum t, *pmax. */
+static float row_cce_softmax_sums(const float *t, const float *z, const float *p, int dim, float on, float off,
+                                  float *tsum, float *pmax) {
+    float zmax;
+    softmax_row_maxima(z, p, dim, &zmax, pmax);
     float gap = 0.0f, ts = 0.0f;
     for (int j = 0; j < dim; j++) {
         float tj = t[j] * on + off;
@@ -395,8 +396,35 @@ static double row_cce_softmax(const float *t, const float *z, const float *p, in
         ts += tj;
     }
     *tsum = ts;
-    return (double)gap - (double)ts * logf(pmax);
+    return gap;
 }
+
+#ifdef LOOM_HAVE_ROWS16
+/* row_cce_softmax_sums for n <= 16 rows of dim <= 16 values, one row per lane (rows16.h): the same
+ * operations, the same bits. */
+LOOM_ROWS16_TARGET static void cce_softmax_sums16(const float *t, const float *z, const float *p, int dim, int n,
+                                                  float on, float off, float gap[16], float tsum[16],
+                                                  float pmax[16]) {
+    __m512 tv[16], zv[16], pv[16];
+    loom_rows16_load(t, (size_t)dim, dim, n, tv);
+    loom_rows16_load(z, (size_t)dim, dim, n, zv);
+    loom_rows16_load(p, (size_t)dim, dim, n, pv);
+    __m512 zm = zv[0], pm = pv[0];
+    for (int j = 1; j < dim; j++) { /* a > b ? a : b, as softmax_row_maxima */
+        zm = _mm512_max_ps(zv[j], zm);
+        pm = _mm512_max_ps(pv[j], pm);
+    }
+    __m512 g = _mm512_setzero_ps(), s = _mm512_setzero_ps();
+    for (int j = 0; j < dim; j++) {
+        __m512 tj = _mm512_add_ps(_mm512_mul_ps(tv[j], _mm512_set1_ps(on)), _mm512_set1_ps(off));
+        g = _mm512_add_ps(g, _mm512_mul_ps(tj, _mm512_sub_ps(zm, zv[j])));
+        s = _mm512_add_ps(s, tj);
+    }
+    _mm512_storeu_ps(gap, g);
+    _mm512_storeu_ps(tsum, s);
+    _mm512_storeu_ps(pmax, pm);
+}
+#endif
 
 /* dv/dz = k (p sum t - t) for rows that all share k and sum t = 1 (one-hot or probability targets
  * without sample weights, the usual case): one flat pass over the batch, vectorised. */
@@ -405,19 +433,35 @@ LOOM_VECTOR_CLONES static void cce_softmax_grad_flat(const float *restrict t, co
     for (size_t i = 0; i < n; i++) g[i] = k * (p[i] - (t[i] * on + off));
 }
 
-/* The crossentropy fused after a softmax over the whole batch; returns sum_r v_r s_r. */
+/* The crossentropy fused after a softmax over the whole batch; returns sum_r v_r s_r. The per-row
+ * sums come 16 rows at a time where the CPU and the row length allow. */
 static double cce_softmax(const float *t, const float *z, const float *p, size_t n_rows, int dim, size_t rps,
                           const float *sw, double inv_n, double ls, float *values, float *grad) {
     const float on = (float)(1.0 - ls), off = (float)(ls / dim);
     double total = 0.0;
     bool flat = !sw;
-    for (size_t r = 0; r < n_rows; r++) {
-        size_t at = r * (size_t)dim;
-        float ts;
-        double v = row_cce_softmax(t + at, z + at, p + at, dim, on, off, &ts);
-        values[r] = (float)v;
-        total += v * (sw ? sw[r / rps] : 1.0f);
-        flat = flat && ts == 1.0f;
+#ifdef LOOM_HAVE_ROWS16
+    const bool rows16 = dim <= 16 && loom_rows16_supported();
+#endif
+    for (size_t r0 = 0; r0 < n_rows; r0 += 16) {
+        int n = n_rows - r0 < 16 ? (int)(n_rows - r0) : 16;
+        float gap[16], ts[16], pmax[16];
+        size_t at = r0 * (size_t)dim;
+#ifdef LOOM_HAVE_ROWS16
+        if (rows16)
+            cce_softmax_sums16(t + at, z + at, p + at, dim, n, on, off, gap, ts, pmax);
+        else
+#endif
+            for (int i = 0; i < n; i++)
+                gap[i] = row_cce_softmax_sums(t + at + (size_t)i * dim, z + at + (size_t)i * dim,
+                                              p + at + (size_t)i * dim, dim, on, off, &ts[i], &pmax[i]);
+        for (int i = 0; i < n; i++) {
+            size_t r = r0 + (size_t)i;
+            double v = (double)gap[i] - (double)ts[i] * logf(pmax[i]);
+            values[r] = (float)v;
+            total += v * (sw ? sw[r / rps] : 1.0f);
+            flat = flat && ts[i] == 1.0f;
+        }
     }
     if (!grad) return total;
     if (flat) {

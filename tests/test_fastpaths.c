@@ -6,6 +6,7 @@
 #include "internal.h"
 #include "model.h"
 #include "parallel.h"
+#include "rows16.h"
 
 #include <loom.h>
 #include <pthread.h>
@@ -124,6 +125,44 @@ static void softmax_exp(void) {
     x[2] = NAN;
     loom_act_forward(LOOM_SOFTMAX, x, y, 1, 4);
     for (int j = 0; j < 4; j++) CHECK(isnan(y[j]));
+}
+
+/* The 16-rows-at-a-time softmax and fused crossentropy (src/rows16.h) against their scalar paths:
+ * the same bits for every row length up to 16, whole and partial blocks of rows, one-hot and
+ * probability targets, label smoothing and sample weights. */
+static void rows16_paths(void) {
+    enum { MAXR = 37, MAXD = 16 };
+    const int row_counts[] = {1, 15, 16, 17, MAXR};
+    static float x[MAXR * MAXD], t[MAXR * MAXD], sw[MAXR], y[2][MAXR * MAXD], v[2][MAXR], g[2][MAXR * MAXD];
+    for (int dim = 1; dim <= MAXD; dim++)
+        for (size_t c = 0; c < sizeof row_counts / sizeof row_counts[0]; c++) {
+            int rows = row_counts[c], variant = (dim + (int)c) % 4;
+            for (int i = 0; i < rows * dim; i++) x[i] = frand() * 8;
+            for (int r = 0; r < rows; r++) {
+                sw[r] = frand() + 1;
+                float sum = 0;
+                for (int j = 0; j < dim; j++) sum += t[r * dim + j] = variant & 1 ? frand() + 1 : j == r % dim;
+                for (int j = 0; j < dim; j++) t[r * dim + j] /= sum;
+            }
+            loom_loss spec = {.name = "categorical_crossentropy", .label_smoothing = variant & 2 ? 0.1f : 0.0f};
+            loom_loss_impl l;
+            loom_error err;
+            CHECK_STATUS(loom_loss_resolve(&spec, &l, &err), LOOM_OK);
+            float loss[2];
+            for (int scalar = 0; scalar < 2; scalar++) {
+                loom_rows16_off = scalar;
+                loom_act_forward(LOOM_SOFTMAX, x, y[scalar], (size_t)rows, dim);
+                CHECK_STATUS(loom_loss_compute(&l, t, x, y[scalar], (size_t)rows, dim, 1, variant == 3 ? sw : NULL, true,
+                                               v[scalar], g[scalar], &loss[scalar], &err),
+                             LOOM_OK);
+            }
+            loom_rows16_off = false;
+            CHECK(memcmp(y[0], y[1], sizeof(float) * (size_t)(rows * dim)) == 0);
+            CHECK(memcmp(v[0], v[1], sizeof(float) * (size_t)rows) == 0);
+            CHECK(memcmp(g[0], g[1], sizeof(float) * (size_t)(rows * dim)) == 0);
+            CHECK(memcmp(&loss[0], &loss[1], sizeof(float)) == 0);
+            CHECK(isfinite(loss[0]));
+        }
 }
 
 /* Random two-head data: inputs in [-1, 1], one-hot classes, regression targets in [-1, 1]. */
@@ -450,6 +489,7 @@ int main(void) {
     gemm_cases();
     fused_softmax();
     softmax_exp();
+    rows16_paths();
     threads();
     sgd_in_backward();
     gemm_blocks();
