@@ -4,7 +4,7 @@
  * leaky_relu a negative slope of 0.2, softmax runs over the last axis. */
 #include "internal.h"
 #include "parallel.h"
-#include "rows16.h"
+#include "avx512.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -72,7 +72,7 @@ LOOM_VECTOR_CLONES static void exp_nonpositive_all(float *restrict y, size_t n) 
     for (size_t i = 0; i < n; i++) y[i] = exp_nonpositive(y[i]);
 }
 
-bool loom_rows16_off = false;
+bool loom_avx512_off = false;
 
 /* Rows of at most SOFTMAX_NARROW values sum their exponentials in float (at most 16 terms, one of
  * them exactly 1: a few ulp), wider rows in double. */
@@ -104,10 +104,10 @@ static void softmax_rows(const float *x, float *y, size_t rows, int dim) {
     }
 }
 
-#ifdef LOOM_HAVE_ROWS16
+#ifdef LOOM_HAVE_AVX512
 /* exp_nonpositive on 16 lanes, operation for operation (no fused multiply-adds: the scalar code
  * has none either), so both give the same bits. */
-LOOM_ROWS16_TARGET static inline __m512 exp_nonpositive16(__m512 x) {
+LOOM_AVX512_TARGET static inline __m512 exp_nonpositive16(__m512 x) {
     const __m512 round = _mm512_set1_ps(12582912.0f);
     __m512 k = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), round);
     __m512i kbits = _mm512_castps_si512(k);
@@ -125,8 +125,8 @@ LOOM_ROWS16_TARGET static inline __m512 exp_nonpositive16(__m512 x) {
     return _mm512_mask_blend_ps(under, _mm512_mul_ps(p, _mm512_castsi512_ps(sbits)), _mm512_setzero_ps());
 }
 
-/* softmax_rows for dim <= 16, 16 rows at a time turned into lanes (rows16.h): the same bits. */
-LOOM_ROWS16_TARGET static void softmax_rows16(const float *x, float *y, size_t rows, int dim) {
+/* softmax_rows for dim <= 16, 16 rows at a time turned into lanes (avx512.h): the same bits. */
+LOOM_AVX512_TARGET static void softmax_rows16(const float *x, float *y, size_t rows, int dim) {
     for (size_t r0 = 0; r0 < rows; r0 += 16) {
         int n = rows - r0 < 16 ? (int)(rows - r0) : 16;
         __m512 v[16];
@@ -146,8 +146,8 @@ LOOM_ROWS16_TARGET static void softmax_rows16(const float *x, float *y, size_t r
 #endif
 
 static void softmax_forward(const float *x, float *y, size_t rows, int dim) {
-#ifdef LOOM_HAVE_ROWS16
-    if (dim <= SOFTMAX_NARROW && loom_rows16_supported()) {
+#ifdef LOOM_HAVE_AVX512
+    if (dim <= SOFTMAX_NARROW && loom_avx512_on()) {
         softmax_rows16(x, y, rows, dim);
         return;
     }

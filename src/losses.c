@@ -8,7 +8,7 @@
  * gradient is zero where the clip is active, which is what autodiff of clip_by_value gives.
  * The logits formulas serve both from_logits and the fused softmax/sigmoid path. */
 #include "internal.h"
-#include "rows16.h"
+#include "avx512.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -399,10 +399,10 @@ static float row_cce_softmax_sums(const float *t, const float *z, const float *p
     return gap;
 }
 
-#ifdef LOOM_HAVE_ROWS16
-/* row_cce_softmax_sums for n <= 16 rows of dim <= 16 values, one row per lane (rows16.h): the same
+#ifdef LOOM_HAVE_AVX512
+/* row_cce_softmax_sums for n <= 16 rows of dim <= 16 values, one row per lane (avx512.h): the same
  * operations, the same bits. */
-LOOM_ROWS16_TARGET static void cce_softmax_sums16(const float *t, const float *z, const float *p, int dim, int n,
+LOOM_AVX512_TARGET static void cce_softmax_sums16(const float *t, const float *z, const float *p, int dim, int n,
                                                   float on, float off, float gap[16], float tsum[16],
                                                   float pmax[16]) {
     __m512 tv[16], zv[16], pv[16];
@@ -440,14 +440,14 @@ static double cce_softmax(const float *t, const float *z, const float *p, size_t
     const float on = (float)(1.0 - ls), off = (float)(ls / dim);
     double total = 0.0;
     bool flat = !sw;
-#ifdef LOOM_HAVE_ROWS16
-    const bool rows16 = dim <= 16 && loom_rows16_supported();
+#ifdef LOOM_HAVE_AVX512
+    const bool rows16 = dim <= 16 && loom_avx512_on();
 #endif
     for (size_t r0 = 0; r0 < n_rows; r0 += 16) {
         int n = n_rows - r0 < 16 ? (int)(n_rows - r0) : 16;
         float gap[16], ts[16], pmax[16];
         size_t at = r0 * (size_t)dim;
-#ifdef LOOM_HAVE_ROWS16
+#ifdef LOOM_HAVE_AVX512
         if (rows16)
             cce_softmax_sums16(t + at, z + at, p + at, dim, n, on, off, gap, ts, pmax);
         else

@@ -6,7 +6,7 @@
 #include "internal.h"
 #include "model.h"
 #include "parallel.h"
-#include "rows16.h"
+#include "avx512.h"
 
 #include <loom.h>
 #include <pthread.h>
@@ -127,10 +127,10 @@ static void softmax_exp(void) {
     for (int j = 0; j < 4; j++) CHECK(isnan(y[j]));
 }
 
-/* The 16-rows-at-a-time softmax and fused crossentropy (src/rows16.h) against their scalar paths:
- * the same bits for every row length up to 16, whole and partial blocks of rows, one-hot and
- * probability targets, label smoothing and sample weights. */
-static void rows16_paths(void) {
+/* The AVX-512 paths (src/avx512.h) against the scalar ones, to the bit. The softmax and the fused
+ * crossentropy, 16 rows at a time: every row length up to 16, whole and partial blocks of rows,
+ * one-hot and probability targets, label smoothing and sample weights. */
+static void avx512_softmax_paths(void) {
     enum { MAXR = 37, MAXD = 16 };
     const int row_counts[] = {1, 15, 16, 17, MAXR};
     static float x[MAXR * MAXD], t[MAXR * MAXD], sw[MAXR], y[2][MAXR * MAXD], v[2][MAXR], g[2][MAXR * MAXD];
@@ -150,18 +150,62 @@ static void rows16_paths(void) {
             CHECK_STATUS(loom_loss_resolve(&spec, &l, &err), LOOM_OK);
             float loss[2];
             for (int scalar = 0; scalar < 2; scalar++) {
-                loom_rows16_off = scalar;
+                loom_avx512_off = scalar;
                 loom_act_forward(LOOM_SOFTMAX, x, y[scalar], (size_t)rows, dim);
                 CHECK_STATUS(loom_loss_compute(&l, t, x, y[scalar], (size_t)rows, dim, 1, variant == 3 ? sw : NULL, true,
                                                v[scalar], g[scalar], &loss[scalar], &err),
                              LOOM_OK);
             }
-            loom_rows16_off = false;
+            loom_avx512_off = false;
             CHECK(memcmp(y[0], y[1], sizeof(float) * (size_t)(rows * dim)) == 0);
             CHECK(memcmp(v[0], v[1], sizeof(float) * (size_t)rows) == 0);
             CHECK(memcmp(g[0], g[1], sizeof(float) * (size_t)(rows * dim)) == 0);
             CHECK(memcmp(&loss[0], &loss[1], sizeof(float)) == 0);
             CHECK(isfinite(loss[0]));
+        }
+}
+
+/* The turned operands of small products (16 x 16 tiles), and the bias sums with and without ReLU's
+ * backward, over whole and partial tiles and blocks of 64 columns. */
+static void avx512_matrix_paths(void) {
+    const int shapes[][3] = {{32, 64, 64}, {32, 64, 10}, {64, 10, 32}, {17, 33, 5}, {40, 13, 70}, {64, 1, 32}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta = 0; beta < 2; beta++) {
+                    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], lda = ta ? M : K, ldb = tb ? K : N;
+                    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+                    float *C[2] = {malloc(sizeof(float) * M * N), malloc(sizeof(float) * M * N)};
+                    for (int i = 0; i < M * K; i++) A[i] = frand();
+                    for (int i = 0; i < K * N; i++) B[i] = frand();
+                    for (int i = 0; i < M * N; i++) C[0][i] = C[1][i] = frand();
+                    for (int scalar = 0; scalar < 2; scalar++) {
+                        loom_avx512_off = scalar;
+                        loom_sgemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, (float)beta, C[scalar], N);
+                    }
+                    loom_avx512_off = false;
+                    CHECK(memcmp(C[0], C[1], sizeof(float) * M * N) == 0);
+                    free(A), free(B), free(C[0]), free(C[1]);
+                }
+    const int cols[] = {1, 10, 63, 64, 65, 130, 300};
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)
+        for (int relu = 0; relu < 2; relu++) {
+            enum { ROWS = 33 };
+            int n = cols[c];
+            float *y = malloc(sizeof(float) * ROWS * n), *dz[3], db[2][300];
+            for (int k = 0; k < 3; k++) dz[k] = malloc(sizeof(float) * ROWS * n);
+            for (int i = 0; i < ROWS * n; i++) y[i] = i % 7 ? frand() : 0.0f, dz[0][i] = dz[1][i] = dz[2][i] = frand();
+            y[0] = NAN;
+            for (int i = 0; i < n; i++) db[0][i] = db[1][i] = frand();
+            for (int scalar = 0; scalar < 2; scalar++) {
+                loom_avx512_off = scalar;
+                loom_add_column_sums_scaled(db[scalar], -0.25f, dz[scalar], relu ? y : NULL, ROWS, n, n);
+            }
+            loom_avx512_off = false;
+            CHECK(memcmp(db[0], db[1], sizeof(float) * n) == 0);
+            CHECK(memcmp(dz[0], dz[1], sizeof(float) * ROWS * n) == 0);
+            for (int i = 0; i < ROWS * n; i++) CHECK(dz[0][i] == (!relu || y[i] > 0 ? dz[2][i] : 0.0f));
+            free(y), free(dz[0]), free(dz[1]), free(dz[2]);
         }
 }
 
@@ -489,7 +533,8 @@ int main(void) {
     gemm_cases();
     fused_softmax();
     softmax_exp();
-    rows16_paths();
+    avx512_softmax_paths();
+    avx512_matrix_paths();
     threads();
     sgd_in_backward();
     gemm_blocks();
