@@ -344,9 +344,9 @@ LOOM_VECTOR_CLONES static void fill_rows_serial(float *restrict z, const float *
     }
 }
 
-/* z[r][:] = relu(z[r][:] + bias): the other end, when the product is followed by a ReLU (one pass
- * over its output instead of a fill before and an activation after). A NaN passes through, for
- * TerminateOnNaN to see it. */
+/* z[r][:] += bias, and with relu z[r][:] = relu(z[r][:] + bias): the other end, after a product
+ * into z (one pass over its output instead of a fill before and an activation after). A NaN passes
+ * through the ReLU, for TerminateOnNaN to see it. */
 LOOM_VECTOR_CLONES static void relu_add_bias_serial(float *restrict z, const float *restrict bias, size_t rows,
                                                     int n) {
     for (size_t r = 0; r < rows; r++) {
@@ -358,31 +358,44 @@ LOOM_VECTOR_CLONES static void relu_add_bias_serial(float *restrict z, const flo
     }
 }
 
+LOOM_VECTOR_CLONES static void add_bias_serial(float *restrict z, const float *restrict bias, size_t rows, int n) {
+    for (size_t r = 0; r < rows; r++) {
+        float *zr = z + r * (size_t)n;
+        for (int j = 0; j < n; j++) zr[j] += bias[j];
+    }
+}
+
+typedef enum { BIAS_FILL, BIAS_ADD, BIAS_ADD_RELU } bias_mode;
+
 typedef struct bias_job {
     float *z;
     const float *bias;
     int n;
-    bool relu;
+    bias_mode mode;
 } bias_job;
 
 static void bias_range(size_t r0, size_t r1, void *p) {
     const bias_job *j = p;
     float *z = j->z + r0 * (size_t)j->n;
-    if (j->relu)
-        relu_add_bias_serial(z, j->bias, r1 - r0, j->n);
-    else
+    if (j->mode == BIAS_FILL)
         fill_rows_serial(z, j->bias, r1 - r0, j->n);
+    else if (j->mode == BIAS_ADD)
+        add_bias_serial(z, j->bias, r1 - r0, j->n);
+    else
+        relu_add_bias_serial(z, j->bias, r1 - r0, j->n);
 }
 
-static void bias_rows(float *z, const float *bias, size_t rows, int n, bool relu) {
+static void bias_rows(float *z, const float *bias, size_t rows, int n, bias_mode mode) {
     if (n <= 0) return;
-    bias_job j = {z, bias, n, relu};
+    bias_job j = {z, bias, n, mode};
     loom_parallel_for(rows, loom_parallel_min_units((size_t)n), bias_range, &j);
 }
 
-void loom_fill_rows(float *z, const float *bias, size_t rows, int n) { bias_rows(z, bias, rows, n, false); }
+void loom_fill_rows(float *z, const float *bias, size_t rows, int n) { bias_rows(z, bias, rows, n, BIAS_FILL); }
 
-void loom_relu_add_bias(float *z, const float *bias, size_t rows, int n) { bias_rows(z, bias, rows, n, true); }
+void loom_add_bias(float *z, const float *bias, size_t rows, int n, bool relu) {
+    bias_rows(z, bias, rows, n, relu ? BIAS_ADD_RELU : BIAS_ADD);
+}
 
 /* db[c] += scale * (the sum over rows of dz[r][c]): a bias's gradient (dz^T . 1), or with
  * scale = -lr plain SGD's step on the bias. With relu_y, ReLU's backward comes first in the same

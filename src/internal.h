@@ -242,8 +242,9 @@ void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
 /* z[r][0..n) = bias[0..n) (zeros when bias is NULL) for `rows` rows: the bias a product then
  * accumulates onto. Split over loom's threads by rows. */
 void loom_fill_rows(float *z, const float *bias, size_t rows, int n);
-/* z[r][:] = relu(z[r][:] + bias) in place: a product's bias and ReLU in one pass over its output. */
-void loom_relu_add_bias(float *z, const float *bias, size_t rows, int n);
+/* z[r][:] += bias in place, or with relu z[r][:] = relu(z[r][:] + bias): a product's bias (and
+ * ReLU) in one pass over its output. */
+void loom_add_bias(float *z, const float *bias, size_t rows, int n, bool relu);
 /* db[c] += sum over the rows of dz[r][c] (a bias's gradient), split over loom's threads by columns
  * (the same bits at any thread count). */
 void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols);

@@ -388,7 +388,7 @@ static void conv_forward(const loom_layer *L, const loom_op_ctx *c) {
                    fill ? 1.0f : 0.0f, zc, F);
     }
     if (bias && !fill)
-        loom_relu_add_bias(z, bias, (size_t)c->batch * out_n / (size_t)F, F);
+        loom_add_bias(z, bias, (size_t)c->batch * out_n / (size_t)F, F, true);
     else
         finish_forward(L, c);
 }

@@ -41,17 +41,11 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
     float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
     const float *kernel = c->w, *bias = L->dense.use_bias ? c->w + (size_t)in_dim * units : NULL;
-    if (bias && L->activation == LOOM_RELU) { /* the bias joins the ReLU's pass over the product */
-        loom_sgemm(false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units, 0.0f, z, units);
-        loom_relu_add_bias(z, bias, (size_t)rows, units);
-        return;
-    }
-    if (bias) {
-        loom_fill_rows(z, bias, (size_t)rows, units);
-    }
-    loom_sgemm(false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units,
-               bias ? 1.0f : 0.0f, z, units);
-    if (L->activation != LOOM_LINEAR) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
+    /* the bias joins the pass after the product (with the ReLU's, when there is one) */
+    loom_sgemm(false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units, 0.0f, z, units);
+    bool relu_done = bias && L->activation == LOOM_RELU;
+    if (bias) loom_add_bias(z, bias, (size_t)rows, units, relu_done);
+    if (L->activation != LOOM_LINEAR && !relu_done) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
 }
 
 static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
