@@ -61,6 +61,7 @@ const loom_op loom_op_dropout = {
     .class_name = "Dropout",
     .base_name = "dropout",
     .mask_mode = LOOM_MASK_KEEP,
+    .random = true,
     .min_inputs = 1,
     .max_inputs = 1,
     .build = dropout_build,
