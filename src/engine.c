@@ -233,8 +233,8 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->scratch = sn->scr;
     c->training = training;
     /* keyed by the node's position in the model, which a saved and reloaded model keeps */
-    if (training && L->op->random)
-        c->rng_key = loom_hash64(m->g->seed ^ 0xD50F00DULL, (m->rng_step << 20) ^ (uint64_t)pos);
+    c->rng_seed = m->g->seed ^ 0xD50F00DULL;
+    c->rng_counter = (m->rng_step << 20) ^ (uint64_t)pos;
     c->in_mask = n->n_in > 0 ? m->order[sn->in_pos[0]].mask : NULL;
 }
 

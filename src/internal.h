@@ -90,8 +90,9 @@ typedef struct loom_op_ctx {
     float sgd_lr;
     float *scratch;              /* this call site's scratch (scratch_size floats) */
     int training;                /* dropout and friends */
-    uint64_t rng_key;            /* unique per (model seed, step, node); only for ops marked random,
-                                    in training */
+    uint64_t rng_seed, rng_counter; /* an op that draws random numbers keys them with
+                                       loom_hash64(rng_seed, rng_counter): unique per (model seed,
+                                       step, node); hashed there, not for every node */
     bool dout_is_preact;         /* backward: dout is dL/d(pre-activation) (fused loss) */
     float *state;                /* the layer's weights, writable: forward in training may update
                                     non-trainable state (BatchNormalization's moving statistics) */
@@ -129,8 +130,6 @@ typedef struct loom_op {
      * classes whose files do not provide these are handled in model_json.c itself. */
     bool (*save_config)(const struct loom_layer *L, void *cjson_object);
     struct loom_layer *(*load_config)(struct loom_graph *g, const char *name, const void *cjson_config);
-    /* forward in training draws random numbers (the engine then sets loom_op_ctx.rng_key) */
-    bool random;
 } loom_op;
 
 enum { LOOM_MASK_DROP = 0, LOOM_MASK_KEEP = 1, LOOM_MASK_MAKE = 2 };

@@ -1,6 +1,6 @@
 /* layer_dropout.c — keras.layers.Dropout: inverted dropout while training, identity otherwise.
  *
- * Element i of the batch is kept when uniform01(rng_key, i) >= rate (probability 1 - rate) and
+ * Element i of the batch is kept when uniform01(key, i) >= rate (probability 1 - rate) and
  * scaled by 1/(1 - rate), so the expected value matches inference and no rescaling is needed
  * there. The mask (0 or the scale; 1 outside training) is kept in the scratch for the backward,
  * which reads only the mask: the forward alone decides between dropout and identity. */
@@ -41,8 +41,9 @@ static void dropout_forward(const loom_layer *L, const loom_op_ctx *c) {
         return;
     }
     float scale = 1.0f / (1.0f - L->rate);
+    uint64_t key = loom_hash64(c->rng_seed, c->rng_counter);
     for (size_t i = 0; i < n; i++) {
-        mask[i] = loom_uniform01(c->rng_key, i) >= L->rate ? scale : 0.0f;
+        mask[i] = loom_uniform01(key, i) >= L->rate ? scale : 0.0f;
         y[i] = x[i] * mask[i];
     }
 }
@@ -61,7 +62,6 @@ const loom_op loom_op_dropout = {
     .class_name = "Dropout",
     .base_name = "dropout",
     .mask_mode = LOOM_MASK_KEEP,
-    .random = true,
     .min_inputs = 1,
     .max_inputs = 1,
     .build = dropout_build,

@@ -144,7 +144,8 @@ static inline loom_op_ctx oph_ctx(const op_harness *H, float *const *din, float 
     c.dw = dw;
     c.scratch = H->scratch;
     c.training = H->training;
-    c.rng_key = H->rng_key;
+    c.rng_seed = H->rng_key; /* the op keys its draws with loom_hash64(seed, counter) */
+    c.rng_counter = 0;
     c.dout_is_preact = H->dout_is_preact;
     return c;
 }

@@ -231,7 +231,8 @@ static void test_dropout(void) {
     const uint64_t key = 0xD0D0;
     loom_shape in = shp(1, 50, 0, 0);
 
-    /* training: kept units scaled by 1/(1-rate), mask from uniform01(key, i) >= rate */
+    /* training: kept units scaled by 1/(1-rate), mask from uniform01(hash64(key, 0), i) >= rate (the
+     * harness passes key as the seed, 0 as the counter) */
     loom_layer L = make_layer(&loom_op_dropout, "drop");
     L.rate = rate;
     op_harness H;
@@ -240,7 +241,7 @@ static void test_dropout(void) {
     oph_forward(&H);
     size_t dropped = 0, wrong = 0;
     for (size_t i = 0; i < H.in_n[0]; i++) {
-        bool keep = loom_uniform01(key, i) >= rate;
+        bool keep = loom_uniform01(loom_hash64(key, 0), i) >= rate;
         float want = keep ? H.in[0][i] / (1.0f - rate) : 0.0f;
         wrong += fabsf(H.out[i] - want) > 1e-6f;
         dropped += !keep;
@@ -284,7 +285,7 @@ static void test_dropout(void) {
     oph_backward(&H);
     wrong = 0;
     for (size_t i = 0; i < H.in_n[0]; i++) {
-        float want = loom_uniform01(key, i) >= rate ? H.dout[i] / (1.0f - rate) : 0.0f;
+        float want = loom_uniform01(loom_hash64(key, 0), i) >= rate ? H.dout[i] / (1.0f - rate) : 0.0f;
         wrong += fabsf(H.din[0][i] - want) > 1e-6f;
     }
     CHECK(wrong == 0);
