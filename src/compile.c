@@ -241,24 +241,32 @@ loom_status loom_compile_keys(loom_model *m) {
  * once (a shared layer's later call sites still need the old kernel) whose weights are all trainable
  * and carry no regulariser (whose gradient is added after the backward). The result is the same
  * update to float rounding. */
-static void plan_sgd_in_backward(loom_model *m) {
+/* Which backward writes which weight gradients whole (dw_sole: a Dense layer called once, whose
+ * products then overwrite its gradients instead of adding to zeroed ones), and, with plain SGD
+ * (momentum 0, no clipping or weight decay), which of those apply the step inside their backward
+ * (sgd_update: not regularised either). */
+static void plan_weight_gradients(loom_model *m) {
     const loom_optimizer *o = &m->opt;
     m->sgd_in_backward = o->kind == LOOM_SGD && o->momentum == 0.0f && !o->nesterov && o->weight_decay == 0.0f &&
                          o->clipnorm <= 0.0f && o->global_clipnorm <= 0.0f && o->clipvalue <= 0.0f;
-    for (int t = 0; t < m->n_tensors; t++) m->t_sgd_update[t] = false;
+    for (int t = 0; t < m->n_tensors; t++) m->t_sgd_update[t] = false, m->t_sole_pos[t] = -1;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
         const loom_layer *L = sn->node->layer;
-        sn->sgd_update = false;
-        if (!m->sgd_in_backward || sn->is_input || L->op != &loom_op_dense || L->n_weights == 0) continue;
+        sn->dw_sole = sn->sgd_update = false;
+        if (sn->is_input || L->op != &loom_op_dense || L->n_weights == 0) continue;
         int calls = 0;
         for (int j = 0; j < m->n_order; j++) calls += m->order[j].node->layer == L;
-        bool plain = calls == 1;
+        sn->dw_sole = calls == 1;
+        bool plain = sn->dw_sole && m->sgd_in_backward;
         for (int w = 0; w < L->n_weights; w++)
             plain = plain && !L->weights[w].non_trainable && L->weights[w].reg.l1 == 0 && L->weights[w].reg.l2 == 0;
         sn->sgd_update = plain;
         for (int t = 0; t < m->n_tensors; t++)
-            if (m->tensors[t].layer == L) m->t_sgd_update[t] = plain;
+            if (m->tensors[t].layer == L) {
+                m->t_sgd_update[t] = plain;
+                m->t_sole_pos[t] = sn->dw_sole ? i : -1;
+            }
     }
 }
 
@@ -278,7 +286,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     if ((s = loom_balance_setup(m, &cfg->balance))) return s;
     if (loom_compile_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
     m->opt = cfg->optimizer;
-    plan_sgd_in_backward(m);
+    plan_weight_gradients(m);
     loom_floats_free(m->slots);
     size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
     m->slots = loom_floats_zeroed(n_slots);

@@ -323,11 +323,12 @@ static void zero_grad(loom_step_node *sn, int batch) {
 void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, const float *seed_weights,
                           float *dw) {
     const bool sgd = m->sgd_step && dw == m->grads;
-    if (sgd) { /* layers updated in their backward have no gradient to zero */
-        for (int t = 0; t < m->n_tensors; t++)
-            if (!m->t_sgd_update[t]) memset(dw + m->t_offset[t], 0, m->t_size[t] * sizeof *dw);
-    } else {
-        memset(dw, 0, m->n_params * sizeof *dw);
+    /* a weight gradient is zeroed unless its layer's backward runs and writes it whole (dw_sole),
+     * or updates the weights instead (sgd_update) */
+    for (int t = 0; t < m->n_tensors; t++) {
+        int at = m->t_sole_pos[t];
+        bool written = at >= 0 && (m->order[at].reach & mask);
+        if (!written && !(sgd && m->t_sgd_update[t])) memset(dw + m->t_offset[t], 0, m->t_size[t] * sizeof *dw);
     }
     for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
     /* a gradient is zeroed where its lifetime starts (plan_gradients): the outputs' here, before
@@ -366,6 +367,7 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
             sn->din[j] = src->is_input ? NULL : src->grad;
         }
         c.dw = L->n_weights ? dw + L->weights[0].offset : NULL;
+        c.dw_overwrite = sn->dw_sole;
         if (sgd && sn->sgd_update) { /* the optimizer leaves its tensors alone: not marked active */
             c.dw = NULL;
             c.sgd_w = m->params + L->weights[0].offset;

@@ -397,8 +397,8 @@ void loom_add_bias(float *z, const float *bias, size_t rows, int n, bool relu) {
     bias_rows(z, bias, rows, n, relu ? BIAS_ADD_RELU : BIAS_ADD);
 }
 
-/* db[c] += scale * (the sum over rows of dz[r][c]): a bias's gradient (dz^T . 1), or with
- * scale = -lr plain SGD's step on the bias. With relu_y, ReLU's backward comes first in the same
+/* db[c] = db[c] (or 0) + scale * (the sum over rows of dz[r][c]): a bias's gradient (dz^T . 1), or
+ * with scale = -lr plain SGD's step on the bias. With relu_y, ReLU's backward comes first in the same
  * pass: dz[r][c] = 0 where relu_y[r][c] <= 0, so a Dense layer with a ReLU reads its gradient once
  * for both. Threads split the columns, so every db[c] is summed row by row in the same order at
  * any thread count. Each thread reads every row: a share narrower than a few cache lines would
@@ -412,6 +412,7 @@ void loom_add_bias(float *z, const float *bias, size_t rows, int n, bool relu) {
 typedef struct sums_job {
     float *db, *dz;
     const float *relu_y;
+    bool accumulate;
     float scale;
     size_t rows;
     int ld; /* dz's and relu_y's row stride */
@@ -433,7 +434,7 @@ static inline void column_sums_block(const sums_job *j, size_t b0, size_t nb) {
             for (size_t u = 0; u < nb; u++) acc[u] += row[u];
         }
     }
-    for (size_t u = 0; u < nb; u++) j->db[b0 + u] += j->scale * acc[u];
+    for (size_t u = 0; u < nb; u++) j->db[b0 + u] = j->accumulate ? j->db[b0 + u] + j->scale * acc[u] : j->scale * acc[u];
 }
 
 #ifdef LOOM_HAVE_AVX512
@@ -455,8 +456,9 @@ LOOM_AVX512_TARGET static inline __m512 relu_sum16(__m512 acc, float *row, const
     return _mm512_add_ps(acc, d);
 }
 
-LOOM_AVX512_TARGET static inline void add_scaled16(float *db, float scale, __m512 acc, __mmask16 m) {
-    _mm512_mask_storeu_ps(db, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, db), _mm512_mul_ps(_mm512_set1_ps(scale), acc)));
+LOOM_AVX512_TARGET static inline void add_scaled16(float *db, bool accumulate, float scale, __m512 acc, __mmask16 m) {
+    __m512 s = _mm512_mul_ps(_mm512_set1_ps(scale), acc);
+    _mm512_mask_storeu_ps(db, m, accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, db), s) : s);
 }
 
 LOOM_AVX512_TARGET static void column_sums_avx512(const sums_job *j, size_t b0, size_t nb) {
@@ -470,10 +472,10 @@ LOOM_AVX512_TARGET static void column_sums_avx512(const sums_job *j, size_t b0, 
         a2 = relu_sum16(a2, row + 32, y ? y + 32 : NULL, m2);
         a3 = relu_sum16(a3, row + 48, y ? y + 48 : NULL, m3);
     }
-    add_scaled16(j->db + b0, j->scale, a0, m0);
-    add_scaled16(j->db + b0 + 16, j->scale, a1, m1);
-    add_scaled16(j->db + b0 + 32, j->scale, a2, m2);
-    add_scaled16(j->db + b0 + 48, j->scale, a3, m3);
+    add_scaled16(j->db + b0, j->accumulate, j->scale, a0, m0);
+    add_scaled16(j->db + b0 + 16, j->accumulate, j->scale, a1, m1);
+    add_scaled16(j->db + b0 + 32, j->accumulate, j->scale, a2, m2);
+    add_scaled16(j->db + b0 + 48, j->accumulate, j->scale, a3, m3);
 }
 #endif
 
@@ -490,14 +492,14 @@ LOOM_VECTOR_CLONES static void column_sums_range(size_t c0, size_t c1, void *p) 
     if (b0 < c1) column_sums_block(j, b0, c1 - b0);
 }
 
-void loom_add_column_sums_scaled(float *db, float scale, float *dz, const float *relu_y, size_t rows, int cols,
-                                 int ld) {
+void loom_column_sums(float *db, bool accumulate, float scale, float *dz, const float *relu_y, size_t rows, int cols,
+                      int ld) {
     if (cols <= 0) return;
     size_t by_work = loom_parallel_min_units(rows);
-    sums_job j = {db, dz, relu_y, scale, rows, ld};
+    sums_job j = {db, dz, relu_y, accumulate, scale, rows, ld};
     loom_parallel_for((size_t)cols, by_work > SUMS_MIN_COLS ? by_work : SUMS_MIN_COLS, column_sums_range, &j);
 }
 
 void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols) {
-    loom_add_column_sums_scaled(db, 1.0f, (float *)dz, NULL, rows, cols, cols); /* dz is only read */
+    loom_column_sums(db, true, 1.0f, (float *)dz, NULL, rows, cols, cols); /* dz is only read */
 }

@@ -85,6 +85,7 @@ typedef struct loom_op_ctx {
     loom_shape out_shape;
     const float *w;              /* the layer's weights, contiguous in layer weight order */
     float *dw;                   /* their gradients, to ACCUMULATE into; NULL: not needed */
+    bool dw_overwrite;           /* Dense only: dw holds no gradient yet, overwrite it */
     float *sgd_w;                /* instead of dw (Dense only, compile.c): apply plain SGD to the
                                     weights here, w -= sgd_lr * gradient, after their last use */
     float sgd_lr;
@@ -250,11 +251,11 @@ void loom_add_bias(float *z, const float *bias, size_t rows, int n, bool relu);
 /* db[c] += sum over the rows of dz[r][c] (a bias's gradient), split over loom's threads by columns
  * (the same bits at any thread count). */
 void loom_add_column_sums(float *db, const float *dz, size_t rows, int cols);
-/* db[c] += scale * (the sum over rows of dz[r][c]) for a matrix whose rows are `ld` floats apart;
- * with relu_y (same layout) ReLU's backward first, in place in the same pass: dz = 0 where
- * relu_y <= 0. Split by columns, as loom_add_column_sums. */
-void loom_add_column_sums_scaled(float *db, float scale, float *dz, const float *relu_y, size_t rows, int cols,
-                                 int ld);
+/* db[c] = (accumulate ? db[c] : 0) + scale * (the sum over rows of dz[r][c]) for a matrix whose
+ * rows are `ld` floats apart; with relu_y (same layout) ReLU's backward first, in place in the same
+ * pass: dz = 0 where relu_y <= 0. Split by columns, as loom_add_column_sums. */
+void loom_column_sums(float *db, bool accumulate, float scale, float *dz, const float *relu_y, size_t rows, int cols,
+                      int ld);
 /* Plain loops with the same contract: the build without OpenBLAS, and the tests' reference. */
 void loom_sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc);

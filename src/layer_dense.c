@@ -57,9 +57,10 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
      * applied where the gradient is made. */
     float *dw = c->sgd_w ? c->sgd_w : c->dw, step = c->sgd_w ? -c->sgd_lr : 1.0f;
     float *db = dw && L->dense.use_bias ? dw + (size_t)in_dim * units : NULL;
+    bool accumulate = c->sgd_w || !c->dw_overwrite; /* SGD steps onto the weights themselves */
     bool act = L->activation != LOOM_LINEAR && !c->dout_is_preact;
     if (act && L->activation == LOOM_RELU && db) { /* dz over dout and db in one pass */
-        loom_add_column_sums_scaled(db, step, dz, c->out, (size_t)rows, units, units);
+        loom_column_sums(db, accumulate, step, dz, c->out, (size_t)rows, units, units);
         db = NULL;
     } else if (act) { /* dz over dout, in place */
         const float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
@@ -70,9 +71,10 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
         loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
                    c->din[0], in_dim);
     if (!dw) return;
-    /* dK += step x^T dz ; db += step (column sums of dz) */
-    loom_sgemm(true, false, in_dim, units, rows, step, c->in[0], in_dim, dz, units, 1.0f, dw, units);
-    if (db) loom_add_column_sums_scaled(db, step, dz, NULL, (size_t)rows, units, units);
+    /* dK += step x^T dz ; db += step (column sums of dz), or = when they hold nothing yet */
+    loom_sgemm(true, false, in_dim, units, rows, step, c->in[0], in_dim, dz, units, accumulate ? 1.0f : 0.0f, dw,
+               units);
+    if (db) loom_column_sums(db, accumulate, step, dz, NULL, (size_t)rows, units, units);
 }
 
 const loom_op loom_op_dense = {"Dense", "dense", 1, 1, dense_build, dense_scratch, dense_forward,

@@ -24,6 +24,7 @@ static void model_free_parts(loom_model *m) {
     free(m->t_size);
     free(m->t_active);
     free(m->t_sgd_update);
+    free(m->t_sole_pos);
     loom_floats_free(m->slots);
     free(m->metrics);
     free(m->metric_names);
@@ -206,8 +207,9 @@ static loom_status build_params(loom_model *m, loom_graph *g) {
     m->t_size = calloc((size_t)(nt ? nt : 1), sizeof *m->t_size);
     m->t_active = calloc((size_t)(nt ? nt : 1), sizeof *m->t_active);
     m->t_sgd_update = calloc((size_t)(nt ? nt : 1), sizeof *m->t_sgd_update);
+    m->t_sole_pos = calloc((size_t)(nt ? nt : 1), sizeof *m->t_sole_pos);
     if (!m->params || !m->grads || !m->tensors || !m->t_offset || !m->t_size ||
-        !m->t_active || !m->t_sgd_update)
+        !m->t_active || !m->t_sgd_update || !m->t_sole_pos)
         return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory for %zu parameters", total);
     nt = 0;
     for (int i = 0; i < m->n_layers; i++) {
@@ -217,6 +219,7 @@ static loom_status build_params(loom_model *m, loom_graph *g) {
             m->tensors[nt] = (loom_param_tensor){L, w, wt->offset, loom_shape_size(&wt->shape)};
             m->t_offset[nt] = wt->offset;
             m->t_size[nt] = m->tensors[nt].size;
+            m->t_sole_pos[nt] = -1; /* until compile plans it */
             /* A key per (graph seed, layer, weight): values do not depend on other layers. */
             uint64_t key = loom_hash64(g->seed, ((uint64_t)L->index << 8) | (uint64_t)w);
             loom_init_fill(wt->init, &wt->shape, m->params + wt->offset, key);

@@ -19,6 +19,8 @@ typedef struct loom_step_node {
     bool is_input;
     float *mask;      /* batch x steps Keras mask, or NULL (a KEEP node shares its input's) */
     bool makes_mask;  /* the op computes the mask (LOOM_MASK_MAKE) into its own buffer */
+    bool dw_sole;     /* a Dense layer's only call site: its backward writes the weights' gradients
+                         whole, so nothing zeroes them first (compile.c) */
     bool sgd_update;  /* plain SGD updates this node's layer inside its backward (compile.c) */
     float **din;      /* n_in pointers, set per backward */
     const float **in; /* n_in pointers */
@@ -97,6 +99,7 @@ struct loom_model {
     size_t *t_offset, *t_size;
     bool *t_active;
     bool *t_sgd_update;      /* the tensor's layer is updated inside the backward (sgd_update) */
+    int *t_sole_pos;         /* position of the dw_sole node that writes the tensor's gradient, or -1 */
     /* compile state */
     bool compiled;
     loom_optimizer opt;
