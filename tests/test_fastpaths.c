@@ -165,7 +165,7 @@ static void avx512_softmax_paths(void) {
         }
 }
 
-/* The turned operands of small products (16 x 16 tiles), and the bias sums with and without ReLU's
+/* The turned operands of small products (16 x 16 tiles), the narrow-product kernel, and the bias sums with and without ReLU's
  * backward, over whole and partial tiles and blocks of 64 columns. */
 static void avx512_matrix_paths(void) {
     const int shapes[][3] = {{32, 64, 64}, {32, 64, 10}, {64, 10, 32}, {17, 33, 5}, {40, 13, 70}, {64, 1, 32}};
@@ -184,7 +184,13 @@ static void avx512_matrix_paths(void) {
                         loom_sgemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, (float)beta, C[scalar], N);
                     }
                     loom_avx512_off = false;
-                    CHECK(memcmp(C[0], C[1], sizeof(float) * M * N) == 0);
+                    /* narrow products with A untransposed (B turned first where it is transposed)
+                     * have a kernel of their own, with its own order of sums; the other cases only
+                     * turn an operand for OpenBLAS: the same bits */
+                    if (!ta && N >= 9 && N < 16 && M >= 16)
+                        for (int i = 0; i < M * N; i++) CHECK_CLOSE(C[0][i], C[1][i], 1e-5 * K, 1e-5);
+                    else
+                        CHECK(memcmp(C[0], C[1], sizeof(float) * M * N) == 0);
                     free(A), free(B), free(C[0]), free(C[1]);
                 }
     const int cols[] = {1, 10, 63, 64, 65, 130, 300};
