@@ -423,6 +423,11 @@ LOOM_VECTOR_CLONES static void relu_add_bias_serial(float *restrict z, const flo
 }
 
 LOOM_VECTOR_CLONES static void add_bias_serial(float *restrict z, const float *restrict bias, size_t rows, int n) {
+    if (n == 1) { /* a one-unit layer (a regression head): one flat loop, not a loop per row */
+        const float b = bias[0];
+        for (size_t r = 0; r < rows; r++) z[r] += b;
+        return;
+    }
     for (size_t r = 0; r < rows; r++) {
         float *zr = z + r * (size_t)n;
         for (int j = 0; j < n; j++) zr[j] += bias[j];
