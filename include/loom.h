@@ -64,7 +64,9 @@ const char *loom_status_name(loom_status s);
 
 /* Threads used by loom: one pool runs its loops (optimizer update, convolution lowering, pooling,
  * activations) and shares out blocks of every large matrix product; default 1. The same seed gives
- * bit-identical results at ANY thread count: blocks depend on the product's shape only.
+ * bit-identical results at ANY thread count: blocks depend on the product's shape only. (On one
+ * kind of CPU: OpenBLAS's kernels and loom's AVX-512 paths are chosen for the CPU that runs them,
+ * and another may round differently.)
  * OpenBLAS itself is set to one thread (process-wide, by this call or by loom's first product), so
  * its own workers never compete with loom's; a program that uses OpenBLAS directly as well may
  * set its count again with openblas_set_num_threads, at the price of that bit-identity.

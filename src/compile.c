@@ -234,17 +234,17 @@ loom_status loom_compile_keys(loom_model *m) {
     return LOOM_OK;
 }
 
-/* Plain SGD (no momentum, clipping or weight decay: w -= lr g and nothing else) needs no gradient
- * buffer: a Dense layer can subtract lr x^T dz from its kernel inside its own backward, once it
- * has used the kernel for dx. That saves zeroing the gradients, writing them and the optimizer's
- * pass over them (wide: ~10 ms of 140 per step; tiny: 0.4 of 8.5 us). It applies to a layer called
- * once (a shared layer's later call sites still need the old kernel) whose weights are all trainable
- * and carry no regulariser (whose gradient is added after the backward). The result is the same
- * update to float rounding. */
-/* Which backward writes which weight gradients whole (dw_sole: a Dense layer called once, whose
- * products then overwrite its gradients instead of adding to zeroed ones), and, with plain SGD
- * (momentum 0, no clipping or weight decay), which of those apply the step inside their backward
- * (sgd_update: not regularised either). */
+/* How each layer's weight gradients are made.
+ * - dw_sole: a Dense layer called once writes its gradients whole in its backward (its products
+ *   overwrite them), so nothing zeroes them first; other layers add to zeroed ones.
+ * - sgd_update: plain SGD (no momentum, clipping or weight decay: w -= lr g and nothing else) needs
+ *   no gradient buffer at all: such a Dense layer subtracts lr x^T dz from its kernel inside its own
+ *   backward, once it has used the kernel for dx. That saves writing the gradients and the
+ *   optimizer's pass over them (wide: ~10 ms of 140 per step; tiny: 0.4 of 8.5 us). Not for a
+ *   regularised layer, whose gradient is added after the backward. The result is the same update to
+ *   float rounding.
+ * Both need the layer called once: a shared layer's later call sites add to its gradient and still
+ * need the old kernel. */
 static void plan_weight_gradients(loom_model *m) {
     const loom_optimizer *o = &m->opt;
     m->sgd_in_backward = o->kind == LOOM_SGD && o->momentum == 0.0f && !o->nesterov && o->weight_decay == 0.0f &&

@@ -155,8 +155,8 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
  * where the call costs more than the copy. Shuffled rows are scattered over the data set, so the
  * start of a row a few ahead is fetched while this one is copied. */
 #define GATHER_AHEAD 8
-LOOM_VECTOR_CLONES static void gather_rows(float *restrict dst, const float *restrict src, size_t sz, const size_t *idx, size_t first,
-                        int batch) {
+LOOM_VECTOR_CLONES static void gather_rows(float *restrict dst, const float *restrict src, size_t sz,
+                                           const size_t *idx, size_t first, int batch) {
     for (int b = 0; b < batch; b++) {
 #if defined(__GNUC__)
         if (idx && b + GATHER_AHEAD < batch) {

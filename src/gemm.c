@@ -44,9 +44,9 @@ void loom_sgemm_portable(bool ta, bool tb, int M, int N, int K, float alpha, con
 #define NARROW_NN_MIN 9
 #define NARROW_NN_MAX 15
 
-LOOM_AVX512_TARGET static inline __attribute__((always_inline)) void narrow_nn_cols(int M, const int N, int K, float alpha,
-                                                                                   const float *A, int lda, const float *B,
-                                                                                   int ldb, float beta, float *C, int ldc) {
+LOOM_AVX512_TARGET static inline __attribute__((always_inline)) void
+narrow_nn_cols(int M, const int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+               float *C, int ldc) {
     for (int r0 = 0; r0 < M; r0 += 16) {
         int n = M - r0 < 16 ? M - r0 : 16;
         __m512 acc[16];
@@ -307,8 +307,13 @@ __attribute__((noinline)) static void sgemm_small_narrow_tn(int M, int N, int K,
  * columns of the larger side and GEMM_MIN_FLOPS of work, which keeps it near 1 % at one thread.
  * A thin product (the other side or K under NARROW_N: a layer of a few units, its gradients) packs
  * next to nothing per block, so it is cut finer; otherwise a 10-class head ran on one thread while
- * the other waited (mnist-mlp: 37 us of a 1.05 ms step at 2 threads). */
+ * the other waited (mnist-mlp: 37 us of a 1.05 ms step at 2 threads).
+ * A long product (K much larger than both sides: a convolution's weight gradient, 288 x 64 over
+ * 7744 positions, 1.3 ms) whose larger side is under two blocks is cut in two halves of at least
+ * GEMM_MIN_BLOCK / 2 anyway: its packing is a few per cent of its time, while one thread would
+ * otherwise wait through all of it. */
 #define GEMM_MIN_BLOCK 256
+#define GEMM_LONG_FLOPS 6.4e7
 #define GEMM_MIN_FLOPS 4e6
 #define GEMM_MIN_BLOCK_THIN 64
 #define GEMM_MIN_FLOPS_THIN 5e5
@@ -362,6 +367,7 @@ void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
     int blocks = side / (thin ? GEMM_MIN_BLOCK_THIN : GEMM_MIN_BLOCK);
     if (blocks > flops / min_flops) blocks = (int)(flops / min_flops);
     if (blocks > GEMM_MAX_BLOCKS) blocks = GEMM_MAX_BLOCKS;
+    if (blocks < 2 && !thin && flops >= GEMM_LONG_FLOPS && side >= GEMM_MIN_BLOCK) blocks = 2;
     /* a power of two, so that 2, 4 or 8 threads get equal shares (3 blocks on 2 threads would
      * leave one idle for a third of the product) */
     while (blocks & (blocks - 1)) blocks &= blocks - 1;
@@ -503,7 +509,8 @@ static inline void column_sums_block(const sums_job *j, size_t b0, size_t nb) {
             for (size_t u = 0; u < nb; u++) acc[u] += row[u];
         }
     }
-    for (size_t u = 0; u < nb; u++) j->db[b0 + u] = j->accumulate ? j->db[b0 + u] + j->scale * acc[u] : j->scale * acc[u];
+    for (size_t u = 0; u < nb; u++)
+        j->db[b0 + u] = j->accumulate ? j->db[b0 + u] + j->scale * acc[u] : j->scale * acc[u];
 }
 
 #ifdef LOOM_HAVE_AVX512
@@ -552,7 +559,8 @@ LOOM_VECTOR_CLONES static void column_sums_range(size_t c0, size_t c1, void *p) 
     const sums_job *j = p;
 #ifdef LOOM_HAVE_AVX512
     if (loom_avx512_on()) {
-        for (size_t b0 = c0; b0 < c1; b0 += SUMS_BLOCK) column_sums_avx512(j, b0, c1 - b0 < SUMS_BLOCK ? c1 - b0 : SUMS_BLOCK);
+        for (size_t b0 = c0; b0 < c1; b0 += SUMS_BLOCK)
+            column_sums_avx512(j, b0, c1 - b0 < SUMS_BLOCK ? c1 - b0 : SUMS_BLOCK);
         return;
     }
 #endif
