@@ -22,7 +22,9 @@
 #define LOOM_OP_HARNESS_H
 
 #include "check.h"
-#include "internal.h"
+#include "graph/graph.h"
+#include "layers/layers.h"
+#include "ops/activations.h"
 
 #include <math.h>
 #include <stdio.h>

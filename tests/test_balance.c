@@ -12,7 +12,7 @@
 #include <loom.h>
 
 #include "check.h"
-#include "mtl.h"
+#include "mtl/mtl.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -3,10 +3,16 @@
  * thread count gives the same bits (products are cut into blocks by shape, src/gemm.c, and loom's
  * own loops split only independent outputs, src/parallel.c). */
 #include "check.h"
-#include "internal.h"
-#include "model.h"
-#include "parallel.h"
-#include "avx512.h"
+#include "graph/graph.h"
+#include "ops/activations.h"
+#include "ops/losses.h"
+#include "ops/metrics.h"
+#include "ops/init.h"
+#include "optim/optim.h"
+#include "kernels/gemm.h"
+#include "core/model.h"
+#include "kernels/parallel.h"
+#include "kernels/avx512.h"
 
 #include <loom.h>
 #include <pthread.h>

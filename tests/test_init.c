@@ -1,6 +1,12 @@
 /* test_init.c — weight initialisers: Keras's bounds and variances, fans, determinism. */
 #include "check.h"
-#include "internal.h"
+#include "graph/graph.h"
+#include "ops/activations.h"
+#include "ops/losses.h"
+#include "ops/metrics.h"
+#include "ops/init.h"
+#include "optim/optim.h"
+#include "kernels/gemm.h"
 
 #include <math.h>
 #include <stdlib.h>

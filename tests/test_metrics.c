@@ -1,7 +1,13 @@
 /* test_metrics.c — metrics against hand-computed values and the examples in Keras's docstrings
  * (keras/src/metrics/accuracy_metrics.py, regression_metrics.py). */
 #include "check.h"
-#include "internal.h"
+#include "graph/graph.h"
+#include "ops/activations.h"
+#include "ops/losses.h"
+#include "ops/metrics.h"
+#include "ops/init.h"
+#include "optim/optim.h"
+#include "kernels/gemm.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* test_mtl.c — the multi-task balancing core against every test vector of
  * multi-task-balancing.md sections 2-12, plus invariants on random problems. */
 #include "check.h"
-#include "mtl.h"
+#include "mtl/mtl.h"
 
 #include <math.h>
 #include <string.h>

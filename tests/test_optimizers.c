@@ -1,7 +1,13 @@
 /* test_optimizers.c — optimizers, clipping, weight decay and learning-rate schedules against the
  * test vectors of spec section 8 (Keras 3's own unit tests) and hand computations in double. */
 #include "check.h"
-#include "internal.h"
+#include "graph/graph.h"
+#include "ops/activations.h"
+#include "ops/losses.h"
+#include "ops/metrics.h"
+#include "ops/init.h"
+#include "optim/optim.h"
+#include "kernels/gemm.h"
 
 #include <math.h>
 #include <string.h>

@@ -2,7 +2,7 @@
 #define _XOPEN_SOURCE 600 /* posix_openpt and friends, for the terminal case */
 
 #include "check.h"
-#include "progbar.h"
+#include "train/progbar.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -14,7 +14,7 @@
  *     survives loom_model_save / loom_model_load. */
 #include "fixture.h"
 #include "op_harness.h"
-#include "rnn.h"
+#include "layers/rnn.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,0 +1,45 @@
+/* balance.h — multi-task balancing state and the balanced training step (internal). */
+#ifndef LOOM_BALANCE_H
+#define LOOM_BALANCE_H
+
+#include "core/model.h"
+#include "mtl/mtl.h"
+
+struct loom_balance_state {
+    loom_balance cfg;
+    int K;                                /* outputs with a loss ("tasks") */
+    int out_of[LOOM_MTL_MAX_TASKS];       /* task i -> output index */
+    bool *shared;                         /* per weight tensor: reached by >= 2 losses */
+    int *head_of;                         /* per weight tensor: the one task reaching it, or -1 */
+    size_t n_shared;                      /* shared parameters */
+    float *G;                             /* K x n_params per-loss gradients */
+    /* uncertainty weighting: log-variances and their Adam state */
+    double uw_s[LOOM_MTL_MAX_TASKS], uw_m[LOOM_MTL_MAX_TASKS], uw_v[LOOM_MTL_MAX_TASKS];
+    long uw_t;
+    /* GradNorm */
+    double gn_w[LOOM_MTL_MAX_TASKS], gn_L0[LOOM_MTL_MAX_TASKS];
+    bool gn_has_L0;
+    loom_layer *gn_layer;
+    /* DWA: epoch means of the unweighted losses */
+    int dwa_epoch, dwa_epochs_seen;
+    double dwa_sum[LOOM_MTL_MAX_TASKS], dwa_count;
+    double dwa_prev1[LOOM_MTL_MAX_TASKS], dwa_prev2[LOOM_MTL_MAX_TASKS];
+    /* Nash-MTL */
+    double nash_alpha[LOOM_MTL_MAX_TASKS];
+    bool nash_has;
+    /* diagnostics of this step: cosines of the pairs i < j in row order */
+    bool diag_measured;
+    double diag_cos[LOOM_MTL_MAX_TASKS * (LOOM_MTL_MAX_TASKS - 1) / 2];
+};
+
+/* Validates the settings and allocates the per-loss buffers (compile time). */
+loom_status loom_balance_setup(loom_model *m, const loom_balance *cfg);
+void loom_balance_free(loom_balance_state *b);
+/* Is the balanced step needed (a method or a weight schedule)? */
+bool loom_balance_active(const loom_model *m);
+/* Forward, the balanced gradient into m->grads (regularisation included) and m->t_active;
+ * *total receives the logged total. */
+loom_status loom_balance_step(loom_model *m, int batch, int epoch, float *total, bool check_nan,
+                              loom_status (*nan_check)(loom_model *, float, int, int), int step);
+
+#endif

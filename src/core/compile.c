@@ -1,0 +1,355 @@
+/* compile.c — resolving loss=, loss_weights=, metrics= and optimizer= against the model's
+ * outputs, as keras.Model.compile does (spec section 1), and the log keys that follow. */
+#include "core/balance.h"
+#include "layers/layers.h"
+#include "optim/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void output_list(const loom_model *m, char *buf, size_t len) {
+    buf[0] = '\0';
+    for (int k = 0; k < m->n_outputs; k++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, "%s%s", k ? ", " : "", m->outputs[k].name);
+    }
+}
+
+/* Maps a list given with optional names to output indices: slot[k] = index into the list or -1.
+ * what: "losses" / "loss weights". broadcast: a single unnamed entry applies to every output. */
+static loom_status map_to_outputs(loom_model *m, const char *what, int n, const char *const *names,
+                                  bool broadcast, int *slot) {
+    char outs[256];
+    output_list(m, outs, sizeof outs);
+    for (int k = 0; k < m->n_outputs; k++) slot[k] = -1;
+    if (n == 0) return LOOM_OK;
+    if (!names) {
+        if (n == 1 && broadcast) {
+            for (int k = 0; k < m->n_outputs; k++) slot[k] = 0;
+            return LOOM_OK;
+        }
+        if (n != m->n_outputs)
+            return loom_set_error(&m->err, LOOM_ERR_COUNT,
+                                  "compile: %d %s given for %d output(s) (%s); give one per output, in output order, or name them",
+                                  n, what, m->n_outputs, outs);
+        for (int k = 0; k < m->n_outputs; k++) slot[k] = k;
+        return LOOM_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!names[i])
+            return loom_set_error(&m->err, LOOM_ERR_NAME, "compile: %s entry %d has no output name", what, i);
+        int k = -1;
+        for (int j = 0; j < m->n_outputs; j++)
+            if (strcmp(m->outputs[j].name, names[i]) == 0) k = j;
+        if (k < 0)
+            return loom_set_error(&m->err, LOOM_ERR_NAME,
+                                  "compile: %s name \"%.64s\", which is not a model output; the outputs are: %s",
+                                  what, names[i], outs);
+        if (slot[k] >= 0)
+            return loom_set_error(&m->err, LOOM_ERR_NAME, "compile: %s name output %s twice", what, names[i]);
+        slot[k] = i;
+    }
+    return LOOM_OK;
+}
+
+static bool is_softmax_or_sigmoid_head(const loom_model *m, const loom_output *o, loom_activation *act) {
+    const loom_step_node *sn = &m->order[o->pos];
+    const loom_layer *L = sn->node->layer;
+    if (L->op != &loom_op_dense && L->op != &loom_op_activation) return false;
+    if (sn->n_consumers != 0) return false; /* another layer reads the probabilities */
+    *act = L->activation;
+    return true;
+}
+
+static loom_status add_key(loom_logs *keys, const char *name) {
+    char (*k)[LOOM_LOG_KEY_MAX] = realloc(keys->keys, (size_t)(keys->n + 1) * sizeof *k);
+    if (!k) return LOOM_ERR_MEMORY;
+    keys->keys = k;
+    snprintf(keys->keys[keys->n], LOOM_LOG_KEY_MAX, "%s", name);
+    keys->n++;
+    return LOOM_OK;
+}
+
+static bool key_taken(const loom_logs *keys, const char *name) {
+    for (int i = 0; i < keys->n; i++)
+        if (strcmp(keys->keys[i], name) == 0) return true;
+    return false;
+}
+
+static loom_status compile_losses(loom_model *m, const loom_compile_config *cfg) {
+    int slot[LOOM_MAX_OUTPUTS];
+    loom_status s = map_to_outputs(m, "losses", cfg->n_losses, cfg->loss_outputs, true, slot);
+    if (s) return s;
+    if (cfg->n_losses && !cfg->losses)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: n_losses is %d but losses is NULL", cfg->n_losses);
+    for (int k = 0; k < m->n_outputs; k++) {
+        loom_output *o = &m->outputs[k];
+        memset(&o->loss, 0, sizeof o->loss);
+        o->fused = false;
+        if (slot[k] >= 0) {
+            loom_error e = {0};
+            loom_loss spec = cfg->losses[slot[k]];
+            /* Keras's "crossentropy"/"ce" pick the crossentropy from the output's width (labels
+             * are not known at compile time, so the sparse form must be named explicitly). */
+            if (spec.name && !spec.fn && (strcmp(spec.name, "crossentropy") == 0 || strcmp(spec.name, "ce") == 0))
+                spec.name = o->dim == 1 ? "binary_crossentropy" : "categorical_crossentropy";
+            if (loom_loss_resolve(&spec, &o->loss, &e))
+                return loom_set_error(&m->err, e.code, "compile: output %s: %s", o->name, e.msg);
+        }
+        if (o->loss.kind == LOSS_NONE) {
+            o->target_dim = o->dim;
+            o->target_size = o->size;
+            continue;
+        }
+        if ((o->loss.kind == LOSS_CCE || o->loss.kind == LOSS_SCCE) && o->dim < 2)
+            return loom_set_error(&m->err, LOOM_ERR_SHAPE,
+                                  "compile: output %s has %d unit(s) on its last axis; %s needs at least 2 classes",
+                                  o->name, o->dim, o->loss.name);
+        o->target_dim = loom_loss_target_dim(&o->loss, o->dim);
+        o->target_size = o->rows_per_sample * (size_t)o->target_dim;
+        loom_activation act;
+        o->fused = is_softmax_or_sigmoid_head(m, o, &act) && loom_loss_can_fuse(&o->loss, act);
+    }
+    return LOOM_OK;
+}
+
+static loom_status compile_weights(loom_model *m, const loom_compile_config *cfg) {
+    int slot[LOOM_MAX_OUTPUTS];
+    /* one weight broadcasts when there is one output or one (broadcast) loss */
+    bool broadcast = m->n_outputs == 1 || (cfg->n_losses == 1 && !cfg->loss_outputs);
+    loom_status s = map_to_outputs(m, "loss weights", cfg->n_loss_weights, cfg->loss_weight_outputs,
+                                   broadcast, slot);
+    if (s) return s;
+    if (cfg->n_loss_weights && !cfg->loss_weights)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: n_loss_weights is %d but loss_weights is NULL",
+                              cfg->n_loss_weights);
+    for (int k = 0; k < m->n_outputs; k++) {
+        float w = slot[k] >= 0 ? cfg->loss_weights[slot[k]] : 1.0f;
+        if (!isfinite(w))
+            return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: the loss weight of output %s is %g; it must be finite",
+                                  m->outputs[k].name, (double)w);
+        m->outputs[k].weight = w;
+    }
+    return LOOM_OK;
+}
+
+static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg) {
+    free(m->metrics);
+    free(m->metric_names);
+    m->metrics = NULL;
+    m->metric_names = NULL;
+    m->n_metrics = 0;
+    if (cfg->n_metrics <= 0) return LOOM_OK;
+    if (!cfg->metrics || cfg->n_metrics > 1024)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: bad metric list (%d entries)", cfg->n_metrics);
+    m->metrics = calloc((size_t)cfg->n_metrics, sizeof *m->metrics);
+    m->metric_names = calloc((size_t)cfg->n_metrics, sizeof *m->metric_names);
+    if (!m->metrics || !m->metric_names) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
+    for (int i = 0; i < cfg->n_metrics; i++) {
+        const loom_metric_spec *ms = &cfg->metrics[i];
+        int k = 0;
+        if (ms->output) {
+            k = loom_model_output_index(m, ms->output);
+            if (k < 0) {
+                char msg[LOOM_ERR_MAX]; /* the message names the unknown output; keep it */
+                snprintf(msg, sizeof msg, "%.400s", m->err.msg);
+                return loom_set_error(&m->err, LOOM_ERR_NAME, "compile: metric %s: %s", ms->name ? ms->name : "?", msg);
+            }
+        } else if (m->n_outputs != 1) {
+            return loom_set_error(&m->err, LOOM_ERR_NAME,
+                                  "compile: metric %s names no output; a model with %d outputs needs the output of every metric",
+                                  ms->name ? ms->name : "(null)", m->n_outputs);
+        }
+        loom_output *o = &m->outputs[k];
+        loom_error e = {0};
+        loom_metric_impl *mt = &m->metrics[i];
+        int target_dim = o->loss.kind == LOSS_NONE ? o->dim : o->target_dim;
+        if (!ms->name || loom_metric_resolve(ms->name, &o->loss, o->dim, target_dim, mt, &e))
+            return loom_set_error(&m->err, ms->name ? e.code : LOOM_ERR_NAME, "compile: output %s: %s", o->name,
+                                  ms->name ? e.msg : "metric name is NULL");
+        mt->output = k;
+        snprintf(m->metric_names[i], LOOM_NAME_MAX, "%s", ms->name);
+        char stem[LOOM_LOG_KEY_MAX];
+        snprintf(stem, sizeof stem, "%s", mt->log_name);
+        if (m->n_outputs > 1)
+            snprintf(mt->log_name, sizeof mt->log_name, "%.63s_%.63s", o->name, stem);
+        m->n_metrics++;
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_compile_keys(loom_model *m) {
+    free(m->keys.keys);
+    free(m->keys.values);
+    memset(&m->keys, 0, sizeof m->keys);
+    int with_loss = 0;
+    for (int k = 0; k < m->n_outputs; k++) with_loss += m->outputs[k].loss.kind != LOSS_NONE;
+    m->log_output_losses = with_loss > 1;
+    if (add_key(&m->keys, "loss")) return LOOM_ERR_MEMORY;
+    for (int i = 0; i < m->n_metrics; i++) {
+        loom_metric_impl *mt = &m->metrics[i];
+        /* collisions get _1, _2 as in Keras */
+        char base[LOOM_LOG_KEY_MAX];
+        snprintf(base, sizeof base, "%s", mt->log_name);
+        for (int d = 1; key_taken(&m->keys, mt->log_name); d++)
+            snprintf(mt->log_name, sizeof mt->log_name, "%.100s_%d", base, d);
+        if (add_key(&m->keys, mt->log_name)) return LOOM_ERR_MEMORY;
+    }
+    if (m->log_output_losses)
+        for (int k = 0; k < m->n_outputs; k++) {
+            if (m->outputs[k].loss.kind == LOSS_NONE) continue;
+            char key[LOOM_LOG_KEY_MAX];
+            snprintf(key, sizeof key, "%s_loss", m->outputs[k].name);
+            if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
+        }
+    /* with balancing or weight schedules: the effective weight of every loss, then diagnostics */
+    m->key_weights = m->key_diag = -1;
+    bool scheduled = false;
+    for (int k = 0; k < m->n_outputs; k++) scheduled |= m->outputs[k].has_schedule;
+    if ((m->balance && m->balance->cfg.kind != LOOM_BALANCE_STATIC) || scheduled) {
+        m->key_weights = m->keys.n;
+        for (int k = 0; k < m->n_outputs; k++) {
+            if (m->outputs[k].loss.kind == LOSS_NONE) continue;
+            char key[LOOM_LOG_KEY_MAX];
+            snprintf(key, sizeof key, "%s_weight", m->outputs[k].name);
+            if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
+        }
+    }
+    if (m->balance && m->balance->cfg.diagnostics_every > 0) {
+        m->key_diag = m->keys.n;
+        const loom_balance_state *b = m->balance;
+        for (int i = 0; i < b->K; i++)
+            for (int j = i + 1; j < b->K; j++) {
+                char key[LOOM_LOG_KEY_MAX];
+                snprintf(key, sizeof key, "grad_cos/%.60s~%.60s", m->outputs[b->out_of[i]].name, m->outputs[b->out_of[j]].name);
+                if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
+            }
+    }
+    m->keys.values = calloc((size_t)m->keys.n, sizeof *m->keys.values);
+    free(m->key_ptrs);
+    m->key_ptrs = malloc((size_t)m->keys.n * sizeof *m->key_ptrs);
+    free(m->call_run);
+    m->call_run = calloc((size_t)m->keys.n, sizeof *m->call_run);
+    if (!m->keys.values || !m->key_ptrs || !m->call_run) return LOOM_ERR_MEMORY;
+    for (int i = 0; i < m->keys.n; i++) m->key_ptrs[i] = m->keys.keys[i];
+    return LOOM_OK;
+}
+
+/* How each layer's weight gradients are made.
+ * - dw_sole: a Dense layer called once writes its gradients whole in its backward (its products
+ *   overwrite them), so nothing zeroes them first; other layers add to zeroed ones.
+ * - sgd_update: plain SGD (no momentum, clipping or weight decay: w -= lr g and nothing else) needs
+ *   no gradient buffer at all: such a Dense layer subtracts lr x^T dz from its kernel inside its own
+ *   backward, once it has used the kernel for dx. That saves writing the gradients and the
+ *   optimizer's pass over them (wide: ~10 ms of 140 per step; tiny: 0.4 of 8.5 us). Not for a
+ *   regularised layer, whose gradient is added after the backward. The result is the same update to
+ *   float rounding.
+ * Both need the layer called once: a shared layer's later call sites add to its gradient and still
+ * need the old kernel. */
+static void plan_weight_gradients(loom_model *m) {
+    const loom_optimizer *o = &m->opt;
+    m->sgd_in_backward = o->kind == LOOM_SGD && o->momentum == 0.0f && !o->nesterov && o->weight_decay == 0.0f &&
+                         o->clipnorm <= 0.0f && o->global_clipnorm <= 0.0f && o->clipvalue <= 0.0f;
+    for (int t = 0; t < m->n_tensors; t++) m->t_sgd_update[t] = false, m->t_sole_pos[t] = -1;
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        const loom_layer *L = sn->node->layer;
+        sn->dw_sole = sn->sgd_update = false;
+        if (sn->is_input || L->op != &loom_op_dense || L->n_weights == 0) continue;
+        int calls = 0;
+        for (int j = 0; j < m->n_order; j++) calls += m->order[j].node->layer == L;
+        sn->dw_sole = calls == 1;
+        bool plain = sn->dw_sole && m->sgd_in_backward;
+        for (int w = 0; w < L->n_weights; w++)
+            plain = plain && !L->weights[w].non_trainable && L->weights[w].reg.l1 == 0 && L->weights[w].reg.l2 == 0;
+        sn->sgd_update = plain;
+        for (int t = 0; t < m->n_tensors; t++)
+            if (m->tensors[t].layer == L) {
+                m->t_sgd_update[t] = plain;
+                m->t_sole_pos[t] = sn->dw_sole ? i : -1;
+            }
+    }
+}
+
+loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
+    m->compiled = false;
+    if (!cfg) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: config is NULL");
+    loom_status s;
+    if ((s = compile_losses(m, cfg)) || (s = compile_weights(m, cfg)) || (s = compile_metrics(m, cfg)))
+        return s;
+    if ((s = loom_optimizer_check(&cfg->optimizer, &m->err))) {
+        char msg[LOOM_ERR_MAX];
+        snprintf(msg, sizeof msg, "compile: optimizer: %.400s", m->err.msg);
+        return loom_set_error(&m->err, s, "%s", msg);
+    }
+    if ((s = loom_balance_setup(m, &cfg->balance))) return s;
+    if (loom_compile_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
+    m->opt = cfg->optimizer;
+    plan_weight_gradients(m);
+    loom_floats_free(m->slots);
+    size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
+    m->slots = loom_floats_zeroed(n_slots);
+    if (!m->slots) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory for optimizer state");
+    if (m->opt.kind == LOOM_ADAGRAD)
+        for (size_t i = 0; i < n_slots; i++) m->slots[i] = m->opt.initial_accumulator_value;
+    m->iterations = 0;
+    m->lr_overridden = false;
+    m->rng_step = 0;
+    m->epochs_done = 0;
+    loom_history_free(m->log);
+    m->log = loom_history_create(0, NULL, 0);
+    if (!m->log) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
+    /* targets and fused logits moved: plan the arena again at the next step */
+    loom_floats_free(m->arena);
+    m->arena = NULL;
+    m->plan_batch = 0;
+    m->compiled = true;
+    return LOOM_OK;
+}
+
+loom_status loom_set_loss_weight(loom_model *m, const char *output, float weight) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    int k = loom_model_output_index(m, output);
+    if (k < 0) return LOOM_ERR_NAME;
+    if (!isfinite(weight))
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "loss weight of output %s must be finite, got %g", output,
+                              (double)weight);
+    m->outputs[k].weight = weight;
+    return LOOM_OK;
+}
+
+float loom_get_loss_weight(const loom_model *m, const char *output) {
+    if (!m || !output) return NAN;
+    for (int k = 0; k < m->n_outputs; k++)
+        if (strcmp(m->outputs[k].name, output) == 0) return m->outputs[k].weight;
+    return NAN;
+}
+
+float loom_current_lr(const loom_model *m) {
+    if (m->lr_overridden) return m->lr_override;
+    if (m->opt.schedule.kind != LOOM_SCHEDULE_CONSTANT) return loom_schedule_value(&m->opt.schedule, m->iterations);
+    return m->opt.learning_rate;
+}
+
+float loom_get_learning_rate(const loom_model *m) { return (m && m->compiled) ? loom_current_lr(m) : NAN; }
+
+loom_status loom_set_learning_rate(loom_model *m, float lr) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    if (!m->compiled) return loom_set_error(&m->err, LOOM_ERR_STATE, "set_learning_rate: the model is not compiled");
+    if (!(lr >= 0) || !isfinite(lr))
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "learning rate must be finite and >= 0, got %g", (double)lr);
+    m->lr_overridden = true;
+    m->lr_override = lr;
+    return LOOM_OK;
+}
+
+long loom_iterations(const loom_model *m) { return m ? m->iterations : 0; }
+
+int loom_eval_key_count(const loom_model *m) {
+    if (m->key_weights >= 0) return m->key_weights;
+    if (m->key_diag >= 0) return m->key_diag;
+    return m->keys.n;
+}

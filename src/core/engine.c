@@ -1,0 +1,392 @@
+/* engine.c — forward once, backward once in reverse, over the model's ordered nodes.
+ *
+ * Memory: one arena holds every node's value, gradient and scratch, and every output's target,
+ * sample weights and loss gradient, planned for the largest batch; a step allocates nothing.
+ * Backward always accumulates: a tensor read twice (a fork, a shared layer) receives the sum.
+ * Each loss seeds its output's gradient with its weight, so the per-output losses are by-products
+ * of the one pass; nodes that reach no active loss are skipped. */
+#include "core/model.h"
+#include "kernels/parallel.h"
+#include "kernels/vector_clones.h"
+#include "layers/layers.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* the next n floats of the arena, the one after starting on a cache line */
+static float *take(float **p, size_t n) {
+    float *r = *p;
+    *p += loom_align_floats(n);
+    return r;
+}
+
+/* Gradient buffers. Backward runs the order in reverse; a node's gradient is first written by its
+ * last consumer in the order (an output's by the loss seeds, before the loop) and last read by the
+ * node's own backward: it lives over positions [node, grad_from]. Gradients whose lifetimes do
+ * not overlap share memory: placed largest first, each at the lowest offset that no gradient
+ * living at the same time uses (greedy by size). A chain of layers then needs about two
+ * gradients at a time instead of one per node. Inputs get none (their gradient is never asked)
+ * unless they are outputs themselves. */
+typedef struct span {
+    size_t at, size;
+} span;
+
+static int by_offset(const void *a, const void *b) {
+    size_t x = ((const span *)a)->at, y = ((const span *)b)->at;
+    return (x > y) - (x < y);
+}
+
+static bool alive_together(const loom_step_node *order, int a, int b) {
+    int from = order[a].grad_from < order[b].grad_from ? order[a].grad_from : order[b].grad_from;
+    return (a > b ? a : b) <= from;
+}
+
+/* offset[i]: where node i's gradient starts in the gradient region, in floats (SIZE_MAX: none);
+ * busy: room for n_order spans. Returns the region's size. */
+static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *busy) {
+    int n = m->n_order;
+    loom_step_node *order = m->order;
+    for (int i = 0; i < n; i++) order[i].grad_from = -1, offset[i] = SIZE_MAX;
+    for (int j = 0; j < n; j++)
+        for (int k = 0; k < order[j].node->n_in; k++) {
+            loom_step_node *src = &order[order[j].in_pos[k]];
+            if (!src->is_input && src->grad_from < j) src->grad_from = j;
+        }
+    for (int k = 0; k < m->n_outputs; k++) order[m->outputs[k].pos].grad_from = n; /* the seeds */
+
+    size_t total = 0;
+    for (;;) {
+        int i = -1; /* the largest gradient not yet placed (the earliest on ties) */
+        size_t size = 0;
+        for (int c = 0; c < n; c++) {
+            size_t sc = loom_align_floats((size_t)batch * order[c].size);
+            if (order[c].grad_from >= 0 && offset[c] == SIZE_MAX && (i < 0 || sc > size)) i = c, size = sc;
+        }
+        if (i < 0) return total;
+        int n_busy = 0; /* the placed ones alive at the same time, by offset: the first gap that fits */
+        for (int c = 0; c < n; c++)
+            if (offset[c] != SIZE_MAX && alive_together(order, i, c))
+                busy[n_busy++] = (span){offset[c], loom_align_floats((size_t)batch * order[c].size)};
+        qsort(busy, (size_t)n_busy, sizeof *busy, by_offset);
+        size_t at = 0;
+        for (int b = 0; b < n_busy && busy[b].at < at + size; b++)
+            if (busy[b].at + busy[b].size > at) at = busy[b].at + busy[b].size;
+        offset[i] = at;
+        if (at + size > total) total = at + size;
+    }
+}
+
+loom_status loom_engine_plan(loom_model *m, int batch) {
+    if (batch <= m->plan_batch && m->arena) return LOOM_OK;
+    /* every region starts on a cache line (loom_align_floats) */
+    size_t *grad_offset = malloc((size_t)m->n_order * sizeof *grad_offset);
+    span *busy = malloc((size_t)m->n_order * sizeof *busy);
+    if (!grad_offset || !busy) {
+        free(grad_offset), free(busy);
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory planning gradients");
+    }
+    const size_t grad_total = plan_gradients(m, batch, grad_offset, busy);
+    free(busy);
+    size_t total = grad_total;
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        loom_node *n = sn->node;
+        loom_shape in[16];
+        for (int j = 0; j < n->n_in; j++) in[j] = m->order[sn->in_pos[j]].node->out_shape;
+        sn->scratch = n->layer->op->scratch_size
+                          ? n->layer->op->scratch_size(n->layer, n->n_in, in, &n->out_shape, batch)
+                          : 0;
+        total += loom_align_floats((size_t)batch * sn->size) + loom_align_floats(sn->scratch);
+        /* Keras masks: made by an op, or kept from input 0 while the steps axis survives */
+        const loom_op *op = n->layer->op;
+        sn->makes_mask = op->mask_mode == LOOM_MASK_MAKE && n->out_shape.rank >= 2;
+        if (sn->makes_mask) total += loom_align_floats((size_t)batch * (size_t)n->out_shape.dims[0]);
+    }
+    for (int k = 0; k < m->n_outputs; k++) {
+        loom_output *o = &m->outputs[k];
+        size_t b = (size_t)batch;
+        total += loom_align_floats(b * o->target_size) + loom_align_floats(b) + loom_align_floats(b * o->size) +
+                 2 * loom_align_floats(b * o->rows_per_sample);
+    }
+    float *arena = loom_floats_zeroed(total);
+    if (!arena) {
+        free(grad_offset);
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY,
+                              "out of memory planning activations for batch size %d (%zu floats)", batch, total);
+    }
+    loom_floats_free(m->arena);
+    m->arena = arena;
+    m->plan_batch = batch;
+    float *p = arena + grad_total;
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        loom_node *n = sn->node;
+        sn->val = take(&p, (size_t)batch * sn->size);
+        sn->grad = grad_offset[i] == SIZE_MAX ? NULL : arena + grad_offset[i];
+        sn->scr = take(&p, sn->scratch);
+        sn->mask = NULL;
+        if (sn->makes_mask) {
+            sn->mask = take(&p, (size_t)batch * (size_t)n->out_shape.dims[0]);
+        } else if (n->layer->op->mask_mode == LOOM_MASK_KEEP && n->n_in > 0) {
+            const loom_step_node *src = &m->order[sn->in_pos[0]];
+            const loom_shape *a = &src->node->out_shape, *b = &n->out_shape;
+            if (src->mask && a->rank >= 2 && b->rank >= 2 && a->dims[0] == b->dims[0]) sn->mask = src->mask;
+        }
+    }
+    for (int k = 0; k < m->n_outputs; k++) {
+        loom_output *o = &m->outputs[k];
+        o->target = take(&p, (size_t)batch * o->target_size);
+        o->sw = take(&p, (size_t)batch);
+        o->lgrad = take(&p, (size_t)batch * o->size);
+        o->values = take(&p, (size_t)batch * o->rows_per_sample);
+        o->row_w = take(&p, (size_t)batch * o->rows_per_sample);
+        /* Fused outputs read the logits: a Dense keeps them first in its scratch, an Activation
+         * layer's input is the logits. */
+        loom_step_node *sn = &m->order[o->pos];
+        o->logits = NULL;
+        if (o->fused)
+            o->logits = sn->node->layer->op == &loom_op_dense ? sn->scr : m->order[sn->in_pos[0]].val;
+        o->softmax = o->fused && sn->node->layer->activation == LOOM_SOFTMAX ? sn->val : NULL;
+    }
+    free(grad_offset);
+    return LOOM_OK;
+}
+
+/* Rows are copied by a loop, not memcpy: a row is often a few dozen floats (a target is often one),
+ * where the call costs more than the copy. Shuffled rows are scattered over the data set, so the
+ * start of a row a few ahead is fetched while this one is copied. */
+#define GATHER_AHEAD 8
+LOOM_VECTOR_CLONES static void gather_rows(float *restrict dst, const float *restrict src, size_t sz,
+                                           const size_t *idx, size_t first, int batch) {
+    for (int b = 0; b < batch; b++) {
+#if defined(__GNUC__)
+        if (idx && b + GATHER_AHEAD < batch) {
+            const char *ahead = (const char *)(src + idx[b + GATHER_AHEAD] * sz);
+            __builtin_prefetch(ahead);
+            if (sz > 16) __builtin_prefetch(ahead + 64);
+        }
+#endif
+        const float *row = src + (idx ? idx[b] : first + (size_t)b) * sz;
+        float *out = dst + (size_t)b * sz;
+        for (size_t j = 0; j < sz; j++) out[j] = row[j];
+    }
+}
+
+typedef struct gather_job {
+    loom_model *m;
+    const loom_bound_data *d;
+    const size_t *idx;
+    size_t first;
+} gather_job;
+
+/* samples [b0, b1) of every input and target: threads split the batch (copies, so any split gives
+ * the same bytes) */
+static void gather_range(size_t b0, size_t b1, void *p) {
+    const gather_job *j = p;
+    loom_model *m = j->m;
+    const loom_bound_data *d = j->d;
+    const size_t *idx = j->idx ? j->idx + b0 : NULL;
+    size_t first = j->first + b0;
+    int n = (int)(b1 - b0);
+    for (int i = 0; i < m->n_inputs; i++) {
+        loom_step_node *sn = &m->order[m->input_pos[i]];
+        gather_rows(sn->val + b0 * sn->size, d->x[i], sn->size, idx, first, n);
+    }
+    for (int k = 0; k < m->n_outputs; k++) {
+        loom_output *o = &m->outputs[k];
+        if (!d->y || !d->y[k]) continue;
+        gather_rows(o->target + b0 * o->target_size, d->y[k], o->target_size, idx, first, n);
+        if (o->has_sw) gather_rows(o->sw + b0, d->sw[k], 1, idx, first, n);
+    }
+}
+
+void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
+                        int batch) {
+    size_t per_sample = 0;
+    for (int i = 0; i < m->n_inputs; i++) per_sample += m->order[m->input_pos[i]].size;
+    for (int k = 0; k < m->n_outputs; k++) {
+        m->outputs[k].has_sw = d->sw && d->sw[k];
+        if (d->y && d->y[k]) per_sample += m->outputs[k].target_size + m->outputs[k].has_sw;
+    }
+    gather_job j = {m, d, idx, first};
+    loom_parallel_for((size_t)batch, loom_parallel_min_units(per_sample), gather_range, &j);
+}
+
+static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_ctx *c, loom_shape *in_shapes) {
+    loom_step_node *sn = &m->order[pos];
+    loom_node *n = sn->node;
+    loom_layer *L = n->layer;
+    for (int j = 0; j < n->n_in; j++) {
+        sn->in[j] = m->order[sn->in_pos[j]].val;
+        in_shapes[j] = m->order[sn->in_pos[j]].node->out_shape;
+    }
+    memset(c, 0, sizeof *c);
+    c->batch = batch;
+    c->n_in = n->n_in;
+    c->in = sn->in;
+    c->din = sn->din;
+    c->in_shape = in_shapes;
+    c->out = sn->val;
+    c->dout = sn->grad;
+    c->out_shape = n->out_shape;
+    c->w = L->n_weights ? m->params + L->weights[0].offset : NULL;
+    c->state = L->n_weights && !m->freeze_state ? m->params + L->weights[0].offset : NULL;
+    c->scratch = sn->scr;
+    c->training = training;
+    /* keyed by the node's position in the model, which a saved and reloaded model keeps */
+    c->rng_seed = m->g->seed ^ 0xD50F00DULL;
+    c->rng_counter = (m->rng_step << 20) ^ (uint64_t)pos;
+    c->in_mask = n->n_in > 0 ? m->order[sn->in_pos[0]].mask : NULL;
+}
+
+static float regularization(const loom_model *m, float *dw) {
+    double total = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const loom_weight *w = &m->tensors[t].layer->weights[m->tensors[t].index];
+        if (w->reg.l1 == 0 && w->reg.l2 == 0) continue;
+        const float *p = m->params + m->t_offset[t];
+        float *g = dw ? dw + m->t_offset[t] : NULL;
+        double s1 = 0, s2 = 0;
+        for (size_t i = 0; i < m->t_size[t]; i++) {
+            s1 += fabsf(p[i]);
+            s2 += (double)p[i] * p[i];
+            if (g) g[i] += w->reg.l1 * (float)((p[i] > 0) - (p[i] < 0)) + 2.0f * w->reg.l2 * p[i];
+        }
+        total += w->reg.l1 * s1 + w->reg.l2 * s2;
+    }
+    return (float)total;
+}
+
+float loom_engine_add_regularization(const loom_model *m, float *dw) {
+    float r = regularization(m, dw);
+    for (int t = 0; t < m->n_tensors; t++) {
+        const loom_weight *w = &m->tensors[t].layer->weights[m->tensors[t].index];
+        if ((w->reg.l1 != 0 || w->reg.l2 != 0) && !w->non_trainable) m->t_active[t] = true;
+    }
+    return r;
+}
+
+loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool losses,
+                                uint64_t grad_mask, float *reg) {
+    loom_op_ctx c;
+    loom_shape in_shapes[16];
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        if (sn->is_input) continue;
+        fill_ctx(m, i, batch, training, &c, in_shapes);
+        sn->node->layer->op->forward(sn->node->layer, &c);
+        if (sn->makes_mask && !sn->node->layer->op->make_mask(sn->node->layer, &c, sn->mask))
+            for (size_t j = 0, n = (size_t)batch * (size_t)sn->node->out_shape.dims[0]; j < n; j++) sn->mask[j] = 1.0f;
+    }
+    for (int k = 0; k < m->n_outputs && losses; k++) {
+        loom_output *o = &m->outputs[k];
+        if (o->loss.kind == LOSS_NONE) {
+            o->loss_value = NAN;
+            continue;
+        }
+        const float *pred = o->fused ? o->logits : m->order[o->pos].val;
+        size_t rows = (size_t)batch * o->rows_per_sample, rps = o->rows_per_sample;
+        const float *sw = o->has_sw ? o->sw : NULL;
+        const float *mask = m->order[o->pos].mask;
+        if (mask && rps == (size_t)m->order[o->pos].node->out_shape.dims[0]) {
+            /* Keras: masked entries weigh 0, valid ones rows/valid, times the sample weight */
+            double valid = 0;
+            for (size_t r = 0; r < rows; r++) valid += mask[r];
+            float scale = valid > 0 ? (float)((double)rows / valid) : 0.0f;
+            for (size_t r = 0; r < rows; r++) o->row_w[r] = mask[r] * scale * (sw ? sw[r / rps] : 1.0f);
+            sw = o->row_w;
+            rps = 1;
+        }
+        loom_status s = loom_loss_compute(&o->loss, o->target, pred, o->softmax, rows, o->dim, rps, sw, o->fused, o->values,
+                                          (grad_mask >> k & 1) ? o->lgrad : NULL, &o->loss_value, &m->err);
+        if (s) {
+            /* prefix the output's name to the loss's own message */
+            char msg[LOOM_ERR_MAX];
+            snprintf(msg, sizeof msg, "output %s (%s): %.360s", o->name, o->loss.name, m->err.msg);
+            return loom_set_error(&m->err, s, "%s", msg);
+        }
+    }
+    if (reg) *reg = regularization(m, NULL);
+    return LOOM_OK;
+}
+
+uint64_t loom_engine_active_mask(const loom_model *m) {
+    uint64_t mask = 0;
+    for (int k = 0; k < m->n_outputs; k++)
+        if (m->outputs[k].loss.kind != LOSS_NONE && m->outputs[k].weight != 0.0f) mask |= 1ULL << k;
+    return mask;
+}
+
+static void zero_grad(loom_step_node *sn, int batch) {
+    memset(sn->grad, 0, (size_t)batch * sn->size * sizeof(float));
+}
+
+void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, const float *seed_weights,
+                          float *dw) {
+    const bool sgd = m->sgd_step && dw == m->grads;
+    /* a weight gradient is zeroed unless its layer's backward runs and writes it whole (dw_sole),
+     * or updates the weights instead (sgd_update) */
+    for (int t = 0; t < m->n_tensors; t++) {
+        int at = m->t_sole_pos[t];
+        bool written = at >= 0 && (m->order[at].reach & mask);
+        if (!written && !(sgd && m->t_sgd_update[t])) memset(dw + m->t_offset[t], 0, m->t_size[t] * sizeof *dw);
+    }
+    for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
+    /* a gradient is zeroed where its lifetime starts (plan_gradients): the outputs' here, before
+     * the seeds, every other one just before its last consumer's backward */
+    for (int i = 0; i < m->n_order; i++)
+        if (m->order[i].grad_from == m->n_order) zero_grad(&m->order[i], batch);
+    for (int k = 0; k < m->n_outputs; k++) {
+        if (!(mask >> k & 1) || m->outputs[k].loss.kind == LOSS_NONE) continue;
+        loom_output *o = &m->outputs[k];
+        float *g = m->order[o->pos].grad;
+        size_t n = (size_t)batch * o->size;
+        float w = seed_weights ? seed_weights[k] : o->weight;
+        for (size_t i = 0; i < n; i++) g[i] += w * o->lgrad[i];
+    }
+    loom_op_ctx c;
+    loom_shape in_shapes[16];
+    for (int i = m->n_order - 1; i >= 0; i--) {
+        loom_step_node *sn = &m->order[i];
+        /* A gradient whose lifetime starts here is zeroed first, unless this node is a Dense layer
+         * (one input), whose product then overwrites it instead of adding to it. */
+        bool runs = !sn->is_input && (sn->reach & mask), overwrite = false;
+        for (int j = 0; j < sn->node->n_in; j++)
+            if (m->order[sn->in_pos[j]].grad_from == i) {
+                if (runs && sn->node->layer->op == &loom_op_dense)
+                    overwrite = true;
+                else
+                    zero_grad(&m->order[sn->in_pos[j]], batch);
+            }
+        if (!runs) continue;
+        loom_node *n = sn->node;
+        loom_layer *L = n->layer;
+        fill_ctx(m, i, batch, true, &c, in_shapes);
+        c.din_overwrite = overwrite;
+        for (int j = 0; j < n->n_in; j++) {
+            loom_step_node *src = &m->order[sn->in_pos[j]];
+            sn->din[j] = src->is_input ? NULL : src->grad;
+        }
+        c.dw = L->n_weights ? dw + L->weights[0].offset : NULL;
+        c.dw_overwrite = sn->dw_sole;
+        if (sgd && sn->sgd_update) { /* the optimizer leaves its tensors alone: not marked active */
+            c.dw = NULL;
+            c.sgd_w = m->params + L->weights[0].offset;
+            c.sgd_lr = m->sgd_step_lr;
+        }
+        /* a fused output's seed is already dL/dz; only possible when nothing else reads it */
+        for (int k = 0; k < m->n_outputs; k++)
+            if (m->outputs[k].pos == i && m->outputs[k].fused && (mask >> k & 1)) c.dout_is_preact = true;
+        L->op->backward(L, &c);
+        for (int t = 0; t < m->n_tensors && !c.sgd_w; t++)
+            if (m->tensors[t].layer == L && !L->weights[m->tensors[t].index].non_trainable) m->t_active[t] = true;
+    }
+    if (with_reg) {
+        regularization(m, dw);
+        for (int t = 0; t < m->n_tensors; t++) {
+            const loom_weight *w = &m->tensors[t].layer->weights[m->tensors[t].index];
+            if ((w->reg.l1 != 0 || w->reg.l2 != 0) && !w->non_trainable) m->t_active[t] = true;
+        }
+    }
+}

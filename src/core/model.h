@@ -1,0 +1,202 @@
+/* model.h — the compiled model: ordered nodes, flat parameter buffers, outputs with their losses,
+ * and the engine that runs forward and backward over them (internal). */
+#ifndef LOOM_MODEL_H
+#define LOOM_MODEL_H
+
+#include "graph/graph.h"
+#include "ops/losses.h"
+#include "ops/metrics.h"
+#include "mtl/mtl.h"
+
+/* One node of the model in execution order, with its buffers in the activation arena. */
+typedef struct loom_step_node {
+    loom_node *node;
+    int *in_pos;      /* positions of its inputs in the order */
+    size_t size;      /* per-sample output size */
+    size_t scratch;   /* scratch floats at the planned batch */
+    float *val, *grad, *scr;
+    int grad_from;    /* backward position where grad's lifetime starts (engine.c); -1: no grad */
+    uint64_t reach;   /* bit k: the node lies on a path to output k */
+    int n_consumers;  /* uses as an input by later nodes */
+    bool is_input;
+    float *mask;      /* batch x steps Keras mask, or NULL (a KEEP node shares its input's) */
+    bool makes_mask;  /* the op computes the mask (LOOM_MASK_MAKE) into its own buffer */
+    bool dw_sole;     /* a Dense layer's only call site: its backward writes the weights' gradients
+                         whole, so nothing zeroes them first (compile.c) */
+    bool sgd_update;  /* plain SGD updates this node's layer inside its backward (compile.c) */
+    float **din;      /* n_in pointers, set per backward */
+    const float **in; /* n_in pointers */
+} loom_step_node;
+
+typedef struct loom_output {
+    char name[LOOM_NAME_MAX];
+    int pos;                 /* position of the producing node in the order */
+    size_t size;             /* per-sample size */
+    int dim;                 /* last axis */
+    size_t rows_per_sample;  /* size / dim */
+    loom_loss_impl loss;     /* kind LOSS_NONE: no loss */
+    float weight;
+    bool fused;              /* the loss reads logits and seeds dL/dz */
+    int target_dim;
+    size_t target_size;      /* per sample */
+    /* arena buffers at the planned batch */
+    float *target, *sw, *lgrad, *values;
+    float *row_w;            /* masked outputs: per-row weights mask * sw * rows / valid */
+    const float *logits;     /* fused: the loss's input (pre-activation) */
+    const float *softmax;    /* fused after a softmax: its output, which spares the loss exp() */
+    bool has_sw;
+    float loss_value;        /* last batch, unweighted */
+    /* weight schedule (multi-task balancing) */
+    bool has_schedule, schedule_by_epoch;
+    loom_mtl_schedule schedule;
+    float effective_weight;  /* what the last step used */
+} loom_output;
+
+typedef struct loom_balance_state loom_balance_state;
+
+/* A weight tensor in the flat buffers. */
+typedef struct loom_param_tensor {
+    loom_layer *layer;
+    int index;
+    size_t offset, size;
+} loom_param_tensor;
+
+/* Running mean of one log value over an epoch, weighted by batch size. */
+typedef struct loom_running {
+    double sum, count;
+} loom_running;
+
+#define LOOM_LOG_KEY_MAX (2 * LOOM_NAME_MAX + 8)
+
+struct loom_logs {
+    int n;
+    char (*keys)[LOOM_LOG_KEY_MAX];
+    float *values;
+};
+
+/* User arrays bound to the model's inputs and outputs (data.c). */
+typedef struct loom_bound_data {
+    size_t n;
+    const float **x;  /* per model input */
+    const float **y;  /* per output (NULL: none) */
+    const float **sw; /* per output (NULL: none) */
+} loom_bound_data;
+
+struct loom_model {
+    loom_graph *g;
+    loom_error err;
+    int n_inputs;
+    int *input_pos;          /* position of each input node in the order */
+    int n_outputs;
+    loom_output *outputs;
+    int n_order;
+    loom_step_node *order;
+    int n_layers;
+    loom_layer **layers;     /* model layers (Input layers included) in order of first use */
+    /* parameters */
+    size_t n_params;
+    float *params, *grads;
+    int n_tensors;
+    loom_param_tensor *tensors;
+    size_t *t_offset, *t_size;
+    bool *t_active;
+    bool *t_sgd_update;      /* the tensor's layer is updated inside the backward (sgd_update) */
+    int *t_sole_pos;         /* position of the dw_sole node that writes the tensor's gradient, or -1 */
+    /* compile state */
+    bool compiled;
+    loom_optimizer opt;
+    float *slots;
+    bool sgd_in_backward;    /* plain SGD: layers that allow it are updated in the backward */
+    bool sgd_step;           /* train_step's backward is running: update them now, at sgd_step_lr */
+    float sgd_step_lr;
+    long iterations;
+    bool lr_overridden;
+    float lr_override;
+    int n_metrics;
+    loom_metric_impl *metrics;
+    char (*metric_names)[LOOM_NAME_MAX]; /* as the user wrote them (saved with the model) */
+    /* balancing method state (NULL: Keras's static weights) */
+    loom_balance_state *balance;
+    /* log keys (without val_): loss, metrics, per-output losses, then with balancing the
+     * effective weights (<output>_weight) and the diagnostics (grad_cos/<a>~<b>) */
+    loom_logs keys;
+    int key_weights, key_diag;   /* first index of each group; -1 when absent */
+    const char **key_ptrs;   /* keys.keys as pointers, for the progress bar */
+    bool log_output_losses;
+    /* per-call APIs: a binding and running logs made once, so a user's loop allocates nothing */
+    loom_bound_data call_data;
+    loom_running *call_run;  /* keys.n entries */
+    /* activation arena */
+    int plan_batch;
+    float *arena;
+    uint64_t rng_step;       /* dropout stream position */
+    bool freeze_state;       /* gradient queries: training-mode forward without moving statistics */
+    bool stop_training;
+    /* training progress, saved with the model */
+    int epochs_done;
+    loom_history *log;       /* every epoch trained since compile (fit's histories joined) */
+};
+
+/* engine.c */
+/* Plans (or re-plans) the activation arena for batches up to `batch`. The only allocation on the
+ * training path; a no-op when the plan already fits. */
+loom_status loom_engine_plan(loom_model *m, int batch);
+/* Forward over the order for `batch` samples whose inputs/targets are already gathered into the
+ * arena. With `losses`, computes every output's loss (values in outputs[k].loss_value) and, for outputs whose bit
+ * is set in grad_mask, dL_k/d(pred) into lgrad. Returns the regularisation penalty through *reg. */
+loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool losses,
+                                uint64_t grad_mask, float *reg);
+/* Backward for the outputs in `mask`, each seeded with seed_weights[k] (NULL: the loss weights),
+ * plus the regularisation gradient when with_reg, WRITTEN into dw (n_params floats). Can run
+ * several times after one forward (one gradient buffer per subset). Marks m->t_active. */
+void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, const float *seed_weights,
+                          float *dw);
+/* Adds the regularisation gradient into dw; returns the penalty. */
+float loom_engine_add_regularization(const loom_model *m, float *dw);
+/* Outputs whose loss takes part in the total gradient (has a loss and a nonzero weight). */
+uint64_t loom_engine_active_mask(const loom_model *m);
+/* Copies samples idx[0..batch) (or first..first+batch when idx is NULL) of the bound data into
+ * the arena. */
+void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
+                        int batch);
+
+/* data.c */
+/* Binds loom_data by name/position to the model's inputs and outputs, checking counts and names.
+ * need_targets: targets required for every output with a loss. Allocates d's arrays; free with
+ * loom_unbind. what: "training data", "validation data"... used in messages. */
+loom_status loom_bind(loom_model *m, const loom_data *data, bool need_targets, const char *what,
+                      loom_bound_data *d);
+void loom_unbind(loom_bound_data *d);
+/* The two halves of loom_bind: allocate the per-input/output pointer arrays once, then fill them
+ * from a loom_data as often as needed (no allocation: a generator's batches are bound this way). */
+loom_status loom_bind_alloc(loom_model *m, loom_bound_data *d);
+loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targets, const char *what,
+                           loom_bound_data *d);
+
+/* train.c */
+float loom_current_lr(const loom_model *m);
+/* compile.c: (re)builds the log keys from the compile settings */
+loom_status loom_compile_keys(loom_model *m);
+
+/* history.c */
+/* A history with n_keys keys followed by "val_" copies of the first n_val of them. */
+loom_history *loom_history_create(int n_keys, char (*keys)[LOOM_LOG_KEY_MAX], int n_val);
+/* Keys that evaluation produces (the training-only effective weights and diagnostics excluded). */
+int loom_eval_key_count(const loom_model *m);
+loom_status loom_history_append(loom_history *h, const float *values);
+/* Appends one epoch given as (keys, values) of another history layout: keys it lacks get NaN,
+ * new keys are added (earlier epochs NaN). */
+loom_status loom_history_append_keyed(loom_history *h, int n, const char *const *keys, const float *values);
+
+/* callbacks.c: the fit loop's view of the callbacks */
+void loom_callbacks_begin(loom_model *m, loom_callback *const *cbs, int n);
+/* Return LOOM_OK to go on; stop flag set in m->stop_training to stop cleanly. */
+loom_status loom_callbacks_batch_end(loom_model *m, loom_callback *const *cbs, int n, int epoch,
+                                     int batch, const loom_logs *logs);
+loom_status loom_callbacks_epoch_end(loom_model *m, loom_callback *const *cbs, int n, int epoch,
+                                     const loom_logs *logs);
+void loom_callbacks_end(loom_model *m, loom_callback *const *cbs, int n);
+bool loom_callbacks_want_nan_check(loom_callback *const *cbs, int n);
+void loom_callbacks_note_nan_stop(loom_callback *const *cbs, int n, int epoch);
+
+#endif

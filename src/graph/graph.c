@@ -1,0 +1,286 @@
+/* graph.c — the functional-API builder: layers, calls (nodes) and symbolic tensors.
+ *
+ * As in Keras, a layer owns its weights and gets one node per call site; a tensor is the output
+ * of one node. Errors are sticky: after the first failure every builder call returns NULL and
+ * keeps the first message, so a graph can be written without checks and tested once. */
+#include "graph/graph.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+loom_graph *loom_graph_new(uint64_t seed) {
+    loom_graph *g = calloc(1, sizeof *g);
+    if (g) g->seed = seed;
+    return g;
+}
+
+void loom_graph_free(loom_graph *g) {
+    if (!g) return;
+    for (int i = 0; i < g->n_layers; i++) {
+        free(g->layers[i]->user); /* a custom layer's copied definition */
+        free(g->layers[i]);
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        free(g->nodes[i]->in);
+        free(g->nodes[i]->tensor);
+        free(g->nodes[i]);
+    }
+    free(g->layers);
+    free(g->nodes);
+    free(g);
+}
+
+loom_status loom_graph_status(const loom_graph *g) { return g ? g->err.code : LOOM_ERR_ARGUMENT; }
+const char *loom_graph_error(const loom_graph *g) { return g ? g->err.msg : "graph is NULL"; }
+
+static bool name_taken(const loom_graph *g, const char *name) {
+    for (int i = 0; i < g->n_layers; i++)
+        if (strcmp(g->layers[i]->name, name) == 0) return true;
+    return false;
+}
+
+/* Keras 3 names: "dense", then "dense_1", "dense_2", ... */
+static void auto_name(const loom_graph *g, const char *stem, char *out) {
+    snprintf(out, LOOM_NAME_MAX, "%s", stem);
+    for (int k = 1; name_taken(g, out); k++) snprintf(out, LOOM_NAME_MAX, "%s_%d", stem, k);
+}
+
+static bool valid_name(const char *name) {
+    if (!name[0] || strlen(name) >= LOOM_NAME_MAX) return false;
+    for (const char *p = name; *p; p++) {
+        /* printable, no separators that would confuse log keys ("C_loss", "val_C_loss") */
+        if (*p <= ' ' || *p == '/' || *p == '~' || *p == ',' || *p == '"' || *p == '\\') return false;
+    }
+    return true;
+}
+
+loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *name) {
+    if (!g || g->err.code) return NULL;
+    if (name && !valid_name(name)) {
+        loom_set_error(&g->err, LOOM_ERR_NAME,
+                       "%s: invalid layer name \"%.80s\" (1-%d printable characters, no spaces, '/', '~', ',')",
+                       op->class_name, name, LOOM_NAME_MAX - 1);
+        return NULL;
+    }
+    if (name && name_taken(g, name)) {
+        loom_set_error(&g->err, LOOM_ERR_NAME, "%s: the name \"%s\" is already used by another layer",
+                       op->class_name, name);
+        return NULL;
+    }
+    if (g->n_layers == g->cap_layers) {
+        int cap = g->cap_layers ? 2 * g->cap_layers : 16;
+        loom_layer **p = realloc(g->layers, (size_t)cap * sizeof *p);
+        if (!p) goto oom;
+        g->layers = p;
+        g->cap_layers = cap;
+    }
+    loom_layer *L = calloc(1, sizeof *L);
+    if (!L) goto oom;
+    L->graph = g;
+    L->op = op;
+    L->index = g->n_layers;
+    if (name)
+        snprintf(L->name, sizeof L->name, "%s", name);
+    else
+        auto_name(g, op->base_name, L->name);
+    g->layers[g->n_layers++] = L;
+    return L;
+oom:
+    loom_set_error(&g->err, LOOM_ERR_MEMORY, "%s: out of memory", op->class_name);
+    return NULL;
+}
+
+int loom_layer_add_weight(loom_layer *L, const char *name, const loom_shape *shape,
+                          loom_initializer init, loom_regularizer reg) {
+    /* Internal invariant: no layer class declares more than LOOM_MAX_WEIGHTS. */
+    int i = L->n_weights++;
+    loom_weight *w = &L->weights[i];
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->shape = *shape;
+    w->init = init;
+    w->reg = reg;
+    return i;
+}
+
+static loom_node *new_node(loom_graph *g, loom_layer *L, int n_in) {
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? 2 * g->cap_nodes : 16;
+        loom_node **p = realloc(g->nodes, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        g->nodes = p;
+        g->cap_nodes = cap;
+    }
+    loom_node *n = calloc(1, sizeof *n);
+    loom_tensor *t = calloc(1, sizeof *t);
+    loom_node **in = n_in ? calloc((size_t)n_in, sizeof *in) : NULL;
+    if (!n || !t || (n_in && !in)) {
+        free(n);
+        free(t);
+        free(in);
+        return NULL;
+    }
+    n->id = g->n_nodes;
+    n->layer = L;
+    n->n_in = n_in;
+    n->in = in;
+    n->tensor = t;
+    t->node = n;
+    g->nodes[g->n_nodes++] = n;
+    return n;
+}
+
+/* ---------------------------------------------------------------- Input */
+
+static loom_status input_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out,
+                               loom_error *err) {
+    (void)n_in;
+    (void)in;
+    (void)err;
+    *out = L->target;
+    return LOOM_OK;
+}
+
+static void input_forward(const loom_layer *L, const loom_op_ctx *c) {
+    (void)L;
+    (void)c; /* the engine writes the batch straight into the node's value buffer */
+}
+
+static void input_backward(const loom_layer *L, const loom_op_ctx *c) {
+    (void)L;
+    (void)c;
+}
+
+const loom_op loom_op_input = {"InputLayer", "input_layer", 0, 0, input_build, NULL,
+                               input_forward, input_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
+
+loom_tensor *loom_input(loom_graph *g, const char *name, int rank, const int *dims) {
+    if (!g || g->err.code) return NULL;
+    if (rank < 1 || rank > LOOM_MAX_RANK || !dims) {
+        loom_set_error(&g->err, LOOM_ERR_SHAPE, "Input %s: rank must be 1..%d, got %d",
+                       name ? name : "(unnamed)", LOOM_MAX_RANK, rank);
+        return NULL;
+    }
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] <= 0) {
+            loom_set_error(&g->err, LOOM_ERR_SHAPE, "Input %s: dimension %d is %d; it must be > 0",
+                           name ? name : "(unnamed)", i + 1, dims[i]);
+            return NULL;
+        }
+    }
+    loom_layer *L = loom_graph_new_layer(g, &loom_op_input, name);
+    if (!L) return NULL;
+    L->target.rank = rank;
+    memcpy(L->target.dims, dims, (size_t)rank * sizeof *dims);
+    loom_node *n = new_node(g, L, 0);
+    if (!n) {
+        loom_set_error(&g->err, LOOM_ERR_MEMORY, "Input %s: out of memory", L->name);
+        return NULL;
+    }
+    L->built = true;
+    L->n_calls = 1;
+    n->out_shape = L->target;
+    return n->tensor;
+}
+
+/* ---------------------------------------------------------------- calls */
+
+loom_tensor *loom_call(loom_layer *layer, loom_tensor *x) { return loom_call_n(layer, 1, &x); }
+
+loom_tensor *loom_call_n(loom_layer *L, int n, loom_tensor *const *xs) {
+    if (!L) return NULL; /* the graph already holds the error that made L NULL */
+    loom_graph *g = L->graph;
+    if (g->err.code) return NULL;
+    if (L->op == &loom_op_input) {
+        loom_set_error(&g->err, LOOM_ERR_GRAPH, "%s: an Input layer cannot be called", L->name);
+        return NULL;
+    }
+    if (n < L->op->min_inputs || n > L->op->max_inputs || !xs) {
+        if (L->op->min_inputs == L->op->max_inputs)
+            loom_set_error(&g->err, LOOM_ERR_COUNT, "%s (%s): takes %d input(s), got %d", L->name,
+                           L->op->class_name, L->op->min_inputs, n);
+        else
+            loom_set_error(&g->err, LOOM_ERR_COUNT, "%s (%s): takes %d to %d inputs, got %d",
+                           L->name, L->op->class_name, L->op->min_inputs, L->op->max_inputs, n);
+        return NULL;
+    }
+    loom_shape in[16];
+    if (n > 16) {
+        loom_set_error(&g->err, LOOM_ERR_COUNT, "%s: at most 16 inputs, got %d", L->name, n);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!xs[i]) {
+            loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s: input %d is NULL", L->name, i);
+            return NULL;
+        }
+        if (xs[i]->node->layer->graph != g) {
+            loom_set_error(&g->err, LOOM_ERR_GRAPH, "%s: input %d belongs to another graph",
+                           L->name, i);
+            return NULL;
+        }
+        in[i] = xs[i]->node->out_shape;
+    }
+    /* A shared layer has one set of weights: every call must see the shapes of the first. */
+    if (L->built) {
+        bool same = L->built_n_in == n;
+        for (int i = 0; same && i < n && i < 8; i++) same = loom_shape_equal(&L->built_in[i], &in[i]);
+        if (!same) {
+            char a[64], b[64];
+            loom_set_error(&g->err, LOOM_ERR_SHAPE,
+                           "%s (%s): called on input shape %s, but its weights were built for %s",
+                           L->name, L->op->class_name, loom_shape_str(&in[0], a, sizeof a),
+                           loom_shape_str(&L->built_in[0], b, sizeof b));
+            return NULL;
+        }
+    }
+    loom_shape out;
+    int weights_before = L->n_weights;
+    if (L->op->build(L, n, in, &out, &g->err) != LOOM_OK) {
+        L->n_weights = weights_before;
+        return NULL;
+    }
+    if (L->built) L->n_weights = weights_before; /* only the first call declares weights */
+    loom_node *node = new_node(g, L, n);
+    if (!node) {
+        loom_set_error(&g->err, LOOM_ERR_MEMORY, "%s: out of memory", L->name);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) node->in[i] = xs[i]->node;
+    node->out_shape = out;
+    if (!L->built) {
+        L->built = true;
+        L->built_n_in = n;
+        for (int i = 0; i < n && i < 8; i++) L->built_in[i] = in[i];
+    }
+    L->n_calls++;
+    return node->tensor;
+}
+
+/* ---------------------------------------------------------------- introspection */
+
+const char *loom_layer_name(const loom_layer *L) { return L ? L->name : NULL; }
+const char *loom_layer_class(const loom_layer *L) { return L ? L->op->class_name : NULL; }
+
+int loom_tensor_shape(const loom_tensor *t, int *dims) {
+    if (!t) return 0;
+    if (dims) memcpy(dims, t->node->out_shape.dims, (size_t)t->node->out_shape.rank * sizeof(int));
+    return t->node->out_shape.rank;
+}
+
+loom_layer *loom_tensor_layer(const loom_tensor *t) { return t ? t->node->layer : NULL; }
+
+int loom_layer_num_weights(const loom_layer *L) { return L ? L->n_weights : 0; }
+
+const char *loom_layer_weight_name(const loom_layer *L, int i) {
+    return (L && i >= 0 && i < L->n_weights) ? L->weights[i].name : NULL;
+}
+
+int loom_layer_weight_shape(const loom_layer *L, int i, int *dims) {
+    if (!L || i < 0 || i >= L->n_weights) return 0;
+    if (dims) memcpy(dims, L->weights[i].shape.dims, (size_t)L->weights[i].shape.rank * sizeof(int));
+    return L->weights[i].shape.rank;
+}
+
+size_t loom_layer_weight_size(const loom_layer *L, int i) {
+    return (L && i >= 0 && i < L->n_weights) ? loom_shape_size(&L->weights[i].shape) : 0;
+}

@@ -1,0 +1,148 @@
+/* graph.h — the layer graph: the op interface every layer class implements, layers with their
+ * weights, nodes (one per call site) and tensors (graph.c; internal). Layers and the model build on it */
+#ifndef LOOM_GRAPH_H
+#define LOOM_GRAPH_H
+
+#include "base/base.h"
+
+#define LOOM_MAX_WEIGHTS 8
+
+/* ---------------------------------------------------------------- ops (one per layer class) */
+
+/* Everything an op's forward or backward needs for one call site over one batch.
+ * Values are row-major with the batch axis first: in[i] holds batch * in_size[i] floats. */
+typedef struct loom_op_ctx {
+    int batch;
+    int n_in;
+    const float *const *in;      /* input values */
+    float *const *din;           /* input gradients to ACCUMULATE into; din[i] NULL: not needed */
+    bool din_overwrite;          /* Dense only: din[0] holds no gradient yet, overwrite it */
+    const loom_shape *in_shape;  /* per-sample input shapes */
+    float *out;                  /* output values (forward writes) */
+    float *dout;                 /* output gradient: backward reads it and may overwrite it (nothing
+                                    reads it after this node's backward) */
+    loom_shape out_shape;
+    const float *w;              /* the layer's weights, contiguous in layer weight order */
+    float *dw;                   /* their gradients, to ACCUMULATE into; NULL: not needed */
+    bool dw_overwrite;           /* Dense only: dw holds no gradient yet, overwrite it */
+    float *sgd_w;                /* instead of dw (Dense only, compile.c): apply plain SGD to the
+                                    weights here, w -= sgd_lr * gradient, after their last use */
+    float sgd_lr;
+    float *scratch;              /* this call site's scratch (scratch_size floats) */
+    int training;                /* dropout and friends */
+    uint64_t rng_seed, rng_counter; /* an op that draws random numbers keys them with
+                                       loom_hash64(rng_seed, rng_counter): unique per (model seed,
+                                       step, node); hashed there, not for every node */
+    bool dout_is_preact;         /* backward: dout is dL/d(pre-activation) (fused loss) */
+    float *state;                /* the layer's weights, writable: forward in training may update
+                                    non-trainable state (BatchNormalization's moving statistics) */
+    const float *in_mask;        /* Keras mask of input 0: batch x steps, 1 valid / 0 padded; NULL
+                                    when the input carries none (recurrent layers skip padded steps) */
+} loom_op_ctx;
+
+struct loom_layer;
+
+typedef struct loom_op {
+    const char *class_name; /* Keras class name: "Dense" */
+    const char *base_name;  /* auto-name stem: "dense" */
+    int min_inputs, max_inputs;
+    /* Checks input shapes and writes the output shape. On the first call it also declares the
+     * weights (shapes, initialisers, regularisers) through loom_layer_add_weight. */
+    loom_status (*build)(struct loom_layer *L, int n_in, const loom_shape *in, loom_shape *out,
+                         loom_error *err);
+    /* Scratch floats one call site needs at this batch size (NULL: none). */
+    size_t (*scratch_size)(const struct loom_layer *L, int n_in, const loom_shape *in,
+                           const loom_shape *out, int batch);
+    void (*forward)(const struct loom_layer *L, const loom_op_ctx *c);
+    /* Must accumulate into din[] and dw (never overwrite): a tensor used twice sums. (The engine
+     * asks Dense alone to overwrite a din its backward is the first to write: din_overwrite.) */
+    void (*backward)(const struct loom_layer *L, const loom_op_ctx *c);
+    /* Masks (Keras semantics; a mask covers the first non-batch axis, "steps"):
+     * LOOM_MASK_DROP: the output carries no mask. LOOM_MASK_KEEP: the output keeps input 0's mask
+     * when it still has the same steps axis (Dense on sequences, Activation, Dropout, recurrent
+     * layers with return_sequences). LOOM_MASK_MAKE: make_mask computes it (Embedding mask_zero). */
+    int mask_mode;
+    /* Writes batch x steps mask values from the inputs (LOOM_MASK_MAKE only; may decide per
+     * layer: return false when this layer makes no mask, e.g. mask_zero off). */
+    bool (*make_mask)(const struct loom_layer *L, const loom_op_ctx *c, float *mask);
+    /* Model files (model_json.c): add the layer's Keras config fields to a cJSON object, and
+     * recreate a layer from its Keras config object (NULL with the graph's error set). Layer
+     * classes whose files do not provide these are handled in model_json.c itself. */
+    bool (*save_config)(const struct loom_layer *L, void *cjson_object);
+    struct loom_layer *(*load_config)(struct loom_graph *g, const char *name, const void *cjson_config);
+} loom_op;
+
+enum { LOOM_MASK_DROP = 0, LOOM_MASK_KEEP = 1, LOOM_MASK_MAKE = 2 };
+
+/* A weight a layer owns: its place in the model's flat buffers is `offset`. */
+typedef struct loom_weight {
+    char name[16];
+    loom_shape shape;
+    loom_initializer init;
+    loom_regularizer reg;
+    size_t offset; /* into loom_model.params / grads, set by loom_model_new */
+    bool non_trainable; /* state such as moving statistics: saved, never given to the optimizer */
+} loom_weight;
+
+typedef struct loom_layer {
+    struct loom_graph *graph;
+    const loom_op *op;
+    char name[LOOM_NAME_MAX];
+    int index;        /* creation order in the graph */
+    bool built;
+    int n_calls;
+    loom_shape built_in[8]; /* input shapes seen at the first call (shared calls must match) */
+    int built_n_in;
+    int n_weights;
+    loom_weight weights[LOOM_MAX_WEIGHTS];
+    /* configuration (fields a class does not use stay 0) */
+    loom_activation activation;
+    int units;
+    int axis;
+    float rate;
+    loom_shape target;     /* Reshape */
+    loom_dense_options dense;
+    /* generic configuration for the other layer classes; each op documents its use */
+    int iarg[12];
+    float farg[4];
+    struct loom_layer *inner[2]; /* wrapped layers (Bidirectional: forward, backward copies) */
+    void *user;                  /* custom layers: the user's definition */
+} loom_layer;
+
+/* Declares a weight during build; returns its index. */
+int loom_layer_add_weight(loom_layer *L, const char *name, const loom_shape *shape,
+                          loom_initializer init, loom_regularizer reg);
+
+/* A node is one call of a layer; its single output is the tensor. */
+typedef struct loom_node {
+    int id;
+    loom_layer *layer;
+    int n_in;
+    struct loom_node **in;
+    loom_shape out_shape;
+    struct loom_tensor *tensor;
+    const float *input_data; /* Input nodes: where the batch comes from (engine) */
+} loom_node;
+
+struct loom_tensor {
+    loom_node *node;
+};
+
+struct loom_graph {
+    uint64_t seed;
+    loom_error err;
+    int n_layers, cap_layers;
+    loom_layer **layers;
+    int n_nodes, cap_nodes;
+    loom_node **nodes;
+};
+
+/* Allocates a layer of the given op in g with the given (possibly NULL) name. NULL on error. */
+loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *name);
+
+
+
+/* The Input layer's op (graph.c). */
+extern const loom_op loom_op_input;
+
+#endif

@@ -1,0 +1,124 @@
+/* layer_dense.c — Dense: y = act(x . kernel + bias) over the last axis.
+ * Leading axes (batch and any others) are folded into rows, as Keras applies Dense to the last
+ * axis of an input of any rank. */
+#include "graph/graph.h"
+#include "layers/layers.h"
+#include "ops/activations.h"
+#include "kernels/gemm.h"
+
+#include <string.h>
+
+static loom_status dense_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out,
+                               loom_error *err) {
+    (void)n_in;
+    const loom_shape *x = &in[0];
+    if (x->rank < 1) return loom_set_error(err, LOOM_ERR_SHAPE, "%s (Dense): input has no axes", L->name);
+    *out = *x;
+    out->dims[x->rank - 1] = L->units;
+    if (!L->built) {
+        int fan_in = x->dims[x->rank - 1];
+        loom_shape k = {2, {fan_in, L->units}};
+        loom_shape b = {1, {L->units}};
+        loom_initializer ki = L->dense.kernel_initializer ? L->dense.kernel_initializer
+                                                          : LOOM_INIT_GLOROT_UNIFORM;
+        loom_initializer bi = L->dense.bias_initializer ? L->dense.bias_initializer : LOOM_INIT_ZEROS;
+        loom_layer_add_weight(L, "kernel", &k, ki, L->dense.kernel_regularizer);
+        if (L->dense.use_bias) loom_layer_add_weight(L, "bias", &b, bi, L->dense.bias_regularizer);
+    }
+    return LOOM_OK;
+}
+
+/* The pre-activation z is kept in scratch only when the activation's backward needs it or a fused
+ * loss reads it as logits (loom_act_keeps_preact); otherwise forward activates the output in
+ * place and backward turns dout into dz in place. */
+static size_t dense_scratch(const loom_layer *L, int n_in, const loom_shape *in,
+                            const loom_shape *out, int batch) {
+    (void)n_in;
+    (void)in;
+    return loom_act_keeps_preact(L->activation) ? (size_t)batch * loom_shape_size(out) : 0;
+}
+
+static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
+    int in_dim = c->in_shape[0].dims[c->in_shape[0].rank - 1];
+    int units = L->units;
+    int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
+    float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
+    const float *kernel = c->w, *bias = L->dense.use_bias ? c->w + (size_t)in_dim * units : NULL;
+    /* the bias joins the pass after the product (with the ReLU's, when there is one) */
+    loom_sgemm(false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units, 0.0f, z, units);
+    bool relu_done = bias && L->activation == LOOM_RELU;
+    if (bias) loom_add_bias(z, bias, (size_t)rows, units, relu_done);
+    if (L->activation != LOOM_LINEAR && !relu_done) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
+}
+
+static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
+    int in_dim = c->in_shape[0].dims[c->in_shape[0].rank - 1];
+    int units = L->units;
+    int rows = (int)((size_t)c->batch * loom_shape_size(&c->out_shape) / (size_t)units);
+    float *dz = c->dout;
+    /* Plain SGD inside the backward (compile.c): sgd_w instead of dw, the step -lr * gradient
+     * applied where the gradient is made. */
+    float *dw = c->sgd_w ? c->sgd_w : c->dw, step = c->sgd_w ? -c->sgd_lr : 1.0f;
+    float *db = dw && L->dense.use_bias ? dw + (size_t)in_dim * units : NULL;
+    bool accumulate = c->sgd_w || !c->dw_overwrite; /* SGD steps onto the weights themselves */
+    bool act = L->activation != LOOM_LINEAR && !c->dout_is_preact;
+    if (act && L->activation == LOOM_RELU && db) { /* dz over dout and db in one pass */
+        loom_column_sums(db, accumulate, step, dz, c->out, (size_t)rows, units, units);
+        db = NULL;
+    } else if (act) { /* dz over dout, in place */
+        const float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
+        loom_act_backward_in_place(L->activation, z, c->out, dz, (size_t)rows, units);
+    }
+    /* dx before the kernel changes (sgd_w): dx += dz K^T (or = when dx holds nothing yet) */
+    if (c->din[0])
+        loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
+                   c->din[0], in_dim);
+    if (!dw) return;
+    /* dK += step x^T dz ; db += step (column sums of dz), or = when they hold nothing yet */
+    loom_sgemm(true, false, in_dim, units, rows, step, c->in[0], in_dim, dz, units, accumulate ? 1.0f : 0.0f, dw,
+               units);
+    if (db) loom_column_sums(db, accumulate, step, dz, NULL, (size_t)rows, units, units);
+}
+
+const loom_op loom_op_dense = {"Dense", "dense", 1, 1, dense_build, dense_scratch, dense_forward,
+                               dense_backward, LOOM_MASK_KEEP, NULL, NULL, NULL};
+
+loom_dense_options loom_dense_defaults(void) {
+    loom_dense_options o;
+    memset(&o, 0, sizeof o);
+    o.use_bias = 1;
+    return o;
+}
+
+static bool bad_reg(loom_regularizer r) { return !(r.l1 >= 0 && r.l2 >= 0); }
+
+loom_layer *loom_dense(loom_graph *g, const char *name, int units, loom_activation act,
+                       const loom_dense_options *opt) {
+    if (!g || g->err.code) return NULL;
+    const char *shown = name ? name : "dense";
+    if (units <= 0) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (Dense): units must be > 0, got %d", shown, units);
+        return NULL;
+    }
+    if ((int)act < 0 || act >= LOOM_ACTIVATION_COUNT) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (Dense): unknown activation %d", shown, (int)act);
+        return NULL;
+    }
+    loom_dense_options o = opt ? *opt : loom_dense_defaults();
+    if ((int)o.kernel_initializer < 0 || o.kernel_initializer > LOOM_INIT_ONES ||
+        (int)o.bias_initializer < 0 || o.bias_initializer > LOOM_INIT_ONES) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (Dense): unknown initializer", shown);
+        return NULL;
+    }
+    if (bad_reg(o.kernel_regularizer) || bad_reg(o.bias_regularizer)) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                       "%s (Dense): regularizer factors must be >= 0 and finite", shown);
+        return NULL;
+    }
+    loom_layer *L = loom_graph_new_layer(g, &loom_op_dense, name);
+    if (!L) return NULL;
+    L->units = units;
+    L->activation = act;
+    L->dense = o;
+    return L;
+}

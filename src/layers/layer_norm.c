@@ -1,0 +1,386 @@
+/* layer_norm.c — keras.layers.BatchNormalization and LayerNormalization.
+ *
+ * Configuration in the generic loom_layer fields (both classes):
+ *   axis      BatchNormalization: Keras axis (-1 = last; 1 = first non-batch axis; 0 refused)
+ *   iarg[0]   center (beta)        iarg[1]  scale (gamma)
+ *   farg[0]   momentum (BatchNormalization)   farg[1]  epsilon
+ *
+ * Weights in Keras's order: gamma (if scale), beta (if center), then for BatchNormalization the
+ * non-trainable moving_mean and moving_variance. All have the size of the normalised axis.
+ *
+ * BatchNormalization sees its per-sample input as (outer, C, inner) around the channel axis; a
+ * channel's statistics run over batch * outer * inner values. Training normalises with the batch
+ * mean and the biased batch variance and moves the moving statistics through c->state exactly as
+ * Keras 3 does (moving = moving * momentum + batch * (1 - momentum), with the BIASED variance:
+ * keras/src/layers/normalization/batch_normalization.py uses ops.moments). Inference uses the
+ * moving statistics. Keras's masked moments are not implemented: the statistics cover every step.
+ *
+ * Scratch (BatchNormalization): [mode | mean (C) | inv_std (C)]. The forward records whether it
+ * used batch or moving statistics, so the backward (which the engine always calls with training
+ * set) knows whether to differentiate through the mean and variance.
+ * Scratch (LayerNormalization): [mean | inv_std], one pair per row of the last axis. */
+#include "graph/graph.h"
+#include "layers/layers.h"
+#include "ops/activations.h"
+#include "kernels/gemm.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <string.h>
+
+enum { A_CENTER, A_SCALE };
+enum { F_MOMENTUM, F_EPSILON };
+
+/* Weight indices of a layer with these flags: gamma, beta, moving mean, moving variance. */
+static int idx_gamma(const loom_layer *L) { return L->iarg[A_SCALE] ? 0 : -1; }
+static int idx_beta(const loom_layer *L) { return L->iarg[A_CENTER] ? (L->iarg[A_SCALE] ? 1 : 0) : -1; }
+static int n_affine(const loom_layer *L) { return (L->iarg[A_SCALE] != 0) + (L->iarg[A_CENTER] != 0); }
+
+static void declare_affine(loom_layer *L, int dim) {
+    loom_shape s = {1, {dim}};
+    loom_regularizer none = {0, 0};
+    if (L->iarg[A_SCALE]) loom_layer_add_weight(L, "gamma", &s, LOOM_INIT_ONES, none);
+    if (L->iarg[A_CENTER]) loom_layer_add_weight(L, "beta", &s, LOOM_INIT_ZEROS, none);
+}
+
+/* ---------------------------------------------------------------- BatchNormalization */
+
+/* The per-sample channel axis of a Keras axis, or -1 when it names no non-batch axis. */
+static int bn_axis(int keras_axis, int rank) {
+    int a = keras_axis < 0 ? rank + keras_axis : keras_axis - 1;
+    return keras_axis != 0 && a >= 0 && a < rank ? a : -1;
+}
+
+typedef struct bn_geom {
+    size_t outer, channels, inner; /* outer includes the batch */
+} bn_geom;
+
+static bn_geom bn_geometry(const loom_layer *L, const loom_shape *x, int batch) {
+    int a = bn_axis(L->axis, x->rank);
+    bn_geom g = {(size_t)batch, (size_t)x->dims[a], 1};
+    for (int i = 0; i < a; i++) g.outer *= (size_t)x->dims[i];
+    for (int i = a + 1; i < x->rank; i++) g.inner *= (size_t)x->dims[i];
+    return g;
+}
+
+static loom_status bn_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
+    (void)n_in;
+    int a = bn_axis(L->axis, in[0].rank);
+    if (a < 0) {
+        char s[64];
+        return loom_set_error(err, LOOM_ERR_SHAPE, "%s (BatchNormalization): axis %d does not exist in input %s",
+                              L->name, L->axis, loom_shape_str(&in[0], s, sizeof s));
+    }
+    *out = in[0];
+    if (!L->built) {
+        int C = in[0].dims[a];
+        declare_affine(L, C);
+        loom_shape s = {1, {C}};
+        loom_regularizer none = {0, 0};
+        int i = loom_layer_add_weight(L, "moving_mean", &s, LOOM_INIT_ZEROS, none);
+        L->weights[i].non_trainable = true;
+        i = loom_layer_add_weight(L, "moving_variance", &s, LOOM_INIT_ONES, none);
+        L->weights[i].non_trainable = true;
+    }
+    return LOOM_OK;
+}
+
+static size_t bn_scratch(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch) {
+    (void)n_in;
+    (void)out;
+    return 1 + 2 * bn_geometry(L, &in[0], batch).channels;
+}
+
+static void bn_forward(const loom_layer *L, const loom_op_ctx *c) {
+    bn_geom g = bn_geometry(L, &c->in_shape[0], c->batch);
+    size_t C = g.channels, N = g.outer * g.inner;
+    const float *x = c->in[0];
+    int gi = idx_gamma(L), bi = idx_beta(L);
+    const float *gamma = gi >= 0 ? c->w + (size_t)gi * C : NULL;
+    const float *beta = bi >= 0 ? c->w + (size_t)bi * C : NULL;
+    size_t moving = (size_t)n_affine(L) * C; /* moving_mean, then moving_variance */
+    float eps = L->farg[F_EPSILON], momentum = L->farg[F_MOMENTUM];
+    float *mean = c->scratch + 1, *inv_std = c->scratch + 1 + C;
+    c->scratch[0] = c->training ? 1.0f : 0.0f;
+    for (size_t ch = 0; ch < C; ch++) {
+        double mu, var;
+        if (c->training) {
+            double s = 0, s2 = 0;
+            for (size_t o = 0; o < g.outer; o++) {
+                const float *p = x + (o * C + ch) * g.inner;
+                for (size_t i = 0; i < g.inner; i++) s += p[i];
+            }
+            mu = s / (double)N;
+            for (size_t o = 0; o < g.outer; o++) {
+                const float *p = x + (o * C + ch) * g.inner;
+                for (size_t i = 0; i < g.inner; i++) s2 += (p[i] - mu) * (p[i] - mu);
+            }
+            var = s2 / (double)N; /* biased, as Keras's ops.moments */
+            if (c->state) {
+                float *mm = c->state + moving, *mv = c->state + moving + C;
+                mm[ch] = mm[ch] * momentum + (float)mu * (1.0f - momentum);
+                mv[ch] = mv[ch] * momentum + (float)var * (1.0f - momentum);
+            }
+        } else {
+            mu = c->w[moving + ch];
+            var = c->w[moving + C + ch];
+        }
+        mean[ch] = (float)mu;
+        inv_std[ch] = (float)(1.0 / sqrt(var + eps));
+    }
+    for (size_t o = 0; o < g.outer; o++)
+        for (size_t ch = 0; ch < C; ch++) {
+            const float *p = x + (o * C + ch) * g.inner;
+            float *y = c->out + (o * C + ch) * g.inner;
+            float sc = inv_std[ch] * (gamma ? gamma[ch] : 1.0f), sh = beta ? beta[ch] : 0.0f;
+            for (size_t i = 0; i < g.inner; i++) y[i] = (p[i] - mean[ch]) * sc + sh;
+        }
+}
+
+/* Training: y = gamma * xhat + beta with xhat = (x - mean) * inv_std over N values, so
+ *   dx = gamma * inv_std / N * (N * dy - sum(dy) - xhat * sum(dy * xhat)).
+ * Inference: the statistics are constants and dx = gamma * inv_std * dy. */
+static void bn_backward(const loom_layer *L, const loom_op_ctx *c) {
+    bn_geom g = bn_geometry(L, &c->in_shape[0], c->batch);
+    size_t C = g.channels, N = g.outer * g.inner;
+    const float *x = c->in[0], *dy = c->dout;
+    int gi = idx_gamma(L), bi = idx_beta(L);
+    const float *gamma = gi >= 0 ? c->w + (size_t)gi * C : NULL;
+    const float *mean = c->scratch + 1, *inv_std = c->scratch + 1 + C;
+    bool batch_stats = c->scratch[0] != 0.0f;
+    float *dx = c->din[0];
+    for (size_t ch = 0; ch < C; ch++) {
+        double sum_dy = 0, sum_dy_xhat = 0;
+        for (size_t o = 0; o < g.outer; o++) {
+            size_t off = (o * C + ch) * g.inner;
+            for (size_t i = 0; i < g.inner; i++) {
+                double xhat = (x[off + i] - mean[ch]) * inv_std[ch];
+                sum_dy += dy[off + i];
+                sum_dy_xhat += dy[off + i] * xhat;
+            }
+        }
+        if (c->dw) {
+            if (gi >= 0) c->dw[(size_t)gi * C + ch] += (float)sum_dy_xhat;
+            if (bi >= 0) c->dw[(size_t)bi * C + ch] += (float)sum_dy;
+        }
+        if (!dx) continue;
+        float k = (gamma ? gamma[ch] : 1.0f) * inv_std[ch];
+        double mean_dy = batch_stats ? sum_dy / (double)N : 0.0;
+        double mean_dy_xhat = batch_stats ? sum_dy_xhat / (double)N : 0.0;
+        for (size_t o = 0; o < g.outer; o++) {
+            size_t off = (o * C + ch) * g.inner;
+            for (size_t i = 0; i < g.inner; i++) {
+                double xhat = (x[off + i] - mean[ch]) * inv_std[ch];
+                dx[off + i] += (float)(k * (dy[off + i] - mean_dy - xhat * mean_dy_xhat));
+            }
+        }
+    }
+}
+
+static bool bn_save(const loom_layer *L, void *obj) {
+    cJSON *c = obj;
+    return cJSON_AddNumberToObject(c, "axis", L->axis) && cJSON_AddNumberToObject(c, "momentum", L->farg[F_MOMENTUM]) &&
+           cJSON_AddNumberToObject(c, "epsilon", L->farg[F_EPSILON]) &&
+           cJSON_AddBoolToObject(c, "center", L->iarg[A_CENTER] != 0) &&
+           cJSON_AddBoolToObject(c, "scale", L->iarg[A_SCALE] != 0);
+}
+
+static double cfg_num(const cJSON *c, const char *key, double fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : fallback;
+}
+
+static int cfg_flag(const cJSON *c, const char *key, int fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, key);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : fallback;
+}
+
+/* Keras writes axis as an int or a one-element list. Out of range values become 0 (refused). */
+static int cfg_axis(const cJSON *c) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, "axis");
+    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1) v = cJSON_GetArrayItem(v, 0);
+    if (!v) return -1;
+    double a = cJSON_IsNumber(v) ? v->valuedouble : 0;
+    return fabs(a) <= 64 && a == (int)a ? (int)a : 0;
+}
+
+static loom_layer *bn_load(loom_graph *g, const char *name, const void *config) {
+    const cJSON *c = config;
+    loom_batchnorm_options o = loom_batchnorm_defaults();
+    o.axis = cfg_axis(c);
+    o.momentum = (float)cfg_num(c, "momentum", o.momentum);
+    o.epsilon = (float)cfg_num(c, "epsilon", o.epsilon);
+    o.center = cfg_flag(c, "center", 1);
+    o.scale = cfg_flag(c, "scale", 1);
+    return loom_batch_normalization(g, name, &o);
+}
+
+const loom_op loom_op_batch_normalization = {
+    .class_name = "BatchNormalization",
+    .base_name = "batch_normalization",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = bn_build,
+    .scratch_size = bn_scratch,
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .mask_mode = LOOM_MASK_KEEP,
+    .save_config = bn_save,
+    .load_config = bn_load,
+};
+
+loom_batchnorm_options loom_batchnorm_defaults(void) {
+    loom_batchnorm_options o = {.axis = -1, .momentum = 0.99f, .epsilon = 1e-3f, .center = 1, .scale = 1};
+    return o;
+}
+
+loom_layer *loom_batch_normalization(loom_graph *g, const char *name, const loom_batchnorm_options *opt) {
+    if (!g || g->err.code) return NULL;
+    const char *shown = name ? name : "batch_normalization";
+    loom_batchnorm_options o = opt ? *opt : loom_batchnorm_defaults();
+    if (o.axis == 0 || o.axis > LOOM_MAX_RANK || o.axis < -LOOM_MAX_RANK) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                       "%s (BatchNormalization): axis %d is not a non-batch axis (use -1..-%d or 1..%d)", shown, o.axis,
+                       LOOM_MAX_RANK, LOOM_MAX_RANK);
+        return NULL;
+    }
+    if (!(o.momentum >= 0.0f && o.momentum <= 1.0f)) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (BatchNormalization): momentum must be in [0, 1], got %g",
+                       shown, (double)o.momentum);
+        return NULL;
+    }
+    if (!(o.epsilon > 0.0f && isfinite(o.epsilon))) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (BatchNormalization): epsilon must be > 0, got %g", shown,
+                       (double)o.epsilon);
+        return NULL;
+    }
+    loom_layer *L = loom_graph_new_layer(g, &loom_op_batch_normalization, name);
+    if (!L) return NULL;
+    L->axis = o.axis;
+    L->iarg[A_CENTER] = o.center != 0;
+    L->iarg[A_SCALE] = o.scale != 0;
+    L->farg[F_MOMENTUM] = o.momentum;
+    L->farg[F_EPSILON] = o.epsilon;
+    return L;
+}
+
+/* ---------------------------------------------------------------- LayerNormalization */
+
+static loom_status ln_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
+    (void)n_in;
+    (void)err;
+    *out = in[0];
+    if (!L->built) declare_affine(L, in[0].dims[in[0].rank - 1]);
+    return LOOM_OK;
+}
+
+static size_t ln_rows(const loom_shape *x, int batch) {
+    return (size_t)batch * loom_shape_size(x) / (size_t)x->dims[x->rank - 1];
+}
+
+static size_t ln_scratch(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch) {
+    (void)L;
+    (void)n_in;
+    (void)out;
+    return 2 * ln_rows(&in[0], batch);
+}
+
+static void ln_forward(const loom_layer *L, const loom_op_ctx *c) {
+    size_t D = (size_t)c->in_shape[0].dims[c->in_shape[0].rank - 1], rows = ln_rows(&c->in_shape[0], c->batch);
+    int gi = idx_gamma(L), bi = idx_beta(L);
+    const float *gamma = gi >= 0 ? c->w + (size_t)gi * D : NULL;
+    const float *beta = bi >= 0 ? c->w + (size_t)bi * D : NULL;
+    float *mean = c->scratch, *inv_std = c->scratch + rows;
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = c->in[0] + r * D;
+        float *y = c->out + r * D;
+        double s = 0, s2 = 0;
+        for (size_t i = 0; i < D; i++) s += x[i];
+        double mu = s / (double)D;
+        for (size_t i = 0; i < D; i++) s2 += (x[i] - mu) * (x[i] - mu);
+        mean[r] = (float)mu;
+        inv_std[r] = (float)(1.0 / sqrt(s2 / (double)D + L->farg[F_EPSILON]));
+        for (size_t i = 0; i < D; i++) {
+            float xhat = (x[i] - mean[r]) * inv_std[r];
+            y[i] = xhat * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+        }
+    }
+}
+
+/* Per row: g = dy * gamma; dx = inv_std * (g - mean(g) - xhat * mean(g * xhat)). */
+static void ln_backward(const loom_layer *L, const loom_op_ctx *c) {
+    size_t D = (size_t)c->in_shape[0].dims[c->in_shape[0].rank - 1], rows = ln_rows(&c->in_shape[0], c->batch);
+    int gi = idx_gamma(L), bi = idx_beta(L);
+    const float *gamma = gi >= 0 ? c->w + (size_t)gi * D : NULL;
+    const float *mean = c->scratch, *inv_std = c->scratch + rows;
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = c->in[0] + r * D, *dy = c->dout + r * D;
+        double sum_g = 0, sum_g_xhat = 0;
+        for (size_t i = 0; i < D; i++) {
+            double xhat = (x[i] - mean[r]) * inv_std[r];
+            double gr = dy[i] * (gamma ? gamma[i] : 1.0f);
+            sum_g += gr;
+            sum_g_xhat += gr * xhat;
+            if (c->dw && gi >= 0) c->dw[(size_t)gi * D + i] += (float)(dy[i] * xhat);
+            if (c->dw && bi >= 0) c->dw[(size_t)bi * D + i] += dy[i];
+        }
+        if (!c->din[0]) continue;
+        float *dx = c->din[0] + r * D;
+        double mg = sum_g / (double)D, mgx = sum_g_xhat / (double)D;
+        for (size_t i = 0; i < D; i++) {
+            double xhat = (x[i] - mean[r]) * inv_std[r];
+            double gr = dy[i] * (gamma ? gamma[i] : 1.0f);
+            dx[i] += (float)(inv_std[r] * (gr - mg - xhat * mgx));
+        }
+    }
+}
+
+static bool ln_save(const loom_layer *L, void *obj) {
+    cJSON *c = obj;
+    return cJSON_AddNumberToObject(c, "axis", -1) && cJSON_AddNumberToObject(c, "epsilon", L->farg[F_EPSILON]) &&
+           cJSON_AddBoolToObject(c, "center", L->iarg[A_CENTER] != 0) &&
+           cJSON_AddBoolToObject(c, "scale", L->iarg[A_SCALE] != 0);
+}
+
+static loom_layer *ln_load(loom_graph *g, const char *name, const void *config) {
+    const cJSON *c = config;
+    int axis = cfg_axis(c);
+    if (axis != -1) {
+        if (!g->err.code)
+            loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                           "%s (LayerNormalization): only axis -1 is supported, the file has axis %d", name, axis);
+        return NULL;
+    }
+    return loom_layer_normalization(g, name, (float)cfg_num(c, "epsilon", 1e-3), cfg_flag(c, "center", 1),
+                                    cfg_flag(c, "scale", 1));
+}
+
+const loom_op loom_op_layer_normalization = {
+    .class_name = "LayerNormalization",
+    .base_name = "layer_normalization",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = ln_build,
+    .scratch_size = ln_scratch,
+    .forward = ln_forward,
+    .backward = ln_backward,
+    .mask_mode = LOOM_MASK_KEEP,
+    .save_config = ln_save,
+    .load_config = ln_load,
+};
+
+loom_layer *loom_layer_normalization(loom_graph *g, const char *name, float epsilon, int center, int scale) {
+    if (!g || g->err.code) return NULL;
+    if (epsilon == 0.0f) epsilon = 1e-3f;
+    if (!(epsilon > 0.0f && isfinite(epsilon))) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (LayerNormalization): epsilon must be > 0, got %g",
+                       name ? name : "layer_normalization", (double)epsilon);
+        return NULL;
+    }
+    loom_layer *L = loom_graph_new_layer(g, &loom_op_layer_normalization, name);
+    if (!L) return NULL;
+    L->iarg[A_CENTER] = center != 0;
+    L->iarg[A_SCALE] = scale != 0;
+    L->farg[F_EPSILON] = epsilon;
+    return L;
+}

@@ -1,0 +1,538 @@
+/* layer_rnn.c — SimpleRNN, LSTM and GRU with Keras 3's formulas, weights and masks.
+ *
+ * Input (steps, features) per sample. Weights, as Keras declares them (G gates):
+ *   kernel (features, G*units), rec_kernel (units, G*units) [Keras: recurrent_kernel, too long
+ *   for loom_weight.name], bias (G*units), or (2, 3*units) for GRU with reset_after (row 0 the
+ *   input bias, row 1 the recurrent bias). Gate order: LSTM i, f, c, o; GRU z, r, h.
+ *   SimpleRNN  h = act(x.W + b + h_prev.U)
+ *   LSTM       i, f, o = ract(.), g = act(.), c = f*c_prev + i*g, h = o*act(c)
+ *   GRU        z, r = ract(.), hh = act(x.W_h + b_h + r*(h_prev.U_h + b_rh))   (reset_after)
+ *                              hh = act(x.W_h + b_h + (r*h_prev).U_h)          (reset_before)
+ *              h = z*h_prev + (1-z)*hh
+ * go_backwards processes the steps last to first and, with return_sequences, returns the outputs
+ * in that processed order (Keras). Masks: a padded step leaves the state (h, and c) unchanged and
+ * outputs the carried h, or 0 with zero_output_for_mask (Bidirectional with return_sequences).
+ *
+ * Memory (scratch, planned for the batch): the input projection of every step at once (one
+ * gemm over batch*steps rows), and per processed step s (row block [s][batch]) the gate
+ * pre-activations z and activations a, the states h[0..T] and c[0..T], act(c) (LSTM) and the
+ * recurrent candidate term (GRU). Backward runs through time from those; it reuses the input
+ * projection buffer for the gate gradients on the input side (forward alone reads it), so the
+ * weight and input gradients are again single gemms over all steps. */
+#include "layers/rnn.h"
+#include "ops/activations.h"
+#include "kernels/gemm.h"
+#include "ops/init.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <string.h>
+
+enum { KIND_SIMPLE = 0, KIND_LSTM, KIND_GRU };
+
+static int rnn_kind(const loom_layer *L) {
+    return L->op == &loom_op_lstm ? KIND_LSTM : L->op == &loom_op_gru ? KIND_GRU : KIND_SIMPLE;
+}
+static int rnn_gates(const loom_layer *L) {
+    int k = rnn_kind(L);
+    return k == KIND_LSTM ? 4 : k == KIND_GRU ? 3 : 1;
+}
+
+bool loom_is_rnn_op(const loom_op *op) {
+    return op == &loom_op_simple_rnn || op == &loom_op_lstm || op == &loom_op_gru;
+}
+
+/* ---------------------------------------------------------------- build */
+
+static loom_status rnn_build_impl(loom_layer *L, const loom_shape *in, loom_shape *out, loom_error *err) {
+    const loom_shape *x = &in[0];
+    if (x->rank != 2) {
+        char a[64];
+        return loom_set_error(err, LOOM_ERR_SHAPE,
+                              "%s (%s): expects inputs of shape (steps, features), got %s", L->name,
+                              L->op->class_name, loom_shape_str(x, a, sizeof a));
+    }
+    int T = x->dims[0], F = x->dims[1], U = L->units, G = rnn_gates(L);
+    if (L->iarg[RNN_SEQ]) {
+        out->rank = 2;
+        out->dims[0] = T;
+        out->dims[1] = U;
+    } else {
+        out->rank = 1;
+        out->dims[0] = U;
+    }
+    if (!L->built) {
+        loom_regularizer none = {0, 0};
+        loom_shape k = {2, {F, G * U}}, r = {2, {U, G * U}};
+        loom_layer_add_weight(L, "kernel", &k, LOOM_INIT_GLOROT_UNIFORM, none);
+        loom_layer_add_weight(L, "rec_kernel", &r, LOOM_INIT_ORTHOGONAL, none);
+        if (L->iarg[RNN_BIAS]) {
+            bool two = rnn_kind(L) == KIND_GRU && L->iarg[RNN_RESET];
+            loom_shape b = two ? (loom_shape){2, {2, G * U}} : (loom_shape){1, {G * U}};
+            loom_initializer bi = LOOM_INIT_ZEROS;
+            /* zeros with ones on the forget gate's quarter */
+            if (rnn_kind(L) == KIND_LSTM && L->iarg[RNN_UFB]) bi = LOOM_INIT_UNIT_FORGET_BIAS;
+            loom_layer_add_weight(L, "bias", &b, bi, none);
+        }
+    }
+    return LOOM_OK;
+}
+
+static loom_status rnn_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
+    (void)n_in;
+    if (L->iarg[RNN_OWNED])
+        return loom_set_error(err, LOOM_ERR_GRAPH,
+                              "%s (%s): this layer belongs to a wrapper (Bidirectional, TimeDistributed) "
+                              "and cannot be called by itself",
+                              L->name, L->op->class_name);
+    return rnn_build_impl(L, in, out, err);
+}
+
+loom_status loom_wrapped_build(loom_layer *inner, int n_in, const loom_shape *in, loom_shape *out,
+                               loom_error *err) {
+    if (loom_is_rnn_op(inner->op)) return rnn_build_impl(inner, in, out, err);
+    return inner->op->build(inner, n_in, in, out, err);
+}
+
+/* ---------------------------------------------------------------- scratch */
+
+typedef struct rnn_buf {
+    float *xp;  /* [b][t] rows of G*U: x.kernel + input bias; backward: dL/dz on the input side */
+    float *z;   /* [s][b] rows of G*U: gate pre-activations */
+    float *a;   /* [s][b] rows of G*U: gate activations */
+    float *h;   /* [s][b] rows of U, s = 0..T (h[0] = 0) */
+    float *c;   /* LSTM: cell states, as h */
+    float *ac;  /* LSTM: [s][b] act(c_s+1) */
+    float *rh;  /* GRU: [s][b] h_prev.U_h + b_rh (reset_after), or r*h_prev (reset_before) */
+    float *rp;  /* [b] rows of G*U: recurrent product of one step */
+    float *dzh; /* [s][b] rows of G*U: dL/d(recurrent product) */
+    float *da;  /* [b] rows of G*U: dL/d(gate activations) of one step */
+    float *dh, *dc, *dhp, *t1, *t2; /* [b] rows of U */
+} rnn_buf;
+
+static size_t rnn_layout(const loom_layer *L, int B, int T, float *base, rnn_buf *p) {
+    size_t U = (size_t)L->units, GU = (size_t)rnn_gates(L) * U, n = (size_t)T * B * GU;
+    size_t bu = (size_t)B * U, hs = ((size_t)T + 1) * bu;
+    int kind = rnn_kind(L);
+    size_t sizes[15] = {n, n, n, hs, kind == KIND_LSTM ? hs : 0, kind == KIND_LSTM ? (size_t)T * bu : 0,
+                        kind == KIND_GRU ? (size_t)T * bu : 0, (size_t)B * GU, n, (size_t)B * GU,
+                        bu, bu, bu, bu, bu};
+    float **slot[15] = {&p->xp, &p->z, &p->a, &p->h, &p->c, &p->ac, &p->rh, &p->rp, &p->dzh, &p->da,
+                        &p->dh, &p->dc, &p->dhp, &p->t1, &p->t2};
+    size_t total = 0;
+    for (int i = 0; i < 15; i++) {
+        if (p) *slot[i] = sizes[i] && base ? base + total : NULL;
+        total += sizes[i];
+    }
+    return total;
+}
+
+static size_t rnn_scratch(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch) {
+    (void)n_in;
+    (void)out;
+    rnn_buf p;
+    return rnn_layout(L, batch, in[0].dims[0], NULL, &p);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static inline bool step_valid(const float *mask, int b, int T, int t) {
+    return !mask || mask[(size_t)b * T + t] != 0.0f;
+}
+
+static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
+    const int B = c->batch, T = c->in_shape[0].dims[0], F = c->in_shape[0].dims[1], U = L->units;
+    const int G = rnn_gates(L), GU = G * U, kind = rnn_kind(L);
+    const bool seq = L->iarg[RNN_SEQ], back = L->iarg[RNN_BACK], zero_out = L->iarg[RNN_ZERO];
+    const bool reset_after = L->iarg[RNN_RESET];
+    const loom_activation act = L->activation, ract = (loom_activation)L->iarg[RNN_RACT];
+    const float *K = c->w, *R = c->w + (size_t)F * GU;
+    const float *bias = L->iarg[RNN_BIAS] ? R + (size_t)U * GU : NULL;
+    const float *rbias = bias && kind == KIND_GRU && reset_after ? bias + GU : NULL;
+    rnn_buf p;
+    rnn_layout(L, B, T, c->scratch, &p);
+
+    /* the input side of every step in one product */
+    size_t rows = (size_t)B * T;
+    if (bias)
+        for (size_t r = 0; r < rows; r++) memcpy(p.xp + r * GU, bias, (size_t)GU * sizeof(float));
+    loom_sgemm(false, false, (int)rows, GU, F, 1.0f, c->in[0], F, K, GU, bias ? 1.0f : 0.0f, p.xp, GU);
+
+    memset(p.h, 0, (size_t)B * U * sizeof(float));
+    if (p.c) memset(p.c, 0, (size_t)B * U * sizeof(float));
+    for (int s = 0; s < T; s++) {
+        const int t = back ? T - 1 - s : s;
+        const float *hp = p.h + (size_t)s * B * U;
+        float *hn = p.h + (size_t)(s + 1) * B * U;
+        float *zs = p.z + (size_t)s * B * GU, *as = p.a + (size_t)s * B * GU;
+        /* recurrent product h_prev.U (the candidate's columns come later for reset_before GRU) */
+        int rcols = kind == KIND_GRU && !reset_after ? 2 * U : GU;
+        loom_sgemm(false, false, B, rcols, U, 1.0f, hp, U, R, GU, 0.0f, p.rp, GU);
+        if (rbias)
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < GU; j++) p.rp[(size_t)b * GU + j] += rbias[j];
+
+        for (int b = 0; b < B; b++) {
+            const float *x = p.xp + ((size_t)b * T + t) * GU, *rp = p.rp + (size_t)b * GU;
+            float *z = zs + (size_t)b * GU, *a = as + (size_t)b * GU;
+            const float *hpb = hp + (size_t)b * U;
+            float *hnb = hn + (size_t)b * U;
+            if (kind == KIND_SIMPLE) {
+                for (int j = 0; j < U; j++) z[j] = x[j] + rp[j];
+                loom_act_forward(act, z, a, 1, U);
+                memcpy(hnb, a, (size_t)U * sizeof(float));
+            } else if (kind == KIND_LSTM) {
+                for (int j = 0; j < GU; j++) z[j] = x[j] + rp[j];
+                loom_act_forward(ract, z, a, 1, U);                 /* i */
+                loom_act_forward(ract, z + U, a + U, 1, U);         /* f */
+                loom_act_forward(act, z + 2 * U, a + 2 * U, 1, U);  /* c candidate */
+                loom_act_forward(ract, z + 3 * U, a + 3 * U, 1, U); /* o */
+                const float *cp = p.c + (size_t)s * B * U + (size_t)b * U;
+                float *cn = p.c + (size_t)(s + 1) * B * U + (size_t)b * U;
+                float *ac = p.ac + (size_t)s * B * U + (size_t)b * U;
+                for (int j = 0; j < U; j++) cn[j] = a[U + j] * cp[j] + a[j] * a[2 * U + j];
+                loom_act_forward(act, cn, ac, 1, U);
+                for (int j = 0; j < U; j++) hnb[j] = a[3 * U + j] * ac[j];
+            } else { /* GRU, first the gates z and r */
+                for (int j = 0; j < 2 * U; j++) z[j] = x[j] + rp[j];
+                loom_act_forward(ract, z, a, 1, U);
+                loom_act_forward(ract, z + U, a + U, 1, U);
+                float *rh = p.rh + (size_t)s * B * U + (size_t)b * U;
+                for (int j = 0; j < U; j++) rh[j] = reset_after ? rp[2 * U + j] : a[U + j] * hpb[j];
+            }
+        }
+        if (kind == KIND_GRU) {
+            const float *rhs = p.rh + (size_t)s * B * U;
+            if (!reset_after) /* (r*h_prev).U_h */
+                loom_sgemm(false, false, B, U, U, 1.0f, rhs, U, R + 2 * U, GU, 0.0f, p.rp + 2 * U, GU);
+            for (int b = 0; b < B; b++) {
+                const float *x = p.xp + ((size_t)b * T + t) * GU, *rp = p.rp + (size_t)b * GU;
+                const float *rh = rhs + (size_t)b * U, *hpb = hp + (size_t)b * U;
+                float *z = zs + (size_t)b * GU, *a = as + (size_t)b * GU, *hnb = hn + (size_t)b * U;
+                for (int j = 0; j < U; j++) z[2 * U + j] = x[2 * U + j] + (reset_after ? a[U + j] * rh[j] : rp[2 * U + j]);
+                loom_act_forward(act, z + 2 * U, a + 2 * U, 1, U);
+                for (int j = 0; j < U; j++) hnb[j] = a[j] * hpb[j] + (1.0f - a[j]) * a[2 * U + j];
+            }
+        }
+        /* padded steps carry the state; outputs */
+        for (int b = 0; b < B; b++) {
+            bool valid = step_valid(c->in_mask, b, T, t);
+            float *hnb = hn + (size_t)b * U;
+            if (!valid) {
+                memcpy(hnb, hp + (size_t)b * U, (size_t)U * sizeof(float));
+                if (p.c)
+                    memcpy(p.c + (size_t)(s + 1) * B * U + (size_t)b * U, p.c + (size_t)s * B * U + (size_t)b * U,
+                           (size_t)U * sizeof(float));
+            }
+            if (seq) {
+                float *o = c->out + ((size_t)b * T + s) * U;
+                if (valid || !zero_out)
+                    memcpy(o, hnb, (size_t)U * sizeof(float));
+                else
+                    memset(o, 0, (size_t)U * sizeof(float));
+            }
+        }
+    }
+    if (!seq) memcpy(c->out, p.h + (size_t)T * B * U, (size_t)B * U * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- backward */
+
+static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
+    const int B = c->batch, T = c->in_shape[0].dims[0], F = c->in_shape[0].dims[1], U = L->units;
+    const int G = rnn_gates(L), GU = G * U, kind = rnn_kind(L);
+    const bool seq = L->iarg[RNN_SEQ], back = L->iarg[RNN_BACK], zero_out = L->iarg[RNN_ZERO];
+    const bool reset_after = L->iarg[RNN_RESET], has_bias = L->iarg[RNN_BIAS];
+    const loom_activation act = L->activation, ract = (loom_activation)L->iarg[RNN_RACT];
+    const float *K = c->w, *R = c->w + (size_t)F * GU;
+    rnn_buf p;
+    rnn_layout(L, B, T, c->scratch, &p);
+    float *dzx = p.xp; /* the input projection is not needed any more */
+    const size_t bu = (size_t)B * U;
+
+    memset(dzx, 0, (size_t)B * T * GU * sizeof(float));
+    memset(p.dzh, 0, (size_t)B * T * GU * sizeof(float));
+    if (seq)
+        memset(p.dh, 0, bu * sizeof(float));
+    else
+        memcpy(p.dh, c->dout, bu * sizeof(float));
+    memset(p.dc, 0, bu * sizeof(float));
+    float *dKr = c->dw ? c->dw + (size_t)F * GU : NULL;
+
+    for (int s = T - 1; s >= 0; s--) {
+        const int t = back ? T - 1 - s : s;
+        const float *hp = p.h + (size_t)s * bu;
+        const float *zs = p.z + (size_t)s * B * GU, *as = p.a + (size_t)s * B * GU;
+        float *dzhs = p.dzh + (size_t)s * B * GU;
+        if (seq)
+            for (int b = 0; b < B; b++) {
+                if (!step_valid(c->in_mask, b, T, t) && zero_out) continue;
+                const float *d = c->dout + ((size_t)b * T + s) * U;
+                for (int j = 0; j < U; j++) p.dh[(size_t)b * U + j] += d[j];
+            }
+
+        for (int b = 0; b < B; b++) {
+            if (!step_valid(c->in_mask, b, T, t)) continue; /* gradients pass through unchanged */
+            const float *z = zs + (size_t)b * GU, *a = as + (size_t)b * GU;
+            const float *dh = p.dh + (size_t)b * U, *hpb = hp + (size_t)b * U;
+            float *da = p.da + (size_t)b * GU, *dzr = dzx + ((size_t)b * T + t) * GU;
+            if (kind == KIND_SIMPLE) {
+                loom_act_backward(act, z, a, dh, dzr, 1, U);
+            } else if (kind == KIND_LSTM) {
+                const float *cp = p.c + (size_t)s * bu + (size_t)b * U;
+                const float *cn = p.c + (size_t)(s + 1) * bu + (size_t)b * U;
+                const float *ac = p.ac + (size_t)s * bu + (size_t)b * U;
+                float *dac = p.t1 + (size_t)b * U, *dct = p.t2 + (size_t)b * U, *dc = p.dc + (size_t)b * U;
+                for (int j = 0; j < U; j++) {
+                    dac[j] = dh[j] * a[3 * U + j];
+                    dct[j] = dc[j];
+                }
+                loom_act_backward(act, cn, ac, dac, dct, 1, U); /* dL/dc_t in all */
+                for (int j = 0; j < U; j++) {
+                    da[j] = dct[j] * a[2 * U + j];
+                    da[U + j] = dct[j] * cp[j];
+                    da[2 * U + j] = dct[j] * a[j];
+                    da[3 * U + j] = dh[j] * ac[j];
+                    dc[j] = dct[j] * a[U + j]; /* to c_prev */
+                }
+                loom_act_backward(ract, z, a, da, dzr, 1, U);
+                loom_act_backward(ract, z + U, a + U, da + U, dzr + U, 1, U);
+                loom_act_backward(act, z + 2 * U, a + 2 * U, da + 2 * U, dzr + 2 * U, 1, U);
+                loom_act_backward(ract, z + 3 * U, a + 3 * U, da + 3 * U, dzr + 3 * U, 1, U);
+            } else { /* GRU: the candidate first; the gates need its recurrent gradient */
+                for (int j = 0; j < U; j++) {
+                    da[j] = dh[j] * (hpb[j] - a[2 * U + j]);
+                    da[2 * U + j] = dh[j] * (1.0f - a[j]);
+                }
+                loom_act_backward(act, z + 2 * U, a + 2 * U, da + 2 * U, dzr + 2 * U, 1, U);
+            }
+            if (kind != KIND_GRU) memcpy(dzhs + (size_t)b * GU, dzr, (size_t)GU * sizeof(float));
+        }
+
+        if (kind == KIND_GRU) {
+            const float *rhs = p.rh + (size_t)s * bu;
+            float *drh = p.t1; /* reset_before: dL/d(r*h_prev) = dz_h . U_h^T */
+            if (!reset_after) {
+                loom_sgemm(false, true, B, U, U, 1.0f, dzx + (size_t)t * GU + 2 * U, T * GU, R + 2 * U, GU, 0.0f,
+                           drh, U);
+                if (dKr) /* dU_h += (r*h_prev)^T dz_h; masked rows of dz_h are 0 */
+                    loom_sgemm(true, false, U, U, B, 1.0f, rhs, U, dzx + (size_t)t * GU + 2 * U, T * GU, 1.0f,
+                               dKr + 2 * U, GU);
+            }
+            for (int b = 0; b < B; b++) {
+                if (!step_valid(c->in_mask, b, T, t)) continue;
+                const float *z = zs + (size_t)b * GU, *a = as + (size_t)b * GU;
+                const float *rh = rhs + (size_t)b * U, *hpb = hp + (size_t)b * U;
+                float *da = p.da + (size_t)b * GU, *dzr = dzx + ((size_t)b * T + t) * GU;
+                float *dzh = dzhs + (size_t)b * GU;
+                for (int j = 0; j < U; j++) {
+                    if (reset_after) {
+                        da[U + j] = dzr[2 * U + j] * rh[j];
+                        dzh[2 * U + j] = dzr[2 * U + j] * a[U + j];
+                    } else {
+                        da[U + j] = drh[(size_t)b * U + j] * hpb[j];
+                    }
+                }
+                loom_act_backward(ract, z, a, da, dzr, 1, U);
+                loom_act_backward(ract, z + U, a + U, da + U, dzr + U, 1, U);
+                memcpy(dzh, dzr, 2 * (size_t)U * sizeof(float));
+            }
+        }
+
+        /* to h_prev: through the recurrent product, plus the direct paths */
+        loom_sgemm(false, true, B, U, GU, 1.0f, dzhs, GU, R, GU, 0.0f, p.dhp, U);
+        for (int b = 0; b < B; b++) {
+            if (!step_valid(c->in_mask, b, T, t)) continue;
+            float *dh = p.dh + (size_t)b * U;
+            const float *dhp = p.dhp + (size_t)b * U, *a = as + (size_t)b * GU;
+            if (kind == KIND_GRU) {
+                const float *drh = p.t1 + (size_t)b * U;
+                for (int j = 0; j < U; j++)
+                    dh[j] = dhp[j] + dh[j] * a[j] + (reset_after ? 0.0f : drh[j] * a[U + j]);
+            } else {
+                memcpy(dh, dhp, (size_t)U * sizeof(float));
+            }
+        }
+    }
+
+    if (c->dw) {
+        size_t rows = (size_t)B * T;
+        loom_sgemm(true, false, F, GU, (int)rows, 1.0f, c->in[0], F, dzx, GU, 1.0f, c->dw, GU);
+        /* h_prev of every step, [s][b] rows, against the recurrent gradients */
+        loom_sgemm(true, false, U, GU, (int)rows, 1.0f, p.h, U, p.dzh, GU, 1.0f, dKr, GU);
+        if (has_bias) {
+            float *db = dKr + (size_t)U * GU;
+            for (size_t r = 0; r < rows; r++)
+                for (int j = 0; j < GU; j++) db[j] += dzx[r * GU + j];
+            if (kind == KIND_GRU && reset_after)
+                for (size_t r = 0; r < rows; r++)
+                    for (int j = 0; j < GU; j++) db[GU + j] += p.dzh[r * GU + j];
+        }
+    }
+    if (c->din[0])
+        loom_sgemm(false, true, B * T, F, GU, 1.0f, dzx, GU, K, GU, 1.0f, c->din[0], F);
+}
+
+/* ---------------------------------------------------------------- model files */
+
+static cJSON *init_obj(const char *cls, bool seeded, bool gain) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "module", "keras.initializers");
+    cJSON_AddStringToObject(o, "class_name", cls);
+    cJSON *cfg = cJSON_AddObjectToObject(o, "config");
+    if (gain) cJSON_AddNumberToObject(cfg, "gain", 1.0);
+    if (seeded) cJSON_AddNullToObject(cfg, "seed");
+    cJSON_AddNullToObject(o, "registered_name");
+    return o;
+}
+
+/* Keras's get_config fields (RNN, and the cell's). */
+static bool rnn_save_config(const loom_layer *L, void *obj) {
+    cJSON *c = obj;
+    int kind = rnn_kind(L);
+    cJSON_AddBoolToObject(c, "return_sequences", L->iarg[RNN_SEQ] != 0);
+    cJSON_AddBoolToObject(c, "return_state", false);
+    cJSON_AddBoolToObject(c, "go_backwards", L->iarg[RNN_BACK] != 0);
+    cJSON_AddBoolToObject(c, "stateful", false);
+    cJSON_AddBoolToObject(c, "unroll", false);
+    cJSON_AddBoolToObject(c, "zero_output_for_mask", L->iarg[RNN_ZERO] != 0);
+    cJSON_AddNumberToObject(c, "units", L->units);
+    cJSON_AddStringToObject(c, "activation", loom_activation_name(L->activation));
+    if (kind != KIND_SIMPLE)
+        cJSON_AddStringToObject(c, "recurrent_activation", loom_activation_name((loom_activation)L->iarg[RNN_RACT]));
+    cJSON_AddBoolToObject(c, "use_bias", L->iarg[RNN_BIAS] != 0);
+    cJSON_AddItemToObject(c, "kernel_initializer", init_obj("GlorotUniform", true, false));
+    cJSON_AddItemToObject(c, "recurrent_initializer", init_obj("Orthogonal", true, true));
+    cJSON_AddItemToObject(c, "bias_initializer", init_obj("Zeros", false, false));
+    if (kind == KIND_LSTM) cJSON_AddBoolToObject(c, "unit_forget_bias", L->iarg[RNN_UFB] != 0);
+    const char *nulls[] = {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+                           "activity_regularizer", "kernel_constraint", "recurrent_constraint",
+                           "bias_constraint", "seed"};
+    for (size_t i = 0; i < sizeof nulls / sizeof *nulls; i++) cJSON_AddNullToObject(c, nulls[i]);
+    cJSON_AddNumberToObject(c, "dropout", 0.0);
+    cJSON_AddNumberToObject(c, "recurrent_dropout", 0.0);
+    if (kind == KIND_GRU) cJSON_AddBoolToObject(c, "reset_after", L->iarg[RNN_RESET] != 0);
+    /* a cJSON allocation failure leaves a field out: check the last one */
+    return cJSON_GetObjectItemCaseSensitive(c, kind == KIND_GRU ? "reset_after" : "recurrent_dropout") != NULL;
+}
+
+static int json_flag(const cJSON *c, const char *key, int fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, key);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : fallback;
+}
+
+static int json_act(const cJSON *c, const char *key, loom_activation fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, key);
+    if (!v || cJSON_IsNull(v)) return fallback;
+    return cJSON_IsString(v) ? loom_activation_from_name(v->valuestring) : -1;
+}
+
+static loom_layer *rnn_load(loom_graph *g, const char *name, const cJSON *c, int kind) {
+    if (!g || g->err.code) return NULL;
+    const char *cls = kind == KIND_LSTM ? "LSTM" : kind == KIND_GRU ? "GRU" : "SimpleRNN";
+    const char *shown = name ? name : cls;
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(c, "dropout");
+    const cJSON *rd = cJSON_GetObjectItemCaseSensitive(c, "recurrent_dropout");
+    if (json_flag(c, "return_state", 0) || json_flag(c, "stateful", 0) ||
+        (cJSON_IsNumber(d) && d->valuedouble != 0.0) || (cJSON_IsNumber(rd) && rd->valuedouble != 0.0)) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                       "%s (%s): return_state, stateful, dropout and recurrent_dropout are not supported", shown, cls);
+        return NULL;
+    }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(c, "units");
+    int units = cJSON_IsNumber(u) && u->valuedouble >= 1 && u->valuedouble <= (1 << 24) &&
+                        u->valuedouble == floor(u->valuedouble)
+                    ? (int)u->valuedouble
+                    : -1;
+    loom_rnn_options o = loom_rnn_defaults();
+    o.return_sequences = json_flag(c, "return_sequences", 0);
+    o.go_backwards = json_flag(c, "go_backwards", 0);
+    o.use_bias = json_flag(c, "use_bias", 1);
+    o.activation = (loom_activation)json_act(c, "activation", LOOM_TANH);
+    o.recurrent_activation = (loom_activation)json_act(c, "recurrent_activation", LOOM_SIGMOID);
+    o.unit_forget_bias = json_flag(c, "unit_forget_bias", 1);
+    o.reset_after = json_flag(c, "reset_after", 1);
+    loom_layer *L = kind == KIND_LSTM  ? loom_lstm(g, name, units, &o)
+                    : kind == KIND_GRU ? loom_gru(g, name, units, &o)
+                                       : loom_simple_rnn(g, name, units, &o);
+    if (L) L->iarg[RNN_ZERO] = json_flag(c, "zero_output_for_mask", 0);
+    return L;
+}
+
+static loom_layer *simple_rnn_load(loom_graph *g, const char *name, const void *c) { return rnn_load(g, name, c, KIND_SIMPLE); }
+static loom_layer *lstm_load(loom_graph *g, const char *name, const void *c) { return rnn_load(g, name, c, KIND_LSTM); }
+static loom_layer *gru_load(loom_graph *g, const char *name, const void *c) { return rnn_load(g, name, c, KIND_GRU); }
+
+/* ---------------------------------------------------------------- op tables and constructors */
+
+#define RNN_OP(cls, base, loader)                                                                  \
+    {.class_name = cls,                                                                            \
+     .base_name = base,                                                                            \
+     .min_inputs = 1,                                                                              \
+     .max_inputs = 1,                                                                              \
+     .build = rnn_build,                                                                           \
+     .scratch_size = rnn_scratch,                                                                  \
+     .forward = rnn_forward,                                                                       \
+     .backward = rnn_backward,                                                                     \
+     .mask_mode = LOOM_MASK_KEEP,                                                                  \
+     .make_mask = NULL,                                                                            \
+     .save_config = rnn_save_config,                                                               \
+     .load_config = loader}
+
+const loom_op loom_op_simple_rnn = RNN_OP("SimpleRNN", "simple_rnn", simple_rnn_load);
+const loom_op loom_op_lstm = RNN_OP("LSTM", "lstm", lstm_load);
+const loom_op loom_op_gru = RNN_OP("GRU", "gru", gru_load);
+
+loom_rnn_options loom_rnn_defaults(void) {
+    loom_rnn_options o;
+    memset(&o, 0, sizeof o);
+    o.use_bias = 1;
+    o.activation = LOOM_TANH;
+    o.recurrent_activation = LOOM_SIGMOID;
+    o.unit_forget_bias = 1;
+    o.reset_after = 1;
+    return o;
+}
+
+static loom_layer *rnn_new(loom_graph *g, const loom_op *op, const char *name, int units, const loom_rnn_options *opt) {
+    if (!g || g->err.code) return NULL;
+    const char *shown = name ? name : op->base_name;
+    if (units <= 0 || units > (1 << 20)) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (%s): units must be in 1..%d, got %d", shown, op->class_name,
+                       1 << 20, units);
+        return NULL;
+    }
+    loom_rnn_options o = opt ? *opt : loom_rnn_defaults();
+    if ((int)o.activation < 0 || o.activation >= LOOM_ACTIVATION_COUNT) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (%s): unknown activation %d", shown, op->class_name,
+                       (int)o.activation);
+        return NULL;
+    }
+    if (op != &loom_op_simple_rnn &&
+        ((int)o.recurrent_activation < 0 || o.recurrent_activation >= LOOM_ACTIVATION_COUNT)) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (%s): unknown recurrent_activation %d", shown,
+                       op->class_name, (int)o.recurrent_activation);
+        return NULL;
+    }
+    loom_layer *L = loom_graph_new_layer(g, op, name);
+    if (!L) return NULL;
+    L->units = units;
+    L->activation = o.activation;
+    L->iarg[RNN_SEQ] = o.return_sequences != 0;
+    L->iarg[RNN_BACK] = o.go_backwards != 0;
+    L->iarg[RNN_BIAS] = o.use_bias != 0;
+    L->iarg[RNN_RACT] = op == &loom_op_simple_rnn ? LOOM_SIGMOID : (int)o.recurrent_activation;
+    L->iarg[RNN_UFB] = op == &loom_op_lstm && o.unit_forget_bias != 0;
+    L->iarg[RNN_RESET] = op == &loom_op_gru && o.reset_after != 0;
+    return L;
+}
+
+loom_layer *loom_simple_rnn(loom_graph *g, const char *name, int units, const loom_rnn_options *opt) {
+    return rnn_new(g, &loom_op_simple_rnn, name, units, opt);
+}
+loom_layer *loom_lstm(loom_graph *g, const char *name, int units, const loom_rnn_options *opt) {
+    return rnn_new(g, &loom_op_lstm, name, units, opt);
+}
+loom_layer *loom_gru(loom_graph *g, const char *name, int units, const loom_rnn_options *opt) {
+    return rnn_new(g, &loom_op_gru, name, units, opt);
+}

@@ -1,0 +1,21 @@
+/* layers.h — the op table of each layer class (the files of layers/), for the model and the model files
+ * that recognise or recreate them (internal) */
+#ifndef LOOM_LAYERS_H
+#define LOOM_LAYERS_H
+
+#include "graph/graph.h"
+
+extern const loom_op loom_op_dense, loom_op_activation, loom_op_dropout,
+    loom_op_add, loom_op_subtract, loom_op_multiply, loom_op_concatenate, loom_op_flatten,
+    loom_op_reshape;
+/* convolution and spatial layers: configuration in iarg/farg as documented in their files */
+extern const loom_op loom_op_conv1d, loom_op_conv2d, loom_op_conv2d_transpose, loom_op_depthwise_conv2d,
+    loom_op_max_pooling1d, loom_op_max_pooling2d, loom_op_average_pooling1d, loom_op_average_pooling2d,
+    loom_op_global_average_pooling1d, loom_op_global_max_pooling1d, loom_op_global_average_pooling2d,
+    loom_op_global_max_pooling2d, loom_op_upsampling2d, loom_op_zero_padding2d, loom_op_cropping2d;
+/* layers that describe themselves in model files (save_config / load_config); the recurrent
+ * ones are declared in rnn.h */
+extern const loom_op loom_op_multi_head_attention, loom_op_batch_normalization, loom_op_layer_normalization,
+    loom_op_embedding, loom_op_permute, loom_op_repeat_vector;
+
+#endif

@@ -1,0 +1,31 @@
+/* rnn.h — recurrent layers and the wrappers around them (internal; layer_rnn.c, layer_wrappers.c). */
+#ifndef LOOM_RNN_H
+#define LOOM_RNN_H
+
+#include "graph/graph.h"
+
+/* Op tables (model files: model_json.c's SELF_DESCRIBING list). */
+extern const loom_op loom_op_simple_rnn, loom_op_lstm, loom_op_gru, loom_op_bidirectional,
+    loom_op_time_distributed;
+
+/* Configuration of the recurrent layers: L->units, L->activation, and iarg slots. */
+enum {
+    RNN_SEQ = 0,    /* return_sequences */
+    RNN_BACK = 1,   /* go_backwards */
+    RNN_BIAS = 2,   /* use_bias */
+    RNN_RACT = 3,   /* recurrent_activation (LSTM, GRU) */
+    RNN_UFB = 4,    /* unit_forget_bias (LSTM) */
+    RNN_RESET = 5,  /* reset_after (GRU) */
+    RNN_ZERO = 6,   /* zero_output_for_mask: masked steps output 0 (Bidirectional forces it with
+                       return_sequences, as Keras does) */
+    RNN_OWNED = 7   /* 1 once a wrapper owns the layer: it may no longer be called by itself */
+};
+
+/* SimpleRNN, LSTM or GRU? */
+bool loom_is_rnn_op(const loom_op *op);
+
+/* Builds a layer held by a wrapper: as op->build, but an RNN's "owned" guard does not apply. */
+loom_status loom_wrapped_build(loom_layer *inner, int n_in, const loom_shape *in, loom_shape *out,
+                               loom_error *err);
+
+#endif

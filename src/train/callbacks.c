@@ -1,0 +1,268 @@
+/* callbacks.c — C hooks and the Keras callbacks EarlyStopping, ReduceLROnPlateau and
+ * TerminateOnNaN, with Keras 3's rules for improvement, patience and cooldown. */
+#include "core/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { CB_HOOK, CB_EARLY_STOPPING, CB_REDUCE_LR, CB_TERMINATE_ON_NAN, CB_CHECKPOINT } cb_kind;
+
+struct loom_callback {
+    cb_kind kind;
+    loom_hook on_batch, on_epoch;
+    void *user;
+    char monitor[LOOM_LOG_KEY_MAX];
+    bool maximize;
+    float min_delta;
+    int patience;
+    bool restore_best;
+    float factor, min_lr;
+    int cooldown;
+    char *path;              /* checkpoint */
+    bool save_best_only;
+    long save_every_steps;
+    /* state of one fit */
+    int wait, cooldown_counter, stopped_epoch;
+    float best;
+    float *best_weights;
+};
+
+static loom_callback *cb_new(cb_kind kind) {
+    loom_callback *cb = calloc(1, sizeof *cb);
+    if (cb) {
+        cb->kind = kind;
+        cb->stopped_epoch = -1;
+    }
+    return cb;
+}
+
+/* Keras "auto": accuracies and AUCs are maximised, everything else minimised. */
+static bool auto_maximize(const char *monitor, loom_monitor_mode mode) {
+    if (mode == LOOM_MODE_MAX) return true;
+    if (mode == LOOM_MODE_MIN) return false;
+    return strstr(monitor, "acc") != NULL || strstr(monitor, "auc") != NULL;
+}
+
+loom_callback *loom_hook_callback(loom_hook on_batch, loom_hook on_epoch, void *user) {
+    loom_callback *cb = cb_new(CB_HOOK);
+    if (!cb) return NULL;
+    cb->on_batch = on_batch;
+    cb->on_epoch = on_epoch;
+    cb->user = user;
+    return cb;
+}
+
+loom_callback *loom_early_stopping(const char *monitor, float min_delta, int patience,
+                                   loom_monitor_mode mode, int restore_best_weights) {
+    if (patience < 0 || !isfinite(min_delta)) return NULL;
+    loom_callback *cb = cb_new(CB_EARLY_STOPPING);
+    if (!cb) return NULL;
+    snprintf(cb->monitor, sizeof cb->monitor, "%s", monitor ? monitor : "val_loss");
+    cb->maximize = auto_maximize(cb->monitor, mode);
+    cb->min_delta = fabsf(min_delta);
+    cb->patience = patience;
+    cb->restore_best = restore_best_weights != 0;
+    return cb;
+}
+
+loom_callback *loom_reduce_lr_on_plateau(const char *monitor, float factor, int patience,
+                                         loom_monitor_mode mode, float min_delta, int cooldown,
+                                         float min_lr) {
+    /* Keras refuses factor >= 1 ("does not support a factor >= 1.0"). */
+    if (!(factor > 0 && factor < 1) || patience < 0 || cooldown < 0 || !(min_lr >= 0) || !isfinite(min_delta))
+        return NULL;
+    loom_callback *cb = cb_new(CB_REDUCE_LR);
+    if (!cb) return NULL;
+    snprintf(cb->monitor, sizeof cb->monitor, "%s", monitor ? monitor : "val_loss");
+    cb->maximize = auto_maximize(cb->monitor, mode);
+    cb->factor = factor;
+    cb->patience = patience;
+    cb->min_delta = fabsf(min_delta);
+    cb->cooldown = cooldown;
+    cb->min_lr = min_lr;
+    return cb;
+}
+
+loom_callback *loom_terminate_on_nan(void) { return cb_new(CB_TERMINATE_ON_NAN); }
+
+loom_callback *loom_model_checkpoint(const char *path, const char *monitor, loom_monitor_mode mode,
+                                     int save_best_only, long save_every_steps) {
+    if (!path || !path[0] || save_every_steps < 0) return NULL;
+    loom_callback *cb = cb_new(CB_CHECKPOINT);
+    if (!cb) return NULL;
+    cb->path = strdup(path);
+    if (!cb->path) {
+        free(cb);
+        return NULL;
+    }
+    snprintf(cb->monitor, sizeof cb->monitor, "%s", monitor ? monitor : "val_loss");
+    cb->maximize = auto_maximize(cb->monitor, mode);
+    cb->save_best_only = save_best_only != 0;
+    cb->save_every_steps = save_every_steps;
+    return cb;
+}
+
+/* Saves to the callback's path with "{epoch}" replaced by the 1-based epoch. */
+static loom_status checkpoint_save(loom_model *m, loom_callback *cb, int epoch) {
+    char path[4096];
+    const char *mark = strstr(cb->path, "{epoch}");
+    if (mark)
+        snprintf(path, sizeof path, "%.*s%d%s", (int)(mark - cb->path), cb->path, epoch + 1, mark + 7);
+    else
+        snprintf(path, sizeof path, "%s", cb->path);
+    loom_status s = loom_model_save(m, path);
+    if (s) {
+        cb->stopped_epoch = epoch;
+        m->stop_training = true;
+    }
+    return s;
+}
+
+void loom_callback_free(loom_callback *cb) {
+    if (!cb) return;
+    free(cb->path);
+    free(cb->best_weights);
+    free(cb);
+}
+
+int loom_callback_stopped_epoch(const loom_callback *cb) { return cb ? cb->stopped_epoch : -1; }
+
+void loom_callbacks_begin(loom_model *m, loom_callback *const *cbs, int n) {
+    (void)m;
+    for (int i = 0; i < n; i++) {
+        loom_callback *cb = cbs[i];
+        if (!cb) continue;
+        cb->wait = 0;
+        cb->cooldown_counter = 0;
+        cb->stopped_epoch = -1;
+        cb->best = cb->maximize ? -INFINITY : INFINITY;
+        free(cb->best_weights);
+        cb->best_weights = NULL;
+    }
+}
+
+static loom_status hook_result(loom_model *m, loom_callback *cb, int rc, int epoch, const char *where) {
+    if (rc == 0) return LOOM_OK;
+    cb->stopped_epoch = epoch;
+    m->stop_training = true;
+    if (rc == 1) return LOOM_OK;
+    return loom_set_error(&m->err, LOOM_ERR_CALLBACK, "the %s hook returned %d at epoch %d: training stopped",
+                          where, rc, epoch + 1);
+}
+
+loom_status loom_callbacks_batch_end(loom_model *m, loom_callback *const *cbs, int n, int epoch,
+                                     int batch, const loom_logs *logs) {
+    for (int i = 0; i < n; i++) {
+        loom_callback *cb = cbs[i];
+        if (cb && cb->kind == CB_CHECKPOINT && cb->save_every_steps > 0 && m->iterations % cb->save_every_steps == 0) {
+            loom_status s = checkpoint_save(m, cb, epoch);
+            if (s) return s;
+        }
+        if (!cb || cb->kind != CB_HOOK || !cb->on_batch) continue;
+        loom_status s = hook_result(m, cb, cb->on_batch(m, epoch, batch, logs, cb->user), epoch, "batch");
+        if (s) return s;
+    }
+    return LOOM_OK;
+}
+
+static bool improved(const loom_callback *cb, float current, float reference) {
+    return cb->maximize ? current - cb->min_delta > reference : current + cb->min_delta < reference;
+}
+
+static void early_stopping_epoch(loom_model *m, loom_callback *cb, int epoch, float current) {
+    if (cb->restore_best && !cb->best_weights) {
+        /* Keras: when no epoch improved yet, the first weights are the best. */
+        cb->best_weights = malloc((m->n_params ? m->n_params : 1) * sizeof(float));
+        if (cb->best_weights) memcpy(cb->best_weights, m->params, m->n_params * sizeof(float));
+    }
+    cb->wait++;
+    if (improved(cb, current, cb->best)) {
+        cb->best = current;
+        if (cb->restore_best && cb->best_weights)
+            memcpy(cb->best_weights, m->params, m->n_params * sizeof(float));
+        cb->wait = 0;
+        return;
+    }
+    if (cb->wait >= cb->patience && epoch > 0) {
+        cb->stopped_epoch = epoch;
+        m->stop_training = true;
+        if (cb->restore_best && cb->best_weights)
+            memcpy(m->params, cb->best_weights, m->n_params * sizeof(float));
+    }
+}
+
+static void reduce_lr_epoch(loom_model *m, loom_callback *cb, float current) {
+    if (cb->cooldown_counter > 0) {
+        cb->cooldown_counter--;
+        cb->wait = 0;
+    }
+    bool better = cb->maximize ? current > cb->best + cb->min_delta : current < cb->best - cb->min_delta;
+    if (better) {
+        cb->best = current;
+        cb->wait = 0;
+    } else if (cb->cooldown_counter <= 0) {
+        cb->wait++;
+        if (cb->wait >= cb->patience) {
+            float lr = loom_current_lr(m);
+            if (lr > cb->min_lr) {
+                float next = lr * cb->factor;
+                loom_set_learning_rate(m, next > cb->min_lr ? next : cb->min_lr);
+                cb->cooldown_counter = cb->cooldown;
+                cb->wait = 0;
+            }
+        }
+    }
+}
+
+loom_status loom_callbacks_epoch_end(loom_model *m, loom_callback *const *cbs, int n, int epoch,
+                                     const loom_logs *logs) {
+    for (int i = 0; i < n; i++) {
+        loom_callback *cb = cbs[i];
+        if (!cb) continue;
+        if (cb->kind == CB_HOOK) {
+            if (!cb->on_epoch) continue;
+            loom_status s = hook_result(m, cb, cb->on_epoch(m, epoch, -1, logs, cb->user), epoch, "epoch");
+            if (s) return s;
+            continue;
+        }
+        if (cb->kind == CB_TERMINATE_ON_NAN) continue;
+        if (cb->kind == CB_CHECKPOINT) {
+            if (cb->save_every_steps > 0) continue;
+            if (cb->save_best_only) {
+                float current = loom_logs_get(logs, cb->monitor);
+                if (isnan(current) || !improved(cb, current, cb->best)) continue;
+                cb->best = current;
+            }
+            loom_status s = checkpoint_save(m, cb, epoch);
+            if (s) return s;
+            continue;
+        }
+        /* A monitored key that is absent: Keras warns and goes on; loom goes on silently. */
+        float current = loom_logs_get(logs, cb->monitor);
+        if (isnan(current)) continue;
+        if (cb->kind == CB_EARLY_STOPPING) early_stopping_epoch(m, cb, epoch, current);
+        else reduce_lr_epoch(m, cb, current);
+    }
+    return LOOM_OK;
+}
+
+void loom_callbacks_end(loom_model *m, loom_callback *const *cbs, int n) {
+    (void)m;
+    for (int i = 0; i < n; i++)
+        if (cbs[i]) {
+            free(cbs[i]->best_weights);
+            cbs[i]->best_weights = NULL;
+        }
+}
+
+bool loom_callbacks_want_nan_check(loom_callback *const *cbs, int n) {
+    for (int i = 0; i < n; i++)
+        if (cbs[i] && cbs[i]->kind == CB_TERMINATE_ON_NAN) return true;
+    return false;
+}
+
+void loom_callbacks_note_nan_stop(loom_callback *const *cbs, int n, int epoch) {
+    for (int i = 0; i < n; i++)
+        if (cbs[i] && cbs[i]->kind == CB_TERMINATE_ON_NAN) cbs[i]->stopped_epoch = epoch;
+}

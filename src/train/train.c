@@ -1,0 +1,540 @@
+/* train.c — the training step, fit, evaluate, predict and gradients.
+ *
+ * A step: forward (every output's loss, unweighted), total = sum_k w_k L_k + regularisation,
+ * one backward pass seeded with the weights, one optimizer update over the flat buffers.
+ * Logged values are running means over the epoch weighted by batch size (Keras's Mean), computed
+ * with the weights before each batch's update. Nothing is allocated inside a step. */
+#include "core/balance.h"
+#include "train/progbar.h"
+#include "optim/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- running logs */
+
+typedef struct epoch_logs {
+    int n;                  /* keys (train part) */
+    loom_running *run;      /* loss and per-output losses; metrics keep their own state */
+    float *values;          /* current values, train keys then val keys */
+} epoch_logs;
+
+static void logs_reset(loom_model *m, epoch_logs *e) {
+    memset(e->run, 0, (size_t)e->n * sizeof *e->run);
+    for (int i = 0; i < m->n_metrics; i++) loom_metric_reset(&m->metrics[i]);
+}
+
+/* Adds one batch: total, per-output losses, metric updates; then refreshes e->values[0..n). */
+static void logs_add_batch(loom_model *m, epoch_logs *e, int batch, float total, bool training) {
+    e->run[0].sum += (double)total * batch;
+    e->run[0].count += batch;
+    int key = 1 + m->n_metrics;
+    for (int k = 0; k < m->n_outputs && m->log_output_losses; k++) {
+        if (m->outputs[k].loss.kind == LOSS_NONE) continue;
+        e->run[key].sum += (double)m->outputs[k].loss_value * batch;
+        e->run[key].count += batch;
+        key++;
+    }
+    if (m->key_weights >= 0 && training)
+        for (int k = 0, key = m->key_weights; k < m->n_outputs; k++) {
+            if (m->outputs[k].loss.kind == LOSS_NONE) continue;
+            e->run[key].sum += (double)m->outputs[k].effective_weight * batch;
+            e->run[key].count += batch;
+            key++;
+        }
+    if (m->key_diag >= 0 && training && m->balance->diag_measured) {
+        int pairs = m->balance->K * (m->balance->K - 1) / 2;
+        for (int p = 0; p < pairs; p++) {
+            e->run[m->key_diag + p].sum += m->balance->diag_cos[p];
+            e->run[m->key_diag + p].count += 1;
+        }
+    }
+    for (int i = 0; i < m->n_metrics; i++) {
+        loom_metric_impl *mt = &m->metrics[i];
+        loom_output *o = &m->outputs[mt->output];
+        const float *mask = m->order[o->pos].mask;
+        if (mask && o->rows_per_sample != (size_t)m->order[o->pos].node->out_shape.dims[0]) mask = NULL;
+        loom_metric_update(mt, o->target, m->order[o->pos].val, (size_t)batch * o->rows_per_sample, o->dim,
+                           o->loss.kind == LOSS_NONE ? o->dim : o->target_dim, mask);
+    }
+    for (int i = 0; i < e->n; i++) {
+        if (i >= 1 && i < 1 + m->n_metrics)
+            e->values[i] = loom_metric_result(&m->metrics[i - 1]);
+        else
+            e->values[i] = e->run[i].count ? (float)(e->run[i].sum / e->run[i].count) : NAN;
+    }
+}
+
+static loom_status logs_init(loom_model *m, epoch_logs *e, bool with_val) {
+    e->n = m->keys.n;
+    e->run = calloc((size_t)e->n, sizeof *e->run);
+    e->values = calloc((size_t)(with_val ? 2 * e->n : e->n), sizeof *e->values);
+    if (!e->run || !e->values) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory for logs");
+    return LOOM_OK;
+}
+
+static void logs_free(epoch_logs *e) {
+    free(e->run);
+    free(e->values);
+}
+
+/* ---------------------------------------------------------------- checks */
+
+static loom_status check_ready(loom_model *m, const char *what) {
+    if (!m->compiled)
+        return loom_set_error(&m->err, LOOM_ERR_STATE, "%s: the model must be compiled first (loom_compile)", what);
+    for (int k = 0; k < m->n_outputs; k++)
+        if (m->outputs[k].loss.kind != LOSS_NONE) return LOOM_OK;
+    return loom_set_error(&m->err, LOOM_ERR_STATE, "%s: no output has a loss", what);
+}
+
+static float weighted_total(const loom_model *m, float reg) {
+    double total = reg;
+    for (int k = 0; k < m->n_outputs; k++)
+        if (m->outputs[k].loss.kind != LOSS_NONE && m->outputs[k].weight != 0.0f)
+            total += (double)m->outputs[k].weight * m->outputs[k].loss_value;
+    return (float)total;
+}
+
+static loom_status nan_check(loom_model *m, float reg, int epoch, int batch) {
+    for (int k = 0; k < m->n_outputs; k++) {
+        loom_output *o = &m->outputs[k];
+        if (o->loss.kind != LOSS_NONE && !isfinite(o->loss_value))
+            return loom_set_error(&m->err, LOOM_ERR_NAN,
+                                  "TerminateOnNaN: the loss of output %s (%s) is %s at epoch %d, batch %d; "
+                                  "training stopped, the weights of the last good step are kept",
+                                  o->name, o->loss.name, isnan(o->loss_value) ? "NaN" : "infinite", epoch + 1, batch + 1);
+    }
+    if (!isfinite(reg))
+        return loom_set_error(&m->err, LOOM_ERR_NAN,
+                              "TerminateOnNaN: the regularisation penalty is not finite at epoch %d, batch %d",
+                              epoch + 1, batch + 1);
+    return LOOM_OK;
+}
+
+/* One training step on the batch already gathered into the arena. */
+static loom_status train_step(loom_model *m, int batch, bool check_nan, int epoch, int step, float *total) {
+    loom_status s;
+    if (loom_balance_active(m)) {
+        if ((s = loom_balance_step(m, batch, epoch, total, check_nan, nan_check, step))) return s;
+    } else {
+        uint64_t mask = loom_engine_active_mask(m);
+        float reg = 0;
+        if ((s = loom_engine_forward(m, batch, true, true, mask, &reg))) return s;
+        *total = weighted_total(m, reg);
+        if (check_nan && (s = nan_check(m, reg, epoch, step))) return s;
+        m->sgd_step = m->sgd_in_backward;
+        m->sgd_step_lr = loom_current_lr(m);
+        loom_engine_backward(m, batch, mask, true, NULL, m->grads);
+        m->sgd_step = false;
+        for (int k = 0; k < m->n_outputs; k++) m->outputs[k].effective_weight = m->outputs[k].weight;
+    }
+    loom_optimizer_apply(&m->opt, loom_current_lr(m), m->iterations, m->params, m->grads, m->slots,
+                         m->n_params, m->n_tensors, m->t_offset, m->t_size, m->t_active);
+    m->iterations++;
+    m->rng_step++;
+    return LOOM_OK;
+}
+
+/* ---------------------------------------------------------------- evaluate */
+
+/* Runs the bound data in batches without training; writes the epoch values of m->keys. */
+static loom_status evaluate_bound(loom_model *m, const loom_bound_data *d, int batch_size,
+                                  epoch_logs *e, loom_progbar *bar) {
+    logs_reset(m, e);
+    int steps = (int)((d->n + (size_t)batch_size - 1) / (size_t)batch_size);
+    for (int step = 0; step < steps; step++) {
+        size_t first = (size_t)step * batch_size;
+        int b = (int)(d->n - first < (size_t)batch_size ? d->n - first : (size_t)batch_size);
+        loom_engine_gather(m, d, NULL, first, b);
+        float reg = 0;
+        loom_status s = loom_engine_forward(m, b, false, true, 0, &reg);
+        if (s) return s;
+        logs_add_batch(m, e, b, weighted_total(m, reg), false);
+        if (bar)
+            loom_progbar_update(bar, step + 1, loom_eval_key_count(m), m->key_ptrs, e->values, step + 1 == steps);
+    }
+    return LOOM_OK;
+}
+
+/* The per-call APIs (evaluate, predict, train_on_batch, gradient queries) bind their data into
+ * the model's own binding and keep their running logs in the model's buffers, so a user's own
+ * training loop allocates nothing per step either. */
+static epoch_logs call_logs(loom_model *m) { return (epoch_logs){m->keys.n, m->call_run, m->keys.values}; }
+
+/* Binds one batch (all of `data`), plans the arena for it and gathers it; *n: its size. */
+static loom_status bind_batch(loom_model *m, const loom_data *data, const char *what, int *n) {
+    loom_bound_data *d = &m->call_data;
+    loom_status s = loom_bind_fill(m, data, true, what, d);
+    if (s) return s;
+    if (d->n > (size_t)1 << 30) return loom_set_error(&m->err, LOOM_ERR_DATA, "%s: batch too large", what);
+    if ((s = loom_engine_plan(m, (int)d->n))) return s;
+    *n = (int)d->n;
+    loom_engine_gather(m, d, NULL, 0, *n);
+    return LOOM_OK;
+}
+
+/* A gradient query's forward: training mode (dropout on, batch statistics), but
+ * BatchNormalization's moving statistics stay put — a query changes no part of the model. */
+static loom_status query_forward(loom_model *m, const loom_data *data, const char *what, uint64_t mask, int *n) {
+    loom_status s = bind_batch(m, data, what, n);
+    if (s) return s;
+    m->freeze_state = true;
+    s = loom_engine_forward(m, *n, true, true, mask, NULL);
+    m->freeze_state = false;
+    return s;
+}
+
+loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, int verbose,
+                          loom_history **result) {
+    if (result) *result = NULL;
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_status s = check_ready(m, "evaluate");
+    if (s) return s;
+    if (batch_size <= 0) batch_size = 32;
+    loom_bound_data *d = &m->call_data;
+    if ((s = loom_bind_fill(m, data, true, "evaluate", d))) return s;
+    int plan = d->n < (size_t)batch_size ? (int)d->n : batch_size;
+    epoch_logs e = call_logs(m);
+    if (!(s = loom_engine_plan(m, plan))) {
+        loom_progbar bar;
+        loom_progbar_init(&bar, stdout, (int)((d->n + (size_t)batch_size - 1) / (size_t)batch_size), verbose);
+        s = evaluate_bound(m, d, batch_size, &e, verbose ? &bar : NULL);
+        if (!s && result) {
+            *result = loom_history_create(loom_eval_key_count(m), m->keys.keys, 0);
+            if (!*result || loom_history_append(*result, e.values))
+                s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "evaluate: out of memory");
+        }
+    }
+    return s;
+}
+
+/* ---------------------------------------------------------------- predict */
+
+loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_size, float *const *outputs) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    if (!outputs) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "predict: outputs is NULL");
+    if (batch_size <= 0) batch_size = 32;
+    loom_data data = {n_x, x, 0, NULL, 0, NULL};
+    loom_bound_data *d = &m->call_data;
+    loom_status s = loom_bind_fill(m, &data, false, "predict", d);
+    if (s) return s;
+    int plan = d->n < (size_t)batch_size ? (int)d->n : batch_size;
+    if (!(s = loom_engine_plan(m, plan))) {
+        for (size_t first = 0; first < d->n && !s; first += (size_t)batch_size) {
+            int b = (int)(d->n - first < (size_t)batch_size ? d->n - first : (size_t)batch_size);
+            loom_engine_gather(m, d, NULL, first, b);
+            s = loom_engine_forward(m, b, false, false, 0, NULL);
+            for (int k = 0; k < m->n_outputs && !s; k++)
+                if (outputs[k])
+                    memcpy(outputs[k] + first * m->outputs[k].size, m->order[m->outputs[k].pos].val,
+                           (size_t)b * m->outputs[k].size * sizeof(float));
+        }
+    }
+    return s;
+}
+
+/* ---------------------------------------------------------------- one batch */
+
+loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *logs_out, int max_logs, int *n_logs) {
+    if (n_logs) *n_logs = 0;
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_status s = check_ready(m, "train_on_batch");
+    if (s) return s;
+    int n = 0;
+    if ((s = bind_batch(m, batch, "train_on_batch", &n))) return s;
+    epoch_logs e = call_logs(m);
+    float total;
+    logs_reset(m, &e);
+    if (!(s = train_step(m, n, false, 0, 0, &total))) {
+        logs_add_batch(m, &e, n, total, true);
+        int k = e.n < max_logs ? e.n : max_logs;
+        if (logs_out)
+            for (int i = 0; i < k; i++) logs_out[i] = e.values[i];
+        if (n_logs) *n_logs = logs_out ? k : 0;
+    }
+    return s;
+}
+
+loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs, const char *const *outputs,
+                           float *grad, float *losses) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    if (!grad) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "gradients: grad is NULL");
+    loom_status s = check_ready(m, "gradients");
+    if (s) return s;
+    uint64_t mask = 0;
+    bool with_reg = n_outputs == 0;
+    if (n_outputs == 0) mask = loom_engine_active_mask(m);
+    for (int i = 0; i < n_outputs; i++) {
+        int k = outputs ? loom_model_output_index(m, outputs[i]) : -1;
+        if (k < 0) return outputs ? LOOM_ERR_NAME : loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "gradients: outputs is NULL");
+        if (m->outputs[k].loss.kind == LOSS_NONE)
+            return loom_set_error(&m->err, LOOM_ERR_STATE, "gradients: output %s has no loss", outputs[i]);
+        mask |= 1ULL << k;
+    }
+    int n = 0;
+    if ((s = query_forward(m, batch, "gradients", mask, &n))) return s;
+    loom_engine_backward(m, n, mask, with_reg, NULL, grad);
+    if (losses)
+        for (int k = 0; k < m->n_outputs; k++) losses[k] = m->outputs[k].loss_value;
+    return LOOM_OK;
+}
+
+loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weighted, float *const *grads,
+                                float *losses) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    if (!grads) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "loss_gradients: grads is NULL");
+    loom_status s = check_ready(m, "loss_gradients");
+    if (s) return s;
+    uint64_t mask = 0;
+    float ones[LOOM_MAX_OUTPUTS];
+    for (int k = 0; k < m->n_outputs; k++) {
+        ones[k] = 1.0f;
+        if (m->outputs[k].loss.kind != LOSS_NONE) mask |= 1ULL << k;
+    }
+    int n = 0;
+    if ((s = query_forward(m, batch, "loss_gradients", mask, &n))) return s;
+    /* one forward, then one backward per loss into its own buffer */
+    for (int k = 0; k < m->n_outputs; k++) {
+        if (!grads[k]) continue;
+        if (mask >> k & 1)
+            loom_engine_backward(m, n, 1ULL << k, false, weighted ? NULL : ones, grads[k]);
+        else
+            memset(grads[k], 0, m->n_params * sizeof(float));
+    }
+    if (losses)
+        for (int k = 0; k < m->n_outputs; k++) losses[k] = m->outputs[k].loss_value;
+    return LOOM_OK;
+}
+
+/* ---------------------------------------------------------------- fit */
+
+loom_fit_options loom_fit_defaults(void) {
+    loom_fit_options o;
+    memset(&o, 0, sizeof o);
+    o.batch_size = 32;
+    o.epochs = 1;
+    o.shuffle = 1;
+    return o;
+}
+
+/* Fisher-Yates from a counter-based stream: the permutation depends only on (seed, epoch). */
+static void shuffle_indices(size_t *idx, size_t n, uint64_t seed, int epoch) {
+    for (size_t i = 0; i < n; i++) idx[i] = i;
+    uint64_t key = loom_hash64(seed, 0x5EED0000ULL + (uint64_t)epoch);
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(loom_hash64(key, i) % i);
+        size_t t = idx[i - 1];
+        idx[i - 1] = idx[j];
+        idx[j] = t;
+    }
+}
+
+static loom_status check_fit_options(loom_model *m, const loom_fit_options *o) {
+    if (o->batch_size <= 0) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "fit: batch_size must be > 0, got %d", o->batch_size);
+    if (o->epochs < 0 || o->initial_epoch < 0)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "fit: epochs (%d) and initial_epoch (%d) must be >= 0", o->epochs, o->initial_epoch);
+    if (!(o->validation_split >= 0 && o->validation_split < 1))
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "fit: validation_split must be in [0, 1), got %g", (double)o->validation_split);
+    if (o->n_callbacks < 0 || (o->n_callbacks && !o->callbacks))
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "fit: bad callback list");
+    return LOOM_OK;
+}
+
+/* Where training batches come from: arrays (shuffled per epoch) or a user batch function. */
+typedef struct batch_source {
+    const loom_bound_data *arrays;
+    size_t *idx;
+    loom_batch_fn fn;
+    void *user;
+    loom_bound_data bound; /* the generator's batch, bound without allocating */
+    int steps;
+} batch_source;
+
+/* Gathers the next training batch into the arena; *b receives its size. */
+static loom_status next_batch(loom_model *m, batch_source *src, int epoch, int step, int bs, int *b) {
+    if (src->arrays) {
+        size_t first = (size_t)step * bs, n = src->arrays->n;
+        *b = (int)(n - first < (size_t)bs ? n - first : (size_t)bs);
+        loom_engine_gather(m, src->arrays, src->idx + first, 0, *b);
+        return LOOM_OK;
+    }
+    loom_data batch;
+    memset(&batch, 0, sizeof batch);
+    int rc = src->fn(epoch, step, bs, &batch, src->user);
+    if (rc)
+        return loom_set_error(&m->err, LOOM_ERR_CALLBACK,
+                              "the batch function returned %d at epoch %d, step %d: training stopped", rc, epoch + 1, step + 1);
+    loom_status s = loom_bind_fill(m, &batch, true, "batch function", &src->bound);
+    if (s) return s;
+    if (src->bound.n > (size_t)bs)
+        return loom_set_error(&m->err, LOOM_ERR_DATA, "batch function: epoch %d, step %d gave %zu samples, more than batch_size %d",
+                              epoch + 1, step + 1, src->bound.n, bs);
+    *b = (int)src->bound.n;
+    loom_engine_gather(m, &src->bound, NULL, 0, *b);
+    return LOOM_OK;
+}
+
+/* The epoch loop shared by loom_fit and loom_fit_generator. */
+static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_data *val, bool has_val,
+                            const loom_fit_options *o, int plan, loom_history **history) {
+    FILE *out = o->out ? o->out : stdout;
+    int bs = o->batch_size;
+    int vbs = o->validation_batch_size > 0 ? o->validation_batch_size : bs;
+    if (has_val && val->n < (size_t)vbs) vbs = (int)val->n;
+    if (has_val && vbs > plan) plan = vbs;
+    loom_status s = LOOM_OK;
+    epoch_logs e = {0}, ve = {0};
+    loom_history *h = NULL;
+    char (*all_keys)[LOOM_LOG_KEY_MAX] = calloc((size_t)(2 * m->keys.n), sizeof *all_keys);
+    const char **all_ptrs = calloc((size_t)(2 * m->keys.n), sizeof *all_ptrs);
+    if (!all_keys || !all_ptrs) {
+        s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
+        goto out;
+    }
+    if ((s = loom_engine_plan(m, plan)) || (s = logs_init(m, &e, has_val)) || (has_val && (s = logs_init(m, &ve, false))))
+        goto out;
+    int n_val = has_val ? loom_eval_key_count(m) : 0; /* val_ keys: what evaluation produces */
+    for (int i = 0; i < m->keys.n; i++) snprintf(all_keys[i], LOOM_LOG_KEY_MAX, "%s", m->keys.keys[i]);
+    for (int i = 0; i < n_val; i++)
+        snprintf(all_keys[m->keys.n + i], LOOM_LOG_KEY_MAX, "val_%.*s", LOOM_LOG_KEY_MAX - 5, m->keys.keys[i]);
+    for (int i = 0; i < m->keys.n + n_val; i++) all_ptrs[i] = all_keys[i];
+    h = loom_history_create(m->keys.n, m->keys.keys, n_val);
+    if (!h) {
+        s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
+        goto out;
+    }
+    if (history) *history = h;
+
+    int n_keys_all = m->keys.n + n_val;
+    loom_logs batch_logs = {m->keys.n, m->keys.keys, e.values};
+    loom_logs epoch_view = {n_keys_all, all_keys, e.values};
+    bool check_nan = loom_callbacks_want_nan_check(o->callbacks, o->n_callbacks);
+    int steps = src->steps;
+    m->stop_training = false;
+    loom_callbacks_begin(m, o->callbacks, o->n_callbacks);
+    for (int epoch = o->initial_epoch; epoch < o->epochs && !s && !m->stop_training; epoch++) {
+        if (o->verbose) loom_progbar_epoch_header(out, epoch, o->epochs);
+        loom_progbar bar;
+        loom_progbar_init(&bar, out, steps, o->verbose);
+        logs_reset(m, &e);
+        if (src->arrays) {
+            if (o->shuffle) shuffle_indices(src->idx, src->arrays->n, o->seed, epoch);
+            else for (size_t i = 0; i < src->arrays->n; i++) src->idx[i] = i;
+        }
+        for (int step = 0; step < steps && !s && !m->stop_training; step++) {
+            int b = 0;
+            float total;
+            if ((s = next_batch(m, src, epoch, step, bs, &b))) break;
+            s = train_step(m, b, check_nan, epoch, step, &total);
+            if (s == LOOM_ERR_NAN) {
+                loom_callbacks_note_nan_stop(o->callbacks, o->n_callbacks, epoch);
+                if (o->verbose) fprintf(out, "\n%s\n", m->err.msg);
+                break;
+            }
+            if (s) break;
+            logs_add_batch(m, &e, b, total, true);
+            bool last = step + 1 == steps;
+            if (!(last && has_val)) loom_progbar_update(&bar, step + 1, m->keys.n, m->key_ptrs, e.values, last);
+            s = loom_callbacks_batch_end(m, o->callbacks, o->n_callbacks, epoch, step, &batch_logs);
+        }
+        if (s) break;
+        if (has_val) {
+            if ((s = evaluate_bound(m, val, vbs, &ve, NULL))) break;
+            memcpy(e.values + m->keys.n, ve.values, (size_t)n_val * sizeof(float));
+            loom_progbar_update(&bar, steps, n_keys_all, all_ptrs, e.values, true);
+        }
+        m->epochs_done = epoch + 1;
+        if (loom_history_append(h, e.values) || loom_history_append_keyed(m->log, n_keys_all, all_ptrs, e.values)) {
+            s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory for the history");
+            break;
+        }
+        s = loom_callbacks_epoch_end(m, o->callbacks, o->n_callbacks, epoch, &epoch_view);
+    }
+    loom_callbacks_end(m, o->callbacks, o->n_callbacks);
+out:
+    if (!history) loom_history_free(h);
+    free(all_keys);
+    free(all_ptrs);
+    logs_free(&e);
+    logs_free(&ve);
+    return s;
+}
+
+loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_options *opt, loom_history **history) {
+    if (history) *history = NULL;
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
+    loom_fit_options o = opt ? *opt : loom_fit_defaults();
+    loom_status s = check_ready(m, "fit");
+    if (s || (s = check_fit_options(m, &o))) return s;
+
+    loom_bound_data train, val;
+    memset(&val, 0, sizeof val);
+    if ((s = loom_bind(m, data, true, "fit", &train))) return s;
+    bool has_val = false;
+    if (o.validation_data) {
+        if ((s = loom_bind(m, o.validation_data, true, "fit: validation data", &val))) goto out;
+        has_val = true;
+    } else if (o.validation_split > 0) {
+        /* Keras: the last fraction, taken before shuffling; split_at = ceil(n * (1 - split)). */
+        size_t split_at = (size_t)ceil((double)train.n * (1.0 - (double)o.validation_split));
+        if (split_at == 0 || split_at >= train.n) {
+            s = loom_set_error(&m->err, LOOM_ERR_DATA,
+                               "fit: validation_split %g of %zu samples leaves an empty training or validation set",
+                               (double)o.validation_split, train.n);
+            goto out;
+        }
+        if ((s = loom_bind_alloc(m, &val))) goto out;
+        val.n = train.n - split_at;
+        for (int i = 0; i < m->n_inputs; i++) val.x[i] = train.x[i] + split_at * m->order[m->input_pos[i]].size;
+        for (int k = 0; k < m->n_outputs; k++) {
+            if (train.y[k]) val.y[k] = train.y[k] + split_at * m->outputs[k].target_size;
+            if (train.sw[k]) val.sw[k] = train.sw[k] + split_at;
+        }
+        train.n = split_at;
+        has_val = true;
+    }
+    batch_source src;
+    memset(&src, 0, sizeof src);
+    src.arrays = &train;
+    src.steps = (int)((train.n + (size_t)o.batch_size - 1) / (size_t)o.batch_size);
+    src.idx = malloc(train.n * sizeof *src.idx);
+    if (!src.idx) s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
+    else s = fit_core(m, &src, &val, has_val, &o, train.n < (size_t)o.batch_size ? (int)train.n : o.batch_size, history);
+    free(src.idx);
+out:
+    loom_unbind(&train);
+    loom_unbind(&val);
+    return s;
+}
+
+loom_status loom_fit_generator(loom_model *m, loom_batch_fn next, void *user, int steps_per_epoch,
+                               const loom_fit_options *opt, loom_history **history) {
+    if (history) *history = NULL;
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
+    loom_fit_options o = opt ? *opt : loom_fit_defaults();
+    loom_status s = check_ready(m, "fit_generator");
+    if (s || (s = check_fit_options(m, &o))) return s;
+    if (!next || steps_per_epoch < 1)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "fit_generator: needs a batch function and steps_per_epoch >= 1 (got %d)",
+                              steps_per_epoch);
+    if (o.validation_split > 0)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT,
+                              "fit_generator: validation_split needs arrays; give validation_data instead");
+    loom_bound_data val;
+    memset(&val, 0, sizeof val);
+    bool has_val = o.validation_data != NULL;
+    if (has_val && (s = loom_bind(m, o.validation_data, true, "fit_generator: validation data", &val))) return s;
+    batch_source src;
+    memset(&src, 0, sizeof src);
+    src.fn = next;
+    src.user = user;
+    src.steps = steps_per_epoch;
+    if (!(s = loom_bind_alloc(m, &src.bound))) s = fit_core(m, &src, &val, has_val, &o, o.batch_size, history);
+    loom_unbind(&src.bound);
+    loom_unbind(&val);
+    return s;
+}
