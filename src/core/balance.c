@@ -59,6 +59,15 @@ static uint64_t tensor_reach(const loom_model *m, int t) {
     return r;
 }
 
+loom_status loom_balance_log_keys(loom_model *m) {
+    const loom_balance_state *b = m->balance;
+    bool scheduled = false;
+    for (int k = 0; k < m->n_outputs; k++) scheduled |= m->outputs[k].has_schedule;
+    bool show_weights = (b && b->cfg.kind != LOOM_BALANCE_STATIC) || scheduled;
+    bool diag = b && b->cfg.diagnostics_every > 0;
+    return loom_log_keys_build(m, show_weights, diag ? b->K : 0, diag ? b->out_of : NULL);
+}
+
 loom_status loom_balance_setup(loom_model *m, const loom_balance *cfg) {
     loom_balance_free(m->balance);
     m->balance = NULL;
@@ -150,7 +159,7 @@ loom_status loom_set_loss_weight_schedule(loom_model *m, const char *output, con
     if (!s) {
         bool had = m->outputs[k].has_schedule;
         m->outputs[k].has_schedule = false;
-        if (had && m->compiled && loom_compile_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
+        if (had && m->compiled && loom_balance_log_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
         return LOOM_OK;
     }
     loom_mtl_schedule ms;
@@ -173,7 +182,7 @@ loom_status loom_set_loss_weight_schedule(loom_model *m, const char *output, con
     m->outputs[k].schedule_by_epoch = s->by_epoch != 0;
     m->outputs[k].has_schedule = true;
     /* the effective weights join the logs */
-    if (!had && m->compiled && loom_compile_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
+    if (!had && m->compiled && loom_balance_log_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
     return LOOM_OK;
 }
 

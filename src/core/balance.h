@@ -35,6 +35,8 @@ struct loom_balance_state {
 /* Validates the settings and allocates the per-loss buffers (compile time). */
 loom_status loom_balance_setup(loom_model *m, const loom_balance *cfg);
 void loom_balance_free(loom_balance_state *b);
+/* (Re)builds the model's log keys for its compile settings and balancing method. */
+loom_status loom_balance_log_keys(loom_model *m);
 /* Is the balanced step needed (a method or a weight schedule)? */
 bool loom_balance_active(const loom_model *m);
 /* Forward, the balanced gradient into m->grads (regularisation included) and m->t_active;

@@ -1,5 +1,5 @@
 /* compile.c — resolving loss=, loss_weights=, metrics= and optimizer= against the model's
- * outputs, as keras.Model.compile does (spec section 1), and the log keys that follow. */
+ * outputs, as keras.Model.compile does (spec section 1). */
 #include "core/balance.h"
 #include "layers/layers.h"
 #include "optim/optim.h"
@@ -60,21 +60,6 @@ static bool is_softmax_or_sigmoid_head(const loom_model *m, const loom_output *o
     if (sn->n_consumers != 0) return false; /* another layer reads the probabilities */
     *act = L->activation;
     return true;
-}
-
-static loom_status add_key(loom_logs *keys, const char *name) {
-    char (*k)[LOOM_LOG_KEY_MAX] = realloc(keys->keys, (size_t)(keys->n + 1) * sizeof *k);
-    if (!k) return LOOM_ERR_MEMORY;
-    keys->keys = k;
-    snprintf(keys->keys[keys->n], LOOM_LOG_KEY_MAX, "%s", name);
-    keys->n++;
-    return LOOM_OK;
-}
-
-static bool key_taken(const loom_logs *keys, const char *name) {
-    for (int i = 0; i < keys->n; i++)
-        if (strcmp(keys->keys[i], name) == 0) return true;
-    return false;
 }
 
 static loom_status compile_losses(loom_model *m, const loom_compile_config *cfg) {
@@ -179,63 +164,6 @@ static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg
     return LOOM_OK;
 }
 
-loom_status loom_compile_keys(loom_model *m) {
-    free(m->keys.keys);
-    free(m->keys.values);
-    memset(&m->keys, 0, sizeof m->keys);
-    int with_loss = 0;
-    for (int k = 0; k < m->n_outputs; k++) with_loss += m->outputs[k].loss.kind != LOSS_NONE;
-    m->log_output_losses = with_loss > 1;
-    if (add_key(&m->keys, "loss")) return LOOM_ERR_MEMORY;
-    for (int i = 0; i < m->n_metrics; i++) {
-        loom_metric_impl *mt = &m->metrics[i];
-        /* collisions get _1, _2 as in Keras */
-        char base[LOOM_LOG_KEY_MAX];
-        snprintf(base, sizeof base, "%s", mt->log_name);
-        for (int d = 1; key_taken(&m->keys, mt->log_name); d++)
-            snprintf(mt->log_name, sizeof mt->log_name, "%.100s_%d", base, d);
-        if (add_key(&m->keys, mt->log_name)) return LOOM_ERR_MEMORY;
-    }
-    if (m->log_output_losses)
-        for (int k = 0; k < m->n_outputs; k++) {
-            if (m->outputs[k].loss.kind == LOSS_NONE) continue;
-            char key[LOOM_LOG_KEY_MAX];
-            snprintf(key, sizeof key, "%s_loss", m->outputs[k].name);
-            if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
-        }
-    /* with balancing or weight schedules: the effective weight of every loss, then diagnostics */
-    m->key_weights = m->key_diag = -1;
-    bool scheduled = false;
-    for (int k = 0; k < m->n_outputs; k++) scheduled |= m->outputs[k].has_schedule;
-    if ((m->balance && m->balance->cfg.kind != LOOM_BALANCE_STATIC) || scheduled) {
-        m->key_weights = m->keys.n;
-        for (int k = 0; k < m->n_outputs; k++) {
-            if (m->outputs[k].loss.kind == LOSS_NONE) continue;
-            char key[LOOM_LOG_KEY_MAX];
-            snprintf(key, sizeof key, "%s_weight", m->outputs[k].name);
-            if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
-        }
-    }
-    if (m->balance && m->balance->cfg.diagnostics_every > 0) {
-        m->key_diag = m->keys.n;
-        const loom_balance_state *b = m->balance;
-        for (int i = 0; i < b->K; i++)
-            for (int j = i + 1; j < b->K; j++) {
-                char key[LOOM_LOG_KEY_MAX];
-                snprintf(key, sizeof key, "grad_cos/%.60s~%.60s", m->outputs[b->out_of[i]].name, m->outputs[b->out_of[j]].name);
-                if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
-            }
-    }
-    m->keys.values = calloc((size_t)m->keys.n, sizeof *m->keys.values);
-    free(m->key_ptrs);
-    m->key_ptrs = malloc((size_t)m->keys.n * sizeof *m->key_ptrs);
-    free(m->call_run);
-    m->call_run = calloc((size_t)m->keys.n, sizeof *m->call_run);
-    if (!m->keys.values || !m->key_ptrs || !m->call_run) return LOOM_ERR_MEMORY;
-    for (int i = 0; i < m->keys.n; i++) m->key_ptrs[i] = m->keys.keys[i];
-    return LOOM_OK;
-}
-
 /* How each layer's weight gradients are made.
  * - dw_sole: a Dense layer called once writes its gradients whole in its backward (its products
  *   overwrite them), so nothing zeroes them first; other layers add to zeroed ones.
@@ -286,7 +214,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
         return loom_set_error(&m->err, s, "%s", msg);
     }
     if ((s = loom_balance_setup(m, &cfg->balance))) return s;
-    if (loom_compile_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
+    if (loom_balance_log_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
     m->opt = cfg->optimizer;
     plan_weight_gradients(m);
     loom_floats_free(m->slots);
@@ -347,9 +275,3 @@ loom_status loom_set_learning_rate(loom_model *m, float lr) {
 }
 
 long loom_iterations(const loom_model *m) { return m ? m->iterations : 0; }
-
-int loom_eval_key_count(const loom_model *m) {
-    if (m->key_weights >= 0) return m->key_weights;
-    if (m->key_diag >= 0) return m->key_diag;
-    return m->keys.n;
-}

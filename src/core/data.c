@@ -6,13 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void loom_unbind(loom_bound_data *d) {
-    free(d->x);
-    free(d->y);
-    free(d->sw);
-    memset(d, 0, sizeof *d);
-}
-
 static loom_status check_n(loom_model *m, const char *what, const char *kind, const char *name,
                            size_t n, size_t *expected) {
     if (!n) return loom_set_error(&m->err, LOOM_ERR_DATA, "%s: %s %s has no samples", what, kind, name);
@@ -21,18 +14,6 @@ static loom_status check_n(loom_model *m, const char *what, const char *kind, co
         return loom_set_error(&m->err, LOOM_ERR_DATA,
                               "%s: %s %s has %zu samples but the data before it has %zu", what, kind,
                               name, n, *expected);
-    return LOOM_OK;
-}
-
-loom_status loom_bind_alloc(loom_model *m, loom_bound_data *d) {
-    memset(d, 0, sizeof *d);
-    d->x = calloc((size_t)m->n_inputs, sizeof *d->x);
-    d->y = calloc((size_t)m->n_outputs, sizeof *d->y);
-    d->sw = calloc((size_t)m->n_outputs, sizeof *d->sw);
-    if (!d->x || !d->y || !d->sw) {
-        loom_unbind(d);
-        return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory binding data");
-    }
     return LOOM_OK;
 }
 

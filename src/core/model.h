@@ -160,29 +160,35 @@ uint64_t loom_engine_active_mask(const loom_model *m);
 void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
                         int batch);
 
+/* model.c: a binding's per-input/output pointer arrays, allocated once (the model keeps one for the
+ * per-call APIs) and freed with loom_unbind. */
+loom_status loom_bind_alloc(loom_model *m, loom_bound_data *d);
+void loom_unbind(loom_bound_data *d);
+
 /* data.c */
 /* Binds loom_data by name/position to the model's inputs and outputs, checking counts and names.
  * need_targets: targets required for every output with a loss. Allocates d's arrays; free with
  * loom_unbind. what: "training data", "validation data"... used in messages. */
 loom_status loom_bind(loom_model *m, const loom_data *data, bool need_targets, const char *what,
                       loom_bound_data *d);
-void loom_unbind(loom_bound_data *d);
-/* The two halves of loom_bind: allocate the per-input/output pointer arrays once, then fill them
- * from a loom_data as often as needed (no allocation: a generator's batches are bound this way). */
-loom_status loom_bind_alloc(loom_model *m, loom_bound_data *d);
+/* The second half of loom_bind: fills arrays made by loom_bind_alloc from a loom_data, as often as
+ * needed (no allocation: a generator's batches are bound this way). */
 loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targets, const char *what,
                            loom_bound_data *d);
 
-/* train.c */
+/* compile.c: the learning rate of the next step (schedule or override) */
 float loom_current_lr(const loom_model *m);
-/* compile.c: (re)builds the log keys from the compile settings */
-loom_status loom_compile_keys(loom_model *m);
+
+/* log_keys.c: (re)builds the log keys from the compile settings: the effective weights when
+ * show_weights, the gradient cosines of every pair of the n_tasks outputs task_output[] when
+ * n_tasks > 0 (core/balance.c decides both). */
+loom_status loom_log_keys_build(loom_model *m, bool show_weights, int n_tasks, const int *task_output);
+/* Keys that evaluation produces (the training-only effective weights and diagnostics excluded). */
+int loom_eval_key_count(const loom_model *m);
 
 /* history.c */
 /* A history with n_keys keys followed by "val_" copies of the first n_val of them. */
 loom_history *loom_history_create(int n_keys, char (*keys)[LOOM_LOG_KEY_MAX], int n_val);
-/* Keys that evaluation produces (the training-only effective weights and diagnostics excluded). */
-int loom_eval_key_count(const loom_model *m);
 loom_status loom_history_append(loom_history *h, const float *values);
 /* Appends one epoch given as (keys, values) of another history layout: keys it lacks get NaN,
  * new keys are added (earlier epochs NaN). */

@@ -152,6 +152,37 @@ static bool conv_config(const loom_layer *L, cJSON *c) {
     return false;
 }
 
+/* TimeDistributed: its config holds the wrapped layer's own, written and read with the per-layer
+ * functions below, so any class loom can save may be wrapped. */
+static bool time_distributed_config(const loom_layer *L, cJSON *c, loom_error *err) {
+    const loom_layer *inner = L->inner[0];
+    cJSON *cfg = loom_layer_config_json(inner, err);
+    cJSON *o = cfg ? cJSON_CreateObject() : NULL;
+    if (!o) {
+        cJSON_Delete(cfg);
+        return false;
+    }
+    cJSON_AddStringToObject(o, "module", "keras.layers");
+    cJSON_AddStringToObject(o, "class_name", inner->op->class_name);
+    cJSON_AddItemToObject(o, "config", cfg);
+    cJSON_AddNullToObject(o, "registered_name");
+    return cJSON_AddItemToObject(c, "layer", o);
+}
+
+static loom_layer *time_distributed_from_config(loom_graph *g, const char *name, const cJSON *c, const char *what,
+                                                loom_error *err) {
+    const char *shown = name ? name : "time_distributed";
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(c, "layer");
+    const cJSON *icfg = cJSON_GetObjectItemCaseSensitive(o, "config");
+    const char *cls = loom_json_str(o, "class_name"), *iname = loom_json_str(icfg, "name");
+    if (!cls || !cJSON_IsObject(icfg)) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: %s (TimeDistributed): the config has no wrapped layer", what, shown);
+        return NULL;
+    }
+    loom_layer *inner = loom_layer_from_config_json(g, cls, iname, icfg, what, false, err);
+    return inner ? loom_time_distributed(g, name, inner) : NULL;
+}
+
 cJSON *loom_layer_config_json(const loom_layer *L, loom_error *err) {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "name", L->name);
@@ -182,6 +213,12 @@ cJSON *loom_layer_config_json(const loom_layer *L, loom_error *err) {
         /* no configuration */
     } else if (conv_config(L, c)) {
         /* a convolution, pooling or spatial layer */
+    } else if (op == &loom_op_time_distributed) {
+        if (!time_distributed_config(L, c, err)) {
+            cJSON_Delete(c);
+            if (!err->code) loom_set_error(err, LOOM_ERR_MEMORY, "layer %s: out of memory", L->name);
+            return NULL;
+        }
     } else if (op->save_config && op->load_config) {
         if (!op->save_config(L, c)) {
             cJSON_Delete(c);
@@ -356,7 +393,7 @@ static bool conv_from_json(loom_graph *g, const char *cls, const char *name, con
 static const loom_op *const SELF_DESCRIBING[] = {
     &loom_op_multi_head_attention, &loom_op_batch_normalization, &loom_op_layer_normalization, &loom_op_embedding,
     &loom_op_permute, &loom_op_repeat_vector, &loom_op_simple_rnn, &loom_op_lstm, &loom_op_gru,
-    &loom_op_bidirectional, &loom_op_time_distributed, NULL};
+    &loom_op_bidirectional, NULL};
 
 static const loom_op *op_by_class(const char *cls) {
     for (size_t i = 0; SELF_DESCRIBING[i]; i++)
@@ -407,6 +444,9 @@ loom_layer *loom_layer_from_config_json(loom_graph *g, const char *cls, const ch
         int dims[LOOM_MAX_RANK];
         int rank = int_array_from(cJSON_GetObjectItemCaseSensitive(c, "target_shape"), dims, LOOM_MAX_RANK);
         L = loom_reshape(g, name, rank, dims);
+    } else if (strcmp(cls, "TimeDistributed") == 0) {
+        L = time_distributed_from_config(g, name, c, what, err);
+        if (!L && err->code) return NULL;
     } else if ((op = op_by_class(cls)) != NULL) {
         L = op->load_config(g, name, c);
     } else if (!conv_from_json(g, cls, name, c, act, &L)) {

@@ -13,6 +13,9 @@
 #include <cblas.h>
 #endif
 
+/* The tests' switch that sends every AVX-512 path of loom to its scalar twin (avx512.h). */
+bool loom_avx512_off = false;
+
 /* The portable product (also the reference the fast path is tested against).
  * i-k-j order keeps the inner loop contiguous in B and C for the untransposed case. */
 void loom_sgemm_portable(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
@@ -121,6 +124,7 @@ static void sgemm_one(bool ta, bool tb, int M, int N, int K, float alpha, const 
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
 /* one 8 x 8 block: rows r[0..8) of src (stride lds) become columns of dst (stride ldd) */
 __attribute__((target("avx"))) static void transpose_8x8_avx(const float *src, size_t lds, float *dst, size_t ldd) {
     __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),

@@ -13,7 +13,6 @@
  *
  * TimeDistributed: inner[0] runs once on batch*steps samples of shape (in[1:]); its weights keep
  * their names. The mask passes through (the inner layer sees none). */
-#include "io/model_json.h"
 #include "layers/rnn.h"
 
 #include <cjson/cJSON.h>
@@ -401,43 +400,6 @@ static void td_backward(const loom_layer *L, const loom_op_ctx *c) {
     L->inner[0]->op->backward(L->inner[0], &ic);
 }
 
-/* The wrapped layer is written and read with model_json.c's per-layer functions, so any class
- * loom can save may be wrapped. */
-static bool td_save_config(const loom_layer *L, void *obj) {
-    const loom_layer *inner = L->inner[0];
-    loom_error err = {0};
-    cJSON *cfg = loom_layer_config_json(inner, &err);
-    cJSON *o = cfg ? cJSON_CreateObject() : NULL;
-    if (!o) {
-        cJSON_Delete(cfg);
-        return false;
-    }
-    cJSON_AddStringToObject(o, "module", "keras.layers");
-    cJSON_AddStringToObject(o, "class_name", inner->op->class_name);
-    cJSON_AddItemToObject(o, "config", cfg);
-    cJSON_AddNullToObject(o, "registered_name");
-    return cJSON_AddItemToObject((cJSON *)obj, "layer", o);
-}
-
-static loom_layer *td_load_config(loom_graph *g, const char *name, const void *obj) {
-    const cJSON *c = obj;
-    if (!g || g->err.code) return NULL;
-    const char *shown = name ? name : "time_distributed";
-    const char *cls, *iname;
-    const cJSON *icfg;
-    if (!inner_parts(c, "layer", &cls, &iname, &icfg)) {
-        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (TimeDistributed): the config has no wrapped layer", shown);
-        return NULL;
-    }
-    loom_error err = {0};
-    loom_layer *inner = loom_layer_from_config_json(g, cls, iname, icfg, shown, false, &err);
-    if (!inner) {
-        if (!g->err.code) loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s", err.msg);
-        return NULL;
-    }
-    return loom_time_distributed(g, name, inner);
-}
-
 const loom_op loom_op_time_distributed = {
     .class_name = "TimeDistributed",
     .base_name = "time_distributed",
@@ -449,8 +411,10 @@ const loom_op loom_op_time_distributed = {
     .backward = td_backward,
     .mask_mode = LOOM_MASK_KEEP,
     .make_mask = NULL,
-    .save_config = td_save_config,
-    .load_config = td_load_config,
+    /* Its config holds the wrapped layer's, which the model-file code writes and reads for any
+     * class (io/model_json.c), so the hooks are there rather than here. */
+    .save_config = NULL,
+    .load_config = NULL,
 };
 
 loom_layer *loom_time_distributed(loom_graph *g, const char *name, loom_layer *inner) {

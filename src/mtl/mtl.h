@@ -40,6 +40,10 @@ loom_status loom_mtl_combine(int K, size_t P, const float *G, const double *c, f
  * call it; exposed for callers that build M themselves. */
 loom_status loom_mtl_check_gram(int K, const double *M, const char *who, loom_error *err);
 
+/* K in 1..LOOM_MTL_MAX_TASKS, and the K values of v finite; messages name `who` and `what`. */
+loom_status loom_mtl_check_tasks(int K, const char *who, loom_error *err);
+loom_status loom_mtl_check_finite(int K, const double *v, const char *who, const char *what, loom_error *err);
+
 /* sum_i w_i L_i: the static-weight total (spec section 2). */
 double loom_mtl_weighted_sum(int K, const double *w, const double *L);
 

@@ -1,6 +1,5 @@
 /* mtl_gradient.c — gradient-combination methods as pure functions of the Gram matrix M:
- * PCGrad, MGDA (and MGDA-UB's Gram), CAGrad, Nash-MTL, plus the Gram/update helpers and norm
- * clipping. Each returns coefficients c with shared update sum_j c_j g_j.
+ * PCGrad, MGDA (and MGDA-UB's Gram), CAGrad, Nash-MTL, and norm clipping. Each returns coefficients c with shared update sum_j c_j g_j.
  * Spec: multi-task-balancing.md sections 0 and 8-11. No allocation: K <= 16 lives on the stack. */
 #include "mtl/mtl.h"
 
@@ -55,39 +54,6 @@ static void project_simplex(int K, const double *y, double *out) {
         }
     }
     for (int i = 0; i < K; i++) out[i] = y[i] - theta > 0 ? y[i] - theta : 0;
-}
-
-/* ---------------------------------------------------------------- Gram and update */
-
-loom_status loom_mtl_gram(int K, size_t P, const float *G, double *M, loom_error *err) {
-    if (K < 1 || K > MAXK)
-        return loom_set_error(err, LOOM_ERR_ARGUMENT, "Gram: %d tasks, expected 1..%d", K, MAXK);
-    if (!G || !M) return loom_set_error(err, LOOM_ERR_ARGUMENT, "Gram: NULL gradients or output");
-    for (int i = 0; i < K; i++) {
-        for (int j = i; j < K; j++) {
-            const float *gi = G + (size_t)i * P, *gj = G + (size_t)j * P;
-            double s = 0;
-            for (size_t p = 0; p < P; p++) s += (double)gi[p] * (double)gj[p];
-            M[i * K + j] = M[j * K + i] = s;
-        }
-    }
-    return LOOM_OK;
-}
-
-loom_status loom_mtl_combine(int K, size_t P, const float *G, const double *c, float *out,
-                             loom_error *err) {
-    if (K < 1 || K > MAXK)
-        return loom_set_error(err, LOOM_ERR_ARGUMENT, "combine: %d tasks, expected 1..%d", K, MAXK);
-    if (!G || !c || !out) return loom_set_error(err, LOOM_ERR_ARGUMENT, "combine: NULL argument");
-    for (int j = 0; j < K; j++)
-        if (!isfinite(c[j]))
-            return loom_set_error(err, LOOM_ERR_DATA, "combine: coefficient %d is not finite", j);
-    for (size_t p = 0; p < P; p++) {
-        double s = 0;
-        for (int j = 0; j < K; j++) s += c[j] * (double)G[(size_t)j * P + p];
-        out[p] = (float)s;
-    }
-    return LOOM_OK;
 }
 
 /* ---------------------------------------------------------------- PCGrad */

@@ -1,6 +1,6 @@
 /* mtl_weights.c — loss-weighting methods that act on the losses (schedules, uncertainty
- * weighting, GradNorm, DWA, RLW) and the gradient-conflict diagnostics. Pure functions, no
- * allocation; the spec is multi-task-balancing.md sections 2-7 and 12. */
+ * weighting, GradNorm, DWA, RLW). Pure functions, no allocation; the spec is
+ * multi-task-balancing.md sections 2-7. */
 #include "mtl/mtl.h"
 
 #include <math.h>
@@ -8,60 +8,6 @@
 
 #define MAXK LOOM_MTL_MAX_TASKS
 #define PI 3.14159265358979323846
-
-static loom_status check_k(int K, const char *who, loom_error *err) {
-    if (K < 1 || K > MAXK)
-        return loom_set_error(err, LOOM_ERR_ARGUMENT, "%s: %d tasks, expected 1..%d", who, K, MAXK);
-    return LOOM_OK;
-}
-
-static loom_status check_finite(int K, const double *v, const char *who, const char *what,
-                                loom_error *err) {
-    if (!v) return loom_set_error(err, LOOM_ERR_ARGUMENT, "%s: %s is NULL", who, what);
-    for (int i = 0; i < K; i++)
-        if (!isfinite(v[i]))
-            return loom_set_error(err, LOOM_ERR_DATA, "%s: %s[%d] is not finite", who, what, i);
-    return LOOM_OK;
-}
-
-loom_status loom_mtl_check_gram(int K, const double *M, const char *who, loom_error *err) {
-    loom_status st = check_k(K, who, err);
-    if (st) return st;
-    if (!M) return loom_set_error(err, LOOM_ERR_ARGUMENT, "%s: Gram matrix is NULL", who);
-    for (int i = 0; i < K; i++) {
-        for (int j = 0; j < K; j++)
-            if (!isfinite(M[i * K + j]))
-                return loom_set_error(err, LOOM_ERR_DATA, "%s: Gram entry (%d, %d) is not finite",
-                                      who, i, j);
-        if (M[i * K + i] < 0)
-            return loom_set_error(err, LOOM_ERR_DATA,
-                                  "%s: Gram diagonal %d is negative (%g): not a Gram matrix", who,
-                                  i, M[i * K + i]);
-    }
-    return LOOM_OK;
-}
-
-double loom_mtl_weighted_sum(int K, const double *w, const double *L) {
-    double total = 0;
-    for (int i = 0; i < K; i++) total += w[i] * L[i];
-    return total;
-}
-
-loom_status loom_mtl_softmax(int K, const double *z, double sum_to, double *out, loom_error *err) {
-    loom_status st = check_k(K, "softmax", err);
-    if (!st) st = check_finite(K, z, "softmax", "z", err);
-    if (st) return st;
-    if (!out) return loom_set_error(err, LOOM_ERR_ARGUMENT, "softmax: output is NULL");
-    double zmax = z[0];
-    for (int i = 1; i < K; i++) zmax = z[i] > zmax ? z[i] : zmax;
-    double e[MAXK], sum = 0;
-    for (int i = 0; i < K; i++) {
-        e[i] = exp(z[i] - zmax);
-        sum += e[i];
-    }
-    for (int i = 0; i < K; i++) out[i] = sum_to * e[i] / sum;
-    return LOOM_OK;
-}
 
 /* ---------------------------------------------------------------- schedules */
 
@@ -209,9 +155,9 @@ double loom_mtl_schedule_value(const loom_mtl_schedule *s, double t) {
 
 loom_status loom_mtl_uw(int K, const double *L, const double *s, const loom_mtl_uw_kind *kind,
                         double *total, double *dtotal_ds, double *weight, loom_error *err) {
-    loom_status st = check_k(K, "uncertainty weighting", err);
-    if (!st) st = check_finite(K, L, "uncertainty weighting", "losses", err);
-    if (!st) st = check_finite(K, s, "uncertainty weighting", "log-variances", err);
+    loom_status st = loom_mtl_check_tasks(K, "uncertainty weighting", err);
+    if (!st) st = loom_mtl_check_finite(K, L, "uncertainty weighting", "losses", err);
+    if (!st) st = loom_mtl_check_finite(K, s, "uncertainty weighting", "log-variances", err);
     if (st) return st;
     if (!total) return loom_set_error(err, LOOM_ERR_ARGUMENT, "uncertainty weighting: total is NULL");
     double sum = 0, dsv[MAXK], wv[MAXK];
@@ -239,11 +185,11 @@ loom_status loom_mtl_gradnorm_step(int K, const double *w, const double *n, cons
                                    const double *L, double alpha, double lr, double eps,
                                    double *w_out, loom_mtl_gradnorm_info *info, loom_error *err) {
     const char *who = "GradNorm";
-    loom_status st = check_k(K, who, err);
-    if (!st) st = check_finite(K, w, who, "weights", err);
-    if (!st) st = check_finite(K, n, who, "gradient norms", err);
-    if (!st) st = check_finite(K, L0, who, "initial losses", err);
-    if (!st) st = check_finite(K, L, who, "losses", err);
+    loom_status st = loom_mtl_check_tasks(K, who, err);
+    if (!st) st = loom_mtl_check_finite(K, w, who, "weights", err);
+    if (!st) st = loom_mtl_check_finite(K, n, who, "gradient norms", err);
+    if (!st) st = loom_mtl_check_finite(K, L0, who, "initial losses", err);
+    if (!st) st = loom_mtl_check_finite(K, L, who, "losses", err);
     if (st) return st;
     if (!w_out) return loom_set_error(err, LOOM_ERR_ARGUMENT, "%s: output weights are NULL", who);
     if (!isfinite(alpha) || !isfinite(lr) || lr < 0)
@@ -291,7 +237,7 @@ loom_status loom_mtl_gradnorm_step(int K, const double *w, const double *n, cons
 loom_status loom_mtl_dwa(int K, int epoch, const double *L_prev1, const double *L_prev2, double T,
                          double *lambda, loom_error *err) {
     const char *who = "DWA";
-    loom_status st = check_k(K, who, err);
+    loom_status st = loom_mtl_check_tasks(K, who, err);
     if (st) return st;
     if (!lambda) return loom_set_error(err, LOOM_ERR_ARGUMENT, "%s: output is NULL", who);
     if (!(T > 0))
@@ -300,8 +246,8 @@ loom_status loom_mtl_dwa(int K, int epoch, const double *L_prev1, const double *
         for (int i = 0; i < K; i++) lambda[i] = 1;
         return LOOM_OK;
     }
-    st = check_finite(K, L_prev1, who, "losses of epoch e-1", err);
-    if (!st) st = check_finite(K, L_prev2, who, "losses of epoch e-2", err);
+    st = loom_mtl_check_finite(K, L_prev1, who, "losses of epoch e-1", err);
+    if (!st) st = loom_mtl_check_finite(K, L_prev2, who, "losses of epoch e-2", err);
     if (st) return st;
     double z[MAXK];
     for (int i = 0; i < K; i++) {
@@ -321,68 +267,9 @@ void loom_mtl_rlw_draw(int K, uint64_t key, uint64_t step, double *z) {
 
 loom_status loom_mtl_rlw(int K, uint64_t key, uint64_t step, double sum_to, double *lambda,
                          loom_error *err) {
-    loom_status st = check_k(K, "RLW", err);
+    loom_status st = loom_mtl_check_tasks(K, "RLW", err);
     if (st) return st;
     double z[MAXK];
     loom_mtl_rlw_draw(K, key, step, z);
     return loom_mtl_softmax(K, z, sum_to, lambda, err);
-}
-
-/* ---------------------------------------------------------------- diagnostics */
-
-double loom_mtl_cosine(double mii, double mij, double mjj, int *zero) {
-    if (!(mii > 0) || !(mjj > 0)) {
-        if (zero) *zero = 1;
-        return 0;
-    }
-    if (zero) *zero = 0;
-    double c = mij / sqrt(mii * mjj);
-    /* rounding can push |cos| of parallel vectors just past 1 */
-    return c > 1 ? 1 : (c < -1 ? -1 : c);
-}
-
-loom_status loom_mtl_diagnostics(int K, const double *M, int with_mgda, loom_mtl_diag *out,
-                                 loom_error *err) {
-    loom_status st = loom_mtl_check_gram(K, M, "diagnostics", err);
-    if (st) return st;
-    if (!out) return loom_set_error(err, LOOM_ERR_ARGUMENT, "diagnostics: output is NULL");
-    loom_mtl_diag d;
-    memset(&d, 0, sizeof d);
-    d.K = K;
-    double nmax = 0, nmin = INFINITY;
-    for (int i = 0; i < K; i++) {
-        d.norm[i] = sqrt(M[i * K + i]);
-        d.zero[i] = !(d.norm[i] > 0);
-        if (d.zero[i]) d.any_zero = 1;
-        nmax = d.norm[i] > nmax ? d.norm[i] : nmax;
-        nmin = d.norm[i] < nmin ? d.norm[i] : nmin;
-    }
-    d.norm_ratio = d.any_zero ? 0 : nmax / nmin;
-    d.min_cos = 1;
-    int pairs = 0, conflicts = 0;
-    for (int i = 0; i < K; i++) {
-        for (int j = 0; j < K; j++) {
-            int zero = 0;
-            double c = loom_mtl_cosine(M[i * K + i], M[i * K + j], M[j * K + j], &zero);
-            double ss = M[i * K + i] + M[j * K + j];
-            d.cos[i * K + j] = c;
-            d.gms[i * K + j] = ss > 0 ? 2 * d.norm[i] * d.norm[j] / ss : 0;
-            d.conflict[i * K + j] = c < 0;
-            if (i < j) {
-                pairs++;
-                conflicts += c < 0;
-                if (!zero && c < d.min_cos) d.min_cos = c;
-            }
-        }
-    }
-    d.conflict_share = pairs ? (double)conflicts / pairs : 0;
-    if (with_mgda) {
-        double alpha[MAXK];
-        loom_mtl_mgda_info info;
-        st = loom_mtl_mgda(K, M, LOOM_MTL_MGDA_PGD, 0, 0, alpha, &info, err);
-        if (st) return st;
-        d.mgda_d2 = info.d2;
-    }
-    *out = d;
-    return LOOM_OK;
 }

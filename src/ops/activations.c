@@ -73,8 +73,6 @@ LOOM_VECTOR_CLONES static void exp_nonpositive_all(float *restrict y, size_t n) 
     for (size_t i = 0; i < n; i++) y[i] = exp_nonpositive(y[i]);
 }
 
-bool loom_avx512_off = false;
-
 /* Rows of at most SOFTMAX_NARROW values sum their exponentials in float (at most 16 terms, one of
  * them exactly 1: a few ulp), wider rows in double. */
 #define SOFTMAX_NARROW 16
