@@ -3,6 +3,7 @@
 
     /usr/bin/python3 bench/run.py [--build build] [--repeats 9] [--models tiny,mnist-mlp,wide]
                                   [--threads 1,2] [--opts sgd,adam] [--markdown BENCHMARKS.md]
+                                  [--baseline OTHER_BUILD]
 
 For every (threads, optimizer, model) it starts loom_bench, torch_bench.py and sgemm_bench in turn,
 each `repeats` times in its own process (so peak resident memory is per framework), and reports the
@@ -12,6 +13,10 @@ ignores torch.set_num_threads), torch.set_num_threads, LOOM_NUM_THREADS; at 2 th
 also gets OMP_WAIT_POLICY=PASSIVE so its OpenMP pool does not fight OpenBLAS's. Both frameworks
 run OpenBLAS's best kernel for the CPU: OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (which this
 workplace sets to an older core type) are removed from the environment of every process.
+
+With --baseline, the loom_bench of another build (an earlier commit's, say) runs in the same
+rotation, and each cell also reports this build's step time over the baseline's: the way to show
+that a change does not slow loom down, within the same noise.
 """
 import argparse
 import os
@@ -91,6 +96,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--opts", default="sgd,adam")
     ap.add_argument("--markdown", default=None)
+    ap.add_argument("--baseline", default=None, help="another build folder whose loom_bench runs interleaved")
     args = ap.parse_args()
     loom = os.path.join(args.build, "loom_bench")
     sgemm = os.path.join(args.build, "sgemm_bench")
@@ -100,10 +106,13 @@ def main():
         for opt in args.opts.split(","):
             for model in args.models.split(","):
                 steps = STEPS[model]
-                lt, tt, lr, tr, st = [], [], [], [], []
+                lt, tt, lr, tr, st, bt = [], [], [], [], [], []
                 for _ in range(args.repeats):  # interleaved: loom, torch, sgemm, loom, torch, sgemm, ...
                     ms, rss = run([loom, model, opt, str(steps), "3"], env_for(threads, False))
                     lt.append(ms), lr.append(rss)
+                    if args.baseline:
+                        bt.append(run([os.path.join(args.baseline, "loom_bench"), model, opt, str(steps), "3"],
+                                      env_for(threads, False))[0])
                     ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), "3", str(threads)],
                                   env_for(threads, True))
                     tt.append(ms), tr.append(rss)
@@ -119,7 +128,11 @@ def main():
                            loom_sps=batch / l_ms * 1e3, torch_sps=batch / t_ms * 1e3,
                            loom_gf=fl / l_ms / 1e6, torch_gf=fl / t_ms / 1e6, sgemm_gf=fl / sg_ms / 1e6,
                            speedup=t_ms / l_ms, loom_rss=max(lr) / 1024, torch_rss=max(tr) / 1024)
+                row["baseline_ms"] = statistics.median(bt) if bt else float("nan")
                 rows.append(row)
+                if bt:
+                    print(f"{threads} thr {opt:4s} {model:9s}  baseline {row['baseline_ms']:9.3f} ms  "
+                          f"this build / baseline {l_ms / row['baseline_ms']:.3f}", flush=True)
                 print(f"{threads} thr {opt:4s} {model:9s}  loom {l_ms:9.3f} ms  torch {t_ms:9.3f} ms  "
                       f"x{row['speedup']:.2f}  loom {row['loom_gf']:.1f} GF/s (sgemm {row['sgemm_gf']:.1f})  "
                       f"RSS {row['loom_rss']:.0f} / {row['torch_rss']:.0f} MiB", flush=True)

@@ -50,12 +50,12 @@ int main(int argc, char **argv) {
             int in = layers[l].in, out = layers[l].out;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, out, in, 1, X, in, W, out, 0, Y, out);
             /* a small weight gradient of a narrow layer (under 16 units) loom issues transposed,
-             * dz^T.x, and turns the result back (src/gemm.c); the turning is not timed here */
+             * dz^T.x, and turns the result back (src/kernels/gemm.c); the turning is not timed here */
             if (out < 16 && in >= 16 && (double)in * out * B <= 1e6 && (size_t)in * out <= 4096)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1, Y, out, X, in, 0, W, in);
             else
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, B, 1, X, in, Y, out, 0, W, out);
-            /* loom issues a small dz.W^T untransposed after copying W^T (src/gemm.c: OpenBLAS's small
+            /* loom issues a small dz.W^T untransposed after copying W^T (src/kernels/gemm.c: OpenBLAS's small
              * kernels skip that case); the copy is loom's own work and not timed here */
             if (!layers[l].first && (double)B * in * out <= 1e6 && (size_t)in * out <= 4096)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1, Y, out, W, in, 0, X, in);

@@ -15,11 +15,11 @@ CC=${CC:-clang}
 OUT="$HERE/build"
 mkdir -p "$OUT/crashes"
 
-SRCS="$ROOT/src/ndarray.c $ROOT/src/npy.c $ROOT/src/npz.c $ROOT/src/idx.c $ROOT/src/csv.c"
+SRCS="$ROOT/src/io/ndarray.c $ROOT/src/io/npy.c $ROOT/src/io/npz.c $ROOT/src/io/idx.c $ROOT/src/io/csv.c"
 for t in $TARGETS; do
     echo "building fuzz_$t"
     # the model-file reader needs the whole library (and cJSON); the data readers only theirs
-    case $t in model) srcs=$(echo "$ROOT"/src/*.c); libs="-lcjson -lz -lm" ;; *) srcs=$SRCS; libs="-lz -lm" ;; esac
+    case $t in model) srcs=$(echo "$ROOT"/src/*/*.c); libs="-lcjson -lz -lm" ;; *) srcs=$SRCS; libs="-lz -lm" ;; esac
     $CC -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=undefined \
         -D_POSIX_C_SOURCE=200809L -I"$ROOT/include" -I"$ROOT/src" \
         "$HERE/fuzz_$t.c" $srcs $libs -o "$OUT/fuzz_$t" || exit 2

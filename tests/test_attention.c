@@ -1,4 +1,4 @@
-/* test_attention.c — MultiHeadAttention (src/layer_attention.c):
+/* test_attention.c — MultiHeadAttention (src/layers/layer_attention.c):
  *   - forward values against NumPy (tests/reference/mha_ref.txt, written by mha_ref.py from Keras
  *     3's einsum equations): self- and cross-attention, Tq != Tv, dq != dv, a separate key,
  *     causal (also with Tq > Tv), 1, 2 and 3 heads, with and without bias, query/value masks;

@@ -1,4 +1,4 @@
-/* test_conv.c — convolution and spatial layers (src/layer_conv.c, layer_pool.c, layer_spatial.c):
+/* test_conv.c — convolution and spatial layers (src/layers/layer_conv.c, layer_pool.c, layer_spatial.c):
  *   - forward values against PyTorch (tests/reference/conv_ref.txt, written by conv_ref.py) for
  *     Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, every pooling, UpSampling2D,
  *     ZeroPadding2D and Cropping2D, valid and same, strides, dilation, activations;

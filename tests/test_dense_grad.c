@@ -1,4 +1,4 @@
-/* test_dense_grad.c — the Dense op (src/layer_dense.c) on its own: forward against an
+/* test_dense_grad.c — the Dense op (src/layers/layer_dense.c) on its own: forward against an
  * independent double-precision computation, backward against central differences (op_harness.h)
  * for every activation, with and without bias, on rank-1 and rank-3 inputs (Dense maps the last
  * axis), and the fused contract: with dout_is_preact the incoming gradient is already dL/dz, so

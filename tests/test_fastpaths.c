@@ -1,7 +1,7 @@
 /* test_fastpaths.c — the fast paths give the plain path's results: OpenBLAS against the portable
  * product on every transpose case; the fused softmax + crossentropy against the logits form; any
- * thread count gives the same bits (products are cut into blocks by shape, src/gemm.c, and loom's
- * own loops split only independent outputs, src/parallel.c). */
+ * thread count gives the same bits (products are cut into blocks by shape, src/kernels/gemm.c, and loom's
+ * own loops split only independent outputs, src/kernels/parallel.c). */
 #include "check.h"
 #include "graph/graph.h"
 #include "ops/activations.h"
@@ -96,7 +96,7 @@ static void fused_softmax(void) {
     loom_model_free(fused), loom_model_free(logits);
 }
 
-/* The softmax's own vectorised exponential (src/activations.c) against a double-precision
+/* The softmax's own vectorised exponential (src/ops/activations.c) against a double-precision
  * softmax: within a few float roundings for every row length, over logits spread far enough
  * that some probabilities underflow; the largest gives the row's log-sum-exp as the fused
  * crossentropy computes it (max - log p_argmax); -inf gives 0 and NaN stays NaN. */
@@ -245,8 +245,8 @@ static loom_status fit_two_heads(loom_model *m, float *xs, float *yc, float *yd,
     return loom_fit(m, &data, &fo, NULL);
 }
 
-/* Big enough for loom_sgemm to cut every product of the step into blocks (src/gemm.c), and for
- * the gather to split a batch between threads (src/engine.c). */
+/* Big enough for loom_sgemm to cut every product of the step into blocks (src/kernels/gemm.c), and for
+ * the gather to split a batch between threads (src/core/engine.c). */
 enum { IN = 1024, MAX_PARAMS = 1 << 20 };
 static void train_with_threads(int threads, loom_optimizer opt, float *out, size_t *n_out) {
     CHECK_STATUS(loom_set_num_threads(threads), LOOM_OK);
@@ -453,7 +453,7 @@ static void pool_cases(void) {
 }
 
 /* A small CNN whose convolutions, poolings, activations, bias sums and optimizer update are all
- * large enough for loom's threads to split them (src/parallel.c, PAR_MIN_* in the layers). */
+ * large enough for loom's threads to split them (src/kernels/parallel.c, PAR_MIN_* in the layers). */
 static void train_cnn(float *out, size_t *n_out) {
     loom_graph *g = loom_graph_new(5);
     loom_tensor *x = loom_input(g, "x", 3, (int[]){16, 16, 3});

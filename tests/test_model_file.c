@@ -1,5 +1,5 @@
 /* test_model_file.c — loom's model files (loom_model_save / load / parse, loom_load_weights,
- * ModelCheckpoint) through the public API, plus the file layout documented in src/model_file.c
+ * ModelCheckpoint) through the public API, plus the file layout documented in src/io/model_file.c
  * (magic, version, tagged sections with CRC-32) to forge hostile files.
  *
  *  1. round trip of a model using every saveable layer class, every initialiser, every optimizer

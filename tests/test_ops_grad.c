@@ -8,9 +8,9 @@
 /* ---------------------------------------------------------------- test graph */
 
 #ifdef OPS_GRAD_STANDALONE
-/* STAND-IN FOR THE STANDALONE TEST BUILD ONLY (gcc with src/util.c and the op files, without
- * src/graph.c). The constructors call loom_graph_new_layer; this minimal version hands out zeroed
- * layers from a static pool. The library's real one lives in src/graph.c. */
+/* STAND-IN FOR THE STANDALONE TEST BUILD ONLY (gcc with src/base/util.c and the op files, without
+ * src/graph/graph.c). The constructors call loom_graph_new_layer; this minimal version hands out zeroed
+ * layers from a static pool. The library's real one lives in src/graph/graph.c. */
 static loom_layer standin_pool[64];
 static int standin_used;
 

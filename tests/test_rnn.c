@@ -1,4 +1,4 @@
-/* test_rnn.c — recurrent layers and wrappers (src/layer_rnn.c, src/layer_wrappers.c):
+/* test_rnn.c — recurrent layers and wrappers (src/layers/layer_rnn.c, src/layers/layer_wrappers.c):
  *   - forward values against PyTorch (tests/reference/rnn_ref.txt, written by rnn_ref.py):
  *     SimpleRNN, LSTM, GRU (reset_after and before), return_sequences on and off, go_backwards,
  *     masks (carried state and outputs), Bidirectional concat with and without masks;

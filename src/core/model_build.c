@@ -3,7 +3,6 @@
 #include "core/balance.h"
 #include "ops/init.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -150,8 +150,16 @@ static void input_backward(const loom_layer *L, const loom_op_ctx *c) {
     (void)c;
 }
 
-const loom_op loom_op_input = {"InputLayer", "input_layer", 0, 0, input_build, NULL,
-                               input_forward, input_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
+const loom_op loom_op_input = {
+    .class_name = "InputLayer",
+    .base_name = "input_layer",
+    .min_inputs = 0,
+    .max_inputs = 0,
+    .build = input_build,
+    .forward = input_forward,
+    .backward = input_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
 
 loom_tensor *loom_input(loom_graph *g, const char *name, int rank, const int *dims) {
     if (!g || g->err.code) return NULL;

@@ -422,10 +422,28 @@ static void conv_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
 }
 
-const loom_op loom_op_conv1d = {"Conv1D", "conv1d", 1, 1, conv_build, conv_scratch, conv_forward,
-                                conv_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
-const loom_op loom_op_conv2d = {"Conv2D", "conv2d", 1, 1, conv_build, conv_scratch, conv_forward,
-                                conv_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
+const loom_op loom_op_conv1d = {
+    .class_name = "Conv1D",
+    .base_name = "conv1d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = conv_build,
+    .scratch_size = conv_scratch,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
+const loom_op loom_op_conv2d = {
+    .class_name = "Conv2D",
+    .base_name = "conv2d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = conv_build,
+    .scratch_size = conv_scratch,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
 
 /* ---------------------------------------------------------------- Conv2DTranspose */
 
@@ -470,8 +488,17 @@ static void convt_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
 }
 
-const loom_op loom_op_conv2d_transpose = {"Conv2DTranspose", "conv2d_transpose", 1, 1, conv_build,
-                                          conv_scratch, convt_forward, convt_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
+const loom_op loom_op_conv2d_transpose = {
+    .class_name = "Conv2DTranspose",
+    .base_name = "conv2d_transpose",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = conv_build,
+    .scratch_size = conv_scratch,
+    .forward = convt_forward,
+    .backward = convt_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
 
 /* ---------------------------------------------------------------- DepthwiseConv2D */
 
@@ -542,8 +569,17 @@ static void dw_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
 }
 
-const loom_op loom_op_depthwise_conv2d = {"DepthwiseConv2D", "depthwise_conv2d", 1, 1, conv_build,
-                                          dw_scratch, dw_forward, dw_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
+const loom_op loom_op_depthwise_conv2d = {
+    .class_name = "DepthwiseConv2D",
+    .base_name = "depthwise_conv2d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = conv_build,
+    .scratch_size = dw_scratch,
+    .forward = dw_forward,
+    .backward = dw_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
 
 static bool is_conv1d(const loom_layer *L) { return L->op == &loom_op_conv1d; }
 static bool is_transpose(const loom_layer *L) { return L->op == &loom_op_conv2d_transpose; }

@@ -80,8 +80,17 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
     if (db) loom_column_sums(db, accumulate, step, dz, NULL, (size_t)rows, units, units);
 }
 
-const loom_op loom_op_dense = {"Dense", "dense", 1, 1, dense_build, dense_scratch, dense_forward,
-                               dense_backward, LOOM_MASK_KEEP, NULL, NULL, NULL};
+const loom_op loom_op_dense = {
+    .class_name = "Dense",
+    .base_name = "dense",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = dense_build,
+    .scratch_size = dense_scratch,
+    .forward = dense_forward,
+    .backward = dense_backward,
+    .mask_mode = LOOM_MASK_KEEP,
+};
 
 loom_dense_options loom_dense_defaults(void) {
     loom_dense_options o;

@@ -247,14 +247,48 @@ static void pool_backward(const loom_layer *L, const loom_op_ctx *c) {
     for_samples(L, c, pool_backward_samples);
 }
 
-const loom_op loom_op_max_pooling1d = {"MaxPooling1D", "max_pooling1d", 1, 1, pool_build, pool_scratch,
-                                       pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
-const loom_op loom_op_max_pooling2d = {"MaxPooling2D", "max_pooling2d", 1, 1, pool_build, pool_scratch,
-                                       pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
-const loom_op loom_op_average_pooling1d = {"AveragePooling1D", "average_pooling1d", 1, 1, pool_build,
-                                           NULL, pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
-const loom_op loom_op_average_pooling2d = {"AveragePooling2D", "average_pooling2d", 1, 1, pool_build,
-                                           NULL, pool_forward, pool_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
+const loom_op loom_op_max_pooling1d = {
+    .class_name = "MaxPooling1D",
+    .base_name = "max_pooling1d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = pool_build,
+    .scratch_size = pool_scratch,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
+const loom_op loom_op_max_pooling2d = {
+    .class_name = "MaxPooling2D",
+    .base_name = "max_pooling2d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = pool_build,
+    .scratch_size = pool_scratch,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
+const loom_op loom_op_average_pooling1d = {
+    .class_name = "AveragePooling1D",
+    .base_name = "average_pooling1d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = pool_build,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
+const loom_op loom_op_average_pooling2d = {
+    .class_name = "AveragePooling2D",
+    .base_name = "average_pooling2d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = pool_build,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
 
 static bool is_1d(const loom_layer *L) {
     return L->op == &loom_op_max_pooling1d || L->op == &loom_op_average_pooling1d;
@@ -330,16 +364,46 @@ static void global_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
 }
 
-const loom_op loom_op_global_average_pooling1d = {"GlobalAveragePooling1D", "global_average_pooling1d",
-                                                  1, 1, global_build, NULL, global_forward,
-                                                  global_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
-const loom_op loom_op_global_max_pooling1d = {"GlobalMaxPooling1D", "global_max_pooling1d", 1, 1,
-                                              global_build, NULL, global_forward, global_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
-const loom_op loom_op_global_average_pooling2d = {"GlobalAveragePooling2D", "global_average_pooling2d",
-                                                  1, 1, global_build, NULL, global_forward,
-                                                  global_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
-const loom_op loom_op_global_max_pooling2d = {"GlobalMaxPooling2D", "global_max_pooling2d", 1, 1,
-                                              global_build, NULL, global_forward, global_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
+const loom_op loom_op_global_average_pooling1d = {
+    .class_name = "GlobalAveragePooling1D",
+    .base_name = "global_average_pooling1d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = global_build,
+    .forward = global_forward,
+    .backward = global_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
+const loom_op loom_op_global_max_pooling1d = {
+    .class_name = "GlobalMaxPooling1D",
+    .base_name = "global_max_pooling1d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = global_build,
+    .forward = global_forward,
+    .backward = global_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
+const loom_op loom_op_global_average_pooling2d = {
+    .class_name = "GlobalAveragePooling2D",
+    .base_name = "global_average_pooling2d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = global_build,
+    .forward = global_forward,
+    .backward = global_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
+const loom_op loom_op_global_max_pooling2d = {
+    .class_name = "GlobalMaxPooling2D",
+    .base_name = "global_max_pooling2d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = global_build,
+    .forward = global_forward,
+    .backward = global_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
 
 static bool is_global_1d(const loom_layer *L) {
     return L->op == &loom_op_global_average_pooling1d || L->op == &loom_op_global_max_pooling1d;

@@ -68,8 +68,16 @@ static void up_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
 }
 
-const loom_op loom_op_upsampling2d = {"UpSampling2D", "up_sampling2d", 1, 1, up_build, NULL,
-                                      up_forward, up_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
+const loom_op loom_op_upsampling2d = {
+    .class_name = "UpSampling2D",
+    .base_name = "up_sampling2d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = up_build,
+    .forward = up_forward,
+    .backward = up_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
 
 /* ---------------------------------------------------------------- ZeroPadding2D / Cropping2D */
 
@@ -139,10 +147,26 @@ static void pad_backward(const loom_layer *L, const loom_op_ctx *c) {
                     small->dims[0], small->dims[1], C, top, left, pad, true);
 }
 
-const loom_op loom_op_zero_padding2d = {"ZeroPadding2D", "zero_padding2d", 1, 1, pad_build, NULL,
-                                        pad_forward, pad_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
-const loom_op loom_op_cropping2d = {"Cropping2D", "cropping2d", 1, 1, pad_build, NULL, pad_forward,
-                                    pad_backward, LOOM_MASK_DROP, NULL, NULL, NULL};
+const loom_op loom_op_zero_padding2d = {
+    .class_name = "ZeroPadding2D",
+    .base_name = "zero_padding2d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = pad_build,
+    .forward = pad_forward,
+    .backward = pad_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
+const loom_op loom_op_cropping2d = {
+    .class_name = "Cropping2D",
+    .base_name = "cropping2d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = pad_build,
+    .forward = pad_forward,
+    .backward = pad_backward,
+    .mask_mode = LOOM_MASK_DROP,
+};
 
 static bool is_padding(const loom_layer *L) { return L->op == &loom_op_zero_padding2d; }
 
