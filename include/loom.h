@@ -597,11 +597,14 @@ long loom_iterations(const loom_model *m);
 
 /* One array of n samples, bound to an input or output by name (or by position when name is NULL).
  * data holds n * (per-sample size) floats. For sparse_categorical_crossentropy the target is the
- * class index (as a float), one per row. Sample weights: n floats, one per sample. */
+ * class index (as a float), one per row. Sample weights: n floats, one per sample.
+ * count: the floats data holds (n x the per-sample size), so that binding can check the buffer
+ * against the input or target it is bound to. */
 typedef struct loom_array {
     const char *name;
     const float *data;
     size_t n;
+    size_t count;
 } loom_array;
 
 /* Inputs, targets and optional per-output sample weights. Targets may omit outputs that have no
