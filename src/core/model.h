@@ -22,7 +22,8 @@ typedef struct loom_step_node {
     float *mask;      /* batch x steps Keras mask, or NULL (a KEEP node shares its input's) */
     bool makes_mask;  /* the op computes the mask (LOOM_MASK_MAKE) into its own buffer */
     bool dw_sole;     /* a Dense layer's only call site: its backward writes the weights' gradients
-                         whole, so nothing zeroes them first (compile.c) */
+                         whole, so nothing zeroes them first (compile.c; the fast paths and what
+                         they gain are documented with loom_op_ctx in graph/graph.h) */
     bool sgd_update;  /* plain SGD updates this node's layer inside its backward (compile.c) */
     float **din;      /* n_in pointers, set per backward */
     const float **in; /* n_in pointers */

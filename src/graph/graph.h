@@ -16,7 +16,6 @@ typedef struct loom_op_ctx {
     int n_in;
     const float *const *in;      /* input values */
     float *const *din;           /* input gradients to ACCUMULATE into; din[i] NULL: not needed */
-    bool din_overwrite;          /* Dense only: din[0] holds no gradient yet, overwrite it */
     const loom_shape *in_shape;  /* per-sample input shapes */
     float *out;                  /* output values (forward writes) */
     float *dout;                 /* output gradient: backward reads it and may overwrite it (nothing
@@ -24,20 +23,44 @@ typedef struct loom_op_ctx {
     loom_shape out_shape;
     const float *w;              /* the layer's weights, contiguous in layer weight order */
     float *dw;                   /* their gradients, to ACCUMULATE into; NULL: not needed */
-    bool dw_overwrite;           /* Dense only: dw holds no gradient yet, overwrite it */
-    float *sgd_w;                /* instead of dw (Dense only, compile.c): apply plain SGD to the
-                                    weights here, w -= sgd_lr * gradient, after their last use */
-    float sgd_lr;
     float *scratch;              /* this call site's scratch (scratch_size floats) */
     int training;                /* dropout and friends */
     uint64_t rng_seed, rng_counter; /* an op that draws random numbers keys them with
                                        loom_hash64(rng_seed, rng_counter): unique per (model seed,
                                        step, node); hashed there, not for every node */
-    bool dout_is_preact;         /* backward: dout is dL/d(pre-activation) (fused loss) */
     float *state;                /* the layer's weights, writable: forward in training may update
                                     non-trainable state (BatchNormalization's moving statistics) */
     const float *in_mask;        /* Keras mask of input 0: batch x steps, 1 valid / 0 padded; NULL
                                     when the input carries none (recurrent layers skip padded steps) */
+
+    /* ---- Fast paths. Each one is a contract between the engine (core/engine.c, planned in
+     * core/compile.c) and the ops that honour it; every other op sees them false / NULL and keeps
+     * the plain rule (accumulate into din and dw, dout is dL/d(output)). Gains are medians of
+     * interleaved processes of bench/loom_bench at 1 thread, the path switched off against on
+     * (measured 2026-12-04 unless dated otherwise; the machine was busy, so only the clear ones
+     * count). */
+
+    /* The fused loss: dout already holds dL/d(pre-activation) of this node's final softmax or
+     * sigmoid, because the loss read the logits (crossentropy on logits: exact for confident rows,
+     * and no softmax backward). Honoured by Dense, the convolutions and Activation. This is also
+     * what keeps a confident crossentropy finite, so it is not only a speed path. */
+    bool dout_is_preact;
+    /* Dense only: din[0] holds no gradient yet (its lifetime starts at this node), so the dx
+     * product overwrites it (beta 0) instead of the engine zeroing it first.
+     * tiny Adam 1.27x slower without it; tiny SGD 1.04x; mnist-mlp within noise. */
+    bool din_overwrite;
+    /* Dense called once (dw_sole): dw holds no gradient yet, so the weight products overwrite it
+     * and nothing zeroes it first. tiny Adam 8.96 -> 8.66 us when added (commit 0a86eb3); 1.03x
+     * slower without it in the run above. */
+    bool dw_overwrite;
+    /* Dense called once without regularisers, under plain SGD (no momentum, clipping or decay):
+     * instead of writing dw the backward applies w -= sgd_lr * gradient to the weights at sgd_w,
+     * after their last use for dx. No gradient buffer is written (so its calloc'd pages stay
+     * untouched: wide's peak RSS 186 -> 105 MB) and no optimizer pass runs over it. tiny SGD
+     * 8.4 -> 7.9 us, mnist-mlp -4 % when added (commit b9f1e20); with dw_overwrite, tiny SGD
+     * 1.08x and mnist-mlp SGD 1.10x slower without them in the run above. */
+    float *sgd_w;
+    float sgd_lr;
 } loom_op_ctx;
 
 struct loom_layer;
