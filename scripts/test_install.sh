@@ -63,9 +63,10 @@ cc_flags="-std=c11 -Wall -Wextra -Wpedantic -Werror"
 # shellcheck disable=SC2046
 cc $cc_flags -o "$work/c_shared" "$work/train_tiny.c" $(pkg-config --cflags --libs loom) -Wl,-rpath,"$lib" ||
   fail "cc \$(pkg-config --cflags --libs loom) failed"
-static_libs=$(pkg-config --static --libs loom)
-# shellcheck disable=SC2086
-cc $cc_flags -o "$work/c_static" "$work/train_tiny.c" $(pkg-config --cflags loom) ${static_libs/-lloom/-Wl,-Bstatic -lloom -Wl,-Bdynamic} ||
+# the README's static link line
+# shellcheck disable=SC2046
+cc $cc_flags -o "$work/c_static" "$work/train_tiny.c" $(pkg-config --cflags loom) "$(pkg-config --variable=libdir loom)/libloom.a" \
+   $(pkg-config --static --libs loom | sed 's/-lloom//') ||
   fail "linking libloom.a with \$(pkg-config --static --libs loom) failed: is a library missing from Libs.private (cmake/install.cmake)?"
 readelf -d "$work/c_shared" | grep -q "NEEDED.*\[$soname\]" || fail "c_shared does not link $soname"
 if readelf -d "$work/c_static" | grep -q 'NEEDED.*libloom'; then fail "c_static links libloom.so"; fi

@@ -282,7 +282,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        /* the library's own version too: with the shared library the two can differ */
+        /* the header this program was compiled with, and the library it runs with */
         printf("loom %s (library %s)\n", LOOM_VERSION, loom_version());
         return 0;
     }
