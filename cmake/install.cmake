@@ -5,7 +5,7 @@
 #   lib/cmake/loom/loomConfig.cmake, loomConfigVersion.cmake, loomTargets*.cmake
 #                                         find_package(loom) -> loom::loom (shared), loom::loom_static
 #   bin/loom                              the program (when LOOM_BUILD_TOOLS)
-#   share/loom/digits.csv                 the demo's data, which bin/loom looks for there first
+#   share/loom/digits.csv, digits_diag.npz the demo's data (bin/loom looks there first)
 #   share/doc/loom/                       README, CHANGELOG, LICENSE, THIRD_PARTY
 # Included from CMakeLists.txt when LOOM_INSTALL is on.
 include(CMakePackageConfigHelpers)
@@ -19,7 +19,8 @@ install(TARGETS loom loom_shared EXPORT loomTargets
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/include/loom.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(TARGET loom_cli)
   install(TARGETS loom_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-  install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/data/digits.csv DESTINATION ${CMAKE_INSTALL_DATADIR}/loom)
+  install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/data/digits.csv ${CMAKE_CURRENT_SOURCE_DIR}/data/digits_diag.npz
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/loom)
 endif()
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/README.md ${CMAKE_CURRENT_SOURCE_DIR}/CHANGELOG.md
               ${CMAKE_CURRENT_SOURCE_DIR}/LICENSE ${CMAKE_CURRENT_SOURCE_DIR}/THIRD_PARTY.md

@@ -27,7 +27,7 @@ lib=$prefix/$libdir
 echo "-- installed files"
 for f in include/loom.h "$libdir/libloom.a" "$libdir/libloom.so" "$libdir/pkgconfig/loom.pc" \
          "$libdir/cmake/loom/loomConfig.cmake" "$libdir/cmake/loom/loomConfigVersion.cmake" \
-         bin/loom share/loom/digits.csv share/doc/loom/LICENSE share/doc/loom/THIRD_PARTY.md \
+         bin/loom share/loom/digits.csv share/loom/digits_diag.npz share/doc/loom/LICENSE share/doc/loom/THIRD_PARTY.md \
          share/doc/loom/CHANGELOG.md; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"
 done
