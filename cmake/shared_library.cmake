@@ -1,6 +1,7 @@
 # shared_library.cmake — libloom.so, made of the static library `loom` linked whole, so that every
 # source, include path, definition and dependency given to `loom` (CMakeLists.txt) is in both and
-# the sources are compiled once. Included from CMakeLists.txt right after `loom` is complete.
+# the sources are compiled once. Included from CMakeLists.txt after `loom` is defined; what is
+# added to `loom` later reaches libloom.so too (link dependencies are read at generate time).
 #
 # - The objects are position-independent (also what lets other shared libraries link libloom.a).
 #   -fno-semantic-interposition keeps GCC inlining and calling loom's own functions directly, as

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds loom three times (with OpenBLAS, with the portable matrix
 # product instead, and with AddressSanitizer + UndefinedBehaviorSanitizer) and runs every test in
-# each build.
+# each build; the first two are also installed into a temporary prefix and used from there by a C
+# and a C++ program (scripts/test_install.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
