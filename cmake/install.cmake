@@ -26,7 +26,25 @@ install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/README.md ${CMAKE_CURRENT_SOURCE_DIR}/
               ${CMAKE_CURRENT_SOURCE_DIR}/LICENSE ${CMAKE_CURRENT_SOURCE_DIR}/THIRD_PARTY.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
-# ---- CMake package: the targets, and a config that finds what the static library needs
+# ---- CMake package: the targets, and a config that finds what the static library needs.
+# The static library's link interface names some libraries by file (cJSON, libm, OpenBLAS): in the
+# package each becomes loom::system_NAME, which loomConfig.cmake finds again by name on the user's
+# machine (first where loom found it), so the package does not depend on this machine's paths.
+get_target_property(LOOM_LINK_INTERFACE loom INTERFACE_LINK_LIBRARIES)
+set(LOOM_EXPORTED_LINK_INTERFACE "")
+set(LOOM_SYSTEM_LIBRARIES "")
+foreach(dep ${LOOM_LINK_INTERFACE})
+  if(IS_ABSOLUTE "${dep}")
+    get_filename_component(dir ${dep} DIRECTORY)
+    get_filename_component(name ${dep} NAME_WE)
+    string(REGEX REPLACE "^lib" "" name ${name})
+    list(APPEND LOOM_EXPORTED_LINK_INTERFACE "$<BUILD_INTERFACE:${dep}>" "$<INSTALL_INTERFACE:loom::system_${name}>")
+    string(APPEND LOOM_SYSTEM_LIBRARIES "loom_system_library(${name} \"${dir}\")\n")
+  else()
+    list(APPEND LOOM_EXPORTED_LINK_INTERFACE "${dep}")
+  endif()
+endforeach()
+set_target_properties(loom PROPERTIES INTERFACE_LINK_LIBRARIES "${LOOM_EXPORTED_LINK_INTERFACE}")
 install(EXPORT loomTargets NAMESPACE loom:: DESTINATION ${LOOM_CMAKE_DIR})
 if(OPENBLAS_INCLUDE_DIR AND OPENBLAS_LIBRARY AND LOOM_USE_OPENBLAS)
   set(LOOM_WITH_OPENBLAS ON)
