@@ -15,12 +15,14 @@
 int main(void) {
     /* 1. the graph, Keras's functional API */
     loom_graph *g = loom_graph_new(7);
-    loom_tensor *x = loom_input(g, "x", 1, (int[]){16});
+    int x_shape[] = {16}; /* per sample, as Keras: (None, 16) */
+    loom_tensor *x = loom_input(g, "x", 1, x_shape);
     loom_tensor *a = loom_call(loom_dense(g, "A", 32, LOOM_RELU, NULL), x);
     loom_tensor *b = loom_call(loom_dense(g, "B", 32, LOOM_RELU, NULL), a);
     loom_tensor *c = loom_call(loom_dense(g, "C", 4, LOOM_SOFTMAX, NULL), b);
     loom_tensor *d = loom_call(loom_dense(g, "D", 2, LOOM_LINEAR, NULL), b);
-    loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){c, d});
+    loom_tensor *outputs[] = {c, d};
+    loom_model *m = loom_model_new(g, 1, &x, 2, outputs);
     if (!m) { /* one check covers every building call: errors are sticky */
         fprintf(stderr, "%s\n", loom_graph_error(g));
         loom_graph_free(g);

@@ -38,7 +38,17 @@
 extern "C" {
 #endif
 
+/* ---- version: kept equal to CMake's project(VERSION) and CHANGELOG.md by tests/test_version.c */
+#define LOOM_VERSION_MAJOR 0
+#define LOOM_VERSION_MINOR 1
+#define LOOM_VERSION_PATCH 0
 #define LOOM_VERSION "0.1.0"
+/* One number for #if comparisons: 10000 * major + 100 * minor + patch (0.1.0 is 100). */
+#define LOOM_VERSION_NUMBER (LOOM_VERSION_MAJOR * 10000 + LOOM_VERSION_MINOR * 100 + LOOM_VERSION_PATCH)
+/* The version of the library the program runs with, "MAJOR.MINOR.PATCH": with the shared
+ * library it may differ from the LOOM_VERSION the program was compiled against. */
+const char *loom_version(void);
+
 #define LOOM_MAX_RANK 4 /* per-sample rank, batch axis excluded */
 #define LOOM_MAX_OUTPUTS 64
 

@@ -5,7 +5,8 @@
  *   loom summary [MODEL]             the seed model's (or a saved model's) summary table.
  *   loom diagnose MODEL DATA.npz     how the losses of a saved model share it, measured on the
  *       arrays of DATA.npz named after the model's inputs and outputs.
- *   loom fashion [options]           the Fashion-MNIST multi-task example (docs/fashion.md). */
+ *   loom fashion [options]           the Fashion-MNIST multi-task example (docs/fashion.md).
+ *   loom --version                   the program's and the library's version. */
 #include "commands.h"
 #include "digits.h"
 #include "loom.h"
@@ -17,6 +18,18 @@
 #ifndef LOOM_DATA_DIR
 #define LOOM_DATA_DIR "data"
 #endif
+
+/* The demo's digits: the installed copy (share/loom) when there is one, else the source tree's. */
+static const char *default_digits_path(void) {
+#ifdef LOOM_INSTALLED_DATA_DIR
+    FILE *f = fopen(LOOM_INSTALLED_DATA_DIR "/digits.csv", "r");
+    if (f) {
+        fclose(f);
+        return LOOM_INSTALLED_DATA_DIR "/digits.csv";
+    }
+#endif
+    return LOOM_DATA_DIR "/digits.csv";
+}
 
 typedef struct demo_opts {
     int epochs;
@@ -211,7 +224,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: loom demo [--epochs N] [--seed N] [--quiet] [--data PATH] [--save MODEL]\n"
                "       loom summary [MODEL]\n"
                "       loom diagnose MODEL DATA.npz\n"
-               "       loom fashion [--epochs N] [--train N] [--seed N] [--batch N] [--data DIR] [--quiet]\n");
+               "       loom fashion [--epochs N] [--train N] [--seed N] [--batch N] [--data DIR] [--quiet]\n"
+               "       loom --version\n");
 }
 
 /* loom diagnose: arrays named after the model's inputs and outputs, read from an .npz file. */
@@ -267,6 +281,11 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (strcmp(argv[1], "--version") == 0) {
+        /* the header this program was compiled with, and the library it runs with */
+        printf("loom %s (library %s)\n", LOOM_VERSION, loom_version());
+        return 0;
+    }
     if (strcmp(argv[1], "summary") == 0) {
         char err[1024];
         loom_model *m = argc > 2 ? loom_model_load(argv[2], err, sizeof err) : seed_model(0);
@@ -290,7 +309,7 @@ int main(int argc, char **argv) {
         usage(strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? stdout : stderr);
         return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
     }
-    demo_opts o = {20, 42, 1, LOOM_DATA_DIR "/digits.csv", NULL};
+    demo_opts o = {20, 42, 1, default_digits_path(), NULL};
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--quiet") == 0) o.verbose = 0;
         else if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) o.epochs = atoi(argv[++i]);

@@ -1,5 +1,5 @@
-/* util.c — errors, shapes, cache-line aligned float buffers and the counter-based random numbers every
- * other file uses. */
+/* util.c — errors, shapes, cache-line aligned float buffers, the counter-based random numbers every
+ * other file uses, and the library's version. */
 #include "base/base.h"
 
 #include <stdarg.h>
@@ -93,3 +93,6 @@ float *loom_floats_zeroed(size_t n) {
 void loom_floats_free(float *p) {
     if (p) free((unsigned char *)p - ((unsigned char *)p)[-1]);
 }
+
+/* LOOM_VERSION as compiled into the library, so a program can compare it with its header's. */
+const char *loom_version(void) { return LOOM_VERSION; }
