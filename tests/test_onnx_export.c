@@ -125,7 +125,7 @@ static loom_model *model_conv2d(void) {
 static loom_model *model_spatial(void) {
     loom_graph *g = loom_graph_new(4);
     loom_tensor *x = loom_input(g, "img", 3, (int[]){4, 5, 2});
-    loom_tensor *t1 = call(loom_conv2d_transpose(g, "tsame", 3, 3, 3, 2, 2, LOOM_PADDING_SAME, LOOM_RELU, NULL), x);
+    loom_tensor *t1 = call(loom_conv2d_transpose(g, "tsame", 3, 3, 4, 2, 1, LOOM_PADDING_SAME, LOOM_RELU, NULL), x);
     loom_tensor *t2 = call(loom_conv2d_transpose(g, "tvalid", 2, 2, 3, 1, 2, LOOM_PADDING_VALID, LOOM_LINEAR, NULL), x);
     loom_tensor *t3 = call(loom_conv2d_transpose(g, "twide", 2, 2, 2, 3, 3, LOOM_PADDING_VALID, LOOM_LINEAR, NULL), x);
     loom_tensor *u = call(loom_upsampling2d(g, "up", 2, 3), x);
