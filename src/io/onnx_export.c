@@ -705,9 +705,17 @@ static bool emit_layer(exporter *e, const call *c) {
 
 /* ---------------------------------------------------------------- the model */
 
-/* Layers that read a Keras mask and whose masked semantics ONNX cannot take over. */
-static bool reads_mask(const loom_op *op) {
+/* The recurrent and attention layers: they read a Keras mask (whose masked semantics ONNX's
+ * operators cannot take over) and their inputs' axis 1 is time. */
+static bool sequence_layer(const loom_op *op) {
     return loom_is_rnn_op(op) || op == &loom_op_bidirectional || op == &loom_op_multi_head_attention;
+}
+
+/* Does a Concatenate join, or a BatchNormalization normalise per entry of, axis 1 (time)? Keras
+ * axis numbering, resolved on the rank of the first call's input. */
+static bool on_time_axis(const loom_layer *L) {
+    int rank = L->built_in[0].rank;
+    return (L->axis < 0 ? L->axis + rank + 1 : L->axis) == 1;
 }
 
 /* Layers whose output axis 0 is their input 0's time axis (and that do not fix its length). */
@@ -718,11 +726,8 @@ static bool keeps_time(const loom_layer *L) {
     return op == &loom_op_dense || op == &loom_op_activation || op == &loom_op_dropout || op == &loom_op_add ||
            op == &loom_op_subtract || op == &loom_op_multiply || op == &loom_op_layer_normalization ||
            op == &loom_op_embedding || op == &loom_op_time_distributed || op == &loom_op_multi_head_attention ||
-           (op == &loom_op_concatenate && L->axis != 1) ||
-           (op == &loom_op_batch_normalization && L->axis != 1);
+           ((op == &loom_op_concatenate || op == &loom_op_batch_normalization) && !on_time_axis(L));
 }
-
-static bool is_sequence_consumer(const loom_op *op) { return reads_mask(op); }
 
 /* Which nodes carry a Keras mask (as engine.c decides) and which have a variable time axis:
  * time[pos] is 1 + the model input whose axis 1 it is, or 0. */
@@ -740,7 +745,7 @@ static loom_status analyse(exporter *e, bool *masked, int *time) {
             const loom_shape *a = &m->order[s->in_pos[0]].node->out_shape, *b = &s->node->out_shape;
             masked[p] = a->rank >= 2 && b->rank >= 2 && a->dims[0] == b->dims[0];
         }
-        if (reads_mask(L->op) && masked[s->in_pos[0]]) {
+        if (sequence_layer(L->op) && masked[s->in_pos[0]]) {
             free(needs);
             return loom_set_error(&m->err, LOOM_ERR_ARGUMENT,
                                   "ONNX export: layer %s (%s) receives a Keras mask (Embedding mask_zero); ONNX's "
@@ -752,7 +757,7 @@ static loom_status analyse(exporter *e, bool *masked, int *time) {
     for (int p = m->n_order - 1; p >= 0; p--) {
         const loom_step_node *s = &m->order[p];
         const loom_layer *L = s->node->layer;
-        bool consumer = is_sequence_consumer(L->op);
+        bool consumer = sequence_layer(L->op);
         for (int i = 0; i < s->node->n_in; i++)
             if (consumer || (needs[p] && keeps_time(L) && !(L->op == &loom_op_multi_head_attention && i > 0)))
                 needs[s->in_pos[i]] = true;
@@ -810,15 +815,20 @@ static loom_status write_file(loom_model *m, const char *path, const uint8_t *da
     return LOOM_OK;
 }
 
-static loom_status build_graph(exporter *e, const bool *masked_unused, const int *time, const char **value) {
-    (void)masked_unused;
+static loom_status build_graph(exporter *e, const int *time, const char **value) {
     loom_model *m = e->m;
     ox *x = &e->x;
+    int max_in = 1;
+    for (int p = 0; p < m->n_order; p++)
+        if (m->order[p].node->n_in > max_in) max_in = m->order[p].node->n_in;
     int *calls = calloc((size_t)m->g->n_layers, sizeof *calls);
-    if (!calls) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "ONNX export: out of memory");
+    const char **in = malloc((size_t)max_in * sizeof *in);
+    loom_shape *in_shape = malloc((size_t)max_in * sizeof *in_shape);
+    loom_status st = LOOM_OK;
+    if (!calls || !in || !in_shape) st = loom_set_error(&m->err, LOOM_ERR_MEMORY, "ONNX export: out of memory");
     int64_t dims[LOOM_MAX_RANK + 1];
     const char *params[LOOM_MAX_RANK + 1];
-    for (int p = 0; p < m->n_order; p++) {
+    for (int p = 0; p < m->n_order && !st; p++) {
         const loom_step_node *s = &m->order[p];
         const loom_node *n = s->node;
         const loom_layer *L = n->layer;
@@ -840,20 +850,18 @@ static loom_status build_graph(exporter *e, const bool *masked_unused, const int
         int k = calls[L->index]++;
         if (!out) out = k ? ox_str(x, "%s_call%d", L->name, k) : L->name;
         value[p] = out;
-        const char *in[8];
-        loom_shape in_shape[8];
-        for (int i = 0; i < n->n_in && i < 8; i++) {
+        for (int i = 0; i < n->n_in; i++) {
             in[i] = value[s->in_pos[i]];
             in_shape[i] = m->order[s->in_pos[i]].node->out_shape;
         }
         call c = {.L = L, .w = L->n_weights ? m->params + L->weights[0].offset : NULL, .n_in = n->n_in, .in = in,
                   .in_shape = in_shape, .out_shape = n->out_shape, .out = out};
-        if (!emit_layer(e, &c)) {
-            free(calls);
-            return m->err.code;
-        }
+        if (!emit_layer(e, &c)) st = m->err.code;
     }
     free(calls);
+    free(in);
+    free(in_shape);
+    if (st) return st;
     for (int k = 0; k < m->n_outputs; k++) {
         const loom_output *o = &m->outputs[k];
         if (strcmp(value[o->pos], o->name) != 0) ox_op1(x, "Identity", o->name, value[o->pos]);
@@ -876,7 +884,7 @@ loom_status loom_model_export_onnx(loom_model *m, const char *path) {
     if (!st) st = analyse(&e, masked, time);
     if (!st) {
         ox_init(&e.x, "loom");
-        st = build_graph(&e, masked, time, value);
+        st = build_graph(&e, time, value);
         if (!st && e.steps_baked) {
             /* a constant fixed the sequence length: the inputs declare it */
             for (size_t i = 0; i < e.x.graph.n_input; i++) {
