@@ -73,6 +73,9 @@ typedef struct call {
     const loom_shape *in_shape;    /* per-sample shapes */
     loom_shape out_shape;
     const char *out;               /* the name the last node must write */
+    const char *mask;              /* input 0's Keras mask: bool (batch, steps), or NULL */
+    bool mask_keys;                /* MultiHeadAttention: the keys are the query tensor, so the
+                                      mask covers them too (layer_attention.c) */
 } call;
 
 static bool fail(exporter *e, const loom_layer *L, const char *fmt, const char *detail) {
@@ -523,8 +526,13 @@ static void reverse_time(exporter *e, const call *c, const char *out, const char
     ox_node(&e->x, "Slice", 5, s, 1, &out);
 }
 
+static bool emit_unrolled(exporter *e, const call *c, int ndir, const loom_layer *const *dirs, const float *const *w,
+                          int merge_mode);
+static bool can_use_onnx_rnn(const loom_layer *L);
+
 static bool emit_recurrent(exporter *e, const call *c) {
     const loom_layer *L = c->L;
+    if (c->mask || !can_use_onnx_rnn(L)) return emit_unrolled(e, c, 1, &L, &c->w, 0);
     bool seq = L->iarg[RNN_SEQ];
     const char *xt = tmp(e, c, "time_major"), *y = tmp(e, c, "Y"), *yh = tmp(e, c, "Y_h");
     transpose(e, xt, c->in[0], 3, (int64_t[]){1, 0, 2});
@@ -549,6 +557,7 @@ static bool emit_bidirectional(exporter *e, const call *c) {
     for (int i = 0; i < L->n_weights / 2; i++) fw_size += loom_shape_size(&L->weights[i].shape);
     const loom_layer *dirs[2] = {fw, bw};
     const float *w[2] = {c->w, c->w + fw_size};
+    if (c->mask || !can_use_onnx_rnn(fw)) return emit_unrolled(e, c, 2, dirs, w, mode);
     const char *xt = tmp(e, c, "time_major"), *y = tmp(e, c, "Y"), *yh = tmp(e, c, "Y_h");
     transpose(e, xt, c->in[0], 3, (int64_t[]){1, 0, 2});
     if (!emit_rnn_node(e, c, 2, dirs, w, "bidirectional", xt, y, yh)) return false;
@@ -567,6 +576,222 @@ static bool emit_bidirectional(exporter *e, const call *c) {
         Onnx__NodeProto *n = ox_op1(&e->x, mode == LOOM_MERGE_MUL ? "ReduceProd" : "ReduceMean", c->out, bm);
         ox_attr_ints(&e->x, n, "axes", 1, &dir_axis);
         ox_attr_int(&e->x, n, "keepdims", 0);
+    }
+    return true;
+}
+
+
+/* ---------------------------------------------------------------- recurrent layers, unrolled
+ *
+ * What ONNX's RNN / LSTM / GRU cannot express — a Keras mask (a padded step carries the state
+ * and outputs it, or 0 with zero_output_for_mask; padding may sit anywhere) and activations
+ * their list lacks — is exported as the loop written out: one group of nodes per step, in loom's
+ * order of operations (the input side of every step in one MatMul, then per step h.U, the gates,
+ * the state; Where(mask) for padded steps). The graph then fixes the number of steps. */
+
+static bool can_use_onnx_rnn(const loom_layer *L) {
+    return rnn_activation(L->activation) && (rnn_gate_count(L) == 1 || rnn_activation((loom_activation)L->iarg[RNN_RACT]));
+}
+
+/* One direction of a recurrent layer over the steps of c's input, in its processing order.
+ * step_out[s] receives the output of processed step s, *last the final state. */
+static bool unroll_direction(exporter *e, const call *c, const loom_layer *L, const float *w, const char *mask3,
+                             const char *tag, const char **step_out, const char **last) {
+    ox *x = &e->x;
+    const int T = c->in_shape[0].dims[0], F = c->in_shape[0].dims[1], U = L->units, G = rnn_gate_count(L);
+    const int64_t GU = (int64_t)G * U;
+    const bool lstm = L->op == &loom_op_lstm, gru = L->op == &loom_op_gru, reset_after = gru && L->iarg[RNN_RESET];
+    const bool back = L->iarg[RNN_BACK], zero_out = L->iarg[RNN_ZERO] && mask3;
+    const loom_activation act = L->activation, ract = (loom_activation)L->iarg[RNN_RACT];
+    const float *K = w, *R = w + (size_t)F * GU, *bias = L->iarg[RNN_BIAS] ? R + (size_t)U * GU : NULL;
+#define NAME(...) ox_str(x, __VA_ARGS__)
+    /* the input side of every step at once: (batch, steps, G*units) */
+    const char *xk = NAME("%s/xk", tag), *xp = bias ? NAME("%s/xp", tag) : xk;
+    ox_op2(x, "MatMul", xk, c->in[0], ox_floats(x, NAME("%s/kernel", tag), 2, (int64_t[]){F, GU}, K));
+    if (bias) ox_op2(x, "Add", xp, xk, ox_floats(x, NAME("%s/bias", tag), 1, &GU, bias));
+    /* recurrent kernels: all gates, or for reset_before GRU the z, r columns and the candidate's */
+    int64_t rcols = gru && !reset_after ? 2 * U : GU;
+    float *rk = malloc((size_t)U * GU * sizeof *rk);
+    if (!rk) {
+        e->x.failed = true;
+        return true;
+    }
+    for (int j = 0; j < U; j++)
+        for (int64_t k = 0; k < rcols; k++) rk[j * rcols + k] = R[j * GU + k];
+    const char *Rm = ox_floats(x, NAME("%s/rec_kernel", tag), 2, (int64_t[]){U, rcols}, rk);
+    const char *Rh = NULL;
+    if (gru && !reset_after) {
+        for (int j = 0; j < U; j++)
+            for (int k = 0; k < U; k++) rk[j * U + k] = R[j * GU + 2 * U + k];
+        Rh = ox_floats(x, NAME("%s/rec_kernel_h", tag), 2, (int64_t[]){U, U}, rk);
+    }
+    free(rk);
+    const char *rbias = reset_after && bias ? ox_floats(x, NAME("%s/rec_bias", tag), 1, &GU, bias + GU) : NULL;
+    /* zero initial state (batch, units) */
+    const char *shape = NAME("%s/x_shape", tag), *nb = NAME("%s/batch", tag), *hs = NAME("%s/state_shape", tag),
+               *zeros = NAME("%s/zeros", tag);
+    ox_op1(x, "Shape", shape, c->in[0]);
+    const char *sl[3] = {shape, ox_int64s(x, NAME("%s/b0", tag), 1, (int64_t[]){0}),
+                         ox_int64s(x, NAME("%s/b1", tag), 1, (int64_t[]){1})};
+    ox_node(x, "Slice", 3, sl, 1, &nb);
+    const char *cat[2] = {nb, ox_int64s(x, NAME("%s/units", tag), 1, (int64_t[]){U})};
+    ox_attr_int(x, ox_node(x, "Concat", 2, cat, 1, &hs), "axis", 0);
+    ox_op1(x, "ConstantOfShape", zeros, hs); /* default value: float 0 */
+    const char *one = gru ? ox_scalar(x, NAME("%s/one", tag), 1.0f) : NULL;
+    const char *split_n = G > 1 ? ox_int64s(x, NAME("%s/split", tag), G, (int64_t[]){U, U, U, U}) : NULL;
+    const char *split_2 = gru && !reset_after ? ox_int64s(x, NAME("%s/split2", tag), 2, (int64_t[]){U, U}) : NULL;
+    const char *h = zeros, *cs = zeros;
+    for (int s = 0; s < T; s++) {
+        const int t = back ? T - 1 - s : s;
+        const char *p = NAME("%s/step%d", tag, s);
+        const char *xt = ox_tmp(x, p, "x"), *rp = ox_tmp(x, p, "rec"), *hn = ox_tmp(x, p, "h_new"), *cn = NULL;
+        const char *ti = ox_int64_scalar(x, ox_tmp(x, p, "t"), t);
+        ox_attr_int(x, ox_op2(x, "Gather", xt, xp, ti), "axis", 1);
+        const char *rp0 = rbias ? ox_tmp(x, p, "rec_nobias") : rp;
+        ox_op2(x, "MatMul", rp0, h, Rm);
+        if (rbias) ox_op2(x, "Add", rp, rp0, rbias);
+        if (!lstm && !gru) {
+            const char *z = ox_tmp(x, p, "z");
+            ox_op2(x, "Add", z, xt, rp);
+            if (!emit_activation(e, c, act, z, hn)) return false;
+        } else if (lstm) {
+            const char *z = ox_tmp(x, p, "z"), *zg[4], *ag[4];
+            static const char *gate[4] = {"i", "f", "c", "o"};
+            ox_op2(x, "Add", z, xt, rp);
+            for (int g = 0; g < 4; g++) {
+                zg[g] = ox_str(x, "%s/z_%s", p, gate[g]);
+                ag[g] = ox_str(x, "%s/a_%s", p, gate[g]);
+            }
+            ox_attr_int(x, ox_node(x, "Split", 2, (const char *[]){z, split_n}, 4, zg), "axis", 1);
+            for (int g = 0; g < 4; g++)
+                if (!emit_activation(e, c, g == 2 ? act : ract, zg[g], ag[g])) return false;
+            const char *fc = ox_tmp(x, p, "f_c"), *ig = ox_tmp(x, p, "i_g"), *ac = ox_tmp(x, p, "act_c");
+            cn = ox_tmp(x, p, "c_new");
+            ox_op2(x, "Mul", fc, ag[1], cs);
+            ox_op2(x, "Mul", ig, ag[0], ag[2]);
+            ox_op2(x, "Add", cn, fc, ig);
+            if (!emit_activation(e, c, act, cn, ac)) return false;
+            ox_op2(x, "Mul", hn, ag[3], ac);
+        } else {
+            const char *xg[3] = {ox_tmp(x, p, "x_z"), ox_tmp(x, p, "x_r"), ox_tmp(x, p, "x_h")};
+            const char *rg[3] = {ox_tmp(x, p, "r_z"), ox_tmp(x, p, "r_r"), ox_tmp(x, p, "r_h")};
+            ox_attr_int(x, ox_node(x, "Split", 2, (const char *[]){xt, split_n}, 3, xg), "axis", 1);
+            ox_attr_int(x, ox_node(x, "Split", 2, (const char *[]){rp, reset_after ? split_n : split_2}, reset_after ? 3 : 2, rg),
+                        "axis", 1);
+            const char *zz = ox_tmp(x, p, "zz"), *zr = ox_tmp(x, p, "zr"), *az = ox_tmp(x, p, "a_z"),
+                       *ar = ox_tmp(x, p, "a_r"), *cand = ox_tmp(x, p, "cand"), *hh = ox_tmp(x, p, "hh"),
+                       *rterm = ox_tmp(x, p, "r_term");
+            ox_op2(x, "Add", zz, xg[0], rg[0]);
+            ox_op2(x, "Add", zr, xg[1], rg[1]);
+            if (!emit_activation(e, c, ract, zz, az) || !emit_activation(e, c, ract, zr, ar)) return false;
+            if (reset_after) {
+                ox_op2(x, "Mul", rterm, ar, rg[2]);
+            } else {
+                const char *rh = ox_tmp(x, p, "r_h_prev");
+                ox_op2(x, "Mul", rh, ar, h);
+                ox_op2(x, "MatMul", rterm, rh, Rh);
+            }
+            ox_op2(x, "Add", cand, xg[2], rterm);
+            if (!emit_activation(e, c, act, cand, hh)) return false;
+            const char *zh = ox_tmp(x, p, "z_h"), *omz = ox_tmp(x, p, "one_minus_z"), *ohh = ox_tmp(x, p, "omz_hh");
+            ox_op2(x, "Mul", zh, az, h);
+            ox_op2(x, "Sub", omz, one, az);
+            ox_op2(x, "Mul", ohh, omz, hh);
+            ox_op2(x, "Add", hn, zh, ohh);
+        }
+        if (mask3) { /* a padded step carries the state */
+            const char *mt = ox_tmp(x, p, "valid"), *hk = ox_tmp(x, p, "h");
+            ox_attr_int(x, ox_op2(x, "Gather", mt, mask3, ti), "axis", 1);
+            ox_node(x, "Where", 3, (const char *[]){mt, hn, h}, 1, &hk);
+            if (cn) {
+                const char *ck = ox_tmp(x, p, "c");
+                ox_node(x, "Where", 3, (const char *[]){mt, cn, cs}, 1, &ck);
+                cn = ck;
+            }
+            if (zero_out) {
+                const char *o = ox_tmp(x, p, "out");
+                ox_node(x, "Where", 3, (const char *[]){mt, hn, zeros}, 1, &o);
+                step_out[s] = o;
+            } else {
+                step_out[s] = hk;
+            }
+            hn = hk;
+        } else {
+            step_out[s] = hn;
+        }
+        h = hn;
+        if (cn) cs = cn;
+    }
+    *last = h;
+#undef NAME
+    return true;
+}
+
+/* (batch, units) step outputs -> (batch, steps, units), in the order given (reversed: last first). */
+static void stack_steps(exporter *e, const char *tag, int T, const char *const *steps, bool reversed, const char *out) {
+    ox *x = &e->x;
+    const char **u = malloc((size_t)T * sizeof *u);
+    if (!u) {
+        e->x.failed = true;
+        return;
+    }
+    const char *axis = ox_int64s(x, ox_tmp(x, tag, "step_axis"), 1, (int64_t[]){1});
+    for (int s = 0; s < T; s++) {
+        u[s] = ox_str(x, "%s/stacked%d", tag, s);
+        ox_op2(x, "Unsqueeze", u[s], steps[reversed ? T - 1 - s : s], axis);
+    }
+    ox_attr_int(x, ox_node(x, "Concat", T, u, 1, &out), "axis", 1);
+    free(u);
+}
+
+/* A recurrent layer (ndir 1) or a Bidirectional one (ndir 2) unrolled. */
+static bool emit_unrolled(exporter *e, const call *c, int ndir, const loom_layer *const *dirs, const float *const *w,
+                          int merge_mode) {
+    ox *x = &e->x;
+    const int T = c->in_shape[0].dims[0];
+    const bool seq = dirs[0]->iarg[RNN_SEQ];
+    e->steps_baked = true;
+    const char *mask3 = NULL;
+    if (c->mask) {
+        mask3 = tmp(e, c, "mask3");
+        ox_op2(x, "Unsqueeze", mask3, c->mask, ints(e, c, "mask_axis", 1, (int64_t[]){2}));
+    }
+    const char **steps = calloc((size_t)2 * T, sizeof *steps);
+    if (!steps) {
+        e->x.failed = true;
+        return true;
+    }
+    const char *last[2], *res[2];
+    bool ok = true;
+    for (int d = 0; d < ndir && ok; d++) {
+        const char *tag = ndir == 1 ? c->out : tmp(e, c, d ? "backward" : "forward");
+        ok = unroll_direction(e, c, dirs[d], w[d], mask3, tag, steps + (size_t)d * T, &last[d]);
+        if (!ok) break;
+        if (seq) {
+            /* one layer returns its processed order (Keras); Bidirectional puts the backward one
+             * back in time order */
+            res[d] = ndir == 1 ? c->out : ox_tmp(x, tag, "sequence");
+            stack_steps(e, tag, T, steps + (size_t)d * T, ndir == 2 && d == 1, res[d]);
+        } else {
+            res[d] = last[d];
+        }
+    }
+    free(steps);
+    if (!ok) return false;
+    if (ndir == 1) {
+        if (!seq) ox_op1(x, "Identity", c->out, res[0]);
+        return true;
+    }
+    if (merge_mode == LOOM_MERGE_CONCAT)
+        ox_attr_int(x, ox_node(x, "Concat", 2, res, 1, &c->out), "axis", -1);
+    else if (merge_mode == LOOM_MERGE_SUM)
+        ox_op2(x, "Add", c->out, res[0], res[1]);
+    else if (merge_mode == LOOM_MERGE_MUL)
+        ox_op2(x, "Mul", c->out, res[0], res[1]);
+    else {
+        const char *sum = tmp(e, c, "sum");
+        ox_op2(x, "Add", sum, res[0], res[1]);
+        ox_op2(x, "Mul", c->out, ox_scalar(x, tmp(e, c, "half"), 0.5f), sum);
     }
     return true;
 }
@@ -624,7 +849,23 @@ static bool emit_attention(exporter *e, const call *c) {
         free(mask);
         e->steps_baked = true;
     }
-    ox_attr_int(&e->x, ox_op1(&e->x, "Softmax", probs, scores), "axis", -1);
+    if (c->mask && c->mask_keys) { /* padded key steps are not seen */
+        const char *km = tmp(e, c, "key_mask"), *kb = tmp(e, c, "key_bias"), *unmasked = tmp(e, c, "scores_all");
+        ox_op2(&e->x, "Unsqueeze", km, c->mask, ints(e, c, "key_mask_axes", 2, (int64_t[]){1, 2}));
+        ox_node(&e->x, "Where", 3,
+                (const char *[]){km, ox_scalar(&e->x, tmp(e, c, "seen"), 0.0f), ox_scalar(&e->x, tmp(e, c, "unseen"), -1e30f)},
+                1, &kb);
+        ox_op2(&e->x, "Add", unmasked, scores, kb);
+        scores = unmasked;
+    }
+    const char *sm = c->mask ? tmp(e, c, "softmax") : probs;
+    ox_attr_int(&e->x, ox_op1(&e->x, "Softmax", sm, scores), "axis", -1);
+    if (c->mask) { /* padded query steps attend to nothing (Keras multiplies by the mask) */
+        const char *qm = tmp(e, c, "query_mask"), *qf = tmp(e, c, "query_mask_float");
+        ox_op2(&e->x, "Unsqueeze", qm, c->mask, ints(e, c, "query_mask_axes", 2, (int64_t[]){1, 3}));
+        ox_attr_int(&e->x, ox_op1(&e->x, "Cast", qf, qm), "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+        ox_op2(&e->x, "Mul", probs, sm, qf);
+    }
     ox_op2(&e->x, "MatMul", ctx, probs, V);
     transpose(e, ctx_t, ctx, 4, (int64_t[]){0, 2, 1, 3});
     ox_op2(&e->x, "Reshape", merged, ctx_t, ints(e, c, "merge_shape", 3, (int64_t[]){0, 0, (int64_t)H * Vd}));
@@ -745,13 +986,6 @@ static loom_status analyse(exporter *e, bool *masked, int *time) {
             const loom_shape *a = &m->order[s->in_pos[0]].node->out_shape, *b = &s->node->out_shape;
             masked[p] = a->rank >= 2 && b->rank >= 2 && a->dims[0] == b->dims[0];
         }
-        if (sequence_layer(L->op) && masked[s->in_pos[0]]) {
-            free(needs);
-            return loom_set_error(&m->err, LOOM_ERR_ARGUMENT,
-                                  "ONNX export: layer %s (%s) receives a Keras mask (Embedding mask_zero); ONNX's "
-                                  "operators do not express its masked steps, so it cannot be exported",
-                                  L->name, L->op->class_name);
-        }
     }
     /* backwards: which outputs are read as time axes */
     for (int p = m->n_order - 1; p >= 0; p--) {
@@ -815,7 +1049,8 @@ static loom_status write_file(loom_model *m, const char *path, const uint8_t *da
     return LOOM_OK;
 }
 
-static loom_status build_graph(exporter *e, const int *time, const char **value) {
+static loom_status build_graph(exporter *e, const bool *masked, const int *time, const char **value,
+                               const char **mask) {
     loom_model *m = e->m;
     ox *x = &e->x;
     int max_in = 1;
@@ -840,6 +1075,8 @@ static loom_status build_graph(exporter *e, const int *time, const char **value)
         }
         /* a reshape of a variable time axis fixes its length */
         if ((L->op == &loom_op_flatten || L->op == &loom_op_reshape) && time[s->in_pos[0]]) e->steps_baked = true;
+        const char *in_mask = n->n_in > 0 && masked[s->in_pos[0]] ? mask[s->in_pos[0]] : NULL;
+        if (masked[p]) mask[p] = in_mask; /* kept from input 0 (Embedding makes its own below) */
         if (L->op == &loom_op_dropout) { /* inference: the identity */
             value[p] = value[s->in_pos[0]];
             continue;
@@ -855,8 +1092,15 @@ static loom_status build_graph(exporter *e, const int *time, const char **value)
             in_shape[i] = m->order[s->in_pos[i]].node->out_shape;
         }
         call c = {.L = L, .w = L->n_weights ? m->params + L->weights[0].offset : NULL, .n_in = n->n_in, .in = in,
-                  .in_shape = in_shape, .out_shape = n->out_shape, .out = out};
+                  .in_shape = in_shape, .out_shape = n->out_shape, .out = out, .mask = in_mask,
+                  .mask_keys = n->n_in > 1 && (s->in_pos[1] == s->in_pos[0] || s->in_pos[n->n_in - 1] == s->in_pos[0])};
         if (!emit_layer(e, &c)) st = m->err.code;
+        if (L->op == &loom_op_embedding && masked[p]) { /* Keras: not_equal(ids, 0) */
+            const char *eq = ox_tmp(x, out, "is_padding");
+            mask[p] = ox_tmp(x, out, "mask");
+            ox_op2(x, "Equal", eq, in[0], ox_scalar(x, ox_tmp(x, out, "zero"), 0.0f));
+            ox_op1(x, "Not", mask[p], eq);
+        }
     }
     free(calls);
     free(in);
@@ -879,12 +1123,13 @@ loom_status loom_model_export_onnx(loom_model *m, const char *path) {
     bool *masked = calloc((size_t)m->n_order, sizeof *masked);
     int *time = calloc((size_t)m->n_order, sizeof *time);
     const char **value = calloc((size_t)m->n_order, sizeof *value);
+    const char **mask = calloc((size_t)m->n_order, sizeof *mask);
     loom_status st = LOOM_OK;
-    if (!masked || !time || !value) st = loom_set_error(&m->err, LOOM_ERR_MEMORY, "ONNX export: out of memory");
+    if (!masked || !time || !value || !mask) st = loom_set_error(&m->err, LOOM_ERR_MEMORY, "ONNX export: out of memory");
     if (!st) st = analyse(&e, masked, time);
     if (!st) {
         ox_init(&e.x, "loom");
-        st = build_graph(&e, time, value);
+        st = build_graph(&e, masked, time, value, mask);
         if (!st && e.steps_baked) {
             /* a constant fixed the sequence length: the inputs declare it */
             for (size_t i = 0; i < e.x.graph.n_input; i++) {
@@ -932,6 +1177,7 @@ loom_status loom_model_export_onnx(loom_model *m, const char *path) {
     free(masked);
     free(time);
     free(value);
+    free(mask);
     if (!st) loom_clear_error(&m->err);
     return st;
 }

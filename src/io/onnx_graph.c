@@ -221,6 +221,17 @@ const char *ox_int64s(ox *x, const char *name, int count, const int64_t *v) {
     return t->name;
 }
 
+const char *ox_int64_scalar(ox *x, const char *name, int64_t v) {
+    Onnx__TensorProto *t = new_tensor(x, name, 0, NULL, ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
+    if (!t) return name;
+    t->int64_data = ox_calloc(x, 1, sizeof *t->int64_data);
+    if (!t->int64_data) return name;
+    t->int64_data[0] = v;
+    t->n_int64_data = 1;
+    push(x, (void ***)&x->graph.initializer, &x->graph.n_initializer, &x->cap_init, t);
+    return t->name;
+}
+
 const char *ox_scalar(ox *x, const char *name, float v) { return ox_floats(x, name, 0, NULL, &v); }
 
 /* ---------------------------------------------------------------- graph inputs and outputs */

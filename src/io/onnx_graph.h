@@ -49,6 +49,8 @@ void ox_attr_strings(ox *x, Onnx__NodeProto *n, const char *name, int count, con
  * Return the name. */
 const char *ox_floats(ox *x, const char *name, int rank, const int64_t *dims, const float *data);
 const char *ox_int64s(ox *x, const char *name, int count, const int64_t *v);
+/* A rank-0 int64 (an index for Gather). */
+const char *ox_int64_scalar(ox *x, const char *name, int64_t v);
 /* A float scalar (rank 0). */
 const char *ox_scalar(ox *x, const char *name, float v);
 
