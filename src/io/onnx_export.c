@@ -17,17 +17,19 @@
  *     linear_before_reset = 1 (bias rows: input, recurrent), reset_before a zero recurrent bias;
  *     go_backwards is direction "reverse" (its sequence output reversed, as Keras returns it in
  *     processed order); Bidirectional is direction "bidirectional" and its merge mode.
- *     Recurrent activations ONNX's operators cannot name (gelu, swish, softmax, linear, elu,
- *     leaky_relu) are refused with a message;
+ *     A layer ONNX's operators cannot express — one that receives a Keras mask, or whose
+ *     activations are not in their list (gelu, swish, softmax, linear, elu, leaky_relu) — is
+ *     unrolled instead: one group of nodes per step, padded steps carrying the state (Where);
  *   - MultiHeadAttention is decomposed: projections (MatMul + Add), heads by Reshape/Transpose,
  *     scores MatMul * 1/sqrt(key_dim), a constant -1e30 above the diagonal when causal, Softmax,
  *     MatMul, output projection;
  *   - TimeDistributed folds the time axis into the batch (Reshape), runs its layer, unfolds it;
  *   - Embedding is Cast to int64 + Gather (loom gives a zero row for an id outside the table,
  *     ONNX Runtime an error: the ONNX model expects valid ids).
- * Not exported (error naming the layer): user C layers; a Keras mask (Embedding mask_zero)
- * reaching a recurrent or attention layer, whose masked-step semantics ONNX's operators do not
- * express. */
+ * Masks (Embedding mask_zero, "id != 0") travel as bool (batch, steps) tensors to the recurrent
+ * layers (unrolled) and to MultiHeadAttention (a -1e30 bias on padded keys when the keys are the
+ * query tensor, padded query rows multiplied by 0, as layer_attention.c).
+ * Not exported (an error naming the layer): user C layers. */
 #include "core/model.h"
 #include "layers/layers.h"
 #include "layers/rnn.h"
@@ -471,12 +473,8 @@ static bool emit_rnn_node(exporter *e, const call *c, int ndir, const loom_layer
     bool gru = L->op == &loom_op_gru, reset_after = gru && L->iarg[RNN_RESET];
     const char *acts[6];
     int n_acts = 0;
-    for (int d = 0; d < ndir; d++) {
-        loom_activation act = dirs[d]->activation, ract = (loom_activation)dirs[d]->iarg[RNN_RACT];
-        const char *a = rnn_activation(act), *r = rnn_activation(ract);
-        if (!a || !(r || G == 1))
-            return fail(e, c->L, "activation %s: ONNX's recurrent operators cannot express it",
-                        loom_activation_name(a ? ract : act));
+    for (int d = 0; d < ndir; d++) { /* f (recurrent), g, h per direction; can_use_onnx_rnn holds */
+        const char *a = rnn_activation(dirs[d]->activation), *r = rnn_activation((loom_activation)dirs[d]->iarg[RNN_RACT]);
         if (G > 1) acts[n_acts++] = r;
         acts[n_acts++] = a;
         if (G == 4) acts[n_acts++] = a;
@@ -517,69 +515,6 @@ static bool emit_rnn_node(exporter *e, const call *c, int ndir, const loom_layer
     if (gru) ox_attr_int(&e->x, n, "linear_before_reset", reset_after);
     return true;
 }
-
-/* Reverses axis 1 (time) of a (batch, steps, ...) tensor. */
-static void reverse_time(exporter *e, const call *c, const char *out, const char *in) {
-    const char *s[5] = {in, ints(e, c, "rev_starts", 1, (int64_t[]){-1}),
-                        ints(e, c, "rev_ends", 1, (int64_t[]){INT64_MIN}), ints(e, c, "rev_axes", 1, (int64_t[]){1}),
-                        ints(e, c, "rev_steps", 1, (int64_t[]){-1})};
-    ox_node(&e->x, "Slice", 5, s, 1, &out);
-}
-
-static bool emit_unrolled(exporter *e, const call *c, int ndir, const loom_layer *const *dirs, const float *const *w,
-                          int merge_mode);
-static bool can_use_onnx_rnn(const loom_layer *L);
-
-static bool emit_recurrent(exporter *e, const call *c) {
-    const loom_layer *L = c->L;
-    if (c->mask || !can_use_onnx_rnn(L)) return emit_unrolled(e, c, 1, &L, &c->w, 0);
-    bool seq = L->iarg[RNN_SEQ];
-    const char *xt = tmp(e, c, "time_major"), *y = tmp(e, c, "Y"), *yh = tmp(e, c, "Y_h");
-    transpose(e, xt, c->in[0], 3, (int64_t[]){1, 0, 2});
-    if (!emit_rnn_node(e, c, 1, &L, &c->w, L->iarg[RNN_BACK] ? "reverse" : "forward", xt, y, yh)) return false;
-    if (!seq) {
-        ox_op2(&e->x, "Squeeze", c->out, yh, ints(e, c, "dir_axis", 1, (int64_t[]){0}));
-        return true;
-    }
-    const char *sq = tmp(e, c, "Y_squeezed"), *bt = L->iarg[RNN_BACK] ? tmp(e, c, "Y_time_order") : c->out;
-    ox_op2(&e->x, "Squeeze", sq, y, ints(e, c, "dir_axis", 1, (int64_t[]){1}));
-    transpose(e, bt, sq, 3, (int64_t[]){1, 0, 2});
-    /* Keras returns a backwards layer's outputs in the order it processed them */
-    if (L->iarg[RNN_BACK]) reverse_time(e, c, c->out, bt);
-    return true;
-}
-
-static bool emit_bidirectional(exporter *e, const call *c) {
-    const loom_layer *L = c->L, *fw = L->inner[0], *bw = L->inner[1];
-    bool seq = fw->iarg[RNN_SEQ];
-    int mode = L->iarg[0];
-    size_t fw_size = 0;
-    for (int i = 0; i < L->n_weights / 2; i++) fw_size += loom_shape_size(&L->weights[i].shape);
-    const loom_layer *dirs[2] = {fw, bw};
-    const float *w[2] = {c->w, c->w + fw_size};
-    if (c->mask || !can_use_onnx_rnn(fw)) return emit_unrolled(e, c, 2, dirs, w, mode);
-    const char *xt = tmp(e, c, "time_major"), *y = tmp(e, c, "Y"), *yh = tmp(e, c, "Y_h");
-    transpose(e, xt, c->in[0], 3, (int64_t[]){1, 0, 2});
-    if (!emit_rnn_node(e, c, 2, dirs, w, "bidirectional", xt, y, yh)) return false;
-    /* batch-major with the direction axis just before the units: (batch, [steps,] 2, units) */
-    const char *bm = tmp(e, c, "batch_major");
-    if (seq) transpose(e, bm, y, 4, (int64_t[]){2, 0, 1, 3});
-    else transpose(e, bm, yh, 3, (int64_t[]){1, 0, 2});
-    int64_t dir_axis = seq ? 2 : 1;
-    if (mode == LOOM_MERGE_CONCAT) {
-        int64_t shape[3] = {0, seq ? 0 : -1, -1};
-        ox_op2(&e->x, "Reshape", c->out, bm, ints(e, c, "concat_shape", seq ? 3 : 2, shape));
-    } else if (mode == LOOM_MERGE_SUM) {
-        Onnx__NodeProto *n = ox_op2(&e->x, "ReduceSum", c->out, bm, ints(e, c, "dir_axes", 1, &dir_axis));
-        ox_attr_int(&e->x, n, "keepdims", 0);
-    } else {
-        Onnx__NodeProto *n = ox_op1(&e->x, mode == LOOM_MERGE_MUL ? "ReduceProd" : "ReduceMean", c->out, bm);
-        ox_attr_ints(&e->x, n, "axes", 1, &dir_axis);
-        ox_attr_int(&e->x, n, "keepdims", 0);
-    }
-    return true;
-}
-
 
 /* ---------------------------------------------------------------- recurrent layers, unrolled
  *
@@ -795,6 +730,66 @@ static bool emit_unrolled(exporter *e, const call *c, int ndir, const loom_layer
     }
     return true;
 }
+
+
+/* Reverses axis 1 (time) of a (batch, steps, ...) tensor. */
+static void reverse_time(exporter *e, const call *c, const char *out, const char *in) {
+    const char *s[5] = {in, ints(e, c, "rev_starts", 1, (int64_t[]){-1}),
+                        ints(e, c, "rev_ends", 1, (int64_t[]){INT64_MIN}), ints(e, c, "rev_axes", 1, (int64_t[]){1}),
+                        ints(e, c, "rev_steps", 1, (int64_t[]){-1})};
+    ox_node(&e->x, "Slice", 5, s, 1, &out);
+}
+
+static bool emit_recurrent(exporter *e, const call *c) {
+    const loom_layer *L = c->L;
+    if (c->mask || !can_use_onnx_rnn(L)) return emit_unrolled(e, c, 1, &L, &c->w, 0);
+    bool seq = L->iarg[RNN_SEQ];
+    const char *xt = tmp(e, c, "time_major"), *y = tmp(e, c, "Y"), *yh = tmp(e, c, "Y_h");
+    transpose(e, xt, c->in[0], 3, (int64_t[]){1, 0, 2});
+    if (!emit_rnn_node(e, c, 1, &L, &c->w, L->iarg[RNN_BACK] ? "reverse" : "forward", xt, y, yh)) return false;
+    if (!seq) {
+        ox_op2(&e->x, "Squeeze", c->out, yh, ints(e, c, "dir_axis", 1, (int64_t[]){0}));
+        return true;
+    }
+    const char *sq = tmp(e, c, "Y_squeezed"), *bt = L->iarg[RNN_BACK] ? tmp(e, c, "Y_time_order") : c->out;
+    ox_op2(&e->x, "Squeeze", sq, y, ints(e, c, "dir_axis", 1, (int64_t[]){1}));
+    transpose(e, bt, sq, 3, (int64_t[]){1, 0, 2});
+    /* Keras returns a backwards layer's outputs in the order it processed them */
+    if (L->iarg[RNN_BACK]) reverse_time(e, c, c->out, bt);
+    return true;
+}
+
+static bool emit_bidirectional(exporter *e, const call *c) {
+    const loom_layer *L = c->L, *fw = L->inner[0], *bw = L->inner[1];
+    bool seq = fw->iarg[RNN_SEQ];
+    int mode = L->iarg[0];
+    size_t fw_size = 0;
+    for (int i = 0; i < L->n_weights / 2; i++) fw_size += loom_shape_size(&L->weights[i].shape);
+    const loom_layer *dirs[2] = {fw, bw};
+    const float *w[2] = {c->w, c->w + fw_size};
+    if (c->mask || !can_use_onnx_rnn(fw)) return emit_unrolled(e, c, 2, dirs, w, mode);
+    const char *xt = tmp(e, c, "time_major"), *y = tmp(e, c, "Y"), *yh = tmp(e, c, "Y_h");
+    transpose(e, xt, c->in[0], 3, (int64_t[]){1, 0, 2});
+    if (!emit_rnn_node(e, c, 2, dirs, w, "bidirectional", xt, y, yh)) return false;
+    /* batch-major with the direction axis just before the units: (batch, [steps,] 2, units) */
+    const char *bm = tmp(e, c, "batch_major");
+    if (seq) transpose(e, bm, y, 4, (int64_t[]){2, 0, 1, 3});
+    else transpose(e, bm, yh, 3, (int64_t[]){1, 0, 2});
+    int64_t dir_axis = seq ? 2 : 1;
+    if (mode == LOOM_MERGE_CONCAT) {
+        int64_t shape[3] = {0, seq ? 0 : -1, -1};
+        ox_op2(&e->x, "Reshape", c->out, bm, ints(e, c, "concat_shape", seq ? 3 : 2, shape));
+    } else if (mode == LOOM_MERGE_SUM) {
+        Onnx__NodeProto *n = ox_op2(&e->x, "ReduceSum", c->out, bm, ints(e, c, "dir_axes", 1, &dir_axis));
+        ox_attr_int(&e->x, n, "keepdims", 0);
+    } else {
+        Onnx__NodeProto *n = ox_op1(&e->x, mode == LOOM_MERGE_MUL ? "ReduceProd" : "ReduceMean", c->out, bm);
+        ox_attr_ints(&e->x, n, "axes", 1, &dir_axis);
+        ox_attr_int(&e->x, n, "keepdims", 0);
+    }
+    return true;
+}
+
 
 /* ---------------------------------------------------------------- attention */
 
