@@ -54,7 +54,6 @@ loom_status loom_model_export_onnx(loom_model *m, const char *path) {
 
 #include "io/onnx_graph.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #define ONNX_OPSET 17
@@ -222,7 +221,8 @@ static void to_channels_last(exporter *e, const char *out, const char *in, bool 
     else transpose(e, out, in, 4, (int64_t[]){0, 2, 3, 1});
 }
 
-enum { A_FILT = 0, A_KH, A_KW, A_SH, A_SW, A_DH, A_DW, A_PAD, A_BIAS }; /* layer_conv.c / layer_pool.c */
+/* configuration slots, as layer_conv.c and layer_pool.c document them */
+enum { A_FILT = 0, A_KH, A_KW, A_SH, A_SW, A_DH, A_DW, A_PAD, A_BIAS };
 
 static bool emit_conv(exporter *e, const call *c) {
     const loom_layer *L = c->L;
@@ -372,8 +372,10 @@ static bool emit_cropping(exporter *e, const call *c) {
 
 /* ---------------------------------------------------------------- normalisation, embedding */
 
+/* configuration slots, as layer_norm.c and layer_embedding.c document them */
 enum { N_CENTER = 0, N_SCALE = 1 };
 enum { F_EPSILON = 1 };
+enum { E_INPUT_DIM = 0, E_OUTPUT_DIM = 1, E_MASK_ZERO = 2 };
 
 static bool emit_batchnorm(exporter *e, const call *c) {
     const loom_layer *L = c->L;
@@ -431,7 +433,7 @@ static bool emit_layernorm(exporter *e, const call *c) {
 }
 
 static bool emit_embedding(exporter *e, const call *c) {
-    int64_t d[2] = {c->L->iarg[0], c->L->iarg[1]};
+    int64_t d[2] = {c->L->iarg[E_INPUT_DIM], c->L->iarg[E_OUTPUT_DIM]};
     const char *ids = tmp(e, c, "ids");
     /* Cast truncates toward zero, as Keras's cast to int32 */
     ox_attr_int(&e->x, ox_op1(&e->x, "Cast", ids, c->in[0]), "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
@@ -793,7 +795,7 @@ static bool emit_bidirectional(exporter *e, const call *c) {
 
 /* ---------------------------------------------------------------- attention */
 
-enum { MHA_HEADS = 0, MHA_KDIM, MHA_VDIM, MHA_BIAS, MHA_CAUSAL };
+enum { MHA_HEADS = 0, MHA_KDIM, MHA_VDIM, MHA_BIAS, MHA_CAUSAL }; /* layer_attention.c's slots */
 
 /* x . kernel (+ bias) split into heads: (batch, heads, steps, dim), or (batch, heads, dim, steps)
  * when keys_last. Advances *w past the kernel and bias. */
@@ -976,7 +978,7 @@ static loom_status analyse(exporter *e, bool *masked, int *time) {
         const loom_layer *L = s->node->layer;
         masked[p] = false;
         if (L->op == &loom_op_embedding)
-            masked[p] = L->iarg[2] && m->order[s->in_pos[0]].node->out_shape.rank == 1;
+            masked[p] = L->iarg[E_MASK_ZERO] && m->order[s->in_pos[0]].node->out_shape.rank == 1;
         else if (L->op->mask_mode == LOOM_MASK_KEEP && s->node->n_in > 0 && masked[s->in_pos[0]]) {
             const loom_shape *a = &m->order[s->in_pos[0]].node->out_shape, *b = &s->node->out_shape;
             masked[p] = a->rank >= 2 && b->rank >= 2 && a->dims[0] == b->dims[0];
