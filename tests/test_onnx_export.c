@@ -159,8 +159,9 @@ static loom_model *model_merge(void) {
     loom_graph *g = loom_graph_new(8);
     loom_tensor *a = loom_input(g, "a", 1, (int[]){5});
     loom_tensor *b = loom_input(g, "b", 1, (int[]){5});
-    loom_tensor *c = call(loom_dense(g, "c", 5, LOOM_TANH, NULL), a);
-    loom_tensor *sum = loom_call_n(loom_add(g, "sum"), 3, (loom_tensor *[]){a, b, c});
+    loom_layer *shared = loom_dense(g, "c", 5, LOOM_TANH, NULL); /* called twice: one set of weights */
+    loom_tensor *c = call(shared, a), *c2 = call(shared, b);
+    loom_tensor *sum = loom_call_n(loom_add(g, "sum"), 4, (loom_tensor *[]){a, b, c, c2});
     loom_tensor *diff = loom_call_n(loom_subtract(g, "diff"), 2, (loom_tensor *[]){a, c});
     loom_tensor *prod = loom_call_n(loom_multiply(g, "prod"), 3, (loom_tensor *[]){b, c, sum});
     loom_tensor *cat = loom_call_n(loom_concatenate(g, "cat", 1), 3, (loom_tensor *[]){sum, diff, prod});
@@ -549,6 +550,13 @@ static void test_structure(void) {
     CHECK(mp != NULL);
     if (mp) {
         CHECK(strcmp(dim_param(mp->graph->input[0], 1), "") == 0);
+        onnx__model_proto__free_unpacked(mp, NULL);
+    }
+    /* a layer called twice stores its weights once */
+    mp = read_model(LOOM_ONNX_OUT_DIR "/merge.onnx");
+    CHECK(mp != NULL);
+    if (mp) {
+        CHECK(mp->graph->n_initializer == 2 && count_ops(mp, "MatMul") == 2);
         onnx__model_proto__free_unpacked(mp, NULL);
     }
     /* masks and activations ONNX's recurrent operators lack are unrolled; the others are not */

@@ -89,6 +89,10 @@ static bool fail(exporter *e, const loom_layer *L, const char *fmt, const char *
 
 static const char *tmp(exporter *e, const call *c, const char *suffix) { return ox_tmp(&e->x, c->out, suffix); }
 
+/* The name of a constant made from a layer's weights: one per layer however often it is called
+ * (ox_weight keeps the first tensor of a name). */
+static const char *wname(exporter *e, const loom_layer *L, const char *suffix) { return ox_tmp(&e->x, L->name, suffix); }
+
 static const char *ints(exporter *e, const call *c, const char *suffix, int n, const int64_t *v) {
     return ox_int64s(&e->x, tmp(e, c, suffix), n, v);
 }
@@ -145,11 +149,11 @@ static bool emit_dense(exporter *e, const call *c) {
     const loom_layer *L = c->L;
     int64_t in = c->in_shape[0].dims[c->in_shape[0].rank - 1], units = L->units;
     const char *z = preact(e, c, L->activation);
-    const char *k = ox_floats(&e->x, tmp(e, c, "kernel"), 2, (int64_t[]){in, units}, c->w);
+    const char *k = ox_weight(&e->x, wname(e, c->L, "kernel"), 2, (int64_t[]){in, units}, c->w);
     if (L->dense.use_bias) {
         const char *mm = tmp(e, c, "matmul");
         ox_op2(&e->x, "MatMul", mm, c->in[0], k);
-        ox_op2(&e->x, "Add", z, mm, ox_floats(&e->x, tmp(e, c, "bias"), 1, &units, c->w + in * units));
+        ox_op2(&e->x, "Add", z, mm, ox_weight(&e->x, wname(e, c->L, "bias"), 1, &units, c->w + in * units));
     } else {
         ox_op2(&e->x, "MatMul", z, c->in[0], k);
     }
@@ -271,7 +275,7 @@ static bool emit_conv(exporter *e, const call *c) {
     int sp = one_d ? 1 : 2; /* spatial axes */
     if (one_d) wd[2] = kw;
     else wd[2] = kh, wd[3] = kw;
-    const char *kname = ox_floats(&e->x, tmp(e, c, "kernel"), 2 + sp, wd, W);
+    const char *kname = ox_weight(&e->x, wname(e, L, "kernel"), 2 + sp, wd, W);
     free(W);
 
     int64_t pads[4], out_pad[2] = {0, 0}, pt, pb, pl, pr;
@@ -296,7 +300,7 @@ static bool emit_conv(exporter *e, const call *c) {
     int n_in = 2;
     if (L->iarg[A_BIAS]) {
         int64_t nb = cout;
-        ins[n_in++] = ox_floats(&e->x, tmp(e, c, "bias"), 1, &nb, c->w + kn);
+        ins[n_in++] = ox_weight(&e->x, wname(e, L, "bias"), 1, &nb, c->w + kn);
     }
     Onnx__NodeProto *n = ox_node(&e->x, transposed ? "ConvTranspose" : "Conv", n_in, ins, 1, &yc);
     int64_t ks[2] = {one_d ? kw : kh, kw}, st[2] = {one_d ? sw : sh, sw}, dl[2] = {one_d ? dw : dh, dw};
@@ -400,9 +404,9 @@ static bool emit_batchnorm(exporter *e, const call *c) {
     int64_t d[LOOM_MAX_RANK] = {C, 1, 1, 1};
     int cr = rank - a;
     const char *centered = tmp(e, c, "centered"), *scaled = center ? tmp(e, c, "scaled") : c->out;
-    ox_op2(&e->x, "Sub", centered, c->in[0], ox_floats(&e->x, tmp(e, c, "moving_mean"), cr, d, mean));
-    ox_op2(&e->x, "Mul", scaled, centered, ox_floats(&e->x, tmp(e, c, "scale"), cr, d, sc));
-    if (center) ox_op2(&e->x, "Add", c->out, scaled, ox_floats(&e->x, tmp(e, c, "shift"), cr, d, sh));
+    ox_op2(&e->x, "Sub", centered, c->in[0], ox_weight(&e->x, wname(e, L, "moving_mean"), cr, d, mean));
+    ox_op2(&e->x, "Mul", scaled, centered, ox_weight(&e->x, wname(e, L, "scale"), cr, d, sc));
+    if (center) ox_op2(&e->x, "Add", c->out, scaled, ox_weight(&e->x, wname(e, L, "shift"), cr, d, sh));
     free(buf);
     return true;
 }
@@ -414,7 +418,7 @@ static bool emit_layernorm(exporter *e, const call *c) {
     const char *in[3] = {c->in[0], NULL, NULL};
     float *ones = NULL;
     if (scale) {
-        in[1] = ox_floats(&e->x, tmp(e, c, "gamma"), 1, &D, c->w);
+        in[1] = ox_weight(&e->x, wname(e, L, "gamma"), 1, &D, c->w);
     } else {
         ones = malloc((size_t)D * sizeof *ones);
         if (!ones) {
@@ -422,10 +426,10 @@ static bool emit_layernorm(exporter *e, const call *c) {
             return true;
         }
         for (int64_t i = 0; i < D; i++) ones[i] = 1.0f;
-        in[1] = ox_floats(&e->x, tmp(e, c, "gamma"), 1, &D, ones);
+        in[1] = ox_weight(&e->x, wname(e, L, "gamma"), 1, &D, ones);
         free(ones);
     }
-    if (center) in[2] = ox_floats(&e->x, tmp(e, c, "beta"), 1, &D, c->w + (scale ? D : 0));
+    if (center) in[2] = ox_weight(&e->x, wname(e, L, "beta"), 1, &D, c->w + (scale ? D : 0));
     Onnx__NodeProto *n = ox_node(&e->x, "LayerNormalization", center ? 3 : 2, in, 1, &c->out);
     ox_attr_int(&e->x, n, "axis", -1);
     ox_attr_float(&e->x, n, "epsilon", L->farg[F_EPSILON]);
@@ -437,7 +441,7 @@ static bool emit_embedding(exporter *e, const call *c) {
     const char *ids = tmp(e, c, "ids");
     /* Cast truncates toward zero, as Keras's cast to int32 */
     ox_attr_int(&e->x, ox_op1(&e->x, "Cast", ids, c->in[0]), "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
-    Onnx__NodeProto *n = ox_op2(&e->x, "Gather", c->out, ox_floats(&e->x, tmp(e, c, "embeddings"), 2, d, c->w), ids);
+    Onnx__NodeProto *n = ox_op2(&e->x, "Gather", c->out, ox_weight(&e->x, wname(e, c->L, "embeddings"), 2, d, c->w), ids);
     ox_attr_int(&e->x, n, "axis", 0);
     return true;
 }
@@ -505,9 +509,9 @@ static bool emit_rnn_node(exporter *e, const call *c, int ndir, const loom_layer
         }
     }
     int64_t nd = ndir, gu = (int64_t)GU;
-    const char *in[4] = {x_tnf, ox_floats(&e->x, tmp(e, c, "W"), 3, (int64_t[]){nd, gu, F}, W),
-                         ox_floats(&e->x, tmp(e, c, "R"), 3, (int64_t[]){nd, gu, U}, R),
-                         ox_floats(&e->x, tmp(e, c, "B"), 2, (int64_t[]){nd, 2 * gu}, B)};
+    const char *in[4] = {x_tnf, ox_weight(&e->x, wname(e, c->L, "W"), 3, (int64_t[]){nd, gu, F}, W),
+                         ox_weight(&e->x, wname(e, c->L, "R"), 3, (int64_t[]){nd, gu, U}, R),
+                         ox_weight(&e->x, wname(e, c->L, "B"), 2, (int64_t[]){nd, 2 * gu}, B)};
     free(buf);
     const char *outs[2] = {y, yh};
     Onnx__NodeProto *n = ox_node(&e->x, G == 4 ? "LSTM" : gru ? "GRU" : "RNN", 4, in, 2, outs);
@@ -544,8 +548,8 @@ static bool unroll_direction(exporter *e, const call *c, const loom_layer *L, co
 #define NAME(...) ox_str(x, __VA_ARGS__)
     /* the input side of every step at once: (batch, steps, G*units) */
     const char *xk = NAME("%s/xk", tag), *xp = bias ? NAME("%s/xp", tag) : xk;
-    ox_op2(x, "MatMul", xk, c->in[0], ox_floats(x, NAME("%s/kernel", tag), 2, (int64_t[]){F, GU}, K));
-    if (bias) ox_op2(x, "Add", xp, xk, ox_floats(x, NAME("%s/bias", tag), 1, &GU, bias));
+    ox_op2(x, "MatMul", xk, c->in[0], ox_weight(x, wname(e, L, "kernel"), 2, (int64_t[]){F, GU}, K));
+    if (bias) ox_op2(x, "Add", xp, xk, ox_weight(x, wname(e, L, "bias"), 1, &GU, bias));
     /* recurrent kernels: all gates, or for reset_before GRU the z, r columns and the candidate's */
     int64_t rcols = gru && !reset_after ? 2 * U : GU;
     float *rk = malloc((size_t)U * GU * sizeof *rk);
@@ -555,15 +559,15 @@ static bool unroll_direction(exporter *e, const call *c, const loom_layer *L, co
     }
     for (int j = 0; j < U; j++)
         for (int64_t k = 0; k < rcols; k++) rk[j * rcols + k] = R[j * GU + k];
-    const char *Rm = ox_floats(x, NAME("%s/rec_kernel", tag), 2, (int64_t[]){U, rcols}, rk);
+    const char *Rm = ox_weight(x, wname(e, L, "rec_kernel"), 2, (int64_t[]){U, rcols}, rk);
     const char *Rh = NULL;
     if (gru && !reset_after) {
         for (int j = 0; j < U; j++)
             for (int k = 0; k < U; k++) rk[j * U + k] = R[j * GU + 2 * U + k];
-        Rh = ox_floats(x, NAME("%s/rec_kernel_h", tag), 2, (int64_t[]){U, U}, rk);
+        Rh = ox_weight(x, wname(e, L, "rec_kernel_h"), 2, (int64_t[]){U, U}, rk);
     }
     free(rk);
-    const char *rbias = reset_after && bias ? ox_floats(x, NAME("%s/rec_bias", tag), 1, &GU, bias + GU) : NULL;
+    const char *rbias = reset_after && bias ? ox_weight(x, wname(e, L, "rec_bias"), 1, &GU, bias + GU) : NULL;
     /* zero initial state (batch, units) */
     const char *shape = NAME("%s/x_shape", tag), *nb = NAME("%s/batch", tag), *hs = NAME("%s/state_shape", tag),
                *zeros = NAME("%s/zeros", tag);
@@ -806,10 +810,10 @@ static const char *mha_project(exporter *e, const call *c, const char *x, int in
     const char *p = ox_str(&e->x, "%s/%s", c->out, what);
     const char *mm = ox_tmp(&e->x, p, "matmul"), *lin = ox_tmp(&e->x, p, "linear"),
                *split = ox_tmp(&e->x, p, "heads"), *t = ox_tmp(&e->x, p, "head_major");
-    ox_op2(&e->x, "MatMul", bias ? mm : lin, x, ox_floats(&e->x, ox_tmp(&e->x, p, "kernel"), 2, (int64_t[]){in_dim, hd}, *w));
+    ox_op2(&e->x, "MatMul", bias ? mm : lin, x, ox_weight(&e->x, ox_str(&e->x, "%s/%s/kernel", c->L->name, what), 2, (int64_t[]){in_dim, hd}, *w));
     *w += (size_t)in_dim * hd;
     if (bias) {
-        ox_op2(&e->x, "Add", lin, mm, ox_floats(&e->x, ox_tmp(&e->x, p, "bias"), 1, &hd, *w));
+        ox_op2(&e->x, "Add", lin, mm, ox_weight(&e->x, ox_str(&e->x, "%s/%s/bias", c->L->name, what), 1, &hd, *w));
         *w += hd;
     }
     ox_op2(&e->x, "Reshape", split, lin, ox_int64s(&e->x, ox_tmp(&e->x, p, "split_shape"), 4, (int64_t[]){0, 0, heads, dim}));
@@ -867,11 +871,11 @@ static bool emit_attention(exporter *e, const call *c) {
     transpose(e, ctx_t, ctx, 4, (int64_t[]){0, 2, 1, 3});
     ox_op2(&e->x, "Reshape", merged, ctx_t, ints(e, c, "merge_shape", 3, (int64_t[]){0, 0, (int64_t)H * Vd}));
     int64_t hv = (int64_t)H * Vd, dq64 = dq;
-    const char *wo = ox_floats(&e->x, tmp(e, c, "output_kernel"), 2, (int64_t[]){hv, dq64}, w);
+    const char *wo = ox_weight(&e->x, wname(e, L, "output_kernel"), 2, (int64_t[]){hv, dq64}, w);
     w += hv * dq;
     if (L->iarg[MHA_BIAS]) {
         ox_op2(&e->x, "MatMul", proj, merged, wo);
-        ox_op2(&e->x, "Add", c->out, proj, ox_floats(&e->x, tmp(e, c, "output_bias"), 1, &dq64, w));
+        ox_op2(&e->x, "Add", c->out, proj, ox_weight(&e->x, wname(e, L, "output_bias"), 1, &dq64, w));
     } else {
         ox_op2(&e->x, "MatMul", c->out, merged, wo);
     }

@@ -196,6 +196,12 @@ static Onnx__TensorProto *new_tensor(ox *x, const char *name, int rank, const in
     return t;
 }
 
+const char *ox_weight(ox *x, const char *name, int rank, const int64_t *dims, const float *data) {
+    for (size_t i = 0; i < x->graph.n_initializer; i++) /* made already (a layer called again) */
+        if (strcmp(x->graph.initializer[i]->name, name) == 0) return x->graph.initializer[i]->name;
+    return ox_floats(x, name, rank, dims, data);
+}
+
 const char *ox_floats(ox *x, const char *name, int rank, const int64_t *dims, const float *data) {
     size_t count = 1;
     for (int i = 0; i < rank; i++) count *= (size_t)dims[i];

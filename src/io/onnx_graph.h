@@ -48,6 +48,9 @@ void ox_attr_strings(ox *x, Onnx__NodeProto *n, const char *name, int count, con
 /* Initializers: a float tensor (data copied, count = product of dims) and a 1-D int64 one.
  * Return the name. */
 const char *ox_floats(ox *x, const char *name, int rank, const int64_t *dims, const float *data);
+/* ox_floats for a layer's weights: a name made before returns the tensor made then, so a layer
+ * called several times stores its weights once. */
+const char *ox_weight(ox *x, const char *name, int rank, const int64_t *dims, const float *data);
 const char *ox_int64s(ox *x, const char *name, int count, const int64_t *v);
 /* A rank-0 int64 (an index for Gather). */
 const char *ox_int64_scalar(ox *x, const char *name, int64_t v);
