@@ -196,7 +196,10 @@ static loom_model *model_recurrent(void) {
     relu.activation = LOOM_RELU;
     relu.use_bias = 0;
     loom_tensor *lr = call(loom_lstm(g, "lstm_relu", 2, &relu), x);
-    return finish(g, 1, &x, 4, (loom_tensor *[]){gr, g0, l, lr});
+    loom_rnn_options sp = loom_rnn_defaults();
+    sp.activation = LOOM_SOFTPLUS;
+    loom_tensor *rs = call(loom_simple_rnn(g, "rnn_softplus", 3, &sp), x);
+    return finish(g, 1, &x, 5, (loom_tensor *[]){gr, g0, l, lr, rs});
 }
 
 static loom_model *model_wrappers(void) {
