@@ -8,15 +8,18 @@
  * (which runs this program with --write DIR, then onnx_ort.js in onnxruntime-node on DIR).
  * Agreement: |loom - ort| <= 1e-5 * max(|ort|, max |ort| of that output / 10).
  *
+ * The sequence model is also given 9-step inputs: ONNX Runtime runs its 6-step export on them
+ * through the symbolic time axis, and loom's 9-step model (same weights) must agree.
+ *
  * Also: the exported files' structure read back with protobuf-c (opset, names, symbolic batch and
- * time axes), the errors (a user C layer, a mask reaching a recurrent layer, an unwritable path,
- * a build without ONNX). The exported models stay in LOOM_ONNX_OUT_DIR for the ONNX checker test
+ * time axes, no Dropout, a shared layer's weights stored once, which recurrent layers are
+ * unrolled), the errors (a user C layer, an unwritable path, a NULL path, a build without ONNX).
+ * The exported models stay in LOOM_ONNX_OUT_DIR for the ONNX checker test
  * (scripts/onnx_check.py, ctest onnx_checker). */
 #include "check.h"
 #include "fixture.h"
 #include "loom.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>

@@ -9,17 +9,11 @@
  *   - Dropout disappears (its output is its input); BatchNormalization is (x - moving_mean) *
  *     (gamma / sqrt(moving_var + eps)) + beta with the factors computed here as loom computes them;
  *   - loom is channels-last like Keras and ONNX's Conv / ConvTranspose / pooling are
- *     channels-first: each such layer is Transpose, the op, Transpose back (ONNX Runtime folds the
- *     pairs between consecutive convolutions). Keras's SAME padding becomes explicit pads (the
+ *     channels-first: each such layer is Transpose, the op, Transpose back (between consecutive
+ *     such layers a transpose meets its inverse, which graph optimizers remove). Keras's SAME padding becomes explicit pads (the
  *     extra element after), Conv2DTranspose's output size explicit pads / output_padding;
- *   - SimpleRNN, LSTM and GRU are ONNX's RNN / LSTM / GRU operators: LSTM's Keras gates i, f, c, o
- *     are reordered to ONNX's i, o, f, c; GRU's z, r, h are ONNX's order, reset_after is
- *     linear_before_reset = 1 (bias rows: input, recurrent), reset_before a zero recurrent bias;
- *     go_backwards is direction "reverse" (its sequence output reversed, as Keras returns it in
- *     processed order); Bidirectional is direction "bidirectional" and its merge mode.
- *     A layer ONNX's operators cannot express — one that receives a Keras mask, or whose
- *     activations are not in their list (gelu, swish, softmax, linear, elu, leaky_relu) — is
- *     unrolled instead: one group of nodes per step, padded steps carrying the state (Where);
+ *   - SimpleRNN, LSTM, GRU and Bidirectional are ONNX's recurrent operators, or unrolled where
+ *     those cannot express the layer (onnx_recurrent.c);
  *   - MultiHeadAttention is decomposed: projections (MatMul + Add), heads by Reshape/Transpose,
  *     scores MatMul * 1/sqrt(key_dim), a constant -1e30 above the diagonal when causal, Softmax,
  *     MatMul, output projection;
@@ -52,108 +46,34 @@ loom_status loom_model_export_onnx(loom_model *m, const char *path) {
 
 #else
 
-#include "io/onnx_graph.h"
+#include "io/onnx_emit.h"
+#include "io/onnx_recurrent.h"
 
 #include <unistd.h>
 
 #define ONNX_OPSET 17
 #define ONNX_IR_VERSION 8
 
-typedef struct exporter {
-    ox x;
-    loom_model *m;
-    bool steps_baked; /* a layer put the length of the time axis into a constant */
-} exporter;
-
-/* One layer call to export: what the emitters of the layer classes receive. */
-typedef struct call {
-    const loom_layer *L;
-    const float *w;                /* the layer's weights, contiguous in layer weight order */
-    int n_in;
-    const char *const *in;         /* ONNX names of the inputs */
-    const loom_shape *in_shape;    /* per-sample shapes */
-    loom_shape out_shape;
-    const char *out;               /* the name the last node must write */
-    const char *mask;              /* input 0's Keras mask: bool (batch, steps), or NULL */
-    bool mask_keys;                /* MultiHeadAttention: the keys are the query tensor, so the
-                                      mask covers them too (layer_attention.c) */
-} call;
-
-static bool fail(exporter *e, const loom_layer *L, const char *fmt, const char *detail) {
-    char what[256];
-    snprintf(what, sizeof what, fmt, detail);
-    loom_set_error(&e->m->err, LOOM_ERR_ARGUMENT, "ONNX export: layer %s (%s): %s", L->name, L->op->class_name,
-                   what);
-    return false;
-}
-
-static const char *tmp(exporter *e, const call *c, const char *suffix) { return ox_tmp(&e->x, c->out, suffix); }
-
-/* The name of a constant made from a layer's weights: one per layer however often it is called
- * (ox_weight keeps the first tensor of a name). */
-static const char *wname(exporter *e, const loom_layer *L, const char *suffix) { return ox_tmp(&e->x, L->name, suffix); }
-
-static const char *ints(exporter *e, const call *c, const char *suffix, int n, const int64_t *v) {
-    return ox_int64s(&e->x, tmp(e, c, suffix), n, v);
-}
-
-static void transpose(exporter *e, const char *out, const char *in, int n, const int64_t *perm) {
-    ox_attr_ints(&e->x, ox_op1(&e->x, "Transpose", out, in), "perm", n, perm);
-}
-
-/* out = a(in). Linear is an Identity: callers write straight to their output instead. */
-static bool emit_activation(exporter *e, const call *c, loom_activation a, const char *in, const char *out) {
-    ox *x = &e->x;
-    switch (a) {
-    case LOOM_LINEAR: ox_op1(x, "Identity", out, in); return true;
-    case LOOM_RELU: ox_op1(x, "Relu", out, in); return true;
-    case LOOM_SIGMOID: ox_op1(x, "Sigmoid", out, in); return true;
-    case LOOM_TANH: ox_op1(x, "Tanh", out, in); return true;
-    case LOOM_SOFTMAX: ox_attr_int(x, ox_op1(x, "Softmax", out, in), "axis", -1); return true;
-    case LOOM_ELU: ox_attr_float(x, ox_op1(x, "Elu", out, in), "alpha", 1.0f); return true;
-    case LOOM_LEAKY_RELU: ox_attr_float(x, ox_op1(x, "LeakyRelu", out, in), "alpha", 0.2f); return true;
-    case LOOM_SOFTPLUS: ox_op1(x, "Softplus", out, in); return true;
-    case LOOM_SWISH: {
-        const char *s = ox_tmp(x, out, "sigmoid");
-        ox_op1(x, "Sigmoid", s, in);
-        ox_op2(x, "Mul", out, in, s);
-        return true;
-    }
-    case LOOM_GELU: {
-        /* 0.5 x (1 + erf(x / sqrt 2)), in loom's order of operations */
-        const char *xs = ox_tmp(x, out, "gelu_scaled"), *er = ox_tmp(x, out, "gelu_erf"),
-                   *one = ox_tmp(x, out, "gelu_1p"), *half = ox_tmp(x, out, "gelu_half");
-        ox_op2(x, "Mul", xs, in, ox_scalar(x, ox_tmp(x, out, "sqrt1_2"), 0.70710678118654752440f));
-        ox_op1(x, "Erf", er, xs);
-        ox_op2(x, "Add", one, er, ox_scalar(x, ox_tmp(x, out, "one"), 1.0f));
-        ox_op2(x, "Mul", half, in, ox_scalar(x, ox_tmp(x, out, "half"), 0.5f));
-        ox_op2(x, "Mul", out, half, one);
-        return true;
-    }
-    default: return fail(e, c->L, "activation %s cannot be exported", loom_activation_name(a));
-    }
-}
-
 /* The pre-activation's name: the output itself when the activation is linear. */
-static const char *preact(exporter *e, const call *c, loom_activation a) {
-    return a == LOOM_LINEAR ? c->out : tmp(e, c, "preact");
+static const char *preact(onnx_exporter *e, const onnx_call *c, loom_activation a) {
+    return a == LOOM_LINEAR ? c->out : loom_onnx_tmp(e, c, "preact");
 }
 
-static bool finish_activation(exporter *e, const call *c, loom_activation a, const char *z) {
-    return a == LOOM_LINEAR || emit_activation(e, c, a, z, c->out);
+static bool finish_activation(onnx_exporter *e, const onnx_call *c, loom_activation a, const char *z) {
+    return a == LOOM_LINEAR || loom_onnx_activation(e, c, a, z, c->out);
 }
 
 /* ---------------------------------------------------------------- dense, activation, merges */
 
-static bool emit_dense(exporter *e, const call *c) {
+static bool emit_dense(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
     int64_t in = c->in_shape[0].dims[c->in_shape[0].rank - 1], units = L->units;
     const char *z = preact(e, c, L->activation);
-    const char *k = ox_weight(&e->x, wname(e, c->L, "kernel"), 2, (int64_t[]){in, units}, c->w);
+    const char *k = ox_weight(&e->x, loom_onnx_wname(e, c->L, "kernel"), 2, (int64_t[]){in, units}, c->w);
     if (L->dense.use_bias) {
-        const char *mm = tmp(e, c, "matmul");
+        const char *mm = loom_onnx_tmp(e, c, "matmul");
         ox_op2(&e->x, "MatMul", mm, c->in[0], k);
-        ox_op2(&e->x, "Add", z, mm, ox_weight(&e->x, wname(e, c->L, "bias"), 1, &units, c->w + in * units));
+        ox_op2(&e->x, "Add", z, mm, ox_weight(&e->x, loom_onnx_wname(e, c->L, "bias"), 1, &units, c->w + in * units));
     } else {
         ox_op2(&e->x, "MatMul", z, c->in[0], k);
     }
@@ -161,7 +81,7 @@ static bool emit_dense(exporter *e, const call *c) {
 }
 
 /* Add, Subtract, Multiply: binary ONNX ops chained left to right, as loom sums. */
-static bool emit_elementwise(exporter *e, const call *c, const char *op) {
+static bool emit_elementwise(onnx_exporter *e, const onnx_call *c, const char *op) {
     const char *acc = c->in[0];
     for (int i = 1; i < c->n_in; i++) {
         const char *to = i == c->n_in - 1 ? c->out : ox_str(&e->x, "%s/%s%d", c->out, op, i);
@@ -171,7 +91,7 @@ static bool emit_elementwise(exporter *e, const call *c, const char *op) {
     return true;
 }
 
-static bool emit_concatenate(exporter *e, const call *c) {
+static bool emit_concatenate(onnx_exporter *e, const onnx_call *c) {
     int rank = c->in_shape[0].rank;
     int a = c->L->axis < 0 ? c->L->axis + rank + 1 : c->L->axis; /* Keras axis = ONNX axis (batch is 0) */
     ox_attr_int(&e->x, ox_node(&e->x, "Concat", c->n_in, c->in, 1, &c->out), "axis", a);
@@ -180,24 +100,24 @@ static bool emit_concatenate(exporter *e, const call *c) {
 
 /* ---------------------------------------------------------------- shapes */
 
-static bool emit_reshape_to(exporter *e, const call *c, const loom_shape *to) {
+static bool emit_reshape_to(onnx_exporter *e, const onnx_call *c, const loom_shape *to) {
     int64_t d[LOOM_MAX_RANK + 1] = {0}; /* 0: keep the batch dim */
     for (int i = 0; i < to->rank; i++) d[i + 1] = to->dims[i];
-    ox_op2(&e->x, "Reshape", c->out, c->in[0], ints(e, c, "shape", to->rank + 1, d));
+    ox_op2(&e->x, "Reshape", c->out, c->in[0], loom_onnx_ints(e, c, "shape", to->rank + 1, d));
     return true;
 }
 
-static bool emit_permute(exporter *e, const call *c) {
+static bool emit_permute(onnx_exporter *e, const onnx_call *c) {
     int64_t perm[LOOM_MAX_RANK + 1] = {0};
     for (int i = 0; i < c->L->iarg[0]; i++) perm[i + 1] = c->L->iarg[1 + i];
-    transpose(e, c->out, c->in[0], c->L->iarg[0] + 1, perm);
+    loom_onnx_transpose(e, c->out, c->in[0], c->L->iarg[0] + 1, perm);
     return true;
 }
 
-static bool emit_repeat_vector(exporter *e, const call *c) {
-    const char *u = tmp(e, c, "unsqueezed");
-    ox_op2(&e->x, "Unsqueeze", u, c->in[0], ints(e, c, "axes", 1, (int64_t[]){1}));
-    ox_op2(&e->x, "Expand", c->out, u, ints(e, c, "repeats", 3, (int64_t[]){1, c->L->iarg[0], 1}));
+static bool emit_repeat_vector(onnx_exporter *e, const onnx_call *c) {
+    const char *u = loom_onnx_tmp(e, c, "unsqueezed");
+    ox_op2(&e->x, "Unsqueeze", u, c->in[0], loom_onnx_ints(e, c, "axes", 1, (int64_t[]){1}));
+    ox_op2(&e->x, "Expand", c->out, u, loom_onnx_ints(e, c, "repeats", 3, (int64_t[]){1, c->L->iarg[0], 1}));
     return true;
 }
 
@@ -215,20 +135,20 @@ static void same_pads(int in, int out, int k, int stride, int dil, loom_padding 
 }
 
 /* Channels-last <-> channels-first around a 1-D or 2-D op. */
-static void to_channels_first(exporter *e, const char *out, const char *in, bool one_d) {
-    if (one_d) transpose(e, out, in, 3, (int64_t[]){0, 2, 1});
-    else transpose(e, out, in, 4, (int64_t[]){0, 3, 1, 2});
+static void to_channels_first(onnx_exporter *e, const char *out, const char *in, bool one_d) {
+    if (one_d) loom_onnx_transpose(e, out, in, 3, (int64_t[]){0, 2, 1});
+    else loom_onnx_transpose(e, out, in, 4, (int64_t[]){0, 3, 1, 2});
 }
 
-static void to_channels_last(exporter *e, const char *out, const char *in, bool one_d) {
-    if (one_d) transpose(e, out, in, 3, (int64_t[]){0, 2, 1});
-    else transpose(e, out, in, 4, (int64_t[]){0, 2, 3, 1});
+static void to_channels_last(onnx_exporter *e, const char *out, const char *in, bool one_d) {
+    if (one_d) loom_onnx_transpose(e, out, in, 3, (int64_t[]){0, 2, 1});
+    else loom_onnx_transpose(e, out, in, 4, (int64_t[]){0, 2, 3, 1});
 }
 
 /* configuration slots, as layer_conv.c and layer_pool.c document them */
 enum { A_FILT = 0, A_KH, A_KW, A_SH, A_SW, A_DH, A_DW, A_PAD, A_BIAS };
 
-static bool emit_conv(exporter *e, const call *c) {
+static bool emit_conv(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
     const loom_op *op = L->op;
     bool one_d = op == &loom_op_conv1d, transposed = op == &loom_op_conv2d_transpose,
@@ -275,7 +195,7 @@ static bool emit_conv(exporter *e, const call *c) {
     int sp = one_d ? 1 : 2; /* spatial axes */
     if (one_d) wd[2] = kw;
     else wd[2] = kh, wd[3] = kw;
-    const char *kname = ox_weight(&e->x, wname(e, L, "kernel"), 2 + sp, wd, W);
+    const char *kname = ox_weight(&e->x, loom_onnx_wname(e, L, "kernel"), 2 + sp, wd, W);
     free(W);
 
     int64_t pads[4], out_pad[2] = {0, 0}, pt, pb, pl, pr;
@@ -294,13 +214,13 @@ static bool emit_conv(exporter *e, const call *c) {
     if (one_d) pads[0] = pl, pads[1] = pr;
     else pads[0] = pt, pads[1] = pl, pads[2] = pb, pads[3] = pr;
 
-    const char *xc = tmp(e, c, "channels_first"), *yc = tmp(e, c, "conv");
+    const char *xc = loom_onnx_tmp(e, c, "channels_first"), *yc = loom_onnx_tmp(e, c, "conv");
     to_channels_first(e, xc, c->in[0], one_d);
     const char *ins[3] = {xc, kname, NULL};
     int n_in = 2;
     if (L->iarg[A_BIAS]) {
         int64_t nb = cout;
-        ins[n_in++] = ox_weight(&e->x, wname(e, L, "bias"), 1, &nb, c->w + kn);
+        ins[n_in++] = ox_weight(&e->x, loom_onnx_wname(e, L, "bias"), 1, &nb, c->w + kn);
     }
     Onnx__NodeProto *n = ox_node(&e->x, transposed ? "ConvTranspose" : "Conv", n_in, ins, 1, &yc);
     int64_t ks[2] = {one_d ? kw : kh, kw}, st[2] = {one_d ? sw : sh, sw}, dl[2] = {one_d ? dw : dh, dw};
@@ -315,7 +235,7 @@ static bool emit_conv(exporter *e, const call *c) {
     return finish_activation(e, c, L->activation, z);
 }
 
-static bool emit_pool(exporter *e, const call *c, bool is_max, bool one_d) {
+static bool emit_pool(onnx_exporter *e, const onnx_call *c, bool is_max, bool one_d) {
     const loom_layer *L = c->L;
     const loom_shape *is = &c->in_shape[0], *os = &c->out_shape;
     int h = one_d ? 1 : is->dims[0], w = one_d ? is->dims[0] : is->dims[1];
@@ -324,7 +244,7 @@ static bool emit_pool(exporter *e, const call *c, bool is_max, bool one_d) {
     int64_t pt, pb, pl, pr;
     same_pads(h, oh, ph, sh, 1, (loom_padding)L->iarg[A_PAD], &pt, &pb);
     same_pads(w, ow, pw, sw, 1, (loom_padding)L->iarg[A_PAD], &pl, &pr);
-    const char *xc = tmp(e, c, "channels_first"), *yc = tmp(e, c, "pool");
+    const char *xc = loom_onnx_tmp(e, c, "channels_first"), *yc = loom_onnx_tmp(e, c, "pool");
     to_channels_first(e, xc, c->in[0], one_d);
     Onnx__NodeProto *n = ox_op1(&e->x, is_max ? "MaxPool" : "AveragePool", yc, xc);
     int sp = one_d ? 1 : 2;
@@ -339,7 +259,7 @@ static bool emit_pool(exporter *e, const call *c, bool is_max, bool one_d) {
     return true;
 }
 
-static bool emit_global_pool(exporter *e, const call *c, bool is_max, bool one_d) {
+static bool emit_global_pool(onnx_exporter *e, const onnx_call *c, bool is_max, bool one_d) {
     Onnx__NodeProto *n = ox_op1(&e->x, is_max ? "ReduceMax" : "ReduceMean", c->out, c->in[0]);
     ox_attr_ints(&e->x, n, "axes", one_d ? 1 : 2, (int64_t[]){1, 2});
     ox_attr_int(&e->x, n, "keepdims", 0);
@@ -348,28 +268,28 @@ static bool emit_global_pool(exporter *e, const call *c, bool is_max, bool one_d
 
 /* UpSampling2D (nearest): (N, H, W, C) -> (N, H, 1, W, 1, C), broadcast, fold back. Exact and
  * independent of Resize's coordinate conventions. */
-static bool emit_upsampling(exporter *e, const call *c) {
+static bool emit_upsampling(onnx_exporter *e, const onnx_call *c) {
     const loom_shape *s = &c->in_shape[0];
     int64_t H = s->dims[0], W = s->dims[1], C = s->dims[2], fh = c->L->iarg[0], fw = c->L->iarg[1];
-    const char *a = tmp(e, c, "split"), *b = tmp(e, c, "repeated");
-    ox_op2(&e->x, "Reshape", a, c->in[0], ints(e, c, "split_shape", 6, (int64_t[]){0, H, 1, W, 1, C}));
-    ox_op2(&e->x, "Expand", b, a, ints(e, c, "repeats", 6, (int64_t[]){1, 1, fh, 1, fw, 1}));
-    ox_op2(&e->x, "Reshape", c->out, b, ints(e, c, "shape", 4, (int64_t[]){0, H * fh, W * fw, C}));
+    const char *a = loom_onnx_tmp(e, c, "split"), *b = loom_onnx_tmp(e, c, "repeated");
+    ox_op2(&e->x, "Reshape", a, c->in[0], loom_onnx_ints(e, c, "split_shape", 6, (int64_t[]){0, H, 1, W, 1, C}));
+    ox_op2(&e->x, "Expand", b, a, loom_onnx_ints(e, c, "repeats", 6, (int64_t[]){1, 1, fh, 1, fw, 1}));
+    ox_op2(&e->x, "Reshape", c->out, b, loom_onnx_ints(e, c, "shape", 4, (int64_t[]){0, H * fh, W * fw, C}));
     return true;
 }
 
-static bool emit_zero_padding(exporter *e, const call *c) {
+static bool emit_zero_padding(onnx_exporter *e, const onnx_call *c) {
     const int *p = c->L->iarg; /* top, bottom, left, right */
-    ox_op2(&e->x, "Pad", c->out, c->in[0], ints(e, c, "pads", 8, (int64_t[]){0, p[0], p[2], 0, 0, p[1], p[3], 0}));
+    ox_op2(&e->x, "Pad", c->out, c->in[0], loom_onnx_ints(e, c, "pads", 8, (int64_t[]){0, p[0], p[2], 0, 0, p[1], p[3], 0}));
     return true;
 }
 
-static bool emit_cropping(exporter *e, const call *c) {
+static bool emit_cropping(onnx_exporter *e, const onnx_call *c) {
     const int *p = c->L->iarg;
     const loom_shape *s = &c->in_shape[0];
-    const char *in[4] = {c->in[0], ints(e, c, "starts", 2, (int64_t[]){p[0], p[2]}),
-                         ints(e, c, "ends", 2, (int64_t[]){s->dims[0] - p[1], s->dims[1] - p[3]}),
-                         ints(e, c, "axes", 2, (int64_t[]){1, 2})};
+    const char *in[4] = {c->in[0], loom_onnx_ints(e, c, "starts", 2, (int64_t[]){p[0], p[2]}),
+                         loom_onnx_ints(e, c, "ends", 2, (int64_t[]){s->dims[0] - p[1], s->dims[1] - p[3]}),
+                         loom_onnx_ints(e, c, "axes", 2, (int64_t[]){1, 2})};
     ox_node(&e->x, "Slice", 4, in, 1, &c->out);
     return true;
 }
@@ -381,7 +301,7 @@ enum { N_CENTER = 0, N_SCALE = 1 };
 enum { F_EPSILON = 1 };
 enum { E_INPUT_DIM = 0, E_OUTPUT_DIM = 1, E_MASK_ZERO = 2 };
 
-static bool emit_batchnorm(exporter *e, const call *c) {
+static bool emit_batchnorm(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
     int rank = c->in_shape[0].rank;
     int a = L->axis < 0 ? rank + L->axis : L->axis - 1;
@@ -403,22 +323,22 @@ static bool emit_batchnorm(exporter *e, const call *c) {
     /* constants shaped (C, 1, ...) broadcast against the channel axis */
     int64_t d[LOOM_MAX_RANK] = {C, 1, 1, 1};
     int cr = rank - a;
-    const char *centered = tmp(e, c, "centered"), *scaled = center ? tmp(e, c, "scaled") : c->out;
-    ox_op2(&e->x, "Sub", centered, c->in[0], ox_weight(&e->x, wname(e, L, "moving_mean"), cr, d, mean));
-    ox_op2(&e->x, "Mul", scaled, centered, ox_weight(&e->x, wname(e, L, "scale"), cr, d, sc));
-    if (center) ox_op2(&e->x, "Add", c->out, scaled, ox_weight(&e->x, wname(e, L, "shift"), cr, d, sh));
+    const char *centered = loom_onnx_tmp(e, c, "centered"), *scaled = center ? loom_onnx_tmp(e, c, "scaled") : c->out;
+    ox_op2(&e->x, "Sub", centered, c->in[0], ox_weight(&e->x, loom_onnx_wname(e, L, "moving_mean"), cr, d, mean));
+    ox_op2(&e->x, "Mul", scaled, centered, ox_weight(&e->x, loom_onnx_wname(e, L, "scale"), cr, d, sc));
+    if (center) ox_op2(&e->x, "Add", c->out, scaled, ox_weight(&e->x, loom_onnx_wname(e, L, "shift"), cr, d, sh));
     free(buf);
     return true;
 }
 
-static bool emit_layernorm(exporter *e, const call *c) {
+static bool emit_layernorm(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
     int64_t D = c->in_shape[0].dims[c->in_shape[0].rank - 1];
     bool scale = L->iarg[N_SCALE], center = L->iarg[N_CENTER];
     const char *in[3] = {c->in[0], NULL, NULL};
     float *ones = NULL;
     if (scale) {
-        in[1] = ox_weight(&e->x, wname(e, L, "gamma"), 1, &D, c->w);
+        in[1] = ox_weight(&e->x, loom_onnx_wname(e, L, "gamma"), 1, &D, c->w);
     } else {
         ones = malloc((size_t)D * sizeof *ones);
         if (!ones) {
@@ -426,376 +346,25 @@ static bool emit_layernorm(exporter *e, const call *c) {
             return true;
         }
         for (int64_t i = 0; i < D; i++) ones[i] = 1.0f;
-        in[1] = ox_weight(&e->x, wname(e, L, "gamma"), 1, &D, ones);
+        in[1] = ox_weight(&e->x, loom_onnx_wname(e, L, "gamma"), 1, &D, ones);
         free(ones);
     }
-    if (center) in[2] = ox_weight(&e->x, wname(e, L, "beta"), 1, &D, c->w + (scale ? D : 0));
+    if (center) in[2] = ox_weight(&e->x, loom_onnx_wname(e, L, "beta"), 1, &D, c->w + (scale ? D : 0));
     Onnx__NodeProto *n = ox_node(&e->x, "LayerNormalization", center ? 3 : 2, in, 1, &c->out);
     ox_attr_int(&e->x, n, "axis", -1);
     ox_attr_float(&e->x, n, "epsilon", L->farg[F_EPSILON]);
     return true;
 }
 
-static bool emit_embedding(exporter *e, const call *c) {
+static bool emit_embedding(onnx_exporter *e, const onnx_call *c) {
     int64_t d[2] = {c->L->iarg[E_INPUT_DIM], c->L->iarg[E_OUTPUT_DIM]};
-    const char *ids = tmp(e, c, "ids");
+    const char *ids = loom_onnx_tmp(e, c, "ids");
     /* Cast truncates toward zero, as Keras's cast to int32 */
     ox_attr_int(&e->x, ox_op1(&e->x, "Cast", ids, c->in[0]), "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
-    Onnx__NodeProto *n = ox_op2(&e->x, "Gather", c->out, ox_weight(&e->x, wname(e, c->L, "embeddings"), 2, d, c->w), ids);
+    Onnx__NodeProto *n = ox_op2(&e->x, "Gather", c->out, ox_weight(&e->x, loom_onnx_wname(e, c->L, "embeddings"), 2, d, c->w), ids);
     ox_attr_int(&e->x, n, "axis", 0);
     return true;
 }
-
-/* ---------------------------------------------------------------- recurrent layers */
-
-static const char *rnn_activation(loom_activation a) {
-    switch (a) {
-    case LOOM_SIGMOID: return "Sigmoid";
-    case LOOM_TANH: return "Tanh";
-    case LOOM_RELU: return "Relu";
-    case LOOM_SOFTPLUS: return "Softplus";
-    default: return NULL; /* names that need alpha/beta or that ONNX's list lacks */
-    }
-}
-
-/* Keras gate k of ONNX gate slot g: LSTM ONNX i, o, f, c = Keras 0, 3, 1, 2. */
-static int keras_gate(const loom_layer *L, int g) {
-    static const int lstm[4] = {0, 3, 1, 2};
-    return L->op == &loom_op_lstm ? lstm[g] : g;
-}
-
-static int rnn_gate_count(const loom_layer *L) {
-    return L->op == &loom_op_lstm ? 4 : L->op == &loom_op_gru ? 3 : 1;
-}
-
-/* One ONNX RNN / LSTM / GRU node over ndir directions (layers dirs[d] with weights at w[d]).
- * Writes Y (steps, ndir, batch, units) and Y_h (ndir, batch, units) under the given names. */
-static bool emit_rnn_node(exporter *e, const call *c, int ndir, const loom_layer *const *dirs,
-                          const float *const *w, const char *direction, const char *x_tnf, const char *y,
-                          const char *yh) {
-    const loom_layer *L = dirs[0];
-    int F = c->in_shape[0].dims[1], U = L->units, G = rnn_gate_count(L);
-    size_t GU = (size_t)G * U;
-    bool gru = L->op == &loom_op_gru, reset_after = gru && L->iarg[RNN_RESET];
-    const char *acts[6];
-    int n_acts = 0;
-    for (int d = 0; d < ndir; d++) { /* f (recurrent), g, h per direction; can_use_onnx_rnn holds */
-        const char *a = rnn_activation(dirs[d]->activation), *r = rnn_activation((loom_activation)dirs[d]->iarg[RNN_RACT]);
-        if (G > 1) acts[n_acts++] = r;
-        acts[n_acts++] = a;
-        if (G == 4) acts[n_acts++] = a;
-    }
-    size_t nW = (size_t)ndir * GU * F, nR = (size_t)ndir * GU * U, nB = (size_t)ndir * 2 * GU;
-    float *buf = calloc(nW + nR + nB, sizeof *buf);
-    if (!buf) {
-        e->x.failed = true;
-        return true;
-    }
-    float *W = buf, *R = buf + nW, *B = buf + nW + nR;
-    for (int d = 0; d < ndir; d++) {
-        const float *k = w[d], *rk = k + (size_t)F * GU, *bias = rk + (size_t)U * GU;
-        for (int g = 0; g < G; g++) {
-            size_t kg = (size_t)keras_gate(L, g) * U;
-            for (int u = 0; u < U; u++) {
-                size_t row = (size_t)d * GU + (size_t)g * U + u;
-                for (int f = 0; f < F; f++) W[row * F + f] = k[(size_t)f * GU + kg + u];
-                for (int j = 0; j < U; j++) R[row * U + j] = rk[(size_t)j * GU + kg + u];
-                if (dirs[d]->iarg[RNN_BIAS]) {
-                    float *Bd = B + (size_t)d * 2 * GU;
-                    Bd[(size_t)g * U + u] = bias[kg + u];
-                    if (reset_after) Bd[GU + (size_t)g * U + u] = bias[GU + kg + u];
-                }
-            }
-        }
-    }
-    int64_t nd = ndir, gu = (int64_t)GU;
-    const char *in[4] = {x_tnf, ox_weight(&e->x, wname(e, c->L, "W"), 3, (int64_t[]){nd, gu, F}, W),
-                         ox_weight(&e->x, wname(e, c->L, "R"), 3, (int64_t[]){nd, gu, U}, R),
-                         ox_weight(&e->x, wname(e, c->L, "B"), 2, (int64_t[]){nd, 2 * gu}, B)};
-    free(buf);
-    const char *outs[2] = {y, yh};
-    Onnx__NodeProto *n = ox_node(&e->x, G == 4 ? "LSTM" : gru ? "GRU" : "RNN", 4, in, 2, outs);
-    ox_attr_int(&e->x, n, "hidden_size", U);
-    ox_attr_string(&e->x, n, "direction", direction);
-    ox_attr_strings(&e->x, n, "activations", n_acts, acts);
-    if (gru) ox_attr_int(&e->x, n, "linear_before_reset", reset_after);
-    return true;
-}
-
-/* ---------------------------------------------------------------- recurrent layers, unrolled
- *
- * What ONNX's RNN / LSTM / GRU cannot express — a Keras mask (a padded step carries the state
- * and outputs it, or 0 with zero_output_for_mask; padding may sit anywhere) and activations
- * their list lacks — is exported as the loop written out: one group of nodes per step, in loom's
- * order of operations (the input side of every step in one MatMul, then per step h.U, the gates,
- * the state; Where(mask) for padded steps). The graph then fixes the number of steps. */
-
-static bool can_use_onnx_rnn(const loom_layer *L) {
-    return rnn_activation(L->activation) && (rnn_gate_count(L) == 1 || rnn_activation((loom_activation)L->iarg[RNN_RACT]));
-}
-
-/* One direction of a recurrent layer over the steps of c's input, in its processing order.
- * step_out[s] receives the output of processed step s, *last the final state. */
-static bool unroll_direction(exporter *e, const call *c, const loom_layer *L, const float *w, const char *mask3,
-                             const char *tag, const char **step_out, const char **last) {
-    ox *x = &e->x;
-    const int T = c->in_shape[0].dims[0], F = c->in_shape[0].dims[1], U = L->units, G = rnn_gate_count(L);
-    const int64_t GU = (int64_t)G * U;
-    const bool lstm = L->op == &loom_op_lstm, gru = L->op == &loom_op_gru, reset_after = gru && L->iarg[RNN_RESET];
-    const bool back = L->iarg[RNN_BACK], zero_out = L->iarg[RNN_ZERO] && mask3;
-    const loom_activation act = L->activation, ract = (loom_activation)L->iarg[RNN_RACT];
-    const float *K = w, *R = w + (size_t)F * GU, *bias = L->iarg[RNN_BIAS] ? R + (size_t)U * GU : NULL;
-#define NAME(...) ox_str(x, __VA_ARGS__)
-    /* the input side of every step at once: (batch, steps, G*units) */
-    const char *xk = NAME("%s/xk", tag), *xp = bias ? NAME("%s/xp", tag) : xk;
-    ox_op2(x, "MatMul", xk, c->in[0], ox_weight(x, wname(e, L, "kernel"), 2, (int64_t[]){F, GU}, K));
-    if (bias) ox_op2(x, "Add", xp, xk, ox_weight(x, wname(e, L, "bias"), 1, &GU, bias));
-    /* recurrent kernels: all gates, or for reset_before GRU the z, r columns and the candidate's */
-    int64_t rcols = gru && !reset_after ? 2 * U : GU;
-    float *rk = malloc((size_t)U * GU * sizeof *rk);
-    if (!rk) {
-        e->x.failed = true;
-        return true;
-    }
-    for (int j = 0; j < U; j++)
-        for (int64_t k = 0; k < rcols; k++) rk[j * rcols + k] = R[j * GU + k];
-    const char *Rm = ox_weight(x, wname(e, L, "rec_kernel"), 2, (int64_t[]){U, rcols}, rk);
-    const char *Rh = NULL;
-    if (gru && !reset_after) {
-        for (int j = 0; j < U; j++)
-            for (int k = 0; k < U; k++) rk[j * U + k] = R[j * GU + 2 * U + k];
-        Rh = ox_weight(x, wname(e, L, "rec_kernel_h"), 2, (int64_t[]){U, U}, rk);
-    }
-    free(rk);
-    const char *rbias = reset_after && bias ? ox_weight(x, wname(e, L, "rec_bias"), 1, &GU, bias + GU) : NULL;
-    /* zero initial state (batch, units) */
-    const char *shape = NAME("%s/x_shape", tag), *nb = NAME("%s/batch", tag), *hs = NAME("%s/state_shape", tag),
-               *zeros = NAME("%s/zeros", tag);
-    ox_op1(x, "Shape", shape, c->in[0]);
-    const char *sl[3] = {shape, ox_int64s(x, NAME("%s/b0", tag), 1, (int64_t[]){0}),
-                         ox_int64s(x, NAME("%s/b1", tag), 1, (int64_t[]){1})};
-    ox_node(x, "Slice", 3, sl, 1, &nb);
-    const char *cat[2] = {nb, ox_int64s(x, NAME("%s/units", tag), 1, (int64_t[]){U})};
-    ox_attr_int(x, ox_node(x, "Concat", 2, cat, 1, &hs), "axis", 0);
-    ox_op1(x, "ConstantOfShape", zeros, hs); /* default value: float 0 */
-    const char *one = gru ? ox_scalar(x, NAME("%s/one", tag), 1.0f) : NULL;
-    const char *split_n = G > 1 ? ox_int64s(x, NAME("%s/split", tag), G, (int64_t[]){U, U, U, U}) : NULL;
-    const char *split_2 = gru && !reset_after ? ox_int64s(x, NAME("%s/split2", tag), 2, (int64_t[]){U, U}) : NULL;
-    const char *h = zeros, *cs = zeros;
-    for (int s = 0; s < T; s++) {
-        const int t = back ? T - 1 - s : s;
-        const char *p = NAME("%s/step%d", tag, s);
-        const char *xt = ox_tmp(x, p, "x"), *rp = ox_tmp(x, p, "rec"), *hn = ox_tmp(x, p, "h_new"), *cn = NULL;
-        const char *ti = ox_int64_scalar(x, ox_tmp(x, p, "t"), t);
-        ox_attr_int(x, ox_op2(x, "Gather", xt, xp, ti), "axis", 1);
-        const char *rp0 = rbias ? ox_tmp(x, p, "rec_nobias") : rp;
-        ox_op2(x, "MatMul", rp0, h, Rm);
-        if (rbias) ox_op2(x, "Add", rp, rp0, rbias);
-        if (!lstm && !gru) {
-            const char *z = ox_tmp(x, p, "z");
-            ox_op2(x, "Add", z, xt, rp);
-            if (!emit_activation(e, c, act, z, hn)) return false;
-        } else if (lstm) {
-            const char *z = ox_tmp(x, p, "z"), *zg[4], *ag[4];
-            static const char *gate[4] = {"i", "f", "c", "o"};
-            ox_op2(x, "Add", z, xt, rp);
-            for (int g = 0; g < 4; g++) {
-                zg[g] = ox_str(x, "%s/z_%s", p, gate[g]);
-                ag[g] = ox_str(x, "%s/a_%s", p, gate[g]);
-            }
-            ox_attr_int(x, ox_node(x, "Split", 2, (const char *[]){z, split_n}, 4, zg), "axis", 1);
-            for (int g = 0; g < 4; g++)
-                if (!emit_activation(e, c, g == 2 ? act : ract, zg[g], ag[g])) return false;
-            const char *fc = ox_tmp(x, p, "f_c"), *ig = ox_tmp(x, p, "i_g"), *ac = ox_tmp(x, p, "act_c");
-            cn = ox_tmp(x, p, "c_new");
-            ox_op2(x, "Mul", fc, ag[1], cs);
-            ox_op2(x, "Mul", ig, ag[0], ag[2]);
-            ox_op2(x, "Add", cn, fc, ig);
-            if (!emit_activation(e, c, act, cn, ac)) return false;
-            ox_op2(x, "Mul", hn, ag[3], ac);
-        } else {
-            const char *xg[3] = {ox_tmp(x, p, "x_z"), ox_tmp(x, p, "x_r"), ox_tmp(x, p, "x_h")};
-            const char *rg[3] = {ox_tmp(x, p, "r_z"), ox_tmp(x, p, "r_r"), ox_tmp(x, p, "r_h")};
-            ox_attr_int(x, ox_node(x, "Split", 2, (const char *[]){xt, split_n}, 3, xg), "axis", 1);
-            ox_attr_int(x, ox_node(x, "Split", 2, (const char *[]){rp, reset_after ? split_n : split_2}, reset_after ? 3 : 2, rg),
-                        "axis", 1);
-            const char *zz = ox_tmp(x, p, "zz"), *zr = ox_tmp(x, p, "zr"), *az = ox_tmp(x, p, "a_z"),
-                       *ar = ox_tmp(x, p, "a_r"), *cand = ox_tmp(x, p, "cand"), *hh = ox_tmp(x, p, "hh"),
-                       *rterm = ox_tmp(x, p, "r_term");
-            ox_op2(x, "Add", zz, xg[0], rg[0]);
-            ox_op2(x, "Add", zr, xg[1], rg[1]);
-            if (!emit_activation(e, c, ract, zz, az) || !emit_activation(e, c, ract, zr, ar)) return false;
-            if (reset_after) {
-                ox_op2(x, "Mul", rterm, ar, rg[2]);
-            } else {
-                const char *rh = ox_tmp(x, p, "r_h_prev");
-                ox_op2(x, "Mul", rh, ar, h);
-                ox_op2(x, "MatMul", rterm, rh, Rh);
-            }
-            ox_op2(x, "Add", cand, xg[2], rterm);
-            if (!emit_activation(e, c, act, cand, hh)) return false;
-            const char *zh = ox_tmp(x, p, "z_h"), *omz = ox_tmp(x, p, "one_minus_z"), *ohh = ox_tmp(x, p, "omz_hh");
-            ox_op2(x, "Mul", zh, az, h);
-            ox_op2(x, "Sub", omz, one, az);
-            ox_op2(x, "Mul", ohh, omz, hh);
-            ox_op2(x, "Add", hn, zh, ohh);
-        }
-        if (mask3) { /* a padded step carries the state */
-            const char *mt = ox_tmp(x, p, "valid"), *hk = ox_tmp(x, p, "h");
-            ox_attr_int(x, ox_op2(x, "Gather", mt, mask3, ti), "axis", 1);
-            ox_node(x, "Where", 3, (const char *[]){mt, hn, h}, 1, &hk);
-            if (cn) {
-                const char *ck = ox_tmp(x, p, "c");
-                ox_node(x, "Where", 3, (const char *[]){mt, cn, cs}, 1, &ck);
-                cn = ck;
-            }
-            if (zero_out) {
-                const char *o = ox_tmp(x, p, "out");
-                ox_node(x, "Where", 3, (const char *[]){mt, hn, zeros}, 1, &o);
-                step_out[s] = o;
-            } else {
-                step_out[s] = hk;
-            }
-            hn = hk;
-        } else {
-            step_out[s] = hn;
-        }
-        h = hn;
-        if (cn) cs = cn;
-    }
-    *last = h;
-#undef NAME
-    return true;
-}
-
-/* (batch, units) step outputs -> (batch, steps, units), in the order given (reversed: last first). */
-static void stack_steps(exporter *e, const char *tag, int T, const char *const *steps, bool reversed, const char *out) {
-    ox *x = &e->x;
-    const char **u = malloc((size_t)T * sizeof *u);
-    if (!u) {
-        e->x.failed = true;
-        return;
-    }
-    const char *axis = ox_int64s(x, ox_tmp(x, tag, "step_axis"), 1, (int64_t[]){1});
-    for (int s = 0; s < T; s++) {
-        u[s] = ox_str(x, "%s/stacked%d", tag, s);
-        ox_op2(x, "Unsqueeze", u[s], steps[reversed ? T - 1 - s : s], axis);
-    }
-    ox_attr_int(x, ox_node(x, "Concat", T, u, 1, &out), "axis", 1);
-    free(u);
-}
-
-/* A recurrent layer (ndir 1) or a Bidirectional one (ndir 2) unrolled. */
-static bool emit_unrolled(exporter *e, const call *c, int ndir, const loom_layer *const *dirs, const float *const *w,
-                          int merge_mode) {
-    ox *x = &e->x;
-    const int T = c->in_shape[0].dims[0];
-    const bool seq = dirs[0]->iarg[RNN_SEQ];
-    e->steps_baked = true;
-    const char *mask3 = NULL;
-    if (c->mask) {
-        mask3 = tmp(e, c, "mask3");
-        ox_op2(x, "Unsqueeze", mask3, c->mask, ints(e, c, "mask_axis", 1, (int64_t[]){2}));
-    }
-    const char **steps = calloc((size_t)2 * T, sizeof *steps);
-    if (!steps) {
-        e->x.failed = true;
-        return true;
-    }
-    const char *last[2], *res[2];
-    bool ok = true;
-    for (int d = 0; d < ndir && ok; d++) {
-        const char *tag = ndir == 1 ? c->out : tmp(e, c, d ? "backward" : "forward");
-        ok = unroll_direction(e, c, dirs[d], w[d], mask3, tag, steps + (size_t)d * T, &last[d]);
-        if (!ok) break;
-        if (seq) {
-            /* one layer returns its processed order (Keras); Bidirectional puts the backward one
-             * back in time order */
-            res[d] = ndir == 1 ? c->out : ox_tmp(x, tag, "sequence");
-            stack_steps(e, tag, T, steps + (size_t)d * T, ndir == 2 && d == 1, res[d]);
-        } else {
-            res[d] = last[d];
-        }
-    }
-    free(steps);
-    if (!ok) return false;
-    if (ndir == 1) {
-        if (!seq) ox_op1(x, "Identity", c->out, res[0]);
-        return true;
-    }
-    if (merge_mode == LOOM_MERGE_CONCAT)
-        ox_attr_int(x, ox_node(x, "Concat", 2, res, 1, &c->out), "axis", -1);
-    else if (merge_mode == LOOM_MERGE_SUM)
-        ox_op2(x, "Add", c->out, res[0], res[1]);
-    else if (merge_mode == LOOM_MERGE_MUL)
-        ox_op2(x, "Mul", c->out, res[0], res[1]);
-    else {
-        const char *sum = tmp(e, c, "sum");
-        ox_op2(x, "Add", sum, res[0], res[1]);
-        ox_op2(x, "Mul", c->out, ox_scalar(x, tmp(e, c, "half"), 0.5f), sum);
-    }
-    return true;
-}
-
-
-/* Reverses axis 1 (time) of a (batch, steps, ...) tensor. */
-static void reverse_time(exporter *e, const call *c, const char *out, const char *in) {
-    const char *s[5] = {in, ints(e, c, "rev_starts", 1, (int64_t[]){-1}),
-                        ints(e, c, "rev_ends", 1, (int64_t[]){INT64_MIN}), ints(e, c, "rev_axes", 1, (int64_t[]){1}),
-                        ints(e, c, "rev_steps", 1, (int64_t[]){-1})};
-    ox_node(&e->x, "Slice", 5, s, 1, &out);
-}
-
-static bool emit_recurrent(exporter *e, const call *c) {
-    const loom_layer *L = c->L;
-    if (c->mask || !can_use_onnx_rnn(L)) return emit_unrolled(e, c, 1, &L, &c->w, 0);
-    bool seq = L->iarg[RNN_SEQ];
-    const char *xt = tmp(e, c, "time_major"), *y = tmp(e, c, "Y"), *yh = tmp(e, c, "Y_h");
-    transpose(e, xt, c->in[0], 3, (int64_t[]){1, 0, 2});
-    if (!emit_rnn_node(e, c, 1, &L, &c->w, L->iarg[RNN_BACK] ? "reverse" : "forward", xt, y, yh)) return false;
-    if (!seq) {
-        ox_op2(&e->x, "Squeeze", c->out, yh, ints(e, c, "dir_axis", 1, (int64_t[]){0}));
-        return true;
-    }
-    const char *sq = tmp(e, c, "Y_squeezed"), *bt = L->iarg[RNN_BACK] ? tmp(e, c, "Y_time_order") : c->out;
-    ox_op2(&e->x, "Squeeze", sq, y, ints(e, c, "dir_axis", 1, (int64_t[]){1}));
-    transpose(e, bt, sq, 3, (int64_t[]){1, 0, 2});
-    /* Keras returns a backwards layer's outputs in the order it processed them */
-    if (L->iarg[RNN_BACK]) reverse_time(e, c, c->out, bt);
-    return true;
-}
-
-static bool emit_bidirectional(exporter *e, const call *c) {
-    const loom_layer *L = c->L, *fw = L->inner[0], *bw = L->inner[1];
-    bool seq = fw->iarg[RNN_SEQ];
-    int mode = L->iarg[0];
-    size_t fw_size = 0;
-    for (int i = 0; i < L->n_weights / 2; i++) fw_size += loom_shape_size(&L->weights[i].shape);
-    const loom_layer *dirs[2] = {fw, bw};
-    const float *w[2] = {c->w, c->w + fw_size};
-    if (c->mask || !can_use_onnx_rnn(fw)) return emit_unrolled(e, c, 2, dirs, w, mode);
-    const char *xt = tmp(e, c, "time_major"), *y = tmp(e, c, "Y"), *yh = tmp(e, c, "Y_h");
-    transpose(e, xt, c->in[0], 3, (int64_t[]){1, 0, 2});
-    if (!emit_rnn_node(e, c, 2, dirs, w, "bidirectional", xt, y, yh)) return false;
-    /* batch-major with the direction axis just before the units: (batch, [steps,] 2, units) */
-    const char *bm = tmp(e, c, "batch_major");
-    if (seq) transpose(e, bm, y, 4, (int64_t[]){2, 0, 1, 3});
-    else transpose(e, bm, yh, 3, (int64_t[]){1, 0, 2});
-    int64_t dir_axis = seq ? 2 : 1;
-    if (mode == LOOM_MERGE_CONCAT) {
-        int64_t shape[3] = {0, seq ? 0 : -1, -1};
-        ox_op2(&e->x, "Reshape", c->out, bm, ints(e, c, "concat_shape", seq ? 3 : 2, shape));
-    } else if (mode == LOOM_MERGE_SUM) {
-        Onnx__NodeProto *n = ox_op2(&e->x, "ReduceSum", c->out, bm, ints(e, c, "dir_axes", 1, &dir_axis));
-        ox_attr_int(&e->x, n, "keepdims", 0);
-    } else {
-        Onnx__NodeProto *n = ox_op1(&e->x, mode == LOOM_MERGE_MUL ? "ReduceProd" : "ReduceMean", c->out, bm);
-        ox_attr_ints(&e->x, n, "axes", 1, &dir_axis);
-        ox_attr_int(&e->x, n, "keepdims", 0);
-    }
-    return true;
-}
-
 
 /* ---------------------------------------------------------------- attention */
 
@@ -803,7 +372,7 @@ enum { MHA_HEADS = 0, MHA_KDIM, MHA_VDIM, MHA_BIAS, MHA_CAUSAL }; /* layer_atten
 
 /* x . kernel (+ bias) split into heads: (batch, heads, steps, dim), or (batch, heads, dim, steps)
  * when keys_last. Advances *w past the kernel and bias. */
-static const char *mha_project(exporter *e, const call *c, const char *x, int in_dim, int heads, int dim,
+static const char *mha_project(onnx_exporter *e, const onnx_call *c, const char *x, int in_dim, int heads, int dim,
                                const float **w, const char *what, bool keys_last) {
     bool bias = c->L->iarg[MHA_BIAS];
     int64_t hd = (int64_t)heads * dim;
@@ -817,11 +386,11 @@ static const char *mha_project(exporter *e, const call *c, const char *x, int in
         *w += hd;
     }
     ox_op2(&e->x, "Reshape", split, lin, ox_int64s(&e->x, ox_tmp(&e->x, p, "split_shape"), 4, (int64_t[]){0, 0, heads, dim}));
-    transpose(e, t, split, 4, keys_last ? (int64_t[]){0, 2, 3, 1} : (int64_t[]){0, 2, 1, 3});
+    loom_onnx_transpose(e, t, split, 4, keys_last ? (int64_t[]){0, 2, 3, 1} : (int64_t[]){0, 2, 1, 3});
     return t;
 }
 
-static bool emit_attention(exporter *e, const call *c) {
+static bool emit_attention(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
     int H = L->iarg[MHA_HEADS], Kd = L->iarg[MHA_KDIM], Vd = L->iarg[MHA_VDIM];
     int key = c->n_in > 2 ? 2 : 1;
@@ -831,13 +400,13 @@ static bool emit_attention(exporter *e, const call *c) {
     const char *Q = mha_project(e, c, c->in[0], dq, H, Kd, &w, "query", false);
     const char *K = mha_project(e, c, c->in[key], dk, H, Kd, &w, "key", true);
     const char *V = mha_project(e, c, c->in[1], dv, H, Vd, &w, "value", false);
-    const char *qk = tmp(e, c, "qk"), *scores = tmp(e, c, "scores"), *probs = tmp(e, c, "probs"),
-               *ctx = tmp(e, c, "context"), *ctx_t = tmp(e, c, "context_t"), *merged = tmp(e, c, "merged"),
-               *proj = tmp(e, c, "projected");
+    const char *qk = loom_onnx_tmp(e, c, "qk"), *scores = loom_onnx_tmp(e, c, "scores"), *probs = loom_onnx_tmp(e, c, "probs"),
+               *ctx = loom_onnx_tmp(e, c, "context"), *ctx_t = loom_onnx_tmp(e, c, "context_t"), *merged = loom_onnx_tmp(e, c, "merged"),
+               *proj = loom_onnx_tmp(e, c, "projected");
     ox_op2(&e->x, "MatMul", qk, Q, K);
     bool causal = L->iarg[MHA_CAUSAL];
-    const char *scaled = causal ? tmp(e, c, "scaled") : scores;
-    ox_op2(&e->x, "Mul", scaled, qk, ox_scalar(&e->x, tmp(e, c, "scale"), 1.0f / sqrtf((float)Kd)));
+    const char *scaled = causal ? loom_onnx_tmp(e, c, "scaled") : scores;
+    ox_op2(&e->x, "Mul", scaled, qk, ox_scalar(&e->x, loom_onnx_tmp(e, c, "scale"), 1.0f / sqrtf((float)Kd)));
     if (causal) {
         float *mask = malloc((size_t)Tq * Tv * sizeof *mask);
         if (!mask) {
@@ -846,36 +415,36 @@ static bool emit_attention(exporter *e, const call *c) {
         }
         for (int i = 0; i < Tq; i++)
             for (int j = 0; j < Tv; j++) mask[(size_t)i * Tv + j] = j <= i ? 0.0f : -1e30f;
-        ox_op2(&e->x, "Add", scores, scaled, ox_floats(&e->x, tmp(e, c, "causal_mask"), 2, (int64_t[]){Tq, Tv}, mask));
+        ox_op2(&e->x, "Add", scores, scaled, ox_floats(&e->x, loom_onnx_tmp(e, c, "causal_mask"), 2, (int64_t[]){Tq, Tv}, mask));
         free(mask);
         e->steps_baked = true;
     }
     if (c->mask && c->mask_keys) { /* padded key steps are not seen */
-        const char *km = tmp(e, c, "key_mask"), *kb = tmp(e, c, "key_bias"), *unmasked = tmp(e, c, "scores_all");
-        ox_op2(&e->x, "Unsqueeze", km, c->mask, ints(e, c, "key_mask_axes", 2, (int64_t[]){1, 2}));
+        const char *km = loom_onnx_tmp(e, c, "key_mask"), *kb = loom_onnx_tmp(e, c, "key_bias"), *unmasked = loom_onnx_tmp(e, c, "scores_all");
+        ox_op2(&e->x, "Unsqueeze", km, c->mask, loom_onnx_ints(e, c, "key_mask_axes", 2, (int64_t[]){1, 2}));
         ox_node(&e->x, "Where", 3,
-                (const char *[]){km, ox_scalar(&e->x, tmp(e, c, "seen"), 0.0f), ox_scalar(&e->x, tmp(e, c, "unseen"), -1e30f)},
+                (const char *[]){km, ox_scalar(&e->x, loom_onnx_tmp(e, c, "seen"), 0.0f), ox_scalar(&e->x, loom_onnx_tmp(e, c, "unseen"), -1e30f)},
                 1, &kb);
         ox_op2(&e->x, "Add", unmasked, scores, kb);
         scores = unmasked;
     }
-    const char *sm = c->mask ? tmp(e, c, "softmax") : probs;
+    const char *sm = c->mask ? loom_onnx_tmp(e, c, "softmax") : probs;
     ox_attr_int(&e->x, ox_op1(&e->x, "Softmax", sm, scores), "axis", -1);
     if (c->mask) { /* padded query steps attend to nothing (Keras multiplies by the mask) */
-        const char *qm = tmp(e, c, "query_mask"), *qf = tmp(e, c, "query_mask_float");
-        ox_op2(&e->x, "Unsqueeze", qm, c->mask, ints(e, c, "query_mask_axes", 2, (int64_t[]){1, 3}));
+        const char *qm = loom_onnx_tmp(e, c, "query_mask"), *qf = loom_onnx_tmp(e, c, "query_mask_float");
+        ox_op2(&e->x, "Unsqueeze", qm, c->mask, loom_onnx_ints(e, c, "query_mask_axes", 2, (int64_t[]){1, 3}));
         ox_attr_int(&e->x, ox_op1(&e->x, "Cast", qf, qm), "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
         ox_op2(&e->x, "Mul", probs, sm, qf);
     }
     ox_op2(&e->x, "MatMul", ctx, probs, V);
-    transpose(e, ctx_t, ctx, 4, (int64_t[]){0, 2, 1, 3});
-    ox_op2(&e->x, "Reshape", merged, ctx_t, ints(e, c, "merge_shape", 3, (int64_t[]){0, 0, (int64_t)H * Vd}));
+    loom_onnx_transpose(e, ctx_t, ctx, 4, (int64_t[]){0, 2, 1, 3});
+    ox_op2(&e->x, "Reshape", merged, ctx_t, loom_onnx_ints(e, c, "merge_shape", 3, (int64_t[]){0, 0, (int64_t)H * Vd}));
     int64_t hv = (int64_t)H * Vd, dq64 = dq;
-    const char *wo = ox_weight(&e->x, wname(e, L, "output_kernel"), 2, (int64_t[]){hv, dq64}, w);
+    const char *wo = ox_weight(&e->x, loom_onnx_wname(e, L, "output_kernel"), 2, (int64_t[]){hv, dq64}, w);
     w += hv * dq;
     if (L->iarg[MHA_BIAS]) {
         ox_op2(&e->x, "MatMul", proj, merged, wo);
-        ox_op2(&e->x, "Add", c->out, proj, ox_weight(&e->x, wname(e, L, "output_bias"), 1, &dq64, w));
+        ox_op2(&e->x, "Add", c->out, proj, ox_weight(&e->x, loom_onnx_wname(e, L, "output_bias"), 1, &dq64, w));
     } else {
         ox_op2(&e->x, "MatMul", c->out, merged, wo);
     }
@@ -884,35 +453,35 @@ static bool emit_attention(exporter *e, const call *c) {
 
 /* ---------------------------------------------------------------- dispatch */
 
-static bool emit_layer(exporter *e, const call *c);
+static bool emit_layer(onnx_exporter *e, const onnx_call *c);
 
 /* TimeDistributed: (batch, steps, rest) -> (batch*steps, rest) -> layer -> (batch, steps, out rest),
  * the leading dims taken from the input's shape at run time so the time axis may vary. */
-static bool emit_time_distributed(exporter *e, const call *c) {
+static bool emit_time_distributed(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *inner = c->L->inner[0];
     loom_shape in_rest = {c->in_shape[0].rank - 1, {0}}, out_rest = {c->out_shape.rank - 1, {0}};
     int64_t fold[LOOM_MAX_RANK] = {-1}, rest[LOOM_MAX_RANK];
     for (int i = 0; i < in_rest.rank; i++) fold[i + 1] = in_rest.dims[i] = c->in_shape[0].dims[i + 1];
     for (int i = 0; i < out_rest.rank; i++) rest[i] = out_rest.dims[i] = c->out_shape.dims[i + 1];
-    const char *folded = tmp(e, c, "folded"), *inner_out = tmp(e, c, "inner"), *shape = tmp(e, c, "input_shape"),
-               *lead = tmp(e, c, "lead"), *unfold = tmp(e, c, "unfold_shape");
-    ox_op2(&e->x, "Reshape", folded, c->in[0], ints(e, c, "fold_shape", in_rest.rank + 1, fold));
-    call ic = {.L = inner, .w = c->w, .n_in = 1, .in = &folded, .in_shape = &in_rest, .out_shape = out_rest,
+    const char *folded = loom_onnx_tmp(e, c, "folded"), *inner_out = loom_onnx_tmp(e, c, "inner"), *shape = loom_onnx_tmp(e, c, "input_shape"),
+               *lead = loom_onnx_tmp(e, c, "lead"), *unfold = loom_onnx_tmp(e, c, "unfold_shape");
+    ox_op2(&e->x, "Reshape", folded, c->in[0], loom_onnx_ints(e, c, "fold_shape", in_rest.rank + 1, fold));
+    onnx_call ic = {.L = inner, .w = c->w, .n_in = 1, .in = &folded, .in_shape = &in_rest, .out_shape = out_rest,
                .out = inner_out};
     if (!emit_layer(e, &ic)) return false;
     ox_op1(&e->x, "Shape", shape, c->in[0]);
-    const char *sl[3] = {shape, ints(e, c, "lead_start", 1, (int64_t[]){0}), ints(e, c, "lead_end", 1, (int64_t[]){2})};
+    const char *sl[3] = {shape, loom_onnx_ints(e, c, "lead_start", 1, (int64_t[]){0}), loom_onnx_ints(e, c, "lead_end", 1, (int64_t[]){2})};
     ox_node(&e->x, "Slice", 3, sl, 1, &lead);
-    const char *cat[2] = {lead, ints(e, c, "out_rest", out_rest.rank, rest)};
+    const char *cat[2] = {lead, loom_onnx_ints(e, c, "out_rest", out_rest.rank, rest)};
     ox_attr_int(&e->x, ox_node(&e->x, "Concat", 2, cat, 1, &unfold), "axis", 0);
     ox_op2(&e->x, "Reshape", c->out, inner_out, unfold);
     return true;
 }
 
-static bool emit_layer(exporter *e, const call *c) {
+static bool emit_layer(onnx_exporter *e, const onnx_call *c) {
     const loom_op *op = c->L->op;
     if (op == &loom_op_dense) return emit_dense(e, c);
-    if (op == &loom_op_activation) return emit_activation(e, c, c->L->activation, c->in[0], c->out);
+    if (op == &loom_op_activation) return loom_onnx_activation(e, c, c->L->activation, c->in[0], c->out);
     if (op == &loom_op_dropout) return ox_op1(&e->x, "Identity", c->out, c->in[0]), true;
     if (op == &loom_op_add) return emit_elementwise(e, c, "Add");
     if (op == &loom_op_subtract) return emit_elementwise(e, c, "Sub");
@@ -938,11 +507,11 @@ static bool emit_layer(exporter *e, const call *c) {
     if (op == &loom_op_batch_normalization) return emit_batchnorm(e, c);
     if (op == &loom_op_layer_normalization) return emit_layernorm(e, c);
     if (op == &loom_op_embedding) return emit_embedding(e, c);
-    if (loom_is_rnn_op(op)) return emit_recurrent(e, c);
-    if (op == &loom_op_bidirectional) return emit_bidirectional(e, c);
+    if (loom_is_rnn_op(op)) return loom_onnx_recurrent(e, c);
+    if (op == &loom_op_bidirectional) return loom_onnx_bidirectional(e, c);
     if (op == &loom_op_time_distributed) return emit_time_distributed(e, c);
     if (op == &loom_op_multi_head_attention) return emit_attention(e, c);
-    return fail(e, c->L, "%s", "no ONNX form for this layer class (a user C layer cannot be exported)");
+    return loom_onnx_fail(e, c->L, "%s", "no ONNX form for this layer class (a user C layer cannot be exported)");
 }
 
 /* ---------------------------------------------------------------- the model */
@@ -973,7 +542,7 @@ static bool keeps_time(const loom_layer *L) {
 
 /* Which nodes carry a Keras mask (as engine.c decides) and which have a variable time axis:
  * time[pos] is 1 + the model input whose axis 1 it is, or 0. */
-static loom_status analyse(exporter *e, bool *masked, int *time) {
+static loom_status analyse(onnx_exporter *e, bool *masked, int *time) {
     loom_model *m = e->m;
     bool *needs = calloc((size_t)m->n_order, sizeof *needs);
     if (!needs) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "ONNX export: out of memory");
@@ -1050,7 +619,7 @@ static loom_status write_file(loom_model *m, const char *path, const uint8_t *da
     return LOOM_OK;
 }
 
-static loom_status build_graph(exporter *e, const bool *masked, const int *time, const char **value,
+static loom_status build_graph(onnx_exporter *e, const bool *masked, const int *time, const char **value,
                                const char **mask) {
     loom_model *m = e->m;
     ox *x = &e->x;
@@ -1092,7 +661,7 @@ static loom_status build_graph(exporter *e, const bool *masked, const int *time,
             in[i] = value[s->in_pos[i]];
             in_shape[i] = m->order[s->in_pos[i]].node->out_shape;
         }
-        call c = {.L = L, .w = L->n_weights ? m->params + L->weights[0].offset : NULL, .n_in = n->n_in, .in = in,
+        onnx_call c = {.L = L, .w = L->n_weights ? m->params + L->weights[0].offset : NULL, .n_in = n->n_in, .in = in,
                   .in_shape = in_shape, .out_shape = n->out_shape, .out = out, .mask = in_mask,
                   .mask_keys = n->n_in > 1 && (s->in_pos[1] == s->in_pos[0] || s->in_pos[n->n_in - 1] == s->in_pos[0])};
         if (!emit_layer(e, &c)) st = m->err.code;
@@ -1120,7 +689,7 @@ static loom_status build_graph(exporter *e, const bool *masked, const int *time,
 loom_status loom_model_export_onnx(loom_model *m, const char *path) {
     if (!m) return LOOM_ERR_ARGUMENT;
     if (!path || !*path) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "ONNX export: no path given");
-    exporter e = {.m = m};
+    onnx_exporter e = {.m = m};
     bool *masked = calloc((size_t)m->n_order, sizeof *masked);
     int *time = calloc((size_t)m->n_order, sizeof *time);
     const char **value = calloc((size_t)m->n_order, sizeof *value);
