@@ -540,6 +540,13 @@ static bool keeps_time(const loom_layer *L) {
            ((op == &loom_op_concatenate || op == &loom_op_batch_normalization) && !on_time_axis(L));
 }
 
+/* keeps_time for one call: its input 0 and output have a steps axis (Embedding: ids (steps)). */
+static bool keeps_time_here(const loom_model *m, const loom_step_node *s) {
+    const loom_layer *L = s->node->layer;
+    int in_rank = m->order[s->in_pos[0]].node->out_shape.rank;
+    return keeps_time(L) && s->node->out_shape.rank >= 2 && (in_rank >= 2 || L->op == &loom_op_embedding);
+}
+
 /* Which nodes carry a Keras mask (as engine.c decides) and which have a variable time axis:
  * time[pos] is 1 + the model input whose axis 1 it is, or 0. */
 static loom_status analyse(onnx_exporter *e, bool *masked, int *time) {
@@ -563,7 +570,7 @@ static loom_status analyse(onnx_exporter *e, bool *masked, int *time) {
         const loom_layer *L = s->node->layer;
         bool consumer = sequence_layer(L->op);
         for (int i = 0; i < s->node->n_in; i++)
-            if (consumer || (needs[p] && keeps_time(L) && !(L->op == &loom_op_multi_head_attention && i > 0)))
+            if (consumer || (needs[p] && keeps_time_here(m, s) && !(L->op == &loom_op_multi_head_attention && i > 0)))
                 needs[s->in_pos[i]] = true;
     }
     /* forwards: the inputs that are sequences and where their time axis goes */
@@ -573,7 +580,7 @@ static loom_status analyse(onnx_exporter *e, bool *masked, int *time) {
         if (s->is_input) {
             for (int i = 0; i < m->n_inputs; i++)
                 if (m->input_pos[i] == p && needs[p] && s->node->out_shape.rank <= 2) time[p] = 1 + i;
-        } else if (keeps_time(s->node->layer) && s->node->n_in > 0) {
+        } else if (s->node->n_in > 0 && keeps_time_here(m, s)) {
             time[p] = time[s->in_pos[0]];
         }
     }
