@@ -801,6 +801,26 @@ int loom_model_epochs_done(const loom_model *m);
 loom_callback *loom_model_checkpoint(const char *path, const char *monitor, loom_monitor_mode mode,
                                      int save_best_only, long save_every_steps);
 
+/* ---------------------------------------------------------------- ONNX export */
+
+/* Writes the model's inference graph as an ONNX model (opset 17) for ONNX Runtime, TensorRT,
+ * OpenVINO...: graph inputs and outputs named as loom's, float32, axis 0 the symbolic "batch"; an
+ * input that is a sequence reaching a recurrent or attention layer gets a symbolic time axis
+ * "<input>_steps" (unless a layer fixes its length: Flatten/Reshape of it, a causal mask, an
+ * unrolled recurrent layer).
+ * Dropout is left out, BatchNormalization uses its moving statistics, channels-last convolutions
+ * and pooling are wrapped in Transposes around ONNX's channels-first operators, SimpleRNN / LSTM /
+ * GRU / Bidirectional are ONNX's RNN / LSTM / GRU operators (Keras gate order and reset_after
+ * mapped), MultiHeadAttention is decomposed into MatMul / Softmax, Embedding is Gather (ids must
+ * lie in the table: loom's zero row for an invalid id has no ONNX equivalent). Keras masks
+ * (Embedding mask_zero) are carried: a recurrent layer that receives one, or whose activations
+ * ONNX's operators cannot name (gelu, swish, softmax, linear, elu, leaky_relu), is unrolled step
+ * by step (its time axis then has a fixed length); MultiHeadAttention masks padded steps as loom
+ * does. A user C layer cannot be exported: LOOM_ERR_ARGUMENT naming it. The file is written to
+ * "<path>.partial", then renamed over path.
+ * LOOM_ERR_STATE when loom was built without ONNX support (CMake LOOM_USE_ONNX). */
+loom_status loom_model_export_onnx(loom_model *m, const char *path);
+
 /* ---------------------------------------------------------------- data files
  * Readers for NumPy .npy / .npz, CSV and IDX (MNIST family) files. Each converts to float32,
  * never trusts a size it read (every header field is checked against the bytes present), and on

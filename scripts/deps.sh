@@ -2,7 +2,9 @@
 # Installs what building loom needs on Debian 12 (run as root); installs nothing already present.
 set -euo pipefail
 need=()
-for pkg in build-essential cmake libopenblas-dev libcjson-dev zlib1g-dev pkg-config python3; do
+# ONNX export: protobuf-c and its compiler, onnx.proto (libonnx-dev), ONNX's checker (python3-onnx)
+for pkg in build-essential cmake libopenblas-dev libcjson-dev zlib1g-dev pkg-config python3 \
+    libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
