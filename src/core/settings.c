@@ -16,7 +16,7 @@ loom_status loom_model_get_loss(const loom_model *m, int k, loom_loss *out) {
     out->name = l->name;
     out->from_logits = l->from_logits;
     out->label_smoothing = l->label_smoothing;
-    out->delta = l->delta;
+    out->delta = l->kind == LOSS_HUBER ? l->delta : 0.0f; /* compile keeps 1 for every loss */
     out->fn = l->fn;
     out->user = l->user;
     return LOOM_OK;
