@@ -336,7 +336,7 @@ static int fit_run(int argc, char **argv) {
             rc = tool_fail(&cmd_fit, "%s", err);
             goto done;
         }
-        if (fo.verbose) printf("Saved %s (%d epochs trained)\n", o.save, loom_model_epochs_done(m));
+        printf("Saved %s (%d epochs trained)\n", o.save, loom_model_epochs_done(m));
     }
 done:
     loom_history_free(h);

@@ -41,19 +41,6 @@ int bind_check_maps(loom_model *m, const opt_list *maps, char *err, size_t errle
     return 0;
 }
 
-/* "a, b, c": the members of the archive, for a message. */
-static void members_of(const char *path, char *buf, size_t cap) {
-    char *names[32], e[256];
-    int n = loom_npz_members(path, names, 32, e, sizeof e);
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < n && i < 32; i++) {
-        if (used < cap) used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", names[i]);
-        free(names[i]);
-    }
-    if (n > 32 && used < cap) snprintf(buf + used, cap - used, ", ...");
-}
-
 int bind_npz(loom_model *m, const char *path, const opt_list *maps, bind_targets targets, bound_data *b, char *err,
              size_t errlen) {
     memset(b, 0, sizeof *b);
@@ -74,10 +61,8 @@ int bind_npz(loom_model *m, const char *path, const opt_list *maps, bind_targets
         char e[512];
         if (loom_npz_load(path, member, a, e, sizeof e)) {
             if (!is_input && targets == BIND_TARGETS_OPTIONAL) continue;
-            char members[512];
-            members_of(path, members, sizeof members);
-            snprintf(err, errlen, "%s %s: %s (members: %s; bind another with --map %s=MEMBER)", is_input ? "input" : "output",
-                     name, e, members[0] ? members : "none", name);
+            snprintf(err, errlen, "%s %s: %s (bind another member with --map %s=MEMBER)", is_input ? "input" : "output",
+                     name, e, name);
             bind_free(b);
             return -1;
         }

@@ -181,7 +181,7 @@ char *plot_dot(loom_model *m, const plot_options *o) {
         for (int i = 0; i < n_loss; i++) {
             const char *out = loom_model_output_name(m, loss_out[i]);
             char label[256];
-            snprintf(label, sizeof label, "%s_loss  x %g", out, (double)loom_get_loss_weight(m, out));
+            snprintf(label, sizeof label, "%s_loss: weight %g", out, (double)loom_get_loss_weight(m, out));
             add(&t, "    legend%d [shape=box, style=\"filled\", fillcolor=\"%s\", fontsize=10, label=", i, plot_loss_colour(i));
             add_quoted(&t, label);
             add(&t, "];\n");
