@@ -9,6 +9,8 @@
   cli_check.py html FILE                     the report is self-contained (no external URL)
   cli_check.py dom FILE EPOCHS KEY ...       Chromium's DOM: every curve has EPOCHS points, and a
                                              curve exists for every KEY
+  cli_check.py make-csv DIGITS.csv OUT.csv N  the first N digits as a CSV with a header: pixels_0 ..
+                                             pixels_63 in [0, 1], label, C_0 .. C_9 one-hot
 Each prints what it found and exits 1 with a message on the first failure."""
 import re
 import struct
@@ -180,9 +182,20 @@ def check_dom(path, epochs, keys):
     print("%s: %d curves, each with %d points" % (path, len(curves), epochs))
 
 
+def make_csv(src, out, n):
+    with open(src) as f, open(out, "w") as o:
+        o.write(",".join(["pixels_%d" % i for i in range(64)] + ["label"] + ["C_%d" % i for i in range(10)]) + "\n")
+        for line in list(f)[:n]:
+            v = [int(x) for x in line.split(",")]
+            o.write(",".join(["%g" % (p / 16.0) for p in v[:64]] + [str(v[64])] +
+                             ["1" if i == v[64] else "0" for i in range(10)]) + "\n")
+
+
 def main():
     cmd, path, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
-    if cmd == "npz":
+    if cmd == "make-csv":
+        make_csv(path, rest[0], int(rest[1]))
+    elif cmd == "npz":
         check_npz(path, rest)
     elif cmd == "png":
         check_png(path, int(rest[0]), int(rest[1]))

@@ -66,6 +66,16 @@ run 0 "Saved sgd.loom" "$LOOM" fit model.loom --data "$D" --epochs 1 --optimizer
 run 0 "C_accuracy" "$LOOM" evaluate sgd.loom "$D" --quiet
 must sh -c "! grep -q D_mae out.txt" # --metric replaced the file's metrics
 
+# CSV columns bound by name (C_0 .. C_9), by a range (D) and by a list
+$CHECK make-csv "$DATA/digits.csv" digits.csv 400
+run 0 "Saved csv.loom (2 epochs" "$LOOM" fit model.loom --data digits.csv --map D=pixels_0:pixels_63 --epochs 2 --save csv.loom --quiet
+run 0 "on digits.csv (400 samples)" "$LOOM" evaluate csv.loom digits.csv --map D=pixels_0:pixels_63 --quiet
+run 0 "400 samples -> p_csv.npz" "$LOOM" predict csv.loom digits.csv -o p_csv.npz
+run 0 "C (400, 10)" $CHECK npz p_csv.npz C=400x10 D=400x64 softmax:C
+run 1 "output D: digits.csv: no column D_0" "$LOOM" fit model.loom --data digits.csv --quiet
+run 1 "names 2 columns, D needs 64" "$LOOM" fit model.loom --data digits.csv --map D=pixels_0,pixels_1 --quiet
+run 1 "no such column range" "$LOOM" fit model.loom --data digits.csv --map D=pixels_9:pixels_2 --quiet
+
 # ---------------------------------------------------------------- plots
 run 0 "m.dot" "$LOOM" plot resumed.loom -o m.dot --losses --show-shapes --show-dtype
 run 0 "reach colours and legend right" $CHECK dot m.dot

@@ -10,7 +10,7 @@ static opt_list eval_maps;
 static long eval_batch = 32, eval_threads = 0;
 static bool eval_quiet;
 static const opt_spec eval_opts[] = {
-    {"--map", NULL, "NAME=MEMBER", OPT_LIST, &eval_maps, NULL, 0, 0, "bind input or output NAME to another .npz member"},
+    {"--map", NULL, "NAME=MEMBER", OPT_LIST, &eval_maps, NULL, 0, 0, "bind input or output NAME to another .npz member (.csv: COL,COL,... or FIRST:LAST)"},
     {"--batch-size", NULL, "B", OPT_INT, &eval_batch, "32", 1, 1 << 20, "samples per batch"},
     {"--threads", NULL, "N", OPT_INT, &eval_threads, "loom's default", 1, 1024, "worker threads"},
     {"--quiet", NULL, NULL, OPT_FLAG, &eval_quiet, NULL, 0, 0, "no progress bar"},
@@ -39,7 +39,7 @@ static int evaluate_run(int argc, char **argv) {
         loom_model_free(m);
         return tool_fail(&cmd_evaluate, "%s has no compile settings (losses, metrics): nothing to evaluate", args[0]);
     }
-    if (bind_npz(m, args[1], &eval_maps, BIND_TARGETS_REQUIRED, &b, err, sizeof err)) {
+    if (bind_data_file(m, args[1], &eval_maps, BIND_TARGETS_REQUIRED, &b, err, sizeof err)) {
         loom_model_free(m);
         return tool_fail(&cmd_evaluate, "%s", err);
     }
@@ -59,7 +59,8 @@ static int evaluate_run(int argc, char **argv) {
 
 const command cmd_evaluate = {
     "evaluate", "MODEL DATA.npz [options]", "the losses and metrics of a model on data",
-    "Members of DATA.npz are bound by the names of the model's inputs and outputs (--map for others);\n"
+    "Members of DATA.npz (or columns of a DATA.csv with a header, see loom help fit) are bound by the\n"
+    "names of the model's inputs and outputs (--map for others);\n"
     "every output with a loss needs its targets. Prints each log key (loss, <output>_loss, metrics).",
     2, 2, eval_opts, (int)(sizeof eval_opts / sizeof *eval_opts), evaluate_run};
 
@@ -69,7 +70,7 @@ static const char *pred_out;
 static bool pred_stored;
 static const opt_spec pred_opts[] = {
     {"--output", "-o", "PRED.npz", OPT_STRING, &pred_out, NULL, 0, 0, "where to write the predictions (required)"},
-    {"--map", NULL, "NAME=MEMBER", OPT_LIST, &pred_maps, NULL, 0, 0, "bind input NAME to another .npz member"},
+    {"--map", NULL, "NAME=MEMBER", OPT_LIST, &pred_maps, NULL, 0, 0, "bind input NAME to another .npz member (.csv: COL,COL,... or FIRST:LAST)"},
     {"--batch-size", NULL, "B", OPT_INT, &pred_batch, "32", 1, 1 << 20, "samples per batch"},
     {"--threads", NULL, "N", OPT_INT, &pred_threads, "loom's default", 1, 1024, "worker threads"},
     {"--no-compress", NULL, NULL, OPT_FLAG, &pred_stored, NULL, 0, 0, "store the members (numpy.savez) instead of deflating them"},
@@ -84,7 +85,7 @@ static int predict_run(int argc, char **argv) {
     if (!m) return 1;
     char err[2048];
     bound_data b;
-    if (bind_npz(m, args[1], &pred_maps, BIND_NO_TARGETS, &b, err, sizeof err)) {
+    if (bind_data_file(m, args[1], &pred_maps, BIND_NO_TARGETS, &b, err, sizeof err)) {
         loom_model_free(m);
         return tool_fail(&cmd_predict, "%s", err);
     }
@@ -125,6 +126,7 @@ static int predict_run(int argc, char **argv) {
 
 const command cmd_predict = {
     "predict", "MODEL DATA.npz -o PRED.npz [options]", "predictions of a model on data, into an .npz file",
-    "Members of DATA.npz are bound by the names of the model's inputs (--map for others). PRED.npz gets one\n"
+    "Members of DATA.npz (or columns of a DATA.csv, see loom help fit) are bound by the names of the\n"
+    "model's inputs (--map for others). PRED.npz gets one\n"
     "float32 member per output, named after it, shaped (samples, output shape...).",
     2, 2, pred_opts, (int)(sizeof pred_opts / sizeof *pred_opts), predict_run};

@@ -22,10 +22,10 @@ static struct {
 } o;
 
 static const opt_spec fit_opts[] = {
-    {"--data", NULL, "TRAIN.npz", OPT_STRING, &o.data, NULL, 0, 0, "training arrays, members named after the inputs and outputs (required)"},
+    {"--data", NULL, "TRAIN.npz", OPT_STRING, &o.data, NULL, 0, 0, "training arrays: .npz members, or .csv columns, named after the inputs and outputs (required)"},
     {"--validation-data", NULL, "VAL.npz", OPT_STRING, &o.val_data, NULL, 0, 0, "validation arrays, named likewise"},
     {"--validation-split", NULL, "F", OPT_NUMBER, &o.val_split, "0", 0, 0.99, "validate on the last fraction F of the training data"},
-    {"--map", NULL, "NAME=MEMBER", OPT_LIST, &o.maps, NULL, 0, 0, "bind input or output NAME to another member (both files)"},
+    {"--map", NULL, "NAME=MEMBER", OPT_LIST, &o.maps, NULL, 0, 0, "bind input or output NAME to another member (.csv: COL,COL,... or FIRST:LAST columns)"},
     {"--loss", NULL, "OUT=NAME", OPT_LIST, &o.losses, "the model file's", 0, 0, "the loss of output OUT (NAME alone: every output), e.g. C=categorical_crossentropy"},
     {"--loss-weight", NULL, "OUT=W", OPT_LIST, &o.loss_weights, "the model file's, else 1", 0, 0, "the weight of output OUT's loss"},
     {"--metric", NULL, "OUT=NAME", OPT_LIST, &o.metrics, "the model file's", 0, 0, "a metric on output OUT (replaces the file's metrics)"},
@@ -281,8 +281,8 @@ static int fit_run(int argc, char **argv) {
         free(plan);
         if (rc) goto done;
     }
-    if (bind_npz(m, o.data, &o.maps, BIND_TARGETS_REQUIRED, &train, err, sizeof err) ||
-        (o.val_data && bind_npz(m, o.val_data, &o.maps, BIND_TARGETS_REQUIRED, &val, err, sizeof err))) {
+    if (bind_data_file(m, o.data, &o.maps, BIND_TARGETS_REQUIRED, &train, err, sizeof err) ||
+        (o.val_data && bind_data_file(m, o.val_data, &o.maps, BIND_TARGETS_REQUIRED, &val, err, sizeof err))) {
         rc = tool_fail(&cmd_fit, "%s", err);
         goto done;
     }
@@ -350,7 +350,8 @@ done:
 const command cmd_fit = {
     "fit", "MODEL --data TRAIN.npz [options]", "train a model file on arrays of an .npz file",
     "Members of TRAIN.npz (and VAL.npz) are bound by the names of the model's inputs and outputs; --map\n"
-    "NAME=MEMBER binds others. Compile settings (losses, loss weights, metrics, optimizer, balancing) come\n"
+    "NAME=MEMBER binds others. A .csv file with a header works too: column NAME holds a one-value input or\n"
+    "output, NAME_0 ... NAME_{n-1} one of n values; --map NAME=COL,COL,... or NAME=FIRST:LAST picks others. Compile settings (losses, loss weights, metrics, optimizer, balancing) come\n"
     "from MODEL where it has them; each flag overrides one, and the model is compiled afresh (optimizer\n"
     "state and epoch count start over). --resume instead continues a .loom checkpoint exactly, with its\n"
     "optimizer state, its epochs done and --epochs counting the total.\n\n"

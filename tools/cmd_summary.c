@@ -40,7 +40,7 @@ static int diagnose_run(int argc, char **argv) {
         return tool_fail(&cmd_diagnose, "%s has no compile settings (losses): nothing to diagnose", args[0]);
     }
     bound_data b;
-    if (bind_npz(m, args[1], &diag_maps, BIND_TARGETS_OPTIONAL, &b, err, sizeof err)) {
+    if (bind_data_file(m, args[1], &diag_maps, BIND_TARGETS_OPTIONAL, &b, err, sizeof err)) {
         loom_model_free(m);
         return tool_fail(&cmd_diagnose, "%s", err);
     }

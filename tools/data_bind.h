@@ -1,5 +1,7 @@
-/* data_bind.h — the arrays of an .npz file bound to a model's inputs and outputs by name, with
- * --map NAME=MEMBER for members named otherwise. */
+/* data_bind.h — the arrays of a data file bound to a model's inputs and outputs by name:
+ * .npz members (--map NAME=MEMBER for members named otherwise) or the columns of a CSV file with
+ * a header (column NAME for one value, NAME_0 ... NAME_{n-1} for n; --map NAME=COL,COL,... or
+ * --map NAME=FIRST:LAST for others). */
 #ifndef LOOM_TOOLS_DATA_BIND_H
 #define LOOM_TOOLS_DATA_BIND_H
 
@@ -23,9 +25,9 @@ typedef struct bound_data {
 /* Checks that every NAME of the --map pairs is an input or output of m (message otherwise). */
 int bind_check_maps(loom_model *m, const opt_list *maps, char *err, size_t errlen);
 
-/* Reads the members for m's inputs (and targets) from path. 0, or -1 with a message naming the
- * file, the member, and the input or output it was for. */
-int bind_npz(loom_model *m, const char *path, const opt_list *maps, bind_targets targets, bound_data *b, char *err,
+/* Reads the arrays for m's inputs (and targets) from path (.csv: columns, else .npz members).
+ * 0, or -1 with a message naming the file, the member or column, and the input or output. */
+int bind_data_file(loom_model *m, const char *path, const opt_list *maps, bind_targets targets, bound_data *b, char *err,
              size_t errlen);
 void bind_free(bound_data *b);
 
