@@ -200,10 +200,19 @@ char *plot_dot(loom_model *m, const plot_options *o) {
 #ifdef LOOM_HAVE_GRAPHVIZ
 bool plot_have_graphviz(void) { return true; }
 
+/* One Graphviz context for the whole process: Graphviz 2.42's pango plugin keeps pointers into a
+ * freed context's font tables, so a second gvContext after gvFreeContext reads freed memory (the
+ * report renders the model after every epoch). The context lives until the process ends. */
+static GVC_t *context(void) {
+    static GVC_t *gvc;
+    if (!gvc) gvc = gvContext();
+    return gvc;
+}
+
 int plot_render(const char *dot, const char *format, char **out, size_t *len, char *err, size_t errlen) {
     *out = NULL;
     *len = 0;
-    GVC_t *gvc = gvContext();
+    GVC_t *gvc = context();
     if (!gvc) {
         snprintf(err, errlen, "Graphviz: cannot start its context");
         return -1;
@@ -231,7 +240,6 @@ int plot_render(const char *dot, const char *format, char **out, size_t *len, ch
         gvFreeLayout(gvc, g);
     }
     if (g) agclose(g);
-    gvFreeContext(gvc);
     return rc;
 }
 #else
