@@ -20,7 +20,7 @@ fi
 if [ "${1:-}" = "--optional" ]; then
   if dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
     :
-  elif DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; then
+  elif apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; then
     echo "deps: installed chromium (the tests render the fit report in it)"
   else
     echo "deps: SKIP: chromium could not be installed; tests/cli_e2e.sh will not render the report"

@@ -193,15 +193,12 @@ static int compile_with(loom_model *m, compile_plan *p) {
     return 0;
 }
 
-typedef struct fit_hook_state {
-    report_settings rs;
-} fit_hook_state;
-
+/* After every epoch: the report again, with that epoch in it. */
 static int report_hook(loom_model *m, int epoch, int batch, const loom_logs *logs, void *user) {
     (void)epoch, (void)batch, (void)logs;
-    fit_hook_state *st = user;
+    const report_settings *rs = user;
     char err[1024];
-    if (report_write(st->rs.path, m, &st->rs, err, sizeof err)) {
+    if (report_write(rs->path, m, rs, err, sizeof err)) {
         fprintf(stderr, "loom fit: %s\n", err);
         return 2; /* stop with an error: a report that cannot be written is a broken run */
     }
@@ -242,7 +239,7 @@ static int fit_run(int argc, char **argv) {
     memset(&train, 0, sizeof train);
     loom_callback *cbs[4];
     int n_cbs = 0;
-    fit_hook_state hook = {0};
+    report_settings rs = {0};
     loom_history *h = NULL;
     int initial_epoch = 0;
     if (o.resume) {
@@ -295,15 +292,15 @@ static int fit_run(int argc, char **argv) {
         goto done;
     }
     if (o.report) {
-        hook.rs = (report_settings){.path = o.report, .model_path = args[0], .data_path = o.data,
+        rs = (report_settings){.path = o.report, .model_path = args[0], .data_path = o.data,
                                     .val_path = o.val_data, .val_split = o.val_split, .epochs = (int)o.epochs,
                                     .batch_size = (int)o.batch, .seed = o.seed, .resume = o.resume,
                                     .threads = loom_get_num_threads()};
-        if (report_write(o.report, m, &hook.rs, err, sizeof err)) {
+        if (report_write(o.report, m, &rs, err, sizeof err)) {
             rc = tool_fail(&cmd_fit, "%s", err);
             goto done;
         }
-        if (!(cbs[n_cbs++] = loom_hook_callback(NULL, report_hook, &hook))) {
+        if (!(cbs[n_cbs++] = loom_hook_callback(NULL, report_hook, &rs))) {
             rc = tool_fail(&cmd_fit, "out of memory");
             goto done;
         }
@@ -324,8 +321,8 @@ static int fit_run(int argc, char **argv) {
         printf("Training %s on %s: %zu samples, epochs %d to %d\n", args[0], o.data, train.n, fo.initial_epoch + 1, fo.epochs);
     loom_status fit_status = loom_fit(m, &train.data, &fo, &h);
     if (o.report) {
-        hook.rs.finished = true;
-        if (report_write(o.report, m, &hook.rs, err, sizeof err)) fprintf(stderr, "loom fit: %s\n", err);
+        rs.finished = true;
+        if (report_write(o.report, m, &rs, err, sizeof err)) fprintf(stderr, "loom fit: %s\n", err);
     }
     if (fit_status) {
         rc = tool_fail(&cmd_fit, "%s", loom_model_error(m));
