@@ -46,6 +46,11 @@ run 0 "epochs 3 to 4" "$LOOM" fit half.loom --resume --data "$D" --validation-sp
   --csv-log log.csv
 must test "$(wc -l <log.csv)" = 5
 must test "$(cut -d, -f1 log.csv | tr '\n' ' ')" = "epoch 0 1 2 3 "
+# into a pipe: a progress line inside the epoch every --progress-seconds, besides the epoch's line
+"$LOOM" fit model.loom --data "$D" --epochs 1 --batch-size 1 --progress-seconds 0.005 | cat >pipe.txt
+must grep -q '^1797/1797 ' pipe.txt
+must grep -qE '^ *[0-9]{1,4}/1797 - ETA [0-9]+s - ' pipe.txt
+must sh -c "! grep -q \"$(printf '\r')\" pipe.txt"
 run 0 "nothing to do" "$LOOM" fit resumed.loom --resume --data "$D" --validation-split 0.2 --epochs 4 --quiet
 # resumed = uninterrupted, to the bit
 run 0 "1797 samples -> p_full.npz: C, D" "$LOOM" predict full.loom "$D" -o p_full.npz

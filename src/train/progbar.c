@@ -5,8 +5,8 @@
  *                         "40/40 ━━━━━━━━━━━━━━━━━━━━ 1s 12ms/step - loss: 1.2673"   (1s: elapsed)
  *   verbose 1, file/pipe: the final line, no colours and no \r (Keras would fill a log with
  *                         every redraw), and inside a long epoch one line every pipe_interval
- *                         seconds (30 by default) with the ETA, so that the log of a long run
- *                         shows it is alive.
+ *                         seconds (30 by default), so that the log of a long run shows life:
+ *                         " 7/40 - ETA 3s - 12ms/step - loss: 1.2673"
  *   verbose 2:            the final line only: "40/40 - 1s - 12ms/step - loss: 1.2673".
  */
 #ifndef _POSIX_C_SOURCE
@@ -167,7 +167,19 @@ void loom_progbar_update(loom_progbar *p, int step, int n, const char *const *ke
     /* verbose 1 */
     bool pipe_line = !p->tty && !finalize && p->pipe_interval > 0 && now - p->last_pipe_line >= p->pipe_interval;
     if (!finalize && !pipe_line && (!p->tty || now - p->last_draw < REDRAW_INTERVAL)) return;
-    if (pipe_line) p->last_pipe_line = now;
+    if (pipe_line) {
+        /* a log line: no bar (without colours its two halves look the same), the ETA named */
+        p->last_pipe_line = now;
+        line l = {p->out, false, 0};
+        put(&l, "%*d/%d - ETA ", digits(target), step, target);
+        put_eta(&l, per_step * (target - step));
+        put(&l, " -");
+        put_time_per_step(&l, per_step);
+        put_values(&l, n, keys, values, true);
+        fputc('\n', p->out);
+        fflush(p->out);
+        return;
+    }
     line l = {p->out, p->tty, 0};
     if (p->tty) fputc('\r', p->out);
     if (target > 0) {
@@ -193,7 +205,7 @@ void loom_progbar_update(loom_progbar *p, int step, int n, const char *const *ke
 
     if (p->tty && p->last_len > l.width) fprintf(p->out, "%*s", p->last_len - l.width, "");
     p->last_len = l.width;
-    if (finalize || pipe_line) {
+    if (finalize) {
         fputc('\n', p->out);
         p->last_len = 0;
     }
