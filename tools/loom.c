@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+/* CMake's PROJECT_VERSION; loom_version() (another branch) replaces it at merge, so that the
+ * program and the library it links report the same thing. */
 #ifndef LOOM_VERSION_STRING
 #define LOOM_VERSION_STRING "unknown"
 #endif
