@@ -116,7 +116,7 @@ must grep -q 'Finished: 3 of 3 epochs' run.html
 fit_pid=$!
 seen=""
 for _ in $(seq 1 3000); do
-  cp live.html snap.html 2>/dev/null # one read of the page: it is replaced by a rename
+  rm -f snap.html; cp live.html snap.html 2>/dev/null # one read of the page: it is replaced by a rename
   if [ -f snap.html ] && grep -q 'Training: [123] of 4 epochs' snap.html; then
     seen=$(grep -o 'Training: [123] of 4 epochs' snap.html)
     grep -q 'http-equiv="refresh"' snap.html || seen="no refresh"
