@@ -198,7 +198,6 @@ char *plot_dot(loom_model *m, const plot_options *o) {
 }
 
 #ifdef LOOM_HAVE_GRAPHVIZ
-bool plot_have_graphviz(void) { return true; }
 
 /* One Graphviz context for the whole process: Graphviz 2.42's pango plugin keeps pointers into a
  * freed context's font tables, so a second gvContext after gvFreeContext reads freed memory (the
@@ -243,7 +242,6 @@ int plot_render(const char *dot, const char *format, char **out, size_t *len, ch
     return rc;
 }
 #else
-bool plot_have_graphviz(void) { return false; }
 
 int plot_render(const char *dot, const char *format, char **out, size_t *len, char *err, size_t errlen) {
     (void)dot;

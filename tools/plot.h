@@ -24,7 +24,5 @@ int plot_render(const char *dot, const char *format, char **out, size_t *len, ch
 /* The colour of the i-th loss (in output order among outputs with a loss), shared with the report. */
 const char *plot_loss_colour(int i);
 
-/* Was this build made with Graphviz? */
-bool plot_have_graphviz(void);
 
 #endif
