@@ -644,6 +644,9 @@ typedef struct loom_fit_options {
     FILE *out;                 /* where to print; NULL = stdout */
     int n_callbacks;
     loom_callback *const *callbacks;
+    double progress_seconds;   /* verbose 1 into a file or pipe: besides the line per epoch, a
+                                  progress line every this many seconds inside an epoch;
+                                  0 = 30 s, < 0 = never */
 } loom_fit_options;
 
 /* Defaults: batch 32, 1 epoch, shuffle on, seed 0, no validation, silent. */
@@ -875,6 +878,48 @@ int loom_csv_column_index(const loom_csv *csv, const char *name);
  * column is LOOM_ERR_NAME listing the known ones. */
 loom_status loom_csv_select(const loom_csv *csv, int n, const char *const *columns, float *out, char *err,
                             size_t errlen);
+
+/* ---- NumPy .npz writing */
+/* Writes n float32 arrays as an .npz archive (numpy.load and loom_npz_load read it), member i
+ * named names[i] (".npy" is appended; 1 to 200 characters, no '/', no duplicates). compress:
+ * deflate the members (numpy.savez_compressed), else store them (numpy.savez). Each array's size
+ * must equal the product of its dims. Atomic: written beside `path`, then renamed over it. At most
+ * 4 GiB in all (no ZIP64). */
+loom_status loom_npz_save(const char *path, int n, const char *const *names, const loom_ndarray *arrays,
+                          int compress, char *err, size_t errlen);
+
+/* ---- CSVLogger */
+/* Keras CSVLogger(filename, separator, append): after every epoch a row "epoch,<every log key in
+ * sorted order>" (epoch counts from 0; the header is written first unless appending to a file
+ * that already has lines), flushed at once. separator 0 means ','; one that could belong to a
+ * number (digits, '.', '+', '-', 'e', "nan", "inf" letters), a quote or a line break is refused
+ * (NULL), as is an empty path. The file is opened at the first epoch of each fit; a file that
+ * cannot be opened or written stops training with LOOM_ERR_IO naming it. */
+loom_callback *loom_csv_logger(const char *path, char separator, int append);
+
+/* ---- compile settings and structure read back
+ * For programs that change one compile setting and recompile with the others (the loom program's
+ * `fit` flags), and for drawing the model (`loom plot`). Strings returned point into the model
+ * and stay valid until it is recompiled or freed. */
+int loom_model_is_compiled(const loom_model *m);
+/* Output k's loss as compile resolved it (canonical Keras name and options); name NULL when the
+ * output has no loss. LOOM_ERR_STATE when not compiled. */
+loom_status loom_model_get_loss(const loom_model *m, int k, loom_loss *out);
+int loom_model_num_metrics(const loom_model *m);
+/* Metric i: its output and the name as it was given to compile. */
+loom_status loom_model_get_metric(const loom_model *m, int i, loom_metric_spec *out);
+/* The optimizer's configuration (not its state) and the balancing method's. */
+loom_status loom_model_get_optimizer(const loom_model *m, loom_optimizer *out);
+loom_status loom_model_get_balance(const loom_model *m, loom_balance *out);
+/* The model's layer calls ("nodes") in execution order, Input layers first among them: the layer
+ * called, the positions of the nodes feeding it (-1 out of range), its per-sample output shape
+ * (rank returned, dims written when not NULL; -1 out of range), and the node producing output k. */
+int loom_model_num_nodes(const loom_model *m);
+loom_layer *loom_model_node_layer(const loom_model *m, int i);
+int loom_model_node_num_inputs(const loom_model *m, int i);
+int loom_model_node_input(const loom_model *m, int i, int j);
+int loom_model_node_shape(const loom_model *m, int i, int *dims);
+int loom_model_output_node(const loom_model *m, int k);
 
 #ifdef __cplusplus
 }

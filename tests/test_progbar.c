@@ -77,6 +77,51 @@ static void test_verbose1_file(void) {
     fclose(f);
 }
 
+/* Into a file or pipe, verbose 1 also prints a line every pipe_interval seconds inside the epoch
+ * (30 by default), so a long run's log shows life; never more often, never on verbose 2. */
+static void test_pipe_interval(void) {
+    FILE *f = tmpfile();
+    loom_progbar p;
+    loom_progbar_init(&p, f, 40, 1);
+    CHECK(p.pipe_interval == 30.0);
+    loom_progbar_update(&p, 1, 2, keys2, vals2, false);
+    CHECK(ftell(f) == 0);              /* under 30 s: nothing */
+    p.last_pipe_line -= 31.0;          /* 31 s later */
+    loom_progbar_update(&p, 7, 2, keys2, vals2, false);
+    const char *s = slurp(f);
+    CHECK(strncmp(s, " 7/40 - ETA ", 12) == 0); /* the step, the ETA, the time per step, the values */
+    CHECK(strstr(s, "\xe2\x94\x81") == NULL);    /* no bar: uncoloured, its halves look alike */
+    CHECK(count_of(s, "\n") == 1 && strchr(s, '\r') == NULL && strchr(s, '\x1b') == NULL);
+    CHECK(ends_with(s, SUFFIX2));
+    loom_progbar_update(&p, 8, 2, keys2, vals2, false);
+    CHECK(count_of(slurp(f), "\n") == 1); /* the next only after another interval */
+    loom_progbar_update(&p, 40, 2, keys2, vals2, true);
+    s = slurp(f);
+    CHECK(count_of(s, "\n") == 2 && strstr(s, "\n40/40 ") != NULL);
+    fclose(f);
+
+    /* a short interval, measured on the clock */
+    f = tmpfile();
+    loom_progbar_init(&p, f, 40, 1);
+    p.pipe_interval = 0.02;
+    double t0 = loom_now();
+    while (loom_now() - t0 < 0.03) {}
+    loom_progbar_update(&p, 2, 2, keys2, vals2, false);
+    CHECK(count_of(slurp(f), "\n") == 1);
+    fclose(f);
+
+    /* interval off, and verbose 2: one line per epoch only */
+    for (int verbose = 1; verbose <= 2; verbose++) {
+        f = tmpfile();
+        loom_progbar_init(&p, f, 40, verbose);
+        if (verbose == 1) p.pipe_interval = 0;
+        p.last_pipe_line -= 100.0;
+        loom_progbar_update(&p, 5, 2, keys2, vals2, false);
+        CHECK(ftell(f) == 0);
+        fclose(f);
+    }
+}
+
 static void test_verbose2_file(void) {
     FILE *f = tmpfile();
     loom_progbar p;
@@ -227,6 +272,7 @@ static void test_terminal(void) {
 int main(void) {
     test_verbose1_file();
     test_verbose2_file();
+    test_pipe_interval();
     test_times();
     test_value_format();
     test_header_and_silence();

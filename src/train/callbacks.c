@@ -1,12 +1,13 @@
-/* callbacks.c — C hooks and the Keras callbacks EarlyStopping, ReduceLROnPlateau and
- * TerminateOnNaN, with Keras 3's rules for improvement, patience and cooldown. */
+/* callbacks.c — C hooks and the Keras callbacks EarlyStopping, ReduceLROnPlateau,
+ * TerminateOnNaN, ModelCheckpoint and CSVLogger, with Keras 3's rules for improvement, patience
+ * and cooldown. */
 #include "core/model.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { CB_HOOK, CB_EARLY_STOPPING, CB_REDUCE_LR, CB_TERMINATE_ON_NAN, CB_CHECKPOINT } cb_kind;
+typedef enum { CB_HOOK, CB_EARLY_STOPPING, CB_REDUCE_LR, CB_TERMINATE_ON_NAN, CB_CHECKPOINT, CB_CSV_LOGGER } cb_kind;
 
 struct loom_callback {
     cb_kind kind;
@@ -19,7 +20,10 @@ struct loom_callback {
     bool restore_best;
     float factor, min_lr;
     int cooldown;
-    char *path;              /* checkpoint */
+    char *path;              /* checkpoint, CSV logger */
+    char separator;          /* CSV logger */
+    bool append;             /* CSV logger: add to an existing file */
+    FILE *csv;               /* CSV logger: open during one fit */
     bool save_best_only;
     long save_every_steps;
     /* state of one fit */
@@ -103,6 +107,81 @@ loom_callback *loom_model_checkpoint(const char *path, const char *monitor, loom
     return cb;
 }
 
+loom_callback *loom_csv_logger(const char *path, char separator, int append) {
+    /* a separator that could be part of a number or a line would make the file unreadable */
+    if (!path || !path[0] || (separator && strchr("\n\r\"0123456789.+-einaf", separator))) return NULL;
+    loom_callback *cb = cb_new(CB_CSV_LOGGER);
+    if (!cb) return NULL;
+    cb->path = strdup(path);
+    if (!cb->path) {
+        free(cb);
+        return NULL;
+    }
+    cb->separator = separator ? separator : ',';
+    cb->append = append != 0;
+    return cb;
+}
+
+static int key_order(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Keras's CSVLogger: at the first epoch the file is opened (appended to with `append`, else
+ * truncated) and, unless appending to a file that already has lines, the header "epoch" and the
+ * log keys in sorted order is written; then one row per epoch (epoch counts from 0, as in Keras),
+ * flushed so that a reader sees it at once. */
+static loom_status csv_logger_epoch(loom_model *m, loom_callback *cb, int epoch, const loom_logs *logs) {
+    int n = loom_logs_count(logs);
+    const char **keys = malloc((size_t)(n ? n : 1) * sizeof *keys);
+    if (!keys) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "CSV logger: out of memory");
+    for (int i = 0; i < n; i++) keys[i] = loom_logs_key(logs, i);
+    qsort(keys, (size_t)n, sizeof *keys, key_order);
+    bool header = false;
+    if (!cb->csv) {
+        bool has_lines = false;
+        if (cb->append) {
+            FILE *old = fopen(cb->path, "r");
+            if (old) {
+                has_lines = fgetc(old) != EOF;
+                fclose(old);
+            }
+        }
+        cb->csv = fopen(cb->path, cb->append ? "a" : "w");
+        if (!cb->csv) {
+            free(keys);
+            cb->stopped_epoch = epoch;
+            m->stop_training = true;
+            return loom_set_error(&m->err, LOOM_ERR_IO, "CSV logger: cannot open %s for writing", cb->path);
+        }
+        header = !has_lines;
+    }
+    if (header) {
+        fputs("epoch", cb->csv);
+        for (int i = 0; i < n; i++) fprintf(cb->csv, "%c%s", cb->separator, keys[i]);
+        fputc('\n', cb->csv);
+    }
+    fprintf(cb->csv, "%d", epoch);
+    for (int i = 0; i < n; i++) {
+        float v = loom_logs_get(logs, keys[i]);
+        if (isnan(v)) fprintf(cb->csv, "%cnan", cb->separator);
+        else if (isinf(v)) fprintf(cb->csv, "%c%sinf", cb->separator, v < 0 ? "-" : "");
+        else fprintf(cb->csv, "%c%.9g", cb->separator, (double)v);
+    }
+    fputc('\n', cb->csv);
+    free(keys);
+    if (fflush(cb->csv) != 0 || ferror(cb->csv)) {
+        cb->stopped_epoch = epoch;
+        m->stop_training = true;
+        return loom_set_error(&m->err, LOOM_ERR_IO, "CSV logger: writing %s failed (disk full?)", cb->path);
+    }
+    return LOOM_OK;
+}
+
+static void csv_logger_close(loom_callback *cb) {
+    if (cb->csv) fclose(cb->csv);
+    cb->csv = NULL;
+}
+
 /* Saves to the callback's path with "{epoch}" replaced by the 1-based epoch. */
 static loom_status checkpoint_save(loom_model *m, loom_callback *cb, int epoch) {
     char path[4096];
@@ -121,6 +200,7 @@ static loom_status checkpoint_save(loom_model *m, loom_callback *cb, int epoch) 
 
 void loom_callback_free(loom_callback *cb) {
     if (!cb) return;
+    if (cb->kind == CB_CSV_LOGGER) csv_logger_close(cb);
     free(cb->path);
     free(cb->best_weights);
     free(cb);
@@ -139,6 +219,7 @@ void loom_callbacks_begin(loom_model *m, loom_callback *const *cbs, int n) {
         cb->best = cb->maximize ? -INFINITY : INFINITY;
         free(cb->best_weights);
         cb->best_weights = NULL;
+        if (cb->kind == CB_CSV_LOGGER) csv_logger_close(cb);
     }
 }
 
@@ -227,6 +308,11 @@ loom_status loom_callbacks_epoch_end(loom_model *m, loom_callback *const *cbs, i
             continue;
         }
         if (cb->kind == CB_TERMINATE_ON_NAN) continue;
+        if (cb->kind == CB_CSV_LOGGER) {
+            loom_status s = csv_logger_epoch(m, cb, epoch, logs);
+            if (s) return s;
+            continue;
+        }
         if (cb->kind == CB_CHECKPOINT) {
             if (cb->save_every_steps > 0) continue;
             if (cb->save_best_only) {
@@ -253,6 +339,7 @@ void loom_callbacks_end(loom_model *m, loom_callback *const *cbs, int n) {
         if (cbs[i]) {
             free(cbs[i]->best_weights);
             cbs[i]->best_weights = NULL;
+            if (cbs[i]->kind == CB_CSV_LOGGER) csv_logger_close(cbs[i]);
         }
 }
 

@@ -3,8 +3,10 @@
  *   verbose 1, terminal:  redrawn in place with \r at most every 50 ms, Keras's colours:
  *                         " 7/40 ━━━━━━━━━━━━━━━━━━━━ 3s 12ms/step - loss: 1.2673"   (3s: ETA)
  *                         "40/40 ━━━━━━━━━━━━━━━━━━━━ 1s 12ms/step - loss: 1.2673"   (1s: elapsed)
- *   verbose 1, file/pipe: only the final line, no colours and no \r (Keras would fill a log with
- *                         every redraw).
+ *   verbose 1, file/pipe: the final line, no colours and no \r (Keras would fill a log with
+ *                         every redraw), and inside a long epoch one line every pipe_interval
+ *                         seconds (30 by default), so that the log of a long run shows life:
+ *                         " 7/40 - ETA 3s - 12ms/step - loss: 1.2673"
  *   verbose 2:            the final line only: "40/40 - 1s - 12ms/step - loss: 1.2673".
  */
 #ifndef _POSIX_C_SOURCE
@@ -50,6 +52,8 @@ void loom_progbar_init(loom_progbar *p, FILE *out, int target, int verbose) {
     p->start = loom_now();
     p->last_draw = p->start - 1.0; /* so that the first update draws */
     p->last_len = 0;
+    p->pipe_interval = LOOM_PROGBAR_PIPE_INTERVAL;
+    p->last_pipe_line = p->start;
 }
 
 /* ---------------------------------------------------------------- writing a line */
@@ -161,7 +165,21 @@ void loom_progbar_update(loom_progbar *p, int step, int n, const char *const *ke
     }
 
     /* verbose 1 */
-    if (!finalize && (!p->tty || now - p->last_draw < REDRAW_INTERVAL)) return;
+    bool pipe_line = !p->tty && !finalize && p->pipe_interval > 0 && now - p->last_pipe_line >= p->pipe_interval;
+    if (!finalize && !pipe_line && (!p->tty || now - p->last_draw < REDRAW_INTERVAL)) return;
+    if (pipe_line) {
+        /* a log line: no bar (without colours its two halves look the same), the ETA named */
+        p->last_pipe_line = now;
+        line l = {p->out, false, 0};
+        put(&l, "%*d/%d - ETA ", digits(target), step, target);
+        put_eta(&l, per_step * (target - step));
+        put(&l, " -");
+        put_time_per_step(&l, per_step);
+        put_values(&l, n, keys, values, true);
+        fputc('\n', p->out);
+        fflush(p->out);
+        return;
+    }
     line l = {p->out, p->tty, 0};
     if (p->tty) fputc('\r', p->out);
     if (target > 0) {

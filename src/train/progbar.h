@@ -13,6 +13,9 @@ typedef struct loom_progbar {
     double start;     /* seconds, monotonic clock */
     double last_draw; /* seconds */
     int last_len;     /* characters printed on the current line (to blank leftovers) */
+    double pipe_interval; /* verbose 1 into a file or pipe: also a line every this many seconds
+                             inside the epoch (<= 0: never); loom_progbar_init sets 30 */
+    double last_pipe_line; /* seconds */
 } loom_progbar;
 
 /* Monotonic seconds. */
@@ -20,6 +23,8 @@ double loom_now(void);
 
 /* "Epoch 3/10" header line, printed when verbose > 0 (Keras ProgbarLogger prints it). */
 void loom_progbar_epoch_header(FILE *out, int epoch, int epochs);
+
+#define LOOM_PROGBAR_PIPE_INTERVAL 30.0
 
 /* Starts a bar for `target` steps. verbose 0 makes every call a no-op. */
 void loom_progbar_init(loom_progbar *p, FILE *out, int target, int verbose);

@@ -418,6 +418,7 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
         if (o->verbose) loom_progbar_epoch_header(out, epoch, o->epochs);
         loom_progbar bar;
         loom_progbar_init(&bar, out, steps, o->verbose);
+        if (o->progress_seconds != 0) bar.pipe_interval = o->progress_seconds;
         logs_reset(m, &e);
         if (src->arrays) {
             if (o->shuffle) shuffle_indices(src->idx, src->arrays->n, o->seed, epoch);
