@@ -60,6 +60,30 @@ static void test_keras_vectors(void) {
         CHECK_CLOSE(loom_metric_result(&m), auc[i].want, 1e-6, 1e-6);
         loom_metric_release(&m);
     }
+    /* explicit thresholds that are not evenly spaced: compared one by one; a prediction of 0 is
+     * above the first threshold, -1e-7 (by hand: recall [1, 4/7, 0], FPR [1, 2/3, 0]) */
+    loom_metric_impl mt = metric("auc(thresholds=[0.4])", 1, 1);
+    CHECK(!mt.evenly && mt.n_thresholds == 3);
+    loom_metric_update(&mt, y, p, 4, 1, 1, w);
+    CHECK_CLOSE(loom_metric_result(&mt), 19.0 / 42, 1e-6, 0);
+    loom_metric_release(&mt);
+    mt = metric("auc(thresholds=[0.5])", 1, 1); /* 0, 0.5, 1: evenly spaced, Keras buckets them */
+    CHECK(mt.evenly && mt.n_thresholds == 3);
+    loom_metric_release(&mt);
+    /* F-score with threshold None: a row's maximum entries are positive (ties all of them), an
+     * all-zero row none; with a threshold, strictly above it */
+    const float fy[] = {1, 0, 0, 1}, fp[] = {0, 0, 0.5f, 0.5f};
+    mt = metric("f1_score", 2, 2);
+    loom_metric_update(&mt, fy, fp, 2, 2, 2, NULL);
+    float fv[2];
+    loom_metric_results(&mt, fv);
+    CHECK_CLOSE(fv[0], 0.0, 1e-6, 0);
+    CHECK_CLOSE(fv[1], 1.0, 1e-6, 0);
+    loom_metric_release(&mt);
+    mt = metric("f1_score(threshold=0.5, average=micro)", 2, 2);
+    loom_metric_update(&mt, fy, fp, 2, 2, 2, NULL);
+    CHECK_CLOSE(loom_metric_result(&mt), 0.0, 1e-6, 0);
+    loom_metric_release(&mt);
     /* all correct: 1 */
     loom_metric_impl m = metric("AUC", 1, 1);
     loom_metric_update(&m, y, y, 4, 1, 1, NULL);
@@ -308,21 +332,23 @@ static void close_update(double *st, const float *yt, const float *yp, const flo
         st[1] += wr;
     }
 }
+/* st[2] is set by reset only, so a result without a reset is 0 */
 static double close_result(const double *st, void *user) {
     (void)user;
-    return st[1] > 0 ? st[0] / st[1] : 0.0;
+    return st[1] > 0 ? st[2] * st[0] / st[1] : 0.0;
 }
 static void close_reset(double *st, void *user) {
     (void)user;
     st[0] = 0;
     st[1] = 0;
+    st[2] = 1;
 }
 
 static void test_model_metrics(void) {
     enum { N = 200 };
     float *y = floats("auc.y", N), *p = floats("auc.p", N), *w = floats("auc.w", N);
     row_count rc = {0};
-    loom_custom_metric def = {.name = "close", .n_state = 2, .reset = close_reset, .update = close_update,
+    loom_custom_metric def = {.name = "close", .n_state = 3, .reset = close_reset, .update = close_update,
                               .result = close_result, .user = &rc};
     char err[256];
     CHECK_STATUS(loom_register_metric(&def, err, sizeof err), LOOM_OK);
