@@ -495,7 +495,8 @@ typedef struct loom_metric_spec {
  * A metric name may carry the Keras constructor's arguments in parentheses, e.g.
  *   "auc(curve=PR, num_thresholds=50)", "precision(thresholds=[0.3, 0.7])",
  *   "recall(top_k=2, class_id=1)", "f1_score(average=macro)", "mean_iou(num_classes=3)".
- * Values are numbers, [lists of numbers], words or quoted words; None leaves the default. An
+ * Values are numbers, [lists of at most 32 numbers], words or quoted words; None leaves the
+ * default; a spec is at most 255 characters. An
  * unknown or malformed argument is LOOM_ERR_ARGUMENT naming it. A plain name logs under that name
  * (as Keras logs a metric given by string); the object form logs under Keras's default object
  * name (auc, precision, recall, f1_score, fbeta_score, mean_io_u) unless name=... is given.

@@ -48,7 +48,8 @@ typedef struct loom_metric_impl {
     int num_classes, ignore_class; /* MeanIoU; ignore_class -1 when unset */
     double *state;            /* n_state doubles, sized at compile (owned) */
     size_t n_state;
-    const struct loom_custom_metric *custom; /* METRIC_CUSTOM: the registered definition */
+    loom_custom_metric custom; /* METRIC_CUSTOM: the definition as registered at compile (a copy, so
+                                  registering the name again cannot change a compiled model) */
 } loom_metric_impl;
 
 #endif

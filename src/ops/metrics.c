@@ -262,7 +262,8 @@ static loom_status resolve_spec(const char *spec, int dim, int target_dim, loom_
     } else if (lookup(known_metrics, sizeof known_metrics / sizeof known_metrics[0], name, &out->kind)) {
     } else if (lookup(confusion_metrics, sizeof confusion_metrics / sizeof confusion_metrics[0], name, &out->kind)) {
         confusion = true;
-    } else if ((out->custom = loom_metric_registered(name))) {
+    } else if (loom_metric_registered(name)) {
+        out->custom = *loom_metric_registered(name);
         out->kind = METRIC_CUSTOM;
     } else {
         return loom_set_error(err, LOOM_ERR_NAME, "unknown metric '%s'; known metrics: " KNOWN_METRICS_TEXT, name);
@@ -298,8 +299,8 @@ static loom_status resolve_spec(const char *spec, int dim, int target_dim, loom_
     if (nm) log = nm->text;
     snprintf(out->log_name, sizeof out->log_name, "%s", log);
     if (confusion) return loom_confusion_setup(out, err);
-    if (out->kind == METRIC_CUSTOM && out->custom->n_state > 0) {
-        out->n_state = (size_t)out->custom->n_state;
+    if (out->kind == METRIC_CUSTOM && out->custom.n_state > 0) {
+        out->n_state = (size_t)out->custom.n_state;
         out->state = calloc(out->n_state, sizeof *out->state);
         if (!out->state) return loom_set_error(err, LOOM_ERR_MEMORY, "metric '%s': out of memory for its state", spec);
     }
@@ -411,7 +412,7 @@ static double row_value(const loom_metric_impl *mt, const float *t, const float 
 void loom_metric_update(loom_metric_impl *mt, const float *target, const float *pred,
                         size_t n_rows, int dim, int target_dim, const float *row_weight) {
     if (mt->kind == METRIC_CUSTOM) {
-        const loom_custom_metric *c = mt->custom;
+        const loom_custom_metric *c = &mt->custom;
         c->update(mt->state, target, pred, row_weight, n_rows, dim, target_dim, c->user);
         return;
     }
@@ -437,12 +438,12 @@ void loom_metric_reset(loom_metric_impl *mt) {
     mt->sum = 0.0;
     mt->count = 0.0;
     if (mt->state) memset(mt->state, 0, mt->n_state * sizeof *mt->state);
-    if (mt->kind == METRIC_CUSTOM && mt->custom->reset) mt->custom->reset(mt->state, mt->custom->user);
+    if (mt->kind == METRIC_CUSTOM && mt->custom.reset) mt->custom.reset(mt->state, mt->custom.user);
 }
 
 void loom_metric_results(const loom_metric_impl *mt, float *values) {
     if (mt->kind == METRIC_CUSTOM) {
-        values[0] = (float)mt->custom->result(mt->state, mt->custom->user);
+        values[0] = (float)mt->custom.result(mt->state, mt->custom.user);
         return;
     }
     if (mt->kind >= METRIC_PRECISION) {
