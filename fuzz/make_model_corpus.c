@@ -1,6 +1,6 @@
 /* make_model_corpus.c — writes the seed model files of fuzz_model into a folder:
  *
- *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc fuzz/make_model_corpus.c src/[a-z]*.c
+ *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc fuzz/make_model_corpus.c src/*/*.c
  *      -lcjson -lz -lm -o /tmp/make_model_corpus && /tmp/make_model_corpus fuzz/corpus/model
  * (from the repository root, as one command line)
  *
