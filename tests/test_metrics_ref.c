@@ -292,6 +292,12 @@ static void test_spec_errors(void) {
     loom_metric_impl m = metric("auc(thresholds=None, name=val_auc_pr, curve=PR)", 1, 1);
     CHECK(strcmp(m.log_name, "val_auc_pr") == 0 && m.n_thresholds == 200 && m.curve == AUC_PR);
     loom_metric_release(&m);
+    m = metric("F1Score(average=micro)", 3, 3); /* Keras's object names */
+    CHECK(strcmp(m.log_name, "f1_score") == 0 && m.beta == 1.0f && m.n_values == 1);
+    loom_metric_release(&m);
+    m = metric("FBetaScore(beta=2)", 3, 3);
+    CHECK(strcmp(m.log_name, "fbeta_score") == 0 && m.beta == 2.0f && m.n_values == 3);
+    loom_metric_release(&m);
     m = metric("top_k_categorical_accuracy(k=2)", 4, 4);
     CHECK(m.k == 2 && strcmp(m.log_name, "top_k_categorical_accuracy") == 0);
     loom_metric_release(&m);

@@ -254,6 +254,8 @@ static loom_status resolve_spec(const char *spec, int dim, int target_dim, loom_
     if (s) return s;
     const char *name = call.base;
     bool confusion = false;
+    /* F1Score is FBetaScore with beta 1: it takes no beta and has its own object name */
+    bool f1 = strcmp(name, "f1_score") == 0 || strcmp(name, "F1Score") == 0;
     out->n_values = 1;
     out->dim = dim;
     out->target_dim = target_dim;
@@ -270,8 +272,6 @@ static loom_status resolve_spec(const char *spec, int dim, int target_dim, loom_
     }
 
     if (confusion) {
-        /* F1Score is FBetaScore with beta 1, and takes no beta */
-        bool f1 = strcmp(name, "f1_score") == 0 || strcmp(name, "F1Score") == 0;
         out->beta = 1.0f;
         loom_metric_arg *b = f1 ? NULL : (out->kind == METRIC_FBETA ? loom_metric_arg_get(&call, "beta") : NULL);
         if (b) {
@@ -292,10 +292,7 @@ static loom_status resolve_spec(const char *spec, int dim, int target_dim, loom_
     /* Keras names a metric given as a string by that string ("acc" logs as acc), an object by its
      * name, by default the class's; a user metric by its registered name. */
     const char *log = name;
-    if (call.has_parens && out->kind != METRIC_CUSTOM) {
-        log = default_object_name[out->kind];
-        if (out->kind == METRIC_FBETA && (strcmp(name, "f1_score") == 0 || strcmp(name, "F1Score") == 0)) log = "f1_score";
-    }
+    if (call.has_parens && out->kind != METRIC_CUSTOM) log = f1 ? "f1_score" : default_object_name[out->kind];
     if (nm) log = nm->text;
     snprintf(out->log_name, sizeof out->log_name, "%s", log);
     if (confusion) return loom_confusion_setup(out, err);
