@@ -1,6 +1,6 @@
 /* make_model_corpus.c — writes the seed model files of fuzz_model into a folder:
  *
- *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc fuzz/make_model_corpus.c src/[a-z]*.c
+ *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc fuzz/make_model_corpus.c src/*/*.c
  *      -lcjson -lz -lm -o /tmp/make_model_corpus && /tmp/make_model_corpus fuzz/corpus/model
  * (from the repository root, as one command line)
  *
@@ -108,6 +108,10 @@ static int merges(const char *dir) {
     loom_compile_config cfg = {.n_losses = 2, .losses = losses, .loss_outputs = outs, .n_loss_weights = 1,
                                .loss_weights = (float[]){0.5f}, .loss_weight_outputs = (const char *[]){"reg"},
                                .n_metrics = 2, .metrics = ms, .optimizer = opt};
+    /* configured and weighted metrics travel as spec text in the file */
+    cfg.n_weighted_metrics = 2;
+    cfg.weighted_metrics = (const loom_metric_spec[]){{"logit", "auc(curve=PR, num_thresholds=20, from_logits=true)"},
+                                                      {"logit", "precision(thresholds=[0.3, 0.7])"}};
     loom_array xs[2] = {{"a", xa, N}, {"b", xb, N}}, ys[2] = {{"reg", y1, N}, {"logit", y2, N}};
     if (loom_compile(m, &cfg) || fit(m, 2, xs, 2, ys, 1)) {
         loom_model_free(m);

@@ -491,12 +491,74 @@ loom_optimizer loom_adagrad(float learning_rate); /* Keras: 0.001, acc0 0.1, eps
 /* A metric on one output. output NULL is allowed only for a single-output model.
  * Names: accuracy/acc (resolved from the loss and shapes as Keras does), binary_accuracy,
  * categorical_accuracy, sparse_categorical_accuracy, top_k_categorical_accuracy (k=5),
- * sparse_top_k_categorical_accuracy (k=5), mae, mse, rmse (and their long Keras names).
- * Logged as "<output>_<name>" with a multi-output model, "<name>" with a single output. */
+ * sparse_top_k_categorical_accuracy (k=5), mae, mse, rmse (and their long Keras names), the
+ * confusion-matrix metrics below, and user metrics registered with loom_register_metric.
+ * Logged as "<output>_<name>" with a multi-output model, "<name>" with a single output.
+ * See "---- metrics with configuration" for the name syntax that carries Keras's constructor
+ * arguments ("auc(curve=PR)"); the name as written is what a saved model keeps. */
 typedef struct loom_metric_spec {
     const char *output;
     const char *name;
 } loom_metric_spec;
+
+/* ---- metrics with configuration (Keras 3 keras.metrics; issue 16 part 2)
+ * A metric name may carry the Keras constructor's arguments in parentheses, e.g.
+ *   "auc(curve=PR, num_thresholds=50)", "precision(thresholds=[0.3, 0.7])",
+ *   "recall(top_k=2, class_id=1)", "f1_score(average=macro)", "mean_iou(num_classes=3)".
+ * Values are numbers, [lists of at most 32 numbers], words or quoted words; None leaves the
+ * default; a spec is at most 255 characters. An
+ * unknown or malformed argument is LOOM_ERR_ARGUMENT naming it. A plain name logs under that name
+ * (as Keras logs a metric given by string); the object form logs under Keras's default object
+ * name (auc, precision, recall, f1_score, fbeta_score, mean_io_u) unless name=... is given.
+ * A metric whose result is a vector logs one key per entry: "<name>/<threshold>" for a list of
+ * thresholds, "<name>/<class>" for per-class F-scores (average=None, Keras's default).
+ * Predictions are probabilities (AUC: from_logits=true applies a sigmoid); targets have the
+ * predictions' width (one-hot / multi-hot), except MeanIoU which also takes class indices.
+ * State is sized at compile; an update allocates nothing.
+ *  auc / AUC: num_thresholds (200), curve ROC | PR, summation_method interpolation | minoring |
+ *      majoring, thresholds [list] (replaces the evenly spaced ones), from_logits. Keras's
+ *      thresholds (i/(n-1) for i = 1..n-2, plus -1e-7 and 1 + 1e-7) and its bucketed counting;
+ *      ROC sums trapezoids; PR with interpolation is Davis & Goadrich's interpolation as Keras's
+ *      interpolate_pr_auc. All entries of an output form one curve (multi_label=False).
+ *  precision, recall / Precision, Recall: thresholds (0.5; a number or a list), top_k (only the
+ *      k highest entries of a row can be positive, ties to the lower index; threshold then
+ *      defaults to -1e10), class_id (only that column). tp / (tp + fp), tp / (tp + fn), 0 when
+ *      the denominator is 0.
+ *  f1_score / F1Score, fbeta_score / FBetaScore: beta (1; fbeta only), average None (per class)
+ *      | micro | macro | weighted (by the class's weighted support), threshold (none: a row's
+ *      largest entries are its positives, as Keras). Keras's epsilon 1e-7 in every division.
+ *  mean_iou / MeanIoU: num_classes (required), ignore_class, sparse_y_true, sparse_y_pred
+ *      (default: from the shapes: width 1 is class indices, width num_classes is argmaxed).
+ *      Classes with no true or predicted entry are left out of the mean, as Keras; a label
+ *      outside [0, num_classes) is skipped (Keras raises).
+ *
+ * Sample weights (Keras 3): metrics listed in `metrics` see only the output's mask; metrics in
+ * `weighted_metrics` (loom_compile_config) also see the sample weights and the class weights,
+ * multiplied per row. The same metric may appear in both (the second key gets "_1", as Keras). */
+
+/* A metric written in C. loom owns its state: n_state doubles, allocated once per use at compile
+ * (so updates allocate nothing), reset before every epoch and every evaluation.
+ *   reset:  set the initial state (NULL: all zeros).
+ *   update: one batch: n_rows rows of y_pred (width dim) and y_true (width target_dim);
+ *           weights: one per row (the mask, times sample and class weights in weighted_metrics),
+ *           NULL when every row weighs 1. A row of weight 0 is padding.
+ *   result: the value logged.
+ * The definition is copied; `user` must outlive every model that uses it. */
+typedef struct loom_custom_metric {
+    const char *name;   /* what metric specs use, and the log key; at most 63 characters */
+    int n_state;        /* 0..65536 */
+    void (*reset)(double *state, void *user);
+    void (*update)(double *state, const float *y_true, const float *y_pred, const float *weights,
+                   size_t n_rows, int dim, int target_dim, void *user);
+    double (*result)(const double *state, void *user);
+    void *user;
+} loom_custom_metric;
+/* Registers a user metric process-wide (as Keras's custom objects), so compile and
+ * loom_model_load find it by name; a saved model stores the name only, and loading it in a
+ * program that has not registered the metric fails naming it. Registering a name again replaces
+ * the definition (for models compiled afterwards). A built-in name is refused. Not thread-safe:
+ * register before building models. At most 64 metrics. Message in err (errlen may be 0). */
+loom_status loom_register_metric(const loom_custom_metric *def, char *err, size_t errlen);
 
 /* ---- multi-task balancing (beyond Keras's fixed loss_weights; see README "Balancing losses").
  * Conventions: dynamic weights sum to K, the number of outputs with a loss (so equal weights are
@@ -562,9 +624,11 @@ typedef struct loom_compile_config {
     const float *loss_weights;
     const char *const *loss_weight_outputs;
     int n_metrics;
-    const loom_metric_spec *metrics;
+    const loom_metric_spec *metrics;   /* unweighted (Keras 3): the mask only */
     loom_optimizer optimizer;
     loom_balance balance; /* zero-filled: Keras's static weights */
+    int n_weighted_metrics;            /* Keras's weighted_metrics: sample and class weights apply; */
+    const loom_metric_spec *weighted_metrics; /* logged after `metrics` */
 } loom_compile_config;
 
 /* Compiles (or recompiles, resetting the optimizer state). */
@@ -647,7 +711,28 @@ typedef struct loom_fit_options {
     double progress_seconds;   /* verbose 1 into a file or pipe: besides the line per epoch, a
                                   progress line every this many seconds inside an epoch;
                                   0 = 30 s, < 0 = never */
+    int n_class_weights;       /* Keras's class_weight, per output (see loom_class_weight) */
+    const struct loom_class_weight *class_weights;
 } loom_fit_options;
+
+/* ---- class weights (Keras fit(class_weight=); issue 16 part 3)
+ * For output `output` (NULL: the only output), a row whose class is c weighs weights[c] in the
+ * loss (c < n_classes; other classes weigh 1, as Keras's dict.get(c, 1.0)). The class of a row
+ * is, as Keras: the argmax of a one-hot target, the rounded (half to even) label of a sparse or
+ * binary target. The class weight multiplies the sample weight (tf.keras 2's rule; Keras 3
+ * refuses the two together) and the output's mask; every row of a sequence output has its own
+ * class. Used by the training steps of loom_fit and loom_fit_generator only: validation and
+ * loom_evaluate see sample weights alone, as Keras. Weighted metrics see it too.
+ * A class output is one with binary_crossentropy on 1 unit (classes 0, 1), or categorical or
+ * sparse categorical crossentropy (classes 0..units-1). Keras converts any target without a
+ * check; loom refuses any other output (a regression, a multi-label sigmoid, a user loss) with
+ * LOOM_ERR_ARGUMENT naming it, and n_classes above the class count or a weight that is negative
+ * or not finite. Two entries for one output are refused. */
+typedef struct loom_class_weight {
+    const char *output;
+    int n_classes;
+    const float *weights; /* n_classes: the weight of class 0, 1, ... */
+} loom_class_weight;
 
 /* Defaults: batch 32, 1 epoch, shuffle on, seed 0, no validation, silent. */
 loom_fit_options loom_fit_defaults(void);

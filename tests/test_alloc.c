@@ -41,9 +41,13 @@ int main(void) {
     loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){c, d});
     loom_loss l[] = {{.name = "categorical_crossentropy"}, {.name = "huber"}};
     float w[] = {0.5f, 0.3f};
-    loom_metric_spec ms[] = {{"C", "accuracy"}, {"D", "rmse"}};
+    /* the confusion-matrix metrics size their state at compile, weighted ones too */
+    loom_metric_spec ms[] = {{"C", "accuracy"}, {"D", "rmse"}, {"C", "auc"}, {"C", "f1_score(average=macro)"},
+                             {"C", "precision(top_k=2)"}, {"C", "mean_iou(num_classes=4)"}};
+    loom_metric_spec wms[] = {{"C", "auc(curve=PR)"}, {"C", "recall(thresholds=[0.2, 0.6])"}};
     loom_compile_config cfg = {.n_losses = 2, .losses = l, .n_loss_weights = 2, .loss_weights = w,
-                               .n_metrics = 2, .metrics = ms, .optimizer = loom_adam(0.01f)};
+                               .n_metrics = 6, .metrics = ms, .optimizer = loom_adam(0.01f),
+                               .n_weighted_metrics = 2, .weighted_metrics = wms};
     cfg.optimizer.global_clipnorm = 1.0f;
     CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
     enum { N = 100 };
@@ -65,6 +69,10 @@ int main(void) {
     fo.epochs = 1;
     fo.n_callbacks = 2;
     fo.callbacks = cbs;
+    /* class weights: installed once by fit, applied to every step's losses and weighted metrics */
+    const float cwv[] = {1.0f, 2.0f, 0.5f, 3.0f};
+    fo.n_class_weights = 1;
+    fo.class_weights = &(loom_class_weight){.output = "C", .n_classes = 4, .weights = cwv};
     CHECK_STATUS(loom_fit(m, &data, &fo, NULL), LOOM_OK);
     CHECK(cnt.batches == 7);
     CHECK(cnt.after_first > 0); /* the counters see loom's allocations at all */

@@ -119,48 +119,67 @@ static loom_status compile_weights(loom_model *m, const loom_compile_config *cfg
     return LOOM_OK;
 }
 
-static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg) {
+static void free_metrics(loom_model *m) {
+    for (int i = 0; i < m->n_metrics; i++) loom_metric_release(&m->metrics[i]);
     free(m->metrics);
     free(m->metric_names);
     m->metrics = NULL;
     m->metric_names = NULL;
     m->n_metrics = 0;
-    if (cfg->n_metrics <= 0) return LOOM_OK;
-    if (!cfg->metrics || cfg->n_metrics > 1024)
-        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: bad metric list (%d entries)", cfg->n_metrics);
-    m->metrics = calloc((size_t)cfg->n_metrics, sizeof *m->metrics);
-    m->metric_names = calloc((size_t)cfg->n_metrics, sizeof *m->metric_names);
-    if (!m->metrics || !m->metric_names) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
-    for (int i = 0; i < cfg->n_metrics; i++) {
-        const loom_metric_spec *ms = &cfg->metrics[i];
-        int k = 0;
-        if (ms->output) {
-            k = loom_model_output_index(m, ms->output);
-            if (k < 0) {
-                char msg[LOOM_ERR_MAX]; /* the message names the unknown output; keep it */
-                snprintf(msg, sizeof msg, "%.400s", m->err.msg);
-                return loom_set_error(&m->err, LOOM_ERR_NAME, "compile: metric %s: %s", ms->name ? ms->name : "?", msg);
-            }
-        } else if (m->n_outputs != 1) {
-            return loom_set_error(&m->err, LOOM_ERR_NAME,
-                                  "compile: metric %s names no output; a model with %d outputs needs the output of every metric",
-                                  ms->name ? ms->name : "(null)", m->n_outputs);
+}
+
+/* One entry of metrics= or weighted_metrics= into m->metrics[m->n_metrics]. */
+static loom_status compile_metric(loom_model *m, const loom_metric_spec *ms, bool weighted) {
+    const char *list = weighted ? "weighted metric" : "metric";
+    int k = 0;
+    if (ms->output) {
+        k = loom_model_output_index(m, ms->output);
+        if (k < 0) {
+            char msg[LOOM_ERR_MAX]; /* the message names the unknown output; keep it */
+            snprintf(msg, sizeof msg, "%.400s", m->err.msg);
+            return loom_set_error(&m->err, LOOM_ERR_NAME, "compile: %s %.64s: %s", list, ms->name ? ms->name : "?", msg);
         }
-        loom_output *o = &m->outputs[k];
-        loom_error e = {0};
-        loom_metric_impl *mt = &m->metrics[i];
-        int target_dim = o->loss.kind == LOSS_NONE ? o->dim : o->target_dim;
-        if (!ms->name || loom_metric_resolve(ms->name, &o->loss, o->dim, target_dim, mt, &e))
-            return loom_set_error(&m->err, ms->name ? e.code : LOOM_ERR_NAME, "compile: output %s: %s", o->name,
-                                  ms->name ? e.msg : "metric name is NULL");
-        mt->output = k;
-        snprintf(m->metric_names[i], LOOM_NAME_MAX, "%s", ms->name);
-        char stem[LOOM_LOG_KEY_MAX];
-        snprintf(stem, sizeof stem, "%s", mt->log_name);
-        if (m->n_outputs > 1)
-            snprintf(mt->log_name, sizeof mt->log_name, "%.63s_%.63s", o->name, stem);
-        m->n_metrics++;
+    } else if (m->n_outputs != 1) {
+        return loom_set_error(&m->err, LOOM_ERR_NAME,
+                              "compile: %s %.64s names no output; a model with %d outputs needs the output of every metric",
+                              list, ms->name ? ms->name : "(null)", m->n_outputs);
     }
+    loom_output *o = &m->outputs[k];
+    loom_error e = {0};
+    loom_metric_impl *mt = &m->metrics[m->n_metrics];
+    int target_dim = o->loss.kind == LOSS_NONE ? o->dim : o->target_dim;
+    if (!ms->name || loom_metric_resolve(ms->name, &o->loss, o->dim, target_dim, mt, &e))
+        return loom_set_error(&m->err, ms->name ? e.code : LOOM_ERR_NAME, "compile: output %s: %s", o->name,
+                              ms->name ? e.msg : "metric name is NULL");
+    m->n_metrics++; /* owned from here: released with the others */
+    mt->output = k;
+    mt->weighted = weighted;
+    snprintf(m->metric_names[m->n_metrics - 1], LOOM_METRIC_SPEC_MAX, "%s", ms->name);
+    char stem[LOOM_LOG_KEY_MAX];
+    snprintf(stem, sizeof stem, "%s", mt->log_name);
+    if (m->n_outputs > 1) snprintf(mt->log_name, sizeof mt->log_name, "%.63s_%.63s", o->name, stem);
+    return LOOM_OK;
+}
+
+/* metrics= see the output's mask only, weighted_metrics= the sample and class weights too (Keras 3
+ * CompileMetrics); both lists are kept in one array, unweighted first, as Keras logs them. */
+static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg) {
+    free_metrics(m);
+    int n = cfg->n_metrics > 0 ? cfg->n_metrics : 0, nw = cfg->n_weighted_metrics > 0 ? cfg->n_weighted_metrics : 0;
+    if (n + nw == 0) return LOOM_OK;
+    if ((n && !cfg->metrics) || cfg->n_metrics > 1024)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: bad metric list (%d entries)", cfg->n_metrics);
+    if ((nw && !cfg->weighted_metrics) || cfg->n_weighted_metrics > 1024)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: bad weighted metric list (%d entries)",
+                              cfg->n_weighted_metrics);
+    m->metrics = calloc((size_t)(n + nw), sizeof *m->metrics);
+    m->metric_names = calloc((size_t)(n + nw), sizeof *m->metric_names);
+    if (!m->metrics || !m->metric_names) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
+    loom_status s;
+    for (int i = 0; i < n; i++)
+        if ((s = compile_metric(m, &cfg->metrics[i], false))) return s;
+    for (int i = 0; i < nw; i++)
+        if ((s = compile_metric(m, &cfg->weighted_metrics[i], true))) return s;
     return LOOM_OK;
 }
 

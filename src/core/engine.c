@@ -107,7 +107,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         loom_output *o = &m->outputs[k];
         size_t b = (size_t)batch;
         total += loom_align_floats(b * o->target_size) + loom_align_floats(b) + loom_align_floats(b * o->size) +
-                 2 * loom_align_floats(b * o->rows_per_sample);
+                 3 * loom_align_floats(b * o->rows_per_sample);
     }
     float *arena = loom_floats_zeroed(total);
     if (!arena) {
@@ -141,6 +141,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         o->lgrad = take(&p, (size_t)batch * o->size);
         o->values = take(&p, (size_t)batch * o->rows_per_sample);
         o->row_w = take(&p, (size_t)batch * o->rows_per_sample);
+        o->metric_w = take(&p, (size_t)batch * o->rows_per_sample);
         /* Fused outputs read the logits: a Dense keeps them first in its scratch, an Activation
          * layer's input is the logits. */
         loom_step_node *sn = &m->order[o->pos];
@@ -289,12 +290,21 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
         size_t rows = (size_t)batch * o->rows_per_sample, rps = o->rows_per_sample;
         const float *sw = o->has_sw ? o->sw : NULL;
         const float *mask = m->order[o->pos].mask;
+        bool class_w = m->class_weights_on && o->class_w;
         if (mask && rps == (size_t)m->order[o->pos].node->out_shape.dims[0]) {
-            /* Keras: masked entries weigh 0, valid ones rows/valid, times the sample weight */
+            /* Keras: masked entries weigh 0, valid ones rows/valid, times the sample weight (and
+             * the class weight: fit turns class_weight into sample weights) */
             double valid = 0;
             for (size_t r = 0; r < rows; r++) valid += mask[r];
             float scale = valid > 0 ? (float)((double)rows / valid) : 0.0f;
-            for (size_t r = 0; r < rows; r++) o->row_w[r] = mask[r] * scale * (sw ? sw[r / rps] : 1.0f);
+            for (size_t r = 0; r < rows; r++)
+                o->row_w[r] = mask[r] * scale * (sw ? sw[r / rps] : 1.0f) *
+                              (class_w ? loom_class_weight_of(o, o->target + r * (size_t)o->target_dim) : 1.0f);
+            sw = o->row_w;
+            rps = 1;
+        } else if (class_w) {
+            for (size_t r = 0; r < rows; r++)
+                o->row_w[r] = (sw ? sw[r / rps] : 1.0f) * loom_class_weight_of(o, o->target + r * (size_t)o->target_dim);
             sw = o->row_w;
             rps = 1;
         }

@@ -21,6 +21,21 @@ static bool key_taken(const loom_logs *keys, const char *name) {
     return false;
 }
 
+static void metric_key(const loom_metric_impl *mt, int v, char *key) {
+    char suffix[32];
+    loom_metric_value_suffix(mt, v, suffix, sizeof suffix);
+    snprintf(key, LOOM_LOG_KEY_MAX, "%.100s%.30s", mt->log_name, suffix);
+}
+
+static bool metric_keys_taken(const loom_logs *keys, const loom_metric_impl *mt) {
+    for (int v = 0; v < mt->n_values; v++) {
+        char key[LOOM_LOG_KEY_MAX];
+        metric_key(mt, v, key);
+        if (key_taken(keys, key)) return true;
+    }
+    return false;
+}
+
 loom_status loom_log_keys_build(loom_model *m, bool show_weights, int n_tasks, const int *task_output) {
     free(m->keys.keys);
     free(m->keys.values);
@@ -29,14 +44,20 @@ loom_status loom_log_keys_build(loom_model *m, bool show_weights, int n_tasks, c
     for (int k = 0; k < m->n_outputs; k++) with_loss += m->outputs[k].loss.kind != LOSS_NONE;
     m->log_output_losses = with_loss > 1;
     if (add_key(&m->keys, "loss")) return LOOM_ERR_MEMORY;
+    m->n_metric_keys = 0;
     for (int i = 0; i < m->n_metrics; i++) {
         loom_metric_impl *mt = &m->metrics[i];
-        /* collisions get _1, _2 as in Keras */
+        /* collisions get _1, _2 as in Keras; a vector metric's keys are <name>/<entry> */
         char base[LOOM_LOG_KEY_MAX];
         snprintf(base, sizeof base, "%s", mt->log_name);
-        for (int d = 1; key_taken(&m->keys, mt->log_name); d++)
+        for (int d = 1; metric_keys_taken(&m->keys, mt); d++)
             snprintf(mt->log_name, sizeof mt->log_name, "%.100s_%d", base, d);
-        if (add_key(&m->keys, mt->log_name)) return LOOM_ERR_MEMORY;
+        for (int v = 0; v < mt->n_values; v++) {
+            char key[LOOM_LOG_KEY_MAX];
+            metric_key(mt, v, key);
+            if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
+        }
+        m->n_metric_keys += mt->n_values;
     }
     if (m->log_output_losses)
         for (int k = 0; k < m->n_outputs; k++) {

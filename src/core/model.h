@@ -51,6 +51,10 @@ typedef struct loom_output {
     bool has_schedule, schedule_by_epoch;
     loom_mtl_schedule schedule;
     float effective_weight;  /* what the last step used */
+    /* fit's class_weight (class_weight.c): weight of class c < n_class_w, other classes 1 */
+    float *class_w;
+    int n_class_w;
+    float *metric_w;         /* arena: per-row weights of the metrics of the batch */
 } loom_output;
 
 typedef struct loom_balance_state loom_balance_state;
@@ -114,8 +118,9 @@ struct loom_model {
     bool lr_overridden;
     float lr_override;
     int n_metrics;
+    int n_metric_keys;       /* log keys of the metrics (a vector metric has several) */
     loom_metric_impl *metrics;
-    char (*metric_names)[LOOM_NAME_MAX]; /* as the user wrote them (saved with the model) */
+    char (*metric_names)[LOOM_METRIC_SPEC_MAX]; /* as the user wrote them (saved with the model) */
     /* balancing method state (NULL: Keras's static weights) */
     loom_balance_state *balance;
     /* log keys (without val_): loss, metrics, per-output losses, then with balancing the
@@ -133,10 +138,18 @@ struct loom_model {
     uint64_t rng_step;       /* dropout stream position */
     bool freeze_state;       /* gradient queries: training-mode forward without moving statistics */
     bool stop_training;
+    bool has_class_weights;  /* fit installed class weights (class_weight.c) */
+    bool class_weights_on;   /* ... and a training step is running: the losses use them */
     /* training progress, saved with the model */
     int epochs_done;
     loom_history *log;       /* every epoch trained since compile (fit's histories joined) */
 };
+
+/* class_weight.c: fit installs the maps (checked; errors name the output) and clears them after */
+loom_status loom_class_weights_set(loom_model *m, int n, const loom_class_weight *cw);
+void loom_class_weights_clear(loom_model *m);
+/* The class weight of a target row of output o (which has a map). */
+float loom_class_weight_of(const loom_output *o, const float *target_row);
 
 /* engine.c */
 /* Plans (or re-plans) the activation arena for batches up to `batch`. The only allocation on the

@@ -34,6 +34,7 @@ static void model_free_parts(loom_model *m) {
         }
     free(m->order);
     free(m->input_pos);
+    for (int k = 0; m->outputs && k < m->n_outputs; k++) free(m->outputs[k].class_w);
     free(m->outputs);
     free(m->layers);
     loom_floats_free(m->params);
@@ -45,6 +46,7 @@ static void model_free_parts(loom_model *m) {
     free(m->t_sgd_update);
     free(m->t_sole_pos);
     loom_floats_free(m->slots);
+    for (int i = 0; i < m->n_metrics; i++) loom_metric_release(&m->metrics[i]);
     free(m->metrics);
     free(m->metric_names);
     loom_history_free(m->log);

@@ -261,6 +261,7 @@ cJSON *loom_compile_to_json(const loom_model *m, loom_error *err) {
         cJSON *mj = cJSON_CreateObject();
         cJSON_AddStringToObject(mj, "output", m->outputs[m->metrics[i].output].name);
         cJSON_AddStringToObject(mj, "name", m->metric_names[i]);
+        if (m->metrics[i].weighted) cJSON_AddBoolToObject(mj, "weighted", true);
         cJSON_AddItemToArray(metrics, mj);
     }
     cJSON_AddItemToObject(root, "optimizer", optimizer_json(&m->opt));
@@ -305,15 +306,23 @@ loom_status loom_compile_from_json(loom_model *m, const cJSON *root, const char 
         w[nw] = (float)it->valuedouble;
         w_names[nw++] = it->string;
     }
+    /* unweighted metrics first, then weighted_metrics, each in saved order (as compile keeps them) */
     loom_metric_spec *ms = calloc((size_t)(nm ? nm : 1), sizeof *ms);
     if (!ms) return loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", what);
-    for (int i = 0; i < nm; i++) {
-        const cJSON *mj = cJSON_GetArrayItem(metrics, i);
-        ms[i].output = loom_json_str(mj, "output");
-        ms[i].name = loom_json_str(mj, "name");
-    }
+    int n_plain = 0, n_weighted = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < nm; i++) {
+            const cJSON *mj = cJSON_GetArrayItem(metrics, i);
+            if (loom_json_flag(mj, "weighted", false) != (pass == 1)) continue;
+            loom_metric_spec *e = &ms[n_plain + n_weighted];
+            e->output = loom_json_str(mj, "output");
+            e->name = loom_json_str(mj, "name");
+            if (pass == 0) n_plain++;
+            else n_weighted++;
+        }
     loom_compile_config cfg = {.n_losses = nl, .losses = losses, .loss_outputs = loss_names, .n_loss_weights = nw,
-                               .loss_weights = w, .loss_weight_outputs = w_names, .n_metrics = nm, .metrics = ms};
+                               .loss_weights = w, .loss_weight_outputs = w_names, .n_metrics = n_plain, .metrics = ms,
+                               .n_weighted_metrics = n_weighted, .weighted_metrics = ms + n_plain};
     if (!optimizer_from_json(cJSON_GetObjectItemCaseSensitive(root, "optimizer"), &cfg.optimizer)) {
         free(ms);
         return loom_set_error(err, LOOM_ERR_DATA, "%s: the optimizer settings are malformed", what);

@@ -1,14 +1,18 @@
-/* metrics.c — per-output metrics with Keras 3 semantics (keras/src/metrics/).
+/* metrics.c — per-output metrics with Keras 3 semantics (keras/src/metrics/): resolving a spec
+ * to a metric, and the running-mean metrics. The confusion-matrix metrics (AUC, Precision,
+ * Recall, F-beta, MeanIoU) live in metrics_confusion.c, user metrics are called from here.
  *
- * Every metric here is a Keras MeanMetricWrapper (or, for rmse, a Mean of squared errors): a value
+ * Every running-mean metric is a Keras MeanMetricWrapper (or, for rmse, a Mean of squared errors): a value
  * per row, then a running mean over rows. The state is a double sum of row values and a row count,
  * so an epoch value weights each batch by its size, and rmse takes the square root only at the end
  * (sqrt of the pooled mean, not a mean of batch rmses). */
 #include "ops/metrics.h"
+#include "ops/metrics_confusion.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- names */
@@ -45,10 +49,46 @@ static const metric_name known_metrics[] = {
     {"RootMeanSquaredError", METRIC_RMSE},
 };
 
+/* Keras's default object names (the log name of the "Name(...)" form), by kind. */
+static const char *const default_object_name[] = {
+    [METRIC_BINARY_ACCURACY] = "binary_accuracy",
+    [METRIC_CATEGORICAL_ACCURACY] = "categorical_accuracy",
+    [METRIC_SPARSE_CATEGORICAL_ACCURACY] = "sparse_categorical_accuracy",
+    [METRIC_TOP_K] = "top_k_categorical_accuracy",
+    [METRIC_SPARSE_TOP_K] = "sparse_top_k_categorical_accuracy",
+    [METRIC_MAE] = "mean_absolute_error",
+    [METRIC_MSE] = "mean_squared_error",
+    [METRIC_RMSE] = "root_mean_squared_error",
+    [METRIC_PRECISION] = "precision",
+    [METRIC_RECALL] = "recall",
+    [METRIC_AUC] = "auc",
+    [METRIC_FBETA] = "fbeta_score",
+    [METRIC_MEAN_IOU] = "mean_io_u",
+};
+
+/* The confusion-matrix metrics: Keras's class names and their snake-case forms. */
+static const metric_name confusion_metrics[] = {
+    {"auc", METRIC_AUC},
+    {"AUC", METRIC_AUC},
+    {"precision", METRIC_PRECISION},
+    {"Precision", METRIC_PRECISION},
+    {"recall", METRIC_RECALL},
+    {"Recall", METRIC_RECALL},
+    {"f1_score", METRIC_FBETA},
+    {"F1Score", METRIC_FBETA},
+    {"fbeta_score", METRIC_FBETA},
+    {"f_beta_score", METRIC_FBETA},
+    {"FBetaScore", METRIC_FBETA},
+    {"mean_iou", METRIC_MEAN_IOU},
+    {"mean_io_u", METRIC_MEAN_IOU},
+    {"MeanIoU", METRIC_MEAN_IOU},
+};
+
 #define KNOWN_METRICS_TEXT                                                                      \
     "accuracy (acc), binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, "       \
     "top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, mae (mean_absolute_error), " \
-    "mse (mean_squared_error), rmse (root_mean_squared_error)"
+    "mse (mean_squared_error), rmse (root_mean_squared_error), auc, precision, recall, "         \
+    "f1_score, fbeta_score, mean_iou, or a metric registered with loom_register_metric"
 
 /* Keras compares str(identifier).lower() with "accuracy" and "acc". */
 static bool is_accuracy_alias(const char *name) {
@@ -124,40 +164,175 @@ static loom_status check_shapes(const char *name, loom_metric_kind kind, int dim
     }
 }
 
-loom_status loom_metric_resolve(const char *name, const loom_loss_impl *loss, int dim,
-                                int target_dim, loom_metric_impl *out, loom_error *err) {
+/* ---------------------------------------------------------------- user metrics (registry) */
+
+#define MAX_REGISTERED 64
+typedef struct registered_metric {
+    char name[LOOM_NAME_MAX];
+    loom_custom_metric def; /* def.name points at name */
+} registered_metric;
+static registered_metric registry[MAX_REGISTERED];
+static int n_registered;
+
+static const loom_custom_metric *loom_metric_registered(const char *name) {
+    for (int i = 0; i < n_registered; i++)
+        if (strcmp(registry[i].name, name) == 0) return &registry[i].def;
+    return NULL;
+}
+
+static void write_err(char *err, size_t errlen, const char *msg) {
+    if (err && errlen) snprintf(err, errlen, "%s", msg);
+}
+
+loom_status loom_register_metric(const loom_custom_metric *def, char *err, size_t errlen) {
+    loom_error e = {0};
+    loom_status s = LOOM_OK;
+    if (!def || !def->name || !def->name[0] || !def->update || !def->result)
+        s = loom_set_error(&e, LOOM_ERR_ARGUMENT, "register_metric: a user metric needs a name, update and result");
+    else if (strlen(def->name) >= LOOM_NAME_MAX || strpbrk(def->name, "()=,[]'\"/"))
+        s = loom_set_error(&e, LOOM_ERR_NAME, "register_metric: '%.64s' is too long or has one of ()=,[]'\"/", def->name);
+    else if (def->n_state < 0 || def->n_state > 65536)
+        s = loom_set_error(&e, LOOM_ERR_ARGUMENT, "register_metric: %s: n_state %d is outside 0..65536", def->name,
+                           def->n_state);
+    else if (!loom_metric_registered(def->name)) {
+        /* a built-in name resolves (or fails on its shape or arguments), an unknown one fails on
+         * the name: only those may be registered, so no built-in is ever shadowed */
+        loom_metric_impl probe;
+        loom_error pe = {0};
+        loom_status r = loom_metric_resolve(def->name, NULL, 2, 2, &probe, &pe);
+        if (r == LOOM_OK) loom_metric_release(&probe);
+        if (r != LOOM_ERR_NAME) s = loom_set_error(&e, LOOM_ERR_NAME, "register_metric: '%s' is a built-in metric", def->name);
+    }
+    if (!s) {
+        registered_metric *r = NULL;
+        for (int i = 0; i < n_registered; i++)
+            if (strcmp(registry[i].name, def->name) == 0) r = &registry[i];
+        if (!r && n_registered >= MAX_REGISTERED)
+            s = loom_set_error(&e, LOOM_ERR_COUNT, "register_metric: %s: already %d user metrics", def->name, MAX_REGISTERED);
+        else {
+            if (!r) r = &registry[n_registered++];
+            snprintf(r->name, sizeof r->name, "%s", def->name);
+            r->def = *def;
+            r->def.name = r->name;
+        }
+    }
+    write_err(err, errlen, s ? e.msg : "");
+    return s;
+}
+
+static bool lookup(const metric_name *table, size_t n, const char *name, loom_metric_kind *kind) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, table[i].name) == 0) {
+            *kind = table[i].kind;
+            return true;
+        }
+    return false;
+}
+
+/* Arguments of the running-mean metrics, as their Keras constructors: BinaryAccuracy(threshold),
+ * TopKCategoricalAccuracy(k). */
+static loom_status mean_metric_args(const char *spec, loom_metric_call *call, loom_metric_impl *mt, loom_error *err) {
+    mt->threshold = 0.5f;
+    mt->k = (mt->kind == METRIC_TOP_K || mt->kind == METRIC_SPARSE_TOP_K) ? 5 : 0;
+    loom_metric_arg *a;
+    if (mt->kind == METRIC_BINARY_ACCURACY && (a = loom_metric_arg_get(call, "threshold"))) {
+        if (a->n_numbers != 1)
+            return loom_set_error(err, LOOM_ERR_ARGUMENT, "metric '%s': threshold must be a number", spec);
+        mt->threshold = (float)a->numbers[0];
+    }
+    if (mt->k && (a = loom_metric_arg_get(call, "k"))) {
+        if (a->n_numbers != 1 || a->numbers[0] < 1 || a->numbers[0] > 1e6 || a->numbers[0] != floor(a->numbers[0]))
+            return loom_set_error(err, LOOM_ERR_ARGUMENT, "metric '%s': k must be a whole number >= 1", spec);
+        mt->k = (int)a->numbers[0];
+    }
+    return LOOM_OK;
+}
+
+static loom_status resolve_spec(const char *spec, int dim, int target_dim, loom_metric_impl *out, loom_error *err) {
+    loom_metric_call call;
+    loom_status s = loom_metric_parse(spec, &call, err);
+    if (s) return s;
+    const char *name = call.base;
+    bool confusion = false;
+    /* F1Score is FBetaScore with beta 1: it takes no beta and has its own object name */
+    bool f1 = strcmp(name, "f1_score") == 0 || strcmp(name, "F1Score") == 0;
+    out->n_values = 1;
+    out->dim = dim;
+    out->target_dim = target_dim;
+    if (is_accuracy_alias(name)) {
+        out->kind = resolve_accuracy(dim, target_dim);
+    } else if (lookup(known_metrics, sizeof known_metrics / sizeof known_metrics[0], name, &out->kind)) {
+    } else if (lookup(confusion_metrics, sizeof confusion_metrics / sizeof confusion_metrics[0], name, &out->kind)) {
+        confusion = true;
+    } else if (loom_metric_registered(name)) {
+        out->custom = *loom_metric_registered(name);
+        out->kind = METRIC_CUSTOM;
+    } else {
+        return loom_set_error(err, LOOM_ERR_NAME, "unknown metric '%s'; known metrics: " KNOWN_METRICS_TEXT, name);
+    }
+
+    if (confusion) {
+        out->beta = 1.0f;
+        loom_metric_arg *b = f1 ? NULL : (out->kind == METRIC_FBETA ? loom_metric_arg_get(&call, "beta") : NULL);
+        if (b) {
+            if (b->n_numbers != 1 || !(b->numbers[0] > 0))
+                return loom_set_error(err, LOOM_ERR_ARGUMENT, "metric '%s': beta must be a number > 0", spec);
+            out->beta = (float)b->numbers[0];
+        }
+        if ((s = loom_confusion_parse_args(spec, &call, out, err))) return s;
+    } else if (out->kind != METRIC_CUSTOM) {
+        if ((s = check_shapes(name, out->kind, dim, target_dim, err))) return s;
+        if ((s = mean_metric_args(spec, &call, out, err))) return s;
+    }
+    loom_metric_arg *nm = loom_metric_arg_get(&call, "name");
+    for (int i = 0; i < call.n_args; i++)
+        if (!call.args[i].used)
+            return loom_set_error(err, LOOM_ERR_ARGUMENT, "metric '%s': unknown argument '%s'", spec, call.args[i].key);
+
+    /* Keras names a metric given as a string by that string ("acc" logs as acc), an object by its
+     * name, by default the class's; a user metric by its registered name. */
+    const char *log = name;
+    if (call.has_parens && out->kind != METRIC_CUSTOM) log = f1 ? "f1_score" : default_object_name[out->kind];
+    if (nm) log = nm->text;
+    snprintf(out->log_name, sizeof out->log_name, "%s", log);
+    if (confusion) return loom_confusion_setup(out, err);
+    if (out->kind == METRIC_CUSTOM && out->custom.n_state > 0) {
+        out->n_state = (size_t)out->custom.n_state;
+        out->state = calloc(out->n_state, sizeof *out->state);
+        if (!out->state) return loom_set_error(err, LOOM_ERR_MEMORY, "metric '%s': out of memory for its state", spec);
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_metric_resolve(const char *spec, const loom_loss_impl *loss, int dim, int target_dim,
+                                loom_metric_impl *out, loom_error *err) {
     /* The loss only decides target_dim, which the caller passes: Keras resolves from shapes. */
     (void)loss;
     if (!out) return loom_set_error(err, LOOM_ERR_ARGUMENT, "loom_metric_resolve: out is NULL");
     memset(out, 0, sizeof *out);
-    if (!name || !name[0])
+    if (!spec || !spec[0])
         return loom_set_error(err, LOOM_ERR_NAME,
                               "a metric name is NULL or empty; known metrics: " KNOWN_METRICS_TEXT);
-
-    bool found = false;
-    if (is_accuracy_alias(name)) {
-        out->kind = resolve_accuracy(dim, target_dim);
-        found = true;
-    } else {
-        for (size_t i = 0; i < sizeof known_metrics / sizeof known_metrics[0]; i++) {
-            if (strcmp(name, known_metrics[i].name) == 0) {
-                out->kind = known_metrics[i].kind;
-                found = true;
-                break;
-            }
-        }
+    if (dim <= 0 || target_dim <= 0)
+        return loom_set_error(err, LOOM_ERR_SHAPE,
+                              "metric '%s': predictions of width %d and targets of width %d; both must be at least 1",
+                              spec, dim, target_dim);
+    loom_status s = resolve_spec(spec, dim, target_dim, out, err);
+    if (s) {
+        loom_metric_release(out);
+        return s;
     }
-    if (!found)
-        return loom_set_error(err, LOOM_ERR_NAME,
-                              "unknown metric '%s'; known metrics: " KNOWN_METRICS_TEXT, name);
-
-    loom_status s = check_shapes(name, out->kind, dim, target_dim, err);
-    if (s != LOOM_OK) return s;
-
-    out->k = (out->kind == METRIC_TOP_K || out->kind == METRIC_SPARSE_TOP_K) ? 5 : 0;
-    /* Keras names a metric given as a string by that string ("acc" logs as acc). */
-    snprintf(out->log_name, sizeof out->log_name, "%s", name);
+    loom_metric_reset(out);
     return LOOM_OK;
+}
+
+void loom_metric_release(loom_metric_impl *mt) {
+    if (!mt) return;
+    free(mt->state);
+    free(mt->thresholds);
+    mt->state = NULL;
+    mt->thresholds = NULL;
+    mt->n_state = 0;
 }
 
 /* ---------------------------------------------------------------- per-row values */
@@ -197,9 +372,9 @@ static int sparse_label(float t, int dim, bool exact) {
 static double row_value(const loom_metric_impl *mt, const float *t, const float *p, int dim) {
     switch (mt->kind) {
     case METRIC_BINARY_ACCURACY: {
-        /* keras binary_accuracy: cast(pred > 0.5) == target exactly, meaned over the row. */
+        /* keras binary_accuracy: cast(pred > threshold) == target exactly, meaned over the row. */
         int hits = 0;
-        for (int j = 0; j < dim; j++) hits += t[j] == (p[j] > 0.5f ? 1.0f : 0.0f);
+        for (int j = 0; j < dim; j++) hits += t[j] == (p[j] > mt->threshold ? 1.0f : 0.0f);
         return (double)hits / dim;
     }
     case METRIC_CATEGORICAL_ACCURACY:
@@ -233,6 +408,15 @@ static double row_value(const loom_metric_impl *mt, const float *t, const float 
 
 void loom_metric_update(loom_metric_impl *mt, const float *target, const float *pred,
                         size_t n_rows, int dim, int target_dim, const float *row_weight) {
+    if (mt->kind == METRIC_CUSTOM) {
+        const loom_custom_metric *c = &mt->custom;
+        c->update(mt->state, target, pred, row_weight, n_rows, dim, target_dim, c->user);
+        return;
+    }
+    if (mt->kind >= METRIC_PRECISION) {
+        loom_confusion_update(mt, target, pred, n_rows, row_weight);
+        return;
+    }
     if (!row_weight) {
         for (size_t r = 0; r < n_rows; r++)
             mt->sum += row_value(mt, target + r * (size_t)target_dim, pred + r * (size_t)dim, dim);
@@ -250,11 +434,40 @@ void loom_metric_update(loom_metric_impl *mt, const float *target, const float *
 void loom_metric_reset(loom_metric_impl *mt) {
     mt->sum = 0.0;
     mt->count = 0.0;
+    if (mt->state) memset(mt->state, 0, mt->n_state * sizeof *mt->state);
+    if (mt->kind == METRIC_CUSTOM && mt->custom.reset) mt->custom.reset(mt->state, mt->custom.user);
+}
+
+void loom_metric_results(const loom_metric_impl *mt, float *values) {
+    if (mt->kind == METRIC_CUSTOM) {
+        values[0] = (float)mt->custom.result(mt->state, mt->custom.user);
+        return;
+    }
+    if (mt->kind >= METRIC_PRECISION) {
+        loom_confusion_results(mt, values);
+        return;
+    }
+    /* Keras Mean.result is divide_no_nan: 0 before any update. */
+    if (mt->count <= 0.0) {
+        values[0] = 0.0f;
+        return;
+    }
+    double mean = mt->sum / mt->count;
+    values[0] = (float)(mt->kind == METRIC_RMSE ? sqrt(mean) : mean);
 }
 
 float loom_metric_result(const loom_metric_impl *mt) {
-    /* Keras Mean.result is divide_no_nan: 0 before any update. */
-    if (mt->count <= 0.0) return 0.0f;
-    double mean = mt->sum / mt->count;
-    return (float)(mt->kind == METRIC_RMSE ? sqrt(mean) : mean);
+    float v[LOOM_METRIC_MAX_THRESHOLDS];
+    if (mt->n_values > LOOM_METRIC_MAX_THRESHOLDS) return NAN;
+    loom_metric_results(mt, v);
+    return v[0];
+}
+
+void loom_metric_value_suffix(const loom_metric_impl *mt, int i, char *buf, size_t len) {
+    buf[0] = '\0';
+    if (mt->n_values <= 1) return;
+    if (mt->kind == METRIC_PRECISION || mt->kind == METRIC_RECALL)
+        snprintf(buf, len, "/%g", (double)mt->thresholds[i]);
+    else
+        snprintf(buf, len, "/%d", i);
 }

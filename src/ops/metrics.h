@@ -1,38 +1,31 @@
-/* metrics.h — Keras's metrics as running sums over batches (metrics.c; internal) */
+/* metrics.h — Keras's metrics over batches (internal): the running means (metrics.c), the
+ * confusion-matrix metrics AUC, Precision, Recall, F-beta and MeanIoU (metrics_confusion.c), the
+ * configuration syntax "auc(curve=PR)" and the registry of user metrics (metric_spec.c). */
 #ifndef LOOM_METRICS_H
 #define LOOM_METRICS_H
 
 #include "ops/losses.h"
+#include "ops/metric_spec.h"
+#include "ops/metric_state.h"
 
-
-typedef enum loom_metric_kind {
-    METRIC_BINARY_ACCURACY = 0,
-    METRIC_CATEGORICAL_ACCURACY,
-    METRIC_SPARSE_CATEGORICAL_ACCURACY,
-    METRIC_TOP_K,
-    METRIC_SPARSE_TOP_K,
-    METRIC_MAE,
-    METRIC_MSE,
-    METRIC_RMSE
-} loom_metric_kind;
-
-typedef struct loom_metric_impl {
-    loom_metric_kind kind;
-    int output;               /* output index */
-    int k;                    /* top-k */
-    char log_name[2 * LOOM_NAME_MAX];
-    double sum, count;        /* running state */
-} loom_metric_impl;
-
-/* Resolves a metric name for an output whose loss is `loss` (may be NULL or LOSS_NONE) and
- * whose per-row width is dim ("accuracy" depends on both, as in Keras). */
-loom_status loom_metric_resolve(const char *name, const loom_loss_impl *loss, int dim,
-                                int target_dim, loom_metric_impl *out, loom_error *err);
+/* Resolves a metric spec — a name, optionally with Keras constructor arguments in parentheses —
+ * for an output of per-row width dim whose targets have width target_dim ("accuracy" depends on
+ * both, as in Keras). Allocates the metric's state: release it with loom_metric_release. */
+loom_status loom_metric_resolve(const char *spec, const loom_loss_impl *loss, int dim, int target_dim,
+                                loom_metric_impl *out, loom_error *err);
+void loom_metric_release(loom_metric_impl *mt);
 /* Accumulates a batch: target rows of target_dim, pred rows of dim; row_weight (NULL: all 1)
- * weighs each row, as an output's mask does in Keras (0 = padding, left out). */
+ * weighs each row (an output's mask, times the sample and class weights for weighted metrics). */
 void loom_metric_update(loom_metric_impl *mt, const float *target, const float *pred,
                         size_t n_rows, int dim, int target_dim, const float *row_weight);
 void loom_metric_reset(loom_metric_impl *mt);
+/* Writes the metric's n_values current values. */
+void loom_metric_results(const loom_metric_impl *mt, float *values);
+/* The value of a scalar metric (the first value of a vector one of at most
+ * LOOM_METRIC_MAX_THRESHOLDS values, NaN for a longer one). */
 float loom_metric_result(const loom_metric_impl *mt);
+/* The suffix of value i's log key ("" for a scalar metric; "/0.5" for a threshold, "/2" for a
+ * class). */
+void loom_metric_value_suffix(const loom_metric_impl *mt, int i, char *buf, size_t len);
 
 #endif

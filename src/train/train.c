@@ -25,11 +25,26 @@ static void logs_reset(loom_model *m, epoch_logs *e) {
     for (int i = 0; i < m->n_metrics; i++) loom_metric_reset(&m->metrics[i]);
 }
 
+/* The row weights a metric of output o sees (NULL: every row 1): the output's mask, as Keras
+ * applies it to every metric, times the sample and class weights for weighted_metrics (Keras 3
+ * passes sample_weight to weighted_metrics only). */
+static const float *metric_weights(loom_model *m, loom_output *o, int batch, bool weighted) {
+    const float *mask = m->order[o->pos].mask;
+    size_t rps = o->rows_per_sample, rows = (size_t)batch * rps;
+    if (mask && rps != (size_t)m->order[o->pos].node->out_shape.dims[0]) mask = NULL;
+    bool sw = weighted && o->has_sw, cw = weighted && m->class_weights_on && o->class_w;
+    if (!sw && !cw) return mask;
+    for (size_t r = 0; r < rows; r++)
+        o->metric_w[r] = (mask ? mask[r] : 1.0f) * (sw ? o->sw[r / rps] : 1.0f) *
+                         (cw ? loom_class_weight_of(o, o->target + r * (size_t)o->target_dim) : 1.0f);
+    return o->metric_w;
+}
+
 /* Adds one batch: total, per-output losses, metric updates; then refreshes e->values[0..n). */
 static void logs_add_batch(loom_model *m, epoch_logs *e, int batch, float total, bool training) {
     e->run[0].sum += (double)total * batch;
     e->run[0].count += batch;
-    int key = 1 + m->n_metrics;
+    int key = 1 + m->n_metric_keys;
     for (int k = 0; k < m->n_outputs && m->log_output_losses; k++) {
         if (m->outputs[k].loss.kind == LOSS_NONE) continue;
         e->run[key].sum += (double)m->outputs[k].loss_value * batch;
@@ -53,17 +68,13 @@ static void logs_add_batch(loom_model *m, epoch_logs *e, int batch, float total,
     for (int i = 0; i < m->n_metrics; i++) {
         loom_metric_impl *mt = &m->metrics[i];
         loom_output *o = &m->outputs[mt->output];
-        const float *mask = m->order[o->pos].mask;
-        if (mask && o->rows_per_sample != (size_t)m->order[o->pos].node->out_shape.dims[0]) mask = NULL;
         loom_metric_update(mt, o->target, m->order[o->pos].val, (size_t)batch * o->rows_per_sample, o->dim,
-                           o->loss.kind == LOSS_NONE ? o->dim : o->target_dim, mask);
+                           o->loss.kind == LOSS_NONE ? o->dim : o->target_dim, metric_weights(m, o, batch, mt->weighted));
     }
-    for (int i = 0; i < e->n; i++) {
-        if (i >= 1 && i < 1 + m->n_metrics)
-            e->values[i] = loom_metric_result(&m->metrics[i - 1]);
-        else
-            e->values[i] = e->run[i].count ? (float)(e->run[i].sum / e->run[i].count) : NAN;
-    }
+    for (int i = 0; i < e->n; i++)
+        if (i < 1 || i >= 1 + m->n_metric_keys) e->values[i] = e->run[i].count ? (float)(e->run[i].sum / e->run[i].count) : NAN;
+    for (int i = 0, key = 1; i < m->n_metrics; key += m->metrics[i].n_values, i++)
+        loom_metric_results(&m->metrics[i], e->values + key);
 }
 
 static loom_status logs_init(loom_model *m, epoch_logs *e, bool with_val) {
@@ -384,7 +395,8 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
     int vbs = o->validation_batch_size > 0 ? o->validation_batch_size : bs;
     if (has_val && val->n < (size_t)vbs) vbs = (int)val->n;
     if (has_val && vbs > plan) plan = vbs;
-    loom_status s = LOOM_OK;
+    loom_status s = loom_class_weights_set(m, o->n_class_weights, o->class_weights);
+    if (s) return s;
     epoch_logs e = {0}, ve = {0};
     loom_history *h = NULL;
     char (*all_keys)[LOOM_LOG_KEY_MAX] = calloc((size_t)(2 * m->keys.n), sizeof *all_keys);
@@ -428,14 +440,16 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
             int b = 0;
             float total;
             if ((s = next_batch(m, src, epoch, step, bs, &b))) break;
+            m->class_weights_on = m->has_class_weights; /* training batches only, as Keras */
             s = train_step(m, b, check_nan, epoch, step, &total);
+            if (!s) logs_add_batch(m, &e, b, total, true);
+            m->class_weights_on = false;
             if (s == LOOM_ERR_NAN) {
                 loom_callbacks_note_nan_stop(o->callbacks, o->n_callbacks, epoch);
                 if (o->verbose) fprintf(out, "\n%s\n", m->err.msg);
                 break;
             }
             if (s) break;
-            logs_add_batch(m, &e, b, total, true);
             bool last = step + 1 == steps;
             if (!(last && has_val)) loom_progbar_update(&bar, step + 1, m->keys.n, m->key_ptrs, e.values, last);
             s = loom_callbacks_batch_end(m, o->callbacks, o->n_callbacks, epoch, step, &batch_logs);
@@ -455,6 +469,7 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
     }
     loom_callbacks_end(m, o->callbacks, o->n_callbacks);
 out:
+    loom_class_weights_clear(m);
     if (!history) loom_history_free(h);
     free(all_keys);
     free(all_ptrs);
