@@ -175,6 +175,19 @@ static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg
  *   float rounding.
  * Both need the layer called once: a shared layer's later call sites add to its gradient and still
  * need the old kernel. */
+void loom_model_snapshot_trainable(loom_model *m) {
+    for (int t = 0; t < m->n_tensors; t++) m->t_frozen[t] = m->tensors[t].layer->frozen;
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        const loom_layer *L = sn->node->layer;
+        sn->frozen = L->frozen;
+        bool trains = false;
+        for (int w = 0; w < L->n_weights && !L->frozen && !sn->is_input; w++) trains = trains || !L->weights[w].non_trainable;
+        for (int j = 0; j < sn->node->n_in && !trains; j++) trains = m->order[sn->in_pos[j]].needs_grad;
+        sn->needs_grad = trains;
+    }
+}
+
 static void plan_weight_gradients(loom_model *m) {
     const loom_optimizer *o = &m->opt;
     m->sgd_in_backward = o->kind == LOOM_SGD && o->momentum == 0.0f && !o->nesterov && o->weight_decay == 0.0f &&
@@ -184,7 +197,7 @@ static void plan_weight_gradients(loom_model *m) {
         loom_step_node *sn = &m->order[i];
         const loom_layer *L = sn->node->layer;
         sn->dw_sole = sn->sgd_update = false;
-        if (sn->is_input || L->op != &loom_op_dense || L->n_weights == 0) continue;
+        if (sn->is_input || L->op != &loom_op_dense || L->n_weights == 0 || sn->frozen) continue;
         int calls = 0;
         for (int j = 0; j < m->n_order; j++) calls += m->order[j].node->layer == L;
         sn->dw_sole = calls == 1;
@@ -216,6 +229,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     if ((s = loom_balance_setup(m, &cfg->balance))) return s;
     if (loom_balance_log_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
     m->opt = cfg->optimizer;
+    loom_model_snapshot_trainable(m);
     plan_weight_gradients(m);
     loom_floats_free(m->slots);
     size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
