@@ -64,14 +64,19 @@ typedef enum loom_status {
 const char *loom_status_name(loom_status s);
 
 /* Threads used by loom: one pool runs its loops (optimizer update, convolution lowering, pooling,
- * activations) and shares out blocks of every large matrix product; default 1. The same seed gives
- * bit-identical results at ANY thread count: blocks depend on the product's shape only. (On one
- * kind of CPU: OpenBLAS's kernels and loom's AVX-512 paths are chosen for the CPU that runs them,
- * and another may round differently.)
+ * activations, the recurrent layers' gates, split over the batch) and shares out blocks of every
+ * large matrix product. Default, as PyTorch and TensorFlow: every core the process may run on (its
+ * CPU affinity), or LOOM_NUM_THREADS from the environment when that is a whole number 1..1024
+ * (read at loom's first parallel loop; an invalid value is ignored); loom_set_num_threads
+ * overrides both. The same seed gives bit-identical results at a fixed thread count, and in fact
+ * at ANY thread count: blocks depend on the product's shape only, never on the threads, so a
+ * program that needs reproducible bits across machines with different core counts may still set a
+ * count to be explicit. (On one kind of CPU: OpenBLAS's kernels and loom's AVX-512 paths are chosen
+ * for the CPU that runs them, and another may round differently.)
  * OpenBLAS itself is set to one thread (process-wide, by this call or by loom's first product), so
  * its own workers never compete with loom's; a program that uses OpenBLAS directly as well may
  * set its count again with openblas_set_num_threads, at the price of that bit-identity.
- * LOOM_ERR_ARGUMENT outside 1..1024. Process-wide. */
+ * LOOM_ERR_ARGUMENT outside 1..1024. Process-wide. loom_get_num_threads: the count in force. */
 loom_status loom_set_num_threads(int n);
 int loom_get_num_threads(void);
 
@@ -506,6 +511,8 @@ typedef struct loom_optimizer {
     float clipnorm;       /* per weight tensor: g*c/max(|g|,c); 0 = none */
     float global_clipnorm;/* over all gradients; 0 = none */
     float clipvalue;      /* element-wise clip to [-c, c]; 0 = none */
+    int constructed;      /* set by the constructors below: a zero-filled struct (0 here, SGD at
+                             learning rate 0) means "no optimizer given" (see loom_compile_config) */
 } loom_optimizer;
 
 /* Plain SGD (momentum 0, no clipping, no weight decay) needs no gradient buffer: loom subtracts
@@ -595,7 +602,8 @@ typedef struct loom_compile_config {
     const char *const *loss_weight_outputs;
     int n_metrics;
     const loom_metric_spec *metrics;
-    loom_optimizer optimizer;
+    loom_optimizer optimizer;  /* zero-filled (no optimizer given): Keras 3's default, rmsprop with
+                                  learning rate 0.001 (loom_rmsprop(0.001f)), not SGD at rate 0 */
     loom_balance balance; /* zero-filled: Keras's static weights */
 } loom_compile_config;
 

@@ -213,6 +213,14 @@ static void plan_weight_gradients(loom_model *m) {
     }
 }
 
+/* A zero-filled optimizer field means none was given: Keras 3's compile() then uses "rmsprop"
+ * (learning rate 0.001). SGD with learning rate 0 would train nothing and say nothing. */
+static bool no_optimizer(const loom_optimizer *o) {
+    return !o->constructed && o->kind == LOOM_SGD && o->learning_rate == 0.0f && o->schedule.kind == LOOM_SCHEDULE_CONSTANT &&
+           o->schedule.initial_learning_rate == 0.0f && o->momentum == 0.0f && !o->nesterov && o->weight_decay == 0.0f &&
+           o->clipnorm == 0.0f && o->global_clipnorm == 0.0f && o->clipvalue == 0.0f;
+}
+
 loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     if (!m) return LOOM_ERR_ARGUMENT;
     loom_clear_error(&m->err);
@@ -221,14 +229,15 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     loom_status s;
     if ((s = compile_losses(m, cfg)) || (s = compile_weights(m, cfg)) || (s = compile_metrics(m, cfg)))
         return s;
-    if ((s = loom_optimizer_check(&cfg->optimizer, &m->err))) {
+    const loom_optimizer opt = no_optimizer(&cfg->optimizer) ? loom_rmsprop(0.001f) : cfg->optimizer;
+    if ((s = loom_optimizer_check(&opt, &m->err))) {
         char msg[LOOM_ERR_MAX];
         snprintf(msg, sizeof msg, "compile: optimizer: %.400s", m->err.msg);
         return loom_set_error(&m->err, s, "%s", msg);
     }
     if ((s = loom_balance_setup(m, &cfg->balance))) return s;
     if (loom_balance_log_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
-    m->opt = cfg->optimizer;
+    m->opt = opt;
     loom_model_snapshot_trainable(m);
     plan_weight_gradients(m);
     loom_floats_free(m->slots);
