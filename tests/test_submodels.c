@@ -468,6 +468,58 @@ static void test_default_optimizer(void) {
     loom_model_free(m[1]);
 }
 
+/* The recurrent layers split each step over the batch: training gives the same bits at 1 and 3
+ * threads (masked steps, every gate kind, return_sequences and not). */
+static void rnn_train(int threads, float **params, size_t *n) {
+    enum { T = 6, V = 9, NB = 40 };
+    CHECK_STATUS(loom_set_num_threads(threads), LOOM_OK);
+    loom_graph *g = loom_graph_new(9);
+    loom_tensor *ids = loom_input(g, "ids", 1, (int[]){T});
+    loom_tensor *e = loom_call(loom_embedding(g, "emb", V, 5, 1), ids);
+    loom_rnn_options seq = loom_rnn_defaults(), before = loom_rnn_defaults();
+    seq.return_sequences = 1;
+    before.reset_after = 0;
+    loom_tensor *l = loom_call(loom_lstm(g, "lstm", 64, &seq), e);
+    loom_tensor *r1 = loom_call(loom_gru(g, "gru", 32, NULL), l);
+    loom_tensor *r2 = loom_call(loom_gru(g, "gru_before", 32, &before), e);
+    loom_tensor *r3 = loom_call(loom_simple_rnn(g, "simple", 16, NULL), e);
+    loom_tensor *cat = loom_call_n(loom_concatenate(g, "cat", -1), 3, (loom_tensor *[]){r1, r2, r3});
+    loom_tensor *y = loom_call(loom_dense(g, "y", 1, LOOM_SIGMOID, NULL), cat);
+    loom_model *m = loom_model_new(g, 1, &ids, 1, &y);
+    CHECK(m != NULL);
+    if (!m) return;
+    loom_loss bce = {.name = "binary_crossentropy"};
+    loom_compile_config cfg = {.n_losses = 1, .losses = &bce, .optimizer = loom_adam(0.01f)};
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    static float xs[2 * NB * T], ys[2 * NB];
+    for (int i = 0; i < 2 * NB; i++) {
+        int len = 1 + i % T; /* padded at the end with id 0 */
+        for (int t = 0; t < T; t++) xs[i * T + t] = t < len ? (float)(1 + (i * 7 + t * 3) % (V - 1)) : 0.0f;
+        ys[i] = (float)(i % 3 == 0);
+    }
+    loom_array xa = {.name = "ids", .data = xs, .n = 2 * NB, .count = 2 * NB * T};
+    loom_array ya = {.data = ys, .n = 2 * NB, .count = 2 * NB};
+    loom_data d = {.n_x = 1, .x = &xa, .n_y = 1, .y = &ya};
+    loom_fit_options fo = loom_fit_defaults();
+    fo.batch_size = NB;
+    fo.epochs = 2;
+    CHECK_STATUS(loom_fit(m, &d, &fo, NULL), LOOM_OK);
+    *n = loom_param_count(m);
+    *params = malloc(*n * sizeof **params);
+    if (*params) memcpy(*params, loom_params(m), *n * sizeof **params);
+    loom_model_free(m);
+}
+
+static void test_rnn_threads(void) {
+    float *p1 = NULL, *p3 = NULL;
+    size_t n1 = 0, n3 = 0;
+    rnn_train(1, &p1, &n1);
+    rnn_train(3, &p3, &n3);
+    CHECK(p1 && p3 && n1 == n3 && same(p1, p3, n1));
+    free(p1);
+    free(p3);
+}
+
 /* Without LOOM_NUM_THREADS loom uses every core the process may run on. */
 static int default_threads(void) {
     if (getenv("LOOM_NUM_THREADS")) {
@@ -500,6 +552,7 @@ int main(int argc, char **argv) {
     test_nesting();
     test_fine_tuning();
     test_default_optimizer();
+    test_rnn_threads();
     CHECK_STATUS(loom_set_num_threads(1), LOOM_OK);
     CHECK(loom_get_num_threads() == 1);
     return check_report("test_submodels");
