@@ -145,8 +145,8 @@ static inline bool step_valid(const float *mask, int b, int T, int t) {
  * between the samples of the batch, so it is split over the batch between loom's threads
  * (kernels/parallel.h); every row is computed by the same operations in any piece, so the bits do
  * not depend on the thread count. The products over the whole batch stay whole (their blocks
- * depend on their shape only). A step's share is worth a thread at a few rows: the gates call
- * expf/tanhf per element, and the workers are hot between the steps of one layer. */
+ * depend on their shape only). A step's share is worth a thread at a few rows: the gates are
+ * transcendental maths, and the workers are hot between the steps of one layer. */
 typedef struct rnn_step {
     const loom_layer *L;
     const loom_op_ctx *c;
@@ -169,6 +169,16 @@ static void rnn_split(const rnn_step *j, void (*fn)(size_t, size_t, void *)) {
     loom_parallel_for((size_t)j->B, rnn_rows_per_thread(j->GU), fn, (void *)j);
 }
 
+/* a gate's activation on n values: Keras's defaults (sigmoid, tanh) vectorised (ops/activations.h) */
+static void gate_act(loom_activation a, const float *x, float *y, int n) {
+    if (a == LOOM_SIGMOID)
+        loom_sigmoid_vec(x, y, (size_t)n);
+    else if (a == LOOM_TANH)
+        loom_tanh_vec(x, y, (size_t)n);
+    else
+        loom_act_forward(a, x, y, 1, n);
+}
+
 /* forward, rows [b0, b1): the gates of every kind (for GRU only z and r: the candidate needs the
  * reset gate's product over the whole batch first when reset_before) */
 static void fwd_gates(size_t b0, size_t b1, void *ctx) {
@@ -182,24 +192,22 @@ static void fwd_gates(size_t b0, size_t b1, void *ctx) {
         float *hnb = j->hn + b * U;
         if (j->kind == KIND_SIMPLE) {
             for (int i = 0; i < U; i++) z[i] = x[i] + rp[i];
-            loom_act_forward(j->act, z, a, 1, U);
+            gate_act(j->act, z, a, U);
             memcpy(hnb, a, (size_t)U * sizeof(float));
         } else if (j->kind == KIND_LSTM) {
             for (int i = 0; i < GU; i++) z[i] = x[i] + rp[i];
-            loom_act_forward(j->ract, z, a, 1, U);                 /* i */
-            loom_act_forward(j->ract, z + U, a + U, 1, U);         /* f */
-            loom_act_forward(j->act, z + 2 * U, a + 2 * U, 1, U);  /* c candidate */
-            loom_act_forward(j->ract, z + 3 * U, a + 3 * U, 1, U); /* o */
+            gate_act(j->ract, z, a, 2 * U);              /* i, f */
+            gate_act(j->act, z + 2 * U, a + 2 * U, U);   /* c candidate */
+            gate_act(j->ract, z + 3 * U, a + 3 * U, U);  /* o */
             const float *cp = p->c + (size_t)s * B * U + b * U;
             float *cn = p->c + (size_t)(s + 1) * B * U + b * U;
             float *ac = p->ac + (size_t)s * B * U + b * U;
             for (int i = 0; i < U; i++) cn[i] = a[U + i] * cp[i] + a[i] * a[2 * U + i];
-            loom_act_forward(j->act, cn, ac, 1, U);
+            gate_act(j->act, cn, ac, U);
             for (int i = 0; i < U; i++) hnb[i] = a[3 * U + i] * ac[i];
         } else { /* GRU, first the gates z and r */
             for (int i = 0; i < 2 * U; i++) z[i] = x[i] + rp[i];
-            loom_act_forward(j->ract, z, a, 1, U);
-            loom_act_forward(j->ract, z + U, a + U, 1, U);
+            gate_act(j->ract, z, a, 2 * U); /* z, r */
             float *rh = p->rh + (size_t)s * B * U + b * U;
             for (int i = 0; i < U; i++) rh[i] = j->reset_after ? rp[2 * U + i] : a[U + i] * hpb[i];
         }
@@ -217,7 +225,7 @@ static void fwd_gru_candidate(size_t b0, size_t b1, void *ctx) {
         const float *rh = rhs + b * U, *hpb = j->hp + b * U;
         float *z = j->zs + b * GU, *a = j->as + b * GU, *hnb = j->hn + b * U;
         for (int i = 0; i < U; i++) z[2 * U + i] = x[2 * U + i] + (j->reset_after ? a[U + i] * rh[i] : rp[2 * U + i]);
-        loom_act_forward(j->act, z + 2 * U, a + 2 * U, 1, U);
+        gate_act(j->act, z + 2 * U, a + 2 * U, U);
         for (int i = 0; i < U; i++) hnb[i] = a[i] * hpb[i] + (1.0f - a[i]) * a[2 * U + i];
     }
 }
