@@ -82,8 +82,8 @@ int loom_get_num_threads(void);
 
 /* ---------------------------------------------------------------- opaque handles */
 
-typedef struct loom_graph loom_graph;       /* builder: owns layers and tensors */
-typedef struct loom_layer loom_layer;       /* a layer: owns its weights, may be called many times */
+typedef struct loom_graph loom_graph;       /* builder: owns layers, tensors and their weights */
+typedef struct loom_layer loom_layer;       /* a layer: has weights, may be called many times */
 typedef struct loom_tensor loom_tensor;     /* a symbolic tensor: one output of one layer call */
 typedef struct loom_model loom_model;       /* a compiled functional model */
 typedef struct loom_history loom_history;   /* per-epoch logs returned by fit / evaluate */
@@ -352,8 +352,8 @@ loom_layer *loom_tensor_layer(const loom_tensor *t);
  * Several models over one graph share their layers' weights, as Keras models built from the same
  * layers do: encoder = model(inp, h) beside full = model(inp, [c, d]); training full changes what
  * encoder predicts. A layer's weights are placed (and initialised) by the first model that uses it;
- * later models over the same graph reuse them. Output names are the names of the layers that
- * produce them. */
+ * later models over the same graph reuse them (so models that share weights must not train or
+ * predict from two threads at once). Output names are the names of the layers that produce them. */
 loom_model *loom_model_new(loom_graph *g, int n_inputs, loom_tensor *const *inputs, int n_outputs,
                            loom_tensor *const *outputs);
 void loom_model_free(loom_model *m);
