@@ -354,7 +354,7 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
          * (one input), whose product then overwrites it instead of adding to it. */
         bool runs = !sn->is_input && (sn->reach & mask) && sn->needs_grad, overwrite = false;
         for (int j = 0; j < sn->node->n_in; j++)
-            if (m->order[sn->in_pos[j]].grad_from == i) {
+            if (m->order[sn->in_pos[j]].grad_from == i && m->order[sn->in_pos[j]].needs_grad) { /* else unread */
                 if (runs && sn->node->layer->op == &loom_op_dense)
                     overwrite = true;
                 else
