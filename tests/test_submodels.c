@@ -289,6 +289,22 @@ static void test_nesting(void) {
     predict1(enc, pe2);
     CHECK(!same(pe, pe2, NS * NH)); /* training the outer model trained the encoder inside */
     CHECK_STATUS(loom_loss_reaches(outer, "head", "trunk"), 1);
+    /* the outer model saves the encoder's layers with their second call, and loads back */
+    const char *path = "test_submodels_nested.loom";
+    CHECK_STATUS(loom_model_save(outer, path), LOOM_OK);
+    char err[256] = "";
+    loom_model *back = loom_model_load(path, err, sizeof err);
+    CHECK(back != NULL);
+    if (back) {
+        float p1[NS], p2[NS];
+        CHECK_STATUS(loom_predict(outer, 1, &x, 16, (float *[]){p1}), LOOM_OK);
+        CHECK_STATUS(loom_predict(back, 1, &x, 16, (float *[]){p2}), LOOM_OK);
+        CHECK(same(p1, p2, NS));
+        loom_model_free(back);
+    } else {
+        fprintf(stderr, "load: %s\n", err);
+    }
+    remove(path);
     /* errors: wrong count, a tensor of another graph */
     CHECK_STATUS(loom_model_call(enc, 2, (loom_tensor *[]){x2, x2}, &h2), LOOM_ERR_COUNT);
     loom_graph *other = loom_graph_new(0);
