@@ -164,17 +164,7 @@ static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg
     return LOOM_OK;
 }
 
-/* How each layer's weight gradients are made.
- * - dw_sole: a Dense layer called once writes its gradients whole in its backward (its products
- *   overwrite them), so nothing zeroes them first; other layers add to zeroed ones.
- * - sgd_update: plain SGD (no momentum, clipping or weight decay: w -= lr g and nothing else) needs
- *   no gradient buffer at all: such a Dense layer subtracts lr x^T dz from its kernel inside its own
- *   backward, once it has used the kernel for dx. That saves writing the gradients and the
- *   optimizer's pass over them (wide: ~10 ms of 140 per step; tiny: 0.4 of 8.5 us). Not for a
- *   regularised layer, whose gradient is added after the backward. The result is the same update to
- *   float rounding.
- * Both need the layer called once: a shared layer's later call sites add to its gradient and still
- * need the old kernel. */
+/* needs_grad: the node's own trainable weights, or an input's, make its backward worth running. */
 void loom_model_snapshot_trainable(loom_model *m) {
     for (int t = 0; t < m->n_tensors; t++) m->t_frozen[t] = m->tensors[t].layer->frozen;
     for (int i = 0; i < m->n_order; i++) {
@@ -188,6 +178,17 @@ void loom_model_snapshot_trainable(loom_model *m) {
     }
 }
 
+/* How each layer's weight gradients are made.
+ * - dw_sole: a Dense layer called once writes its gradients whole in its backward (its products
+ *   overwrite them), so nothing zeroes them first; other layers add to zeroed ones.
+ * - sgd_update: plain SGD (no momentum, clipping or weight decay: w -= lr g and nothing else) needs
+ *   no gradient buffer at all: such a Dense layer subtracts lr x^T dz from its kernel inside its own
+ *   backward, once it has used the kernel for dx. That saves writing the gradients and the
+ *   optimizer's pass over them (wide: ~10 ms of 140 per step; tiny: 0.4 of 8.5 us). Not for a
+ *   regularised layer, whose gradient is added after the backward. The result is the same update to
+ *   float rounding.
+ * Both need the layer called once: a shared layer's later call sites add to its gradient and still
+ * need the old kernel. */
 static void plan_weight_gradients(loom_model *m) {
     const loom_optimizer *o = &m->opt;
     m->sgd_in_backward = o->kind == LOOM_SGD && o->momentum == 0.0f && !o->nesterov && o->weight_decay == 0.0f &&
