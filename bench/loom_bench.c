@@ -46,6 +46,9 @@ int main(int argc, char **argv) {
         h = loom_call(loom_max_pooling2d(g, "pool2", 2, 2, 0, 0, LOOM_PADDING_VALID), h);
         h = loom_call(loom_flatten(g, "flatten"), h);
         b = loom_call(loom_dense(g, "B", bm->b, LOOM_RELU, NULL), h);
+    } else if (bm->steps) {
+        x = loom_input(g, "x", 2, (int[]){bm->steps, bm->in});
+        b = loom_call(loom_lstm(g, "B", bm->b, NULL), x);
     } else {
         x = loom_input(g, "x", 1, (int[]){bm->in});
         loom_tensor *a = loom_call(loom_dense(g, "A", bm->a, LOOM_RELU, NULL), x);
@@ -66,11 +69,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loom_bench: %s\n", loom_model_error(m));
         return 1;
     }
-    size_t n = (size_t)bm->batch * (size_t)steps;
-    float *xs = malloc(n * bm->in * sizeof *xs), *yc = calloc(n * bm->classes, sizeof *yc), *yd = malloc(n * sizeof *yd);
+    size_t n = (size_t)bm->batch * (size_t)steps, per_sample = (size_t)bm->in * (size_t)(bm->steps ? bm->steps : 1);
+    float *xs = malloc(n * per_sample * sizeof *xs), *yc = calloc(n * bm->classes, sizeof *yc), *yd = malloc(n * sizeof *yd);
     if (!xs || !yc || !yd) return 1;
     srand(3);
-    for (size_t i = 0; i < n * bm->in; i++) xs[i] = (float)rand() / RAND_MAX * 2 - 1;
+    for (size_t i = 0; i < n * per_sample; i++) xs[i] = (float)rand() / RAND_MAX * 2 - 1;
     for (size_t i = 0; i < n; i++) {
         yc[i * bm->classes + (size_t)(rand() % bm->classes)] = 1;
         yd[i] = (float)rand() / RAND_MAX;
@@ -94,7 +97,7 @@ int main(int argc, char **argv) {
         for (int r = 0; r < repeats; r++) {
             double t0 = now();
             for (int i = 0; i < 1000; i++) {
-                one.data = xs + (size_t)(i % (int)n) * bm->in;
+                one.data = xs + (size_t)(i % (int)n) * per_sample;
                 loom_predict(m, 1, &one, 1, (float *const[]){out_c, out_d});
             }
             best[r] = (now() - t0) / 1000 * 1e6;

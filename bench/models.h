@@ -1,6 +1,6 @@
 /* models.h — the benchmark models, shared by loom_bench.c and sgemm_bench.c (and mirrored in
  * torch_bench.py): an MLP trunk A -> B, heads C (softmax, cce, weight 0.5) and D (linear, mse,
- * weight 0.3). */
+ * weight 0.3); a CNN and an LSTM trunk before the same heads. */
 #ifndef LOOM_BENCH_MODELS_H
 #define LOOM_BENCH_MODELS_H
 
@@ -11,13 +11,15 @@ typedef struct bench_model {
     int in, a, b, classes, batch;
     int cnn; /* 1: (28,28,1) -> Conv 32 3x3 relu -> MaxPool 2 -> Conv 64 3x3 relu -> MaxPool 2
                 -> Flatten -> Dense b relu -> heads (a unused) */
+    int steps; /* > 0: (steps, in) -> LSTM b (last state; tanh, sigmoid gates) -> heads (a unused) */
 } bench_model;
 
 static const bench_model BENCH_MODELS[] = {
-    {"tiny", 32, 64, 64, 10, 32, 0},
-    {"mnist-mlp", 784, 512, 512, 10, 128, 0},
-    {"wide", 1024, 4096, 4096, 10, 256, 0},
-    {"cnn", 784, 0, 128, 10, 64, 1},
+    {"tiny", 32, 64, 64, 10, 32, 0, 0},
+    {"mnist-mlp", 784, 512, 512, 10, 128, 0, 0},
+    {"wide", 1024, 4096, 4096, 10, 256, 0, 0},
+    {"cnn", 784, 0, 128, 10, 64, 1, 0},
+    {"lstm", 32, 0, 128, 10, 64, 0, 40},
 };
 #define BENCH_N_MODELS (int)(sizeof BENCH_MODELS / sizeof BENCH_MODELS[0])
 
@@ -36,6 +38,10 @@ static inline double bench_step_flops(const bench_model *m) {
         double c1 = 2.0 * 26 * 26 * 32 * 9, c2 = 2.0 * 11 * 11 * 64 * 288, d = 2.0 * 1600 * m->b;
         double heads = 2.0 * m->b * (m->classes + 1);
         return B * (2 * c1 + 3 * c2 + 3 * d + 3 * heads); /* conv1 needs no input gradient */
+    }
+    if (m->steps) { /* per step: x.K and h.R forward; dK, dR and dh backward (no dx: it is the input) */
+        double g4 = 4.0 * m->b;
+        return m->steps * 2 * B * g4 * (2.0 * m->in + 3.0 * m->b) + 3 * 2 * B * m->b * (m->classes + 1);
     }
     f += 2 * 2 * B * m->in * m->a;                 /* A: forward + dW */
     f += 3 * 2 * B * m->a * m->b;                  /* B */

@@ -28,8 +28,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-STEPS = {"tiny": 200, "mnist-mlp": 20, "wide": 3, "cnn": 10}
-BATCH = {"tiny": 32, "mnist-mlp": 128, "wide": 256, "cnn": 64}
+STEPS = {"tiny": 200, "mnist-mlp": 20, "wide": 3, "cnn": 10, "lstm": 10}
+BATCH = {"tiny": 32, "mnist-mlp": 128, "wide": 256, "cnn": 64, "lstm": 64}
 FLOPS = {}  # filled from models.h's formula below
 
 
@@ -38,6 +38,8 @@ def step_flops(name):
     if name == "cnn":
         c1, c2, d, heads = 2.0 * 26 * 26 * 32 * 9, 2.0 * 11 * 11 * 64 * 288, 2.0 * 1600 * 128, 2.0 * 128 * 11
         return 64 * (2 * c1 + 3 * c2 + 3 * d + 3 * heads)
+    if name == "lstm":  # (40, 32) -> LSTM 128, batch 64
+        return 40 * 2 * 64 * 4 * 128 * (2 * 32 + 3 * 128) + 3 * 2 * 64 * 128 * 11
     n_in, a, b, classes, batch = {"tiny": (32, 64, 64, 10, 32), "mnist-mlp": (784, 512, 512, 10, 128),
                                   "wide": (1024, 4096, 4096, 10, 256)}[name]
     return 2 * 2 * batch * n_in * a + 3 * 2 * batch * a * b + 3 * 2 * batch * b * (classes + 1)
@@ -92,7 +94,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--repeats", type=int, default=9)
-    ap.add_argument("--models", default="tiny,mnist-mlp,wide,cnn")
+    ap.add_argument("--models", default="tiny,mnist-mlp,wide,cnn,lstm")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--opts", default="sgd,adam")
     ap.add_argument("--markdown", default=None)
@@ -116,7 +118,7 @@ def main():
                     ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), "3", str(threads)],
                                   env_for(threads, True))
                     tt.append(ms), tr.append(rss)
-                    if model != "cnn":  # the convolutional model has no sgemm-only counterpart here
+                    if model not in ("cnn", "lstm"):  # these have no sgemm-only counterpart here
                         g = subprocess.run([sgemm, model, "7"], env=env_for(threads, False), capture_output=True,
                                            text=True)
                         st.append(float(g.stdout.split()[2]) if g.returncode == 0 else float("nan"))
@@ -182,7 +184,8 @@ def main():
             f.write("Models (bench/models.h, bench/torch_bench.py): trunk A -> B (relu), heads C (10, softmax + "
                     "categorical crossentropy, weight 0.5) and D (1, linear + mse, weight 0.3); cnn: (28,28,1) -> "
                     "Conv 32 3x3 relu -> MaxPool 2 -> Conv 64 3x3 relu -> MaxPool 2 -> Flatten -> Dense 128 relu -> "
-                    "the same heads; synthetic data; one epoch of `steps` batches per timing, shuffled. The sgemm "
+                    "the same heads; lstm: (40 steps, 32 features) -> LSTM 128 (last state) -> the same heads, "
+                    "batch 64; synthetic data; one epoch of `steps` batches per timing, shuffled. The sgemm "
                     "column times OpenBLAS alone on the same products as loom issues them (MLPs only), in the same "
                     "rotation of processes.\n\n")
             f.write(table + "\n\n")

@@ -29,6 +29,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: sgemm_bench MODEL REPEATS\n");
         return 2;
     }
+    if (bm->cnn || bm->steps) {
+        fprintf(stderr, "sgemm_bench: %s is not a chain of Dense layers (no sgemm-only counterpart)\n", bm->name);
+        return 2;
+    }
     const char *t = getenv("LOOM_NUM_THREADS");
     if (t) openblas_set_num_threads(atoi(t));
     /* the four Dense layers as loom runs them (C and D are separate products) */

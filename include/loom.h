@@ -5,8 +5,9 @@
  * Life cycle
  *   1. loom_graph_new()            a builder that owns layers and symbolic tensors
  *   2. loom_input(), loom_dense(), loom_call() ...   build the graph (functional API)
- *   3. loom_model_new()            validate the graph, order it, allocate flat parameter buffers;
- *                                  on success the model owns the graph
+ *   3. loom_model_new()            validate the graph, order it, place the layers' weights in the
+ *                                  graph's flat parameter buffer; on success the model holds the
+ *                                  graph (several models may share one: see "graph ownership")
  *   4. loom_compile()              losses, loss weights, metrics, optimizer
  *   5. loom_fit() / loom_fit_generator() / loom_evaluate() / loom_predict() /
  *      loom_train_on_batch(); loom_gradients() / loom_loss_gradients() / loom_diagnose() to look
@@ -73,21 +74,26 @@ typedef enum loom_status {
 const char *loom_status_name(loom_status s);
 
 /* Threads used by loom: one pool runs its loops (optimizer update, convolution lowering, pooling,
- * activations) and shares out blocks of every large matrix product; default 1. The same seed gives
- * bit-identical results at ANY thread count: blocks depend on the product's shape only. (On one
- * kind of CPU: OpenBLAS's kernels and loom's AVX-512 paths are chosen for the CPU that runs them,
- * and another may round differently.)
+ * activations, the recurrent layers' gates, split over the batch) and shares out blocks of every
+ * large matrix product. Default, as PyTorch and TensorFlow: every core the process may run on (its
+ * CPU affinity), or LOOM_NUM_THREADS from the environment when that is a whole number 1..1024
+ * (read at loom's first parallel loop; an invalid value is ignored); loom_set_num_threads
+ * overrides both. The same seed gives bit-identical results at a fixed thread count, and in fact
+ * at ANY thread count: blocks depend on the product's shape only, never on the threads, so a
+ * program that needs reproducible bits across machines with different core counts may still set a
+ * count to be explicit. (On one kind of CPU: OpenBLAS's kernels and loom's AVX-512 paths are chosen
+ * for the CPU that runs them, and another may round differently.)
  * OpenBLAS itself is set to one thread (process-wide, by this call or by loom's first product), so
  * its own workers never compete with loom's; a program that uses OpenBLAS directly as well may
  * set its count again with openblas_set_num_threads, at the price of that bit-identity.
- * LOOM_ERR_ARGUMENT outside 1..1024. Process-wide. */
+ * LOOM_ERR_ARGUMENT outside 1..1024. Process-wide. loom_get_num_threads: the count in force. */
 loom_status loom_set_num_threads(int n);
 int loom_get_num_threads(void);
 
 /* ---------------------------------------------------------------- opaque handles */
 
-typedef struct loom_graph loom_graph;       /* builder: owns layers and tensors */
-typedef struct loom_layer loom_layer;       /* a layer: owns its weights, may be called many times */
+typedef struct loom_graph loom_graph;       /* builder: owns layers, tensors and their weights */
+typedef struct loom_layer loom_layer;       /* a layer: has weights, may be called many times */
 typedef struct loom_tensor loom_tensor;     /* a symbolic tensor: one output of one layer call */
 typedef struct loom_model loom_model;       /* a compiled functional model */
 typedef struct loom_history loom_history;   /* per-epoch logs returned by fit / evaluate */
@@ -98,8 +104,16 @@ typedef struct loom_logs loom_logs;         /* the current logs passed to callba
 
 /* Creates an empty graph. The seed drives weight initialisation and dropout. NULL if out of memory. */
 loom_graph *loom_graph_new(uint64_t seed);
-/* Frees a graph that did not become a model (a model frees its own graph). NULL is allowed. */
+/* Graph ownership (reference counted). loom_graph_new gives the caller one reference; the first
+ * successful loom_model_new takes it over, and every live model holds one, so the graph (and the
+ * weights all its models share) is freed with the last of its models, in whatever order they are
+ * freed. loom_graph_free releases a reference of the caller's: on a graph that never became a model
+ * it frees it; on a graph its models hold (without loom_graph_retain) it does nothing. A caller
+ * that wants the graph to outlive its models (to make a new model later) calls loom_graph_retain
+ * and then owes one loom_graph_free, before or after freeing the models. NULL is allowed. */
 void loom_graph_free(loom_graph *g);
+/* Takes a reference of the caller's on g (see loom_graph_free); returns g. */
+loom_graph *loom_graph_retain(loom_graph *g);
 /* The first error met while building (LOOM_OK if none) and its message ("" if none). */
 loom_status loom_graph_status(const loom_graph *g);
 const char *loom_graph_error(const loom_graph *g);
@@ -342,9 +356,14 @@ loom_layer *loom_tensor_layer(const loom_tensor *t);
 
 /* Makes a model from its input and output tensors. Validates the graph: every output must be
  * reached from the given inputs, every given input must reach an output, every layer input on
- * the way must come from the given inputs. On success the model owns g (do not free g);
- * on failure NULL is returned, g keeps the error message and still belongs to the caller.
- * Output names are the names of the layers that produce them. */
+ * the way must come from the given inputs. On success the model holds a reference to g (the
+ * first model takes over the caller's, see loom_graph_free); on failure NULL is returned, g keeps
+ * the error message and its references are unchanged.
+ * Several models over one graph share their layers' weights, as Keras models built from the same
+ * layers do: encoder = model(inp, h) beside full = model(inp, [c, d]); training full changes what
+ * encoder predicts. A layer's weights are placed (and initialised) by the first model that uses it;
+ * later models over the same graph reuse them (so models that share weights must not train or
+ * predict from two threads at once). Output names are the names of the layers that produce them. */
 loom_model *loom_model_new(loom_graph *g, int n_inputs, loom_tensor *const *inputs, int n_outputs,
                            loom_tensor *const *outputs);
 void loom_model_free(loom_model *m);
@@ -378,15 +397,43 @@ size_t loom_layer_weight_size(const loom_layer *layer, int i);
 loom_status loom_get_weights(loom_model *m, const char *layer, int i, float *out, size_t n);
 loom_status loom_set_weights(loom_model *m, const char *layer, int i, const float *in, size_t n);
 
-/* All parameters live in one flat buffer (and their gradients in another of the same layout).
- * loom_param_offset gives where weight i of a layer starts. The pointer stays valid for the
- * model's life; writing through it changes the model. */
+/* All parameters live in one flat buffer, the graph's, shared by every model over the graph (and a
+ * model's gradients in another of the same layout). loom_param_offset gives where weight i of a
+ * layer starts; loom_param_count is the end of the model's last weight. A graph with one model has
+ * exactly that model's weights there, in order of first use. With several models the buffer also
+ * holds the others' weights, and a model's range may include some of them (gradient queries write
+ * zeros there). Writing through the pointer changes every model that uses those weights. It stays
+ * valid until a new model over the same graph places layers no model used before (the buffer then
+ * grows and moves), or the graph is freed. */
 size_t loom_param_count(const loom_model *m);
 float *loom_params(loom_model *m);
 size_t loom_param_offset(const loom_model *m, const char *layer, int i);
 
-/* Writes a Keras-like summary table (layer, type, output shape, params, connected to, totals). */
+/* Writes a Keras-like summary table (layer, type, output shape, params, connected to, totals:
+ * total, trainable and non-trainable, from the layers' trainable flags as they are now). */
 loom_status loom_summary(const loom_model *m, FILE *out);
+
+/* ---- sub-models, nesting and freezing (Keras's layer.trainable / model.trainable) */
+
+/* A model called as a layer (Keras nesting: y = encoder(x) inside another model): calls every
+ * layer of m again on `inputs` (n_inputs == loom_model_num_inputs(m), tensors of m's own graph with
+ * the shapes of m's inputs) and writes m's loom_model_num_outputs tensors into outputs. The new
+ * tensors share m's weights; a model made from them shows (and saves) m's layers one by one, each
+ * with one more call. Tensors of another graph are refused. Message on m on error. */
+loom_status loom_model_call(loom_model *m, int n_inputs, loom_tensor *const *inputs, loom_tensor **outputs);
+/* trainable (1, the default) or frozen (0). A frozen layer's weights get no update and no
+ * optimizer-state change (Adam's moments, ...); the backward pass skips the layers before the first
+ * trainable weight, and gives frozen layers no weight gradient (gradient queries return zeros for
+ * them); a frozen BatchNormalization runs in inference mode (moving statistics, not updated), as in
+ * Keras 3. As in Keras, a change takes effect at the next loom_compile of each model that uses the
+ * layer (a recompile resets the optimizer state); summaries show it at once. Saved in model files as
+ * the layer's "trainable". A wrapper's inner layers follow it. */
+loom_status loom_layer_set_trainable(loom_layer *layer, int trainable);
+int loom_layer_trainable(const loom_layer *layer);
+/* Sets every layer of the model (and so of every model sharing them) trainable or frozen. */
+loom_status loom_model_set_trainable(loom_model *m, int trainable);
+/* 1 when some layer of m with weights is trainable. */
+int loom_model_trainable(const loom_model *m);
 
 /* ---------------------------------------------------------------- losses */
 
@@ -474,6 +521,8 @@ typedef struct loom_optimizer {
     float clipnorm;       /* per weight tensor: g*c/max(|g|,c); 0 = none */
     float global_clipnorm;/* over all gradients; 0 = none */
     float clipvalue;      /* element-wise clip to [-c, c]; 0 = none */
+    int constructed;      /* set by the constructors below: a zero-filled struct (0 here, SGD at
+                             learning rate 0) means "no optimizer given" (see loom_compile_config) */
 } loom_optimizer;
 
 /* Plain SGD (momentum 0, no clipping, no weight decay) needs no gradient buffer: loom subtracts
@@ -625,7 +674,8 @@ typedef struct loom_compile_config {
     const char *const *loss_weight_outputs;
     int n_metrics;
     const loom_metric_spec *metrics;   /* unweighted (Keras 3): the mask only */
-    loom_optimizer optimizer;
+    loom_optimizer optimizer;  /* zero-filled (no optimizer given): Keras 3's default, rmsprop with
+                                  learning rate 0.001 (loom_rmsprop(0.001f)), not SGD at rate 0 */
     loom_balance balance; /* zero-filled: Keras's static weights */
     int n_weighted_metrics;            /* Keras's weighted_metrics: sample and class weights apply; */
     const loom_metric_spec *weighted_metrics; /* logged after `metrics` */

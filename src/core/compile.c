@@ -183,6 +183,20 @@ static loom_status compile_metrics(loom_model *m, const loom_compile_config *cfg
     return LOOM_OK;
 }
 
+/* needs_grad: the node's own trainable weights, or an input's, make its backward worth running. */
+void loom_model_snapshot_trainable(loom_model *m) {
+    for (int t = 0; t < m->n_tensors; t++) m->t_frozen[t] = m->tensors[t].layer->frozen;
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        const loom_layer *L = sn->node->layer;
+        sn->frozen = L->frozen;
+        bool trains = false;
+        for (int w = 0; w < L->n_weights && !L->frozen && !sn->is_input; w++) trains = trains || !L->weights[w].non_trainable;
+        for (int j = 0; j < sn->node->n_in && !trains; j++) trains = m->order[sn->in_pos[j]].needs_grad;
+        sn->needs_grad = trains;
+    }
+}
+
 /* How each layer's weight gradients are made.
  * - dw_sole: a Dense layer called once writes its gradients whole in its backward (its products
  *   overwrite them), so nothing zeroes them first; other layers add to zeroed ones.
@@ -203,7 +217,7 @@ static void plan_weight_gradients(loom_model *m) {
         loom_step_node *sn = &m->order[i];
         const loom_layer *L = sn->node->layer;
         sn->dw_sole = sn->sgd_update = false;
-        if (sn->is_input || L->op != &loom_op_dense || L->n_weights == 0) continue;
+        if (sn->is_input || L->op != &loom_op_dense || L->n_weights == 0 || sn->frozen) continue;
         int calls = 0;
         for (int j = 0; j < m->n_order; j++) calls += m->order[j].node->layer == L;
         sn->dw_sole = calls == 1;
@@ -219,6 +233,14 @@ static void plan_weight_gradients(loom_model *m) {
     }
 }
 
+/* A zero-filled optimizer field means none was given: Keras 3's compile() then uses "rmsprop"
+ * (learning rate 0.001). SGD with learning rate 0 would train nothing and say nothing. */
+static bool no_optimizer(const loom_optimizer *o) {
+    return !o->constructed && o->kind == LOOM_SGD && o->learning_rate == 0.0f && o->schedule.kind == LOOM_SCHEDULE_CONSTANT &&
+           o->schedule.initial_learning_rate == 0.0f && o->momentum == 0.0f && !o->nesterov && o->weight_decay == 0.0f &&
+           o->clipnorm == 0.0f && o->global_clipnorm == 0.0f && o->clipvalue == 0.0f;
+}
+
 loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     if (!m) return LOOM_ERR_ARGUMENT;
     loom_clear_error(&m->err);
@@ -227,14 +249,16 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     loom_status s;
     if ((s = compile_losses(m, cfg)) || (s = compile_weights(m, cfg)) || (s = compile_metrics(m, cfg)))
         return s;
-    if ((s = loom_optimizer_check(&cfg->optimizer, &m->err))) {
+    const loom_optimizer opt = no_optimizer(&cfg->optimizer) ? loom_rmsprop(0.001f) : cfg->optimizer;
+    if ((s = loom_optimizer_check(&opt, &m->err))) {
         char msg[LOOM_ERR_MAX];
         snprintf(msg, sizeof msg, "compile: optimizer: %.400s", m->err.msg);
         return loom_set_error(&m->err, s, "%s", msg);
     }
     if ((s = loom_balance_setup(m, &cfg->balance))) return s;
     if (loom_balance_log_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
-    m->opt = cfg->optimizer;
+    m->opt = opt;
+    loom_model_snapshot_trainable(m);
     plan_weight_gradients(m);
     loom_floats_free(m->slots);
     size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;

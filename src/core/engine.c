@@ -234,7 +234,8 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->w = L->n_weights ? m->params + L->weights[0].offset : NULL;
     c->state = L->n_weights && !m->freeze_state ? m->params + L->weights[0].offset : NULL;
     c->scratch = sn->scr;
-    c->training = training;
+    /* Keras 3: a frozen BatchNormalization runs in inference mode, in training too */
+    c->training = training && !(sn->frozen && L->op == &loom_op_batch_normalization);
     /* keyed by the node's position in the model, which a saved and reloaded model keeps */
     c->rng_seed = m->g->seed ^ 0xD50F00DULL;
     c->rng_counter = (m->rng_step << 20) ^ (uint64_t)pos;
@@ -247,7 +248,7 @@ static float regularization(const loom_model *m, float *dw) {
         const loom_weight *w = &m->tensors[t].layer->weights[m->tensors[t].index];
         if (w->reg.l1 == 0 && w->reg.l2 == 0) continue;
         const float *p = m->params + m->t_offset[t];
-        float *g = dw ? dw + m->t_offset[t] : NULL;
+        float *g = dw && !m->t_frozen[t] ? dw + m->t_offset[t] : NULL; /* the penalty still counts */
         double s1 = 0, s2 = 0;
         for (size_t i = 0; i < m->t_size[t]; i++) {
             s1 += fabsf(p[i]);
@@ -263,7 +264,7 @@ float loom_engine_add_regularization(const loom_model *m, float *dw) {
     float r = regularization(m, dw);
     for (int t = 0; t < m->n_tensors; t++) {
         const loom_weight *w = &m->tensors[t].layer->weights[m->tensors[t].index];
-        if ((w->reg.l1 != 0 || w->reg.l2 != 0) && !w->non_trainable) m->t_active[t] = true;
+        if ((w->reg.l1 != 0 || w->reg.l2 != 0) && !w->non_trainable && !m->t_frozen[t]) m->t_active[t] = true;
     }
     return r;
 }
@@ -361,9 +362,9 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
         loom_step_node *sn = &m->order[i];
         /* A gradient whose lifetime starts here is zeroed first, unless this node is a Dense layer
          * (one input), whose product then overwrites it instead of adding to it. */
-        bool runs = !sn->is_input && (sn->reach & mask), overwrite = false;
+        bool runs = !sn->is_input && (sn->reach & mask) && sn->needs_grad, overwrite = false;
         for (int j = 0; j < sn->node->n_in; j++)
-            if (m->order[sn->in_pos[j]].grad_from == i) {
+            if (m->order[sn->in_pos[j]].grad_from == i && m->order[sn->in_pos[j]].needs_grad) { /* else unread */
                 if (runs && sn->node->layer->op == &loom_op_dense)
                     overwrite = true;
                 else
@@ -376,9 +377,9 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
         c.din_overwrite = overwrite;
         for (int j = 0; j < n->n_in; j++) {
             loom_step_node *src = &m->order[sn->in_pos[j]];
-            sn->din[j] = src->is_input ? NULL : src->grad;
+            sn->din[j] = src->is_input || !src->needs_grad ? NULL : src->grad; /* frozen up to there */
         }
-        c.dw = L->n_weights ? dw + L->weights[0].offset : NULL;
+        c.dw = L->n_weights && !sn->frozen ? dw + L->weights[0].offset : NULL;
         c.dw_overwrite = sn->dw_sole;
         if (sgd && sn->sgd_update) { /* the optimizer leaves its tensors alone: not marked active */
             c.dw = NULL;
@@ -389,14 +390,14 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
         for (int k = 0; k < m->n_outputs; k++)
             if (m->outputs[k].pos == i && m->outputs[k].fused && (mask >> k & 1)) c.dout_is_preact = true;
         L->op->backward(L, &c);
-        for (int t = 0; t < m->n_tensors && !c.sgd_w; t++)
+        for (int t = 0; t < m->n_tensors && c.dw; t++)
             if (m->tensors[t].layer == L && !L->weights[m->tensors[t].index].non_trainable) m->t_active[t] = true;
     }
     if (with_reg) {
         regularization(m, dw);
         for (int t = 0; t < m->n_tensors; t++) {
             const loom_weight *w = &m->tensors[t].layer->weights[m->tensors[t].index];
-            if ((w->reg.l1 != 0 || w->reg.l2 != 0) && !w->non_trainable) m->t_active[t] = true;
+            if ((w->reg.l1 != 0 || w->reg.l2 != 0) && !w->non_trainable && !m->t_frozen[t]) m->t_active[t] = true;
         }
     }
 }

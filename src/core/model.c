@@ -4,6 +4,7 @@
 #include "core/model.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 loom_status loom_model_status(const loom_model *m) { return m ? m->err.code : LOOM_ERR_ARGUMENT; }
@@ -134,3 +135,49 @@ int loom_loss_reaches(loom_model *m, const char *output, const char *layer) {
 
 const loom_history *loom_model_history(const loom_model *m) { return m ? m->log : NULL; }
 int loom_model_epochs_done(const loom_model *m) { return m ? m->epochs_done : 0; }
+
+/* ---------------------------------------------------------------- trainable and nesting */
+
+loom_status loom_model_set_trainable(loom_model *m, int trainable) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    for (int i = 0; i < m->n_layers; i++) loom_layer_set_trainable(m->layers[i], trainable);
+    return LOOM_OK;
+}
+
+int loom_model_trainable(const loom_model *m) {
+    if (!m) return 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i]->n_weights && !m->layers[i]->frozen) return 1;
+    return 0;
+}
+
+loom_status loom_model_call(loom_model *m, int n_inputs, loom_tensor *const *inputs, loom_tensor **outputs) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_graph *g = m->g;
+    if (g->err.code) return loom_set_error(&m->err, g->err.code, "model call: the graph holds an error: %s", g->err.msg);
+    if (n_inputs != m->n_inputs || !inputs || !outputs)
+        return loom_set_error(&m->err, LOOM_ERR_COUNT, "model call: the model takes %d input(s), got %d%s", m->n_inputs,
+                              n_inputs, inputs && outputs ? "" : " (or a NULL list)");
+    for (int i = 0; i < n_inputs; i++)
+        if (!inputs[i] || inputs[i]->node->layer->graph != g)
+            return loom_set_error(&m->err, LOOM_ERR_ARGUMENT,
+                                  "model call: input %d is NULL or from another graph (a model is called on "
+                                  "tensors of its own graph)", i);
+    /* Replays the model's nodes on the new inputs: every layer is called again, so the new
+     * tensors share its weights, as Keras's nested Functional model does. */
+    loom_tensor **value = calloc((size_t)m->n_order, sizeof *value);
+    if (!value) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "model call: out of memory");
+    for (int i = 0; i < n_inputs; i++) value[m->input_pos[i]] = inputs[i];
+    loom_status s = LOOM_OK;
+    for (int p = 0; p < m->n_order && !s; p++) {
+        const loom_step_node *sn = &m->order[p];
+        if (sn->is_input) continue;
+        loom_tensor *xs[16];
+        for (int j = 0; j < sn->node->n_in; j++) xs[j] = value[sn->in_pos[j]];
+        value[p] = loom_call_n(sn->node->layer, sn->node->n_in, xs);
+        if (!value[p]) s = loom_set_error(&m->err, g->err.code, "model call: %s", g->err.msg);
+    }
+    for (int k = 0; k < m->n_outputs && !s; k++) outputs[k] = value[m->outputs[k].pos];
+    free(value);
+    return s;
+}

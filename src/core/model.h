@@ -25,6 +25,9 @@ typedef struct loom_step_node {
                          whole, so nothing zeroes them first (compile.c; the fast paths and what
                          they gain are documented with loom_op_ctx in graph/graph.h) */
     bool sgd_update;  /* plain SGD updates this node's layer inside its backward (compile.c) */
+    bool frozen;      /* its layer was not trainable at the last compile: no weight gradients, and a
+                         BatchNormalization runs in inference mode (Keras 3) */
+    bool needs_grad;  /* a trainable weight lies at or before this node: its backward has work */
     float **din;      /* n_in pointers, set per backward */
     const float **in; /* n_in pointers */
 } loom_step_node;
@@ -98,9 +101,13 @@ struct loom_model {
     loom_step_node *order;
     int n_layers;
     loom_layer **layers;     /* model layers (Input layers included) in order of first use */
-    /* parameters */
+    /* parameters: params is the graph's buffer, shared with every model over the graph (the graph
+     * moves it when a new model places more layers); n_params covers this model's last weight, and
+     * other models' weights may lie between its own (dense_params false) */
     size_t n_params;
     float *params, *grads;
+    bool dense_params;       /* its tensors fill [0, n_params) in tensor order */
+    bool *t_frozen;          /* per tensor: frozen at the last compile (or at loom_model_new) */
     int n_tensors;
     loom_param_tensor *tensors;
     size_t *t_offset, *t_size;
@@ -192,6 +199,9 @@ loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targe
 
 /* compile.c: the learning rate of the next step (schedule or override) */
 float loom_current_lr(const loom_model *m);
+/* compile.c: reads the layers' trainable flags into t_frozen and the nodes' frozen / needs_grad
+ * (at loom_model_new and at every compile: a change takes effect at the next compile). */
+void loom_model_snapshot_trainable(loom_model *m);
 
 /* log_keys.c: (re)builds the log keys from the compile settings: the effective weights when
  * show_weights, the gradient cosines of every pair of the n_tasks outputs task_output[] when

@@ -37,14 +37,14 @@ static void model_free_parts(loom_model *m) {
     for (int k = 0; m->outputs && k < m->n_outputs; k++) free(m->outputs[k].class_w);
     free(m->outputs);
     free(m->layers);
-    loom_floats_free(m->params);
-    loom_floats_free(m->grads);
+    loom_floats_free(m->grads); /* params belong to the graph */
     free(m->tensors);
     free(m->t_offset);
     free(m->t_size);
     free(m->t_active);
     free(m->t_sgd_update);
     free(m->t_sole_pos);
+    free(m->t_frozen);
     loom_floats_free(m->slots);
     for (int i = 0; i < m->n_metrics; i++) loom_metric_release(&m->metrics[i]);
     free(m->metrics);
@@ -59,10 +59,36 @@ static void model_free_parts(loom_model *m) {
     loom_unbind(&m->call_data);
 }
 
+/* The graph's list of live models: each holds a reference, and each must see the graph's
+ * parameter buffer move when a new model places more layers. */
+static loom_status register_model(loom_graph *g, loom_model *m) {
+    if (g->n_models == g->cap_models) {
+        int cap = g->cap_models ? 2 * g->cap_models : 4;
+        loom_model **p = realloc(g->models, (size_t)cap * sizeof *p);
+        if (!p) return LOOM_ERR_MEMORY;
+        g->models = p;
+        g->cap_models = cap;
+    }
+    g->models[g->n_models++] = m;
+    if (!g->first_ref_given) { /* the caller's reference from loom_graph_new goes to this model */
+        g->first_ref_given = true;
+        if (g->caller_refs > 0) g->caller_refs--;
+    }
+    return LOOM_OK;
+}
+
 void loom_model_free(loom_model *m) {
     if (!m) return;
     model_free_parts(m);
-    loom_graph_free(m->g);
+    loom_graph *g = m->g;
+    if (g) {
+        for (int i = 0; i < g->n_models; i++)
+            if (g->models[i] == m) {
+                g->models[i] = g->models[--g->n_models];
+                break;
+            }
+        if (g->n_models == 0 && g->caller_refs == 0) loom_graph_destroy(g);
+    }
     free(m);
 }
 
@@ -194,6 +220,47 @@ done:
     return s;
 }
 
+/* Gives the model's layers that no model placed yet their offsets in the graph's parameter buffer
+ * (in order of first use, a layer's weights contiguous: a graph with one model has exactly the
+ * layout of a model that owned its weights) and their initial values. The buffer grows by a copy;
+ * the models already over the graph are pointed at the new one. */
+static loom_status place_weights(loom_model *m, loom_graph *g) {
+    size_t total = g->n_params;
+    for (int i = 0; i < m->n_layers; i++) {
+        loom_layer *L = m->layers[i];
+        if (L->placed) continue;
+        for (int w = 0; w < L->n_weights; w++) {
+            size_t n = loom_shape_size(&L->weights[w].shape);
+            if (n > SIZE_MAX / 4 - total)
+                return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: too many parameters (layer %s)", L->name);
+            L->weights[w].offset = total;
+            total += n;
+        }
+    }
+    if (total > g->n_params || !g->params) {
+        float *p = loom_floats_zeroed(total ? total : 1);
+        if (!p) return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory for %zu parameters", total);
+        if (g->params) memcpy(p, g->params, g->n_params * sizeof *p);
+        loom_floats_free(g->params);
+        g->params = p;
+        g->n_params = total;
+        for (int i = 0; i < g->n_models; i++) g->models[i]->params = p;
+    }
+    for (int i = 0; i < m->n_layers; i++) {
+        loom_layer *L = m->layers[i];
+        if (L->placed) continue;
+        for (int w = 0; w < L->n_weights; w++) {
+            loom_weight *wt = &L->weights[w];
+            /* A key per (graph seed, layer, weight): values do not depend on other layers. */
+            uint64_t key = loom_hash64(g->seed, ((uint64_t)L->index << 8) | (uint64_t)w);
+            loom_init_fill(wt->init, &wt->shape, g->params + wt->offset, key);
+        }
+        L->placed = true;
+    }
+    m->params = g->params;
+    return LOOM_OK;
+}
+
 static loom_status build_params(loom_model *m, loom_graph *g) {
     /* Layers in order of first use; a shared layer appears once. */
     m->layers = calloc((size_t)m->n_order, sizeof *m->layers);
@@ -204,20 +271,21 @@ static loom_status build_params(loom_model *m, loom_graph *g) {
         for (int j = 0; j < m->n_layers && !seen; j++) seen = m->layers[j] == L;
         if (!seen) m->layers[m->n_layers++] = L;
     }
-    size_t total = 0;
+    loom_status s = place_weights(m, g);
+    if (s) return s;
+    /* the model's gradients and optimizer state cover the buffer up to its last weight */
+    size_t end = 0;
     int nt = 0;
     for (int i = 0; i < m->n_layers; i++) {
         loom_layer *L = m->layers[i];
-        for (int w = 0; w < L->n_weights; w++) {
-            L->weights[w].offset = total; /* a layer's weights are contiguous, in order */
-            total += loom_shape_size(&L->weights[w].shape);
-            nt++;
+        for (int w = 0; w < L->n_weights; w++, nt++) {
+            size_t e = L->weights[w].offset + loom_shape_size(&L->weights[w].shape);
+            if (e > end) end = e;
         }
     }
-    m->n_params = total;
+    m->n_params = end;
     m->n_tensors = nt;
-    size_t alloc = total ? total : 1;
-    m->params = loom_floats_zeroed(alloc);
+    size_t alloc = end ? end : 1;
     m->grads = loom_floats_zeroed(alloc);
     m->tensors = calloc((size_t)(nt ? nt : 1), sizeof *m->tensors);
     m->t_offset = calloc((size_t)(nt ? nt : 1), sizeof *m->t_offset);
@@ -225,10 +293,13 @@ static loom_status build_params(loom_model *m, loom_graph *g) {
     m->t_active = calloc((size_t)(nt ? nt : 1), sizeof *m->t_active);
     m->t_sgd_update = calloc((size_t)(nt ? nt : 1), sizeof *m->t_sgd_update);
     m->t_sole_pos = calloc((size_t)(nt ? nt : 1), sizeof *m->t_sole_pos);
-    if (!m->params || !m->grads || !m->tensors || !m->t_offset || !m->t_size ||
-        !m->t_active || !m->t_sgd_update || !m->t_sole_pos)
-        return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory for %zu parameters", total);
+    m->t_frozen = calloc((size_t)(nt ? nt : 1), sizeof *m->t_frozen);
+    if (!m->grads || !m->tensors || !m->t_offset || !m->t_size || !m->t_active || !m->t_sgd_update ||
+        !m->t_sole_pos || !m->t_frozen)
+        return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory for %zu parameters", end);
     nt = 0;
+    size_t packed = 0;
+    m->dense_params = true;
     for (int i = 0; i < m->n_layers; i++) {
         loom_layer *L = m->layers[i];
         for (int w = 0; w < L->n_weights; w++) {
@@ -237,12 +308,12 @@ static loom_status build_params(loom_model *m, loom_graph *g) {
             m->t_offset[nt] = wt->offset;
             m->t_size[nt] = m->tensors[nt].size;
             m->t_sole_pos[nt] = -1; /* until compile plans it */
-            /* A key per (graph seed, layer, weight): values do not depend on other layers. */
-            uint64_t key = loom_hash64(g->seed, ((uint64_t)L->index << 8) | (uint64_t)w);
-            loom_init_fill(wt->init, &wt->shape, m->params + wt->offset, key);
+            if (wt->offset != packed) m->dense_params = false;
+            packed += m->t_size[nt];
             nt++;
         }
     }
+    if (packed != end) m->dense_params = false;
     return LOOM_OK;
 }
 
@@ -280,7 +351,14 @@ loom_model *loom_model_new(loom_graph *g, int n_inputs, loom_tensor *const *inpu
         free(m);
         return NULL;
     }
+    if (register_model(g, m)) {
+        loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory");
+        model_free_parts(m);
+        free(m);
+        return NULL;
+    }
     m->g = g;
+    loom_model_snapshot_trainable(m);
     return m;
 }
 

@@ -73,10 +73,15 @@ loom_status loom_summary(const loom_model *m, FILE *out) {
         if (i + 1 < m->n_order) rule(out, "├", "─", "┼", "┤");
     }
     rule(out, "└", "─", "┴", "┘");
-    size_t frozen = 0;
-    for (int t = 0; t < m->n_tensors; t++)
-        if (m->tensors[t].layer->weights[m->tensors[t].index].non_trainable) frozen += m->tensors[t].size;
-    const size_t counts[3] = {m->n_params, m->n_params - frozen, frozen};
+    /* as Keras: the layers' trainable flags as they are now (a change trains at the next compile);
+     * the total is this model's weights (the graph's buffer may hold other models' too) */
+    size_t frozen = 0, total = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const loom_layer *L = m->tensors[t].layer;
+        total += m->tensors[t].size;
+        if (L->frozen || L->weights[m->tensors[t].index].non_trainable) frozen += m->tensors[t].size;
+    }
+    const size_t counts[3] = {total, total - frozen, frozen};
     const char *labels[3] = {"Total", "Trainable", "Non-trainable"};
     for (int i = 0; i < 3; i++) {
         char num[32], bytes[32];

@@ -10,11 +10,26 @@
 
 loom_graph *loom_graph_new(uint64_t seed) {
     loom_graph *g = calloc(1, sizeof *g);
-    if (g) g->seed = seed;
+    if (g) {
+        g->seed = seed;
+        g->caller_refs = 1;
+    }
+    return g;
+}
+
+loom_graph *loom_graph_retain(loom_graph *g) {
+    if (g) g->caller_refs++;
     return g;
 }
 
 void loom_graph_free(loom_graph *g) {
+    if (!g) return;
+    /* a call without a reference of the caller's (the graph went to its models) changes nothing */
+    if (g->caller_refs > 0) g->caller_refs--;
+    if (g->caller_refs == 0 && g->n_models == 0) loom_graph_destroy(g);
+}
+
+void loom_graph_destroy(loom_graph *g) {
     if (!g) return;
     for (int i = 0; i < g->n_layers; i++) {
         free(g->layers[i]->user); /* a custom layer's copied definition */
@@ -27,6 +42,8 @@ void loom_graph_free(loom_graph *g) {
     }
     free(g->layers);
     free(g->nodes);
+    loom_floats_free(g->params);
+    free(g->models);
     free(g);
 }
 
@@ -292,3 +309,15 @@ int loom_layer_weight_shape(const loom_layer *L, int i, int *dims) {
 size_t loom_layer_weight_size(const loom_layer *L, int i) {
     return (L && i >= 0 && i < L->n_weights) ? loom_shape_size(&L->weights[i].shape) : 0;
 }
+
+/* ---------------------------------------------------------------- trainable */
+
+loom_status loom_layer_set_trainable(loom_layer *layer, int trainable) {
+    if (!layer) return LOOM_ERR_ARGUMENT;
+    layer->frozen = !trainable;
+    for (int i = 0; i < 2; i++) /* a wrapper's inner layers follow it, as Keras's sublayers */
+        if (layer->inner[i]) layer->inner[i]->frozen = !trainable;
+    return LOOM_OK;
+}
+
+int loom_layer_trainable(const loom_layer *layer) { return layer && !layer->frozen; }

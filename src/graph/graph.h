@@ -97,13 +97,15 @@ typedef struct loom_op {
 
 enum { LOOM_MASK_DROP = 0, LOOM_MASK_KEEP = 1, LOOM_MASK_MAKE = 2 };
 
-/* A weight a layer owns: its place in the model's flat buffers is `offset`. */
+/* A weight a layer owns: its place in the graph's flat parameter buffer (and in the gradient
+ * buffers of every model over the graph) is `offset`. */
 typedef struct loom_weight {
     char name[16];
     loom_shape shape;
     loom_initializer init;
     loom_regularizer reg;
-    size_t offset; /* into loom_model.params / grads, set by loom_model_new */
+    size_t offset; /* into loom_graph.params (= loom_model.params) and loom_model.grads; placed
+                      by the first loom_model_new that uses the layer (layer `placed`) */
     bool non_trainable; /* state such as moving statistics: saved, never given to the optimizer */
 } loom_weight;
 
@@ -118,6 +120,8 @@ typedef struct loom_layer {
     int built_n_in;
     int n_weights;
     loom_weight weights[LOOM_MAX_WEIGHTS];
+    bool placed;      /* its weights have their offsets in the graph's buffer and their values */
+    bool frozen;      /* trainable = false (loom_layer_set_trainable); models read it at compile */
     /* configuration (fields a class does not use stay 0) */
     loom_activation activation;
     int units;
@@ -151,6 +155,9 @@ struct loom_tensor {
     loom_node *node;
 };
 
+/* Ownership (loom.h "graph ownership"): the caller holds `caller_refs` references (one from
+ * loom_graph_new, handed to the first model made; one more per loom_graph_retain) and every live
+ * model one (`models`); the graph is freed when both are gone. */
 struct loom_graph {
     uint64_t seed;
     loom_error err;
@@ -158,7 +165,18 @@ struct loom_graph {
     loom_layer **layers;
     int n_nodes, cap_nodes;
     loom_node **nodes;
+    /* every placed layer's weights, shared by all models over the graph (models point into it) */
+    float *params;
+    size_t n_params;
+    int caller_refs;
+    bool first_ref_given;        /* loom_graph_new's reference went to the first model */
+    int n_models, cap_models;
+    struct loom_model **models;  /* the live models over this graph (core/model_build.c keeps it) */
 };
+
+/* Frees the graph and everything it owns, whoever holds references (core/model_build.c calls it
+ * when the last reference goes). */
+void loom_graph_destroy(loom_graph *g);
 
 /* Allocates a layer of the given op in g with the given (possibly NULL) name. NULL on error. */
 loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *name);

@@ -186,6 +186,33 @@ static void floats_section(bytes *b, const char tag[4], const float *v, size_t n
     free(tmp.p);
 }
 
+/* A model over a graph shared with other models may have their weights between its own: files hold
+ * the model's tensors only, packed in tensor order (slot by slot for the optimizer state), which is
+ * the layout of the model a load makes. NULL when out of memory. */
+static float *packed_copy(const loom_model *m, const float *buf, int n_slots, size_t *n) {
+    size_t per = 0;
+    for (int t = 0; t < m->n_tensors; t++) per += m->t_size[t];
+    *n = per * (size_t)n_slots;
+    float *p = malloc((*n ? *n : 1) * sizeof *p), *q = p;
+    if (!p) return NULL;
+    for (int j = 0; j < n_slots; j++)
+        for (int t = 0; t < m->n_tensors; t++, q += m->t_size[t - 1])
+            memcpy(q, buf + (size_t)j * m->n_params + m->t_offset[t], m->t_size[t] * sizeof *q);
+    return p;
+}
+
+static void weights_section(bytes *b, const char tag[4], const loom_model *m, const float *buf, int n_slots) {
+    if (m->dense_params) {
+        floats_section(b, tag, buf, (size_t)n_slots * m->n_params);
+        return;
+    }
+    size_t n;
+    float *p = packed_copy(m, buf, n_slots, &n);
+    if (!p) b->failed = true;
+    else floats_section(b, tag, p, n);
+    free(p);
+}
+
 loom_status loom_model_save(loom_model *m, const char *path) {
     if (!m) return LOOM_ERR_ARGUMENT;
     if (!path || !path[0]) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "save: no path given");
@@ -201,12 +228,12 @@ loom_status loom_model_save(loom_model *m, const char *path) {
         return loom_set_error(&m->err, e.code ? e.code : LOOM_ERR_MEMORY, "save %s: %s", path, e.msg);
     }
     loom_status s = add_json_section(&b, "ARCH", arch);
-    floats_section(&b, "WGHT", m->params, m->n_params);
+    weights_section(&b, "WGHT", m, m->params, 1);
     if (!s && m->compiled) {
         cJSON *comp = loom_compile_to_json(m, &e);
         if (!comp) s = e.code ? e.code : LOOM_ERR_MEMORY;
         else s = add_json_section(&b, "COMP", comp);
-        floats_section(&b, "OPTS", m->slots, (size_t)loom_optimizer_slots(&m->opt) * m->n_params);
+        weights_section(&b, "OPTS", m, m->slots, loom_optimizer_slots(&m->opt));
     }
     if (!s && m->log) s = add_json_section(&b, "HIST", loom_history_to_json(m->log));
     if (s || b.failed) {

@@ -186,7 +186,7 @@ static loom_layer *time_distributed_from_config(loom_graph *g, const char *name,
 cJSON *loom_layer_config_json(const loom_layer *L, loom_error *err) {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "name", L->name);
-    cJSON_AddBoolToObject(c, "trainable", true);
+    cJSON_AddBoolToObject(c, "trainable", !L->frozen);
     cJSON_AddStringToObject(c, "dtype", "float32");
     const loom_op *op = L->op;
     if (op == &loom_op_input) {
@@ -596,6 +596,7 @@ loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weight
             continue;
         }
         if (!(r[i].layer = loom_layer_from_config_json(g, lcls, name, c, what, weights_only, err))) goto done;
+        if (!loom_json_flag(c, "trainable", true)) loom_layer_set_trainable(r[i].layer, 0);
         r[i].outputs = calloc((size_t)(r[i].n_nodes ? r[i].n_nodes : 1), sizeof *r[i].outputs);
         if (!r[i].outputs) goto oom;
         total_calls += r[i].n_nodes;

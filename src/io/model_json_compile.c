@@ -54,6 +54,7 @@ static bool optimizer_from_json(const cJSON *j, loom_optimizer *o) {
     if (kind < 0) return false;
     memset(o, 0, sizeof *o);
     o->kind = (loom_optimizer_kind)kind;
+    o->constructed = 1; /* a saved optimizer is the one it was, even SGD at rate 0 */
     o->learning_rate = (float)loom_json_num(j, "learning_rate", 0.01);
     o->momentum = (float)loom_json_num(j, "momentum", 0);
     o->nesterov = loom_json_flag(j, "nesterov", false);

@@ -395,7 +395,7 @@ void loom_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
     loom_parallel_for((size_t)((side + block - 1) / block), 1, gemm_blocks, &j);
 }
 
-static int threads_set = 1;
+static int threads_set = 0; /* 0: not set, the pool's default (every core, or LOOM_NUM_THREADS) */
 
 loom_status loom_set_num_threads(int n) {
     if (n < 1 || n > 1024) return LOOM_ERR_ARGUMENT;
@@ -405,7 +405,7 @@ loom_status loom_set_num_threads(int n) {
     return LOOM_OK;
 }
 
-int loom_get_num_threads(void) { return threads_set; }
+int loom_get_num_threads(void) { return threads_set ? threads_set : loom_parallel_num_threads(); }
 
 /* z[r][:] = bias (or 0) for every row: the start of "x . kernel + bias". An inline loop: a memcpy
  * call per row of a few dozen floats (one per output position of a convolution) costs more than

@@ -21,9 +21,15 @@
  *   while another user thread is inside a job). After fork() the child, which has no workers,
  *   starts from an empty pool.
  * - Workers block every signal, so process-directed signals (SIGINT...) reach the user's threads. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getaffinity: the cores this process may run on */
+#endif
 #include "kernels/parallel.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -31,15 +37,40 @@
 
 typedef void (*range_fn)(size_t begin, size_t end, void *ctx);
 
-static atomic_int threads_wanted = 1;
+/* 0 until decided: by loom_parallel_set_num_threads, or at first use from the environment */
+static atomic_int threads_wanted = 0;
 
-void loom_parallel_set_num_threads(int n) {
-    if (n < 1) n = 1;
-    if (n > LOOM_PARALLEL_MAX_THREADS) n = LOOM_PARALLEL_MAX_THREADS;
-    atomic_store(&threads_wanted, n);
+static int clamp_threads(long n) {
+    if (n < 1) return 1;
+    return n > LOOM_PARALLEL_MAX_THREADS ? LOOM_PARALLEL_MAX_THREADS : (int)n;
 }
 
-int loom_parallel_num_threads(void) { return atomic_load(&threads_wanted); }
+/* LOOM_NUM_THREADS when it is a whole number 1..1024, else every core the process may use (its
+ * affinity mask, so taskset and container CPU sets count), as PyTorch and TensorFlow do. */
+int loom_parallel_default_threads(void) {
+    const char *env = getenv("LOOM_NUM_THREADS");
+    if (env && *env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (*end == '\0' && n >= 1 && n <= 1024) return clamp_threads(n);
+    }
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return clamp_threads(CPU_COUNT(&set));
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return clamp_threads(n > 0 ? n : 1);
+}
+
+void loom_parallel_set_num_threads(int n) { atomic_store(&threads_wanted, clamp_threads(n)); }
+
+int loom_parallel_num_threads(void) {
+    int n = atomic_load_explicit(&threads_wanted, memory_order_relaxed);
+    if (n > 0) return n;
+    int expected = 0; /* the first user decides; a concurrent set_num_threads wins */
+    atomic_compare_exchange_strong(&threads_wanted, &expected, loom_parallel_default_threads());
+    return atomic_load(&threads_wanted);
+}
 
 /* Held by the thread whose job is in the pool (and while workers are being created). */
 static pthread_mutex_t pool_owner = PTHREAD_MUTEX_INITIALIZER;
@@ -158,7 +189,7 @@ static int ensure_workers(int want) {
 void loom_parallel_for(size_t n, size_t min_per_thread, range_fn fn, void *ctx) {
     if (min_per_thread < 1) min_per_thread = 1;
     size_t threads = n / min_per_thread;
-    size_t wanted = (size_t)atomic_load_explicit(&threads_wanted, memory_order_relaxed);
+    size_t wanted = (size_t)loom_parallel_num_threads();
     if (threads > wanted) threads = wanted;
     if (threads < 2 || pthread_mutex_trylock(&pool_owner) != 0) {
         fn(0, n, ctx);

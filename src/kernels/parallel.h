@@ -7,11 +7,14 @@
 
 #include <stddef.h>
 
-/* Threads for loom's own loops, 1..LOOM_PARALLEL_MAX_THREADS (larger counts are capped); 1 (the
- * default) never starts a thread. loom_set_num_threads calls it. */
+/* Threads for loom's own loops, 1..LOOM_PARALLEL_MAX_THREADS (larger counts are capped); 1 never
+ * starts a thread. loom_set_num_threads calls it. Until it is called the count is decided at the
+ * first use: loom_parallel_default_threads(). */
 #define LOOM_PARALLEL_MAX_THREADS 64
 void loom_parallel_set_num_threads(int n);
 int loom_parallel_num_threads(void);
+/* LOOM_NUM_THREADS (a whole number 1..1024) or else the cores the process may run on, capped. */
+int loom_parallel_default_threads(void);
 
 /* Runs fn(begin, end, ctx) over [0, n) in contiguous pieces, on the calling thread and up to
  * min(threads, n / min_per_thread) - 1 workers of the pool; returns when all are done. Below

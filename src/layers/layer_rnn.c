@@ -22,6 +22,7 @@
 #include "layers/rnn.h"
 #include "ops/activations.h"
 #include "kernels/gemm.h"
+#include "kernels/parallel.h"
 #include "ops/init.h"
 
 #include <cjson/cJSON.h>
@@ -140,88 +141,145 @@ static inline bool step_valid(const float *mask, int b, int T, int t) {
     return !mask || mask[(size_t)b * T + t] != 0.0f;
 }
 
+/* The per-sample work of one step (the gates, the state update and their gradients) is independent
+ * between the samples of the batch, so it is split over the batch between loom's threads
+ * (kernels/parallel.h); every row is computed by the same operations in any piece, so the bits do
+ * not depend on the thread count. The products over the whole batch stay whole (their blocks
+ * depend on their shape only). A step's share is worth a thread at a few rows: the gates are
+ * transcendental maths, and the workers are hot between the steps of one layer. */
+typedef struct rnn_step {
+    const loom_layer *L;
+    const loom_op_ctx *c;
+    rnn_buf p;
+    int B, T, U, GU, kind, s, t;
+    bool seq, zero_out, reset_after;
+    loom_activation act, ract;
+    const float *hp;        /* h of the step before, [b] rows */
+    float *hn, *zs, *as;    /* this step's h, gate pre-activations and activations */
+    float *dzhs;            /* backward: this step's recurrent gradients */
+} rnn_step;
+
+static size_t rnn_rows_per_thread(int GU) {
+    size_t per_row = (size_t)GU * 8; /* transcendental maths: ~8 floats of memory traffic each */
+    size_t rows = (LOOM_PARALLEL_MIN_FLOATS / 8) / per_row;
+    return rows ? rows : 1;
+}
+
+static void rnn_split(const rnn_step *j, void (*fn)(size_t, size_t, void *)) {
+    loom_parallel_for((size_t)j->B, rnn_rows_per_thread(j->GU), fn, (void *)j);
+}
+
+/* a gate's activation on n values: Keras's defaults (sigmoid, tanh) vectorised (ops/activations.h) */
+static void gate_act(loom_activation a, const float *x, float *y, int n) {
+    if (a == LOOM_SIGMOID)
+        loom_sigmoid_vec(x, y, (size_t)n);
+    else if (a == LOOM_TANH)
+        loom_tanh_vec(x, y, (size_t)n);
+    else
+        loom_act_forward(a, x, y, 1, n);
+}
+
+/* forward, rows [b0, b1): the gates of every kind (for GRU only z and r: the candidate needs the
+ * reset gate's product over the whole batch first when reset_before) */
+static void fwd_gates(size_t b0, size_t b1, void *ctx) {
+    const rnn_step *j = ctx;
+    const rnn_buf *p = &j->p;
+    const int U = j->U, GU = j->GU, T = j->T, B = j->B, s = j->s, t = j->t;
+    for (size_t b = b0; b < b1; b++) {
+        const float *x = p->xp + ((size_t)b * T + t) * GU, *rp = p->rp + b * GU;
+        float *z = j->zs + b * GU, *a = j->as + b * GU;
+        const float *hpb = j->hp + b * U;
+        float *hnb = j->hn + b * U;
+        if (j->kind == KIND_SIMPLE) {
+            for (int i = 0; i < U; i++) z[i] = x[i] + rp[i];
+            gate_act(j->act, z, a, U);
+            memcpy(hnb, a, (size_t)U * sizeof(float));
+        } else if (j->kind == KIND_LSTM) {
+            for (int i = 0; i < GU; i++) z[i] = x[i] + rp[i];
+            gate_act(j->ract, z, a, 2 * U);              /* i, f */
+            gate_act(j->act, z + 2 * U, a + 2 * U, U);   /* c candidate */
+            gate_act(j->ract, z + 3 * U, a + 3 * U, U);  /* o */
+            const float *cp = p->c + (size_t)s * B * U + b * U;
+            float *cn = p->c + (size_t)(s + 1) * B * U + b * U;
+            float *ac = p->ac + (size_t)s * B * U + b * U;
+            for (int i = 0; i < U; i++) cn[i] = a[U + i] * cp[i] + a[i] * a[2 * U + i];
+            gate_act(j->act, cn, ac, U);
+            for (int i = 0; i < U; i++) hnb[i] = a[3 * U + i] * ac[i];
+        } else { /* GRU, first the gates z and r */
+            for (int i = 0; i < 2 * U; i++) z[i] = x[i] + rp[i];
+            gate_act(j->ract, z, a, 2 * U); /* z, r */
+            float *rh = p->rh + (size_t)s * B * U + b * U;
+            for (int i = 0; i < U; i++) rh[i] = j->reset_after ? rp[2 * U + i] : a[U + i] * hpb[i];
+        }
+    }
+}
+
+/* forward, GRU rows [b0, b1): the candidate and the new state */
+static void fwd_gru_candidate(size_t b0, size_t b1, void *ctx) {
+    const rnn_step *j = ctx;
+    const rnn_buf *p = &j->p;
+    const int U = j->U, GU = j->GU, T = j->T, B = j->B, t = j->t;
+    const float *rhs = p->rh + (size_t)j->s * B * U;
+    for (size_t b = b0; b < b1; b++) {
+        const float *x = p->xp + ((size_t)b * T + t) * GU, *rp = p->rp + b * GU;
+        const float *rh = rhs + b * U, *hpb = j->hp + b * U;
+        float *z = j->zs + b * GU, *a = j->as + b * GU, *hnb = j->hn + b * U;
+        for (int i = 0; i < U; i++) z[2 * U + i] = x[2 * U + i] + (j->reset_after ? a[U + i] * rh[i] : rp[2 * U + i]);
+        gate_act(j->act, z + 2 * U, a + 2 * U, U);
+        for (int i = 0; i < U; i++) hnb[i] = a[i] * hpb[i] + (1.0f - a[i]) * a[2 * U + i];
+    }
+}
+
 static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
     const int B = c->batch, T = c->in_shape[0].dims[0], F = c->in_shape[0].dims[1], U = L->units;
     const int G = rnn_gates(L), GU = G * U, kind = rnn_kind(L);
     const bool seq = L->iarg[RNN_SEQ], back = L->iarg[RNN_BACK], zero_out = L->iarg[RNN_ZERO];
     const bool reset_after = L->iarg[RNN_RESET];
-    const loom_activation act = L->activation, ract = (loom_activation)L->iarg[RNN_RACT];
     const float *K = c->w, *R = c->w + (size_t)F * GU;
     const float *bias = L->iarg[RNN_BIAS] ? R + (size_t)U * GU : NULL;
     const float *rbias = bias && kind == KIND_GRU && reset_after ? bias + GU : NULL;
-    rnn_buf p;
-    rnn_layout(L, B, T, c->scratch, &p);
+    rnn_step j = {.L = L, .c = c, .B = B, .T = T, .U = U, .GU = GU, .kind = kind, .seq = seq,
+                  .zero_out = zero_out, .reset_after = reset_after, .act = L->activation,
+                  .ract = (loom_activation)L->iarg[RNN_RACT]};
+    rnn_buf *p = &j.p;
+    rnn_layout(L, B, T, c->scratch, p);
 
     /* the input side of every step in one product */
     size_t rows = (size_t)B * T;
     if (bias)
-        for (size_t r = 0; r < rows; r++) memcpy(p.xp + r * GU, bias, (size_t)GU * sizeof(float));
-    loom_sgemm(false, false, (int)rows, GU, F, 1.0f, c->in[0], F, K, GU, bias ? 1.0f : 0.0f, p.xp, GU);
+        for (size_t r = 0; r < rows; r++) memcpy(p->xp + r * GU, bias, (size_t)GU * sizeof(float));
+    loom_sgemm(false, false, (int)rows, GU, F, 1.0f, c->in[0], F, K, GU, bias ? 1.0f : 0.0f, p->xp, GU);
 
-    memset(p.h, 0, (size_t)B * U * sizeof(float));
-    if (p.c) memset(p.c, 0, (size_t)B * U * sizeof(float));
+    memset(p->h, 0, (size_t)B * U * sizeof(float));
+    if (p->c) memset(p->c, 0, (size_t)B * U * sizeof(float));
     for (int s = 0; s < T; s++) {
         const int t = back ? T - 1 - s : s;
-        const float *hp = p.h + (size_t)s * B * U;
-        float *hn = p.h + (size_t)(s + 1) * B * U;
-        float *zs = p.z + (size_t)s * B * GU, *as = p.a + (size_t)s * B * GU;
+        j.s = s;
+        j.t = t;
+        j.hp = p->h + (size_t)s * B * U;
+        j.hn = p->h + (size_t)(s + 1) * B * U;
+        j.zs = p->z + (size_t)s * B * GU;
+        j.as = p->a + (size_t)s * B * GU;
         /* recurrent product h_prev.U (the candidate's columns come later for reset_before GRU) */
         int rcols = kind == KIND_GRU && !reset_after ? 2 * U : GU;
-        loom_sgemm(false, false, B, rcols, U, 1.0f, hp, U, R, GU, 0.0f, p.rp, GU);
+        loom_sgemm(false, false, B, rcols, U, 1.0f, j.hp, U, R, GU, 0.0f, p->rp, GU);
         if (rbias)
             for (int b = 0; b < B; b++)
-                for (int j = 0; j < GU; j++) p.rp[(size_t)b * GU + j] += rbias[j];
-
-        for (int b = 0; b < B; b++) {
-            const float *x = p.xp + ((size_t)b * T + t) * GU, *rp = p.rp + (size_t)b * GU;
-            float *z = zs + (size_t)b * GU, *a = as + (size_t)b * GU;
-            const float *hpb = hp + (size_t)b * U;
-            float *hnb = hn + (size_t)b * U;
-            if (kind == KIND_SIMPLE) {
-                for (int j = 0; j < U; j++) z[j] = x[j] + rp[j];
-                loom_act_forward(act, z, a, 1, U);
-                memcpy(hnb, a, (size_t)U * sizeof(float));
-            } else if (kind == KIND_LSTM) {
-                for (int j = 0; j < GU; j++) z[j] = x[j] + rp[j];
-                loom_act_forward(ract, z, a, 1, U);                 /* i */
-                loom_act_forward(ract, z + U, a + U, 1, U);         /* f */
-                loom_act_forward(act, z + 2 * U, a + 2 * U, 1, U);  /* c candidate */
-                loom_act_forward(ract, z + 3 * U, a + 3 * U, 1, U); /* o */
-                const float *cp = p.c + (size_t)s * B * U + (size_t)b * U;
-                float *cn = p.c + (size_t)(s + 1) * B * U + (size_t)b * U;
-                float *ac = p.ac + (size_t)s * B * U + (size_t)b * U;
-                for (int j = 0; j < U; j++) cn[j] = a[U + j] * cp[j] + a[j] * a[2 * U + j];
-                loom_act_forward(act, cn, ac, 1, U);
-                for (int j = 0; j < U; j++) hnb[j] = a[3 * U + j] * ac[j];
-            } else { /* GRU, first the gates z and r */
-                for (int j = 0; j < 2 * U; j++) z[j] = x[j] + rp[j];
-                loom_act_forward(ract, z, a, 1, U);
-                loom_act_forward(ract, z + U, a + U, 1, U);
-                float *rh = p.rh + (size_t)s * B * U + (size_t)b * U;
-                for (int j = 0; j < U; j++) rh[j] = reset_after ? rp[2 * U + j] : a[U + j] * hpb[j];
-            }
-        }
+                for (int i = 0; i < GU; i++) p->rp[(size_t)b * GU + i] += rbias[i];
+        rnn_split(&j, fwd_gates);
         if (kind == KIND_GRU) {
-            const float *rhs = p.rh + (size_t)s * B * U;
             if (!reset_after) /* (r*h_prev).U_h */
-                loom_sgemm(false, false, B, U, U, 1.0f, rhs, U, R + 2 * U, GU, 0.0f, p.rp + 2 * U, GU);
-            for (int b = 0; b < B; b++) {
-                const float *x = p.xp + ((size_t)b * T + t) * GU, *rp = p.rp + (size_t)b * GU;
-                const float *rh = rhs + (size_t)b * U, *hpb = hp + (size_t)b * U;
-                float *z = zs + (size_t)b * GU, *a = as + (size_t)b * GU, *hnb = hn + (size_t)b * U;
-                for (int j = 0; j < U; j++) z[2 * U + j] = x[2 * U + j] + (reset_after ? a[U + j] * rh[j] : rp[2 * U + j]);
-                loom_act_forward(act, z + 2 * U, a + 2 * U, 1, U);
-                for (int j = 0; j < U; j++) hnb[j] = a[j] * hpb[j] + (1.0f - a[j]) * a[2 * U + j];
-            }
+                loom_sgemm(false, false, B, U, U, 1.0f, p->rh + (size_t)s * B * U, U, R + 2 * U, GU, 0.0f, p->rp + 2 * U, GU);
+            rnn_split(&j, fwd_gru_candidate);
         }
         /* padded steps carry the state; outputs */
         for (int b = 0; b < B; b++) {
             bool valid = step_valid(c->in_mask, b, T, t);
-            float *hnb = hn + (size_t)b * U;
+            float *hnb = j.hn + (size_t)b * U;
             if (!valid) {
-                memcpy(hnb, hp + (size_t)b * U, (size_t)U * sizeof(float));
-                if (p.c)
-                    memcpy(p.c + (size_t)(s + 1) * B * U + (size_t)b * U, p.c + (size_t)s * B * U + (size_t)b * U,
+                memcpy(hnb, j.hp + (size_t)b * U, (size_t)U * sizeof(float));
+                if (p->c)
+                    memcpy(p->c + (size_t)(s + 1) * B * U + (size_t)b * U, p->c + (size_t)s * B * U + (size_t)b * U,
                            (size_t)U * sizeof(float));
             }
             if (seq) {
@@ -233,85 +291,126 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
             }
         }
     }
-    if (!seq) memcpy(c->out, p.h + (size_t)T * B * U, (size_t)B * U * sizeof(float));
+    if (!seq) memcpy(c->out, p->h + (size_t)T * B * U, (size_t)B * U * sizeof(float));
 }
 
 /* ---------------------------------------------------------------- backward */
+
+/* backward, rows [b0, b1): the output gradient of the step joins dh, then through the gates
+ * (for GRU: the candidate; its gates follow in bwd_gru_gates) */
+static void bwd_gates(size_t b0, size_t b1, void *ctx) {
+    const rnn_step *j = ctx;
+    const rnn_buf *p = &j->p;
+    const loom_op_ctx *c = j->c;
+    const int U = j->U, GU = j->GU, T = j->T, B = j->B, s = j->s, t = j->t, kind = j->kind;
+    const size_t bu = (size_t)B * U;
+    float *dzx = p->xp;
+    for (size_t b = b0; b < b1; b++) {
+        if (j->seq && (step_valid(c->in_mask, (int)b, T, t) || !j->zero_out)) {
+            const float *d = c->dout + ((size_t)b * T + s) * U;
+            for (int i = 0; i < U; i++) p->dh[b * U + i] += d[i];
+        }
+        if (!step_valid(c->in_mask, (int)b, T, t)) continue; /* gradients pass through unchanged */
+        const float *z = j->zs + b * GU, *a = j->as + b * GU;
+        const float *dh = p->dh + b * U, *hpb = j->hp + b * U;
+        float *da = p->da + b * GU, *dzr = dzx + ((size_t)b * T + t) * GU;
+        if (kind == KIND_SIMPLE) {
+            loom_act_backward(j->act, z, a, dh, dzr, 1, U);
+        } else if (kind == KIND_LSTM) {
+            const float *cp = p->c + (size_t)s * bu + b * U;
+            const float *cn = p->c + (size_t)(s + 1) * bu + b * U;
+            const float *ac = p->ac + (size_t)s * bu + b * U;
+            float *dac = p->t1 + b * U, *dct = p->t2 + b * U, *dc = p->dc + b * U;
+            for (int i = 0; i < U; i++) {
+                dac[i] = dh[i] * a[3 * U + i];
+                dct[i] = dc[i];
+            }
+            loom_act_backward(j->act, cn, ac, dac, dct, 1, U); /* dL/dc_t in all */
+            for (int i = 0; i < U; i++) {
+                da[i] = dct[i] * a[2 * U + i];
+                da[U + i] = dct[i] * cp[i];
+                da[2 * U + i] = dct[i] * a[i];
+                da[3 * U + i] = dh[i] * ac[i];
+                dc[i] = dct[i] * a[U + i]; /* to c_prev */
+            }
+            loom_act_backward(j->ract, z, a, da, dzr, 1, U);
+            loom_act_backward(j->ract, z + U, a + U, da + U, dzr + U, 1, U);
+            loom_act_backward(j->act, z + 2 * U, a + 2 * U, da + 2 * U, dzr + 2 * U, 1, U);
+            loom_act_backward(j->ract, z + 3 * U, a + 3 * U, da + 3 * U, dzr + 3 * U, 1, U);
+        } else { /* GRU: the candidate first; the gates need its recurrent gradient */
+            for (int i = 0; i < U; i++) {
+                da[i] = dh[i] * (hpb[i] - a[2 * U + i]);
+                da[2 * U + i] = dh[i] * (1.0f - a[i]);
+            }
+            loom_act_backward(j->act, z + 2 * U, a + 2 * U, da + 2 * U, dzr + 2 * U, 1, U);
+        }
+        if (kind != KIND_GRU) memcpy(j->dzhs + b * GU, dzr, (size_t)GU * sizeof(float));
+    }
+}
+
+/* backward, GRU rows [b0, b1): the gates z and r */
+static void bwd_gru_gates(size_t b0, size_t b1, void *ctx) {
+    const rnn_step *j = ctx;
+    const rnn_buf *p = &j->p;
+    const int U = j->U, GU = j->GU, T = j->T, t = j->t;
+    const float *rhs = p->rh + (size_t)j->s * j->B * U, *drh = p->t1;
+    float *dzx = p->xp;
+    for (size_t b = b0; b < b1; b++) {
+        if (!step_valid(j->c->in_mask, (int)b, T, t)) continue;
+        const float *z = j->zs + b * GU, *a = j->as + b * GU;
+        const float *rh = rhs + b * U, *hpb = j->hp + b * U;
+        float *da = p->da + b * GU, *dzr = dzx + ((size_t)b * T + t) * GU;
+        float *dzh = j->dzhs + b * GU;
+        for (int i = 0; i < U; i++) {
+            if (j->reset_after) {
+                da[U + i] = dzr[2 * U + i] * rh[i];
+                dzh[2 * U + i] = dzr[2 * U + i] * a[U + i];
+            } else {
+                da[U + i] = drh[b * U + i] * hpb[i];
+            }
+        }
+        loom_act_backward(j->ract, z, a, da, dzr, 1, U);
+        loom_act_backward(j->ract, z + U, a + U, da + U, dzr + U, 1, U);
+        memcpy(dzh, dzr, 2 * (size_t)U * sizeof(float));
+    }
+}
 
 static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
     const int B = c->batch, T = c->in_shape[0].dims[0], F = c->in_shape[0].dims[1], U = L->units;
     const int G = rnn_gates(L), GU = G * U, kind = rnn_kind(L);
     const bool seq = L->iarg[RNN_SEQ], back = L->iarg[RNN_BACK], zero_out = L->iarg[RNN_ZERO];
     const bool reset_after = L->iarg[RNN_RESET], has_bias = L->iarg[RNN_BIAS];
-    const loom_activation act = L->activation, ract = (loom_activation)L->iarg[RNN_RACT];
     const float *K = c->w, *R = c->w + (size_t)F * GU;
-    rnn_buf p;
-    rnn_layout(L, B, T, c->scratch, &p);
-    float *dzx = p.xp; /* the input projection is not needed any more */
+    rnn_step j = {.L = L, .c = c, .B = B, .T = T, .U = U, .GU = GU, .kind = kind, .seq = seq,
+                  .zero_out = zero_out, .reset_after = reset_after, .act = L->activation,
+                  .ract = (loom_activation)L->iarg[RNN_RACT]};
+    rnn_buf *p = &j.p;
+    rnn_layout(L, B, T, c->scratch, p);
+    float *dzx = p->xp; /* the input projection is not needed any more */
     const size_t bu = (size_t)B * U;
 
     memset(dzx, 0, (size_t)B * T * GU * sizeof(float));
-    memset(p.dzh, 0, (size_t)B * T * GU * sizeof(float));
+    memset(p->dzh, 0, (size_t)B * T * GU * sizeof(float));
     if (seq)
-        memset(p.dh, 0, bu * sizeof(float));
+        memset(p->dh, 0, bu * sizeof(float));
     else
-        memcpy(p.dh, c->dout, bu * sizeof(float));
-    memset(p.dc, 0, bu * sizeof(float));
+        memcpy(p->dh, c->dout, bu * sizeof(float));
+    memset(p->dc, 0, bu * sizeof(float));
     float *dKr = c->dw ? c->dw + (size_t)F * GU : NULL;
 
     for (int s = T - 1; s >= 0; s--) {
         const int t = back ? T - 1 - s : s;
-        const float *hp = p.h + (size_t)s * bu;
-        const float *zs = p.z + (size_t)s * B * GU, *as = p.a + (size_t)s * B * GU;
-        float *dzhs = p.dzh + (size_t)s * B * GU;
-        if (seq)
-            for (int b = 0; b < B; b++) {
-                if (!step_valid(c->in_mask, b, T, t) && zero_out) continue;
-                const float *d = c->dout + ((size_t)b * T + s) * U;
-                for (int j = 0; j < U; j++) p.dh[(size_t)b * U + j] += d[j];
-            }
-
-        for (int b = 0; b < B; b++) {
-            if (!step_valid(c->in_mask, b, T, t)) continue; /* gradients pass through unchanged */
-            const float *z = zs + (size_t)b * GU, *a = as + (size_t)b * GU;
-            const float *dh = p.dh + (size_t)b * U, *hpb = hp + (size_t)b * U;
-            float *da = p.da + (size_t)b * GU, *dzr = dzx + ((size_t)b * T + t) * GU;
-            if (kind == KIND_SIMPLE) {
-                loom_act_backward(act, z, a, dh, dzr, 1, U);
-            } else if (kind == KIND_LSTM) {
-                const float *cp = p.c + (size_t)s * bu + (size_t)b * U;
-                const float *cn = p.c + (size_t)(s + 1) * bu + (size_t)b * U;
-                const float *ac = p.ac + (size_t)s * bu + (size_t)b * U;
-                float *dac = p.t1 + (size_t)b * U, *dct = p.t2 + (size_t)b * U, *dc = p.dc + (size_t)b * U;
-                for (int j = 0; j < U; j++) {
-                    dac[j] = dh[j] * a[3 * U + j];
-                    dct[j] = dc[j];
-                }
-                loom_act_backward(act, cn, ac, dac, dct, 1, U); /* dL/dc_t in all */
-                for (int j = 0; j < U; j++) {
-                    da[j] = dct[j] * a[2 * U + j];
-                    da[U + j] = dct[j] * cp[j];
-                    da[2 * U + j] = dct[j] * a[j];
-                    da[3 * U + j] = dh[j] * ac[j];
-                    dc[j] = dct[j] * a[U + j]; /* to c_prev */
-                }
-                loom_act_backward(ract, z, a, da, dzr, 1, U);
-                loom_act_backward(ract, z + U, a + U, da + U, dzr + U, 1, U);
-                loom_act_backward(act, z + 2 * U, a + 2 * U, da + 2 * U, dzr + 2 * U, 1, U);
-                loom_act_backward(ract, z + 3 * U, a + 3 * U, da + 3 * U, dzr + 3 * U, 1, U);
-            } else { /* GRU: the candidate first; the gates need its recurrent gradient */
-                for (int j = 0; j < U; j++) {
-                    da[j] = dh[j] * (hpb[j] - a[2 * U + j]);
-                    da[2 * U + j] = dh[j] * (1.0f - a[j]);
-                }
-                loom_act_backward(act, z + 2 * U, a + 2 * U, da + 2 * U, dzr + 2 * U, 1, U);
-            }
-            if (kind != KIND_GRU) memcpy(dzhs + (size_t)b * GU, dzr, (size_t)GU * sizeof(float));
-        }
+        j.s = s;
+        j.t = t;
+        j.hp = p->h + (size_t)s * bu;
+        j.zs = p->z + (size_t)s * B * GU;
+        j.as = p->a + (size_t)s * B * GU;
+        j.dzhs = p->dzh + (size_t)s * B * GU;
+        rnn_split(&j, bwd_gates);
 
         if (kind == KIND_GRU) {
-            const float *rhs = p.rh + (size_t)s * bu;
-            float *drh = p.t1; /* reset_before: dL/d(r*h_prev) = dz_h . U_h^T */
+            const float *rhs = p->rh + (size_t)s * bu;
+            float *drh = p->t1; /* reset_before: dL/d(r*h_prev) = dz_h . U_h^T */
             if (!reset_after) {
                 loom_sgemm(false, true, B, U, U, 1.0f, dzx + (size_t)t * GU + 2 * U, T * GU, R + 2 * U, GU, 0.0f,
                            drh, U);
@@ -319,54 +418,36 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
                     loom_sgemm(true, false, U, U, B, 1.0f, rhs, U, dzx + (size_t)t * GU + 2 * U, T * GU, 1.0f,
                                dKr + 2 * U, GU);
             }
-            for (int b = 0; b < B; b++) {
-                if (!step_valid(c->in_mask, b, T, t)) continue;
-                const float *z = zs + (size_t)b * GU, *a = as + (size_t)b * GU;
-                const float *rh = rhs + (size_t)b * U, *hpb = hp + (size_t)b * U;
-                float *da = p.da + (size_t)b * GU, *dzr = dzx + ((size_t)b * T + t) * GU;
-                float *dzh = dzhs + (size_t)b * GU;
-                for (int j = 0; j < U; j++) {
-                    if (reset_after) {
-                        da[U + j] = dzr[2 * U + j] * rh[j];
-                        dzh[2 * U + j] = dzr[2 * U + j] * a[U + j];
-                    } else {
-                        da[U + j] = drh[(size_t)b * U + j] * hpb[j];
-                    }
-                }
-                loom_act_backward(ract, z, a, da, dzr, 1, U);
-                loom_act_backward(ract, z + U, a + U, da + U, dzr + U, 1, U);
-                memcpy(dzh, dzr, 2 * (size_t)U * sizeof(float));
-            }
+            rnn_split(&j, bwd_gru_gates);
         }
 
         /* to h_prev: through the recurrent product, plus the direct paths */
-        loom_sgemm(false, true, B, U, GU, 1.0f, dzhs, GU, R, GU, 0.0f, p.dhp, U);
+        loom_sgemm(false, true, B, U, GU, 1.0f, j.dzhs, GU, R, GU, 0.0f, p->dhp, U);
         for (int b = 0; b < B; b++) {
             if (!step_valid(c->in_mask, b, T, t)) continue;
-            float *dh = p.dh + (size_t)b * U;
-            const float *dhp = p.dhp + (size_t)b * U, *a = as + (size_t)b * GU;
+            float *dh = p->dh + (size_t)b * U;
+            const float *dhp = p->dhp + (size_t)b * U, *a = j.as + (size_t)b * GU;
             if (kind == KIND_GRU) {
-                const float *drh = p.t1 + (size_t)b * U;
-                for (int j = 0; j < U; j++)
-                    dh[j] = dhp[j] + dh[j] * a[j] + (reset_after ? 0.0f : drh[j] * a[U + j]);
+                const float *drh = p->t1 + (size_t)b * U;
+                for (int i = 0; i < U; i++)
+                    dh[i] = dhp[i] + dh[i] * a[i] + (reset_after ? 0.0f : drh[i] * a[U + i]);
             } else {
                 memcpy(dh, dhp, (size_t)U * sizeof(float));
             }
         }
     }
-
     if (c->dw) {
         size_t rows = (size_t)B * T;
         loom_sgemm(true, false, F, GU, (int)rows, 1.0f, c->in[0], F, dzx, GU, 1.0f, c->dw, GU);
         /* h_prev of every step, [s][b] rows, against the recurrent gradients */
-        loom_sgemm(true, false, U, GU, (int)rows, 1.0f, p.h, U, p.dzh, GU, 1.0f, dKr, GU);
+        loom_sgemm(true, false, U, GU, (int)rows, 1.0f, p->h, U, p->dzh, GU, 1.0f, dKr, GU);
         if (has_bias) {
             float *db = dKr + (size_t)U * GU;
             for (size_t r = 0; r < rows; r++)
-                for (int j = 0; j < GU; j++) db[j] += dzx[r * GU + j];
+                for (int i = 0; i < GU; i++) db[i] += dzx[r * GU + i];
             if (kind == KIND_GRU && reset_after)
                 for (size_t r = 0; r < rows; r++)
-                    for (int j = 0; j < GU; j++) db[GU + j] += p.dzh[r * GU + j];
+                    for (int i = 0; i < GU; i++) db[GU + i] += p->dzh[r * GU + i];
         }
     }
     if (c->din[0])

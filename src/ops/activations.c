@@ -73,6 +73,32 @@ LOOM_VECTOR_CLONES static void exp_nonpositive_all(float *restrict y, size_t n) 
     for (size_t i = 0; i < n; i++) y[i] = exp_nonpositive(y[i]);
 }
 
+/* sigmoid(x) = 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) below, with e = e^-|x| <= 1 (never
+ * overflows): both sides are one select away, so the loop vectorises. */
+LOOM_VECTOR_CLONES void loom_sigmoid_vec(const float *restrict x, float *restrict y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float e = exp_nonpositive(-fabsf(x[i]));
+        y[i] = (x[i] >= 0.0f ? 1.0f : e) / (1.0f + e);
+    }
+}
+
+/* tanh as Cephes's tanhf: below |x| 0.625 an odd polynomial (where 1 - e^-2|x| would cancel),
+ * above (1 - e) / (1 + e) with e = e^-2|x|, and the sign of x. */
+LOOM_VECTOR_CLONES void loom_tanh_vec(const float *restrict x, float *restrict y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], a = fabsf(v), z = v * v;
+        float p = -5.70498872745e-3f;
+        p = p * z + 2.06390887954e-2f;
+        p = p * z - 5.37397155531e-2f;
+        p = p * z + 1.33314422036e-1f;
+        p = p * z - 3.33332819422e-1f;
+        float small = p * z * v + v;
+        float e = exp_nonpositive(-2.0f * a);
+        float large = copysignf((1.0f - e) / (1.0f + e), v);
+        y[i] = a < 0.625f ? small : large;
+    }
+}
+
 /* Rows of at most SOFTMAX_NARROW values sum their exponentials in float (at most 16 terms, one of
  * them exactly 1: a few ulp), wider rows in double. */
 #define SOFTMAX_NARROW 16

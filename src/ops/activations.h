@@ -9,6 +9,11 @@
 
 /* y = act(x) over rows of length `dim` (softmax needs the row). In place allowed (y == x). */
 void loom_act_forward(loom_activation a, const float *x, float *y, size_t rows, int dim);
+/* sigmoid / tanh of n values from element-wise IEEE operations only (no libm call per element), so
+ * that the loop vectorises and every vector width gives the same bits; within a few ulp of
+ * 1/(1+expf(-x)) and tanhf. The recurrent layers' gates, which run them at every step. x != y. */
+void loom_sigmoid_vec(const float *x, float *y, size_t n);
+void loom_tanh_vec(const float *x, float *y, size_t n);
 /* dx += dy * act'(x) given x (pre-activation) and y (post-activation). */
 void loom_act_backward(loom_activation a, const float *x, const float *y, const float *dy,
                        float *dx, size_t rows, int dim);

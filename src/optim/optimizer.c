@@ -18,6 +18,7 @@ static loom_optimizer optimizer_base(loom_optimizer_kind kind, float lr) {
     o.learning_rate = lr;
     o.schedule.kind = LOOM_SCHEDULE_CONSTANT;
     o.schedule.initial_learning_rate = lr;
+    o.constructed = 1;
     return o;
 }
 

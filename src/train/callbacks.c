@@ -268,8 +268,13 @@ static void early_stopping_epoch(loom_model *m, loom_callback *cb, int epoch, fl
     if (cb->wait >= cb->patience && epoch > 0) {
         cb->stopped_epoch = epoch;
         m->stop_training = true;
-        if (cb->restore_best && cb->best_weights)
-            memcpy(m->params, cb->best_weights, m->n_params * sizeof(float));
+        if (cb->restore_best && cb->best_weights) {
+            if (m->dense_params)
+                memcpy(m->params, cb->best_weights, m->n_params * sizeof(float));
+            else /* only the model's own weights: another model's may lie between them */
+                for (int t = 0; t < m->n_tensors; t++)
+                    memcpy(m->params + m->t_offset[t], cb->best_weights + m->t_offset[t], m->t_size[t] * sizeof(float));
+        }
     }
 }
 

@@ -286,6 +286,8 @@ loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
     }
     int n = 0;
     if ((s = query_forward(m, batch, "gradients", mask, &n))) return s;
+    /* the backward writes the model's tensors; other models' weights between them get zeros */
+    if (!m->dense_params) memset(grad, 0, m->n_params * sizeof(float));
     loom_engine_backward(m, n, mask, with_reg, NULL, grad);
     if (losses)
         for (int k = 0; k < m->n_outputs; k++) losses[k] = m->outputs[k].loss_value;
@@ -309,6 +311,7 @@ loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weigh
     /* one forward, then one backward per loss into its own buffer */
     for (int k = 0; k < m->n_outputs; k++) {
         if (!grads[k]) continue;
+        if (!m->dense_params) memset(grads[k], 0, m->n_params * sizeof(float)); /* as in loom_gradients */
         if (mask >> k & 1)
             loom_engine_backward(m, n, 1ULL << k, false, weighted ? NULL : ones, grads[k]);
         else
