@@ -607,6 +607,16 @@ typedef struct loom_array {
     size_t count;
 } loom_array;
 
+/* ---- data checks at binding (fit, evaluate, predict, train_on_batch, the gradient queries)
+ * Every input, target and sample-weight array must say how many floats it holds (count): n x the
+ * input's size, n x loom_model_target_size (one class index per row for the sparse
+ * crossentropy), or n for sample weights; a count of 0 or another count is LOOM_ERR_DATA naming
+ * the input or output and both shapes. Values must be finite (LOOM_ERR_DATA naming the array,
+ * the sample and the position) unless check_finite is 0; ids for an Embedding must lie in
+ * [0, input_dim) (LOOM_ERR_DATA naming the layer, the sample and the id) whatever the setting.
+ * The finite check is on by default. */
+loom_status loom_set_check_finite(loom_model *m, int check_finite);
+
 /* Inputs, targets and optional per-output sample weights. Targets may omit outputs that have no
  * loss. One sample-weight array without a name applies to every output (as Keras). */
 typedef struct loom_data {
@@ -806,6 +816,13 @@ typedef struct loom_ndarray {
 } loom_ndarray;
 
 void loom_ndarray_free(loom_ndarray *a);
+
+/* ---- binding arrays read from files */
+/* An array for loom_data / loom_predict from an ndarray: samples along the first axis (n =
+ * dims[0]), count = size, bound to the input or output `name` (NULL: by position). The ndarray
+ * keeps owning the floats. An ndarray of rank 0 gives an array with no samples, which binding
+ * refuses. Binding then checks the remaining axes against the input's or target's shape. */
+loom_array loom_array_from_ndarray(const char *name, const loom_ndarray *a);
 
 /* .npy versions 1-3: float32/64, int8-64, uint8-64, bool, either byte order; C order only
  * (Fortran order and object arrays are refused with LOOM_ERR_DATA). */

@@ -165,8 +165,8 @@ static int run_demo(const demo_opts *o) {
            ds.n);
     loom_summary(m, stdout);
     printf("\n");
-    loom_array x = {"pixels", ds.pixels, ds.n};
-    loom_array y[] = {{"C", onehot, ds.n}, {"D", ds.pixels, ds.n}};
+    loom_array x = {.name = "pixels", .data = ds.pixels, .n = ds.n, .count = ds.n * 64};
+    loom_array y[] = {{.name = "C", .data = onehot, .n = ds.n, .count = ds.n * 10}, {.name = "D", .data = ds.pixels, .n = ds.n, .count = ds.n * 64}};
     loom_data data = {1, &x, 2, y, 0, NULL};
     loom_fit_options fo = loom_fit_defaults();
     fo.epochs = o->epochs;
@@ -187,8 +187,8 @@ static int run_demo(const demo_opts *o) {
         /* the validation split: the last 20 % of the samples */
         size_t first = ds.n - ds.n / 5;
         size_t nv = ds.n - first;
-        loom_array vx = {"pixels", ds.pixels + first * 64, nv};
-        loom_array vy[] = {{"C", onehot + first * 10, nv}, {"D", ds.pixels + first * 64, nv}};
+        loom_array vx = {.name = "pixels", .data = ds.pixels + first * 64, .n = nv, .count = nv * 64};
+        loom_array vy[] = {{.name = "C", .data = onehot + first * 10, .n = nv, .count = nv * 10}, {.name = "D", .data = ds.pixels + first * 64, .n = nv, .count = nv * 64}};
         loom_data vdata = {1, &vx, 2, vy, 0, NULL};
         if (report_reach(m, &vdata, nv)) rc = 1;
         if (o->save) {
@@ -243,8 +243,8 @@ static int run_diagnose(const char *model_path, const char *data_path) {
                     per, want);
             goto done;
         }
-        if (i < ni) xs[i] = (loom_array){name, a->data, a->dims[0]};
-        else ys[n_y++] = (loom_array){name, a->data, a->dims[0]};
+        if (i < ni) xs[i] = loom_array_from_ndarray(name, a);
+        else ys[n_y++] = loom_array_from_ndarray(name, a);
     }
     loom_data data = {ni, xs, n_y, ys, 0, NULL};
     loom_diagnostics *d = loom_diagnose(m, &data);

@@ -132,6 +132,7 @@ struct loom_model {
     uint64_t rng_step;       /* dropout stream position */
     bool freeze_state;       /* gradient queries: training-mode forward without moving statistics */
     bool stop_training;
+    bool check_finite;       /* binding refuses non-finite values (loom_set_check_finite) */
     /* training progress, saved with the model */
     int epochs_done;
     loom_history *log;       /* every epoch trained since compile (fit's histories joined) */
