@@ -846,7 +846,8 @@ loom_status loom_idx_parse(const void *buf, size_t len, const char *what, loom_n
 
 /* CSV: numbers separated by `delimiter` (0 = ','), optional header row of column names, quoted
  * fields allowed. Empty fields, "NA", "NaN" and "nan" are missing values: kept as NaN and reported
- * with their line when a selection needs them. */
+ * with their line when a selection needs them. "inf" and numbers beyond float32 ("1e999") alike are
+ * kept as infinities and refused, with their line and column, when a selection needs them. */
 typedef struct loom_csv loom_csv;
 loom_csv *loom_csv_read(const char *path, int has_header, char delimiter, char *err, size_t errlen);
 loom_csv *loom_csv_parse(const char *text, size_t len, const char *what, int has_header, char delimiter,
