@@ -780,7 +780,13 @@ int loom_callback_stopped_epoch(const loom_callback *cb);
  * Keras's to_json layout), weights, compile settings, optimizer state, learning-rate schedule
  * position, dropout stream position, epochs done and the history. Atomic: written to a temporary
  * file in the same folder, flushed to disk, renamed over `path`; a crash at any moment leaves the
- * previous file intact. A model whose loss is a user C function cannot be saved (LOOM_ERR_STATE). */
+ * previous file intact, and the temporaries such crashes leave ("<path>.tmpXXXXXX", which no save
+ * is writing) are removed by the next save to the same path. A file saved over keeps its mode
+ * (0600 stays 0600) and, when the caller may set it, its owner; a new file gets 0666 less the
+ * umask. A symbolic link is followed: the file it names is replaced and the link stays; a link to
+ * a missing file is refused (LOOM_ERR_IO), as is a path that is not a regular file (a device
+ * node, a folder, a FIFO). Models may be saved from several threads at once (one thread per
+ * model). A model whose loss is a user C function cannot be saved (LOOM_ERR_STATE). */
 loom_status loom_model_save(loom_model *m, const char *path);
 /* Loads a whole model (compiled if it was saved compiled). NULL on any problem, with a message
  * saying what and where in err; nothing is half-loaded. */

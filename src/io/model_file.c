@@ -11,15 +11,20 @@
  * old one, so a process killed at any moment leaves the previous file intact. Loading checks
  * every size against the bytes present and every CRC before building anything, and builds the
  * whole model before handing it out: it never half-loads. */
+#define _DEFAULT_SOURCE /* realpath, flock, fchown beside POSIX */
 #include "core/model.h"
 #include "io/model_json.h"
 #include "optim/optim.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,20 +34,23 @@ static const unsigned char MAGIC[8] = {0x89, 'L', 'O', 'O', 'M', '\r', '\n', 0x1
 
 /* ---------------------------------------------------------------- CRC-32 (IEEE, as zlib) */
 
-uint32_t loom_crc32(uint32_t crc, const void *data, size_t n) {
-    static uint32_t table[256];
-    static int ready = 0;
-    if (!ready) { /* benign race: every thread writes the same values */
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
+static uint32_t crc_table[256];
+
+static void crc_table_build(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
     }
+}
+
+uint32_t loom_crc32(uint32_t crc, const void *data, size_t n) {
+    /* built once, before any thread reads it: two threads saving for the first time raced here */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crc_table_build);
     const unsigned char *p = data;
     crc = ~crc;
-    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    for (size_t i = 0; i < n; i++) crc = crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
     return ~crc;
 }
 
@@ -122,16 +130,119 @@ static mode_t current_umask(void) {
     return mask;
 }
 
+/* Where a save really goes. A symbolic link is followed to the file it names (the link stays a
+ * link); a link to nothing, and anything but a regular file (a device node, a folder, a FIFO), is
+ * refused. *target is malloc'd; *existing tells whether it exists, with its status in *st. */
+static loom_status resolve_target(loom_model *m, const char *path, char **target, bool *existing, struct stat *st) {
+    *target = NULL;
+    *existing = false;
+    struct stat lst;
+    if (lstat(path, &lst) != 0) {
+        if (errno != ENOENT)
+            return loom_set_error(&m->err, LOOM_ERR_IO, "save %s: %s", path, strerror(errno));
+        *target = strdup(path);
+        return *target ? LOOM_OK : loom_set_error(&m->err, LOOM_ERR_MEMORY, "save %s: out of memory", path);
+    }
+    if (S_ISLNK(lst.st_mode)) {
+        char *real = realpath(path, NULL);
+        if (!real)
+            return loom_set_error(&m->err, LOOM_ERR_IO,
+                                  "save %s: a symbolic link to a missing file (%s); save to the file itself",
+                                  path, strerror(errno));
+        *target = real;
+        if (stat(real, st) != 0) {
+            loom_status s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: %s: %s", path, real, strerror(errno));
+            free(real);
+            *target = NULL;
+            return s;
+        }
+    } else {
+        *st = lst;
+        *target = strdup(path);
+        if (!*target) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "save %s: out of memory", path);
+    }
+    if (!S_ISREG(st->st_mode)) {
+        loom_status s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: not a regular file (%s); refusing to replace it",
+                                       path, S_ISDIR(st->st_mode) ? "a folder" : S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)
+                                                                                  ? "a device" : "a FIFO or socket");
+        free(*target);
+        *target = NULL;
+        return s;
+    }
+    *existing = true;
+    return LOOM_OK;
+}
+
+/* Removes "<target>.tmpXXXXXX" files that killed saves left behind. A save holds an exclusive
+ * lock on its temporary while it writes (released by the kernel when its process dies), so a
+ * temporary that can be locked has no writer. */
+static void remove_stale_temporaries(const char *target) {
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    size_t dir_len = slash ? (size_t)(slash - target) + 1 : 0, base_len = strlen(base);
+    char *dir = malloc(dir_len + 2);
+    if (!dir) return;
+    if (dir_len) memcpy(dir, target, dir_len);
+    else dir[dir_len++] = '.', dir[dir_len++] = '/';
+    dir[dir_len] = '\0';
+    DIR *d = opendir(dir);
+    if (!d) {
+        free(dir);
+        return;
+    }
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *n = e->d_name;
+        if (strlen(n) != base_len + 10 || strncmp(n, base, base_len) != 0 || strncmp(n + base_len, ".tmp", 4) != 0)
+            continue;
+        bool random = true; /* mkstemp's six letters and digits */
+        for (int i = 0; i < 6; i++) {
+            char c = n[base_len + 4 + i];
+            random = random && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
+        }
+        size_t full_len = dir_len + strlen(n) + 1;
+        char *full = random ? malloc(full_len) : NULL;
+        if (!full) continue;
+        snprintf(full, full_len, "%s%s", dir, n);
+        int fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0) unlink(full);
+        if (fd >= 0) close(fd);
+        free(full);
+    }
+    closedir(d);
+    free(dir);
+}
+
 static loom_status write_atomically(loom_model *m, const char *path, const bytes *b) {
-    size_t len = strlen(path);
+    char *target;
+    bool existing;
+    struct stat st;
+    loom_status s = resolve_target(m, path, &target, &existing, &st);
+    if (s) return s;
+    remove_stale_temporaries(target);
+    size_t len = strlen(target);
     char *tmp = malloc(len + 16);
-    if (!tmp) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "save %s: out of memory", path);
-    snprintf(tmp, len + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
+    if (!tmp) {
+        free(target);
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY, "save %s: out of memory", path);
+    }
+    int fd = -1;
+    for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
+        snprintf(tmp, len + 16, "%s.tmpXXXXXX", target);
+        fd = mkstemp(tmp);
+        if (fd < 0) break;
+        /* lock it before writing; another save's cleanup may have removed it in between */
+        struct stat own;
+        if (flock(fd, LOCK_EX) != 0 || fstat(fd, &own) != 0 || own.st_nlink == 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
     if (fd < 0) {
-        loom_status s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: cannot create a temporary file beside it: %s",
-                                       path, strerror(errno));
+        s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: cannot create a temporary file beside it: %s", path,
+                           strerror(errno));
         free(tmp);
+        free(target);
         return s;
     }
     size_t done = 0;
@@ -141,30 +252,36 @@ static loom_status write_atomically(loom_model *m, const char *path, const bytes
         if (w <= 0) break;
         done += (size_t)w;
     }
-    /* mkstemp makes the file 0600; a saved model gets the usual 0666 less the umask */
-    fchmod(fd, 0666 & ~current_umask());
+    /* mkstemp makes the file 0600: a file saved over keeps its mode (and, where allowed, its
+     * owner); a new one gets the usual 0666 less the umask */
+    if (existing) {
+        fchmod(fd, st.st_mode & 07777);
+        if (fchown(fd, st.st_uid, st.st_gid) != 0) { /* only root may give a file away: keep ours */ }
+    } else {
+        fchmod(fd, 0666 & ~current_umask());
+    }
     int sync_err = done == b->n ? fsync(fd) : -1;
-    int close_err = close(fd);
-    if (done != b->n || sync_err || close_err || rename(tmp, path)) {
-        loom_status s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: writing failed (%s); the previous file is untouched",
-                                       path, strerror(errno));
+    int renamed = done == b->n && !sync_err ? rename(tmp, target) : -1;
+    int err_no = errno;
+    close(fd); /* after the rename: the lock covers the temporary's whole life */
+    if (renamed != 0) {
+        s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: writing failed (%s); the previous file is untouched", path,
+                           strerror(err_no));
         unlink(tmp);
         free(tmp);
+        free(target);
         return s;
     }
     free(tmp);
     /* make the rename itself durable */
-    char *dir = strdup(path);
-    if (dir) {
-        char *slash = strrchr(dir, '/');
-        if (slash) *(slash == dir ? slash + 1 : slash) = '\0';
-        int dfd = open(slash ? dir : ".", O_RDONLY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
+    char *slash = strrchr(target, '/');
+    if (slash) *(slash == target ? slash + 1 : slash) = '\0';
+    int dfd = open(slash ? target : ".", O_RDONLY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
     }
+    free(target);
     return LOOM_OK;
 }
 
@@ -215,6 +332,7 @@ loom_status loom_model_save(loom_model *m, const char *path) {
     }
     s = write_atomically(m, path, &b);
     free(b.p);
+    if (!s) loom_clear_error(&m->err);
     return s;
 }
 
