@@ -765,8 +765,11 @@ loom_callback *loom_early_stopping(const char *monitor, float min_delta, int pat
 loom_callback *loom_reduce_lr_on_plateau(const char *monitor, float factor, int patience,
                                          loom_monitor_mode mode, float min_delta, int cooldown,
                                          float min_lr);
-/* Stops training when a loss is NaN or infinite, before that step's update: the weights of the
- * last good step are kept, fit returns LOOM_ERR_NAN and the message names the output. */
+/* Stops training when a loss, the weighted total or the gradient norm is NaN or infinite, before
+ * that step's update: the weights of the last good step are kept, fit returns LOOM_ERR_NAN and the
+ * message names the output (or says total / gradient norm). Exception: plain SGD updates some
+ * Dense layers inside the backward pass (see loom_sgd); a non-finite gradient has then already
+ * reached them, and the message names those layers instead of claiming their weights were kept. */
 loom_callback *loom_terminate_on_nan(void);
 /* Frees a callback (not while a fit uses it). NULL is allowed. */
 void loom_callback_free(loom_callback *cb);

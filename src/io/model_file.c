@@ -490,11 +490,19 @@ static loom_model *model_from_bytes(const unsigned char *data, size_t size, cons
         }
         size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
         if (section_floats(o_s, what, n_slots, m->slots, err)) goto fail;
-        for (size_t i = 0; i < n_slots; i++)
+        for (size_t i = 0; i < n_slots; i++) {
             if (!isfinite(m->slots[i])) {
                 loom_set_error(err, LOOM_ERR_DATA, "%s: optimizer state value %zu is not finite", what, i);
                 goto fail;
             }
+            int slot = (int)(i / m->n_params);
+            if (m->slots[i] < 0 && loom_optimizer_slot_nonnegative(&m->opt, slot)) {
+                loom_set_error(err, LOOM_ERR_DATA,
+                               "%s: optimizer state value %zu (slot %d, a second moment or accumulator) is %g; it is "
+                               "never negative", what, i, slot, (double)m->slots[i]);
+                goto fail;
+            }
+        }
     }
     const section *h_s = find_section(&pf, "HIST");
     if (h_s && m->compiled) {
