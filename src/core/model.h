@@ -166,6 +166,10 @@ void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *i
 loom_status loom_bind_alloc(loom_model *m, loom_bound_data *d);
 void loom_unbind(loom_bound_data *d);
 
+/* model.c: every weight finite, and variances (non_negative weights) >= 0: for weights read from a
+ * file. The message names the layer and the weight. */
+loom_status loom_check_weight_values(const loom_model *m, const char *what, loom_error *err);
+
 /* data.c */
 /* Binds loom_data by name/position to the model's inputs and outputs, checking counts and names.
  * need_targets: targets required for every output with a loss. Allocates d's arrays; free with

@@ -88,6 +88,7 @@ typedef struct loom_weight {
     loom_regularizer reg;
     size_t offset; /* into loom_model.params / grads, set by loom_model_new */
     bool non_trainable; /* state such as moving statistics: saved, never given to the optimizer */
+    bool non_negative;  /* a variance: negative values are refused when set or loaded */
 } loom_weight;
 
 typedef struct loom_layer {

@@ -476,6 +476,7 @@ static loom_model *model_from_bytes(const unsigned char *data, size_t size, cons
             loom_set_error(err, LOOM_ERR_DATA, "%s: weight %zu is not finite", what, i);
             goto fail;
         }
+    if (loom_check_weight_values(m, what, err)) goto fail;
     const section *comp_s = find_section(&pf, "COMP");
     if (comp_s) {
         cJSON *comp = section_json(comp_s, what, err);
