@@ -444,7 +444,7 @@ loom_schedule loom_exponential_decay(float initial_lr, long decay_steps, float d
 loom_schedule loom_cosine_decay(float initial_lr, long decay_steps, float alpha);
 /* n boundaries, n+1 values; returns a CONSTANT schedule of values[0] if n is out of range. */
 loom_schedule loom_piecewise_constant(int n, const long *boundaries, const float *values);
-/* The learning rate of a schedule at a step (iterations done so far). */
+/* The learning rate of a schedule at a step (iterations done so far); NaN for a NULL schedule. */
 float loom_schedule_value(const loom_schedule *s, long step);
 
 /* An optimizer: start from a constructor (which fills Keras's defaults), then change fields. */
@@ -749,7 +749,8 @@ float loom_logs_get(const loom_logs *l, const char *key);
 /* ---------------------------------------------------------------- callbacks */
 
 /* Callback constructors return NULL when out of memory or given a bad argument (a negative
- * patience, a factor outside (0, 1), an empty path); a callback may serve several fits in turn.
+ * patience, a factor outside (0, 1), an empty path, a mode that is not a loom_monitor_mode); a
+ * callback may serve several fits in turn.
  * A C hook: return 0 to go on, 1 to stop training cleanly, any other value to stop with
  * LOOM_ERR_CALLBACK. epoch counts from 0; batch is -1 in the epoch hook. */
 typedef int (*loom_hook)(loom_model *m, int epoch, int batch, const loom_logs *logs, void *user);

@@ -312,6 +312,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
 
 loom_status loom_set_loss_weight(loom_model *m, const char *output, float weight) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     int k = loom_model_output_index(m, output);
     if (k < 0) return LOOM_ERR_NAME;
     if (!isfinite(weight))
@@ -338,6 +339,7 @@ float loom_get_learning_rate(const loom_model *m) { return (m && m->compiled) ? 
 
 loom_status loom_set_learning_rate(loom_model *m, float lr) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     if (!m->compiled) return loom_set_error(&m->err, LOOM_ERR_STATE, "set_learning_rate: the model is not compiled");
     if (!(lr >= 0) || !isfinite(lr))
         return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "learning rate must be finite and >= 0, got %g", (double)lr);

@@ -94,6 +94,7 @@ loom_status loom_get_weights(loom_model *m, const char *layer, int i, float *out
     if (s) return s;
     if (!out) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "get_weights: out is NULL");
     memcpy(out, m->params + w->offset, n * sizeof *out);
+    loom_clear_error(&m->err);
     return LOOM_OK;
 }
 
@@ -149,6 +150,7 @@ int loom_loss_reaches(loom_model *m, const char *output, const char *layer) {
         loom_set_error(&m->err, LOOM_ERR_NAME, "no layer named \"%.64s\" in the model", layer ? layer : "(null)");
         return 0;
     }
+    loom_clear_error(&m->err);
     for (int i = 0; i < m->n_order; i++)
         if (m->order[i].node->layer == L && (m->order[i].reach >> k & 1)) return 1;
     return 0;

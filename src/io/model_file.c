@@ -545,6 +545,7 @@ loom_model *loom_model_parse(const void *data, size_t size, const char *what, ch
 
 loom_status loom_load_weights(loom_model *m, const char *path) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     loom_error err = {0};
     unsigned char *data = NULL;
     size_t size = 0;

@@ -235,6 +235,7 @@ loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, 
                           loom_history **result) {
     if (result) *result = NULL;
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     loom_status s = check_ready(m, "evaluate");
     if (s) return s;
     if (batch_size <= 0) batch_size = 32;
@@ -259,6 +260,7 @@ loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, 
 
 loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_size, float *const *outputs) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     if (!outputs) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "predict: outputs is NULL");
     if (batch_size <= 0) batch_size = 32;
     loom_data data = {n_x, x, 0, NULL, 0, NULL};
@@ -285,6 +287,7 @@ loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_
 loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *logs_out, int max_logs, int *n_logs) {
     if (n_logs) *n_logs = 0;
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     loom_status s = check_ready(m, "train_on_batch");
     if (s) return s;
     int n = 0;
@@ -305,6 +308,7 @@ loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *lo
 loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs, const char *const *outputs,
                            float *grad, float *losses) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     if (!grad) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "gradients: grad is NULL");
     loom_status s = check_ready(m, "gradients");
     if (s) return s;
@@ -329,6 +333,7 @@ loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
 loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weighted, float *const *grads,
                                 float *losses) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     if (!grads) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "loss_gradients: grads is NULL");
     loom_status s = check_ready(m, "loss_gradients");
     if (s) return s;
