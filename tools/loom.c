@@ -10,7 +10,9 @@
 #include "digits.h"
 #include "loom.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -293,8 +295,21 @@ int main(int argc, char **argv) {
     demo_opts o = {20, 42, 1, LOOM_DATA_DIR "/digits.csv", NULL};
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--quiet") == 0) o.verbose = 0;
-        else if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) o.epochs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) o.seed = strtoull(argv[++i], NULL, 10);
+        else if ((strcmp(argv[i], "--epochs") == 0 || strcmp(argv[i], "--seed") == 0) && i + 1 < argc) {
+            /* the whole text must be a number; a message shows what was given */
+            const char *flag = argv[i], *text = argv[++i];
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(text, &end, 10);
+            bool epochs = strcmp(flag, "--epochs") == 0;
+            if (!*text || *end || errno || text[0] == '-' || (epochs && (v < 1 || v > 1000000))) {
+                fprintf(stderr, "loom demo: %s wants %s, got \"%s\"\n", flag,
+                        epochs ? "a whole number from 1 to 1000000" : "a whole number >= 0", text);
+                return 2;
+            }
+            if (epochs) o.epochs = (int)v;
+            else o.seed = v;
+        }
         else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) o.data = argv[++i];
         else if (strcmp(argv[i], "--save") == 0 && i + 1 < argc) o.save = argv[++i];
         else {
