@@ -557,7 +557,11 @@ typedef struct loom_compile_config {
     loom_balance balance; /* zero-filled: Keras's static weights */
 } loom_compile_config;
 
-/* Compiles (or recompiles, resetting the optimizer state). */
+/* Compiles (or recompiles, resetting the optimizer state). Output names whose log keys would
+ * collide with another key or its validation copy (an output "val", whose "val_loss" is the
+ * validation loss; "val_C" beside "C") are refused with LOOM_ERR_NAME: loom does not rename them.
+ * On any error the model keeps its previous compile settings and state (still compiled if it
+ * was), with the message on m. */
 loom_status loom_compile(loom_model *m, const loom_compile_config *cfg);
 
 /* Loss weights are state read at every step: change them between steps or from a callback. */
