@@ -364,7 +364,9 @@ int loom_layer_num_weights(const loom_layer *layer);
 const char *loom_layer_weight_name(const loom_layer *layer, int i);
 int loom_layer_weight_shape(const loom_layer *layer, int i, int *dims);
 size_t loom_layer_weight_size(const loom_layer *layer, int i);
-/* Copies weight i of the named layer out of / into the model (n must equal its size). */
+/* Copies weight i of the named layer out of / into the model (n must equal its size). Values set
+ * must be finite, and a variance (BatchNormalization's moving_variance) >= 0: LOOM_ERR_DATA
+ * otherwise; model files are checked the same way when loaded. */
 loom_status loom_get_weights(loom_model *m, const char *layer, int i, float *out, size_t n);
 loom_status loom_set_weights(loom_model *m, const char *layer, int i, const float *in, size_t n);
 
