@@ -406,7 +406,16 @@ static void test_messages_cleared(void) {
     snprintf(path, sizeof path, "/tmp/loom_msg_%d.loom", (int)getpid());
     STALE_THEN_OK(loom_model_save(m, path));
     STALE_THEN_OK(loom_load_weights(m, path));
+    /* the readers that report into the caller's buffer empty it when they succeed */
+    char eb[64] = "stale";
+    loom_model *r = loom_model_load(path, eb, sizeof eb);
+    CHECK(r != NULL && eb[0] == 0);
+    loom_model_free(r);
     unlink(path);
+    loom_csv *csv = loom_csv_parse("a\n1\n", 4, "t.csv", 1, 0, eb, sizeof eb);
+    snprintf(eb, sizeof eb, "stale");
+    CHECK(csv && loom_csv_select(csv, 1, (const char *const[]){"a"}, out, eb, sizeof eb) == LOOM_OK && eb[0] == 0);
+    loom_csv_free(csv);
     CHECK(loom_train_on_batch(m, &bad, NULL, 0, NULL) == LOOM_ERR_DATA);
     loom_diagnostics *diag = loom_diagnose(m, &d);
     CHECK(diag != NULL && loom_model_error(m)[0] == 0);

@@ -368,6 +368,7 @@ loom_csv *loom_csv_read(const char *path, int has_header, char delimiter, char *
 
 loom_status loom_csv_select(const loom_csv *csv, int n, const char *const *columns, float *out, char *err,
                             size_t errlen) {
+    if (err && errlen) err[0] = '\0'; /* a call that succeeds leaves no old message */
     if (!csv) return loom_ld_fail(err, errlen, LOOM_ERR_ARGUMENT, "CSV table is NULL");
     if (n <= 0 || !columns || (!out && csv->rows))
         return loom_ld_fail(err, errlen, LOOM_ERR_ARGUMENT, "%s: select needs n > 0 column names and an output",

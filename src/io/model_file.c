@@ -529,7 +529,7 @@ loom_model *loom_model_load(const char *path, char *errbuf, size_t errlen) {
     if (!path) loom_set_error(&err, LOOM_ERR_ARGUMENT, "load: no path given");
     else if (!read_file(path, &data, &size, &err)) m = model_from_bytes(data, size, path, false, &err);
     free(data);
-    if (!m && errbuf && errlen) snprintf(errbuf, errlen, "%s", err.msg);
+    if (errbuf && errlen) snprintf(errbuf, errlen, "%s", m ? "" : err.msg); /* success: no old message */
     return m;
 }
 
@@ -537,7 +537,7 @@ loom_model *loom_model_parse(const void *data, size_t size, const char *what, ch
     loom_error err = {0};
     loom_model *m = data ? model_from_bytes(data, size, what ? what : "(memory)", false, &err) : NULL;
     if (!data) loom_set_error(&err, LOOM_ERR_ARGUMENT, "parse: no data");
-    if (!m && errbuf && errlen) snprintf(errbuf, errlen, "%s", err.msg);
+    if (errbuf && errlen) snprintf(errbuf, errlen, "%s", m ? "" : err.msg); /* success: no old message */
     return m;
 }
 
