@@ -83,7 +83,7 @@ static void test_terminate_on_nan(void) {
     fo.n_callbacks = 1;
     fo.callbacks = &ton;
     loom_array x, y[2];
-    for (int i = 0; i < N * 2; i++) xs[i] = 10.0f;
+    for (int i = 0; i < N * 2; i++) xs[i] = 1e30f; /* the kernels start at 0: the outputs are 0 */
     for (int i = 0; i < N; i++) ya[i] = yb[i] = 1.0f;
 
     /* two finite losses (1 each) whose weighted sum 2 x 3e38 is inf in float */
@@ -102,7 +102,8 @@ static void test_terminate_on_nan(void) {
         free(before);
         loom_model_free(m);
     }
-    /* a finite total (1e38) whose gradient overflows: x = 10 and dL/dy = -2e38 / 4 per sample */
+    /* a finite total (1e38) whose gradient overflows: dL/dy = -2e38 / 4 per sample, times x = 1e30
+     * (even lr x dL/dy x x overflows, whatever order a kernel multiplies in) */
     float one_big[2] = {1e38f, 0.0f};
     for (int sgd = 0; sgd <= 1; sgd++) {
         m = two_outputs("a", "b", sgd ? loom_sgd(0.01f, 0, 0) : loom_adam(0.01f), one_big);
