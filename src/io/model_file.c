@@ -231,9 +231,12 @@ static loom_status write_atomically(loom_model *m, const char *path, const bytes
         snprintf(tmp, len + 16, "%s.tmpXXXXXX", target);
         fd = mkstemp(tmp);
         if (fd < 0) break;
-        /* lock it before writing; another save's cleanup may have removed it in between */
+        /* lock it before writing; another save's cleanup may have removed it in between. A file
+         * system without locks (flock fails) gets no cleanup either: an unlockable temporary is
+         * never removed. */
         struct stat own;
-        if (flock(fd, LOCK_EX) != 0 || fstat(fd, &own) != 0 || own.st_nlink == 0) {
+        (void)flock(fd, LOCK_EX);
+        if (fstat(fd, &own) != 0 || own.st_nlink == 0) {
             close(fd);
             fd = -1;
         }
