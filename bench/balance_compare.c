@@ -110,8 +110,8 @@ static double nrmse(const float *pred, const float *y, int n) {
 
 /* Shared-gradient cosines of the three losses on the first 512 training samples. */
 static void print_cosines(loom_model *m, const char *when) {
-    loom_array xa = {"x", X, 512};
-    loom_array ya[3] = {{"big", Y_big, 512}, {"small", Y_small, 512}, {"easy", Y_easy, 512}};
+    loom_array xa = {.name = "x", .data = X, .n = 512, .count = 512 * D_IN};
+    loom_array ya[3] = {{.name = "big", .data = Y_big, .n = 512, .count = 512}, {.name = "small", .data = Y_small, .n = 512, .count = 512}, {.name = "easy", .data = Y_easy, .n = 512, .count = 512 * 2}};
     loom_data d = {1, &xa, 3, ya, 0, NULL};
     loom_diagnostics *dg = loom_diagnose(m, &d);
     if (!dg) {
@@ -133,8 +133,8 @@ int main(int argc, char **argv) {
     }
     loom_set_num_threads(1);
     make_data();
-    loom_array xtr = {"x", X, N_TRAIN};
-    loom_array ytr[3] = {{"big", Y_big, N_TRAIN}, {"small", Y_small, N_TRAIN}, {"easy", Y_easy, N_TRAIN}};
+    loom_array xtr = {.name = "x", .data = X, .n = N_TRAIN, .count = N_TRAIN * D_IN};
+    loom_array ytr[3] = {{.name = "big", .data = Y_big, .n = N_TRAIN, .count = N_TRAIN}, {.name = "small", .data = Y_small, .n = N_TRAIN, .count = N_TRAIN}, {.name = "easy", .data = Y_easy, .n = N_TRAIN, .count = N_TRAIN * 2}};
     loom_data train = {1, &xtr, 3, ytr, 0, NULL};
     const float *xte = X + (size_t)N_TRAIN * D_IN;
     static float p_big[N_TEST], p_small[N_TEST], p_easy[N_TEST * 2];
@@ -163,7 +163,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fit %s: %s\n", loom_balance_name(kind), loom_model_error(m));
             printf("| %s | failed: %s | | | | |\n", loom_balance_name(kind), loom_status_name(s));
         } else {
-            loom_array xa = {"x", xte, N_TEST};
+            loom_array xa = {.name = "x", .data = xte, .n = N_TEST, .count = N_TEST * D_IN};
             if (loom_predict(m, 1, &xa, 256, (float *const[]){p_big, p_small, p_easy})) {
                 fprintf(stderr, "predict: %s\n", loom_model_error(m));
                 return 1;

@@ -78,8 +78,8 @@ int main(int argc, char **argv) {
         yc[i * bm->classes + (size_t)(rand() % bm->classes)] = 1;
         yd[i] = (float)rand() / RAND_MAX;
     }
-    loom_array in = {"x", xs, n};
-    loom_array ys[] = {{"C", yc, n}, {"D", yd, n}};
+    loom_array in = {.name = "x", .data = xs, .n = n, .count = n * (size_t)bm->in};
+    loom_array ys[] = {{.name = "C", .data = yc, .n = n, .count = n * (size_t)bm->classes}, {.name = "D", .data = yd, .n = n, .count = n}};
     loom_data data = {.n_x = 1, .x = &in, .n_y = 2, .y = ys};
     loom_fit_options fo = loom_fit_defaults();
     fo.batch_size = bm->batch;
@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
     if (getenv("LOOM_BENCH_PREDICT")) {
         /* embedded use: predict one sample at a time */
         float *out_c = malloc(bm->classes * sizeof *out_c), out_d[1];
-        loom_array one = {"x", xs, 1};
+        loom_array one = {.name = "x", .data = xs, .n = 1, .count = 1 * (size_t)bm->in};
         double best[100];
         for (int r = 0; r < repeats; r++) {
             double t0 = now();

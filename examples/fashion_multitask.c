@@ -107,10 +107,10 @@ static int split_load(const char *dir, const char *prefix, fashion_split *s) {
 
 /* Samples [first, first + n) of a split as model data; y needs room for 3 arrays. */
 static loom_data split_data(const fashion_split *s, size_t first, size_t n, int n_heads, loom_array *x, loom_array *y) {
-    *x = (loom_array){"image", s->images.data + first * PIXELS, n};
-    y[0] = (loom_array){"item", s->labels.data + first, n};
-    y[1] = (loom_array){"group", s->group + first, n};
-    y[2] = (loom_array){"recon", s->images.data + first * PIXELS, n}; /* an autoencoder: input = target */
+    *x = (loom_array){.name = "image", .data = s->images.data + first * PIXELS, .n = n, .count = n * PIXELS};
+    y[0] = (loom_array){.name = "item", .data = s->labels.data + first, .n = n, .count = n};
+    y[1] = (loom_array){.name = "group", .data = s->group + first, .n = n, .count = n};
+    y[2] = (loom_array){.name = "recon", .data = s->images.data + first * PIXELS, .n = n, .count = n * PIXELS}; /* an autoencoder: input = target */
     return (loom_data){.n_x = 1, .x = x, .n_y = n_heads, .y = y};
 }
 

@@ -52,8 +52,8 @@ int main(void) {
         yd[i * 2] = xs[i * 16] + xs[i * 16 + 1];
         yd[i * 2 + 1] = xs[i * 16] - xs[i * 16 + 1];
     }
-    loom_array in = {"x", xs, N};
-    loom_array targets[] = {{"C", yc, N}, {"D", yd, N}};
+    loom_array in = {.name = "x", .data = xs, .n = N, .count = N * 16};
+    loom_array targets[] = {{.name = "C", .data = yc, .n = N, .count = N * 4}, {.name = "D", .data = yd, .n = N, .count = N * 2}};
     loom_data data = {.n_x = 1, .x = &in, .n_y = 2, .y = targets};
 
     /* 4. fit with a validation split; the history has loss, C_accuracy, C_loss, D_loss, val_... */

@@ -79,7 +79,7 @@ static void exercise(loom_model *m) {
     if (in && out && ni <= LOOM_MAX_OUTPUTS && no <= LOOM_MAX_OUTPUTS) {
         size_t at = 0;
         for (int i = 0; i < ni; i++) {
-            xs[i] = (loom_array){NULL, in + at, N};
+            xs[i] = (loom_array){.data = in + at, .n = N, .count = N * loom_model_input_size(m, i)};
             at += N * loom_model_input_size(m, i);
         }
         at = 0;

@@ -72,7 +72,7 @@ static int sgd_dropout(const char *dir) {
     loom_metric_spec ms = {NULL, "accuracy"};
     loom_compile_config cfg = {1, &(loom_loss){.name = "binary_crossentropy", .label_smoothing = 0.1f}, .n_metrics = 1,
                                .metrics = &ms, .optimizer = opt};
-    loom_array xs = {"x", xa, N}, ys = {"y", y2, N};
+    loom_array xs = {.name = "x", .data = xa, .n = N, .count = N * 4}, ys = {.name = "y", .data = y2, .n = N, .count = N};
     if (loom_compile(m, &cfg) || fit(m, 1, &xs, 1, &ys, 2)) {
         loom_model_free(m);
         return 1;
@@ -112,7 +112,8 @@ static int merges(const char *dir) {
     cfg.n_weighted_metrics = 2;
     cfg.weighted_metrics = (const loom_metric_spec[]){{"logit", "auc(curve=PR, num_thresholds=20, from_logits=true)"},
                                                       {"logit", "precision(thresholds=[0.3, 0.7])"}};
-    loom_array xs[2] = {{"a", xa, N}, {"b", xb, N}}, ys[2] = {{"reg", y1, N}, {"logit", y2, N}};
+    loom_array xs[2] = {{.name = "a", .data = xa, .n = N, .count = N * 4}, {.name = "b", .data = xb, .n = N, .count = N * 4}},
+               ys[2] = {{.name = "reg", .data = y1, .n = N, .count = N * 2}, {.name = "logit", .data = y2, .n = N, .count = N}};
     if (loom_compile(m, &cfg) || fit(m, 2, xs, 2, ys, 1)) {
         loom_model_free(m);
         return 1;
@@ -143,7 +144,8 @@ static int shared_reshape(const char *dir) {
     loom_compile_config cfg = {1, &(loom_loss){.name = "categorical_crossentropy"}, .optimizer = opt};
     float onehot[N * 2];
     for (int i = 0; i < N; i++) onehot[2 * i] = 1.0f - (onehot[2 * i + 1] = (float)(i % 2));
-    loom_array xs[2] = {{"a", xa, N}, {"b", xb, N}}, ys = {"y", onehot, N};
+    loom_array xs[2] = {{.name = "a", .data = xa, .n = N, .count = N * 4}, {.name = "b", .data = xb, .n = N, .count = N * 4}},
+               ys = {.name = "y", .data = onehot, .n = N, .count = N * 2};
     if (loom_compile(m, &cfg) || fit(m, 2, xs, 1, &ys, 1) || loom_set_learning_rate(m, 0.0025f)) {
         loom_model_free(m);
         return 1;

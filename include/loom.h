@@ -393,7 +393,9 @@ int loom_layer_num_weights(const loom_layer *layer);
 const char *loom_layer_weight_name(const loom_layer *layer, int i);
 int loom_layer_weight_shape(const loom_layer *layer, int i, int *dims);
 size_t loom_layer_weight_size(const loom_layer *layer, int i);
-/* Copies weight i of the named layer out of / into the model (n must equal its size). */
+/* Copies weight i of the named layer out of / into the model (n must equal its size). Values set
+ * must be finite, and a variance (BatchNormalization's moving_variance) >= 0: LOOM_ERR_DATA
+ * otherwise; model files are checked the same way when loaded. */
 loom_status loom_get_weights(loom_model *m, const char *layer, int i, float *out, size_t n);
 loom_status loom_set_weights(loom_model *m, const char *layer, int i, const float *in, size_t n);
 
@@ -501,7 +503,7 @@ loom_schedule loom_exponential_decay(float initial_lr, long decay_steps, float d
 loom_schedule loom_cosine_decay(float initial_lr, long decay_steps, float alpha);
 /* n boundaries, n+1 values; returns a CONSTANT schedule of values[0] if n is out of range. */
 loom_schedule loom_piecewise_constant(int n, const long *boundaries, const float *values);
-/* The learning rate of a schedule at a step (iterations done so far). */
+/* The learning rate of a schedule at a step (iterations done so far); NaN for a NULL schedule. */
 float loom_schedule_value(const loom_schedule *s, long step);
 
 /* An optimizer: start from a constructor (which fills Keras's defaults), then change fields. */
@@ -681,7 +683,11 @@ typedef struct loom_compile_config {
     const loom_metric_spec *weighted_metrics; /* logged after `metrics` */
 } loom_compile_config;
 
-/* Compiles (or recompiles, resetting the optimizer state). */
+/* Compiles (or recompiles, resetting the optimizer state). Output names whose log keys would
+ * collide with another key or its validation copy (an output "val", whose "val_loss" is the
+ * validation loss; "val_C" beside "C") are refused with LOOM_ERR_NAME: loom does not rename them.
+ * On any error the model keeps its previous compile settings and state (still compiled if it
+ * was), with the message on m. */
 loom_status loom_compile(loom_model *m, const loom_compile_config *cfg);
 
 /* Loss weights are state read at every step: change them between steps or from a callback. */
@@ -730,6 +736,16 @@ typedef struct loom_array {
     size_t n;
     size_t count;
 } loom_array;
+
+/* ---- data checks at binding (fit, evaluate, predict, train_on_batch, the gradient queries)
+ * Every input, target and sample-weight array must say how many floats it holds (count): n x the
+ * input's size, n x loom_model_target_size (one class index per row for the sparse
+ * crossentropy), or n for sample weights; a count of 0 or another count is LOOM_ERR_DATA naming
+ * the input or output and both shapes. Values must be finite (LOOM_ERR_DATA naming the array,
+ * the sample and the position) unless check_finite is 0; ids for an Embedding must lie in
+ * [0, input_dim) (LOOM_ERR_DATA naming the layer, the sample and the id) whatever the setting.
+ * The finite check is on by default. */
+loom_status loom_set_check_finite(loom_model *m, int check_finite);
 
 /* Inputs, targets and optional per-output sample weights. Targets may omit outputs that have no
  * loss. One sample-weight array without a name applies to every output (as Keras). */
@@ -887,7 +903,8 @@ float loom_logs_get(const loom_logs *l, const char *key);
 /* ---------------------------------------------------------------- callbacks */
 
 /* Callback constructors return NULL when out of memory or given a bad argument (a negative
- * patience, a factor outside (0, 1), an empty path); a callback may serve several fits in turn.
+ * patience, a factor outside (0, 1), an empty path, a mode that is not a loom_monitor_mode); a
+ * callback may serve several fits in turn.
  * A C hook: return 0 to go on, 1 to stop training cleanly, any other value to stop with
  * LOOM_ERR_CALLBACK. epoch counts from 0; batch is -1 in the epoch hook. */
 typedef int (*loom_hook)(loom_model *m, int epoch, int batch, const loom_logs *logs, void *user);
@@ -903,8 +920,11 @@ loom_callback *loom_early_stopping(const char *monitor, float min_delta, int pat
 loom_callback *loom_reduce_lr_on_plateau(const char *monitor, float factor, int patience,
                                          loom_monitor_mode mode, float min_delta, int cooldown,
                                          float min_lr);
-/* Stops training when a loss is NaN or infinite, before that step's update: the weights of the
- * last good step are kept, fit returns LOOM_ERR_NAN and the message names the output. */
+/* Stops training when a loss, the weighted total or the gradient norm is NaN or infinite, before
+ * that step's update: the weights of the last good step are kept, fit returns LOOM_ERR_NAN and the
+ * message names the output (or says total / gradient norm). Exception: plain SGD updates some
+ * Dense layers inside the backward pass (see loom_sgd); a non-finite gradient has then already
+ * reached them, and the message names those layers instead of claiming their weights were kept. */
 loom_callback *loom_terminate_on_nan(void);
 /* Frees a callback (not while a fit uses it). NULL is allowed. */
 void loom_callback_free(loom_callback *cb);
@@ -918,7 +938,13 @@ int loom_callback_stopped_epoch(const loom_callback *cb);
  * Keras's to_json layout), weights, compile settings, optimizer state, learning-rate schedule
  * position, dropout stream position, epochs done and the history. Atomic: written to a temporary
  * file in the same folder, flushed to disk, renamed over `path`; a crash at any moment leaves the
- * previous file intact. A model whose loss is a user C function cannot be saved (LOOM_ERR_STATE). */
+ * previous file intact, and the temporaries such crashes leave ("<path>.tmpXXXXXX", which no save
+ * is writing) are removed by the next save to the same path. A file saved over keeps its mode
+ * (0600 stays 0600) and, when the caller may set it, its owner; a new file gets 0666 less the
+ * umask. A symbolic link is followed: the file it names is replaced and the link stays; a link to
+ * a missing file is refused (LOOM_ERR_IO), as is a path that is not a regular file (a device
+ * node, a folder, a FIFO). Models may be saved from several threads at once (one thread per
+ * model). A model whose loss is a user C function cannot be saved (LOOM_ERR_STATE). */
 loom_status loom_model_save(loom_model *m, const char *path);
 /* Loads a whole model (compiled if it was saved compiled). NULL on any problem, with a message
  * saying what and where in err; nothing is half-loaded. */
@@ -975,6 +1001,13 @@ typedef struct loom_ndarray {
 
 void loom_ndarray_free(loom_ndarray *a);
 
+/* ---- binding arrays read from files */
+/* An array for loom_data / loom_predict from an ndarray: samples along the first axis (n =
+ * dims[0]), count = size, bound to the input or output `name` (NULL: by position). The ndarray
+ * keeps owning the floats. An ndarray of rank 0 gives an array with no samples, which binding
+ * refuses. Binding then checks the remaining axes against the input's or target's shape. */
+loom_array loom_array_from_ndarray(const char *name, const loom_ndarray *a);
+
 /* .npy versions 1-3: float32/64, int8-64, uint8-64, bool, either byte order; C order only
  * (Fortran order and object arrays are refused with LOOM_ERR_DATA). */
 loom_status loom_npy_load(const char *path, loom_ndarray *out, char *err, size_t errlen);
@@ -997,7 +1030,8 @@ loom_status loom_idx_parse(const void *buf, size_t len, const char *what, loom_n
 
 /* CSV: numbers separated by `delimiter` (0 = ','), optional header row of column names, quoted
  * fields allowed. Empty fields, "NA", "NaN" and "nan" are missing values: kept as NaN and reported
- * with their line when a selection needs them. */
+ * with their line when a selection needs them. "inf" and numbers beyond float32 ("1e999") alike are
+ * kept as infinities and refused, with their line and column, when a selection needs them. */
 typedef struct loom_csv loom_csv;
 loom_csv *loom_csv_read(const char *path, int has_header, char delimiter, char *err, size_t errlen);
 loom_csv *loom_csv_parse(const char *text, size_t len, const char *what, int has_header, char delimiter,

@@ -58,7 +58,7 @@ int main(void) {
         yd[2 * i] = yd[2 * i + 1] = (float)(i % 3);
         sw[i] = 1 + (float)(i % 2);
     }
-    loom_array xa = {"x", xs, N}, ys[] = {{"C", yc, N}, {"D", yd, N}}, sws[] = {{"C", sw, N}};
+    loom_array xa = {.name = "x", .data = xs, .n = N, .count = N * 12}, ys[] = {{.name = "C", .data = yc, .n = N, .count = N * 4}, {.name = "D", .data = yd, .n = N, .count = N * 2}}, sws[] = {{.name = "C", .data = sw, .n = N, .count = N}};
     loom_data data = {1, &xa, 2, ys, 1, sws};
     counts cnt = {0, 0, 0};
     loom_callback *hook = loom_hook_callback(on_batch, NULL, &cnt);
@@ -80,7 +80,7 @@ int main(void) {
     printf("allocations during steps 2..7: %ld\n", cnt.last - cnt.after_first);
 
     /* A user's own loop: train_on_batch, predict and a gradient query after the first call */
-    loom_array bx = {"x", xs, 16}, by[] = {{"C", yc, 16}, {"D", yd, 16}};
+    loom_array bx = {.name = "x", .data = xs, .n = 16, .count = 16 * 12}, by[] = {{.name = "C", .data = yc, .n = 16, .count = 16 * 4}, {.name = "D", .data = yd, .n = 16, .count = 16 * 2}};
     loom_data batch = {1, &bx, 2, by, 0, NULL};
     float logs[8], pc[16 * 4], pd[16 * 2], *grad = malloc(loom_param_count(m) * sizeof *grad);
     int n_logs;

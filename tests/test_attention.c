@@ -316,7 +316,7 @@ static void model_grad_case(const char *label, int shared, int causal) {
     static float xs[MN * MT * MD], ys[MN * 2];
     oph_fill_uniform(xs, MN * MT * MD, -1, 1, 51);
     oph_fill_uniform(ys, MN * 2, -1, 1, 52);
-    loom_array xa = {"x", xs, MN}, ya = {"y", ys, MN};
+    loom_array xa = {.name = "x", .data = xs, .n = MN, .count = MN * MT * MD}, ya = {.name = "y", .data = ys, .n = MN, .count = MN * 2};
     loom_data d = {1, &xa, 1, &ya, 0, NULL};
     size_t n = loom_param_count(m);
     /* 4 weights of (3,2,2) / (2,2) / (3,2,3) / (2,3) ... : 12+4+12+4+18+6+18+3, Dense 12*2+2 */
@@ -492,7 +492,7 @@ static void test_fit_and_save(void) {
     if (!m) return;
     static float xs[N * MT * MD], ys[N * 2];
     make_task(xs, ys, N, 61);
-    loom_array xa = {"x", xs, N}, ya = {"y", ys, N};
+    loom_array xa = {.name = "x", .data = xs, .n = N, .count = N * MT * MD}, ya = {.name = "y", .data = ys, .n = N, .count = N * 2};
     loom_data d = {1, &xa, 1, &ya, 0, NULL};
     loom_history *after = check_fit_lowers_loss(m, &d, 16, 30, 3, "fit");
     loom_history_free(after);
@@ -547,7 +547,7 @@ static void test_fit_and_save(void) {
         /* the first step sees only itself: its output does not change with later steps */
         float x2[MT * MD], q1[MT * MD], q2[MT * MD];
         memcpy(x2, xs, sizeof x2);
-        loom_array a1 = {"x", x2, 1};
+        loom_array a1 = {.name = "x", .data = x2, .n = 1, .count = 1 * MT * MD};
         float *oq1[1] = {q1}, *oq2[1] = {q2};
         CHECK_STATUS(loom_predict(r, 1, &a1, 1, oq1), LOOM_OK);
         for (int i = MD; i < MT * MD; i++) x2[i] += 0.5f;

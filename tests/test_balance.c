@@ -45,10 +45,10 @@ static void make_data(void) {
         ye[i * 2] = -xs[i * 4 + 3];
         ye[i * 2 + 1] = xs[i * 4 + 1] * xs[i * 4 + 2];
     }
-    xa[0] = (loom_array){"in", xs, NS};
-    ya[0] = (loom_array){"C", yc, NS};
-    ya[1] = (loom_array){"D", yd, NS};
-    ya[2] = (loom_array){"E", ye, NS};
+    xa[0] = (loom_array){.name = "in", .data = xs, .n = NS, .count = NS * 4};
+    ya[0] = (loom_array){.name = "C", .data = yc, .n = NS, .count = NS * 3};
+    ya[1] = (loom_array){.name = "D", .data = yd, .n = NS, .count = NS * 2};
+    ya[2] = (loom_array){.name = "E", .data = ye, .n = NS, .count = NS * 2};
     data2 = (loom_data){1, xa, 2, ya, 0, NULL};
     data3 = (loom_data){1, xa, 3, ya, 0, NULL};
 }

@@ -746,7 +746,7 @@ static void test_small_cnn(void) {
     cfg.optimizer = loom_adam(0.02f);
     CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
 
-    loom_array xa = {"image", images, N}, ya = {"probs", labels, N};
+    loom_array xa = {.name = "image", .data = images, .n = N, .count = N * 64}, ya = {.name = "probs", .data = labels, .n = N, .count = N * CLASSES};
     loom_data data = {1, &xa, 1, &ya, 0, NULL};
     loom_history *after = check_fit_lowers_loss(m, &data, 16, 8, 5, "small CNN");
     CHECK(loom_history_get(after, "accuracy", 0) >= 0.9f);

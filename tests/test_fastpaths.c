@@ -84,7 +84,7 @@ static void fused_softmax(void) {
     float x[10 * 6], t[10 * 4] = {0};
     for (int i = 0; i < 60; i++) x[i] = frand();
     for (int i = 0; i < 10; i++) t[i * 4 + i % 4] = 1;
-    loom_array xa = {"x", x, 10}, ya = {"C", t, 10};
+    loom_array xa = {.name = "x", .data = x, .n = 10, .count = 10 * 6}, ya = {.name = "C", .data = t, .n = 10, .count = 10 * 4};
     loom_data d = {1, &xa, 1, &ya, 0, NULL};
     size_t n = loom_param_count(fused);
     float *g1 = malloc(n * sizeof *g1), *g2 = malloc(n * sizeof *g2), l1, l2;
@@ -236,7 +236,7 @@ static void two_head_data(float *xs, int n_in, float *yc, int classes, float *yd
 
 /* Two epochs of fit on that data (input "x", outputs "C" and "D"). */
 static loom_status fit_two_heads(loom_model *m, float *xs, float *yc, float *yd, int n, int batch, uint64_t seed) {
-    loom_array xa = {"x", xs, (size_t)n}, ys[] = {{"C", yc, (size_t)n}, {"D", yd, (size_t)n}};
+    loom_array xa = {.name = "x", .data = xs, .n = (size_t)n, .count = (size_t)n * loom_model_input_size(m, 0)}, ys[] = {{.name = "C", .data = yc, .n = (size_t)n, .count = (size_t)n * loom_model_target_size(m, loom_model_output_index(m, "C"))}, {.name = "D", .data = yd, .n = (size_t)n, .count = (size_t)n * loom_model_target_size(m, loom_model_output_index(m, "D"))}};
     loom_data data = {1, &xa, 2, ys, 0, NULL};
     loom_fit_options fo = loom_fit_defaults();
     fo.batch_size = batch;
@@ -480,7 +480,7 @@ static void train_cnn(float *out, size_t *n_out) {
         yc[i * 10 + (i * 37) % 10] = 1;
         yd[i] = (float)(i % 13) / 13.0f;
     }
-    loom_array xa = {"x", xs, N}, ys[] = {{"C", yc, N}, {"D", yd, N}};
+    loom_array xa = {.name = "x", .data = xs, .n = N, .count = N * IN}, ys[] = {{.name = "C", .data = yc, .n = N, .count = N * 10}, {.name = "D", .data = yd, .n = N, .count = N}};
     loom_data data = {1, &xa, 2, ys, 0, NULL};
     loom_fit_options fo = loom_fit_defaults();
     fo.batch_size = 64;

@@ -42,9 +42,9 @@ static int next_batch(int epoch, int step, int max_batch, loom_data *batch, void
     size_t first = (size_t)step * BATCH;
     size_t n = first + (size_t)max_batch > N ? N - first : (size_t)max_batch;
     if (s->oversize) n = (size_t)max_batch + 1;
-    s->x = (loom_array){"x", xs + first * 5, n};
-    s->y[0] = (loom_array){"C", yc + first * 3, n};
-    s->y[1] = (loom_array){"D", yd + first, n};
+    s->x = (loom_array){.name = "x", .data = xs + first * 5, .n = n, .count = n * 5};
+    s->y[0] = (loom_array){.name = "C", .data = yc + first * 3, .n = n, .count = n * 3};
+    s->y[1] = (loom_array){.name = "D", .data = yd + first, .n = n, .count = n};
     batch->n_x = 1;
     batch->x = &s->x;
     batch->n_y = 2;
@@ -66,8 +66,8 @@ int main(void) {
 
     /* the same batches from arrays and from a function give bit-identical results */
     loom_model *a = make_model(), *b = make_model();
-    loom_array x = {"x", xs, N};
-    loom_array y[] = {{"C", yc, N}, {"D", yd, N}};
+    loom_array x = {.name = "x", .data = xs, .n = N, .count = N * 5};
+    loom_array y[] = {{.name = "C", .data = yc, .n = N, .count = N * 3}, {.name = "D", .data = yd, .n = N, .count = N}};
     loom_data data = {1, &x, 2, y, 0, NULL};
     loom_history *ha = NULL, *hb = NULL;
     CHECK_STATUS(loom_fit(a, &data, &fo, &ha), LOOM_OK);

@@ -509,7 +509,7 @@ static void test_bn_model(void) {
     float xs[N * 3], ts[N];
     for (int i = 0; i < N * 3; i++) xs[i] = sinf(0.7f * (float)i) * 2.0f + 0.5f;
     for (int i = 0; i < N; i++) ts[i] = cosf((float)i);
-    loom_array xa = {"x", xs, N}, ya = {"out", ts, N};
+    loom_array xa = {.name = "x", .data = xs, .n = N, .count = N * 3}, ya = {.name = "out", .data = ts, .n = N, .count = N};
     loom_data d = data_of(&xa, 1, &ya, 1);
 
     /* the batch statistics of h, from predict (h does not depend on the BN layer) */
@@ -586,7 +586,7 @@ static void test_embedding_mask(void) {
     const float ids[3 * 5] = {3, 1, 4, 0, 0, /* */ 5, 9, 2, 6, 0, /* */ 7, 0, 0, 0, 0};
     float t[15];
     for (int i = 0; i < 15; i++) t[i] = 0.3f * (float)(i % 4) - 0.4f;
-    loom_array xa = {"ids", ids, 3}, ta = {"out", t, 3};
+    loom_array xa = {.name = "ids", .data = ids, .n = 3, .count = 3 * 5}, ta = {.name = "out", .data = t, .n = 3, .count = 3 * 5};
     loom_data d = data_of(&xa, 1, &ta, 1);
     float p[15];
     CHECK_STATUS(loom_predict(m, 1, &xa, 3, (float *const[]){p}), LOOM_OK);
@@ -725,7 +725,7 @@ static void test_custom(void) {
         xs[i * 3] = a, xs[i * 3 + 1] = b, xs[i * 3 + 2] = cc;
         ts[i] = 0.8f * a - 0.5f * b * cc + 0.3f;
     }
-    loom_array xa = {"x", xs, N}, ta = {NULL, ts, N};
+    loom_array xa = {.name = "x", .data = xs, .n = N, .count = N * 3}, ta = {.name = NULL, .data = ts, .n = N, .count = N};
     loom_data d = data_of(&xa, 1, &ta, 1);
     size_t np = loom_param_count(m);
     float *grad = malloc(np * sizeof *grad);
@@ -838,7 +838,7 @@ static void test_shared_and_files(void) {
     for (int i = 0; i < N * 5; i++) ids[i] = (float)((i * 7) % 10);
     for (int i = 0; i < N * 4; i++) v[i] = sinf((float)i);
     for (int i = 0; i < N * 2; i++) t[i] = cosf((float)i);
-    loom_array xa[2] = {{"ids", ids, N}, {"v", v, N}}, ta = {NULL, t, N};
+    loom_array xa[2] = {{.name = "ids", .data = ids, .n = N, .count = N * 5}, {.name = "v", .data = v, .n = N, .count = N * 4}}, ta = {.name = NULL, .data = t, .n = N, .count = N * 2};
     loom_data d = data_of(xa, 2, &ta, 1);
     loom_fit_options fo = loom_fit_defaults();
     fo.batch_size = 3;

@@ -105,9 +105,9 @@ static void make_seed_data(void) {
     memset(seed_yc, 0, sizeof seed_yc);
     for (int i = 0; i < NS; i++) seed_yc[i * 3 + (i * 7 + 1) % 3] = 1.0f;
     fill(seed_yd, NS * 2, -1.0f, 1.0f);
-    seed_xa[0] = (loom_array){"in", seed_x, NS};
-    seed_ya[0] = (loom_array){"C", seed_yc, NS};
-    seed_ya[1] = (loom_array){"D", seed_yd, NS};
+    seed_xa[0] = (loom_array){.name = "in", .data = seed_x, .n = NS, .count = NS * 4};
+    seed_ya[0] = (loom_array){.name = "C", .data = seed_yc, .n = NS, .count = NS * 3};
+    seed_ya[1] = (loom_array){.name = "D", .data = seed_yd, .n = NS, .count = NS * 2};
     seed_data = (loom_data){1, seed_xa, 2, seed_ya, 0, NULL};
 }
 
@@ -118,9 +118,9 @@ typedef struct data_view {
 } data_view;
 
 static void seed_slice(data_view *v, size_t first, size_t n) {
-    v->x[0] = (loom_array){"in", seed_x + first * 4, n};
-    v->y[0] = (loom_array){"C", seed_yc + first * 3, n};
-    v->y[1] = (loom_array){"D", seed_yd + first * 2, n};
+    v->x[0] = (loom_array){.name = "in", .data = seed_x + first * 4, .n = n, .count = n * 4};
+    v->y[0] = (loom_array){.name = "C", .data = seed_yc + first * 3, .n = n, .count = n * 3};
+    v->y[1] = (loom_array){.name = "D", .data = seed_yd + first * 2, .n = n, .count = n * 2};
     v->d = (loom_data){1, v->x, 2, v->y, 0, NULL};
 }
 
@@ -323,15 +323,15 @@ static void make_rich_data(void) {
     memset(rich_y4, 0, sizeof rich_y4);
     for (int r = 0; r < NR * 4; r++) rich_y4[r * 2 + (r * 5 + 1) % 3 % 2] = 1.0f;
     fill(rich_y2, NR * 2, -2.5f, 2.5f); /* errors on both sides of Huber's delta */
-    rich_x[0] = (loom_array){"a", rich_a, NR};
-    rich_x[1] = (loom_array){"b", rich_b, NR};
-    rich_y[0] = (loom_array){"H1", rich_y1, NR};
-    rich_y[1] = (loom_array){"H2", rich_y2, NR};
-    rich_y[2] = (loom_array){"H3", rich_y3, NR};
-    rich_sw[0] = (loom_array){"H1", rich_sw1, NR};
-    rich_y[3] = (loom_array){"H4", rich_y4, NR};
-    rich_sw[1] = (loom_array){"H3", rich_sw2, NR};
-    rich_sw[2] = (loom_array){"H4", rich_sw4, NR};
+    rich_x[0] = (loom_array){.name = "a", .data = rich_a, .n = NR, .count = NR * 4};
+    rich_x[1] = (loom_array){.name = "b", .data = rich_b, .n = NR, .count = NR * 6};
+    rich_y[0] = (loom_array){.name = "H1", .data = rich_y1, .n = NR, .count = NR};
+    rich_y[1] = (loom_array){.name = "H2", .data = rich_y2, .n = NR, .count = NR * 2};
+    rich_y[2] = (loom_array){.name = "H3", .data = rich_y3, .n = NR, .count = NR};
+    rich_sw[0] = (loom_array){.name = "H1", .data = rich_sw1, .n = NR, .count = NR};
+    rich_y[3] = (loom_array){.name = "H4", .data = rich_y4, .n = NR, .count = NR * 8};
+    rich_sw[1] = (loom_array){.name = "H3", .data = rich_sw2, .n = NR, .count = NR};
+    rich_sw[2] = (loom_array){.name = "H4", .data = rich_sw4, .n = NR, .count = NR};
     rich_data = (loom_data){2, rich_x, 4, rich_y, 3, rich_sw};
 }
 
@@ -411,7 +411,7 @@ static void test_fd_forks(void) {
     loom_compile_config cfg = {.n_losses = 3, .losses = l, .n_loss_weights = 3, .loss_weights = w,
                                .optimizer = loom_sgd(0.01f, 0, 0)};
     CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
-    loom_array ya[3] = {{"B", seed_yc, NS}, {"C", seed_yd, NS}, {"Sm", seed_yc, NS}};
+    loom_array ya[3] = {{.name = "B", .data = seed_yc, .n = NS, .count = NS * 3}, {.name = "C", .data = seed_yd, .n = NS, .count = NS * 2}, {.name = "Sm", .data = seed_yc, .n = NS, .count = NS * 3}};
     loom_data d = {1, seed_xa, 3, ya, 0, NULL};
     fd_check(m, &d, NS, "forks", 2e-3);
     loom_model_free(m);
@@ -439,7 +439,7 @@ static void test_fd_shared_head(void) {
     CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
     static float ymse[NS * 3];
     fill(ymse, NS * 3, 0.0f, 1.0f);
-    loom_array ya[2] = {{"E", seed_yc, NS}, {"E_1", ymse, NS}};
+    loom_array ya[2] = {{.name = "E", .data = seed_yc, .n = NS, .count = NS * 3}, {.name = "E_1", .data = ymse, .n = NS, .count = NS * 3}};
     loom_data d = {1, seed_xa, 2, ya, 0, NULL};
     fd_check(m, &d, NS, "shared head", 2e-3);
     /* the history keys use the output names */
@@ -651,7 +651,7 @@ static loom_model *scalar_model(bool dense_head) {
 
 static void test_scalar_spec7(void) {
     float x = 1.0f, t = 0.0f;
-    loom_array xa = {"x", &x, 1}, ya[2] = {{"T", &t, 1}, {"U", &t, 1}};
+    loom_array xa = {.name = "x", .data = &x, .n = 1, .count = 1}, ya[2] = {{.name = "T", .data = &t, .n = 1, .count = 1}, {.name = "U", .data = &t, .n = 1, .count = 1}};
     loom_data d = {1, &xa, 2, ya, 0, NULL};
     for (int dense_head = 0; dense_head <= 1; dense_head++) {
         loom_model *m = scalar_model(dense_head);
@@ -700,8 +700,8 @@ static loom_model *identity_model(int dim, const char *first, const char *second
 static void test_spec_vectors(void) {
     const float t1[6] = {.1f, .2f, .3f, .4f, .5f, .6f}, p1[6] = {1.2f, 1.1f, 1.0f, .9f, .8f, .7f};
     const float t2[6] = {.7f, .8f, .9f, 1.0f, 1.1f, 1.2f}, p2[6] = {.6f, .5f, .4f, .3f, .2f, .1f};
-    loom_array x[2] = {{"a_in", p1, 3}, {"b_in", p2, 3}};
-    loom_array y[2] = {{"a", t1, 3}, {"b", t2, 3}};
+    loom_array x[2] = {{.name = "a_in", .data = p1, .n = 3, .count = 3 * 2}, {.name = "b_in", .data = p2, .n = 3, .count = 3 * 2}};
+    loom_array y[2] = {{.name = "a", .data = t1, .n = 3, .count = 3 * 2}, {.name = "b", .data = t2, .n = 3, .count = 3 * 2}};
     loom_model *m = identity_model(2, "a", "b");
     if (m) {
         loom_loss mse = {.name = "mse"};
@@ -717,13 +717,13 @@ static void test_spec_vectors(void) {
         loom_history_free(h);
         /* sample weights: the divisor stays 3 */
         const float swa[3] = {1, 2, 3}, swb[3] = {3, 2, 1};
-        loom_array sw[2] = {{"a", swa, 3}, {"b", swb, 3}};
+        loom_array sw[2] = {{.name = "a", .data = swa, .n = 3, .count = 3}, {.name = "b", .data = swb, .n = 3, .count = 3}};
         loom_data dw = {2, x, 2, y, 2, sw};
         CHECK_CLOSE(evaluate_key(m, &dw, 32, "loss"), 1.266667, 1e-5, 0);
         /* batches of 1 and 2 give the same epoch mean (batch-size weighted) */
         CHECK_CLOSE(evaluate_key(m, &dw, 2, "loss"), 1.266667, 1e-5, 0);
         /* one unnamed sample-weight array applies to every output: a=[1,2,3] on both */
-        loom_array sw1 = {NULL, swa, 3};
+        loom_array sw1 = {.name = NULL, .data = swa, .n = 3, .count = 3};
         loom_data d1 = {2, x, 2, y, 1, &sw1};
         CHECK_CLOSE(evaluate_key(m, &d1, 32, "a_loss"), (1.01 + 0.74 + 0.15) / 3.0, 1e-5, 0);
         /* b's per-sample losses [0.05, 0.37, 1.01] weighted [1, 2, 3] */
@@ -757,7 +757,7 @@ static void test_spec_vectors(void) {
                                    .optimizer = loom_sgd(0.01f, 0, 0)};
         CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
         const float t[2] = {1, 2}, p[2] = {3, 4};
-        loom_array xx[2] = {{"a_in", p, 2}, {"b_in", p, 2}}, yy[2] = {{"a", t, 2}, {"b", t, 2}};
+        loom_array xx[2] = {{.name = "a_in", .data = p, .n = 2, .count = 2}, {.name = "b_in", .data = p, .n = 2, .count = 2}}, yy[2] = {{.name = "a", .data = t, .n = 2, .count = 2}, {.name = "b", .data = t, .n = 2, .count = 2}};
         loom_data d = {2, xx, 2, yy, 0, NULL};
         loom_history *h = NULL;
         CHECK_STATUS(loom_evaluate(m, &d, 32, 0, &h), LOOM_OK);
@@ -913,26 +913,26 @@ static void test_data_errors(void) {
     loom_history_free(h);
     expect_data_error(loom_evaluate(m, &d, 4, 0, NULL), m, LOOM_ERR_DATA, "D", __LINE__);
     /* mismatched sample counts */
-    loom_array ys[2] = {{"C", seed_yc, NS}, {"D", seed_yd, NS - 1}};
+    loom_array ys[2] = {{.name = "C", .data = seed_yc, .n = NS, .count = NS * 3}, {.name = "D", .data = seed_yd, .n = NS - 1, .count = (NS - 1) * 2}};
     d = (loom_data){1, seed_xa, 2, ys, 0, NULL};
     expect_data_error(loom_fit(m, &d, &fo, NULL), m, LOOM_ERR_DATA, "D", __LINE__);
     /* no samples */
-    loom_array x0 = {"in", seed_x, 0};
+    loom_array x0 = {.name = "in", .data = seed_x, .n = 0, .count = 0 * 4};
     d = (loom_data){1, &x0, 2, seed_ya, 0, NULL};
     expect_data_error(loom_fit(m, &d, &fo, NULL), m, LOOM_ERR_DATA, "in", __LINE__);
     /* unknown input name */
-    loom_array xu = {"inp", seed_x, NS};
+    loom_array xu = {.name = "inp", .data = seed_x, .n = NS, .count = NS * 4};
     d = (loom_data){1, &xu, 2, seed_ya, 0, NULL};
     expect_data_error(loom_fit(m, &d, &fo, NULL), m, LOOM_ERR_NAME, "inp", __LINE__);
     /* unknown target name */
-    loom_array yu[2] = {{"C", seed_yc, NS}, {"Dx", seed_yd, NS}};
+    loom_array yu[2] = {{.name = "C", .data = seed_yc, .n = NS, .count = NS * 3}, {.name = "Dx", .data = seed_yd, .n = NS, .count = NS * 2}};
     d = (loom_data){1, seed_xa, 2, yu, 0, NULL};
     expect_data_error(loom_fit(m, &d, &fo, NULL), m, LOOM_ERR_NAME, "Dx", __LINE__);
     /* NULL data pointers */
-    loom_array xn = {"in", NULL, NS};
+    loom_array xn = {.name = "in", .data = NULL, .n = NS, .count = NS * 4};
     d = (loom_data){1, &xn, 2, seed_ya, 0, NULL};
     expect_data_error(loom_fit(m, &d, &fo, NULL), m, LOOM_ERR_DATA, "in", __LINE__);
-    loom_array yn[2] = {{"C", seed_yc, NS}, {"D", NULL, NS}};
+    loom_array yn[2] = {{.name = "C", .data = seed_yc, .n = NS, .count = NS * 3}, {.name = "D", .data = NULL, .n = NS, .count = NS * 4}};
     d = (loom_data){1, seed_xa, 2, yn, 0, NULL};
     expect_data_error(loom_fit(m, &d, &fo, NULL), m, LOOM_ERR_DATA, "D", __LINE__);
     expect_data_error(loom_fit(m, NULL, &fo, NULL), m, LOOM_ERR_ARGUMENT, NULL, __LINE__);
@@ -940,10 +940,10 @@ static void test_data_errors(void) {
     d = (loom_data){0, NULL, 2, seed_ya, 0, NULL};
     expect_data_error(loom_fit(m, &d, &fo, NULL), m, LOOM_ERR_COUNT, NULL, __LINE__);
     /* sample weights naming no output, and with a wrong count */
-    loom_array swu = {"Cx", seed_x, NS};
+    loom_array swu = {.name = "Cx", .data = seed_x, .n = NS, .count = NS * 4};
     d = (loom_data){1, seed_xa, 2, seed_ya, 1, &swu};
     expect_data_error(loom_fit(m, &d, &fo, NULL), m, LOOM_ERR_NAME, "Cx", __LINE__);
-    loom_array swn = {"C", seed_x, NS - 2};
+    loom_array swn = {.name = "C", .data = seed_x, .n = NS - 2, .count = (NS - 2) * 4};
     d = (loom_data){1, seed_xa, 2, seed_ya, 1, &swn};
     expect_data_error(loom_fit(m, &d, &fo, NULL), m, LOOM_ERR_DATA, "C", __LINE__);
     /* bad fit options */
@@ -1186,14 +1186,14 @@ static void test_log_keys(void) {
         loom_compile_config c = {.n_losses = 1, .losses = &mse, .n_metrics = 1,
                                  .metrics = (const loom_metric_spec[]){{NULL, "mae"}}, .optimizer = loom_sgd(0.01f, 0, 0)};
         CHECK_STATUS(loom_compile(m, &c), LOOM_OK);
-        loom_array xa = {"x", seed_x, NS}, ya = {"O", seed_yd, NS};
+        loom_array xa = {.name = "x", .data = seed_x, .n = NS, .count = NS * 4}, ya = {.name = "O", .data = seed_yd, .n = NS, .count = NS * 2};
         loom_data d = {1, &xa, 1, &ya, 0, NULL};
         loom_fit_options f = loom_fit_defaults();
         f.batch_size = 4;
         f.validation_split = 0.3f; /* ceil(7) = 7 train samples */
         CHECK_STATUS(loom_fit(m, &d, &f, &h), LOOM_OK);
         CHECK(keys_are(h, 4, (const char *[]){"loss", "mae", "val_loss", "val_mae"}));
-        loom_array xv = {"x", seed_x + 7 * 4, 3}, yv = {"O", seed_yd + 7 * 2, 3};
+        loom_array xv = {.name = "x", .data = seed_x + 7 * 4, .n = 3, .count = 3 * 4}, yv = {.name = "O", .data = seed_yd + 7 * 2, .n = 3, .count = 3 * 2};
         loom_data dv = {1, &xv, 1, &yv, 0, NULL};
         CHECK_CLOSE(loom_history_get(h, "val_loss", 0), evaluate_key(m, &dv, 3, "loss"), 1e-6, 1e-5);
         loom_history_free(h);
@@ -1503,7 +1503,7 @@ static void test_predict_reach_batch(void) {
     for (int i = 0; i < NS; i++) CHECK_CLOSE(c10[i * 3] + c10[i * 3 + 1] + c10[i * 3 + 2], 1.0, 1e-6, 0);
     /* a NULL entry skips an output; an unnamed array binds by position */
     float d_only[NS * 2];
-    loom_array pos = {NULL, seed_x, NS};
+    loom_array pos = {.name = NULL, .data = seed_x, .n = NS, .count = NS * 4};
     CHECK_STATUS(loom_predict(m, 1, &pos, 4, (float *[]){NULL, d_only}), LOOM_OK);
     int off = 0;
     for (int i = 0; i < NS * 2; i++) off += !(fabsf(d_only[i] - d10[i]) <= 1e-6f * (1 + fabsf(d10[i])));

@@ -321,11 +321,11 @@ static void big_data_init(big_data *bd) {
         for (int c = 0; c < 3; c++) bd->cls[i * 3 + c] = c == i % 3;
         bd->bin[i] = (float)(i % 2);
     }
-    bd->x[0] = (loom_array){"a", bd->a, BIG_N};
-    bd->x[1] = (loom_array){"b", bd->b, BIG_N};
-    bd->y[0] = (loom_array){"out_reg", bd->reg, BIG_N};
-    bd->y[1] = (loom_array){"out_cls", bd->cls, BIG_N};
-    bd->y[2] = (loom_array){"out_logit", bd->bin, BIG_N};
+    bd->x[0] = (loom_array){.name = "a", .data = bd->a, .n = BIG_N, .count = BIG_N * 4};
+    bd->x[1] = (loom_array){.name = "b", .data = bd->b, .n = BIG_N, .count = BIG_N * 6};
+    bd->y[0] = (loom_array){.name = "out_reg", .data = bd->reg, .n = BIG_N, .count = BIG_N * 2};
+    bd->y[1] = (loom_array){.name = "out_cls", .data = bd->cls, .n = BIG_N, .count = BIG_N * 3};
+    bd->y[2] = (loom_array){.name = "out_logit", .data = bd->bin, .n = BIG_N, .count = BIG_N};
     bd->d = (loom_data){2, bd->x, 3, bd->y, 0, NULL};
 }
 
@@ -591,8 +591,8 @@ static loom_model *build_resume(const resume_case *rc) {
 }
 
 static loom_status fit_resume(loom_model *m, const resume_case *rc, int initial, int epochs) {
-    loom_array x = {"x", res_x, RES_N};
-    loom_array ys[2] = {{"y", res_y, RES_N}, {"c", res_c, RES_N}};
+    loom_array x = {.name = "x", .data = res_x, .n = RES_N, .count = RES_N * 6};
+    loom_array ys[2] = {{.name = "y", .data = res_y, .n = RES_N, .count = RES_N * 2}, {.name = "c", .data = res_c, .n = RES_N, .count = RES_N}};
     loom_data d = {1, &x, 2, ys, 0, NULL};
     loom_fit_options fo = loom_fit_defaults();
     fo.batch_size = 4; /* 24 training samples after the split: 6 full steps per epoch */
@@ -1220,7 +1220,7 @@ static void test_checkpoint(void) {
     float xs[N * 3], ys[N];
     fill(xs, N * 3, -1, 1);
     for (int i = 0; i < N; i++) ys[i] = xs[i * 3] - 0.5f * xs[i * 3 + 2];
-    loom_array x = {"x", xs, N}, y = {"y", ys, N};
+    loom_array x = {.name = "x", .data = xs, .n = N, .count = N * 3}, y = {.name = "y", .data = ys, .n = N, .count = N};
     loom_data d = {1, &x, 1, &y, 0, NULL};
     loom_fit_options fo = loom_fit_defaults();
     fo.batch_size = 4; /* 5 steps per epoch */
@@ -1363,14 +1363,14 @@ static void test_user_loss_and_uncompiled(void) {
         CHECK(isnan(loom_get_learning_rate(r)));
         CHECK(loom_iterations(r) == 0 && loom_model_epochs_done(r) == 0);
         float xs[6] = {0.1f, -0.2f, 0.3f, 0.5f, 0.0f, -1.0f};
-        loom_array xa = {"x", xs, 2};
+        loom_array xa = {.name = "x", .data = xs, .n = 2, .count = 2 * 3};
         size_t na = 0, nb = 0;
         float *pa = predict_all(m, 1, &xa, 2, &na), *pb = predict_all(r, 1, &xa, 2, &nb);
         CHECK(pa && pb && na == nb && memcmp(pa, pb, na * sizeof *pa) == 0);
         free(pa);
         free(pb);
         float ys[2] = {0, 1}, y2[4] = {0};
-        loom_array ya[2] = {{"plain_head", y2, 2}, {"custom_head", ys, 2}};
+        loom_array ya[2] = {{.name = "plain_head", .data = y2, .n = 2, .count = 2 * 2}, {.name = "custom_head", .data = ys, .n = 2, .count = 2}};
         loom_data d = {1, &xa, 2, ya, 0, NULL};
         CHECK_STATUS(loom_fit(r, &d, NULL, NULL), LOOM_ERR_STATE); /* not compiled */
     }

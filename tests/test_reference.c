@@ -230,8 +230,8 @@ int main(void) {
     fixture_floats(&fx, "yD", yD, N * 4);
     fixture_floats(&fx, "swC", swC, N);
 
-    loom_array xs = {"x", x, N};
-    loom_array ys[2] = {{"C", yC, N}, {"D", yD, N}};
+    loom_array xs = {.name = "x", .data = x, .n = N, .count = N * 8};
+    loom_array ys[2] = {{.name = "C", .data = yC, .n = N, .count = N * 3}, {.name = "D", .data = yD, .n = N, .count = N * 4}};
     loom_data data = {1, &xs, 2, ys, 0, NULL};
     static float grad[N_PARAMS];
     float losses[2];
@@ -288,7 +288,7 @@ int main(void) {
     /* ---- per-sample weights on C only; Keras divides by the batch size, not by sum(s) */
     m = build_model(&fx, loom_sgd(0.1f, 0.0f, 0));
     if (m) {
-        loom_array sw = {"C", swC, N};
+        loom_array sw = {.name = "C", .data = swC, .n = N, .count = N};
         loom_data wdata = data;
         wdata.n_sample_weights = 1;
         wdata.sample_weights = &sw;

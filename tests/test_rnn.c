@@ -506,7 +506,7 @@ static float total_loss(loom_model *m, const loom_data *d) {
 
 static void test_sequence_model(void) {
     make_sequences();
-    loom_array xa = {"x", seq_x, NS}, ya[2] = {{"sum", seq_sum, NS}, {"sign", seq_sign, NS}};
+    loom_array xa = {.name = "x", .data = seq_x, .n = NS, .count = NS * TS}, ya[2] = {{.name = "sum", .data = seq_sum, .n = NS, .count = NS}, {.name = "sign", .data = seq_sign, .n = NS, .count = NS}};
     loom_data data = {.n_x = 1, .x = &xa, .n_y = 2, .y = ya};
     for (int bidir = 0; bidir < 2; bidir++) {
         loom_model *m = sequence_model(bidir);
@@ -608,7 +608,7 @@ static void test_shared_layer(void) {
     float xa[N * 8], xb[N * 8], t[N];
     for (int i = 0; i < N * 8; i++) xa[i] = loom_uniform01(1, i) - 0.5f, xb[i] = loom_uniform01(2, i) - 0.5f;
     for (int i = 0; i < N; i++) t[i] = loom_uniform01(3, i);
-    loom_array xarr[2] = {{"a", xa, N}, {"b", xb, N}}, yarr = {"y", t, N};
+    loom_array xarr[2] = {{.name = "a", .data = xa, .n = N, .count = N * 8}, {.name = "b", .data = xb, .n = N, .count = N * 8}}, yarr = {.name = "y", .data = t, .n = N, .count = N};
     loom_data d = {.n_x = 2, .x = xarr, .n_y = 1, .y = &yarr};
     size_t n = loom_param_count(m);
     float *grad = malloc(n * sizeof *grad), *p = loom_params(m);
@@ -666,7 +666,7 @@ static void test_file_round_trip(void) {
     if (r) {
         float xs[4 * 10], a[4 * 10], b[4 * 10];
         for (int i = 0; i < 40; i++) xs[i] = loom_uniform01(5, i) - 0.5f;
-        loom_array xa = {"x", xs, 4};
+        loom_array xa = {.name = "x", .data = xs, .n = 4, .count = 4 * 10};
         float *pa = a, *pb = b;
         CHECK_STATUS(loom_predict(m, 1, &xa, 4, &pa), LOOM_OK);
         CHECK_STATUS(loom_predict(r, 1, &xa, 4, &pb), LOOM_OK);

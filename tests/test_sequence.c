@@ -53,9 +53,9 @@ static loom_model *make_model(int gru, uint64_t seed) {
 }
 
 static loom_data data_of(int n, loom_array *x, loom_array *y) {
-    *x = (loom_array){"digits", ids, (size_t)n};
-    y[0] = (loom_array){"sum", sums, (size_t)n};
-    y[1] = (loom_array){"parity", parity, (size_t)n};
+    *x = (loom_array){.name = "digits", .data = ids, .n = (size_t)n, .count = (size_t)n * T};
+    y[0] = (loom_array){.name = "sum", .data = sums, .n = (size_t)n, .count = (size_t)n};
+    y[1] = (loom_array){.name = "parity", .data = parity, .n = (size_t)n, .count = (size_t)n};
     return (loom_data){1, x, 2, y, 0, NULL};
 }
 
@@ -107,7 +107,7 @@ static void padding_is_invisible(void) {
     loom_model *m = make_model(0, 5);
     float a[T] = {3, 1, 4, 0, 0, 0}, b[T] = {0, 0, 0, 3, 1, 4}, b2[T] = {0, 3, 0, 1, 4, 0};
     float sa, pa, sb, pb, sb2, pb2;
-    loom_array xa = {"digits", a, 1}, xb = {"digits", b, 1}, xb2 = {"digits", b2, 1};
+    loom_array xa = {.name = "digits", .data = a, .n = 1, .count = 1 * T}, xb = {.name = "digits", .data = b, .n = 1, .count = 1 * T}, xb2 = {.name = "digits", .data = b2, .n = 1, .count = 1 * T};
     CHECK_STATUS(loom_predict(m, 1, &xa, 1, (float *const[]){&sa, &pa}), LOOM_OK);
     CHECK_STATUS(loom_predict(m, 1, &xb, 1, (float *const[]){&sb, &pb}), LOOM_OK);
     CHECK_STATUS(loom_predict(m, 1, &xb2, 1, (float *const[]){&sb2, &pb2}), LOOM_OK);
@@ -116,7 +116,7 @@ static void padding_is_invisible(void) {
     CHECK_CLOSE(sa, sb2, 1e-6, 1e-5); /* holes too */
     CHECK_CLOSE(pa, pb2, 1e-6, 1e-5);
     float c[T] = {3, 1, 4, 1, 0, 0}, sc, pc;
-    loom_array xc = {"digits", c, 1};
+    loom_array xc = {.name = "digits", .data = c, .n = 1, .count = 1 * T};
     CHECK_STATUS(loom_predict(m, 1, &xc, 1, (float *const[]){&sc, &pc}), LOOM_OK);
     CHECK(sc != sa); /* a real step does change it */
     loom_model_free(m);
@@ -153,7 +153,7 @@ static void masked_sequence_outputs(void) {
     enum { NS = 8 };
     float tags[NS * T], probs[NS * T * 3];
     for (int i = 0; i < NS * T; i++) tags[i] = (float)((int)ids[i] % 3); /* tag = digit mod 3 */
-    loom_array xa = {"digits", ids, NS}, ya = {"tag", tags, NS};
+    loom_array xa = {.name = "digits", .data = ids, .n = NS, .count = NS * T}, ya = {.name = "tag", .data = tags, .n = NS, .count = NS * T};
     loom_data d = {1, &xa, 1, &ya, 0, NULL};
     loom_history *h = NULL;
     CHECK_STATUS(loom_evaluate(m, &d, NS, 0, &h), LOOM_OK);

@@ -159,8 +159,10 @@ loom_status loom_set_loss_weight_schedule(loom_model *m, const char *output, con
     if (!s) {
         bool had = m->outputs[k].has_schedule;
         m->outputs[k].has_schedule = false;
-        if (had && m->compiled && loom_balance_log_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
-        return LOOM_OK;
+        loom_status st = had && m->compiled ? loom_balance_log_keys(m) : LOOM_OK;
+        if (st == LOOM_ERR_MEMORY) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
+        if (!st) loom_clear_error(&m->err);
+        return st;
     }
     loom_mtl_schedule ms;
     memset(&ms, 0, sizeof ms);
@@ -182,8 +184,10 @@ loom_status loom_set_loss_weight_schedule(loom_model *m, const char *output, con
     m->outputs[k].schedule_by_epoch = s->by_epoch != 0;
     m->outputs[k].has_schedule = true;
     /* the effective weights join the logs */
-    if (!had && m->compiled && loom_balance_log_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
-    return LOOM_OK;
+    loom_status st = !had && m->compiled ? loom_balance_log_keys(m) : LOOM_OK;
+    if (st == LOOM_ERR_MEMORY) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
+    if (!st) loom_clear_error(&m->err);
+    return st;
 }
 
 /* The static part of output k's weight at this step. */

@@ -241,29 +241,106 @@ static bool no_optimizer(const loom_optimizer *o) {
            o->clipnorm == 0.0f && o->global_clipnorm == 0.0f && o->clipvalue == 0.0f;
 }
 
-loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
-    if (!m) return LOOM_ERR_ARGUMENT;
-    loom_clear_error(&m->err);
-    m->compiled = false;
-    if (!cfg) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: config is NULL");
+/* What a compile replaces, kept aside until the new settings are complete: a failed recompile
+ * leaves the model as it was (still compiled with its old settings, its optimizer state kept). */
+typedef struct compile_backup {
+    bool compiled;
+    loom_output *outputs;
+    loom_metric_impl *metrics;
+    char (*metric_names)[LOOM_METRIC_SPEC_MAX];
+    int n_metrics, n_metric_keys;
+    loom_balance_state *balance;
+    loom_logs keys;
+    const char **key_ptrs;
+    loom_running *call_run;
+    int key_weights, key_diag;
+    bool log_output_losses;
+} compile_backup;
+
+static bool backup_take(loom_model *m, compile_backup *b) {
+    b->outputs = malloc((size_t)m->n_outputs * sizeof *b->outputs);
+    if (!b->outputs) return false;
+    memcpy(b->outputs, m->outputs, (size_t)m->n_outputs * sizeof *b->outputs);
+    b->compiled = m->compiled;
+    b->metrics = m->metrics, b->metric_names = m->metric_names, b->n_metrics = m->n_metrics;
+    b->n_metric_keys = m->n_metric_keys;
+    b->balance = m->balance;
+    b->keys = m->keys, b->key_ptrs = m->key_ptrs, b->call_run = m->call_run;
+    b->key_weights = m->key_weights, b->key_diag = m->key_diag, b->log_output_losses = m->log_output_losses;
+    m->metrics = NULL, m->metric_names = NULL, m->n_metrics = 0;
+    m->balance = NULL;
+    memset(&m->keys, 0, sizeof m->keys);
+    m->key_ptrs = NULL, m->call_run = NULL;
+    return true;
+}
+
+/* Frees what the new compile made and puts the old settings back (restore), or frees the old
+ * ones (keep the new). */
+static void backup_end(loom_model *m, compile_backup *b, bool restore) {
+    compile_backup mine = {.metrics = m->metrics, .metric_names = m->metric_names, .n_metrics = m->n_metrics,
+                           .balance = m->balance, .keys = m->keys, .key_ptrs = m->key_ptrs, .call_run = m->call_run};
+    compile_backup *drop = restore ? &mine : b;
+    for (int i = 0; i < drop->n_metrics && drop->metrics; i++) loom_metric_release(&drop->metrics[i]);
+    free(drop->metrics);
+    free(drop->metric_names);
+    loom_balance_free(drop->balance);
+    free(drop->keys.keys);
+    free(drop->keys.values);
+    free((void *)drop->key_ptrs);
+    free(drop->call_run);
+    if (restore) {
+        memcpy(m->outputs, b->outputs, (size_t)m->n_outputs * sizeof *b->outputs);
+        m->compiled = b->compiled;
+        m->metrics = b->metrics, m->metric_names = b->metric_names, m->n_metrics = b->n_metrics;
+        m->n_metric_keys = b->n_metric_keys;
+        m->balance = b->balance;
+        m->keys = b->keys, m->key_ptrs = b->key_ptrs, m->call_run = b->call_run;
+        m->key_weights = b->key_weights, m->key_diag = b->key_diag, m->log_output_losses = b->log_output_losses;
+    }
+    free(b->outputs);
+}
+
+/* Everything compile resolves from the config (opt: the optimizer it will use). */
+static loom_status compile_settings(loom_model *m, const loom_compile_config *cfg, const loom_optimizer *opt) {
     loom_status s;
     if ((s = compile_losses(m, cfg)) || (s = compile_weights(m, cfg)) || (s = compile_metrics(m, cfg)))
         return s;
-    const loom_optimizer opt = no_optimizer(&cfg->optimizer) ? loom_rmsprop(0.001f) : cfg->optimizer;
-    if ((s = loom_optimizer_check(&opt, &m->err))) {
+    if ((s = loom_optimizer_check(opt, &m->err))) {
         char msg[LOOM_ERR_MAX];
         snprintf(msg, sizeof msg, "compile: optimizer: %.400s", m->err.msg);
         return loom_set_error(&m->err, s, "%s", msg);
     }
     if ((s = loom_balance_setup(m, &cfg->balance))) return s;
-    if (loom_balance_log_keys(m)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
+    if ((s = loom_balance_log_keys(m)))
+        return s == LOOM_ERR_MEMORY ? loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory") : s;
+    return LOOM_OK;
+}
+
+loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
+    if (!cfg) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: config is NULL");
+    compile_backup backup;
+    if (!backup_take(m, &backup)) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
+    m->compiled = false;
+    const loom_optimizer opt = no_optimizer(&cfg->optimizer) ? loom_rmsprop(0.001f) : cfg->optimizer;
+    loom_status s = compile_settings(m, cfg, &opt);
+    size_t n_slots = (size_t)loom_optimizer_slots(&opt) * m->n_params;
+    float *slots = s ? NULL : loom_floats_zeroed(n_slots);
+    loom_history *log = s ? NULL : loom_history_create(0, NULL, 0);
+    if (!s && (!slots || !log)) s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory for optimizer state");
+    if (s) {
+        loom_floats_free(slots);
+        loom_history_free(log);
+        backup_end(m, &backup, true);
+        return s;
+    }
+    backup_end(m, &backup, false);
     m->opt = opt;
     loom_model_snapshot_trainable(m);
     plan_weight_gradients(m);
     loom_floats_free(m->slots);
-    size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
-    m->slots = loom_floats_zeroed(n_slots);
-    if (!m->slots) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory for optimizer state");
+    m->slots = slots;
     if (m->opt.kind == LOOM_ADAGRAD)
         for (size_t i = 0; i < n_slots; i++) m->slots[i] = m->opt.initial_accumulator_value;
     m->iterations = 0;
@@ -271,8 +348,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
     m->rng_step = 0;
     m->epochs_done = 0;
     loom_history_free(m->log);
-    m->log = loom_history_create(0, NULL, 0);
-    if (!m->log) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "compile: out of memory");
+    m->log = log;
     /* targets and fused logits moved: plan the arena again at the next step */
     loom_floats_free(m->arena);
     m->arena = NULL;
@@ -283,6 +359,7 @@ loom_status loom_compile(loom_model *m, const loom_compile_config *cfg) {
 
 loom_status loom_set_loss_weight(loom_model *m, const char *output, float weight) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     int k = loom_model_output_index(m, output);
     if (k < 0) return LOOM_ERR_NAME;
     if (!isfinite(weight))
@@ -309,6 +386,7 @@ float loom_get_learning_rate(const loom_model *m) { return (m && m->compiled) ? 
 
 loom_status loom_set_learning_rate(loom_model *m, float lr) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     if (!m->compiled) return loom_set_error(&m->err, LOOM_ERR_STATE, "set_learning_rate: the model is not compiled");
     if (!(lr >= 0) || !isfinite(lr))
         return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "learning rate must be finite and >= 0, got %g", (double)lr);

@@ -1,8 +1,11 @@
 /* data.c — binding user arrays to the model's inputs and outputs by name or position, with the
  * checks Keras makes (and a few it does not): every input given once, names known, one sample
- * count, targets for every output that has a loss. */
+ * count, targets for every output that has a loss, every buffer as large as its shape says
+ * (loom_array.count), finite values, and ids an Embedding can look up. */
 #include "core/model.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +17,83 @@ static loom_status check_n(loom_model *m, const char *what, const char *kind, co
         return loom_set_error(&m->err, LOOM_ERR_DATA,
                               "%s: %s %s has %zu samples but the data before it has %zu", what, kind,
                               name, n, *expected);
+    return LOOM_OK;
+}
+
+/* "(64, 6)": the shape an array's count gives n samples, or "385 floats" when it is no whole
+ * number per sample. */
+static const char *given_shape(const loom_array *a, char *buf, size_t len) {
+    if (a->count % a->n) snprintf(buf, len, "%zu floats for %zu samples", a->count, a->n);
+    else snprintf(buf, len, "(%zu, %zu)", a->n, a->count / a->n);
+    return buf;
+}
+
+/* A target's expected shape: the output's, with the loss's target width on the last axis. */
+static const char *target_shape(const loom_model *m, const loom_output *o, char *buf, size_t len) {
+    loom_shape t = m->order[o->pos].node->out_shape;
+    t.dims[t.rank - 1] = m->compiled ? o->target_dim : o->dim;
+    return loom_shape_str(&t, buf, len);
+}
+
+/* Keras's hint for the classic mix-up: one-hot rows for the sparse crossentropy, or class indices
+ * for the categorical one. */
+static const char *crossentropy_hint(const loom_output *o, size_t per) {
+    if (!o || o->rows_per_sample == 0) return "";
+    if (o->loss.kind == LOSS_SCCE && per == o->size)
+        return "; these look like one-hot targets: use categorical_crossentropy, or give one class index per row";
+    if (o->loss.kind == LOSS_CCE && per == o->rows_per_sample)
+        return "; these look like class indices: use sparse_categorical_crossentropy, or give one-hot rows";
+    return "";
+}
+
+/* The array holds exactly n x per floats (and says so: count 0 is a forgotten field). role is
+ * "input x", "the target of output C", ...; shape the expected per-sample shape. */
+static loom_status check_count(loom_model *m, const char *what, const char *role, const loom_array *a,
+                               size_t per, const char *shape, const loom_output *o) {
+    size_t want;
+    if (__builtin_mul_overflow(a->n, per, &want))
+        return loom_set_error(&m->err, LOOM_ERR_DATA, "%s: %s: %zu samples of %s do not fit in memory", what, role,
+                              a->n, shape);
+    if (a->count == 0)
+        return loom_set_error(&m->err, LOOM_ERR_DATA,
+                              "%s: %s: loom_array.count is 0; set it to the floats data holds (%zu samples x %zu = %zu for %s)",
+                              what, role, a->n, per, want, shape);
+    if (a->count != want) {
+        char given[64];
+        return loom_set_error(&m->err, LOOM_ERR_DATA, "%s: %s expects %s (%zu x %zu = %zu floats), got %s%s", what,
+                              role, shape, a->n, per, want, given_shape(a, given, sizeof given),
+                              a->count % a->n ? "" : crossentropy_hint(o, a->count / a->n));
+    }
+    return LOOM_OK;
+}
+
+/* Every value finite, unless the model was told not to look (loom_set_check_finite). */
+static loom_status check_finite(loom_model *m, const char *what, const char *role, const loom_array *a, size_t per) {
+    if (!m->check_finite) return LOOM_OK;
+    for (size_t i = 0; i < a->count; i++)
+        if (!isfinite(a->data[i]))
+            return loom_set_error(&m->err, LOOM_ERR_DATA,
+                                  "%s: %s: sample %zu, position %zu is %g (non-finite values are refused; loom_set_check_finite turns this off)",
+                                  what, role, i / per, i % per, (double)a->data[i]);
+    return LOOM_OK;
+}
+
+/* Layers that read a model input directly and check its values (Embedding ids): checked here
+ * over the whole array, so the message gives the sample's index in the data. */
+static loom_status check_input_values(loom_model *m, const char *what, int input, const loom_array *a) {
+    int pos = m->input_pos[input];
+    const loom_shape *shape = &m->order[pos].node->out_shape;
+    for (int i = pos + 1; i < m->n_order; i++) {
+        const loom_step_node *sn = &m->order[i];
+        const loom_layer *L = sn->node->layer;
+        if (sn->is_input || !L->op->check_input) continue;
+        for (int j = 0; j < sn->node->n_in; j++) {
+            if (sn->in_pos[j] != pos) continue;
+            loom_error e = {0};
+            if (L->op->check_input(L, j, a->data, a->n, shape, &e))
+                return loom_set_error(&m->err, e.code, "%s: input %s: %s", what, loom_model_input_name(m, input), e.msg);
+        }
+    }
     return LOOM_OK;
 }
 
@@ -54,6 +134,13 @@ loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targe
             goto fail;
         }
         if ((s = check_n(m, what, "input", loom_model_input_name(m, k), a->n, &n))) goto fail;
+        char role[LOOM_NAME_MAX + 16], shape[96];
+        snprintf(role, sizeof role, "input %s", loom_model_input_name(m, k));
+        size_t per = loom_model_input_size(m, k);
+        loom_shape_str(&m->order[m->input_pos[k]].node->out_shape, shape, sizeof shape);
+        if ((s = check_count(m, what, role, a, per, shape, NULL)) || (s = check_finite(m, what, role, a, per)) ||
+            (s = check_input_values(m, what, k, a)))
+            goto fail;
         d->x[k] = a->data;
     }
     if (data->n_y < 0 || (data->n_y && !data->y) || data->n_y > m->n_outputs) {
@@ -77,6 +164,12 @@ loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targe
             goto fail;
         }
         if ((s = check_n(m, what, "target", m->outputs[k].name, a->n, &n))) goto fail;
+        char role[LOOM_NAME_MAX + 32], shape[96];
+        snprintf(role, sizeof role, "the target of output %s", m->outputs[k].name);
+        size_t per = loom_model_target_size(m, k);
+        target_shape(m, &m->outputs[k], shape, sizeof shape);
+        if ((s = check_count(m, what, role, a, per, shape, &m->outputs[k])) || (s = check_finite(m, what, role, a, per)))
+            goto fail;
         d->y[k] = a->data;
     }
     if (need_targets) {
@@ -105,7 +198,10 @@ loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targe
             s = loom_set_error(&m->err, LOOM_ERR_DATA, "%s: sample weights have no data (NULL)", what);
             goto fail;
         }
-        if ((s = check_n(m, what, "sample weights", "(all outputs)", a->n, &n))) goto fail;
+        if ((s = check_n(m, what, "sample weights", "(all outputs)", a->n, &n)) ||
+            (s = check_count(m, what, "the sample weights", a, 1, "one weight per sample", NULL)) ||
+            (s = check_finite(m, what, "the sample weights", a, 1)))
+            goto fail;
         for (int k = 0; k < m->n_outputs; k++) d->sw[k] = a->data;
     } else {
         for (int i = 0; i < data->n_sample_weights; i++) {
@@ -125,12 +221,25 @@ loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targe
                 s = loom_set_error(&m->err, LOOM_ERR_DATA, "%s: sample weights of output %s are given twice or NULL", what, a->name);
                 goto fail;
             }
-            if ((s = check_n(m, what, "sample weights of", a->name, a->n, &n))) goto fail;
+            char role[LOOM_NAME_MAX + 32];
+            snprintf(role, sizeof role, "the sample weights of output %s", m->outputs[k].name);
+            if ((s = check_n(m, what, "sample weights of", a->name, a->n, &n)) ||
+                (s = check_count(m, what, role, a, 1, "one weight per sample", NULL)) ||
+                (s = check_finite(m, what, role, a, 1)))
+                goto fail;
             d->sw[k] = a->data;
         }
     }
     d->n = n;
+    loom_clear_error(&m->err);
     return LOOM_OK;
 fail:
     return s;
+}
+
+loom_status loom_set_check_finite(loom_model *m, int check_finite) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    m->check_finite = check_finite != 0;
+    loom_clear_error(&m->err);
+    return LOOM_OK;
 }

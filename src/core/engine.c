@@ -277,7 +277,13 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
         loom_step_node *sn = &m->order[i];
         if (sn->is_input) continue;
         fill_ctx(m, i, batch, training, &c, in_shapes);
-        sn->node->layer->op->forward(sn->node->layer, &c);
+        const loom_layer *L = sn->node->layer;
+        if (L->op->check_input)
+            for (int j = 0; j < c.n_in; j++) {
+                loom_status s = L->op->check_input(L, j, c.in[j], (size_t)batch, &in_shapes[j], &m->err);
+                if (s) return s;
+            }
+        L->op->forward(L, &c);
         if (sn->makes_mask && !sn->node->layer->op->make_mask(sn->node->layer, &c, sn->mask))
             for (size_t j = 0, n = (size_t)batch * (size_t)sn->node->out_shape.dims[0]; j < n; j++) sn->mask[j] = 1.0f;
     }

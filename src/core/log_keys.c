@@ -87,6 +87,18 @@ loom_status loom_log_keys_build(loom_model *m, bool show_weights, int n_tasks, c
                 if (add_key(&m->keys, key)) return LOOM_ERR_MEMORY;
             }
     }
+    /* An output named "val" or "val_<x>" makes keys that validation's copies use ("val_loss"):
+     * the history would hold one key twice and EarlyStopping on val_loss would read a training
+     * loss. Refused rather than renamed, so that every key stays what the user can predict. */
+    for (int i = 0; i < m->keys.n; i++)
+        for (int j = 0; j < m->keys.n; j++) {
+            const char *a = m->keys.keys[i], *b = m->keys.keys[j];
+            if ((i < j && strcmp(a, b) == 0) || (strncmp(a, "val_", 4) == 0 && strcmp(a + 4, b) == 0))
+                return loom_set_error(&m->err, LOOM_ERR_NAME,
+                                      "compile: the log key \"%s\" %s \"%s\"; rename the output that makes it "
+                                      "(output names \"val\" and \"val_...\" collide with validation keys)",
+                                      a, i < j && strcmp(a, b) == 0 ? "appears twice, as does" : "is also the validation key of", b);
+        }
     m->keys.values = calloc((size_t)m->keys.n, sizeof *m->keys.values);
     free(m->key_ptrs);
     m->key_ptrs = malloc((size_t)m->keys.n * sizeof *m->key_ptrs);

@@ -95,6 +95,7 @@ loom_status loom_get_weights(loom_model *m, const char *layer, int i, float *out
     if (s) return s;
     if (!out) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "get_weights: out is NULL");
     memcpy(out, m->params + w->offset, n * sizeof *out);
+    loom_clear_error(&m->err);
     return LOOM_OK;
 }
 
@@ -103,11 +104,33 @@ loom_status loom_set_weights(loom_model *m, const char *layer, int i, const floa
     loom_status s = find_weight(m, layer, i, n, &w);
     if (s) return s;
     if (!in) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "set_weights: in is NULL");
-    for (size_t j = 0; j < n; j++)
+    for (size_t j = 0; j < n; j++) {
         if (!isfinite(in[j]))
             return loom_set_error(&m->err, LOOM_ERR_DATA, "set_weights: layer %s weight %s value %zu is not finite",
                                   layer, w->name, j);
+        if (w->non_negative && in[j] < 0)
+            return loom_set_error(&m->err, LOOM_ERR_DATA, "set_weights: layer %s weight %s value %zu is %g; a variance is never negative",
+                                  layer, w->name, j, (double)in[j]);
+    }
     memcpy(m->params + w->offset, in, n * sizeof *in);
+    loom_clear_error(&m->err);
+    return LOOM_OK;
+}
+
+loom_status loom_check_weight_values(const loom_model *m, const char *what, loom_error *err) {
+    for (int l = 0; l < m->n_layers; l++) {
+        const loom_layer *L = m->layers[l];
+        for (int i = 0; i < L->n_weights; i++) {
+            const loom_weight *w = &L->weights[i];
+            size_t n = loom_shape_size(&w->shape);
+            for (size_t j = 0; j < n; j++) {
+                float v = m->params[w->offset + j];
+                if (!isfinite(v) || (w->non_negative && v < 0))
+                    return loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s weight %s value %zu is %g%s", what, L->name,
+                                          w->name, j, (double)v, isfinite(v) ? "; a variance is never negative" : "");
+            }
+        }
+    }
     return LOOM_OK;
 }
 
@@ -128,6 +151,7 @@ int loom_loss_reaches(loom_model *m, const char *output, const char *layer) {
         loom_set_error(&m->err, LOOM_ERR_NAME, "no layer named \"%.64s\" in the model", layer ? layer : "(null)");
         return 0;
     }
+    loom_clear_error(&m->err);
     for (int i = 0; i < m->n_order; i++)
         if (m->order[i].node->layer == L && (m->order[i].reach >> k & 1)) return 1;
     return 0;

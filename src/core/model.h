@@ -147,6 +147,7 @@ struct loom_model {
     bool stop_training;
     bool has_class_weights;  /* fit installed class weights (class_weight.c) */
     bool class_weights_on;   /* ... and a training step is running: the losses use them */
+    bool check_finite;       /* binding refuses non-finite values (loom_set_check_finite) */
     /* training progress, saved with the model */
     int epochs_done;
     loom_history *log;       /* every epoch trained since compile (fit's histories joined) */
@@ -185,6 +186,10 @@ void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *i
  * per-call APIs) and freed with loom_unbind. */
 loom_status loom_bind_alloc(loom_model *m, loom_bound_data *d);
 void loom_unbind(loom_bound_data *d);
+
+/* model.c: every weight finite, and variances (non_negative weights) >= 0: for weights read from a
+ * file. The message names the layer and the weight. */
+loom_status loom_check_weight_values(const loom_model *m, const char *what, loom_error *err);
 
 /* data.c */
 /* Binds loom_data by name/position to the model's inputs and outputs, checking counts and names.

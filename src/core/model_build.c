@@ -341,6 +341,7 @@ loom_model *loom_model_new(loom_graph *g, int n_inputs, loom_tensor *const *inpu
             return NULL;
         }
     loom_model *m = calloc(1, sizeof *m);
+    if (m) m->check_finite = true;
     if (!m) {
         loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory");
         return NULL;

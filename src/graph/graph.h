@@ -88,6 +88,12 @@ typedef struct loom_op {
     /* Writes batch x steps mask values from the inputs (LOOM_MASK_MAKE only; may decide per
      * layer: return false when this layer makes no mask, e.g. mask_zero off). */
     bool (*make_mask)(const struct loom_layer *L, const loom_op_ctx *c, float *mask);
+    /* Checks the values of input `input` (n samples of `shape`) before they reach forward, which
+     * cannot fail: Embedding refuses ids it cannot look up. The message names the layer, the
+     * sample (counted from the first of `in`) and the position. NULL: every value is fine. Called
+     * by binding over a whole data array and by the engine over each batch. */
+    loom_status (*check_input)(const struct loom_layer *L, int input, const float *in, size_t n,
+                               const loom_shape *shape, loom_error *err);
     /* Model files (model_json.c): add the layer's Keras config fields to a cJSON object, and
      * recreate a layer from its Keras config object (NULL with the graph's error set). Layer
      * classes whose files do not provide these are handled in model_json.c itself. */
@@ -107,6 +113,7 @@ typedef struct loom_weight {
     size_t offset; /* into loom_graph.params (= loom_model.params) and loom_model.grads; placed
                       by the first loom_model_new that uses the layer (layer `placed`) */
     bool non_trainable; /* state such as moving statistics: saved, never given to the optimizer */
+    bool non_negative;  /* a variance: negative values are refused when set or loaded */
 } loom_weight;
 
 typedef struct loom_layer {

@@ -11,15 +11,20 @@
  * old one, so a process killed at any moment leaves the previous file intact. Loading checks
  * every size against the bytes present and every CRC before building anything, and builds the
  * whole model before handing it out: it never half-loads. */
+#define _DEFAULT_SOURCE /* realpath, flock, fchown beside POSIX */
 #include "core/model.h"
 #include "io/model_json.h"
 #include "optim/optim.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,20 +34,23 @@ static const unsigned char MAGIC[8] = {0x89, 'L', 'O', 'O', 'M', '\r', '\n', 0x1
 
 /* ---------------------------------------------------------------- CRC-32 (IEEE, as zlib) */
 
-uint32_t loom_crc32(uint32_t crc, const void *data, size_t n) {
-    static uint32_t table[256];
-    static int ready = 0;
-    if (!ready) { /* benign race: every thread writes the same values */
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
+static uint32_t crc_table[256];
+
+static void crc_table_build(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
     }
+}
+
+uint32_t loom_crc32(uint32_t crc, const void *data, size_t n) {
+    /* built once, before any thread reads it: two threads saving for the first time raced here */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crc_table_build);
     const unsigned char *p = data;
     crc = ~crc;
-    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    for (size_t i = 0; i < n; i++) crc = crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
     return ~crc;
 }
 
@@ -122,16 +130,122 @@ static mode_t current_umask(void) {
     return mask;
 }
 
+/* Where a save really goes. A symbolic link is followed to the file it names (the link stays a
+ * link); a link to nothing, and anything but a regular file (a device node, a folder, a FIFO), is
+ * refused. *target is malloc'd; *existing tells whether it exists, with its status in *st. */
+static loom_status resolve_target(loom_model *m, const char *path, char **target, bool *existing, struct stat *st) {
+    *target = NULL;
+    *existing = false;
+    struct stat lst;
+    if (lstat(path, &lst) != 0) {
+        if (errno != ENOENT)
+            return loom_set_error(&m->err, LOOM_ERR_IO, "save %s: %s", path, strerror(errno));
+        *target = strdup(path);
+        return *target ? LOOM_OK : loom_set_error(&m->err, LOOM_ERR_MEMORY, "save %s: out of memory", path);
+    }
+    if (S_ISLNK(lst.st_mode)) {
+        char *real = realpath(path, NULL);
+        if (!real)
+            return loom_set_error(&m->err, LOOM_ERR_IO,
+                                  "save %s: a symbolic link to a missing file (%s); save to the file itself",
+                                  path, strerror(errno));
+        *target = real;
+        if (stat(real, st) != 0) {
+            loom_status s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: %s: %s", path, real, strerror(errno));
+            free(real);
+            *target = NULL;
+            return s;
+        }
+    } else {
+        *st = lst;
+        *target = strdup(path);
+        if (!*target) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "save %s: out of memory", path);
+    }
+    if (!S_ISREG(st->st_mode)) {
+        loom_status s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: not a regular file (%s); refusing to replace it",
+                                       path, S_ISDIR(st->st_mode) ? "a folder" : S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)
+                                                                                  ? "a device" : "a FIFO or socket");
+        free(*target);
+        *target = NULL;
+        return s;
+    }
+    *existing = true;
+    return LOOM_OK;
+}
+
+/* Removes "<target>.tmpXXXXXX" files that killed saves left behind. A save holds an exclusive
+ * lock on its temporary while it writes (released by the kernel when its process dies), so a
+ * temporary that can be locked has no writer. */
+static void remove_stale_temporaries(const char *target) {
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    size_t dir_len = slash ? (size_t)(slash - target) + 1 : 0, base_len = strlen(base);
+    char *dir = malloc(dir_len + 2);
+    if (!dir) return;
+    if (dir_len) memcpy(dir, target, dir_len);
+    else dir[dir_len++] = '.', dir[dir_len++] = '/';
+    dir[dir_len] = '\0';
+    DIR *d = opendir(dir);
+    if (!d) {
+        free(dir);
+        return;
+    }
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *n = e->d_name;
+        if (strlen(n) != base_len + 10 || strncmp(n, base, base_len) != 0 || strncmp(n + base_len, ".tmp", 4) != 0)
+            continue;
+        bool random = true; /* mkstemp's six letters and digits */
+        for (int i = 0; i < 6; i++) {
+            char c = n[base_len + 4 + i];
+            random = random && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
+        }
+        size_t full_len = dir_len + strlen(n) + 1;
+        char *full = random ? malloc(full_len) : NULL;
+        if (!full) continue;
+        snprintf(full, full_len, "%s%s", dir, n);
+        int fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0) unlink(full);
+        if (fd >= 0) close(fd);
+        free(full);
+    }
+    closedir(d);
+    free(dir);
+}
+
 static loom_status write_atomically(loom_model *m, const char *path, const bytes *b) {
-    size_t len = strlen(path);
+    char *target;
+    bool existing;
+    struct stat st;
+    loom_status s = resolve_target(m, path, &target, &existing, &st);
+    if (s) return s;
+    remove_stale_temporaries(target);
+    size_t len = strlen(target);
     char *tmp = malloc(len + 16);
-    if (!tmp) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "save %s: out of memory", path);
-    snprintf(tmp, len + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
+    if (!tmp) {
+        free(target);
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY, "save %s: out of memory", path);
+    }
+    int fd = -1;
+    for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
+        snprintf(tmp, len + 16, "%s.tmpXXXXXX", target);
+        fd = mkstemp(tmp);
+        if (fd < 0) break;
+        /* lock it before writing; another save's cleanup may have removed it in between. A file
+         * system without locks (flock fails) gets no cleanup either: an unlockable temporary is
+         * never removed. */
+        struct stat own;
+        (void)flock(fd, LOCK_EX);
+        if (fstat(fd, &own) != 0 || own.st_nlink == 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
     if (fd < 0) {
-        loom_status s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: cannot create a temporary file beside it: %s",
-                                       path, strerror(errno));
+        s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: cannot create a temporary file beside it: %s", path,
+                           strerror(errno));
         free(tmp);
+        free(target);
         return s;
     }
     size_t done = 0;
@@ -141,30 +255,36 @@ static loom_status write_atomically(loom_model *m, const char *path, const bytes
         if (w <= 0) break;
         done += (size_t)w;
     }
-    /* mkstemp makes the file 0600; a saved model gets the usual 0666 less the umask */
-    fchmod(fd, 0666 & ~current_umask());
+    /* mkstemp makes the file 0600: a file saved over keeps its mode (and, where allowed, its
+     * owner); a new one gets the usual 0666 less the umask */
+    if (existing) {
+        fchmod(fd, st.st_mode & 07777);
+        if (fchown(fd, st.st_uid, st.st_gid) != 0) { /* only root may give a file away: keep ours */ }
+    } else {
+        fchmod(fd, 0666 & ~current_umask());
+    }
     int sync_err = done == b->n ? fsync(fd) : -1;
-    int close_err = close(fd);
-    if (done != b->n || sync_err || close_err || rename(tmp, path)) {
-        loom_status s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: writing failed (%s); the previous file is untouched",
-                                       path, strerror(errno));
+    int renamed = done == b->n && !sync_err ? rename(tmp, target) : -1;
+    int err_no = errno;
+    close(fd); /* after the rename: the lock covers the temporary's whole life */
+    if (renamed != 0) {
+        s = loom_set_error(&m->err, LOOM_ERR_IO, "save %s: writing failed (%s); the previous file is untouched", path,
+                           strerror(err_no));
         unlink(tmp);
         free(tmp);
+        free(target);
         return s;
     }
     free(tmp);
     /* make the rename itself durable */
-    char *dir = strdup(path);
-    if (dir) {
-        char *slash = strrchr(dir, '/');
-        if (slash) *(slash == dir ? slash + 1 : slash) = '\0';
-        int dfd = open(slash ? dir : ".", O_RDONLY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
+    char *slash = strrchr(target, '/');
+    if (slash) *(slash == target ? slash + 1 : slash) = '\0';
+    int dfd = open(slash ? target : ".", O_RDONLY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
     }
+    free(target);
     return LOOM_OK;
 }
 
@@ -242,6 +362,7 @@ loom_status loom_model_save(loom_model *m, const char *path) {
     }
     s = write_atomically(m, path, &b);
     free(b.p);
+    if (!s) loom_clear_error(&m->err);
     return s;
 }
 
@@ -385,6 +506,7 @@ static loom_model *model_from_bytes(const unsigned char *data, size_t size, cons
             loom_set_error(err, LOOM_ERR_DATA, "%s: weight %zu is not finite", what, i);
             goto fail;
         }
+    if (loom_check_weight_values(m, what, err)) goto fail;
     const section *comp_s = find_section(&pf, "COMP");
     if (comp_s) {
         cJSON *comp = section_json(comp_s, what, err);
@@ -399,11 +521,19 @@ static loom_model *model_from_bytes(const unsigned char *data, size_t size, cons
         }
         size_t n_slots = (size_t)loom_optimizer_slots(&m->opt) * m->n_params;
         if (section_floats(o_s, what, n_slots, m->slots, err)) goto fail;
-        for (size_t i = 0; i < n_slots; i++)
+        for (size_t i = 0; i < n_slots; i++) {
             if (!isfinite(m->slots[i])) {
                 loom_set_error(err, LOOM_ERR_DATA, "%s: optimizer state value %zu is not finite", what, i);
                 goto fail;
             }
+            int slot = (int)(i / m->n_params);
+            if (m->slots[i] < 0 && loom_optimizer_slot_nonnegative(&m->opt, slot)) {
+                loom_set_error(err, LOOM_ERR_DATA,
+                               "%s: optimizer state value %zu (slot %d, a second moment or accumulator) is %g; it is "
+                               "never negative", what, i, slot, (double)m->slots[i]);
+                goto fail;
+            }
+        }
     }
     const section *h_s = find_section(&pf, "HIST");
     if (h_s && m->compiled) {
@@ -429,7 +559,7 @@ loom_model *loom_model_load(const char *path, char *errbuf, size_t errlen) {
     if (!path) loom_set_error(&err, LOOM_ERR_ARGUMENT, "load: no path given");
     else if (!read_file(path, &data, &size, &err)) m = model_from_bytes(data, size, path, false, &err);
     free(data);
-    if (!m && errbuf && errlen) snprintf(errbuf, errlen, "%s", err.msg);
+    if (errbuf && errlen) snprintf(errbuf, errlen, "%s", m ? "" : err.msg); /* success: no old message */
     return m;
 }
 
@@ -437,7 +567,7 @@ loom_model *loom_model_parse(const void *data, size_t size, const char *what, ch
     loom_error err = {0};
     loom_model *m = data ? model_from_bytes(data, size, what ? what : "(memory)", false, &err) : NULL;
     if (!data) loom_set_error(&err, LOOM_ERR_ARGUMENT, "parse: no data");
-    if (!m && errbuf && errlen) snprintf(errbuf, errlen, "%s", err.msg);
+    if (errbuf && errlen) snprintf(errbuf, errlen, "%s", m ? "" : err.msg); /* success: no old message */
     return m;
 }
 
@@ -445,6 +575,7 @@ loom_model *loom_model_parse(const void *data, size_t size, const char *what, ch
 
 loom_status loom_load_weights(loom_model *m, const char *path) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     loom_error err = {0};
     unsigned char *data = NULL;
     size_t size = 0;

@@ -355,7 +355,8 @@ static bool conv_from_json(loom_graph *g, const char *cls, const char *name, con
     o.kernel_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, depthwise ? "depthwise_regularizer" : "kernel_regularizer"));
     o.bias_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_regularizer"));
     double f = loom_json_num(c, "filters", -1), dm = loom_json_num(c, "depth_multiplier", 1);
-    int filters = f >= 1 && f <= 1 << 20 ? (int)f : -1, mult = dm >= 1 && dm <= 1 << 20 ? (int)dm : -1;
+    int filters = f >= 1 && f <= 1 << 20 && f == floor(f) ? (int)f : -1;
+    int mult = dm >= 1 && dm <= 1 << 20 && dm == floor(dm) ? (int)dm : -1;
     if (strcmp(cls, "Conv1D") == 0) *out = loom_conv1d(g, name, filters, k[1], s[1], pad, d[1], a, &o);
     else if (strcmp(cls, "Conv2D") == 0) *out = loom_conv2d(g, name, filters, k[0], k[1], s[0], s[1], pad, d[0], d[1], a, &o);
     else if (strcmp(cls, "Conv2DTranspose") == 0) *out = loom_conv2d_transpose(g, name, filters, k[0], k[1], s[0], s[1], pad, a, &o);
@@ -424,7 +425,8 @@ loom_layer *loom_layer_from_config_json(loom_graph *g, const char *cls, const ch
         o.kernel_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "kernel_regularizer"));
         o.bias_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_regularizer"));
         double units = loom_json_num(c, "units", -1);
-        L = loom_dense(g, name, units >= 1 && units <= 1 << 24 ? (int)units : -1, act < 0 ? LOOM_LINEAR : (loom_activation)act, &o);
+        bool whole = units >= 1 && units <= 1 << 24 && units == floor(units); /* 1.5 is no unit count */
+        L = loom_dense(g, name, whole ? (int)units : -1, act < 0 ? LOOM_LINEAR : (loom_activation)act, &o);
     } else if (strcmp(cls, "Activation") == 0) {
         L = loom_activation_layer(g, name, act < 0 ? LOOM_LINEAR : (loom_activation)act);
     } else if (strcmp(cls, "Dropout") == 0) {
@@ -453,7 +455,14 @@ loom_layer *loom_layer_from_config_json(loom_graph *g, const char *cls, const ch
         loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s has the class %.40s, which this loom does not have", what, name, cls);
         return NULL;
     }
-    if (!L) loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(g));
+    if (!L) {
+        /* A value that could not be used reaches the constructor as -1 or 0: show what the file
+         * gave, so that "units must be > 0, got -1" comes with "units": 1.5. */
+        char *given = cJSON_PrintUnformatted(c);
+        loom_set_error(err, LOOM_ERR_DATA, "%s: %s (the layer's config in the file: %.200s%s)", what, loom_graph_error(g),
+                       given ? given : "?", given && strlen(given) > 200 ? "..." : "");
+        free(given);
+    }
     return L;
 }
 

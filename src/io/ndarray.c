@@ -16,6 +16,15 @@ void loom_ndarray_free(loom_ndarray *a) {
     memset(a, 0, sizeof *a);
 }
 
+loom_array loom_array_from_ndarray(const char *name, const loom_ndarray *a) {
+    loom_array r = {.name = name};
+    if (!a || !a->data || a->rank < 1) return r; /* no samples: binding says so */
+    r.data = a->data;
+    r.n = a->dims[0];
+    r.count = a->size;
+    return r;
+}
+
 loom_status loom_ld_fail(char *err, size_t errlen, loom_status code, const char *fmt, ...) {
     if (err && errlen > 0) {
         va_list ap;

@@ -294,6 +294,7 @@ loom_status loom_npz_load(const char *path, const char *member, loom_ndarray *ou
 }
 
 int loom_npz_members(const char *path, char **names, int max, char *err, size_t errlen) {
+    if (err && errlen) err[0] = '\0'; /* a call that succeeds leaves no old message */
     if (max < 0 || (max > 0 && !names)) {
         loom_ld_fail(err, errlen, LOOM_ERR_ARGUMENT, "%s: names is NULL or max is negative", path ? path : "?");
         return -1;

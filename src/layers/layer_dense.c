@@ -6,6 +6,7 @@
 #include "ops/activations.h"
 #include "kernels/gemm.h"
 
+#include <math.h>
 #include <string.h>
 
 static loom_status dense_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out,
@@ -99,7 +100,7 @@ loom_dense_options loom_dense_defaults(void) {
     return o;
 }
 
-static bool bad_reg(loom_regularizer r) { return !(r.l1 >= 0 && r.l2 >= 0); }
+static bool bad_reg(loom_regularizer r) { return !(r.l1 >= 0 && r.l2 >= 0 && isfinite(r.l1) && isfinite(r.l2)); }
 
 loom_layer *loom_dense(loom_graph *g, const char *name, int units, loom_activation act,
                        const loom_dense_options *opt) {

@@ -5,9 +5,10 @@
  * Shapes: ids (d1, ..., dr) -> (d1, ..., dr, output_dim); r < LOOM_MAX_RANK.
  *
  * Ids are truncated toward zero as Keras's cast to int32 does (2.7 -> 2). An id outside
- * [0, input_dim) (or NaN) cannot raise here, since a forward cannot fail: it gives a row of zeros
- * and receives no gradient. That is what TensorFlow's gather does on a GPU, and it never reads
- * outside the table.
+ * [0, input_dim) (negative, too large or NaN) is refused as TensorFlow's CPU gather refuses it
+ * ("indices[3,7] = 10 is not in [0, 10)"): a forward cannot fail, so check_input does it, called
+ * by binding over the data and by the engine before every forward. Should a bad id still reach
+ * the forward, it gives a row of zeros and no gradient and never reads outside the table.
  *
  * mask_zero: the layer makes the Keras mask "id != 0" for rank-1 id sequences (steps); the
  * engine's masks cover one steps axis, so for ids of higher rank no mask is made. */
@@ -42,6 +43,20 @@ static loom_status emb_build(loom_layer *L, int n_in, const loom_shape *in, loom
 static long row_of(float id, int input_dim) {
     if (!(id > -1.0f && id < (float)input_dim)) return -1; /* NaN fails too */
     return (long)id;                                      /* truncation, as the cast in Keras */
+}
+
+static loom_status emb_check(const loom_layer *L, int input, const float *in, size_t n, const loom_shape *shape,
+                            loom_error *err) {
+    (void)input;
+    size_t per = loom_shape_size(shape);
+    int dim = L->iarg[A_INPUT_DIM];
+    for (size_t i = 0; i < n * per; i++) {
+        float id = in[i];
+        if (!(id >= 0.0f) || row_of(id, dim) < 0)
+            return loom_set_error(err, LOOM_ERR_DATA, "%s (Embedding): indices[%zu,%zu] = %g is not in [0, %d)", L->name,
+                                  i / per, i % per, (double)id, dim);
+    }
+    return LOOM_OK;
 }
 
 static void emb_forward(const loom_layer *L, const loom_op_ctx *c) {
@@ -112,6 +127,7 @@ const loom_op loom_op_embedding = {
     .backward = emb_backward,
     .mask_mode = LOOM_MASK_MAKE,
     .make_mask = emb_mask,
+    .check_input = emb_check,
     .save_config = emb_save,
     .load_config = emb_load,
 };

@@ -81,6 +81,7 @@ static loom_status bn_build(loom_layer *L, int n_in, const loom_shape *in, loom_
         L->weights[i].non_trainable = true;
         i = loom_layer_add_weight(L, "moving_variance", &s, LOOM_INIT_ONES, none);
         L->weights[i].non_trainable = true;
+        L->weights[i].non_negative = true;
     }
     return LOOM_OK;
 }

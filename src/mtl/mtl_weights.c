@@ -3,6 +3,7 @@
  * multi-task-balancing.md sections 2-7. */
 #include "mtl/mtl.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -69,25 +70,30 @@ loom_status loom_mtl_schedule_piecewise(int n, const double *boundaries, const d
     return LOOM_OK;
 }
 
+/* A weight the float32 engine can use: finite in double is not enough (1e300 is inf in float). */
+static bool fits_float(double w) { return isfinite(w) && fabs(w) <= FLT_MAX; }
+
 loom_status loom_mtl_schedule_check(const loom_mtl_schedule *s, loom_error *err) {
     if (!s) return loom_set_error(err, LOOM_ERR_ARGUMENT, "schedule: NULL");
     switch (s->kind) {
     case LOOM_MTL_SCHEDULE_CONSTANT:
-        if (!isfinite(s->w0))
-            return loom_set_error(err, LOOM_ERR_ARGUMENT, "constant schedule: w0 not finite");
+        if (!fits_float(s->w0))
+            return loom_set_error(err, LOOM_ERR_ARGUMENT, "constant schedule: w0 (%g) is not a finite float32 weight", s->w0);
         return LOOM_OK;
     case LOOM_MTL_SCHEDULE_LINEAR:
     case LOOM_MTL_SCHEDULE_COSINE:
-        if (!isfinite(s->w0) || !isfinite(s->w1) || !isfinite(s->t0) || !isfinite(s->t1))
-            return loom_set_error(err, LOOM_ERR_ARGUMENT, "%s schedule: parameter not finite",
-                                  s->kind == LOOM_MTL_SCHEDULE_LINEAR ? "linear" : "cosine");
+        if (!fits_float(s->w0) || !fits_float(s->w1) || !isfinite(s->t0) || !isfinite(s->t1))
+            return loom_set_error(err, LOOM_ERR_ARGUMENT, "%s schedule: a parameter is not finite (weights must also fit in float32: w0 %g, w1 %g)",
+                                  s->kind == LOOM_MTL_SCHEDULE_LINEAR ? "linear" : "cosine", s->w0, s->w1);
         if (s->t1 < s->t0)
             return loom_set_error(err, LOOM_ERR_ARGUMENT, "%s schedule: t1 (%g) < t0 (%g)",
                                   s->kind == LOOM_MTL_SCHEDULE_LINEAR ? "linear" : "cosine",
                                   s->t1, s->t0);
         return LOOM_OK;
     case LOOM_MTL_SCHEDULE_EXPONENTIAL:
-        if (!isfinite(s->w0) || !isfinite(s->rate) || s->rate <= 0)
+        if (!fits_float(s->w0))
+            return loom_set_error(err, LOOM_ERR_ARGUMENT, "exponential schedule: w0 (%g) is not a finite float32 weight", s->w0);
+        if (!isfinite(s->rate) || s->rate <= 0)
             return loom_set_error(err, LOOM_ERR_ARGUMENT,
                                   "exponential schedule: rate must be finite and > 0 (got %g)",
                                   s->rate);
@@ -102,18 +108,20 @@ loom_status loom_mtl_schedule_check(const loom_mtl_schedule *s, loom_error *err)
                                   "piecewise schedule: %d boundaries, expected 1..%d",
                                   s->n_boundaries, LOOM_MTL_MAX_PIECES);
         for (int i = 0; i < s->n_boundaries; i++) {
-            if (!isfinite(s->boundaries[i]) || !isfinite(s->values[i]))
+            if (!isfinite(s->boundaries[i]) || !fits_float(s->values[i]))
                 return loom_set_error(err, LOOM_ERR_ARGUMENT,
-                                      "piecewise schedule: entry %d not finite", i);
+                                      "piecewise schedule: entry %d not finite (values must fit in float32)", i);
             if (i > 0 && !(s->boundaries[i] > s->boundaries[i - 1]))
                 return loom_set_error(err, LOOM_ERR_ARGUMENT,
                                       "piecewise schedule: boundaries not increasing at %d", i);
         }
-        if (!isfinite(s->values[s->n_boundaries]))
-            return loom_set_error(err, LOOM_ERR_ARGUMENT, "piecewise schedule: last value not finite");
+        if (!fits_float(s->values[s->n_boundaries]))
+            return loom_set_error(err, LOOM_ERR_ARGUMENT, "piecewise schedule: last value (%g) is not a finite float32 weight", s->values[s->n_boundaries]);
         return LOOM_OK;
     case LOOM_MTL_SCHEDULE_RAMPUP:
-        if (!isfinite(s->w1) || !isfinite(s->length) || s->length < 0)
+        if (!fits_float(s->w1))
+            return loom_set_error(err, LOOM_ERR_ARGUMENT, "ramp-up schedule: w1 (%g) is not a finite float32 weight", s->w1);
+        if (!isfinite(s->length) || s->length < 0)
             return loom_set_error(err, LOOM_ERR_ARGUMENT,
                                   "ramp-up schedule: length must be finite and >= 0 (got %g)",
                                   s->length);

@@ -7,6 +7,9 @@
 
 /* Optimizer slots per parameter (m, v, vhat, ...): 0..3. */
 int loom_optimizer_slots(const loom_optimizer *o);
+/* Does slot j hold a quantity that is never negative (second moments, Adagrad's accumulator)?
+ * A loaded state that breaks this is refused: sqrt of it would make NaN updates. */
+bool loom_optimizer_slot_nonnegative(const loom_optimizer *o, int j);
 /* One optimizer step over n_tensors weight tensors laid out in the flat buffers:
  * tensors [offset[i], offset[i]+size[i]) with active[i] false are skipped entirely (no gradient).
  * slots: loom_optimizer_slots(o) * n_params floats, slot j of parameter p at j*n_params + p.

@@ -71,6 +71,17 @@ int loom_optimizer_slots(const loom_optimizer *o) {
     return 0;
 }
 
+bool loom_optimizer_slot_nonnegative(const loom_optimizer *o, int j) {
+    switch (o->kind) {
+    case LOOM_SGD: return false;                  /* velocity */
+    case LOOM_ADAM:
+    case LOOM_ADAMW: return j >= 1;               /* m may be negative; v and vhat may not */
+    case LOOM_RMSPROP: return j == 0;             /* v; momentum and the average gradient are signed */
+    case LOOM_ADAGRAD: return j == 0;
+    }
+    return false;
+}
+
 /* ---------------------------------------------------------------- validation */
 
 static bool finite_in(float x, float lo, float hi) { return isfinite(x) && x >= lo && x <= hi; }

@@ -48,6 +48,7 @@ static float cosine_decayed(float step, float decay_steps, float from_lr, float 
 }
 
 float loom_schedule_value(const loom_schedule *s, long step) {
+    if (!s) return NAN;
     const float lr0 = s->initial_learning_rate;
     switch (s->kind) {
     case LOOM_SCHEDULE_CONSTANT: return lr0;

@@ -57,9 +57,12 @@ loom_callback *loom_hook_callback(loom_hook on_batch, loom_hook on_epoch, void *
     return cb;
 }
 
+/* Keras raises on an unknown mode; an out-of-range enum value here is the same mistake. */
+static bool known_mode(loom_monitor_mode mode) { return mode == LOOM_MODE_AUTO || mode == LOOM_MODE_MIN || mode == LOOM_MODE_MAX; }
+
 loom_callback *loom_early_stopping(const char *monitor, float min_delta, int patience,
                                    loom_monitor_mode mode, int restore_best_weights) {
-    if (patience < 0 || !isfinite(min_delta)) return NULL;
+    if (patience < 0 || !isfinite(min_delta) || !known_mode(mode)) return NULL;
     loom_callback *cb = cb_new(CB_EARLY_STOPPING);
     if (!cb) return NULL;
     snprintf(cb->monitor, sizeof cb->monitor, "%s", monitor ? monitor : "val_loss");
@@ -74,7 +77,8 @@ loom_callback *loom_reduce_lr_on_plateau(const char *monitor, float factor, int 
                                          loom_monitor_mode mode, float min_delta, int cooldown,
                                          float min_lr) {
     /* Keras refuses factor >= 1 ("does not support a factor >= 1.0"). */
-    if (!(factor > 0 && factor < 1) || patience < 0 || cooldown < 0 || !(min_lr >= 0) || !isfinite(min_delta))
+    if (!(factor > 0 && factor < 1) || patience < 0 || cooldown < 0 || !(min_lr >= 0) || !isfinite(min_lr) ||
+        !isfinite(min_delta) || !known_mode(mode))
         return NULL;
     loom_callback *cb = cb_new(CB_REDUCE_LR);
     if (!cb) return NULL;
@@ -92,7 +96,7 @@ loom_callback *loom_terminate_on_nan(void) { return cb_new(CB_TERMINATE_ON_NAN);
 
 loom_callback *loom_model_checkpoint(const char *path, const char *monitor, loom_monitor_mode mode,
                                      int save_best_only, long save_every_steps) {
-    if (!path || !path[0] || save_every_steps < 0) return NULL;
+    if (!path || !path[0] || save_every_steps < 0 || !known_mode(mode)) return NULL;
     loom_callback *cb = cb_new(CB_CHECKPOINT);
     if (!cb) return NULL;
     cb->path = strdup(path);

@@ -27,6 +27,7 @@ void loom_diagnostics_free(loom_diagnostics *d) {
 
 loom_diagnostics *loom_diagnose(loom_model *m, const loom_data *batch) {
     if (!m) return NULL;
+    loom_clear_error(&m->err);
     if (!m->compiled) {
         loom_set_error(&m->err, LOOM_ERR_STATE, "diagnose: the model must be compiled first");
         return NULL;

@@ -119,8 +119,51 @@ static loom_status nan_check(loom_model *m, float reg, int epoch, int batch) {
     }
     if (!isfinite(reg))
         return loom_set_error(&m->err, LOOM_ERR_NAN,
-                              "TerminateOnNaN: the regularisation penalty is not finite at epoch %d, batch %d",
+                              "TerminateOnNaN: the regularisation penalty is not finite at epoch %d, batch %d; "
+                              "training stopped, the weights of the last good step are kept",
                               epoch + 1, batch + 1);
+    return LOOM_OK;
+}
+
+/* TerminateOnNaN's checks after the backward pass, before the update: the weighted total (finite
+ * losses can still sum to inf with large weights) and the gradient norm. Plain SGD updates some
+ * layers inside the backward pass (sgd_update); their gradients are never stored, so their
+ * weights are checked instead, and the message says which are no longer those of the last good
+ * step rather than claim they are kept. */
+static loom_status nan_check_step(loom_model *m, float total, int epoch, int batch) {
+    if (!isfinite(total))
+        return loom_set_error(&m->err, LOOM_ERR_NAN,
+                              "TerminateOnNaN: the total loss (the weighted sum) is %s at epoch %d, batch %d; "
+                              "training stopped, the weights of the last good step are kept",
+                              isnan(total) ? "NaN" : "infinite", epoch + 1, batch + 1);
+    double sq = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        if (!m->t_active[t] || m->t_sgd_update[t]) continue;
+        const float *g = m->grads + m->t_offset[t];
+        for (size_t i = 0; i < m->t_size[t]; i++) sq += (double)g[i] * g[i];
+    }
+    char spoiled[160] = "";
+    for (int t = 0; t < m->n_tensors; t++) {
+        if (!m->t_sgd_update[t]) continue;
+        const float *w = m->params + m->t_offset[t];
+        bool finite = true;
+        for (size_t i = 0; i < m->t_size[t] && finite; i++) finite = isfinite(w[i]);
+        size_t used = strlen(spoiled);
+        const char *name = m->tensors[t].layer->name;
+        if (!finite && !strstr(spoiled, name) && used + strlen(name) + 8 < sizeof spoiled)
+            snprintf(spoiled + used, sizeof spoiled - used, "%s%s", used ? ", " : "", name);
+    }
+    if (spoiled[0])
+        return loom_set_error(&m->err, LOOM_ERR_NAN,
+                              "TerminateOnNaN: the gradient is not finite at epoch %d, batch %d; training stopped. "
+                              "Plain SGD had already applied it inside the backward pass to %s, whose weights are "
+                              "no longer finite; the other weights are those of the last good step",
+                              epoch + 1, batch + 1, spoiled);
+    if (!isfinite(sq))
+        return loom_set_error(&m->err, LOOM_ERR_NAN,
+                              "TerminateOnNaN: the gradient norm is %s at epoch %d, batch %d; "
+                              "training stopped, the weights of the last good step are kept",
+                              isnan(sq) ? "NaN" : "infinite", epoch + 1, batch + 1);
     return LOOM_OK;
 }
 
@@ -135,12 +178,14 @@ static loom_status train_step(loom_model *m, int batch, bool check_nan, int epoc
         if ((s = loom_engine_forward(m, batch, true, true, mask, &reg))) return s;
         *total = weighted_total(m, reg);
         if (check_nan && (s = nan_check(m, reg, epoch, step))) return s;
+        if (check_nan && !isfinite(*total) && (s = nan_check_step(m, *total, epoch, step))) return s;
         m->sgd_step = m->sgd_in_backward;
         m->sgd_step_lr = loom_current_lr(m);
         loom_engine_backward(m, batch, mask, true, NULL, m->grads);
         m->sgd_step = false;
         for (int k = 0; k < m->n_outputs; k++) m->outputs[k].effective_weight = m->outputs[k].weight;
     }
+    if (check_nan && (s = nan_check_step(m, *total, epoch, step))) return s;
     loom_optimizer_apply(&m->opt, loom_current_lr(m), m->iterations, m->params, m->grads, m->slots,
                          m->n_params, m->n_tensors, m->t_offset, m->t_size, m->t_active);
     m->iterations++;
@@ -201,6 +246,7 @@ loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, 
                           loom_history **result) {
     if (result) *result = NULL;
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     loom_status s = check_ready(m, "evaluate");
     if (s) return s;
     if (batch_size <= 0) batch_size = 32;
@@ -225,6 +271,7 @@ loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, 
 
 loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_size, float *const *outputs) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     if (!outputs) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "predict: outputs is NULL");
     if (batch_size <= 0) batch_size = 32;
     loom_data data = {n_x, x, 0, NULL, 0, NULL};
@@ -251,6 +298,7 @@ loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_
 loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *logs_out, int max_logs, int *n_logs) {
     if (n_logs) *n_logs = 0;
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     loom_status s = check_ready(m, "train_on_batch");
     if (s) return s;
     int n = 0;
@@ -271,6 +319,7 @@ loom_status loom_train_on_batch(loom_model *m, const loom_data *batch, float *lo
 loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs, const char *const *outputs,
                            float *grad, float *losses) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     if (!grad) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "gradients: grad is NULL");
     loom_status s = check_ready(m, "gradients");
     if (s) return s;
@@ -297,6 +346,7 @@ loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
 loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weighted, float *const *grads,
                                 float *losses) {
     if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
     if (!grads) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "loss_gradients: grads is NULL");
     loom_status s = check_ready(m, "loss_gradients");
     if (s) return s;
