@@ -168,13 +168,11 @@ loom_tensor *loom_input(loom_graph *g, const char *name, int rank, const int *di
                        name ? name : "(unnamed)", LOOM_MAX_RANK, rank);
         return NULL;
     }
-    for (int i = 0; i < rank; i++) {
-        if (dims[i] <= 0) {
-            loom_set_error(&g->err, LOOM_ERR_SHAPE, "Input %s: dimension %d is %d; it must be > 0",
-                           name ? name : "(unnamed)", i + 1, dims[i]);
-            return NULL;
-        }
-    }
+    loom_shape shape = {rank, {0}};
+    memcpy(shape.dims, dims, (size_t)rank * sizeof *dims);
+    char who[LOOM_NAME_MAX + 8];
+    snprintf(who, sizeof who, "Input %s", name ? name : "(unnamed)");
+    if (loom_shape_check(&shape, who, "shape", &g->err)) return NULL;
     loom_layer *L = loom_graph_new_layer(g, &loom_op_input, name);
     if (!L) return NULL;
     L->target.rank = rank;
@@ -244,6 +242,20 @@ loom_tensor *loom_call_n(loom_layer *L, int n, loom_tensor *const *xs) {
     loom_shape out;
     int weights_before = L->n_weights;
     if (L->op->build(L, n, in, &out, &g->err) != LOOM_OK) {
+        L->n_weights = weights_before;
+        return NULL;
+    }
+    /* Every shape a layer computes is held to the limits of base.h here, once for all classes:
+     * nothing downstream (planner, kernels) can then see a product that wraps. */
+    char who[LOOM_NAME_MAX + 40];
+    snprintf(who, sizeof who, "%s (%s)", L->name, L->op->class_name);
+    bool bad = loom_shape_check(&out, who, "output shape", &g->err) != LOOM_OK;
+    for (int w = weights_before; w < L->n_weights && !bad; w++) {
+        char what[40];
+        snprintf(what, sizeof what, "weight %s of shape", L->weights[w].name);
+        bad = loom_shape_check(&L->weights[w].shape, who, what, &g->err) != LOOM_OK;
+    }
+    if (bad) {
         L->n_weights = weights_before;
         return NULL;
     }

@@ -7,10 +7,12 @@
  * "keras_history": [layer, node_index, 0]}}. */
 #include "layers/layer_custom.h"
 #include "io/model_json.h"
+#include "io/loaders.h"
 #include "layers/rnn.h"
 #include "layers/layers.h"
 #include "ops/activations.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,15 +52,20 @@ static cJSON *reg_json(loom_regularizer r) {
 /* A JSON number as an integer, or `bad` when it is not a whole number in [lo, hi] (casting an
  * out-of-range double is undefined behaviour). */
 long loom_json_whole(const cJSON *v, long lo, long hi, long bad) {
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi)) return bad;
-    long r = (long)v->valuedouble;
-    return (double)r == v->valuedouble ? r : bad;
+    return cJSON_IsNumber(v) ? loom_whole_number(v->valuedouble, lo, hi, bad) : bad;
 }
 
 double loom_json_num(const cJSON *obj, const char *key, double fallback) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     return cJSON_IsNumber(v) ? v->valuedouble : fallback;
 }
+
+float loom_json_float(const cJSON *obj, const char *key, float fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(v) ? loom_ld_f64_to_f32(v->valuedouble) : fallback;
+}
+
+float loom_json_to_float(const cJSON *v) { return loom_ld_f64_to_f32(v->valuedouble); }
 
 bool loom_json_flag(const cJSON *obj, const char *key, bool fallback) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -74,8 +81,8 @@ static loom_regularizer reg_from_json(const cJSON *j) {
     loom_regularizer r = {0, 0};
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
     if (cJSON_IsObject(cfg)) {
-        r.l1 = (float)loom_json_num(cfg, "l1", 0);
-        r.l2 = (float)loom_json_num(cfg, "l2", 0);
+        r.l1 = loom_json_float(cfg, "l1", 0);
+        r.l2 = loom_json_float(cfg, "l2", 0);
     }
     return r;
 }
@@ -94,9 +101,9 @@ static int int_array_from(const cJSON *a, int *out, int max) {
     const cJSON *it;
     cJSON_ArrayForEach(it, a) {
         if (cJSON_IsNull(it) && n == 0) continue;
-        if (!cJSON_IsNumber(it) || n >= max || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 1e9)
-            return -1;
-        out[n++] = (int)it->valuedouble;
+        long v = loom_json_whole(it, -1000000000L, 1000000000L, LONG_MIN);
+        if (n >= max || v == LONG_MIN) return -1;
+        out[n++] = (int)v;
     }
     return n;
 }
@@ -328,7 +335,7 @@ static bool two_ints(const cJSON *c, const char *key, int *v, int fallback) {
     v[0] = v[1] = fallback;
     if (!x) return true;
     if (cJSON_IsNumber(x)) {
-        v[0] = v[1] = (int)x->valuedouble;
+        v[0] = v[1] = (int)loom_json_whole(x, -1000000000L, 1000000000L, -1);
         return true;
     }
     int n = int_array_from(x, tmp, 2);
@@ -354,8 +361,9 @@ static bool conv_from_json(loom_graph *g, const char *cls, const char *name, con
     o.bias_initializer = init_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_initializer"), LOOM_INIT_ZEROS);
     o.kernel_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, depthwise ? "depthwise_regularizer" : "kernel_regularizer"));
     o.bias_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_regularizer"));
-    double f = loom_json_num(c, "filters", -1), dm = loom_json_num(c, "depth_multiplier", 1);
-    int filters = f >= 1 && f <= 1 << 20 ? (int)f : -1, mult = dm >= 1 && dm <= 1 << 20 ? (int)dm : -1;
+    const cJSON *dmj = cJSON_GetObjectItemCaseSensitive(c, "depth_multiplier");
+    int filters = (int)loom_json_whole(cJSON_GetObjectItemCaseSensitive(c, "filters"), 1, 1L << 20, -1);
+    int mult = dmj ? (int)loom_json_whole(dmj, 1, 1L << 20, -1) : 1;
     if (strcmp(cls, "Conv1D") == 0) *out = loom_conv1d(g, name, filters, k[1], s[1], pad, d[1], a, &o);
     else if (strcmp(cls, "Conv2D") == 0) *out = loom_conv2d(g, name, filters, k[0], k[1], s[0], s[1], pad, d[0], d[1], a, &o);
     else if (strcmp(cls, "Conv2DTranspose") == 0) *out = loom_conv2d_transpose(g, name, filters, k[0], k[1], s[0], s[1], pad, a, &o);
@@ -423,12 +431,12 @@ loom_layer *loom_layer_from_config_json(loom_graph *g, const char *cls, const ch
         o.bias_initializer = init_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_initializer"), LOOM_INIT_ZEROS);
         o.kernel_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "kernel_regularizer"));
         o.bias_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_regularizer"));
-        double units = loom_json_num(c, "units", -1);
-        L = loom_dense(g, name, units >= 1 && units <= 1 << 24 ? (int)units : -1, act < 0 ? LOOM_LINEAR : (loom_activation)act, &o);
+        int units = (int)loom_json_whole(cJSON_GetObjectItemCaseSensitive(c, "units"), 1, 1L << 24, -1);
+        L = loom_dense(g, name, units, act < 0 ? LOOM_LINEAR : (loom_activation)act, &o);
     } else if (strcmp(cls, "Activation") == 0) {
         L = loom_activation_layer(g, name, act < 0 ? LOOM_LINEAR : (loom_activation)act);
     } else if (strcmp(cls, "Dropout") == 0) {
-        L = loom_dropout(g, name, (float)loom_json_num(c, "rate", -1));
+        L = loom_dropout(g, name, loom_json_float(c, "rate", -1));
     } else if (strcmp(cls, "Add") == 0) {
         L = loom_add(g, name);
     } else if (strcmp(cls, "Subtract") == 0) {
@@ -436,8 +444,8 @@ loom_layer *loom_layer_from_config_json(loom_graph *g, const char *cls, const ch
     } else if (strcmp(cls, "Multiply") == 0) {
         L = loom_multiply(g, name);
     } else if (strcmp(cls, "Concatenate") == 0) {
-        double axis = loom_json_num(c, "axis", -1);
-        L = loom_concatenate(g, name, fabs(axis) < 64 ? (int)axis : 0);
+        const cJSON *axis = cJSON_GetObjectItemCaseSensitive(c, "axis");
+        L = loom_concatenate(g, name, axis ? (int)loom_json_whole(axis, -63, 63, 0) : -1);
     } else if (strcmp(cls, "Flatten") == 0) {
         L = loom_flatten(g, name);
     } else if (strcmp(cls, "Reshape") == 0) {

@@ -40,6 +40,9 @@ uint32_t loom_crc32(uint32_t crc, const void *data, size_t n);
  * is absent or of another type; loom_json_whole gives `bad` unless the number is a whole number in
  * [lo, hi] (casting an out-of-range double is undefined behaviour). */
 double loom_json_num(const cJSON *obj, const char *key, double fallback);
+/* as a float: a number past the float range is +-infinity (a plain cast would be undefined) */
+float loom_json_float(const cJSON *obj, const char *key, float fallback);
+float loom_json_to_float(const cJSON *v); /* v must be a number */
 bool loom_json_flag(const cJSON *obj, const char *key, bool fallback);
 const char *loom_json_str(const cJSON *obj, const char *key);
 long loom_json_whole(const cJSON *v, long lo, long hi, long bad);
