@@ -88,7 +88,11 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     }
     const size_t grad_total = plan_gradients(m, batch, grad_offset, busy);
     free(busy);
-    size_t total = grad_total;
+    /* Every node's size is within the limits of base.h (loom_call checked it), so batch x size
+     * cannot wrap; the sum of all regions is added with checks and held to the machine's memory. */
+    size_t total = grad_total, biggest = 0;
+    bool fits = true;
+    int biggest_at = 0;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
         loom_node *n = sn->node;
@@ -97,7 +101,10 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         sn->scratch = n->layer->op->scratch_size
                           ? n->layer->op->scratch_size(n->layer, n->n_in, in, &n->out_shape, batch)
                           : 0;
-        total += loom_align_floats((size_t)batch * sn->size) + loom_align_floats(sn->scratch);
+        size_t node = loom_align_floats((size_t)batch * sn->size), scr = sn->scratch;
+        fits = fits && scr < SIZE_MAX / 2 && loom_size_add(node, loom_align_floats(scr), &node) &&
+               loom_size_add(total, node, &total);
+        if (node > biggest) biggest = node, biggest_at = i;
         /* Keras masks: made by an op, or kept from input 0 while the steps axis survives */
         const loom_op *op = n->layer->op;
         sn->makes_mask = op->mask_mode == LOOM_MASK_MAKE && n->out_shape.rank >= 2;
@@ -106,8 +113,20 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     for (int k = 0; k < m->n_outputs; k++) {
         loom_output *o = &m->outputs[k];
         size_t b = (size_t)batch;
-        total += loom_align_floats(b * o->target_size) + loom_align_floats(b) + loom_align_floats(b * o->size) +
-                 2 * loom_align_floats(b * o->rows_per_sample);
+        fits = fits && loom_size_add(total, loom_align_floats(b * o->target_size) + loom_align_floats(b) +
+                                                loom_align_floats(b * o->size) + 2 * loom_align_floats(b * o->rows_per_sample),
+                                     &total);
+    }
+    if (!fits || total > loom_memory_limit() / sizeof(float)) {
+        const loom_node *n = m->order[biggest_at].node;
+        char a[96];
+        free(grad_offset);
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY,
+                              "planning batch size %d needs %s%.3g GiB of activations, more than this machine's %.3g GiB; "
+                              "the largest is layer %s (%s) with output %s and %.3g GiB",
+                              batch, fits ? "" : "over ", fits ? (double)total * sizeof(float) / 1073741824.0 : 6.4e10,
+                              (double)loom_memory_limit() / 1073741824.0, n->layer->name, n->layer->op->class_name,
+                              loom_shape_str(&n->out_shape, a, sizeof a), (double)biggest * sizeof(float) / 1073741824.0);
     }
     float *arena = loom_floats_zeroed(total);
     if (!arena) {

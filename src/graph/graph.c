@@ -10,7 +10,7 @@
 
 loom_graph *loom_graph_new(uint64_t seed) {
     loom_graph *g = calloc(1, sizeof *g);
-    if (g) g->seed = seed;
+    if (g) g->seed = seed, g->max_params = SIZE_MAX;
     return g;
 }
 
@@ -27,22 +27,70 @@ void loom_graph_free(loom_graph *g) {
     }
     free(g->layers);
     free(g->nodes);
+    free(g->name_slots);
+    free(g->stems);
     free(g);
 }
 
 loom_status loom_graph_status(const loom_graph *g) { return g ? g->err.code : LOOM_ERR_ARGUMENT; }
 const char *loom_graph_error(const loom_graph *g) { return g ? g->err.msg : "graph is NULL"; }
 
-static bool name_taken(const loom_graph *g, const char *name) {
-    for (int i = 0; i < g->n_layers; i++)
-        if (strcmp(g->layers[i]->name, name) == 0) return true;
-    return false;
+static size_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 29));
 }
 
-/* Keras 3 names: "dense", then "dense_1", "dense_2", ... */
-static void auto_name(const loom_graph *g, const char *stem, char *out) {
-    snprintf(out, LOOM_NAME_MAX, "%s", stem);
-    for (int k = 1; name_taken(g, out); k++) snprintf(out, LOOM_NAME_MAX, "%s_%d", stem, k);
+loom_layer *loom_graph_find_layer(const loom_graph *g, const char *name) {
+    if (!g || !g->name_cap) return NULL;
+    for (size_t i = name_hash(name) & (g->name_cap - 1);; i = (i + 1) & (g->name_cap - 1)) {
+        int k = g->name_slots[i];
+        if (k < 0) return NULL;
+        if (strcmp(g->layers[k]->name, name) == 0) return g->layers[k];
+    }
+}
+
+static bool name_taken(const loom_graph *g, const char *name) { return loom_graph_find_layer(g, name) != NULL; }
+
+static void name_insert(loom_graph *g, int k) {
+    size_t i = name_hash(g->layers[k]->name) & (g->name_cap - 1);
+    while (g->name_slots[i] >= 0) i = (i + 1) & (g->name_cap - 1);
+    g->name_slots[i] = k;
+}
+
+/* Room in the name table for one more layer (kept at most half full). */
+static bool name_reserve(loom_graph *g) {
+    if ((size_t)(g->n_layers + 1) * 2 <= g->name_cap) return true;
+    size_t cap = g->name_cap ? 2 * g->name_cap : 64;
+    int *slots = malloc(cap * sizeof *slots);
+    if (!slots) return false;
+    free(g->name_slots);
+    g->name_slots = slots;
+    g->name_cap = cap;
+    for (size_t i = 0; i < cap; i++) slots[i] = -1;
+    for (int k = 0; k < g->n_layers; k++) name_insert(g, k);
+    return true;
+}
+
+/* Keras 3 names: "dense", then "dense_1", "dense_2", ... Names are never removed, so a suffix
+ * found taken stays taken: each stem resumes where its last search ended. */
+static bool auto_name(loom_graph *g, const char *stem, char *out) {
+    struct loom_name_stem *st = NULL;
+    for (int i = 0; i < g->n_stems && !st; i++)
+        if (strcmp(g->stems[i].stem, stem) == 0) st = &g->stems[i];
+    if (!st) {
+        struct loom_name_stem *p = realloc(g->stems, (size_t)(g->n_stems + 1) * sizeof *p);
+        if (!p) return false;
+        g->stems = p;
+        st = &g->stems[g->n_stems++];
+        snprintf(st->stem, sizeof st->stem, "%s", stem);
+        st->next = 0;
+    }
+    for (;; st->next++) {
+        if (st->next == 0) snprintf(out, LOOM_NAME_MAX, "%s", stem);
+        else snprintf(out, LOOM_NAME_MAX, "%s_%d", stem, st->next);
+        if (!name_taken(g, out)) return true;
+    }
 }
 
 static bool valid_name(const char *name) {
@@ -67,6 +115,7 @@ loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *n
                        op->class_name, name);
         return NULL;
     }
+    if (!name_reserve(g)) goto oom;
     if (g->n_layers == g->cap_layers) {
         int cap = g->cap_layers ? 2 * g->cap_layers : 16;
         loom_layer **p = realloc(g->layers, (size_t)cap * sizeof *p);
@@ -81,9 +130,12 @@ loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *n
     L->index = g->n_layers;
     if (name)
         snprintf(L->name, sizeof L->name, "%s", name);
-    else
-        auto_name(g, op->base_name, L->name);
-    g->layers[g->n_layers++] = L;
+    else if (!auto_name(g, op->base_name, L->name)) {
+        free(L);
+        goto oom;
+    }
+    g->layers[g->n_layers] = L;
+    name_insert(g, g->n_layers++);
     return L;
 oom:
     loom_set_error(&g->err, LOOM_ERR_MEMORY, "%s: out of memory", op->class_name);

@@ -135,7 +135,23 @@ struct loom_graph {
     loom_layer **layers;
     int n_nodes, cap_nodes;
     loom_node **nodes;
+    /* loom_model_new refuses an architecture with more parameters (a model file sets it to the
+     * values its weight section holds, before anything is allocated); SIZE_MAX: no limit */
+    size_t max_params;
+    /* Names in O(1): an open-addressing table of layer indices (-1 empty, size a power of two,
+     * at most half full), and per auto-name stem the next suffix to try, so naming n layers costs
+     * O(n) instead of O(n^2) lookups each O(n). */
+    int *name_slots;
+    size_t name_cap;
+    struct loom_name_stem {
+        char stem[LOOM_NAME_MAX + 16];
+        int next;
+    } *stems;
+    int n_stems;
 };
+
+/* The layer of that name, or NULL. */
+loom_layer *loom_graph_find_layer(const loom_graph *g, const char *name);
 
 /* Allocates a layer of the given op in g with the given (possibly NULL) name. NULL on error. */
 loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *name);

@@ -349,7 +349,10 @@ static loom_model *model_from_bytes(const unsigned char *data, size_t size, cons
     }
     cJSON *arch = section_json(arch_s, what, err);
     if (!arch) return NULL;
-    loom_model *m = loom_arch_from_json(arch, what, weights_only, err);
+    /* the weight section bounds the parameters the architecture may declare: checked before the
+     * model allocates (and initialises) them */
+    size_t present = w_s->n >= 8 ? (w_s->n - 8) / 4 : 0;
+    loom_model *m = loom_arch_from_json_limited(arch, what, weights_only, present, err);
     cJSON_Delete(arch);
     if (!m) return NULL;
     if (section_floats(w_s, what, m->n_params, m->params, err)) goto fail;

@@ -16,6 +16,10 @@ cJSON *loom_arch_to_json(const loom_model *m, loom_error *err);
  * the layer classes loom has). weights_only: custom (user C) layers become stand-ins that only
  * hold their weight shapes (for loom_load_weights); otherwise they are refused. */
 loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weights_only, loom_error *err);
+/* The same, refusing (before allocating them) more than max_params parameters: a file's weight
+ * section bounds what its architecture may declare. */
+loom_model *loom_arch_from_json_limited(const cJSON *root, const char *what, bool weights_only, size_t max_params,
+                                        loom_error *err);
 
 /* One layer's Keras config object (name, trainable, dtype and the class's own fields), for any
  * class loom can save; NULL with err set otherwise. Wrappers (TimeDistributed) use it for the
