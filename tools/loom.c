@@ -3,7 +3,7 @@
  *       trains the seed model (input -> A -> B -> {C: digit class, D: pixel reconstruction}) on
  *       scikit-learn's 8x8 digits and shows which layers each loss trains and how they agree.
  *   loom summary [MODEL]             the seed model's (or a saved model's) summary table.
- *   loom diagnose MODEL DATA.npz     how the losses of a saved model share it, measured on the
+ *   loom diagnose [--samples N] MODEL DATA.npz     how the losses of a saved model share it, measured on the
  *       arrays of DATA.npz named after the model's inputs and outputs.
  *   loom fashion [options]           the Fashion-MNIST multi-task example (docs/fashion.md). */
 #include "commands.h"
@@ -207,15 +207,20 @@ static int run_demo(const demo_opts *o) {
     return rc;
 }
 
+/* loom diagnose measures on one batch: the first this many samples unless --samples says */
+#define DIAGNOSE_SAMPLES 256
+
 static void usage(FILE *f) {
     fprintf(f, "usage: loom demo [--epochs N] [--seed N] [--quiet] [--data PATH] [--save MODEL]\n"
                "       loom summary [MODEL]\n"
-               "       loom diagnose MODEL DATA.npz\n"
-               "       loom fashion [--epochs N] [--train N] [--seed N] [--batch N] [--data DIR] [--quiet]\n");
+               "       loom diagnose [--samples N] MODEL DATA.npz   (N: the first N samples, default %d)\n"
+               "       loom fashion [--epochs N] [--train N] [--seed N] [--batch N] [--data DIR] [--quiet]\n",
+            DIAGNOSE_SAMPLES);
 }
 
-/* loom diagnose: arrays named after the model's inputs and outputs, read from an .npz file. */
-static int run_diagnose(const char *model_path, const char *data_path) {
+/* loom diagnose: arrays named after the model's inputs and outputs, read from an .npz file; one
+ * batch of the first `samples` samples (a whole file as one batch could need gigabytes). */
+static int run_diagnose(const char *model_path, const char *data_path, size_t samples) {
     char err[1024];
     loom_model *m = loom_model_load(model_path, err, sizeof err);
     if (!m) {
@@ -243,8 +248,10 @@ static int run_diagnose(const char *model_path, const char *data_path) {
                     per, want);
             goto done;
         }
-        if (i < ni) xs[i] = (loom_array){name, a->data, a->dims[0]};
-        else ys[n_y++] = (loom_array){name, a->data, a->dims[0]};
+        size_t n = a->dims[0] < samples ? a->dims[0] : samples;
+        loom_array arr = {.name = name, .data = a->data, .n = n, .count = n * per};
+        if (i < ni) xs[i] = arr;
+        else ys[n_y++] = arr;
     }
     loom_data data = {ni, xs, n_y, ys, 0, NULL};
     loom_diagnostics *d = loom_diagnose(m, &data);
@@ -279,11 +286,22 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "diagnose") == 0) {
-        if (argc != 4) {
+        long long samples = DIAGNOSE_SAMPLES;
+        int at = 2;
+        if (argc > 3 && strcmp(argv[2], "--samples") == 0) {
+            char *end;
+            samples = strtoll(argv[3], &end, 10);
+            if (*end || samples < 1 || samples > (1LL << 30)) {
+                fprintf(stderr, "loom diagnose: --samples must be a whole number from 1 to 2^30, got \"%s\"\n", argv[3]);
+                return 2;
+            }
+            at = 4;
+        }
+        if (argc != at + 2) {
             usage(stderr);
             return 2;
         }
-        return run_diagnose(argv[2], argv[3]);
+        return run_diagnose(argv[at], argv[at + 1], (size_t)samples);
     }
     if (strcmp(argv[1], "fashion") == 0) return loom_cmd_fashion(argc - 1, argv + 1);
     if (strcmp(argv[1], "demo") != 0) {
