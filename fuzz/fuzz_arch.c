@@ -19,7 +19,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_TENSORS 24
-#define RUN_FLOATS (1 << 18)
+#define RUN_FLOATS (1 << 17)
+#define RUN_TENSOR_FLOATS (1 << 14) /* per tensor: pooling windows and convolutions cost more */
 /* loom_model_new allocates and initialises the parameters: past this many (weights declared by
  * the calls, which checked their shapes), the graph alone is tested */
 #define MODEL_FLOATS (1 << 22)
@@ -211,8 +212,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t floats = loom_param_count(m);
         for (int i = 0; i < nt; i++) {
             size_t s = shape_floats(t[i]);
-            floats = s > RUN_FLOATS || floats > RUN_FLOATS ? SIZE_MAX : floats + s;
+            floats = s > RUN_TENSOR_FLOATS || floats > RUN_FLOATS ? SIZE_MAX : floats + s;
         }
+#ifdef FUZZ_ARCH_PRINT /* a driver's build that shows what an input makes */
+        loom_summary(m, stderr);
+#endif
         if (floats <= RUN_FLOATS) run_one_sample(m, &b);
         loom_model_free(m); /* frees the graph too */
         return 0;
