@@ -237,24 +237,31 @@ static void test_api_geometry(void) {
     }
 }
 
-/* The planner: every node within the per-sample limit, but batch x sizes summed past what the
- * machine holds (past 2^64 floats, where the sum wrapped to a small arena). */
-static void test_planner(void) {
+/* Runs a chain of `layers` ReLUs on an Input of `size` floats per sample with this batch; the plan
+ * must be refused before anything is read (n and count are as declared, the data is tiny). */
+static void refused_plan(int size, int layers, int batch, const char *part) {
     loom_graph *g = loom_graph_new(1);
-    const int big[1] = {2147483647};
-    loom_tensor *x = loom_input(g, "x", 1, big), *y = x;
-    for (int i = 0; i < 9; i++) y = loom_call(loom_activation_layer(g, NULL, LOOM_RELU), y);
+    const int dims[1] = {size};
+    loom_tensor *x = loom_input(g, "x", 1, dims), *y = x;
+    for (int i = 0; i < layers; i++) y = loom_call(loom_activation_layer(g, NULL, LOOM_RELU), y);
     loom_model *m = loom_model_new(g, 1, &x, 1, &y);
     CHECK(m != NULL);
     if (!m) return;
     float tiny[16] = {0}, out[16];
-    /* n and count as declared; nothing may be read before the plan is refused */
-    loom_array xa = {.name = "x", .data = tiny, .n = (size_t)1 << 30, .count = ((size_t)1 << 30) * 2147483647u};
+    loom_array xa = {.name = "x", .data = tiny, .n = (size_t)batch, .count = (size_t)batch * (size_t)size};
     float *outs[1] = {out};
-    loom_status s = loom_predict(m, 1, &xa, 1 << 30, outs);
-    CHECK(s == LOOM_ERR_MEMORY && has(loom_model_error(m), "planning batch size 1073741824") &&
-          has(loom_model_error(m), "GiB"));
+    CHECK(loom_predict(m, 1, &xa, batch, outs) == LOOM_ERR_MEMORY);
+    CHECK(has(loom_model_error(m), "planning batch size") && has(loom_model_error(m), part));
     loom_model_free(m);
+}
+
+/* The planner: every node within the per-sample limit, but batch x size past what the kernels
+ * count in ints, or the sum of all nodes past what the machine holds (past 2^64 floats the sum
+ * wrapped to a small arena, and the gather wrote past it). */
+static void test_planner(void) {
+    refused_plan(2147483647, 9, 1 << 30, "more than 2^31 - 1 per batch");
+    refused_plan(1 << 20, 1, 4096, "layer x (InputLayer) would hold 4294967296 floats");
+    refused_plan(1 << 27, 64, 15, "GiB of activations, more than this machine's"); /* 64 x 7.5 GiB */
 }
 
 /* A small file declaring a huge architecture with an empty weight section: refused before the

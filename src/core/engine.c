@@ -125,6 +125,18 @@ static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *bus
 
 loom_status loom_engine_plan(loom_model *m, int batch) {
     if (batch <= m->plan_batch && m->arena) return LOOM_OK;
+    /* The kernels count a batch's rows and elements of one tensor in ints: at most 2^31 - 1
+     * floats per tensor and batch (checked here, once per plan, not per step). */
+    for (int i = 0; i < m->n_order; i++)
+        if ((uint64_t)batch * m->order[i].size > (uint64_t)LOOM_MAX_ELEMENTS) {
+            const loom_node *n = m->order[i].node;
+            char a[96];
+            return loom_set_error(&m->err, LOOM_ERR_MEMORY,
+                                  "planning batch size %d: the output %s of layer %s (%s) would hold %llu floats, more "
+                                  "than 2^31 - 1 per batch; use a smaller batch",
+                                  batch, loom_shape_str(&n->out_shape, a, sizeof a), n->layer->name,
+                                  n->layer->op->class_name, (unsigned long long)batch * m->order[i].size);
+        }
     /* every region starts on a cache line (loom_align_floats) */
     size_t *grad_offset = malloc((size_t)m->n_order * sizeof *grad_offset);
     span *busy = malloc((size_t)m->n_order * sizeof *busy);
