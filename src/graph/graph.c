@@ -88,7 +88,8 @@ static bool auto_name(loom_graph *g, const char *stem, char *out) {
     }
     for (;; st->next++) {
         if (st->next == 0) snprintf(out, LOOM_NAME_MAX, "%s", stem);
-        else snprintf(out, LOOM_NAME_MAX, "%s_%d", stem, st->next);
+        else if (snprintf(out, LOOM_NAME_MAX, "%s_%d", stem, st->next) >= LOOM_NAME_MAX) /* keep the suffix */
+            snprintf(out, LOOM_NAME_MAX, "%.*s_%d", LOOM_NAME_MAX - 13, stem, st->next);
         if (!name_taken(g, out)) return true;
     }
 }

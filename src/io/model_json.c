@@ -279,7 +279,7 @@ static bool arch_index_make(const loom_model *m, arch_index *x) {
 
 static int node_index(const arch_index *x, const loom_node *n) { return x->call_of[n->id]; }
 
-static cJSON *tensor_json(const arch_index *m, const loom_node *n) {
+static cJSON *tensor_json(const arch_index *x, const loom_node *n) {
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "class_name", "__keras_tensor__");
     cJSON *cfg = cJSON_AddObjectToObject(t, "config");
@@ -287,15 +287,15 @@ static cJSON *tensor_json(const arch_index *m, const loom_node *n) {
     cJSON_AddStringToObject(cfg, "dtype", "float32");
     cJSON *h = cJSON_AddArrayToObject(cfg, "keras_history");
     cJSON_AddItemToArray(h, cJSON_CreateString(n->layer->name));
-    cJSON_AddItemToArray(h, cJSON_CreateNumber(node_index(m, n)));
+    cJSON_AddItemToArray(h, cJSON_CreateNumber(node_index(x, n)));
     cJSON_AddItemToArray(h, cJSON_CreateNumber(0));
     return t;
 }
 
-static cJSON *history_ref(const arch_index *m, const loom_node *n) {
+static cJSON *history_ref(const arch_index *x, const loom_node *n) {
     cJSON *a = cJSON_CreateArray();
     cJSON_AddItemToArray(a, cJSON_CreateString(n->layer->name));
-    cJSON_AddItemToArray(a, cJSON_CreateNumber(node_index(m, n)));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(node_index(x, n)));
     cJSON_AddItemToArray(a, cJSON_CreateNumber(0));
     return a;
 }
