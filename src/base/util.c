@@ -87,16 +87,13 @@ loom_status loom_dim_check(int64_t v, int *out, const char *who, const char *wha
 }
 
 size_t loom_memory_limit(void) {
-    static size_t limit; /* racy but idempotent: every thread computes the same value */
-    if (!limit) {
-        size_t l = SIZE_MAX / 2;
+    /* asked each time (a plan or a model build, never a step): no shared state between threads */
+    size_t limit = SIZE_MAX / 2;
 #if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
-        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-        if (pages > 0 && page > 0 && (uint64_t)pages <= (uint64_t)(SIZE_MAX / 2) / (uint64_t)page)
-            l = (size_t)pages * (size_t)page;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && (uint64_t)pages <= (uint64_t)(SIZE_MAX / 2) / (uint64_t)page)
+        limit = (size_t)pages * (size_t)page;
 #endif
-        limit = l;
-    }
     return limit;
 }
 
