@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds the four libFuzzer targets of loom's data-file readers and runs each for a bounded time.
+# Builds the libFuzzer targets (the data-file readers, the model file, architectures built through
+# the C API) and runs each for a bounded time.
 #   fuzz/run.sh [seconds per target, default 60] [target ...]
 # Targets run side by side, one process each, at most $JOBS (default: the CPU count) at once. Prints the executions each reached; exits non-zero
 # if any target found a crash, a leak or undefined behaviour (the input is kept in
@@ -10,7 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-npy npz idx csv model}
+TARGETS=${*:-npy npz idx csv model arch}
 CC=${CC:-clang}
 OUT="$HERE/build"
 mkdir -p "$OUT/crashes"
@@ -18,8 +19,9 @@ mkdir -p "$OUT/crashes"
 SRCS="$ROOT/src/io/ndarray.c $ROOT/src/io/npy.c $ROOT/src/io/npz.c $ROOT/src/io/idx.c $ROOT/src/io/csv.c"
 for t in $TARGETS; do
     echo "building fuzz_$t"
-    # the model-file reader needs the whole library (and cJSON); the data readers only theirs
-    case $t in model) srcs=$(echo "$ROOT"/src/*/*.c); libs="-lcjson -lz -lm" ;; *) srcs=$SRCS; libs="-lz -lm" ;; esac
+    # the model-file reader and the architecture builder need the whole library (and cJSON); the
+    # data readers only theirs
+    case $t in model|arch) srcs=$(echo "$ROOT"/src/*/*.c); libs="-lcjson -lz -lm -lpthread" ;; *) srcs=$SRCS; libs="-lz -lm" ;; esac
     $CC -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=undefined \
         -D_POSIX_C_SOURCE=200809L -I"$ROOT/include" -I"$ROOT/src" \
         "$HERE/fuzz_$t.c" $srcs $libs -o "$OUT/fuzz_$t" || exit 2

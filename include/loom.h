@@ -989,7 +989,10 @@ loom_status loom_model_export_onnx(loom_model *m, const char *path);
  * Readers for NumPy .npy / .npz, CSV and IDX (MNIST family) files. Each converts to float32,
  * never trusts a size it read (every header field is checked against the bytes present), and on
  * failure returns a status and writes a message naming the file (and line / member / field) into
- * err (errlen bytes, may be 0). Nothing is half-loaded: on error *out is left empty. */
+ * err (errlen bytes, may be 0). Nothing is half-loaded: on error *out is left empty. Paths must
+ * name regular files (devices, directories and pipes are refused before reading) of at most
+ * 4 GiB; a deflated .npz member may not become more than 1032 times its compressed size as
+ * float32 (uint8 zeros would otherwise grow 4128 times). */
 
 #define LOOM_NDARRAY_MAX_RANK 8
 typedef struct loom_ndarray {

@@ -3,9 +3,19 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* The digits file is 0.5 MB; a data file this tool reads is a regular file of at most this. */
+#define DIGITS_MAX_BYTES ((long long)256 << 20)
 
 int digits_load(const char *path, digits_set *d, char *err, size_t errlen) {
     memset(d, 0, sizeof *d);
+    /* /dev/zero would be read for ever (its lines are all empty), a FIFO could block the open */
+    struct stat st;
+    if (stat(path, &st) == 0 && (!S_ISREG(st.st_mode) || (long long)st.st_size > DIGITS_MAX_BYTES)) {
+        snprintf(err, errlen, "%s: not a regular file of at most %lld MiB", path, DIGITS_MAX_BYTES >> 20);
+        return -1;
+    }
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open (the file ships in the repository's data/ folder)", path);

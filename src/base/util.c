@@ -1,13 +1,19 @@
-/* util.c — errors, shapes, cache-line aligned float buffers, the counter-based random numbers every
- * other file uses, and the library's version. */
+/* util.c — errors, shapes and their checked sizes, cache-line aligned float buffers, the
+ * counter-based random numbers every other file uses, and the library's version. */
+/* sysconf(_SC_PHYS_PAGES) is a common extension outside POSIX proper */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE
+#endif
 #include "base/base.h"
 
 #include <stdarg.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 loom_status loom_set_error(loom_error *e, loom_status code, const char *fmt, ...) {
     if (!e) return code;
@@ -37,6 +43,73 @@ size_t loom_shape_size(const loom_shape *s) {
     size_t n = 1;
     for (int i = 0; i < s->rank; i++) n *= (size_t)s->dims[i];
     return n;
+}
+
+bool loom_shape_size_checked(const loom_shape *s, size_t *n) {
+    uint64_t p = 1;
+    *n = 0;
+    if (s->rank < 0 || s->rank > LOOM_MAX_RANK) return false;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dims[i] < 1) return false;
+        p *= (uint64_t)s->dims[i]; /* both factors <= 2^31 - 1: no wrap in 64 bits */
+        if (p > (uint64_t)LOOM_MAX_ELEMENTS) return false;
+    }
+    *n = (size_t)p;
+    return true;
+}
+
+loom_status loom_shape_check(const loom_shape *s, const char *who, const char *what, loom_error *err) {
+    char buf[96];
+    if (s->rank < 1 || s->rank > LOOM_MAX_RANK)
+        return loom_set_error(err, LOOM_ERR_SHAPE, "%s: %s has rank %d; it must be 1..%d", who, what, s->rank,
+                              LOOM_MAX_RANK);
+    uint64_t p = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dims[i] < 1)
+            return loom_set_error(err, LOOM_ERR_SHAPE, "%s: %s %s: dimension %d is %d; it must be >= 1", who, what,
+                                  loom_shape_str(s, buf, sizeof buf), i + 1, s->dims[i]);
+        p *= (uint64_t)s->dims[i];
+        if (p > (uint64_t)LOOM_MAX_ELEMENTS)
+            return loom_set_error(err, LOOM_ERR_SHAPE,
+                                  "%s: %s %s is too large: dimensions 1..%d already hold %llu elements per sample, "
+                                  "more than the limit of 2^31 - 1",
+                                  who, what, loom_shape_str(s, buf, sizeof buf), i + 1, (unsigned long long)p);
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_dim_check(int64_t v, int *out, const char *who, const char *what, loom_error *err) {
+    if (v < 1 || v > INT_MAX)
+        return loom_set_error(err, LOOM_ERR_SHAPE, "%s: %s would be %lld; it must be 1..2^31 - 1", who, what,
+                              (long long)v);
+    *out = (int)v;
+    return LOOM_OK;
+}
+
+size_t loom_memory_limit(void) {
+    /* asked each time (a plan or a model build, never a step): no shared state between threads */
+    size_t limit = SIZE_MAX / 2;
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && (uint64_t)pages <= (uint64_t)(SIZE_MAX / 2) / (uint64_t)page)
+        limit = (size_t)pages * (size_t)page;
+#endif
+    return limit;
+}
+
+long loom_whole_number(double v, long lo, long hi, long bad) {
+    if (!(v >= (double)lo && v <= (double)hi)) return bad; /* NaN fails too */
+    long r = (long)v;
+    return (double)r == v ? r : bad;
+}
+
+float loom_double_to_float(double d) {
+    /* Halfway between FLT_MAX and the next (unrepresentable) power of two: from here on, round to
+     * nearest gives infinity; below it, a finite float. */
+    const double limit = 0x1.ffffffp127;
+    if (d >= limit) return INFINITY;
+    if (d <= -limit) return -INFINITY;
+    return (float)d;
 }
 
 bool loom_shape_equal(const loom_shape *a, const loom_shape *b) {

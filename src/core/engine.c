@@ -37,13 +37,41 @@ static int by_offset(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static bool alive_together(const loom_step_node *order, int a, int b) {
-    int from = order[a].grad_from < order[b].grad_from ? order[a].grad_from : order[b].grad_from;
-    return (a > b ? a : b) <= from;
+/* spans holding (position, size): larger first, then the earlier position */
+static int by_size_then_position(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+/* The placed lifetimes [c, grad_from of c] by the positions they cover: a segment tree whose node
+ * for a range holds the placed nodes whose lifetime covers that range whole (each lifetime sits
+ * in O(log n) nodes), so the lifetimes alive at one position are found in O(log n + found). */
+typedef struct lifetimes {
+    int **v;
+    int *n, *cap;
+    int size; /* positions 0..size-1 */
+} lifetimes;
+
+static bool lifetimes_add(lifetimes *t, int node, int lo, int hi, int a, int b, int c) {
+    if (b < lo || hi < a) return true;
+    if (a <= lo && hi <= b) {
+        if (t->n[node] == t->cap[node]) {
+            int cap = t->cap[node] ? 2 * t->cap[node] : 4;
+            int *p = realloc(t->v[node], (size_t)cap * sizeof *p);
+            if (!p) return false;
+            t->v[node] = p, t->cap[node] = cap;
+        }
+        t->v[node][t->n[node]++] = c;
+        return true;
+    }
+    int mid = lo + (hi - lo) / 2;
+    return lifetimes_add(t, 2 * node, lo, mid, a, b, c) && lifetimes_add(t, 2 * node + 1, mid + 1, hi, a, b, c);
 }
 
 /* offset[i]: where node i's gradient starts in the gradient region, in floats (SIZE_MAX: none);
- * busy: room for n_order spans. Returns the region's size. */
+ * busy: room for n_order spans. Returns the region's size, or SIZE_MAX when out of memory.
+ * O(n log n) plus, per gradient, the gradients alive with it (a chain: two). */
 static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *busy) {
     int n = m->n_order;
     loom_step_node *order = m->order;
@@ -55,30 +83,60 @@ static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *bus
         }
     for (int k = 0; k < m->n_outputs; k++) order[m->outputs[k].pos].grad_from = n; /* the seeds */
 
+    /* largest first, the earliest on ties */
+    span *by_size = malloc((size_t)(n ? n : 1) * sizeof *by_size);
+    lifetimes t = {calloc(4 * (size_t)n + 4, sizeof(int *)), calloc(4 * (size_t)n + 4, sizeof(int)),
+                   calloc(4 * (size_t)n + 4, sizeof(int)), n + 1};
     size_t total = 0;
-    for (;;) {
-        int i = -1; /* the largest gradient not yet placed (the earliest on ties) */
-        size_t size = 0;
-        for (int c = 0; c < n; c++) {
-            size_t sc = loom_align_floats((size_t)batch * order[c].size);
-            if (order[c].grad_from >= 0 && offset[c] == SIZE_MAX && (i < 0 || sc > size)) i = c, size = sc;
-        }
-        if (i < 0) return total;
+    int n_sized = 0;
+    if (!by_size || !t.v || !t.n || !t.cap) total = SIZE_MAX;
+    for (int c = 0; c < n && total != SIZE_MAX; c++)
+        if (order[c].grad_from >= 0) by_size[n_sized++] = (span){(size_t)c, loom_align_floats((size_t)batch * order[c].size)};
+    if (total != SIZE_MAX) qsort(by_size, (size_t)n_sized, sizeof *by_size, by_size_then_position);
+    for (int s = 0; s < n_sized && total != SIZE_MAX; s++) {
+        int i = (int)by_size[s].at;
+        size_t size = by_size[s].size;
         int n_busy = 0; /* the placed ones alive at the same time, by offset: the first gap that fits */
-        for (int c = 0; c < n; c++)
-            if (offset[c] != SIZE_MAX && alive_together(order, i, c))
+        for (int c = i + 1; c <= order[i].grad_from && c < n; c++) /* born while i lives */
+            if (offset[c] != SIZE_MAX) busy[n_busy++] = (span){offset[c], loom_align_floats((size_t)batch * order[c].size)};
+        for (int node = 1, lo = 0, hi = t.size - 1;;) { /* alive when i is born */
+            for (int k = 0; k < t.n[node]; k++) {
+                int c = t.v[node][k];
                 busy[n_busy++] = (span){offset[c], loom_align_floats((size_t)batch * order[c].size)};
+            }
+            if (lo == hi) break;
+            int mid = lo + (hi - lo) / 2;
+            if (i <= mid) node = 2 * node, hi = mid;
+            else node = 2 * node + 1, lo = mid + 1;
+        }
         qsort(busy, (size_t)n_busy, sizeof *busy, by_offset);
         size_t at = 0;
         for (int b = 0; b < n_busy && busy[b].at < at + size; b++)
             if (busy[b].at + busy[b].size > at) at = busy[b].at + busy[b].size;
         offset[i] = at;
         if (at + size > total) total = at + size;
+        if (!lifetimes_add(&t, 1, 0, t.size - 1, i, order[i].grad_from, i)) total = SIZE_MAX;
     }
+    if (t.v)
+        for (int k = 0; k < 4 * n + 4; k++) free(t.v[k]);
+    free(t.v), free(t.n), free(t.cap), free(by_size);
+    return total;
 }
 
 loom_status loom_engine_plan(loom_model *m, int batch) {
     if (batch <= m->plan_batch && m->arena) return LOOM_OK;
+    /* The kernels count a batch's rows and elements of one tensor in ints: at most 2^31 - 1
+     * floats per tensor and batch (checked here, once per plan, not per step). */
+    for (int i = 0; i < m->n_order; i++)
+        if ((uint64_t)batch * m->order[i].size > (uint64_t)LOOM_MAX_ELEMENTS) {
+            const loom_node *n = m->order[i].node;
+            char a[96];
+            return loom_set_error(&m->err, LOOM_ERR_MEMORY,
+                                  "planning batch size %d: the output %s of layer %s (%s) would hold %llu floats, more "
+                                  "than 2^31 - 1 per batch; use a smaller batch",
+                                  batch, loom_shape_str(&n->out_shape, a, sizeof a), n->layer->name,
+                                  n->layer->op->class_name, (unsigned long long)batch * m->order[i].size);
+        }
     /* every region starts on a cache line (loom_align_floats) */
     size_t *grad_offset = malloc((size_t)m->n_order * sizeof *grad_offset);
     span *busy = malloc((size_t)m->n_order * sizeof *busy);
@@ -88,7 +146,15 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     }
     const size_t grad_total = plan_gradients(m, batch, grad_offset, busy);
     free(busy);
-    size_t total = grad_total;
+    if (grad_total == SIZE_MAX) {
+        free(grad_offset);
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory planning gradients");
+    }
+    /* Every node's size is within the limits of base.h (loom_call checked it), so batch x size
+     * cannot wrap; the sum of all regions is added with checks and held to the machine's memory. */
+    size_t total = grad_total, biggest = 0;
+    bool fits = true;
+    int biggest_at = 0;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
         loom_node *n = sn->node;
@@ -97,7 +163,10 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         sn->scratch = n->layer->op->scratch_size
                           ? n->layer->op->scratch_size(n->layer, n->n_in, in, &n->out_shape, batch)
                           : 0;
-        total += loom_align_floats((size_t)batch * sn->size) + loom_align_floats(sn->scratch);
+        size_t node = loom_align_floats((size_t)batch * sn->size), scr = sn->scratch;
+        fits = fits && scr < SIZE_MAX / 2 && loom_size_add(node, loom_align_floats(scr), &node) &&
+               loom_size_add(total, node, &total);
+        if (node > biggest) biggest = node, biggest_at = i;
         /* Keras masks: made by an op, or kept from input 0 while the steps axis survives */
         const loom_op *op = n->layer->op;
         sn->makes_mask = op->mask_mode == LOOM_MASK_MAKE && n->out_shape.rank >= 2;
@@ -106,8 +175,20 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     for (int k = 0; k < m->n_outputs; k++) {
         loom_output *o = &m->outputs[k];
         size_t b = (size_t)batch;
-        total += loom_align_floats(b * o->target_size) + loom_align_floats(b) + loom_align_floats(b * o->size) +
-                 3 * loom_align_floats(b * o->rows_per_sample);
+        fits = fits && loom_size_add(total, loom_align_floats(b * o->target_size) + loom_align_floats(b) +
+                                                loom_align_floats(b * o->size) + 3 * loom_align_floats(b * o->rows_per_sample),
+                                     &total);
+    }
+    if (!fits || total > loom_memory_limit() / sizeof(float)) {
+        const loom_node *n = m->order[biggest_at].node;
+        char a[96];
+        free(grad_offset);
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY,
+                              "planning batch size %d needs %s%.3g GiB of activations, more than this machine's %.3g GiB; "
+                              "the largest is layer %s (%s) with output %s and %.3g GiB",
+                              batch, fits ? "" : "over ", fits ? (double)total * sizeof(float) / 1073741824.0 : 6.4e10,
+                              (double)loom_memory_limit() / 1073741824.0, n->layer->name, n->layer->op->class_name,
+                              loom_shape_str(&n->out_shape, a, sizeof a), (double)biggest * sizeof(float) / 1073741824.0);
     }
     float *arena = loom_floats_zeroed(total);
     if (!arena) {

@@ -92,20 +92,20 @@ void loom_model_free(loom_model *m) {
     free(m);
 }
 
-static loom_status mark_needed(loom_graph *g, loom_node *n, bool *needed, const bool *is_model_input,
-                               const char *output_name) {
-    if (needed[n->id]) return LOOM_OK;
-    needed[n->id] = true;
-    if (n->layer->op == &loom_op_input) {
-        if (!is_model_input[n->id])
+/* Marks every node output_node depends on. With an explicit stack (stack: room for every node of
+ * the graph, each pushed at most once): a chain of 100,000 layers would overflow the C stack. */
+static loom_status mark_needed(loom_graph *g, loom_node *output_node, bool *needed, const bool *is_model_input,
+                               const char *output_name, loom_node **stack) {
+    int top = 0;
+    if (!needed[output_node->id]) needed[output_node->id] = true, stack[top++] = output_node;
+    while (top > 0) {
+        loom_node *n = stack[--top];
+        if (n->layer->op == &loom_op_input && !is_model_input[n->id])
             return loom_set_error(&g->err, LOOM_ERR_GRAPH,
                                   "output %s depends on Input \"%s\", which is not among the model's inputs",
                                   output_name, n->layer->name);
-        return LOOM_OK;
-    }
-    for (int i = 0; i < n->n_in; i++) {
-        loom_status s = mark_needed(g, n->in[i], needed, is_model_input, output_name);
-        if (s) return s;
+        for (int i = 0; i < n->n_in; i++)
+            if (!needed[n->in[i]->id]) needed[n->in[i]->id] = true, stack[top++] = n->in[i];
     }
     return LOOM_OK;
 }
@@ -116,8 +116,9 @@ static loom_status build_order(loom_model *m, loom_graph *g, int n_in, loom_tens
     bool *is_input = calloc((size_t)nn, sizeof *is_input);
     bool *needed = calloc((size_t)nn, sizeof *needed);
     int *pos = malloc((size_t)nn * sizeof *pos);
+    loom_node **stack = malloc((size_t)(nn ? nn : 1) * sizeof *stack);
     loom_status s = LOOM_OK;
-    if (!is_input || !needed || !pos) {
+    if (!is_input || !needed || !pos || !stack) {
         s = loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory");
         goto done;
     }
@@ -144,7 +145,7 @@ static loom_status build_order(loom_model *m, loom_graph *g, int n_in, loom_tens
                                    outputs[k]->node->layer->name);
                 goto done;
             }
-        s = mark_needed(g, outputs[k]->node, needed, is_input, outputs[k]->node->layer->name);
+        s = mark_needed(g, outputs[k]->node, needed, is_input, outputs[k]->node->layer->name, stack);
         if (s) goto done;
     }
     for (int i = 0; i < n_in; i++)
@@ -217,6 +218,7 @@ done:
     free(is_input);
     free(needed);
     free(pos);
+    free(stack);
     return s;
 }
 
@@ -226,17 +228,26 @@ done:
  * the models already over the graph are pointed at the new one. */
 static loom_status place_weights(loom_model *m, loom_graph *g) {
     size_t total = g->n_params;
+    bool fits = true;
     for (int i = 0; i < m->n_layers; i++) {
         loom_layer *L = m->layers[i];
         if (L->placed) continue;
         for (int w = 0; w < L->n_weights; w++) {
-            size_t n = loom_shape_size(&L->weights[w].shape);
-            if (n > SIZE_MAX / 4 - total)
-                return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: too many parameters (layer %s)", L->name);
-            L->weights[w].offset = total;
-            total += n;
+            L->weights[w].offset = total; /* a layer's weights are contiguous, in order */
+            fits = fits && loom_size_add(total, loom_shape_size(&L->weights[w].shape), &total);
         }
     }
+    /* Declared sizes before any allocation: the parameters, their gradients and the optimizer
+     * state must fit in memory, and a model file must hold every value it declares. */
+    if (!fits || total > loom_memory_limit() / (3 * sizeof(float)))
+        return loom_set_error(&g->err, LOOM_ERR_MEMORY,
+                              "model: %s%zu parameters (%.3g GiB with their gradients) do not fit this machine's %.3g GiB",
+                              fits ? "" : "over ", total, (double)total * 2 * sizeof(float) / 1073741824.0,
+                              (double)loom_memory_limit() / 1073741824.0);
+    if (total > g->max_params)
+        return loom_set_error(&g->err, LOOM_ERR_DATA,
+                              "model: the architecture declares %zu parameters but the weights hold only %zu values", total,
+                              g->max_params);
     if (total > g->n_params || !g->params) {
         float *p = loom_floats_zeroed(total ? total : 1);
         if (!p) return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory for %zu parameters", total);
@@ -264,13 +275,16 @@ static loom_status place_weights(loom_model *m, loom_graph *g) {
 static loom_status build_params(loom_model *m, loom_graph *g) {
     /* Layers in order of first use; a shared layer appears once. */
     m->layers = calloc((size_t)m->n_order, sizeof *m->layers);
-    if (!m->layers) return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory");
+    bool *seen = calloc((size_t)(g->n_layers ? g->n_layers : 1), sizeof *seen);
+    if (!m->layers || !seen) {
+        free(seen);
+        return loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory");
+    }
     for (int i = 0; i < m->n_order; i++) {
         loom_layer *L = m->order[i].node->layer;
-        bool seen = false;
-        for (int j = 0; j < m->n_layers && !seen; j++) seen = m->layers[j] == L;
-        if (!seen) m->layers[m->n_layers++] = L;
+        if (!seen[L->index]) seen[L->index] = true, m->layers[m->n_layers++] = L;
     }
+    free(seen);
     loom_status s = place_weights(m, g);
     if (s) return s;
     /* the model's gradients and optimizer state cover the buffer up to its last weight */

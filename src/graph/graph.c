@@ -13,6 +13,7 @@ loom_graph *loom_graph_new(uint64_t seed) {
     if (g) {
         g->seed = seed;
         g->caller_refs = 1;
+        g->max_params = SIZE_MAX;
     }
     return g;
 }
@@ -44,22 +45,71 @@ void loom_graph_destroy(loom_graph *g) {
     free(g->nodes);
     loom_floats_free(g->params);
     free(g->models);
+    free(g->name_slots);
+    free(g->stems);
     free(g);
 }
 
 loom_status loom_graph_status(const loom_graph *g) { return g ? g->err.code : LOOM_ERR_ARGUMENT; }
 const char *loom_graph_error(const loom_graph *g) { return g ? g->err.msg : "graph is NULL"; }
 
-static bool name_taken(const loom_graph *g, const char *name) {
-    for (int i = 0; i < g->n_layers; i++)
-        if (strcmp(g->layers[i]->name, name) == 0) return true;
-    return false;
+static size_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 29));
 }
 
-/* Keras 3 names: "dense", then "dense_1", "dense_2", ... */
-static void auto_name(const loom_graph *g, const char *stem, char *out) {
-    snprintf(out, LOOM_NAME_MAX, "%s", stem);
-    for (int k = 1; name_taken(g, out); k++) snprintf(out, LOOM_NAME_MAX, "%s_%d", stem, k);
+loom_layer *loom_graph_find_layer(const loom_graph *g, const char *name) {
+    if (!g || !g->name_cap) return NULL;
+    for (size_t i = name_hash(name) & (g->name_cap - 1);; i = (i + 1) & (g->name_cap - 1)) {
+        int k = g->name_slots[i];
+        if (k < 0) return NULL;
+        if (strcmp(g->layers[k]->name, name) == 0) return g->layers[k];
+    }
+}
+
+static bool name_taken(const loom_graph *g, const char *name) { return loom_graph_find_layer(g, name) != NULL; }
+
+static void name_insert(loom_graph *g, int k) {
+    size_t i = name_hash(g->layers[k]->name) & (g->name_cap - 1);
+    while (g->name_slots[i] >= 0) i = (i + 1) & (g->name_cap - 1);
+    g->name_slots[i] = k;
+}
+
+/* Room in the name table for one more layer (kept at most half full). */
+static bool name_reserve(loom_graph *g) {
+    if ((size_t)(g->n_layers + 1) * 2 <= g->name_cap) return true;
+    size_t cap = g->name_cap ? 2 * g->name_cap : 64;
+    int *slots = malloc(cap * sizeof *slots);
+    if (!slots) return false;
+    free(g->name_slots);
+    g->name_slots = slots;
+    g->name_cap = cap;
+    for (size_t i = 0; i < cap; i++) slots[i] = -1;
+    for (int k = 0; k < g->n_layers; k++) name_insert(g, k);
+    return true;
+}
+
+/* Keras 3 names: "dense", then "dense_1", "dense_2", ... Names are never removed, so a suffix
+ * found taken stays taken: each stem resumes where its last search ended. */
+static bool auto_name(loom_graph *g, const char *stem, char *out) {
+    struct loom_name_stem *st = NULL;
+    for (int i = 0; i < g->n_stems && !st; i++)
+        if (strcmp(g->stems[i].stem, stem) == 0) st = &g->stems[i];
+    if (!st) {
+        struct loom_name_stem *p = realloc(g->stems, (size_t)(g->n_stems + 1) * sizeof *p);
+        if (!p) return false;
+        g->stems = p;
+        st = &g->stems[g->n_stems++];
+        snprintf(st->stem, sizeof st->stem, "%s", stem);
+        st->next = 0;
+    }
+    for (;; st->next++) {
+        if (st->next == 0) snprintf(out, LOOM_NAME_MAX, "%s", stem);
+        else if (snprintf(out, LOOM_NAME_MAX, "%s_%d", stem, st->next) >= LOOM_NAME_MAX) /* keep the suffix */
+            snprintf(out, LOOM_NAME_MAX, "%.*s_%d", LOOM_NAME_MAX - 13, stem, st->next);
+        if (!name_taken(g, out)) return true;
+    }
 }
 
 static bool valid_name(const char *name) {
@@ -84,6 +134,7 @@ loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *n
                        op->class_name, name);
         return NULL;
     }
+    if (!name_reserve(g)) goto oom;
     if (g->n_layers == g->cap_layers) {
         int cap = g->cap_layers ? 2 * g->cap_layers : 16;
         loom_layer **p = realloc(g->layers, (size_t)cap * sizeof *p);
@@ -98,9 +149,12 @@ loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *n
     L->index = g->n_layers;
     if (name)
         snprintf(L->name, sizeof L->name, "%s", name);
-    else
-        auto_name(g, op->base_name, L->name);
-    g->layers[g->n_layers++] = L;
+    else if (!auto_name(g, op->base_name, L->name)) {
+        free(L);
+        goto oom;
+    }
+    g->layers[g->n_layers] = L;
+    name_insert(g, g->n_layers++);
     return L;
 oom:
     loom_set_error(&g->err, LOOM_ERR_MEMORY, "%s: out of memory", op->class_name);
@@ -185,13 +239,11 @@ loom_tensor *loom_input(loom_graph *g, const char *name, int rank, const int *di
                        name ? name : "(unnamed)", LOOM_MAX_RANK, rank);
         return NULL;
     }
-    for (int i = 0; i < rank; i++) {
-        if (dims[i] <= 0) {
-            loom_set_error(&g->err, LOOM_ERR_SHAPE, "Input %s: dimension %d is %d; it must be > 0",
-                           name ? name : "(unnamed)", i + 1, dims[i]);
-            return NULL;
-        }
-    }
+    loom_shape shape = {rank, {0}};
+    memcpy(shape.dims, dims, (size_t)rank * sizeof *dims);
+    char who[LOOM_NAME_MAX + 8];
+    snprintf(who, sizeof who, "Input %s", name ? name : "(unnamed)");
+    if (loom_shape_check(&shape, who, "shape", &g->err)) return NULL;
     loom_layer *L = loom_graph_new_layer(g, &loom_op_input, name);
     if (!L) return NULL;
     L->target.rank = rank;
@@ -261,6 +313,20 @@ loom_tensor *loom_call_n(loom_layer *L, int n, loom_tensor *const *xs) {
     loom_shape out;
     int weights_before = L->n_weights;
     if (L->op->build(L, n, in, &out, &g->err) != LOOM_OK) {
+        L->n_weights = weights_before;
+        return NULL;
+    }
+    /* Every shape a layer computes is held to the limits of base.h here, once for all classes:
+     * nothing downstream (planner, kernels) can then see a product that wraps. */
+    char who[LOOM_NAME_MAX + 40];
+    snprintf(who, sizeof who, "%s (%s)", L->name, L->op->class_name);
+    bool bad = loom_shape_check(&out, who, "output shape", &g->err) != LOOM_OK;
+    for (int w = weights_before; w < L->n_weights && !bad; w++) {
+        char what[40];
+        snprintf(what, sizeof what, "weight %s of shape", L->weights[w].name);
+        bad = loom_shape_check(&L->weights[w].shape, who, what, &g->err) != LOOM_OK;
+    }
+    if (bad) {
         L->n_weights = weights_before;
         return NULL;
     }

@@ -179,11 +179,27 @@ struct loom_graph {
     bool first_ref_given;        /* loom_graph_new's reference went to the first model */
     int n_models, cap_models;
     struct loom_model **models;  /* the live models over this graph (core/model_build.c keeps it) */
+    /* loom_model_new refuses an architecture with more parameters (a model file sets it to the
+     * values its weight section holds, before anything is allocated); SIZE_MAX: no limit */
+    size_t max_params;
+    /* Names in O(1): an open-addressing table of layer indices (-1 empty, size a power of two,
+     * at most half full), and per auto-name stem the next suffix to try, so naming n layers costs
+     * O(n) instead of O(n^2) lookups each O(n). */
+    int *name_slots;
+    size_t name_cap;
+    struct loom_name_stem {
+        char stem[LOOM_NAME_MAX + 16];
+        int next;
+    } *stems;
+    int n_stems;
 };
 
 /* Frees the graph and everything it owns, whoever holds references (core/model_build.c calls it
  * when the last reference goes). */
 void loom_graph_destroy(loom_graph *g);
+
+/* The layer of that name, or NULL. */
+loom_layer *loom_graph_find_layer(const loom_graph *g, const char *name);
 
 /* Allocates a layer of the given op in g with the given (possibly NULL) name. NULL on error. */
 loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *name);

@@ -46,6 +46,16 @@ typedef enum loom_ld_type {
     LOOM_LD_BOOL
 } loom_ld_type;
 
+/* Deflate cannot expand data by more than about 1032:1. An .npz member may not grow past this
+ * ratio from its compressed bytes to the float32 array loom makes of it either (uint8 zeros
+ * would otherwise grow 4128 times): a 261 KB archive must not become 1.3 GB. */
+#define LOOM_LD_MAX_RATIO 1032u
+
+/* loom_npy_parse of an inflated .npz member that took `compressed` bytes in the archive:
+ * refuses (before allocating the array) a float32 result over LOOM_LD_MAX_RATIO times that. */
+loom_status loom_npy_parse_member(const void *buf, size_t len, const char *what, uint64_t compressed, loom_ndarray *out,
+                                  char *err, size_t errlen);
+
 /* Bytes per element of t. */
 size_t loom_ld_type_size(loom_ld_type t);
 

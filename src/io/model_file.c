@@ -13,6 +13,7 @@
  * whole model before handing it out: it never half-loads. */
 #define _DEFAULT_SOURCE /* realpath, flock, fchown beside POSIX */
 #include "core/model.h"
+#include "io/loaders.h"
 #include "io/model_json.h"
 #include "optim/optim.h"
 
@@ -381,34 +382,12 @@ typedef struct parsed_file {
     section s[8];
 } parsed_file;
 
+/* The data readers' bounded read (regular files only, size checked before reading). */
 static loom_status read_file(const char *path, unsigned char **out, size_t *size, loom_error *err) {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return loom_set_error(err, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return loom_set_error(err, LOOM_ERR_IO, "%s: cannot seek", path);
-    }
-    long len = ftell(f);
-    if (len < 0 || (unsigned long)len > MAX_FILE_BYTES) {
-        fclose(f);
-        return loom_set_error(err, LOOM_ERR_IO, "%s: size unknown or over the limit", path);
-    }
-    rewind(f);
-    unsigned char *p = malloc((size_t)len + 1);
-    if (!p) {
-        fclose(f);
-        return loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory for %ld bytes", path, len);
-    }
-    size_t got = fread(p, 1, (size_t)len, f);
-    fclose(f);
-    if (got != (size_t)len) {
-        free(p);
-        return loom_set_error(err, LOOM_ERR_IO, "%s: short read (%zu of %ld bytes)", path, got, len);
-    }
-    *out = p;
-    *size = (size_t)len;
-    return LOOM_OK;
+    char msg[LOOM_ERR_MAX];
+    loom_status s = loom_ld_read_file(path, MAX_FILE_BYTES, out, size, msg, sizeof msg);
+    if (s) loom_set_error(err, s, "%s", msg);
+    return s;
 }
 
 loom_status loom_parse_model_file(const unsigned char *data, size_t size, const char *what, parsed_file *pf,
@@ -497,7 +476,10 @@ static loom_model *model_from_bytes(const unsigned char *data, size_t size, cons
     }
     cJSON *arch = section_json(arch_s, what, err);
     if (!arch) return NULL;
-    loom_model *m = loom_arch_from_json(arch, what, weights_only, err);
+    /* the weight section bounds the parameters the architecture may declare: checked before the
+     * model allocates (and initialises) them */
+    size_t present = w_s->n >= 8 ? (w_s->n - 8) / 4 : 0;
+    loom_model *m = loom_arch_from_json_limited(arch, what, weights_only, present, err);
     cJSON_Delete(arch);
     if (!m) return NULL;
     if (section_floats(w_s, what, m->n_params, m->params, err)) goto fail;

@@ -7,10 +7,12 @@
  * "keras_history": [layer, node_index, 0]}}. */
 #include "layers/layer_custom.h"
 #include "io/model_json.h"
+#include "io/loaders.h"
 #include "layers/rnn.h"
 #include "layers/layers.h"
 #include "ops/activations.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,15 +52,20 @@ static cJSON *reg_json(loom_regularizer r) {
 /* A JSON number as an integer, or `bad` when it is not a whole number in [lo, hi] (casting an
  * out-of-range double is undefined behaviour). */
 long loom_json_whole(const cJSON *v, long lo, long hi, long bad) {
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi)) return bad;
-    long r = (long)v->valuedouble;
-    return (double)r == v->valuedouble ? r : bad;
+    return cJSON_IsNumber(v) ? loom_whole_number(v->valuedouble, lo, hi, bad) : bad;
 }
 
 double loom_json_num(const cJSON *obj, const char *key, double fallback) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     return cJSON_IsNumber(v) ? v->valuedouble : fallback;
 }
+
+float loom_json_float(const cJSON *obj, const char *key, float fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(v) ? loom_ld_f64_to_f32(v->valuedouble) : fallback;
+}
+
+float loom_json_to_float(const cJSON *v) { return loom_ld_f64_to_f32(v->valuedouble); }
 
 bool loom_json_flag(const cJSON *obj, const char *key, bool fallback) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -74,8 +81,8 @@ static loom_regularizer reg_from_json(const cJSON *j) {
     loom_regularizer r = {0, 0};
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
     if (cJSON_IsObject(cfg)) {
-        r.l1 = (float)loom_json_num(cfg, "l1", 0);
-        r.l2 = (float)loom_json_num(cfg, "l2", 0);
+        r.l1 = loom_json_float(cfg, "l1", 0);
+        r.l2 = loom_json_float(cfg, "l2", 0);
     }
     return r;
 }
@@ -94,9 +101,9 @@ static int int_array_from(const cJSON *a, int *out, int max) {
     const cJSON *it;
     cJSON_ArrayForEach(it, a) {
         if (cJSON_IsNull(it) && n == 0) continue;
-        if (!cJSON_IsNumber(it) || n >= max || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 1e9)
-            return -1;
-        out[n++] = (int)it->valuedouble;
+        long v = loom_json_whole(it, -1000000000L, 1000000000L, LONG_MIN);
+        if (n >= max || v == LONG_MIN) return -1;
+        out[n++] = (int)v;
     }
     return n;
 }
@@ -234,14 +241,45 @@ cJSON *loom_layer_config_json(const loom_layer *L, loom_error *err) {
     return c;
 }
 
-/* Call index of node n among the model's nodes of its layer (Keras's node_index). */
-static int node_index(const loom_model *m, const loom_node *n) {
-    int idx = 0;
-    for (int i = 0; i < m->n_order && m->order[i].node != n; i++) idx += m->order[i].node->layer == n->layer;
-    return idx;
+/* Precomputed for saving in O(n): call_of[node id] is the node's call index among the model's nodes
+ * of its layer (Keras's node_index); a layer's positions in the order, as a list: first[layer
+ * index], then next[position] (-1 ends it). */
+typedef struct arch_index {
+    int *call_of, *first, *last, *next;
+} arch_index;
+
+static void arch_index_free(arch_index *x) {
+    free(x->call_of), free(x->first), free(x->last), free(x->next);
 }
 
-static cJSON *tensor_json(const loom_model *m, const loom_node *n) {
+static bool arch_index_make(const loom_model *m, arch_index *x) {
+    size_t nn = (size_t)m->g->n_nodes + 1, nl = (size_t)m->g->n_layers + 1;
+    x->call_of = calloc(nn, sizeof *x->call_of);
+    x->first = malloc(nl * sizeof *x->first);
+    x->last = malloc(nl * sizeof *x->last);
+    x->next = malloc(((size_t)m->n_order + 1) * sizeof *x->next);
+    int *calls = calloc(nl, sizeof *calls);
+    bool ok = x->call_of && x->first && x->last && x->next && calls;
+    if (ok) {
+        for (size_t i = 0; i < nl; i++) x->first[i] = x->last[i] = -1;
+        for (int p = 0; p < m->n_order; p++) {
+            const loom_node *n = m->order[p].node;
+            int li = n->layer->index;
+            x->call_of[n->id] = calls[li]++;
+            x->next[p] = -1;
+            if (x->last[li] < 0) x->first[li] = p;
+            else x->next[x->last[li]] = p;
+            x->last[li] = p;
+        }
+    }
+    free(calls);
+    if (!ok) arch_index_free(x);
+    return ok;
+}
+
+static int node_index(const arch_index *x, const loom_node *n) { return x->call_of[n->id]; }
+
+static cJSON *tensor_json(const arch_index *x, const loom_node *n) {
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "class_name", "__keras_tensor__");
     cJSON *cfg = cJSON_AddObjectToObject(t, "config");
@@ -249,20 +287,25 @@ static cJSON *tensor_json(const loom_model *m, const loom_node *n) {
     cJSON_AddStringToObject(cfg, "dtype", "float32");
     cJSON *h = cJSON_AddArrayToObject(cfg, "keras_history");
     cJSON_AddItemToArray(h, cJSON_CreateString(n->layer->name));
-    cJSON_AddItemToArray(h, cJSON_CreateNumber(node_index(m, n)));
+    cJSON_AddItemToArray(h, cJSON_CreateNumber(node_index(x, n)));
     cJSON_AddItemToArray(h, cJSON_CreateNumber(0));
     return t;
 }
 
-static cJSON *history_ref(const loom_model *m, const loom_node *n) {
+static cJSON *history_ref(const arch_index *x, const loom_node *n) {
     cJSON *a = cJSON_CreateArray();
     cJSON_AddItemToArray(a, cJSON_CreateString(n->layer->name));
-    cJSON_AddItemToArray(a, cJSON_CreateNumber(node_index(m, n)));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(node_index(x, n)));
     cJSON_AddItemToArray(a, cJSON_CreateNumber(0));
     return a;
 }
 
 cJSON *loom_arch_to_json(const loom_model *m, loom_error *err) {
+    arch_index x;
+    if (!arch_index_make(m, &x)) {
+        loom_set_error(err, LOOM_ERR_MEMORY, "out of memory describing the architecture");
+        return NULL;
+    }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "class_name", "Functional");
     cJSON *config = cJSON_AddObjectToObject(root, "config");
@@ -280,23 +323,24 @@ cJSON *loom_arch_to_json(const loom_model *m, loom_error *err) {
         cJSON *cfg = loom_layer_config_json(L, err);
         if (!cfg) {
             cJSON_Delete(root);
+            arch_index_free(&x);
             return NULL;
         }
         cJSON_AddItemToObject(lj, "config", cfg);
         cJSON_AddStringToObject(lj, "name", L->name);
         cJSON *inbound = cJSON_AddArrayToObject(lj, "inbound_nodes");
-        for (int p = 0; p < m->n_order; p++) {
+        for (int p = x.first[L->index]; p >= 0; p = x.next[p]) {
             const loom_node *n = m->order[p].node;
-            if (n->layer != L || n->n_in == 0) continue;
+            if (n->n_in == 0) continue;
             cJSON *node = cJSON_CreateObject();
             cJSON_AddItemToArray(inbound, node);
             cJSON *args = cJSON_AddArrayToObject(node, "args");
             if (n->layer->op->max_inputs > 1) { /* merge layers take a list of tensors */
                 cJSON *list = cJSON_CreateArray();
-                for (int j = 0; j < n->n_in; j++) cJSON_AddItemToArray(list, tensor_json(m, n->in[j]));
+                for (int j = 0; j < n->n_in; j++) cJSON_AddItemToArray(list, tensor_json(&x, n->in[j]));
                 cJSON_AddItemToArray(args, list);
             } else {
-                cJSON_AddItemToArray(args, tensor_json(m, n->in[0]));
+                cJSON_AddItemToArray(args, tensor_json(&x, n->in[0]));
             }
             cJSON_AddObjectToObject(node, "kwargs");
         }
@@ -309,12 +353,13 @@ cJSON *loom_arch_to_json(const loom_model *m, loom_error *err) {
         }
     }
     cJSON *ins = cJSON_AddArrayToObject(config, "input_layers");
-    for (int i = 0; i < m->n_inputs; i++) cJSON_AddItemToArray(ins, history_ref(m, m->order[m->input_pos[i]].node));
+    for (int i = 0; i < m->n_inputs; i++) cJSON_AddItemToArray(ins, history_ref(&x, m->order[m->input_pos[i]].node));
     cJSON *outs = cJSON_AddArrayToObject(config, "output_layers");
-    for (int k = 0; k < m->n_outputs; k++) cJSON_AddItemToArray(outs, history_ref(m, m->order[m->outputs[k].pos].node));
+    for (int k = 0; k < m->n_outputs; k++) cJSON_AddItemToArray(outs, history_ref(&x, m->order[m->outputs[k].pos].node));
     cJSON *order = cJSON_AddArrayToObject(config, "loom_node_order");
     for (int p = 0; p < m->n_order; p++)
-        if (!m->order[p].is_input) cJSON_AddItemToArray(order, history_ref(m, m->order[p].node));
+        if (!m->order[p].is_input) cJSON_AddItemToArray(order, history_ref(&x, m->order[p].node));
+    arch_index_free(&x);
     return root;
 }
 
@@ -328,7 +373,7 @@ static bool two_ints(const cJSON *c, const char *key, int *v, int fallback) {
     v[0] = v[1] = fallback;
     if (!x) return true;
     if (cJSON_IsNumber(x)) {
-        v[0] = v[1] = (int)x->valuedouble;
+        v[0] = v[1] = (int)loom_json_whole(x, -1000000000L, 1000000000L, -1);
         return true;
     }
     int n = int_array_from(x, tmp, 2);
@@ -354,9 +399,9 @@ static bool conv_from_json(loom_graph *g, const char *cls, const char *name, con
     o.bias_initializer = init_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_initializer"), LOOM_INIT_ZEROS);
     o.kernel_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, depthwise ? "depthwise_regularizer" : "kernel_regularizer"));
     o.bias_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_regularizer"));
-    double f = loom_json_num(c, "filters", -1), dm = loom_json_num(c, "depth_multiplier", 1);
-    int filters = f >= 1 && f <= 1 << 20 && f == floor(f) ? (int)f : -1;
-    int mult = dm >= 1 && dm <= 1 << 20 && dm == floor(dm) ? (int)dm : -1;
+    const cJSON *dmj = cJSON_GetObjectItemCaseSensitive(c, "depth_multiplier");
+    int filters = (int)loom_json_whole(cJSON_GetObjectItemCaseSensitive(c, "filters"), 1, 1L << 20, -1);
+    int mult = dmj ? (int)loom_json_whole(dmj, 1, 1L << 20, -1) : 1;
     if (strcmp(cls, "Conv1D") == 0) *out = loom_conv1d(g, name, filters, k[1], s[1], pad, d[1], a, &o);
     else if (strcmp(cls, "Conv2D") == 0) *out = loom_conv2d(g, name, filters, k[0], k[1], s[0], s[1], pad, d[0], d[1], a, &o);
     else if (strcmp(cls, "Conv2DTranspose") == 0) *out = loom_conv2d_transpose(g, name, filters, k[0], k[1], s[0], s[1], pad, a, &o);
@@ -424,13 +469,12 @@ loom_layer *loom_layer_from_config_json(loom_graph *g, const char *cls, const ch
         o.bias_initializer = init_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_initializer"), LOOM_INIT_ZEROS);
         o.kernel_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "kernel_regularizer"));
         o.bias_regularizer = reg_from_json(cJSON_GetObjectItemCaseSensitive(c, "bias_regularizer"));
-        double units = loom_json_num(c, "units", -1);
-        bool whole = units >= 1 && units <= 1 << 24 && units == floor(units); /* 1.5 is no unit count */
-        L = loom_dense(g, name, whole ? (int)units : -1, act < 0 ? LOOM_LINEAR : (loom_activation)act, &o);
+        int units = (int)loom_json_whole(cJSON_GetObjectItemCaseSensitive(c, "units"), 1, 1L << 24, -1);
+        L = loom_dense(g, name, units, act < 0 ? LOOM_LINEAR : (loom_activation)act, &o);
     } else if (strcmp(cls, "Activation") == 0) {
         L = loom_activation_layer(g, name, act < 0 ? LOOM_LINEAR : (loom_activation)act);
     } else if (strcmp(cls, "Dropout") == 0) {
-        L = loom_dropout(g, name, (float)loom_json_num(c, "rate", -1));
+        L = loom_dropout(g, name, loom_json_float(c, "rate", -1));
     } else if (strcmp(cls, "Add") == 0) {
         L = loom_add(g, name);
     } else if (strcmp(cls, "Subtract") == 0) {
@@ -438,8 +482,8 @@ loom_layer *loom_layer_from_config_json(loom_graph *g, const char *cls, const ch
     } else if (strcmp(cls, "Multiply") == 0) {
         L = loom_multiply(g, name);
     } else if (strcmp(cls, "Concatenate") == 0) {
-        double axis = loom_json_num(c, "axis", -1);
-        L = loom_concatenate(g, name, fabs(axis) < 64 ? (int)axis : 0);
+        const cJSON *axis = cJSON_GetObjectItemCaseSensitive(c, "axis");
+        L = loom_concatenate(g, name, axis ? (int)loom_json_whole(axis, -63, 63, 0) : -1);
     } else if (strcmp(cls, "Flatten") == 0) {
         L = loom_flatten(g, name);
     } else if (strcmp(cls, "Reshape") == 0) {
@@ -470,25 +514,42 @@ typedef struct replay_layer {
     loom_layer *layer;
     const cJSON *json;
     const cJSON *inbound;
-    int n_calls;           /* calls made so far */
-    loom_tensor **outputs; /* output tensor of each call */
+    const cJSON *next_call; /* the inbound node of call n_calls (cJSON lists are linked: no indexing) */
+    int n_calls;            /* calls made so far */
+    loom_tensor **outputs;  /* output tensor of each call */
     int n_nodes;
+    bool waiting;           /* on the replay stack (replay_all) */
 } replay_layer;
 
-static replay_layer *find_replay(replay_layer *r, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (strcmp(r[i].layer->name, name) == 0) return &r[i];
-    return NULL;
+/* The layers being rebuilt, found by name through the graph's name table: of[layer index] is the
+ * entry of that graph layer (-1: a layer a wrapper made, not in the file's list). */
+typedef struct replay {
+    replay_layer *r;
+    int n;
+    loom_graph *g;
+    int *of;
+} replay;
+
+static replay_layer *find_replay(const replay *R, const char *name) {
+    loom_layer *L = loom_graph_find_layer(R->g, name);
+    return L && R->of[L->index] >= 0 ? &R->r[R->of[L->index]] : NULL;
 }
 
-/* keras_history [layer, node_index, tensor_index] -> a tensor already made, or NULL. */
-static loom_tensor *resolve(replay_layer *r, int n, const cJSON *hist) {
-    if (!cJSON_IsArray(hist) || cJSON_GetArraySize(hist) < 2) return NULL;
-    const cJSON *ln = cJSON_GetArrayItem(hist, 0), *ni = cJSON_GetArrayItem(hist, 1);
+/* keras_history [layer, node_index, tensor_index] -> the layer and call it names (NULL when the
+ * layer does not exist or the reference is malformed). */
+static replay_layer *history_source(const replay *R, const cJSON *hist, long *idx) {
+    if (!cJSON_IsArray(hist)) return NULL;
+    const cJSON *ln = hist->child, *ni = ln ? ln->next : NULL;
     if (!cJSON_IsString(ln) || !cJSON_IsNumber(ni)) return NULL;
-    replay_layer *rl = find_replay(r, n, ln->valuestring);
-    long idx = loom_json_whole(ni, 0, 1L << 30, -1);
-    if (!rl || idx < 0 || idx >= rl->n_calls) return NULL;
+    *idx = loom_json_whole(ni, 0, 1L << 30, -1);
+    return *idx >= 0 ? find_replay(R, ln->valuestring) : NULL;
+}
+
+/* A tensor already made, or NULL. */
+static loom_tensor *resolve(const replay *R, const cJSON *hist) {
+    long idx;
+    replay_layer *rl = history_source(R, hist, &idx);
+    if (!rl || idx >= rl->n_calls) return NULL;
     return rl->outputs[idx];
 }
 
@@ -496,39 +557,88 @@ static const cJSON *tensor_history(const cJSON *t) {
     return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(t, "config"), "keras_history");
 }
 
-/* Makes call `idx` of a layer if its inputs exist: 1 done, 0 not ready, -1 error. */
-static int replay_call(replay_layer *r, int n, replay_layer *rl, int idx, const char *what, loom_error *err, loom_graph *g) {
-    const cJSON *node = cJSON_GetArrayItem(rl->inbound, idx);
+/* The input tensors (keras_history holders) of a call's first argument: a tensor or a list. */
+static int call_inputs(const cJSON *node, const cJSON **hist, int max) {
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(node, "args");
-    const cJSON *first = cJSON_IsArray(args) ? cJSON_GetArrayItem(args, 0) : NULL;
-    if (!first) {
-        loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s call %d has no arguments", what, rl->layer->name, idx);
-        return -1;
-    }
-    loom_tensor *xs[16];
-    int nx = 0;
+    const cJSON *first = cJSON_IsArray(args) ? args->child : NULL;
+    if (!first) return -1;
+    int n = 0;
     if (cJSON_IsArray(first)) {
         const cJSON *t;
         cJSON_ArrayForEach(t, first) {
-            if (nx >= 16) {
-                loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s call %d has too many inputs", what, rl->layer->name, idx);
-                return -1;
-            }
-            if (!(xs[nx++] = resolve(r, n, tensor_history(t)))) return 0;
+            if (n >= max) return -2;
+            hist[n++] = tensor_history(t);
         }
     } else {
-        if (!(xs[nx++] = resolve(r, n, tensor_history(first)))) return 0;
+        hist[n++] = tensor_history(first);
     }
+    return n;
+}
+
+/* Makes the next call of a layer if its inputs exist: 1 done, 0 not ready, -1 error. */
+static int replay_call(const replay *R, replay_layer *rl, const char *what, loom_error *err) {
+    const cJSON *hist[16];
+    int nx = call_inputs(rl->next_call, hist, 16);
+    if (nx < 0) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s call %d has %s", what, rl->layer->name, rl->n_calls,
+                       nx == -1 ? "no arguments" : "too many inputs");
+        return -1;
+    }
+    loom_tensor *xs[16];
+    for (int i = 0; i < nx; i++)
+        if (!(xs[i] = resolve(R, hist[i]))) return 0;
     loom_tensor *y = loom_call_n(rl->layer, nx, xs);
     if (!y) {
-        loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(g));
+        loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(R->g));
         return -1;
     }
     rl->outputs[rl->n_calls++] = y;
+    rl->next_call = rl->next_call->next;
     return 1;
 }
 
-static loom_tensor **tensor_list(replay_layer *r, int n, const cJSON *list, int *count, const char *what, const char *kind,
+/* Makes every call of `want` (files without loom_node_order, in any layer order): depth first,
+ * each call after the calls its inputs come from, with an explicit stack (room for every layer:
+ * a layer is on it at most once, or the graph has a cycle). O(calls + inputs). */
+static bool replay_all(const replay *R, replay_layer *want, replay_layer **stack, const char *what, loom_error *err) {
+    int top = 0;
+    stack[top++] = want;
+    want->waiting = true;
+    while (top > 0) {
+        replay_layer *rl = stack[top - 1];
+        if (rl->n_calls >= rl->n_nodes) {
+            rl->waiting = false;
+            top--;
+            continue;
+        }
+        const cJSON *hist[16];
+        int nx = call_inputs(rl->next_call, hist, 16);
+        replay_layer *missing = NULL;
+        for (int i = 0; i < nx && !missing; i++) {
+            long idx;
+            replay_layer *src = history_source(R, hist[i], &idx);
+            if (!src || idx >= (src->n_nodes ? src->n_nodes : src->n_calls)) {
+                loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s call %d reads a tensor of the graph that does not exist", what,
+                               rl->layer->name, rl->n_calls);
+                return false;
+            }
+            if (idx >= src->n_calls) missing = src;
+        }
+        if (!missing) {
+            if (replay_call(R, rl, what, err) < 0) return false;
+            continue;
+        }
+        if (missing->waiting) {
+            loom_set_error(err, LOOM_ERR_DATA, "%s: the graph has a cycle through layer %s", what, missing->layer->name);
+            return false;
+        }
+        missing->waiting = true;
+        stack[top++] = missing;
+    }
+    return true;
+}
+
+static loom_tensor **tensor_list(const replay *R, const cJSON *list, int *count, const char *what, const char *kind,
                                  loom_error *err) {
     *count = cJSON_GetArraySize(list);
     if (!cJSON_IsArray(list) || *count < 1 || *count > LOOM_MAX_OUTPUTS) {
@@ -538,7 +648,7 @@ static loom_tensor **tensor_list(replay_layer *r, int n, const cJSON *list, int 
     loom_tensor **ts = calloc((size_t)*count, sizeof *ts);
     if (!ts) return NULL;
     for (int i = 0; i < *count; i++)
-        if (!(ts[i] = resolve(r, n, cJSON_GetArrayItem(list, i)))) {
+        if (!(ts[i] = resolve(R, cJSON_GetArrayItem(list, i)))) {
             loom_set_error(err, LOOM_ERR_DATA, "%s: %s entry %d names no tensor of the graph", what, kind, i);
             free(ts);
             return NULL;
@@ -552,6 +662,11 @@ static uint64_t parse_seed(const cJSON *config) {
 }
 
 loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weights_only, loom_error *err) {
+    return loom_arch_from_json_limited(root, what, weights_only, SIZE_MAX, err);
+}
+
+loom_model *loom_arch_from_json_limited(const cJSON *root, const char *what, bool weights_only, size_t max_params,
+                                        loom_error *err) {
     const cJSON *config = cJSON_GetObjectItemCaseSensitive(root, "config");
     const char *cls = loom_json_str(root, "class_name");
     if (!cls || (strcmp(cls, "Functional") != 0 && strcmp(cls, "Model") != 0) || !cJSON_IsObject(config)) {
@@ -566,15 +681,19 @@ loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weight
     }
     loom_graph *g = loom_graph_new(parse_seed(config));
     replay_layer *r = calloc((size_t)n, sizeof *r);
+    replay R = {r, n, g, NULL};
+    replay_layer **stack = NULL;
     loom_model *m = NULL;
     loom_tensor **ins = NULL, **outs = NULL;
     if (!g || !r) {
         loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", what);
         goto done;
     }
-    int total_calls = 0;
-    for (int i = 0; i < n; i++) {
-        const cJSON *lj = cJSON_GetArrayItem(layers, i);
+    g->max_params = max_params;
+    int i = -1;
+    const cJSON *lj;
+    cJSON_ArrayForEach(lj, layers) {
+        i++;
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(lj, "config");
         const char *lcls = loom_json_str(lj, "class_name");
         const char *name = loom_json_str(lj, "name");
@@ -586,6 +705,7 @@ loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weight
         r[i].json = lj;
         r[i].inbound = cJSON_GetObjectItemCaseSensitive(lj, "inbound_nodes");
         r[i].n_nodes = cJSON_IsArray(r[i].inbound) ? cJSON_GetArraySize(r[i].inbound) : 0;
+        r[i].next_call = cJSON_IsArray(r[i].inbound) ? r[i].inbound->child : NULL;
         if (strcmp(lcls, "InputLayer") == 0) {
             int dims[LOOM_MAX_RANK];
             const cJSON *shape = cJSON_GetObjectItemCaseSensitive(c, "batch_shape");
@@ -608,54 +728,41 @@ loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weight
         if (!loom_json_flag(c, "trainable", true)) loom_layer_set_trainable(r[i].layer, 0);
         r[i].outputs = calloc((size_t)(r[i].n_nodes ? r[i].n_nodes : 1), sizeof *r[i].outputs);
         if (!r[i].outputs) goto oom;
-        total_calls += r[i].n_nodes;
     }
+    R.of = malloc((size_t)g->n_layers * sizeof *R.of);
+    stack = malloc((size_t)n * sizeof *stack);
+    if (!R.of || !stack) goto oom;
+    for (int k = 0; k < g->n_layers; k++) R.of[k] = -1;
+    for (int k = 0; k < n; k++) R.of[r[k].layer->index] = k;
     /* Replay the calls: in loom's recorded order when present (so node positions, and with them
-     * the dropout streams, are those of the saved model), else whenever the inputs exist. */
+     * the dropout streams, are those of the saved model), else each call once its inputs exist
+     * (in list order when the list is already in call order, as Keras writes it). */
     const cJSON *order = cJSON_GetObjectItemCaseSensitive(config, "loom_node_order");
     if (cJSON_IsArray(order)) {
         const cJSON *ref;
         cJSON_ArrayForEach(ref, order) {
-            const cJSON *ln = cJSON_GetArrayItem(ref, 0), *ni = cJSON_GetArrayItem(ref, 1);
-            replay_layer *rl = cJSON_IsString(ln) ? find_replay(r, n, ln->valuestring) : NULL;
-            if (!rl || loom_json_whole(ni, 0, 1L << 30, -1) != rl->n_calls || rl->n_calls >= rl->n_nodes) {
+            long idx;
+            replay_layer *rl = history_source(&R, ref, &idx);
+            if (!rl || idx != rl->n_calls || rl->n_calls >= rl->n_nodes) {
                 loom_set_error(err, LOOM_ERR_DATA, "%s: loom_node_order names a call that does not exist", what);
                 goto done;
             }
-            int rc = replay_call(r, n, rl, rl->n_calls, what, err, g);
+            int rc = replay_call(&R, rl, what, err);
             if (rc <= 0) {
                 if (rc == 0) loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s is called before its inputs exist", what, rl->layer->name);
                 goto done;
             }
         }
     } else {
-        for (int made = 0; made < total_calls;) {
-            int progress = 0;
-            for (int i = 0; i < n; i++)
-                while (r[i].n_calls < r[i].n_nodes) {
-                    int rc = replay_call(r, n, &r[i], r[i].n_calls, what, err, g);
-                    if (rc < 0) goto done;
-                    if (rc == 0) break;
-                    progress++;
-                }
-            if (!progress) {
-                loom_set_error(err, LOOM_ERR_DATA, "%s: the graph has calls whose inputs never exist (a cycle or a missing layer)", what);
-                goto done;
-            }
-            made += progress;
-        }
+        for (int k = 0; k < n; k++)
+            if (!replay_all(&R, &r[k], stack, what, err)) goto done;
     }
     int n_in, n_out;
-    if (!(ins = tensor_list(r, n, cJSON_GetObjectItemCaseSensitive(config, "input_layers"), &n_in, what, "input_layers", err)) ||
-        !(outs = tensor_list(r, n, cJSON_GetObjectItemCaseSensitive(config, "output_layers"), &n_out, what, "output_layers", err)))
+    if (!(ins = tensor_list(&R, cJSON_GetObjectItemCaseSensitive(config, "input_layers"), &n_in, what, "input_layers", err)) ||
+        !(outs = tensor_list(&R, cJSON_GetObjectItemCaseSensitive(config, "output_layers"), &n_out, what, "output_layers", err)))
         goto done;
-    m = loom_model_new(g, n_in, ins, n_out, outs);
-    if (!m) {
-        loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(g));
-        goto done;
-    }
-    g = NULL; /* owned by the model now */
-    /* the file's weight shapes must be the ones the rebuilt layers declare */
+    /* the file's weight shapes must be the ones the rebuilt layers declare (checked before the
+     * model allocates its parameters) */
     for (int i = 0; i < n; i++) {
         const cJSON *ws = cJSON_GetObjectItemCaseSensitive(r[i].json, "loom_weights");
         if (!cJSON_IsArray(ws)) continue;
@@ -663,7 +770,7 @@ loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weight
         if (cJSON_GetArraySize(ws) != L->n_weights) {
             loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s declares %d weights, its class makes %d", what, L->name,
                            cJSON_GetArraySize(ws), L->n_weights);
-            goto fail_model;
+            goto done;
         }
         for (int w = 0; w < L->n_weights; w++) {
             int dims[LOOM_MAX_RANK];
@@ -673,21 +780,26 @@ loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weight
             if (rank < 0 || !loom_shape_equal(&s, &L->weights[w].shape)) {
                 loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s weight %s has a shape that does not fit the layer", what,
                                L->name, L->weights[w].name);
-                goto fail_model;
+                goto done;
             }
         }
     }
+    m = loom_model_new(g, n_in, ins, n_out, outs);
+    if (!m) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(g));
+        goto done;
+    }
+    g = NULL; /* owned by the model now */
     goto done;
 oom:
     loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", what);
     goto done;
-fail_model:
-    loom_model_free(m);
-    m = NULL;
 done:
     if (r)
-        for (int i = 0; i < n; i++) free(r[i].outputs);
+        for (int k = 0; k < n; k++) free(r[k].outputs);
     free(r);
+    free(R.of);
+    free(stack);
     free(ins);
     free(outs);
     loom_graph_free(g);

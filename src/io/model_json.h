@@ -16,6 +16,10 @@ cJSON *loom_arch_to_json(const loom_model *m, loom_error *err);
  * the layer classes loom has). weights_only: custom (user C) layers become stand-ins that only
  * hold their weight shapes (for loom_load_weights); otherwise they are refused. */
 loom_model *loom_arch_from_json(const cJSON *root, const char *what, bool weights_only, loom_error *err);
+/* The same, refusing (before allocating them) more than max_params parameters: a file's weight
+ * section bounds what its architecture may declare. */
+loom_model *loom_arch_from_json_limited(const cJSON *root, const char *what, bool weights_only, size_t max_params,
+                                        loom_error *err);
 
 /* One layer's Keras config object (name, trainable, dtype and the class's own fields), for any
  * class loom can save; NULL with err set otherwise. Wrappers (TimeDistributed) use it for the
@@ -40,6 +44,9 @@ uint32_t loom_crc32(uint32_t crc, const void *data, size_t n);
  * is absent or of another type; loom_json_whole gives `bad` unless the number is a whole number in
  * [lo, hi] (casting an out-of-range double is undefined behaviour). */
 double loom_json_num(const cJSON *obj, const char *key, double fallback);
+/* as a float: a number past the float range is +-infinity (a plain cast would be undefined) */
+float loom_json_float(const cJSON *obj, const char *key, float fallback);
+float loom_json_to_float(const cJSON *v); /* v must be a number */
 bool loom_json_flag(const cJSON *obj, const char *key, bool fallback);
 const char *loom_json_str(const cJSON *obj, const char *key);
 long loom_json_whole(const cJSON *v, long lo, long hi, long bad);

@@ -55,41 +55,46 @@ static bool optimizer_from_json(const cJSON *j, loom_optimizer *o) {
     memset(o, 0, sizeof *o);
     o->kind = (loom_optimizer_kind)kind;
     o->constructed = 1; /* a saved optimizer is the one it was, even SGD at rate 0 */
-    o->learning_rate = (float)loom_json_num(j, "learning_rate", 0.01);
-    o->momentum = (float)loom_json_num(j, "momentum", 0);
+    o->learning_rate = loom_json_float(j, "learning_rate", 0.01);
+    o->momentum = loom_json_float(j, "momentum", 0);
     o->nesterov = loom_json_flag(j, "nesterov", false);
-    o->beta_1 = (float)loom_json_num(j, "beta_1", 0.9);
-    o->beta_2 = (float)loom_json_num(j, "beta_2", 0.999);
-    o->epsilon = (float)loom_json_num(j, "epsilon", 1e-7);
+    o->beta_1 = loom_json_float(j, "beta_1", 0.9);
+    o->beta_2 = loom_json_float(j, "beta_2", 0.999);
+    o->epsilon = loom_json_float(j, "epsilon", 1e-7);
     o->amsgrad = loom_json_flag(j, "amsgrad", false);
-    o->rho = (float)loom_json_num(j, "rho", 0.9);
+    o->rho = loom_json_float(j, "rho", 0.9);
     o->centered = loom_json_flag(j, "centered", false);
-    o->initial_accumulator_value = (float)loom_json_num(j, "initial_accumulator_value", 0.1);
-    o->weight_decay = (float)loom_json_num(j, "weight_decay", 0);
-    o->clipnorm = (float)loom_json_num(j, "clipnorm", 0);
-    o->global_clipnorm = (float)loom_json_num(j, "global_clipnorm", 0);
-    o->clipvalue = (float)loom_json_num(j, "clipvalue", 0);
+    o->initial_accumulator_value = loom_json_float(j, "initial_accumulator_value", 0.1);
+    o->weight_decay = loom_json_float(j, "weight_decay", 0);
+    o->clipnorm = loom_json_float(j, "clipnorm", 0);
+    o->global_clipnorm = loom_json_float(j, "global_clipnorm", 0);
+    o->clipvalue = loom_json_float(j, "clipvalue", 0);
     const cJSON *sj = cJSON_GetObjectItemCaseSensitive(j, "schedule");
     if (cJSON_IsObject(sj)) {
         loom_schedule *s = &o->schedule;
-        double kind_s = loom_json_num(sj, "kind", 0);
-        if (kind_s < 0 || kind_s > LOOM_SCHEDULE_PIECEWISE_CONSTANT) return false;
-        s->kind = (loom_schedule_kind)(int)kind_s;
-        s->initial_learning_rate = (float)loom_json_num(sj, "initial_learning_rate", 0);
+        const cJSON *kind_j = cJSON_GetObjectItemCaseSensitive(sj, "kind");
+        long kind_s = kind_j ? loom_json_whole(kind_j, 0, LOOM_SCHEDULE_PIECEWISE_CONSTANT, -1) : 0;
+        if (kind_s < 0) return false;
+        s->kind = (loom_schedule_kind)kind_s;
+        s->initial_learning_rate = loom_json_float(sj, "initial_learning_rate", 0);
         s->decay_steps = loom_json_whole(cJSON_GetObjectItemCaseSensitive(sj, "decay_steps"), 0, 1L << 53, -1);
-        s->decay_rate = (float)loom_json_num(sj, "decay_rate", 0);
+        s->decay_rate = loom_json_float(sj, "decay_rate", 0);
         s->staircase = loom_json_flag(sj, "staircase", false);
-        s->alpha = (float)loom_json_num(sj, "alpha", 0);
+        s->alpha = loom_json_float(sj, "alpha", 0);
         s->warmup_steps = loom_json_whole(cJSON_GetObjectItemCaseSensitive(sj, "warmup_steps"), 0, 1L << 53, -1);
         if (s->decay_steps < 0 || s->warmup_steps < 0) return false;
-        s->warmup_target = (float)loom_json_num(sj, "warmup_target", 0);
+        s->warmup_target = loom_json_float(sj, "warmup_target", 0);
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(sj, "boundaries"), *v = cJSON_GetObjectItemCaseSensitive(sj, "values");
         int nb = cJSON_GetArraySize(b);
         if (nb > LOOM_MAX_BOUNDARIES || cJSON_GetArraySize(v) != nb + 1) return false;
         s->n_boundaries = nb;
         for (int i = 0; i < nb; i++)
             if ((s->boundaries[i] = loom_json_whole(cJSON_GetArrayItem(b, i), -(1L << 53), 1L << 53, LONG_MIN)) == LONG_MIN) return false;
-        for (int i = 0; i <= nb; i++) s->values[i] = (float)cJSON_GetArrayItem(v, i)->valuedouble;
+        for (int i = 0; i <= nb; i++) {
+            const cJSON *x = cJSON_GetArrayItem(v, i);
+            if (!cJSON_IsNumber(x)) return false;
+            s->values[i] = loom_json_to_float(x);
+        }
     }
     return true;
 }
@@ -159,18 +164,18 @@ static bool balance_from_json(const cJSON *j, loom_balance *c) {
     *c = loom_balance_defaults((loom_balance_kind)kind);
     c->sum_to_one = loom_json_flag(j, "sum_to_one", false);
     c->static_outer = loom_json_flag(j, "static_outer", false);
-    c->uw_initial_log_variance = (float)loom_json_num(j, "uw_initial_log_variance", 0);
-    c->uw_learning_rate = (float)loom_json_num(j, "uw_learning_rate", c->uw_learning_rate);
+    c->uw_initial_log_variance = loom_json_float(j, "uw_initial_log_variance", 0);
+    c->uw_learning_rate = loom_json_float(j, "uw_learning_rate", c->uw_learning_rate);
     c->uw_classification = loom_json_flag(j, "uw_classification", true);
     c->gradnorm_layer = loom_json_str(j, "gradnorm_layer"); /* read during compile, while the JSON lives */
-    c->gradnorm_alpha = (float)loom_json_num(j, "gradnorm_alpha", c->gradnorm_alpha);
-    c->gradnorm_learning_rate = (float)loom_json_num(j, "gradnorm_learning_rate", c->gradnorm_learning_rate);
-    c->dwa_temperature = (float)loom_json_num(j, "dwa_temperature", c->dwa_temperature);
+    c->gradnorm_alpha = loom_json_float(j, "gradnorm_alpha", c->gradnorm_alpha);
+    c->gradnorm_learning_rate = loom_json_float(j, "gradnorm_learning_rate", c->gradnorm_learning_rate);
+    c->dwa_temperature = loom_json_float(j, "dwa_temperature", c->dwa_temperature);
     c->pcgrad_mean = loom_json_flag(j, "pcgrad_mean", false);
     c->mgda_normalization = (loom_mgda_normalization)loom_json_whole(cJSON_GetObjectItemCaseSensitive(j, "mgda_normalization"), 0, 3, 0);
-    c->cagrad_c = (float)loom_json_num(j, "cagrad_c", c->cagrad_c);
+    c->cagrad_c = loom_json_float(j, "cagrad_c", c->cagrad_c);
     c->cagrad_rescale = (int)loom_json_whole(cJSON_GetObjectItemCaseSensitive(j, "cagrad_rescale"), 0, 2, 1);
-    c->nash_max_norm = (float)loom_json_num(j, "nash_max_norm", c->nash_max_norm);
+    c->nash_max_norm = loom_json_float(j, "nash_max_norm", c->nash_max_norm);
     c->nash_update_every = (int)loom_json_whole(cJSON_GetObjectItemCaseSensitive(j, "nash_update_every"), 0, 1L << 30, 1);
     c->diagnostics_every = (int)loom_json_whole(cJSON_GetObjectItemCaseSensitive(j, "diagnostics_every"), 0, 1L << 30, 0);
     return true;
@@ -298,13 +303,13 @@ loom_status loom_compile_from_json(loom_model *m, const cJSON *root, const char 
         if (nl >= LOOM_MAX_OUTPUTS || !cJSON_IsObject(it) || !loom_json_str(it, "name"))
             return loom_set_error(err, LOOM_ERR_DATA, "%s: the loss of output %.64s is malformed", what, it->string ? it->string : "?");
         losses[nl] = (loom_loss){.name = loom_json_str(it, "name"), .from_logits = loom_json_flag(it, "from_logits", false),
-                                 .label_smoothing = (float)loom_json_num(it, "label_smoothing", 0), .delta = (float)loom_json_num(it, "delta", 0)};
+                                 .label_smoothing = loom_json_float(it, "label_smoothing", 0), .delta = loom_json_float(it, "delta", 0)};
         loss_names[nl++] = it->string;
     }
     cJSON_ArrayForEach(it, weights) {
         if (nw >= LOOM_MAX_OUTPUTS || !cJSON_IsNumber(it))
             return loom_set_error(err, LOOM_ERR_DATA, "%s: a loss weight is malformed", what);
-        w[nw] = (float)it->valuedouble;
+        w[nw] = loom_json_to_float(it);
         w_names[nw++] = it->string;
     }
     /* unweighted metrics first, then weighted_metrics, each in saved order (as compile keeps them) */
@@ -344,19 +349,22 @@ loom_status loom_compile_from_json(loom_model *m, const cJSON *root, const char 
             return loom_set_error(err, LOOM_ERR_DATA, "%s: the loss-weight schedule of %.64s is malformed", what,
                                   sc->string ? sc->string : "?");
     }
-    double iters = loom_json_num(progress, "iterations", 0), epochs = loom_json_num(progress, "epochs_done", 0);
-    if (iters < 0 || iters > 9e15 || epochs < 0 || epochs > 1e9)
+    const cJSON *iters_j = cJSON_GetObjectItemCaseSensitive(progress, "iterations");
+    const cJSON *epochs_j = cJSON_GetObjectItemCaseSensitive(progress, "epochs_done");
+    long iters = iters_j ? loom_json_whole(iters_j, 0, 9000000000000000L, -1) : 0;
+    long epochs = epochs_j ? loom_json_whole(epochs_j, 0, 1000000000L, -1) : 0;
+    if (iters < 0 || epochs < 0)
         return loom_set_error(err, LOOM_ERR_DATA, "%s: the training progress is malformed", what);
-    m->iterations = (long)iters;
+    m->iterations = iters;
     m->epochs_done = (int)epochs;
     const char *rng = loom_json_str(progress, "rng_step");
     m->rng_step = rng ? strtoull(rng, NULL, 10) : 0;
     const cJSON *lr = cJSON_GetObjectItemCaseSensitive(progress, "learning_rate_override");
-    if (lr && (!cJSON_IsNumber(lr) || !(lr->valuedouble >= 0) || !isfinite((float)lr->valuedouble)))
+    if (lr && (!cJSON_IsNumber(lr) || !(lr->valuedouble >= 0) || !isfinite(loom_json_to_float(lr))))
         return loom_set_error(err, LOOM_ERR_DATA, "%s: the learning-rate override is not a finite rate >= 0", what);
     if (cJSON_IsNumber(lr)) {
         m->lr_overridden = true;
-        m->lr_override = (float)lr->valuedouble;
+        m->lr_override = loom_json_to_float(lr);
     }
     return LOOM_OK;
 }

@@ -3,12 +3,15 @@
 #include "io/loaders.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void loom_ndarray_free(loom_ndarray *a) {
     if (!a) return;
@@ -40,10 +43,29 @@ loom_status loom_ld_read_file(const char *path, uint64_t max, unsigned char **bu
     *buf = NULL;
     *len = 0;
     if (!path) return loom_ld_fail(err, errlen, LOOM_ERR_ARGUMENT, "file path is NULL");
-    FILE *f = fopen(path, "rb");
-    if (!f) return loom_ld_fail(err, errlen, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    /* Read in growing chunks rather than trusting ftell, so pipes and special files work and a
-     * file that grows while we read it still stops at max. */
+    /* Regular files only: /dev/zero or /dev/urandom would be read up to the limit, a FIFO or a
+     * terminal could block for ever. O_NONBLOCK keeps the open itself from waiting on a FIFO. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return loom_ld_fail(err, errlen, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return loom_ld_fail(err, errlen, LOOM_ERR_IO, "%s: not a regular file (a device, directory or pipe); loom reads "
+                            "data from regular files only", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        close(fd);
+        return loom_ld_fail(err, errlen, LOOM_ERR_DATA, "%s: file of %llu bytes is larger than the %llu-byte limit", path,
+                            (unsigned long long)st.st_size, (unsigned long long)max);
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return loom_ld_fail(err, errlen, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    /* Read in growing chunks rather than trusting the size, so a file that grows while we read
+     * it still stops at max. */
     size_t cap = 1 << 16, n = 0;
     unsigned char *b = malloc(cap);
     if (!b) {

@@ -159,6 +159,11 @@ static loom_status parse_descr(const char *d, const char *what, npy_dtype *out, 
 
 loom_status loom_npy_parse(const void *buf, size_t len, const char *what, loom_ndarray *out, char *err,
                            size_t errlen) {
+    return loom_npy_parse_member(buf, len, what, 0, out, err, errlen);
+}
+
+loom_status loom_npy_parse_member(const void *buf, size_t len, const char *what, uint64_t compressed, loom_ndarray *out,
+                                  char *err, size_t errlen) {
     if (!what) what = "<npy buffer>";
     if (!out) return loom_ld_fail(err, errlen, LOOM_ERR_ARGUMENT, "%s: output array is NULL", what);
     memset(out, 0, sizeof *out);
@@ -251,6 +256,13 @@ loom_status loom_npy_parse(const void *buf, size_t len, const char *what, loom_n
         return loom_ld_fail(err, errlen, LOOM_ERR_DATA, "%s: %s data: the shape needs %llu bytes, the file has %zu",
                             what, actual < expected ? "truncated" : "trailing bytes after the", 
                             (unsigned long long)expected, actual);
+    uint64_t bound;
+    if (compressed && (!loom_ld_mul(compressed + 128, LOOM_LD_MAX_RATIO, &bound) || count > bound / sizeof(float)))
+        return loom_ld_fail(err, errlen, LOOM_ERR_DATA,
+                            "%s: %llu compressed bytes would become %llu bytes of float32, over the %ux bound on "
+                            "decompression that keeps a small archive from taking gigabytes",
+                            what, (unsigned long long)compressed, (unsigned long long)count * sizeof(float),
+                            LOOM_LD_MAX_RATIO);
     if ((s = loom_ld_ndarray_alloc(out, rank, dims, what, err, errlen))) return s;
     loom_ld_convert(out->data, b + prefix + hlen, out->size, dt.type, dt.big_endian);
     return LOOM_OK;

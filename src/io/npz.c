@@ -20,7 +20,7 @@
 
 /* Deflate cannot expand data by more than about 1032:1, so a member that claims more is lying;
  * refusing it up front keeps a tiny hostile archive from making us allocate gigabytes. */
-#define DEFLATE_MAX_RATIO 1032u
+#define DEFLATE_MAX_RATIO LOOM_LD_MAX_RATIO
 
 static uint32_t rd16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t rd32(const unsigned char *p) { return rd16(p) | rd16(p + 2) << 16; }
@@ -282,9 +282,10 @@ loom_status loom_npz_parse(const void *buf, size_t len, const char *what, const 
     unsigned char *data;
     s = zip_extract(&a, z, mwhat, &data, err, errlen);
     size_t usize = (size_t)z->usize;
+    uint64_t compressed = z->method == 8 ? z->csize : 0;
     free(a.entries);
     if (s) return s;
-    s = loom_npy_parse(data, usize, mwhat, out, err, errlen);
+    s = loom_npy_parse_member(data, usize, mwhat, compressed, out, err, errlen);
     free(data);
     return s;
 }

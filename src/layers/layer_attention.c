@@ -127,6 +127,21 @@ static loom_status mha_build(loom_layer *L, int n_in, const loom_shape *in, loom
         return loom_set_error(err, LOOM_ERR_SHAPE,
                               "%s (MultiHeadAttention): key and value must have the same steps, got %d and %d",
                               L->name, in[2].dims[0], in[1].dims[0]);
+    /* heads x key_dim and the per-sample intermediates (projections, scores) within the limits of
+     * base.h, checked in 64 bits before mha_get_dims multiplies them as ints */
+    char who[LOOM_NAME_MAX + 40];
+    snprintf(who, sizeof who, "%s (MultiHeadAttention)", L->name);
+    int hk, hv;
+    if (loom_dim_check((int64_t)L->iarg[A_HEADS] * L->iarg[A_KDIM], &hk, who, "num_heads x key_dim", err) ||
+        loom_dim_check((int64_t)L->iarg[A_HEADS] * L->iarg[A_VDIM], &hv, who, "num_heads x value_dim", err))
+        return err->code;
+    int tk = in[n_in == 3 ? 2 : 1].dims[0];
+    loom_shape q = {2, {in[0].dims[0], hk}}, k = {2, {tk, hk}}, v = {2, {in[1].dims[0], hv}},
+               o = {2, {in[0].dims[0], hv}}, scores = {3, {L->iarg[A_HEADS], in[0].dims[0], in[1].dims[0]}};
+    if (loom_shape_check(&q, who, "the projected query", err) || loom_shape_check(&k, who, "the projected key", err) ||
+        loom_shape_check(&v, who, "the projected value", err) || loom_shape_check(&o, who, "the attention output", err) ||
+        loom_shape_check(&scores, who, "the attention scores", err))
+        return err->code;
     *out = in[0];
     if (!L->built) {
         mha_dims d = mha_get_dims(L, 1, n_in, in);

@@ -46,16 +46,18 @@ enum { A_FILT, A_KH, A_KW, A_SH, A_SW, A_DH, A_DW, A_PAD, A_BIAS, A_KINIT, A_BIN
 /* Output size along one axis (TensorFlow rules) and the padding before the first element.
  * Same: ceil(in / stride), the total padding split with the extra element after (bottom/right).
  * Returns <= 0 when a valid window does not fit. */
+/* In 64 bits: (k - 1) * dil + 1 and in + stride - 1 may pass INT_MAX (build refuses a dilated
+ * kernel that does, so *before always fits an int). */
 static int conv_out_size(int in, int k, int stride, int dil, loom_padding pad, int *before) {
-    int ek = (k - 1) * dil + 1;
+    int64_t ek = ((int64_t)k - 1) * dil + 1;
     if (pad == LOOM_PADDING_VALID) {
         *before = 0;
-        return in >= ek ? (in - ek) / stride + 1 : 0;
+        return in >= ek ? (int)((in - ek) / stride + 1) : 0;
     }
-    int out = (in + stride - 1) / stride;
-    int total = (out - 1) * stride + ek - in;
-    *before = total > 0 ? total / 2 : 0;
-    return out;
+    int64_t out = ((int64_t)in + stride - 1) / stride;
+    int64_t total = (out - 1) * stride + ek - in;
+    *before = total > 0 ? (int)(total / 2) : 0;
+    return (int)out;
 }
 
 /* One convolution seen from im2col: a (in_h, in_w, in_c) image, (out_h, out_w) positions. */
@@ -238,10 +240,19 @@ static loom_status conv_build(loom_layer *L, int n_in, const loom_shape *in, loo
     loom_padding pad = (loom_padding)L->iarg[A_PAD];
     int oh, ow, oc, before;
     bool depthwise = is_depthwise(L);
+    char who[LOOM_NAME_MAX + 40];
+    snprintf(who, sizeof who, "%s (%s)", L->name, class_of(L));
+    /* geometry in 64 bits, each dimension checked before it becomes an int */
+    if (loom_dim_check(((int64_t)kh - 1) * L->iarg[A_DH] + 1, &before, who, "the dilated kernel's rows", err) ||
+        loom_dim_check(((int64_t)kw - 1) * L->iarg[A_DW] + 1, &before, who,
+                       one_d ? "the dilated kernel's steps" : "the dilated kernel's columns", err))
+        return err->code;
     if (is_transpose(L)) {
         /* Keras: valid (in - 1) * stride + max(k, stride), same in * stride (no output_padding) */
-        oh = pad == LOOM_PADDING_SAME ? h * sh : (h - 1) * sh + (kh > sh ? kh : sh);
-        ow = pad == LOOM_PADDING_SAME ? w * sw : (w - 1) * sw + (kw > sw ? kw : sw);
+        int64_t oh64 = pad == LOOM_PADDING_SAME ? (int64_t)h * sh : ((int64_t)h - 1) * sh + (kh > sh ? kh : sh);
+        int64_t ow64 = pad == LOOM_PADDING_SAME ? (int64_t)w * sw : ((int64_t)w - 1) * sw + (kw > sw ? kw : sw);
+        if (loom_dim_check(oh64, &oh, who, "output rows", err) || loom_dim_check(ow64, &ow, who, "output columns", err))
+            return err->code;
         oc = L->iarg[A_FILT];
     } else {
         oh = conv_out_size(h, kh, sh, L->iarg[A_DH], pad, &before);
@@ -258,7 +269,8 @@ static loom_status conv_build(loom_layer *L, int n_in, const loom_shape *in, loo
                                   "with valid padding",
                                   L->name, class_of(L), ekh, ekw, loom_shape_str(x, a, sizeof a));
         }
-        oc = depthwise ? c * L->iarg[A_FILT] : L->iarg[A_FILT];
+        if (loom_dim_check(depthwise ? (int64_t)c * L->iarg[A_FILT] : L->iarg[A_FILT], &oc, who, "output channels", err))
+            return err->code;
     }
     if (one_d) {
         out->rank = 2;

@@ -165,6 +165,7 @@ static loom_status concat_build(loom_layer *L, int n_in, const loom_shape *in, l
                                   : "out of range",
                               loom_shape_str(&in[0], a, sizeof a));
     *out = in[0];
+    int64_t sum = in[0].dims[ax];
     for (int i = 1; i < n_in; i++) {
         bool match = in[i].rank == in[0].rank;
         for (int d = 0; match && d < in[0].rank; d++)
@@ -175,9 +176,11 @@ static loom_status concat_build(loom_layer *L, int n_in, const loom_shape *in, l
                                   "got %s (input 0) and %s (input %d)",
                                   L->name, L->axis, loom_shape_str(&in[0], a, sizeof a),
                                   loom_shape_str(&in[i], b, sizeof b), i);
-        out->dims[ax] += in[i].dims[ax];
+        sum += in[i].dims[ax];
     }
-    return LOOM_OK;
+    char who[LOOM_NAME_MAX + 40];
+    snprintf(who, sizeof who, "%s (Concatenate)", L->name);
+    return loom_dim_check(sum, &out->dims[ax], who, "the concatenated axis", err);
 }
 
 /* Viewed as (outer, axis, inner) blocks: each input contributes a contiguous run of

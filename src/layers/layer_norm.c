@@ -186,9 +186,9 @@ static bool bn_save(const loom_layer *L, void *obj) {
            cJSON_AddBoolToObject(c, "scale", L->iarg[A_SCALE] != 0);
 }
 
-static double cfg_num(const cJSON *c, const char *key, double fallback) {
+static float cfg_num(const cJSON *c, const char *key, float fallback) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : fallback;
+    return cJSON_IsNumber(v) ? loom_double_to_float(v->valuedouble) : fallback;
 }
 
 static int cfg_flag(const cJSON *c, const char *key, int fallback) {
@@ -209,8 +209,8 @@ static loom_layer *bn_load(loom_graph *g, const char *name, const void *config) 
     const cJSON *c = config;
     loom_batchnorm_options o = loom_batchnorm_defaults();
     o.axis = cfg_axis(c);
-    o.momentum = (float)cfg_num(c, "momentum", o.momentum);
-    o.epsilon = (float)cfg_num(c, "epsilon", o.epsilon);
+    o.momentum = cfg_num(c, "momentum", o.momentum);
+    o.epsilon = cfg_num(c, "epsilon", o.epsilon);
     o.center = cfg_flag(c, "center", 1);
     o.scale = cfg_flag(c, "scale", 1);
     return loom_batch_normalization(g, name, &o);
@@ -352,7 +352,7 @@ static loom_layer *ln_load(loom_graph *g, const char *name, const void *config) 
                            "%s (LayerNormalization): only axis -1 is supported, the file has axis %d", name, axis);
         return NULL;
     }
-    return loom_layer_normalization(g, name, (float)cfg_num(c, "epsilon", 1e-3), cfg_flag(c, "center", 1),
+    return loom_layer_normalization(g, name, cfg_num(c, "epsilon", 1e-3f), cfg_flag(c, "center", 1),
                                     cfg_flag(c, "scale", 1));
 }
 

@@ -25,15 +25,16 @@
 enum { A_PH = 1, A_PW = 2, A_SH = 3, A_SW = 4, A_PAD = 7 };
 
 /* As layer_conv.c: TF's output size and padding before the first element (<= 0: no fit). */
+/* In 64 bits: in + stride - 1 may pass INT_MAX. */
 static int pool_out_size(int in, int k, int stride, loom_padding pad, int *before) {
     if (pad == LOOM_PADDING_VALID) {
         *before = 0;
         return in >= k ? (in - k) / stride + 1 : 0;
     }
-    int out = (in + stride - 1) / stride;
-    int total = (out - 1) * stride + k - in;
-    *before = total > 0 ? total / 2 : 0;
-    return out;
+    int64_t out = ((int64_t)in + stride - 1) / stride;
+    int64_t total = (out - 1) * stride + k - in;
+    *before = total > 0 ? (int)(total / 2) : 0;
+    return (int)out;
 }
 
 typedef struct pool_geom {
@@ -67,14 +68,13 @@ static pool_geom geom_of(const loom_layer *L, const loom_shape *in) {
 
 /* The window of output (oy, ox) clipped to the image: rows [y0, y1), cols [x0, x1). */
 static void window(const pool_geom *g, int oy, int ox, int *y0, int *y1, int *x0, int *x1) {
-    *y0 = oy * g->sh - g->pad_t;
-    *x0 = ox * g->sw - g->pad_l;
-    *y1 = *y0 + g->ph;
-    *x1 = *x0 + g->pw;
-    if (*y0 < 0) *y0 = 0;
-    if (*x0 < 0) *x0 = 0;
-    if (*y1 > g->h) *y1 = g->h;
-    if (*x1 > g->w) *x1 = g->w;
+    /* 64 bits: a window of up to 2^31 - 1 rows starting near the end of the image */
+    int64_t ya = (int64_t)oy * g->sh - g->pad_t, xa = (int64_t)ox * g->sw - g->pad_l;
+    int64_t yb = ya + g->ph, xb = xa + g->pw;
+    *y0 = ya < 0 ? 0 : (int)ya;
+    *x0 = xa < 0 ? 0 : (int)xa;
+    *y1 = yb > g->h ? g->h : (int)yb;
+    *x1 = xb > g->w ? g->w : (int)xb;
 }
 
 static loom_status pool_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out,

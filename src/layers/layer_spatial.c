@@ -30,8 +30,11 @@ static loom_status up_build(loom_layer *L, int n_in, const loom_shape *in, loom_
     loom_status s = need_image(L, &in[0], err);
     if (s != LOOM_OK) return s;
     *out = in[0];
-    out->dims[0] = in[0].dims[0] * L->iarg[0];
-    out->dims[1] = in[0].dims[1] * L->iarg[1];
+    char who[LOOM_NAME_MAX + 40];
+    snprintf(who, sizeof who, "%s (UpSampling2D)", L->name);
+    if (loom_dim_check((int64_t)in[0].dims[0] * L->iarg[0], &out->dims[0], who, "output rows", err) ||
+        loom_dim_check((int64_t)in[0].dims[1] * L->iarg[1], &out->dims[1], who, "output columns", err))
+        return err->code;
     return LOOM_OK;
 }
 
@@ -90,12 +93,15 @@ static loom_status pad_build(loom_layer *L, int n_in, const loom_shape *in, loom
     if (s != LOOM_OK) return s;
     int t = L->iarg[0], b = L->iarg[1], l = L->iarg[2], r = L->iarg[3];
     *out = in[0];
-    if (is_padding(L)) {
-        out->dims[0] += t + b;
-        out->dims[1] += l + r;
+    if (is_padding(L)) { /* pads of up to 2^31 - 1 each: add in 64 bits */
+        char who[LOOM_NAME_MAX + 40];
+        snprintf(who, sizeof who, "%s (ZeroPadding2D)", L->name);
+        if (loom_dim_check((int64_t)in[0].dims[0] + t + b, &out->dims[0], who, "output rows", err) ||
+            loom_dim_check((int64_t)in[0].dims[1] + l + r, &out->dims[1], who, "output columns", err))
+            return err->code;
         return LOOM_OK;
     }
-    if (t + b >= in[0].dims[0] || l + r >= in[0].dims[1]) {
+    if ((int64_t)t + b >= in[0].dims[0] || (int64_t)l + r >= in[0].dims[1]) {
         char a[64];
         return loom_set_error(err, LOOM_ERR_SHAPE,
                               "%s (Cropping2D): cropping ((%d, %d), (%d, %d)) leaves nothing of the "

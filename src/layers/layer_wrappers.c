@@ -77,7 +77,11 @@ static loom_status bi_build(loom_layer *L, int n_in, const loom_shape *in, loom_
         mark_built(bw, in);
     }
     *out = fo;
-    if (L->iarg[BI_MODE] == LOOM_MERGE_CONCAT) out->dims[out->rank - 1] *= 2;
+    if (L->iarg[BI_MODE] == LOOM_MERGE_CONCAT) {
+        char who[LOOM_NAME_MAX + 40];
+        snprintf(who, sizeof who, "%s (Bidirectional)", L->name);
+        return loom_dim_check(2 * (int64_t)fo.dims[fo.rank - 1], &out->dims[out->rank - 1], who, "output features", err);
+    }
     return LOOM_OK;
 }
 
