@@ -233,7 +233,7 @@ typedef struct parsed_file {
     section s[8];
 } parsed_file;
 
-static loom_status read_file(const char *path, unsigned char **out, size_t *size, loom_error *err) {
+loom_status loom_read_file(const char *path, unsigned char **out, size_t *size, loom_error *err) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return loom_set_error(err, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -400,7 +400,7 @@ loom_model *loom_model_load(const char *path, char *errbuf, size_t errlen) {
     size_t size = 0;
     loom_model *m = NULL;
     if (!path) loom_set_error(&err, LOOM_ERR_ARGUMENT, "load: no path given");
-    else if (!read_file(path, &data, &size, &err)) m = model_from_bytes(data, size, path, false, &err);
+    else if (!loom_read_file(path, &data, &size, &err)) m = model_from_bytes(data, size, path, false, &err);
     free(data);
     if (!m && errbuf && errlen) snprintf(errbuf, errlen, "%s", err.msg);
     return m;
@@ -416,13 +416,13 @@ loom_model *loom_model_parse(const void *data, size_t size, const char *what, ch
 
 /* ---------------------------------------------------------------- load_weights */
 
-loom_status loom_load_weights(loom_model *m, const char *path) {
+loom_status loom_load_weights_loom(loom_model *m, const char *path) {
     if (!m) return LOOM_ERR_ARGUMENT;
     loom_error err = {0};
     unsigned char *data = NULL;
     size_t size = 0;
     if (!path) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "load_weights: no path given");
-    if (read_file(path, &data, &size, &err)) {
+    if (loom_read_file(path, &data, &size, &err)) {
         free(data);
         return loom_set_error(&m->err, err.code, "%s", err.msg);
     }
