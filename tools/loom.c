@@ -2,7 +2,10 @@
  *   loom demo [--epochs N] [--seed N] [--quiet] [--data PATH] [--save MODEL]
  *       trains the seed model (input -> A -> B -> {C: digit class, D: pixel reconstruction}) on
  *       scikit-learn's 8x8 digits and shows which layers each loss trains and how they agree.
- *   loom summary [MODEL]             the seed model's (or a saved model's) summary table.
+ *   loom summary [MODEL]             the seed model's (or a model file's) summary table: any
+ *       file loom_model_import reads (.loom, Keras .keras / .h5).
+ *   loom convert IN OUT              a model file into another format (loom_model_import, then
+ *       loom_model_export by OUT's extension: .loom, .keras, .weights.h5).
  *   loom diagnose MODEL DATA.npz     how the losses of a saved model share it, measured on the
  *       arrays of DATA.npz named after the model's inputs and outputs.
  *   loom fashion [options]           the Fashion-MNIST multi-task example (docs/fashion.md). */
@@ -210,6 +213,7 @@ static int run_demo(const demo_opts *o) {
 static void usage(FILE *f) {
     fprintf(f, "usage: loom demo [--epochs N] [--seed N] [--quiet] [--data PATH] [--save MODEL]\n"
                "       loom summary [MODEL]\n"
+               "       loom convert IN OUT\n"
                "       loom diagnose MODEL DATA.npz\n"
                "       loom fashion [--epochs N] [--train N] [--seed N] [--batch N] [--data DIR] [--quiet]\n");
 }
@@ -217,7 +221,7 @@ static void usage(FILE *f) {
 /* loom diagnose: arrays named after the model's inputs and outputs, read from an .npz file. */
 static int run_diagnose(const char *model_path, const char *data_path) {
     char err[1024];
-    loom_model *m = loom_model_load(model_path, err, sizeof err);
+    loom_model *m = loom_model_import(model_path, err, sizeof err);
     if (!m) {
         fprintf(stderr, "loom diagnose: %s\n", err);
         return 1;
@@ -269,14 +273,31 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "summary") == 0) {
         char err[1024];
-        loom_model *m = argc > 2 ? loom_model_load(argv[2], err, sizeof err) : seed_model(0);
+        loom_model *m = argc > 2 ? loom_model_import(argv[2], err, sizeof err) : seed_model(0);
         if (!m) {
             if (argc > 2) fprintf(stderr, "loom summary: %s\n", err);
             return 1;
         }
         loom_summary(m, stdout);
+        if (loom_model_compile_note(m)[0]) printf("compile settings: %s\n", loom_model_compile_note(m));
         loom_model_free(m);
         return 0;
+    }
+    if (strcmp(argv[1], "convert") == 0) {
+        if (argc != 4) {
+            usage(stderr);
+            return 2;
+        }
+        char err[1024];
+        loom_model *m = loom_model_import(argv[2], err, sizeof err);
+        if (!m) {
+            fprintf(stderr, "loom convert: %s\n", err);
+            return 1;
+        }
+        int rc = loom_model_export(m, argv[3]) == LOOM_OK ? 0 : 1;
+        if (rc) fprintf(stderr, "loom convert: %s\n", loom_model_error(m));
+        loom_model_free(m);
+        return rc;
     }
     if (strcmp(argv[1], "diagnose") == 0) {
         if (argc != 4) {
