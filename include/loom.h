@@ -817,6 +817,13 @@ loom_callback *loom_model_checkpoint(const char *path, const char *monitor, loom
  * returned uncompiled and loom_model_compile_note (and fit's not-compiled error) says which
  * output's loss is missing and how to pass it as a C loss. NULL with a message on error. */
 loom_model *loom_model_import(const char *path, char *err, size_t errlen);
+/* Options of an import. none_dim: the size given to every per-sample input dimension the file
+ * leaves unknown (None: a sequence length, say) — loom plans memory for fixed shapes, so without
+ * it (0) such a file is refused with a message naming the input. */
+typedef struct loom_import_options {
+    int none_dim;
+} loom_import_options;
+loom_model *loom_model_import_with(const char *path, const loom_import_options *opt, char *err, size_t errlen);
 /* The same from bytes in memory (fuzzing, embedded files); `what` names them in messages. */
 loom_model *loom_model_import_memory(const void *data, size_t size, const char *what, char *err, size_t errlen);
 /* What an importer could not take over from a file's compile settings ("" when nothing). */

@@ -28,6 +28,7 @@ typedef struct alias {
 
 typedef struct ctx {
     int major;
+    int none_dim;
     const char *what;
     loom_error *err;
     cJSON *layers; /* the output list */
@@ -522,16 +523,22 @@ static const cJSON *batch_shape_of(const cJSON *cfg) {
     return cJSON_IsArray(s) ? s : NULL;
 }
 
-/* The per-sample shape must be known: loom plans memory for fixed shapes. */
-static loom_status check_shape(ctx *c, const char *name, const cJSON *shape) {
+/* The per-sample shape must be known (loom plans memory for fixed shapes): a None becomes
+ * none_dim when the caller gave one. */
+static loom_status check_shape(ctx *c, const char *name, cJSON *shape) {
     int i = 0;
-    const cJSON *d;
+    cJSON *d;
     cJSON_ArrayForEach(d, shape) {
         if (i++ == 0) continue;
+        if (cJSON_IsNull(d) && c->none_dim > 0) {
+            d->type = cJSON_Number;
+            cJSON_SetNumberValue(d, c->none_dim);
+        }
         if (!cJSON_IsNumber(d))
             return loom_set_error(c->err, LOOM_ERR_SHAPE,
                                   "%s: input %s has an unknown dimension %d (None): loom needs every per-sample "
-                                  "dimension; save the model with a fixed input shape",
+                                  "dimension; import with loom_model_import_with and .none_dim set, or save the "
+                                  "model with a fixed input shape",
                                   c->what, name, i - 1);
     }
     return LOOM_OK;
@@ -539,11 +546,15 @@ static loom_status check_shape(ctx *c, const char *name, const cJSON *shape) {
 
 static loom_status add_input(ctx *c, const char *name, const cJSON *shape, const char *k3) {
     if (!shape) return loom_set_error(c->err, LOOM_ERR_DATA, "%s: input %s has no batch shape", c->what, name);
-    loom_status s = check_shape(c, name, shape);
-    if (s) return s;
+    cJSON *copy = cJSON_Duplicate(shape, true);
+    loom_status s = check_shape(c, name, copy);
+    if (s) {
+        cJSON_Delete(copy);
+        return s;
+    }
     cJSON *cfg = cJSON_CreateObject();
     cJSON_AddStringToObject(cfg, "name", name);
-    cJSON_AddItemToObject(cfg, "batch_shape", cJSON_Duplicate(shape, true));
+    cJSON_AddItemToObject(cfg, "batch_shape", copy);
     return add_layer(c, "InputLayer", name, cfg, NULL, k3, name, name);
 }
 
@@ -733,8 +744,8 @@ static loom_status model(ctx *c, const cJSON *root, const char *k3prefix, const 
     return s;
 }
 
-cJSON *loom_keras_normalize(const cJSON *root, int keras_major, const char *what, loom_error *err) {
-    ctx c = {.major = keras_major, .what = what, .err = err, .layers = cJSON_CreateArray()};
+cJSON *loom_keras_normalize(const cJSON *root, int keras_major, int none_dim, const char *what, loom_error *err) {
+    ctx c = {.major = keras_major, .none_dim = none_dim, .what = what, .err = err, .layers = cJSON_CreateArray()};
     c.aliases = calloc(MAX_ALIASES, sizeof *c.aliases);
     cJSON *ins = NULL, *outs = NULL, *result = NULL;
     if (!c.layers || !c.aliases) {

@@ -26,9 +26,10 @@
 #define LOOM_K2_GROUP_KEY "loom_k2_group"
 #define LOOM_K2_PREFIX_KEY "loom_k2_prefix"
 
-/* keras_major: 2 or 3 (from the file's keras_version; decides hard_sigmoid's formula). Returns a
+/* none_dim: the size for unknown (None) per-sample input dimensions, 0 to refuse them.
+ * keras_major: 2 or 3 (from the file's keras_version; decides hard_sigmoid's formula). Returns a
  * new {"class_name": "Functional", "config": {...}} tree, NULL with err set. */
-cJSON *loom_keras_normalize(const cJSON *root, int keras_major, const char *what, loom_error *err);
+cJSON *loom_keras_normalize(const cJSON *root, int keras_major, int none_dim, const char *what, loom_error *err);
 
 /* The Keras 3 snake-case of a class name ("BatchNormalization" -> "batch_normalization",
  * "Conv2D" -> "conv2d"), as keras.src.utils.naming.to_snake_case. */

@@ -387,7 +387,7 @@ static cJSON *parse_json(const unsigned char *text, size_t len, const char *what
     return j;
 }
 
-static loom_model *import_zip(const unsigned char *data, size_t size, const char *what, loom_error *err) {
+static loom_model *import_zip(const unsigned char *data, size_t size, const char *what, int none_dim, loom_error *err) {
     unsigned char *cfg_text = NULL, *meta_text = NULL, *weights = NULL;
     size_t cfg_len = 0, meta_len = 0, w_len = 0;
     loom_model *m = NULL;
@@ -406,7 +406,7 @@ static loom_model *import_zip(const unsigned char *data, size_t size, const char
     if (!(cfg = parse_json(cfg_text, cfg_len, what, "config.json", err))) goto done;
     if (meta_text && !(meta = parse_json(meta_text, meta_len, what, "metadata.json", err))) goto done;
     int major = keras_major(loom_json_str(meta, "keras_version"));
-    if (!(norm = loom_keras_normalize(cfg, major, what, err))) goto done;
+    if (!(norm = loom_keras_normalize(cfg, major, none_dim, what, err))) goto done;
     if (!(m = build(norm, what, &srcs, &n_src, err))) goto done;
     if (rc == 1 && m->n_params) {
         if (!(h = loom_h5_open_memory(weights, w_len, what, err)) || read_weights(m, h, srcs, n_src, what, err)) {
@@ -434,7 +434,7 @@ done:
     return m;
 }
 
-static loom_model *import_h5(const unsigned char *data, size_t size, const char *what, loom_error *err) {
+static loom_model *import_h5(const unsigned char *data, size_t size, const char *what, int none_dim, loom_error *err) {
     loom_h5 *h = loom_h5_open_memory(data, size, what, err);
     if (!h) return NULL;
     loom_model *m = NULL;
@@ -453,7 +453,7 @@ static loom_model *import_h5(const unsigned char *data, size_t size, const char 
         goto done;
     }
     if (!(cfg = parse_json((unsigned char *)mc, strlen(mc), what, "model_config", err))) goto done;
-    if (!(norm = loom_keras_normalize(cfg, keras_major(version), what, err))) goto done;
+    if (!(norm = loom_keras_normalize(cfg, keras_major(version), none_dim, what, err))) goto done;
     if (!(m = build(norm, what, &srcs, &n_src, err))) goto done;
     const char *root = loom_h5_exists(h, "model_weights") ? "model_weights" : "";
     for (int i = 0; i < n_src; i++) {
@@ -480,9 +480,9 @@ done:
     return m;
 }
 
-loom_model *loom_keras_import(const unsigned char *data, size_t size, const char *what, loom_error *err) {
-    if (loom_zip_signature(data, size)) return import_zip(data, size, what, err);
-    if (loom_h5_signature(data, size)) return import_h5(data, size, what, err);
+loom_model *loom_keras_import(const unsigned char *data, size_t size, const char *what, int none_dim, loom_error *err) {
+    if (loom_zip_signature(data, size)) return import_zip(data, size, what, none_dim, err);
+    if (loom_h5_signature(data, size)) return import_h5(data, size, what, none_dim, err);
     /* a bare Keras JSON config (Model.to_json()) */
     cJSON *j = parse_json(data, size, what, "the file", err);
     if (!j) return NULL;
@@ -491,7 +491,7 @@ loom_model *loom_keras_import(const unsigned char *data, size_t size, const char
     if (arch) {
         loom_set_error(err, LOOM_ERR_STATE, "%s: TensorFlow.js model.json files are not read by this loom yet", what);
     } else {
-        cJSON *norm = loom_keras_normalize(j, 3, what, err);
+        cJSON *norm = loom_keras_normalize(j, 3, none_dim, what, err);
         weight_source *srcs = NULL;
         int n = 0;
         if (norm) m = build(norm, what, &srcs, &n, err);

@@ -6,8 +6,9 @@
 #include "core/model.h"
 
 /* A whole model from a Keras 3 .keras zip or a Keras 2 full-model .h5 (either, whatever the
- * name says), or from a bare Keras JSON config (weights then as initialised). NULL with err set. */
-loom_model *loom_keras_import(const unsigned char *data, size_t size, const char *what, loom_error *err);
+ * name says), or from a bare Keras JSON config (weights then as initialised). none_dim: the size of
+ * unknown (None) per-sample input dimensions, 0 to refuse them. NULL with err set. */
+loom_model *loom_keras_import(const unsigned char *data, size_t size, const char *what, int none_dim, loom_error *err);
 /* Weights from a Keras 3 .weights.h5, a Keras 2 save_weights .h5 or a Keras 2 full-model .h5 into
  * m by layer name: all or nothing, every mismatch named. */
 loom_status loom_keras_load_weights(loom_model *m, const unsigned char *data, size_t size, const char *what,
