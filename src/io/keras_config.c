@@ -379,14 +379,18 @@ static cJSON *call_inputs(ctx *c, const cJSON *node, const char *layer) {
     if (cJSON_IsObject(node)) { /* Keras 3 */
         const cJSON *args = cJSON_GetObjectItemCaseSensitive(node, "args");
         const cJSON *kwargs = cJSON_GetObjectItemCaseSensitive(node, "kwargs");
-        const cJSON *kv;
+        const cJSON *kv, *states = NULL;
         cJSON_ArrayForEach(kv, kwargs) {
             if (kv->string && (strcmp(kv->string, "training") == 0 || strcmp(kv->string, "mask") == 0) &&
                 (cJSON_IsBool(kv) || cJSON_IsNull(kv)))
                 continue;
-            loom_set_error(c->err, LOOM_ERR_DATA, "%s: layer %s is called with the argument %s, which loom does not support%s",
-                           c->what, layer, kv->string ? kv->string : "?",
-                           kv->string && strcmp(kv->string, "initial_state") == 0 ? " (recurrent initial states)" : "");
+            /* a recurrent layer's initial states: more inputs after the sequence */
+            if (kv->string && strcmp(kv->string, "initial_state") == 0 && (cJSON_IsArray(kv) || cJSON_IsObject(kv))) {
+                states = kv;
+                continue;
+            }
+            loom_set_error(c->err, LOOM_ERR_DATA, "%s: layer %s is called with the argument %s, which loom does not support",
+                           c->what, layer, kv->string ? kv->string : "?");
             cJSON_Delete(refs);
             return NULL;
         }
@@ -408,6 +412,17 @@ static cJSON *call_inputs(ctx *c, const cJSON *node, const char *layer) {
             cJSON *r = reference(c, first, layer);
             if (!r) goto fail;
             cJSON_AddItemToArray(refs, r);
+        }
+        if (cJSON_IsObject(states)) {
+            cJSON *r = reference(c, states, layer);
+            if (!r) goto fail;
+            cJSON_AddItemToArray(refs, r);
+        } else if (states) {
+            cJSON_ArrayForEach(t, states) {
+                cJSON *r = reference(c, t, layer);
+                if (!r) goto fail;
+                cJSON_AddItemToArray(refs, r);
+            }
         }
         return refs;
     }

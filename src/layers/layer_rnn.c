@@ -9,6 +9,9 @@
  *   GRU        z, r = ract(.), hh = act(x.W_h + b_h + r*(h_prev.U_h + b_rh))   (reset_after)
  *                              hh = act(x.W_h + b_h + (r*h_prev).U_h)          (reset_before)
  *              h = z*h_prev + (1-z)*hh
+ * Initial states (Keras's initial_state): called with 1 + S inputs, (sequence, h0) or for LSTM
+ * (sequence, h0, c0), each (units); without them the states start at 0. Their gradients are
+ * dL/dh_0 and dL/dc_0.
  * go_backwards processes the steps last to first and, with return_sequences, returns the outputs
  * in that processed order (Keras). Masks: a padded step leaves the state (h, and c) unchanged and
  * outputs the carried h, or 0 with zero_output_for_mask (Bidirectional with return_sequences).
@@ -44,7 +47,10 @@ bool loom_is_rnn_op(const loom_op *op) {
 
 /* ---------------------------------------------------------------- build */
 
-static loom_status rnn_build_impl(loom_layer *L, const loom_shape *in, loom_shape *out, loom_error *err) {
+/* How many initial states the layer takes (h, and c for LSTM). */
+static int rnn_states(const loom_layer *L) { return rnn_kind(L) == KIND_LSTM ? 2 : 1; }
+
+static loom_status rnn_build_impl(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
     const loom_shape *x = &in[0];
     if (x->rank != 2) {
         char a[64];
@@ -53,6 +59,15 @@ static loom_status rnn_build_impl(loom_layer *L, const loom_shape *in, loom_shap
                               L->op->class_name, loom_shape_str(x, a, sizeof a));
     }
     int T = x->dims[0], F = x->dims[1], U = L->units, G = rnn_gates(L);
+    if (n_in != 1 && n_in != 1 + rnn_states(L))
+        return loom_set_error(err, LOOM_ERR_GRAPH, "%s (%s): takes a sequence and optionally %d initial state(s), got %d inputs",
+                              L->name, L->op->class_name, rnn_states(L), n_in);
+    for (int i = 1; i < n_in; i++)
+        if (in[i].rank != 1 || in[i].dims[0] != U) {
+            char a[64];
+            return loom_set_error(err, LOOM_ERR_SHAPE, "%s (%s): initial state %d must have shape (%d), got %s", L->name,
+                                  L->op->class_name, i - 1, U, loom_shape_str(&in[i], a, sizeof a));
+        }
     if (L->iarg[RNN_SEQ]) {
         out->rank = 2;
         out->dims[0] = T;
@@ -79,18 +94,17 @@ static loom_status rnn_build_impl(loom_layer *L, const loom_shape *in, loom_shap
 }
 
 static loom_status rnn_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
-    (void)n_in;
     if (L->iarg[RNN_OWNED])
         return loom_set_error(err, LOOM_ERR_GRAPH,
                               "%s (%s): this layer belongs to a wrapper (Bidirectional, TimeDistributed) "
                               "and cannot be called by itself",
                               L->name, L->op->class_name);
-    return rnn_build_impl(L, in, out, err);
+    return rnn_build_impl(L, n_in, in, out, err);
 }
 
 loom_status loom_wrapped_build(loom_layer *inner, int n_in, const loom_shape *in, loom_shape *out,
                                loom_error *err) {
-    if (loom_is_rnn_op(inner->op)) return rnn_build_impl(inner, in, out, err);
+    if (loom_is_rnn_op(inner->op)) return rnn_build_impl(inner, n_in, in, out, err);
     return inner->op->build(inner, n_in, in, out, err);
 }
 
@@ -158,8 +172,11 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
         for (size_t r = 0; r < rows; r++) memcpy(p.xp + r * GU, bias, (size_t)GU * sizeof(float));
     loom_sgemm(false, false, (int)rows, GU, F, 1.0f, c->in[0], F, K, GU, bias ? 1.0f : 0.0f, p.xp, GU);
 
-    memset(p.h, 0, (size_t)B * U * sizeof(float));
-    if (p.c) memset(p.c, 0, (size_t)B * U * sizeof(float));
+    /* the states start at 0 or at the initial states given */
+    if (c->n_in > 1) memcpy(p.h, c->in[1], (size_t)B * U * sizeof(float));
+    else memset(p.h, 0, (size_t)B * U * sizeof(float));
+    if (p.c && c->n_in > 2) memcpy(p.c, c->in[2], (size_t)B * U * sizeof(float));
+    else if (p.c) memset(p.c, 0, (size_t)B * U * sizeof(float));
     for (int s = 0; s < T; s++) {
         const int t = back ? T - 1 - s : s;
         const float *hp = p.h + (size_t)s * B * U;
@@ -371,6 +388,11 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
     if (c->din[0])
         loom_sgemm(false, true, B * T, F, GU, 1.0f, dzx, GU, K, GU, 1.0f, c->din[0], F);
+    /* after the first step's backward, dh and dc hold dL/dh_0 and dL/dc_0 */
+    if (c->n_in > 1 && c->din[1])
+        for (size_t i = 0; i < bu; i++) c->din[1][i] += p.dh[i];
+    if (c->n_in > 2 && c->din[2])
+        for (size_t i = 0; i < bu; i++) c->din[2][i] += p.dc[i];
 }
 
 /* ---------------------------------------------------------------- model files */
@@ -469,7 +491,7 @@ static loom_layer *gru_load(loom_graph *g, const char *name, const void *c) { re
     {.class_name = cls,                                                                            \
      .base_name = base,                                                                            \
      .min_inputs = 1,                                                                              \
-     .max_inputs = 1,                                                                              \
+     .max_inputs = 3,                                                                              \
      .build = rnn_build,                                                                           \
      .scratch_size = rnn_scratch,                                                                  \
      .forward = rnn_forward,                                                                       \
