@@ -145,12 +145,15 @@ static loom_model *small_model(void) {
     loom_tensor *seq = loom_input(g, "seq", 2, d_seq), *img = loom_input(g, "img", 3, d_img);
     loom_rnn_options ro = loom_rnn_defaults();
     ro.return_sequences = 1;
-    loom_tensor *h = loom_call(loom_bidirectional(g, "bi", loom_gru(g, "gru", 4, &ro), LOOM_MERGE_CONCAT), seq);
-    h = loom_call(loom_lstm(g, "lstm", 3, NULL), h);
     loom_tensor *c = loom_call(loom_conv2d(g, "conv", 3, 3, 3, 1, 1, LOOM_PADDING_SAME, 1, 1, LOOM_RELU, NULL), img);
     c = loom_call(loom_batch_normalization(g, "bn", NULL), c);
     c = loom_call(loom_max_pooling2d(g, NULL, 2, 2, 0, 0, LOOM_PADDING_VALID), c);
     c = loom_call(loom_flatten(g, NULL), c);
+    /* the image sets the LSTM's initial states (Keras 3 writes them as kwargs.initial_state) */
+    loom_tensor *h0 = loom_call(loom_dense(g, "h0", 3, LOOM_TANH, NULL), c);
+    loom_tensor *c0 = loom_call(loom_dense(g, "c0", 3, LOOM_LINEAR, NULL), c);
+    loom_tensor *h = loom_call(loom_bidirectional(g, "bi", loom_gru(g, "gru", 4, &ro), LOOM_MERGE_CONCAT), seq);
+    h = loom_call_n(loom_lstm(g, "lstm", 3, NULL), 3, (loom_tensor *[]){h, h0, c0});
     loom_tensor *j = loom_call_n(loom_concatenate(g, "join", -1), 2, (loom_tensor *[]){h, c});
     loom_tensor *a = loom_call(loom_dense(g, "head_a", 2, LOOM_SOFTMAX, NULL), j);
     loom_tensor *b = loom_call(loom_dense(g, "head_b", 1, LOOM_LINEAR, NULL), j);
@@ -268,6 +271,42 @@ static void real_reexport(void) {
     CHECK(rc == 0);
 }
 
+/* Keras 2 file (masks, initial states) -> loom -> .loom -> loom: same weights and the same
+ * predictions to the bit; .keras is refused for its Keras 2 hard_sigmoid. */
+static void real_h5_to_keras(void) {
+    char src[600], out[512], err[1024] = "";
+    snprintf(src, sizeof src, "%s/keras-models/katakana_seq2seq.h5", LOOM_SHARED_DIR);
+    if (!LOOM_SHARED_DIR[0] || !file_exists(src)) {
+        printf("SKIP .h5 -> .loom: %s not found\n", src);
+        return;
+    }
+    loom_model *m = loom_model_import(src, err, sizeof err);
+    CHECK(m != NULL);
+    if (!m) return;
+    /* Keras 2's hard_sigmoid has no Keras 3 name: .keras is refused, .weights.h5 and .loom work */
+    tmp_path(out, sizeof out, "katakana.keras");
+    CHECK(loom_model_export(m, out) != LOOM_OK);
+    CHECK(strstr(loom_model_error(m), "hard_sigmoid") != NULL);
+    tmp_path(out, sizeof out, "katakana.loom");
+    CHECK_STATUS(loom_model_export(m, out), LOOM_OK);
+    loom_model *r = loom_model_import(out, err, sizeof err);
+    CHECK(r != NULL);
+    if (!r) fprintf(stderr, "katakana.keras: %s\n", err);
+    if (r) {
+        CHECK(loom_param_count(r) == loom_param_count(m) &&
+              memcmp(loom_params(r), loom_params(m), loom_param_count(m) * sizeof(float)) == 0);
+        static float a[2 * 85], b[2 * 45], y0[2 * 45 * 89], y1[2 * 45 * 89];
+        for (int i = 0; i < 2 * 85; i++) a[i] = (float)((i * 7) % 54 * (i % 9 != 0)); /* zeros: masked steps */
+        for (int i = 0; i < 2 * 45; i++) b[i] = (float)((i * 5) % 89 * (i % 7 != 0));
+        loom_array x[2] = {{.data = a, .n = 2, .count = 2 * 85}, {.data = b, .n = 2, .count = 2 * 45}};
+        CHECK_STATUS(loom_predict(m, 2, x, 2, (float *[]){y0}), LOOM_OK);
+        CHECK_STATUS(loom_predict(r, 2, x, 2, (float *[]){y1}), LOOM_OK);
+        CHECK(memcmp(y0, y1, sizeof y0) == 0);
+        loom_model_free(r);
+    }
+    loom_model_free(m);
+}
+
 /* ---------------------------------------------------------------- 3. dialects and errors */
 
 static loom_model *from_json(const char *json, char *err, size_t n) {
@@ -380,6 +419,7 @@ int main(void) {
     real_files();
     round_trips();
     real_reexport();
+    real_h5_to_keras();
     dialects();
     unknown_loss();
     char cmd[400];

@@ -608,6 +608,20 @@ static void keras3_layer_entries(loom_model *m, cJSON *config) {
         cJSON_AddNullToObject(lj, "registered_name");
         const loom_layer *L = i < m->n_layers ? m->layers[i] : NULL;
         i++;
+        /* a recurrent call with initial states: Keras 3 passes them as kwargs.initial_state */
+        cJSON *node;
+        cJSON *calls = L && loom_is_rnn_op(L->op) ? cJSON_GetObjectItemCaseSensitive(lj, "inbound_nodes") : NULL;
+        cJSON_ArrayForEach(node, calls) {
+            cJSON *args = cJSON_GetObjectItemCaseSensitive(node, "args");
+            cJSON *list = cJSON_GetArrayItem(args, 0);
+            if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) < 2) continue;
+            cJSON *seq = cJSON_DetachItemFromArray(list, 0);
+            cJSON *states = cJSON_DetachItemFromArray(args, 0);
+            cJSON_AddItemToArray(args, seq);
+            cJSON *kw = cJSON_GetObjectItemCaseSensitive(node, "kwargs");
+            if (!kw) kw = cJSON_AddObjectToObject(node, "kwargs");
+            cJSON_AddItemToObject(kw, "initial_state", states);
+        }
         if (!L || L->op == &loom_op_input || !L->built_n_in) continue;
         cJSON *bc = cJSON_AddObjectToObject(lj, "build_config");
         cJSON *shape = cJSON_CreateArray();
