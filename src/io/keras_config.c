@@ -26,6 +26,16 @@ typedef struct alias {
     cJSON *hist[MAX_ALIAS_OUT]; /* [layer, node, tensor] each, owned */
 } alias;
 
+/* A recurrent layer with return_state: its outputs are taken apart by RecurrentOutput layers,
+ * made when first referenced (bit 1 << (3 * node + k) of `made`). */
+typedef struct state_layer {
+    char name[LOOM_NAME_MAX];
+    int states, seq;
+    unsigned made;
+} state_layer;
+
+#define MAX_STATE_LAYERS 64
+
 typedef struct ctx {
     int major;
     int none_dim;
@@ -34,6 +44,8 @@ typedef struct ctx {
     cJSON *layers; /* the output list */
     alias *aliases;
     int n_aliases;
+    state_layer states[MAX_STATE_LAYERS];
+    int n_states;
 } ctx;
 
 void loom_keras_snake_case(const char *cls, char *out, size_t n) {
@@ -324,6 +336,10 @@ static loom_status check_config(ctx *c, const char *layer, const char *cls, cons
 
 /* ---------------------------------------------------------------- calls and tensors */
 
+static loom_status add_layer(ctx *c, const char *cls, const char *name, cJSON *cfg, cJSON *nodes, const char *k3,
+                             const char *k2group, const char *k2prefix);
+static cJSON *one_node(cJSON *refs);
+
 static alias *find_alias(ctx *c, const char *name) {
     for (int i = c->n_aliases - 1; i >= 0; i--)
         if (strcmp(c->aliases[i].name, name) == 0) return &c->aliases[i];
@@ -352,11 +368,43 @@ static cJSON *reference(ctx *c, const cJSON *t, const char *layer) {
         }
         return cJSON_Duplicate(a->hist[tensor], true);
     }
+    for (int i = 0; i < c->n_states; i++) {
+        state_layer *sl = &c->states[i];
+        if (strcmp(sl->name, ln->valuestring) != 0) continue;
+        if (tensor > sl->states || node > 9) {
+            loom_set_error(c->err, LOOM_ERR_DATA, "%s: %s uses output %ld of layer %s, which has %d", c->what, layer, tensor,
+                           sl->name, sl->states + 1);
+            return NULL;
+        }
+        static const char *const SUFFIX[2][3] = {{"output", "state", ""}, {"output", "state_h", "state_c"}};
+        char name[LOOM_NAME_MAX + 32];
+        snprintf(name, sizeof name, "%.*s_%s", LOOM_NAME_MAX - 20, sl->name, SUFFIX[sl->states - 1][tensor]);
+        if (node) snprintf(name + strlen(name), sizeof name - strlen(name), "_%ld", node);
+        unsigned bit = 1u << (3 * node + tensor);
+        if (!(sl->made & bit)) {
+            sl->made |= bit;
+            cJSON *cfg = cJSON_CreateObject();
+            cJSON_AddStringToObject(cfg, "name", name);
+            cJSON_AddNumberToObject(cfg, "output", (double)tensor);
+            cJSON_AddNumberToObject(cfg, "states", sl->states);
+            cJSON_AddBoolToObject(cfg, "sequences", sl->seq);
+            cJSON *src = cJSON_CreateArray();
+            cJSON_AddItemToArray(src, cJSON_CreateString(sl->name));
+            cJSON_AddItemToArray(src, cJSON_CreateNumber((double)node));
+            cJSON_AddItemToArray(src, cJSON_CreateNumber(0));
+            cJSON *in = cJSON_CreateArray();
+            cJSON_AddItemToArray(in, src);
+            add_layer(c, "RecurrentOutput", name, cfg, one_node(in), "", name, "");
+        }
+        cJSON *r = cJSON_CreateArray();
+        cJSON_AddItemToArray(r, cJSON_CreateString(name));
+        cJSON_AddItemToArray(r, cJSON_CreateNumber(0));
+        cJSON_AddItemToArray(r, cJSON_CreateNumber(0));
+        return r;
+    }
     if (tensor != 0) {
-        loom_set_error(c->err, LOOM_ERR_DATA,
-                       "%s: layer %s uses output %ld of layer %s; loom's layers have one output (return_state is not "
-                       "supported)",
-                       c->what, layer, tensor, ln->valuestring);
+        loom_set_error(c->err, LOOM_ERR_DATA, "%s: %s uses output %ld of layer %s, which has one output", c->what, layer,
+                       tensor, ln->valuestring);
         return NULL;
     }
     cJSON *r = cJSON_CreateArray();
@@ -601,6 +649,18 @@ static loom_status layer_entry(ctx *c, const cJSON *lj, const char *cls, const c
     cJSON *clean = NULL;
     loom_status s = check_config(c, name, cls, cfg, &clean);
     if (s) return s;
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(clean, "return_state");
+    if (cJSON_IsTrue(rs)) {
+        if (c->n_states >= MAX_STATE_LAYERS) {
+            cJSON_Delete(clean);
+            return loom_set_error(c->err, LOOM_ERR_DATA, "%s: too many layers with return_state", c->what);
+        }
+        state_layer *sl = &c->states[c->n_states++];
+        snprintf(sl->name, sizeof sl->name, "%s", name);
+        sl->states = strcmp(cls, "LSTM") == 0 ? 2 : 1;
+        sl->seq = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(clean, "return_sequences"));
+        sl->made = 0;
+    }
     cJSON *nodes = cJSON_CreateArray();
     const cJSON *call;
     cJSON_ArrayForEach(call, calls) {
@@ -682,15 +742,16 @@ static loom_status model(ctx *c, const cJSON *root, const char *k3prefix, const 
             s = layer_entry(c, lj, lcls, name, calls, path, k2group, depth);
             cJSON_Delete(calls);
             if (s) break;
-            prev = cJSON_CreateArray();
-            alias *a = find_alias(c, name);
-            if (a) {
-                cJSON_Delete(prev);
-                prev = cJSON_Duplicate(a->hist[0], true);
-            } else {
-                cJSON_AddItemToArray(prev, cJSON_CreateString(name));
-                cJSON_AddItemToArray(prev, cJSON_CreateNumber(0));
-                cJSON_AddItemToArray(prev, cJSON_CreateNumber(0));
+            /* the layer's output, through aliases and return_state outputs */
+            cJSON *raw = cJSON_CreateArray();
+            cJSON_AddItemToArray(raw, cJSON_CreateString(name));
+            cJSON_AddItemToArray(raw, cJSON_CreateNumber(0));
+            cJSON_AddItemToArray(raw, cJSON_CreateNumber(0));
+            prev = reference(c, raw, name);
+            cJSON_Delete(raw);
+            if (!prev) {
+                s = c->err->code;
+                break;
             }
         }
         if (!s && !prev) s = loom_set_error(c->err, LOOM_ERR_DATA, "%s: the Sequential model has no layers", c->what);

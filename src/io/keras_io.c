@@ -72,6 +72,10 @@ static void model_k3_paths(const loom_model *m, char (*paths)[PATH_LEN]) {
     int counts[256], n = 0;
     for (int i = 0; i < m->n_layers; i++) {
         char snake[48];
+        if (m->layers[i]->op == &loom_op_recurrent_output) { /* not a Keras layer: return_state's pieces */
+            paths[i][0] = 0;
+            continue;
+        }
         loom_keras_snake_case(m->layers[i]->op->class_name, snake, sizeof snake);
         int k = -1;
         for (int j = 0; j < n; j++)
@@ -529,6 +533,7 @@ loom_status loom_keras_load_weights(loom_model *m, const unsigned char *data, si
     for (int i = 0; i < m->n_layers; i++) {
         const loom_layer *L = m->layers[i];
         srcs[i].layer = L->name;
+        if (k3 && !paths[i][0]) continue;
         if (k3) snprintf(srcs[i].k3, PATH_LEN, "%s", paths[i]);
         else snprintf(srcs[i].k2, PATH_LEN, "%s%s", root, L->name);
         if (!L->n_weights) continue;
@@ -575,6 +580,7 @@ static unsigned char *weights_image(loom_model *m, size_t *size, loom_error *err
     if (!s) s = loom_h5_make_group(h, "layers", err);
     for (int i = 0; !s && i < m->n_layers; i++) {
         const loom_layer *L = m->layers[i];
+        if (!paths[i][0]) continue;
         char groups[8][PATH_LEN];
         int ng = var_groups(L, paths[i], groups);
         for (int g = 0; g < ng && !s; g++) s = loom_h5_make_group(h, groups[g], err);
@@ -593,6 +599,30 @@ static unsigned char *weights_image(loom_model *m, size_t *size, loom_error *err
     free(vp);
     loom_h5_close(h);
     return img;
+}
+
+/* The node of a model that calls layer L (its first call). */
+static const loom_node *first_call(const loom_model *m, const loom_layer *L) {
+    for (int p = 0; p < m->n_order; p++)
+        if (m->order[p].node->layer == L) return m->order[p].node;
+    return NULL;
+}
+
+/* References [name, node, tensor] to a RecurrentOutput become [its recurrent layer, 0, k]:
+ * Keras's own multi-output form of return_state. Walks every array of the config. */
+static void fold_recurrent_outputs(const loom_model *m, cJSON *j) {
+    if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 3 && cJSON_IsString(j->child) && cJSON_IsNumber(j->child->next)) {
+        const loom_layer *L = loom_model_find_layer((loom_model *)m, j->child->valuestring);
+        const loom_node *n = L && L->op == &loom_op_recurrent_output ? first_call(m, L) : NULL;
+        if (n && n->n_in == 1) {
+            cJSON_SetValuestring(j->child, n->in[0]->layer->name);
+            cJSON_SetNumberValue(j->child->next, 0);
+            cJSON_SetNumberValue(j->child->next->next, L->iarg[0]);
+        }
+        return;
+    }
+    for (cJSON *c = j ? j->child : NULL; c; c = c->next)
+        if (cJSON_IsArray(c) || cJSON_IsObject(c)) fold_recurrent_outputs(m, c);
 }
 
 /* Removes loom's own keys, adds Keras 3's module / registered_name / build_config. */
@@ -629,6 +659,11 @@ static void keras3_layer_entries(loom_model *m, cJSON *config) {
         for (int d = 0; d < L->built_in[0].rank; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber(L->built_in[0].dims[d]));
         cJSON_AddItemToObject(bc, "input_shape", shape);
     }
+    /* return_state's pieces are no Keras layers */
+    cJSON *layers = cJSON_GetObjectItemCaseSensitive(config, "layers");
+    for (int k = cJSON_GetArraySize(layers) - 1; k >= 0; k--)
+        if (k < m->n_layers && m->layers[k]->op == &loom_op_recurrent_output) cJSON_DeleteItemFromArray(layers, k);
+    fold_recurrent_outputs(m, config);
 }
 
 /* compile_config in Keras 3's form from the model's compile settings. */
