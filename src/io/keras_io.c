@@ -462,7 +462,8 @@ static loom_model *import_h5(const unsigned char *data, size_t size, const char 
     const char *root = loom_h5_exists(h, "model_weights") ? "model_weights" : "";
     for (int i = 0; i < n_src; i++) {
         char g[PATH_LEN];
-        snprintf(g, sizeof g, "%s%s%s", root, root[0] ? "/" : "", srcs[i].k2);
+        /* k2 holds a layer name (< LOOM_NAME_MAX) */
+        snprintf(g, sizeof g, "%s%s%.*s", root, root[0] ? "/" : "", LOOM_NAME_MAX, srcs[i].k2);
         snprintf(srcs[i].k2, sizeof srcs[i].k2, "%s", g);
         srcs[i].k3[0] = 0;
     }
