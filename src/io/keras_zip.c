@@ -42,6 +42,15 @@ int loom_zip_member(const void *data, size_t size, const char *name, size_t max,
         loom_set_error(err, LOOM_ERR_DATA, "%s: member %s has no size", what, name);
         goto done;
     }
+    /* deflate expands at most about 1032 times: a larger claim is a lie (or a zip bomb), and a
+     * stored member is as long as its data */
+    bool stored = (st.valid & ZIP_STAT_COMP_METHOD) && st.comp_method == ZIP_CM_STORE;
+    if ((st.valid & ZIP_STAT_COMP_SIZE) &&
+        (stored ? st.size != st.comp_size : st.size / 1100 > st.comp_size)) {
+        loom_set_error(err, LOOM_ERR_DATA, "%s: member %s declares %llu bytes from %llu compressed ones", what, name,
+                       (unsigned long long)st.size, (unsigned long long)st.comp_size);
+        goto done;
+    }
     if (st.size > max) {
         loom_set_error(err, LOOM_ERR_DATA, "%s: member %s declares %llu bytes, more than the %zu allowed", what, name,
                        (unsigned long long)st.size, max);
