@@ -139,7 +139,7 @@ static void real_files(void) {
 
 /* ---------------------------------------------------------------- 2. round trips */
 
-static loom_model *small_model(void) {
+static loom_model *model_with(bool tfjs) {
     loom_graph *g = loom_graph_new(7);
     int d_seq[2] = {5, 3}, d_img[3] = {6, 6, 2};
     loom_tensor *seq = loom_input(g, "seq", 2, d_seq), *img = loom_input(g, "img", 3, d_img);
@@ -152,7 +152,9 @@ static loom_model *small_model(void) {
     /* the image sets the LSTM's initial states (Keras 3 writes them as kwargs.initial_state) */
     loom_tensor *h0 = loom_call(loom_dense(g, "h0", 3, LOOM_TANH, NULL), c);
     loom_tensor *c0 = loom_call(loom_dense(g, "c0", 3, LOOM_LINEAR, NULL), c);
-    loom_tensor *h = loom_call(loom_bidirectional(g, "bi", loom_gru(g, "gru", 4, &ro), LOOM_MERGE_CONCAT), seq);
+    /* TensorFlow.js has no GRU with reset_after: an LSTM there */
+    loom_layer *inner = tfjs ? loom_lstm(g, "rnn", 4, &ro) : loom_gru(g, "rnn", 4, &ro);
+    loom_tensor *h = loom_call(loom_bidirectional(g, "bi", inner, LOOM_MERGE_CONCAT), seq);
     h = loom_call_n(loom_lstm(g, "lstm", 3, NULL), 3, (loom_tensor *[]){h, h0, c0});
     loom_tensor *j = loom_call_n(loom_concatenate(g, "join", -1), 2, (loom_tensor *[]){h, c});
     loom_tensor *a = loom_call(loom_dense(g, "head_a", 2, LOOM_SOFTMAX, NULL), j);
@@ -165,6 +167,10 @@ static loom_model *small_model(void) {
     /* weights away from their initial values, so that a lost weight shows */
     float *p = loom_params(m);
     for (size_t i = 0; i < loom_param_count(m); i++) p[i] = (float)sin(0.37 * (double)i) * 0.5f;
+    /* a variance is positive */
+    loom_layer *bn = loom_model_find_layer(m, "bn");
+    float *var = p + loom_param_offset(m, "bn", 3);
+    for (size_t i = 0; bn && i < loom_layer_weight_size(bn, 3); i++) var[i] = fabsf(var[i]) + 0.5f;
     loom_loss losses[2] = {{.name = "categorical_crossentropy"}, {.name = "mse"}};
     float w[2] = {1.0f, 0.25f};
     loom_metric_spec ms[1] = {{.output = "head_a", .name = "accuracy"}};
@@ -174,12 +180,16 @@ static loom_model *small_model(void) {
     return m;
 }
 
+static loom_model *small_model(void) { return model_with(false); }
+
 static void predict2(loom_model *m, float *a, float *b) {
     static float seq[4 * 15], img[4 * 72];
     for (int i = 0; i < 4 * 15; i++) seq[i] = (float)cos(0.3 * i);
     for (int i = 0; i < 4 * 72; i++) img[i] = (float)sin(0.11 * i);
     loom_array x[2] = {{.name = "seq", .data = seq, .n = 4, .count = 4 * 15}, {.name = "img", .data = img, .n = 4, .count = 4 * 72}};
     CHECK_STATUS(loom_predict(m, 2, x, 4, (float *[]){a, b}), LOOM_OK);
+    for (int i = 0; i < 8; i++) CHECK(isfinite(a[i]));
+    for (int i = 0; i < 4; i++) CHECK(isfinite(b[i]));
 }
 
 static void round_trips(void) {
@@ -316,6 +326,56 @@ static void real_h5_to_keras(void) {
     loom_model_free(m);
 }
 
+/* TensorFlow.js reads what loom writes: tests/tfjs/run.sh exports this model (LOOM_TFJS_OUT), has
+ * tfjs 4.22 predict on the inputs of predict2 and commits the result as tests/tfjs/predictions.json;
+ * loom's predictions must match them. */
+static void tfjs_check(void) {
+    loom_model *m = model_with(true);
+    if (!m) return;
+    char path[512];
+    const char *dir = getenv("LOOM_TFJS_OUT");
+    if (dir) snprintf(path, sizeof path, "%s/model.json", dir);
+    else tmp_path(path, sizeof path, "model.json");
+    CHECK_STATUS(loom_model_export(m, path), LOOM_OK);
+    float a[8], b[4];
+    predict2(m, a, b);
+    loom_model_free(m);
+    /* a GRU with reset_after has no tfjs form: refused by name */
+    m = small_model();
+    if (m) {
+        CHECK(loom_model_export(m, path) != LOOM_OK && strstr(loom_model_error(m), "reset_after"));
+        loom_model_free(m);
+    }
+    char fixture[512];
+    snprintf(fixture, sizeof fixture, "%s/tfjs/predictions.json", LOOM_TEST_DIR);
+    FILE *f = fopen(fixture, "rb");
+    if (!f) {
+        printf("SKIP tfjs predictions: %s not found (run tests/tfjs/run.sh)\n", fixture);
+        return;
+    }
+    /* {"head_a": [8 numbers], "head_b": [4 numbers]} */
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    const char *keys[2] = {"\"head_a\"", "\"head_b\""};
+    float *mine[2] = {a, b};
+    int counts[2] = {8, 4};
+    for (int k = 0; k < 2; k++) {
+        const char *p = strstr(text, keys[k]);
+        CHECK(p != NULL);
+        if (!p) continue;
+        p = strchr(p, '[');
+        for (int i = 0; p && i < counts[k]; i++) {
+            char *end;
+            double v = strtod(p + 1, &end);
+            CHECK(end != p + 1);
+            CHECK_CLOSE(mine[k][i], v, 1e-6, 1e-5);
+            p = end;
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- 3. dialects and errors */
 
 static loom_model *from_json(const char *json, char *err, size_t n) {
@@ -446,6 +506,7 @@ int main(void) {
     round_trips();
     real_reexport();
     real_h5_to_keras();
+    tfjs_check();
     dialects();
     unknown_loss();
     char cmd[400];

@@ -716,7 +716,37 @@ static cJSON *keras3_compile_config(const loom_model *m) {
     return cc;
 }
 
-static loom_status write_bytes(const char *path, const unsigned char *data, size_t n, loom_error *err) {
+cJSON *loom_keras3_config(loom_model *m, loom_error *err) {
+    cJSON *root = loom_arch_to_json(m, err);
+    if (!root) return NULL;
+    cJSON *top = cJSON_CreateObject();
+    cJSON_AddStringToObject(top, "module", "keras.src.models.functional");
+    cJSON_AddStringToObject(top, "class_name", "Functional");
+    cJSON *config = cJSON_DetachItemFromObjectCaseSensitive(root, "config");
+    cJSON_Delete(root);
+    keras3_layer_entries(m, config);
+    cJSON_AddItemToObject(top, "config", config);
+    cJSON_AddStringToObject(top, "registered_name", "Functional");
+    cJSON *bc = cJSON_AddObjectToObject(top, "build_config");
+    cJSON *shapes = cJSON_CreateArray();
+    for (int i = 0; i < m->n_inputs; i++) {
+        const loom_layer *L = m->order[m->input_pos[i]].node->layer;
+        cJSON *s = cJSON_CreateArray();
+        cJSON_AddItemToArray(s, cJSON_CreateNull());
+        for (int d = 0; d < L->target.rank; d++) cJSON_AddItemToArray(s, cJSON_CreateNumber(L->target.dims[d]));
+        cJSON_AddItemToArray(shapes, s);
+    }
+    if (m->n_inputs == 1) {
+        cJSON_AddItemToObject(bc, "input_shape", cJSON_DetachItemFromArray(shapes, 0));
+        cJSON_Delete(shapes);
+    } else {
+        cJSON_AddItemToObject(bc, "input_shape", shapes);
+    }
+    if (m->compiled) cJSON_AddItemToObject(top, "compile_config", keras3_compile_config(m));
+    return top;
+}
+
+loom_status loom_write_bytes(const char *path, const unsigned char *data, size_t n, loom_error *err) {
     size_t len = strlen(path);
     char *tmp = malloc(len + 16);
     if (!tmp) return loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", path);
@@ -746,39 +776,15 @@ loom_status loom_keras_export(loom_model *m, const char *path, bool weights_only
     unsigned char *weights = weights_image(m, &wsize, err, path);
     if (!weights) return err->code;
     if (weights_only) {
-        loom_status s = write_bytes(path, weights, wsize, err);
+        loom_status s = loom_write_bytes(path, weights, wsize, err);
         free(weights);
         return s;
     }
-    cJSON *root = loom_arch_to_json(m, err);
-    if (!root) {
+    cJSON *top = loom_keras3_config(m, err);
+    if (!top) {
         free(weights);
         return err->code;
     }
-    cJSON *top = cJSON_CreateObject();
-    cJSON_AddStringToObject(top, "module", "keras.src.models.functional");
-    cJSON_AddStringToObject(top, "class_name", "Functional");
-    cJSON *config = cJSON_DetachItemFromObjectCaseSensitive(root, "config");
-    cJSON_Delete(root);
-    keras3_layer_entries(m, config);
-    cJSON_AddItemToObject(top, "config", config);
-    cJSON_AddStringToObject(top, "registered_name", "Functional");
-    cJSON *bc = cJSON_AddObjectToObject(top, "build_config");
-    cJSON *shapes = cJSON_CreateArray();
-    for (int i = 0; i < m->n_inputs; i++) {
-        const loom_layer *L = m->order[m->input_pos[i]].node->layer;
-        cJSON *s = cJSON_CreateArray();
-        cJSON_AddItemToArray(s, cJSON_CreateNull());
-        for (int d = 0; d < L->target.rank; d++) cJSON_AddItemToArray(s, cJSON_CreateNumber(L->target.dims[d]));
-        cJSON_AddItemToArray(shapes, s);
-    }
-    if (m->n_inputs == 1) {
-        cJSON_AddItemToObject(bc, "input_shape", cJSON_DetachItemFromArray(shapes, 0));
-        cJSON_Delete(shapes);
-    } else {
-        cJSON_AddItemToObject(bc, "input_shape", shapes);
-    }
-    if (m->compiled) cJSON_AddItemToObject(top, "compile_config", keras3_compile_config(m));
     char *cfg_text = cJSON_PrintUnformatted(top);
     cJSON_Delete(top);
     /* Keras's loader reads the version to pick version-specific behaviour; the layout written is

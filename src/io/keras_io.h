@@ -16,4 +16,14 @@ loom_status loom_keras_load_weights(loom_model *m, const unsigned char *data, si
 /* .keras (weights_only false) or .weights.h5 (true), written atomically. */
 loom_status loom_keras_export(loom_model *m, const char *path, bool weights_only, loom_error *err);
 
+/* The Keras 3 config.json of m (Functional, build_config, compile_config when compiled); NULL with
+ * err set. */
+#include <cjson/cJSON.h>
+cJSON *loom_keras3_config(loom_model *m, loom_error *err);
+/* Writes bytes to path atomically (a temporary file renamed over it). */
+loom_status loom_write_bytes(const char *path, const unsigned char *data, size_t n, loom_error *err);
+/* TensorFlow.js layers format (tfjs.c): model.json (modelTopology, weightsManifest) and one .bin
+ * shard beside it, named after it. */
+loom_status loom_tfjs_export(loom_model *m, const char *path, loom_error *err);
+
 #endif

@@ -63,9 +63,11 @@ loom_status loom_model_export(loom_model *m, const char *path) {
     if (ends_with(path, ".loom")) return loom_model_save(m, path);
     if (ends_with(path, ".weights.h5")) s = loom_keras_export(m, path, true, &err);
     else if (ends_with(path, ".keras")) s = loom_keras_export(m, path, false, &err);
+    else if (ends_with(path, ".json")) s = loom_tfjs_export(m, path, &err);
     else
         s = loom_set_error(&err, LOOM_ERR_ARGUMENT,
-                           "export %s: the extension names no format loom writes (.loom, .keras, .weights.h5)", path);
+                           "export %s: the extension names no format loom writes (.loom, .keras, .weights.h5, tfjs .json)",
+                           path);
     if (s) return loom_set_error(&m->err, s, "%s", err.msg);
     loom_clear_error(&m->err);
     return LOOM_OK;
