@@ -806,8 +806,9 @@ loom_callback *loom_model_checkpoint(const char *path, const char *monitor, loom
  * can still reach HDF5's internals; import untrusted HDF5 files in a process you can lose. */
 
 /* A whole model from any file loom reads, the format taken from the content (not the name): a
- * .loom file (as loom_model_load), a Keras 3 .keras zip, a Keras 2 full-model .h5, or a bare
- * Keras JSON config (then the weights are freshly initialised). Keras configs of either dialect
+ * .loom file (as loom_model_load), a Keras 3 .keras zip, a Keras 2 full-model .h5, a
+ * TensorFlow.js layers model.json (its .bin shards read beside it; from memory only a model
+ * without weights), or a bare Keras JSON config (then the weights are freshly initialised). Keras configs of either dialect
  * are read (Sequential, Functional, models nested as layers, which are flattened into the graph
  * with their layers' names); every layer option is checked: one loom cannot honour (a weight
  * constraint, an activity regularizer, channels_first, a frozen layer, return_state, initial
@@ -831,7 +832,8 @@ const char *loom_model_compile_note(const loom_model *m);
 /* Writes the model in the format its extension names: .loom (loom_model_save), .keras (Keras 3:
  * config.json with build_config and compile_config, metadata.json, model.weights.h5 in the
  * layers/<class>/vars/<i> layout, read by keras.saving.load_model), .weights.h5 (that weights
- * file alone). Atomic. Message on m on error. */
+ * file alone), .json (TensorFlow.js layers format: model.json and <stem>.weights.bin beside it,
+ * read by tf.loadLayersModel). Atomic per file. Message on m on error. */
 loom_status loom_model_export(loom_model *m, const char *path);
 
 /* ---------------------------------------------------------------- data files

@@ -337,8 +337,20 @@ static void tfjs_check(void) {
     if (dir) snprintf(path, sizeof path, "%s/model.json", dir);
     else tmp_path(path, sizeof path, "model.json");
     CHECK_STATUS(loom_model_export(m, path), LOOM_OK);
-    float a[8], b[4];
+    float a[8], b[4], a1[8], b1[4];
     predict2(m, a, b);
+    /* and back: loom reads its tfjs export bit for bit */
+    char err[1024] = "";
+    loom_model *r = loom_model_import(path, err, sizeof err);
+    CHECK(r != NULL);
+    if (!r) fprintf(stderr, "tfjs import: %s\n", err);
+    if (r) {
+        CHECK(loom_param_count(r) == loom_param_count(m) &&
+              memcmp(loom_params(r), loom_params(m), loom_param_count(m) * sizeof(float)) == 0);
+        predict2(r, a1, b1);
+        CHECK(memcmp(a, a1, sizeof a) == 0 && memcmp(b, b1, sizeof b) == 0);
+        loom_model_free(r);
+    }
     loom_model_free(m);
     /* a GRU with reset_after has no tfjs form: refused by name */
     m = small_model();

@@ -249,7 +249,7 @@ static bool keras_optimizer(const cJSON *o, loom_optimizer *out, loom_model *m) 
 /* Keras 2 training_config / Keras 3 compile_config -> loom_compile. A loss or optimizer loom does
  * not have leaves the model uncompiled, with m->compile_note saying why and what to do; metrics
  * loom does not have are left out and named in the note. */
-static void keras_compile(loom_model *m, const cJSON *tc) {
+void loom_keras_compile(loom_model *m, const cJSON *tc) {
     const cJSON *loss = cJSON_GetObjectItemCaseSensitive(tc, "loss");
     if (!loss || cJSON_IsNull(loss)) return;
     int K = m->n_outputs;
@@ -425,7 +425,7 @@ static loom_model *import_zip(const unsigned char *data, size_t size, const char
         goto done;
     }
     const cJSON *cc = cJSON_GetObjectItemCaseSensitive(cfg, "compile_config");
-    if (cJSON_IsObject(cc)) keras_compile(m, cc);
+    if (cJSON_IsObject(cc)) loom_keras_compile(m, cc);
 done:
     loom_h5_close(h);
     free(srcs);
@@ -472,7 +472,7 @@ static loom_model *import_h5(const unsigned char *data, size_t size, const char 
         m = NULL;
         goto done;
     }
-    if (train && (tc = cJSON_Parse(train)) && cJSON_IsObject(tc)) keras_compile(m, tc);
+    if (train && (tc = cJSON_Parse(train)) && cJSON_IsObject(tc)) loom_keras_compile(m, tc);
 done:
     free(mc);
     free(version);
@@ -485,7 +485,8 @@ done:
     return m;
 }
 
-loom_model *loom_keras_import(const unsigned char *data, size_t size, const char *what, int none_dim, loom_error *err) {
+loom_model *loom_keras_import(const unsigned char *data, size_t size, const char *what, int none_dim, bool from_file,
+                              loom_error *err) {
     if (loom_zip_signature(data, size)) return import_zip(data, size, what, none_dim, err);
     if (loom_h5_signature(data, size)) return import_h5(data, size, what, none_dim, err);
     /* a bare Keras JSON config (Model.to_json()) */
@@ -494,14 +495,14 @@ loom_model *loom_keras_import(const unsigned char *data, size_t size, const char
     loom_model *m = NULL;
     const cJSON *arch = cJSON_GetObjectItemCaseSensitive(j, "modelTopology");
     if (arch) {
-        loom_set_error(err, LOOM_ERR_STATE, "%s: TensorFlow.js model.json files are not read by this loom yet", what);
+        m = loom_tfjs_import(j, from_file ? what : NULL, none_dim, what, err);
     } else {
         cJSON *norm = loom_keras_normalize(j, 3, none_dim, what, err);
         weight_source *srcs = NULL;
         int n = 0;
         if (norm) m = build(norm, what, &srcs, &n, err);
         const cJSON *cc = cJSON_GetObjectItemCaseSensitive(j, "compile_config");
-        if (m && cJSON_IsObject(cc)) keras_compile(m, cc);
+        if (m && cJSON_IsObject(cc)) loom_keras_compile(m, cc);
         free(srcs);
         cJSON_Delete(norm);
     }

@@ -19,7 +19,7 @@ static bool ends_with(const char *s, const char *suffix) {
 }
 
 static loom_model *import_bytes(const void *data, size_t size, const char *what, const loom_import_options *opt,
-                                char *errbuf, size_t errlen) {
+                                bool from_file, char *errbuf, size_t errlen) {
     loom_error err = {0};
     int none_dim = opt && opt->none_dim > 0 && opt->none_dim <= (1 << 24) ? opt->none_dim : 0;
     loom_model *m = NULL;
@@ -28,13 +28,13 @@ static loom_model *import_bytes(const void *data, size_t size, const char *what,
     else if (size >= 4 && memcmp(data, LOOM_MAGIC, 4) == 0) return loom_model_parse(data, size, what, errbuf, errlen);
     else if (opt && (opt->none_dim < 0 || opt->none_dim > (1 << 24)))
         loom_set_error(&err, LOOM_ERR_ARGUMENT, "import %s: none_dim %d is out of 0..%d", what, opt->none_dim, 1 << 24);
-    else m = loom_keras_import(data, size, what, none_dim, &err);
+    else m = loom_keras_import(data, size, what, none_dim, from_file, &err);
     if (!m && errbuf && errlen) snprintf(errbuf, errlen, "%s", err.msg);
     return m;
 }
 
 loom_model *loom_model_import_memory(const void *data, size_t size, const char *what, char *errbuf, size_t errlen) {
-    return import_bytes(data, size, what, NULL, errbuf, errlen);
+    return import_bytes(data, size, what, NULL, false, errbuf, errlen);
 }
 
 loom_model *loom_model_import(const char *path, char *errbuf, size_t errlen) {
@@ -47,7 +47,7 @@ loom_model *loom_model_import_with(const char *path, const loom_import_options *
     size_t size = 0;
     if (!path) loom_set_error(&err, LOOM_ERR_ARGUMENT, "import: no path given");
     else if (!loom_read_file(path, &data, &size, &err)) {
-        loom_model *m = import_bytes(data, size, path, opt, errbuf, errlen);
+        loom_model *m = import_bytes(data, size, path, opt, true, errbuf, errlen);
         free(data);
         return m;
     }

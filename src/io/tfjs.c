@@ -1,8 +1,9 @@
-/* tfjs.c — the TensorFlow.js layers format out (keras_io.h): model.json with modelTopology (the
+/* tfjs.c — the TensorFlow.js layers format in and out (keras_io.h). Out: model.json with modelTopology (the
  * Keras 2 form of the architecture, which tf.loadLayersModel reads: batch_input_shape, nested-list
  * inbound_nodes, initial states as extra inbound tensors) and weightsManifest (one group, one
  * shard), and the shard of float32 weights beside it, named after weight scopes as TensorFlow.js
  * makes them (<layer>/kernel, <bidirectional>/forward_<rnn>/kernel, <layer>/recurrent_kernel). */
+#include "io/keras_config.h"
 #include "io/keras_io.h"
 #include "io/model_json.h"
 #include "layers/layers.h"
@@ -165,4 +166,151 @@ loom_status loom_tfjs_export(loom_model *m, const char *path, loom_error *err) {
     free(text);
     free(bin);
     return s;
+}
+
+/* ---------------------------------------------------------------- import
+ * modelTopology is a Keras config (converter output nests it as model_config, beside
+ * training_config), read as Keras 2 (tfjs's hard_sigmoid is Keras 2's). Weights by their tfjs
+ * names from the shards of each manifest group, concatenated in order; every spec's shape and
+ * dtype checked against the layer, every shard's size against the specs, before a byte is copied. */
+
+#define TFJS_MAX_SHARD_BYTES ((size_t)1 << 32)
+
+typedef struct tfjs_spec {
+    const char *name;
+    const cJSON *shape;
+    int group;
+    size_t offset, bytes; /* within the group's bytes */
+} tfjs_spec;
+
+/* Reads group g's shards (plain file names beside path) into one buffer of `need` bytes. */
+static unsigned char *read_group(const cJSON *paths, const char *path, size_t need, const char *what, loom_error *err) {
+    unsigned char *buf = malloc(need + 1);
+    if (!buf) {
+        loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", what);
+        return NULL;
+    }
+    size_t at = 0;
+    const char *slash = strrchr(path, '/');
+    const cJSON *p;
+    cJSON_ArrayForEach(p, paths) {
+        if (!cJSON_IsString(p) || !p->valuestring[0] || strchr(p->valuestring, '/') || strchr(p->valuestring, '\\') ||
+            strcmp(p->valuestring, "..") == 0 || strlen(p->valuestring) > 255) {
+            loom_set_error(err, LOOM_ERR_DATA, "%s: a weight shard must be a plain file name beside model.json", what);
+            free(buf);
+            return NULL;
+        }
+        char file[1400];
+        snprintf(file, sizeof file, "%.*s%s", (int)(slash ? slash - path + 1 : 0), path, p->valuestring);
+        unsigned char *data = NULL;
+        size_t size = 0;
+        if (loom_read_file(file, &data, &size, err)) {
+            free(buf);
+            return NULL;
+        }
+        if (size > need - at) {
+            free(data);
+            free(buf);
+            loom_set_error(err, LOOM_ERR_DATA, "%s: shard %s holds more bytes than the manifest's weights", what, file);
+            return NULL;
+        }
+        memcpy(buf + at, data, size);
+        at += size;
+        free(data);
+    }
+    if (at != need) {
+        free(buf);
+        loom_set_error(err, LOOM_ERR_DATA, "%s: the shards hold %zu bytes, the manifest's weights %zu", what, at, need);
+        return NULL;
+    }
+    return buf;
+}
+
+loom_model *loom_tfjs_import(const cJSON *root, const char *path, int none_dim, const char *what, loom_error *err) {
+    const cJSON *topo = cJSON_GetObjectItemCaseSensitive(root, "modelTopology");
+    const cJSON *train = cJSON_GetObjectItemCaseSensitive(topo, "training_config");
+    if (cJSON_GetObjectItemCaseSensitive(topo, "model_config")) topo = cJSON_GetObjectItemCaseSensitive(topo, "model_config");
+    if (!train) train = cJSON_GetObjectItemCaseSensitive(root, "trainingConfig");
+    cJSON *norm = loom_keras_normalize(topo, 2, none_dim, what, err);
+    if (!norm) return NULL;
+    loom_model *m = loom_arch_from_json(norm, what, false, err);
+    cJSON_Delete(norm);
+    if (!m) return NULL;
+    /* the manifest: specs with their place in their group's bytes */
+    const cJSON *manifest = cJSON_GetObjectItemCaseSensitive(root, "weightsManifest");
+    int n_specs = 0, n_groups = cJSON_GetArraySize(manifest);
+    const cJSON *g, *w;
+    cJSON_ArrayForEach(g, manifest) n_specs += cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(g, "weights"));
+    tfjs_spec *specs = calloc((size_t)n_specs + 1, sizeof *specs);
+    size_t *group_bytes = calloc((size_t)n_groups + 1, sizeof *group_bytes);
+    unsigned char **group_data = calloc((size_t)n_groups + 1, sizeof *group_data);
+    float *next = malloc((m->n_params ? m->n_params : 1) * sizeof *next);
+    loom_status s = specs && group_bytes && group_data && next ? LOOM_OK : loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", what);
+    int k = 0, gi = 0;
+    cJSON_ArrayForEach(g, manifest) {
+        if (s) break;
+        cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(g, "weights")) {
+            const char *name = loom_json_str(w, "name"), *dtype = loom_json_str(w, "dtype");
+            const cJSON *shape = cJSON_GetObjectItemCaseSensitive(w, "shape");
+            size_t count = 1;
+            const cJSON *d;
+            bool ok = name && cJSON_IsArray(shape) && !cJSON_GetObjectItemCaseSensitive(w, "quantization") &&
+                      (!dtype || strcmp(dtype, "float32") == 0);
+            cJSON_ArrayForEach(d, shape) {
+                long v = loom_json_whole(d, 0, 1L << 31, -1);
+                if (v < 0 || (v && count > TFJS_MAX_SHARD_BYTES / 4 / (size_t)v)) ok = false;
+                else count *= (size_t)v;
+            }
+            if (!ok || group_bytes[gi] + count * 4 > TFJS_MAX_SHARD_BYTES) {
+                s = loom_set_error(err, LOOM_ERR_DATA, "%s: weight %.80s: a float32 array of bounded size is needed (no quantization)",
+                                   what, name ? name : "(unnamed)");
+                break;
+            }
+            specs[k++] = (tfjs_spec){.name = name, .shape = shape, .group = gi, .offset = group_bytes[gi], .bytes = count * 4};
+            group_bytes[gi] += count * 4;
+        }
+        gi++;
+    }
+    if (!s) memcpy(next, m->params, m->n_params * sizeof *next);
+    for (int i = 0; !s && i < m->n_layers; i++) {
+        const loom_layer *L = m->layers[i];
+        for (int wi = 0; !s && wi < L->n_weights; wi++) {
+            char name[4 * LOOM_NAME_MAX];
+            weight_name(L, wi, name, sizeof name);
+            const tfjs_spec *sp = NULL;
+            for (int j = 0; j < k && !sp; j++)
+                if (strcmp(specs[j].name, name) == 0) sp = &specs[j];
+            const loom_shape *ws = &L->weights[wi].shape;
+            bool same = sp && cJSON_GetArraySize(sp->shape) == ws->rank;
+            for (int d = 0; same && d < ws->rank; d++) same = loom_json_whole(cJSON_GetArrayItem(sp->shape, d), 0, 1L << 31, -1) == ws->dims[d];
+            if (!same) {
+                s = loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s: weight %s is %s the manifest", what, L->name, name,
+                                   sp ? "of another shape in" : "not in");
+                break;
+            }
+            if (!path) {
+                s = loom_set_error(err, LOOM_ERR_STATE, "%s: a tfjs model.json read from memory has no weight shards; import it from its file", what);
+                break;
+            }
+            if (!group_data[sp->group] &&
+                !(group_data[sp->group] = read_group(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(manifest, sp->group), "paths"),
+                                                     path, group_bytes[sp->group], what, err))) {
+                s = err->code;
+                break;
+            }
+            memcpy(next + L->weights[wi].offset, group_data[sp->group] + sp->offset, sp->bytes);
+        }
+    }
+    if (!s) memcpy(m->params, next, m->n_params * sizeof *next);
+    for (int i = 0; group_data && i < n_groups; i++) free(group_data[i]);
+    free(group_data);
+    free(group_bytes);
+    free(specs);
+    free(next);
+    if (s) {
+        loom_model_free(m);
+        return NULL;
+    }
+    if (cJSON_IsObject(train)) loom_keras_compile(m, train);
+    return m;
 }
