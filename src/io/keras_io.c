@@ -485,7 +485,7 @@ done:
     return m;
 }
 
-loom_model *loom_keras_import(const unsigned char *data, size_t size, const char *what, int none_dim, bool from_file,
+loom_model *loom_keras_import(const unsigned char *data, size_t size, const char *what, int none_dim,
                               loom_error *err) {
     if (loom_zip_signature(data, size)) return import_zip(data, size, what, none_dim, err);
     if (loom_h5_signature(data, size)) return import_h5(data, size, what, none_dim, err);
@@ -493,10 +493,7 @@ loom_model *loom_keras_import(const unsigned char *data, size_t size, const char
     cJSON *j = parse_json(data, size, what, "the file", err);
     if (!j) return NULL;
     loom_model *m = NULL;
-    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(j, "modelTopology");
-    if (arch) {
-        m = loom_tfjs_import(j, from_file ? what : NULL, none_dim, what, err);
-    } else {
+    {
         cJSON *norm = loom_keras_normalize(j, 3, none_dim, what, err);
         weight_source *srcs = NULL;
         int n = 0;

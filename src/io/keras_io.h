@@ -7,10 +7,8 @@
 
 /* A whole model from a Keras 3 .keras zip or a Keras 2 full-model .h5 (either, whatever the
  * name says), or from a bare Keras JSON config (weights then as initialised). none_dim: the size of
- * unknown (None) per-sample input dimensions, 0 to refuse them. from_file: `what` is the file's path
- * (a tfjs model.json's weight shards are read beside it; from memory they cannot be). NULL with
- * err set. */
-loom_model *loom_keras_import(const unsigned char *data, size_t size, const char *what, int none_dim, bool from_file,
+ * unknown (None) per-sample input dimensions, 0 to refuse them. NULL with err set. */
+loom_model *loom_keras_import(const unsigned char *data, size_t size, const char *what, int none_dim,
                               loom_error *err);
 /* Weights from a Keras 3 .weights.h5, a Keras 2 save_weights .h5 or a Keras 2 full-model .h5 into
  * m by layer name: all or nothing, every mismatch named. */
@@ -25,12 +23,6 @@ loom_status loom_keras_export(loom_model *m, const char *path, bool weights_only
 cJSON *loom_keras3_config(loom_model *m, loom_error *err);
 /* Writes bytes to path atomically (a temporary file renamed over it). */
 loom_status loom_write_bytes(const char *path, const unsigned char *data, size_t n, loom_error *err);
-/* TensorFlow.js layers format (tfjs.c): model.json (modelTopology, weightsManifest) and one .bin
- * shard beside it, named after it. */
-loom_status loom_tfjs_export(loom_model *m, const char *path, loom_error *err);
-/* A tfjs model.json (parsed) into a model; path: where it is (its shards are read beside it, plain
- * names only), NULL when it came from memory (then only a model without weights loads). */
-loom_model *loom_tfjs_import(const cJSON *root, const char *path, int none_dim, const char *what, loom_error *err);
 /* Keras 2 training_config / Keras 3 compile_config into loom_compile (keras_io.c); what it cannot
  * take over goes into m->compile_note. */
 void loom_keras_compile(loom_model *m, const cJSON *tc);

@@ -6,12 +6,24 @@
 #include "io/keras_io.h"
 #include "io/keras_zip.h"
 #include "io/model_json.h"
+#include "io/tfjs.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const unsigned char LOOM_MAGIC[4] = {0x89, 'L', 'O', 'O'};
+
+/* A JSON object with a "modelTopology" key: TensorFlow.js's model.json. */
+static bool is_tfjs(const unsigned char *d, size_t n) {
+    size_t i = 0;
+    while (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' || d[i] == '\n')) i++;
+    if (i >= n || d[i] != '{') return false;
+    static const char KEY[] = "\"modelTopology\"";
+    for (; i + sizeof KEY - 1 <= n; i++)
+        if (memcmp(d + i, KEY, sizeof KEY - 1) == 0) return true;
+    return false;
+}
 
 static bool ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
@@ -28,7 +40,14 @@ static loom_model *import_bytes(const void *data, size_t size, const char *what,
     else if (size >= 4 && memcmp(data, LOOM_MAGIC, 4) == 0) return loom_model_parse(data, size, what, errbuf, errlen);
     else if (opt && (opt->none_dim < 0 || opt->none_dim > (1 << 24)))
         loom_set_error(&err, LOOM_ERR_ARGUMENT, "import %s: none_dim %d is out of 0..%d", what, opt->none_dim, 1 << 24);
-    else m = loom_keras_import(data, size, what, none_dim, from_file, &err);
+    else if (is_tfjs(data, size)) {
+        /* a TensorFlow.js model.json: its shards lie beside the file (none from memory) */
+        cJSON *j = cJSON_ParseWithLength(data, size);
+        if (!j) loom_set_error(&err, LOOM_ERR_DATA, "%s: not valid JSON", what);
+        else m = loom_tfjs_import(j, from_file ? what : NULL, none_dim, what, &err);
+        cJSON_Delete(j);
+    } else
+        m = loom_keras_import(data, size, what, none_dim, &err);
     if (!m && errbuf && errlen) snprintf(errbuf, errlen, "%s", err.msg);
     return m;
 }

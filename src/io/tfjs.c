@@ -6,6 +6,7 @@
 #include "io/keras_config.h"
 #include "io/keras_io.h"
 #include "io/model_json.h"
+#include "io/tfjs.h"
 #include "layers/layers.h"
 #include "layers/rnn.h"
 #include "ops/activations.h"
