@@ -76,7 +76,7 @@ typedef struct class_keys {
     const char *keys;
 } class_keys;
 
-static const char *const COMMON_KEYS = " name trainable dtype batch_input_shape batch_shape input_shape input_dim_unused ";
+static const char *const COMMON_KEYS = " name trainable dtype batch_input_shape batch_shape input_shape ";
 #define ACT_KERNEL " activation use_bias kernel_initializer bias_initializer kernel_regularizer bias_regularizer activity_regularizer kernel_constraint bias_constraint lora_rank lora_alpha quantization_config "
 #define CONV_KEYS " filters kernel_size strides padding data_format dilation_rate groups" ACT_KERNEL
 #define POOL_KEYS " pool_size strides padding data_format "

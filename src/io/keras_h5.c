@@ -20,8 +20,6 @@ struct loom_h5 {
     char what[200];
 };
 
-bool loom_h5_available(void) { return true; }
-
 /* HDF5 prints its error stack to stderr by default; the library never prints. */
 static void quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
@@ -321,7 +319,6 @@ loom_status loom_h5_set_attr_string(loom_h5 *h, const char *obj, const char *att
 
 #define NO_HDF5(what) loom_set_error(err, LOOM_ERR_STATE, "%s: this loom was built without HDF5 (install libhdf5-dev and rebuild with LOOM_USE_HDF5=ON)", what)
 
-bool loom_h5_available(void) { return false; }
 loom_h5 *loom_h5_open_memory(const void *data, size_t size, const char *what, loom_error *err) {
     (void)data, (void)size;
     NO_HDF5(what);

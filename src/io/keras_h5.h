@@ -17,7 +17,6 @@
 
 typedef struct loom_h5 loom_h5;
 
-bool loom_h5_available(void);
 bool loom_h5_signature(const void *data, size_t size); /* starts with \x89HDF\r\n\x1a\n */
 
 /* Reading: a file image in memory (copied). NULL with err set. */

@@ -529,6 +529,12 @@ loom_status loom_keras_load_weights(loom_model *m, const unsigned char *data, si
     model_k3_paths(m, paths);
     char problems[LOOM_ERR_MAX] = "";
     int n_bad = 0;
+    /* every layer is read once into scratch first, so that every mismatch is named */
+    float *scratch = calloc(m->n_params ? m->n_params : 1, sizeof *scratch);
+    if (!scratch) {
+        s = loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", what);
+        goto done;
+    }
     for (int i = 0; i < m->n_layers; i++) {
         const loom_layer *L = m->layers[i];
         srcs[i].layer = L->name;
@@ -536,15 +542,8 @@ loom_status loom_keras_load_weights(loom_model *m, const unsigned char *data, si
         if (k3) snprintf(srcs[i].k3, PATH_LEN, "%s", paths[i]);
         else snprintf(srcs[i].k2, PATH_LEN, "%s%s", root, L->name);
         if (!L->n_weights) continue;
-        /* every layer checked, every mismatch named */
         loom_error e1 = {0};
-        float *scratch = calloc(m->n_params ? m->n_params : 1, sizeof *scratch);
-        if (!scratch) {
-            s = loom_set_error(err, LOOM_ERR_MEMORY, "%s: out of memory", what);
-            goto done;
-        }
         loom_status r = k3 ? read_k3_layer(h, L, srcs[i].k3, scratch, &e1, what) : read_k2_layer(h, L, &srcs[i], scratch, &e1, what);
-        free(scratch);
         if (r) {
             size_t used = strlen(problems);
             const char *msg = strncmp(e1.msg, what, strlen(what)) == 0 ? e1.msg + strlen(what) + 2 : e1.msg;
@@ -552,6 +551,7 @@ loom_status loom_keras_load_weights(loom_model *m, const unsigned char *data, si
             n_bad++;
         }
     }
+    free(scratch);
     if (n_bad) {
         s = loom_set_error(err, LOOM_ERR_SHAPE, "load_weights %s: %d layer(s) do not match, nothing was loaded: %s", what,
                            n_bad, problems);

@@ -13,8 +13,6 @@ bool loom_zip_signature(const void *data, size_t size) {
 
 #include <zip.h>
 
-bool loom_zip_available(void) { return true; }
-
 int loom_zip_member(const void *data, size_t size, const char *name, size_t max, unsigned char **out,
                     size_t *out_size, const char *what, loom_error *err) {
     *out = NULL;
@@ -122,7 +120,6 @@ loom_status loom_zip_write(const char *path, int n, const char *const *names, co
 
 #else
 
-bool loom_zip_available(void) { return false; }
 int loom_zip_member(const void *data, size_t size, const char *name, size_t max, unsigned char **out,
                     size_t *out_size, const char *what, loom_error *err) {
     (void)data, (void)size, (void)name, (void)max;

@@ -6,7 +6,6 @@
 
 #include "base/base.h"
 
-bool loom_zip_available(void);
 bool loom_zip_signature(const void *data, size_t size); /* starts with PK\3\4 */
 
 /* One member of a zip archive in memory, by exact name: its bytes (malloc'd, one NUL byte past
