@@ -1,6 +1,6 @@
 #!/bin/sh
-# Builds the libFuzzer targets (the data-file readers, the model file, architectures built through
-# the C API) and runs each for a bounded time.
+# Builds the libFuzzer targets of loom's readers and importers (data files, model files, the Keras
+# importer, architectures built through the C API) and runs each for a bounded time.
 #   fuzz/run.sh [seconds per target, default 60] [target ...]
 # Targets run side by side, one process each, at most $JOBS (default: the CPU count) at once. Prints the executions each reached; exits non-zero
 # if any target found a crash, a leak or undefined behaviour (the input is kept in
@@ -11,7 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-npy npz idx csv model arch}
+TARGETS=${*:-npy npz idx csv model arch keras}
 CC=${CC:-clang}
 OUT="$HERE/build"
 mkdir -p "$OUT/crashes"
@@ -20,9 +20,16 @@ SRCS="$ROOT/src/io/ndarray.c $ROOT/src/io/npy.c $ROOT/src/io/npz.c $ROOT/src/io/
 for t in $TARGETS; do
     echo "building fuzz_$t"
     # the model-file reader and the architecture builder need the whole library (and cJSON); the
-    # data readers only theirs
-    case $t in model|arch) srcs=$(echo "$ROOT"/src/*/*.c); libs="-lcjson -lz -lm -lpthread" ;; *) srcs=$SRCS; libs="-lz -lm" ;; esac
-    $CC -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=undefined \
+    # data readers only theirs; the Keras importer also HDF5 and libzip (pkg-config: hdf5-serial, libzip)
+    extra=
+    case $t in
+        model|arch) srcs=$(echo "$ROOT"/src/*/*.c); libs="-lcjson -lz -lm -lpthread" ;;
+        keras) srcs=$(echo "$ROOT"/src/*/*.c)
+               libs="-lcjson -lz -lm -lpthread $(pkg-config --libs hdf5-serial libzip)" || exit 2
+               extra="-DLOOM_HAVE_HDF5=1 -DLOOM_HAVE_LIBZIP=1 $(pkg-config --cflags hdf5-serial libzip)" ;;
+        *) srcs=$SRCS; libs="-lz -lm" ;;
+    esac
+    $CC -std=c11 $extra -g -O1 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=undefined \
         -D_POSIX_C_SOURCE=200809L -I"$ROOT/include" -I"$ROOT/src" \
         "$HERE/fuzz_$t.c" $srcs $libs -o "$OUT/fuzz_$t" || exit 2
 done
@@ -31,7 +38,7 @@ done
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 1)}
 running=0
 for t in $TARGETS; do
-    case $t in npy) dict=npy.dict ;; npz) dict=zip.dict ;; csv) dict=csv.dict ;; *) dict= ;; esac
+    case $t in npy) dict=npy.dict ;; npz) dict=zip.dict ;; csv) dict=csv.dict ;; keras) dict=keras.dict ;; *) dict= ;; esac
     mkdir -p "$OUT/corpus_$t"
     # New inputs go to build/corpus_<t>; the committed seeds in corpus/<t> are only read.
     # a fixed seed keeps CI's runs repeatable (the time limit still varies the count a little)

@@ -134,6 +134,9 @@ typedef enum loom_activation {
     LOOM_LEAKY_RELU,
     LOOM_SOFTPLUS,
     LOOM_SWISH,
+    LOOM_HARD_SIGMOID,        /* Keras 3: clip(x / 6 + 0.5, 0, 1) */
+    LOOM_HARD_SIGMOID_KERAS2, /* Keras 2's hard_sigmoid, clip(0.2 x + 0.5, 0, 1) ("hard_sigmoid_keras2";
+                                 the importer picks it for Keras 2 files) */
     LOOM_ACTIVATION_COUNT
 } loom_activation;
 /* The Keras name of an activation ("relu"), and the reverse (-1 when unknown). */
@@ -951,9 +954,10 @@ loom_status loom_model_save(loom_model *m, const char *path);
 loom_model *loom_model_load(const char *path, char *err, size_t errlen);
 /* The same from bytes in memory (fuzzing, embedded files); `what` names them in messages. */
 loom_model *loom_model_parse(const void *data, size_t size, const char *what, char *err, size_t errlen);
-/* Copies weights from a model file into m by layer name. Every layer of m with weights must be in
- * the file with the same weight shapes; otherwise nothing changes and the message lists each
- * mismatched layer. */
+/* Copies weights from a model file into m by layer name: a .loom file, a Keras 3 .weights.h5
+ * (layers by their Keras 3 class paths in m's layer order) or a Keras 2 .h5 (save_weights or a
+ * full model: by layer name). Every layer of m with weights must be in the file with the same
+ * weight shapes; otherwise nothing changes and the message lists each mismatched layer. */
 loom_status loom_load_weights(loom_model *m, const char *path);
 /* Every epoch trained since compile (the histories of successive fits joined; kept across save
  * and load), and how many epochs that is: pass it as initial_epoch to resume. */
@@ -984,6 +988,46 @@ loom_callback *loom_model_checkpoint(const char *path, const char *monitor, loom
  * "<path>.partial", then renamed over path.
  * LOOM_ERR_STATE when loom was built without ONNX support (CMake LOOM_USE_ONNX). */
 loom_status loom_model_export_onnx(loom_model *m, const char *path);
+/* ---- Keras and other model files (issue 15)
+ * Formats (README "Model files"): loom's own .loom; Keras 3 .keras (a zip of config.json,
+ * metadata.json and model.weights.h5); Keras 2 / tf.keras full-model .h5 (model_config and
+ * training_config attributes, model_weights/); weights-only Keras 3 .weights.h5 and Keras 2
+ * save_weights .h5. HDF5 needs libhdf5 and .keras libzip at build time (LOOM_USE_HDF5,
+ * LOOM_USE_LIBZIP); without them those formats are refused with a message saying so.
+ * HDF5's own parser is not hardened against hostile files: loom checks every dataset's class and
+ * shape against the architecture before reading it and bounds every string, but a crafted file
+ * can still reach HDF5's internals; import untrusted HDF5 files in a process you can lose. */
+
+/* A whole model from any file loom reads, the format taken from the content (not the name): a
+ * .loom file (as loom_model_load), a Keras 3 .keras zip, a Keras 2 full-model .h5, a
+ * TensorFlow.js layers model.json (its .bin shards read beside it; from memory only a model
+ * without weights), or a bare Keras JSON config (then the weights are freshly initialised). Keras configs of either dialect
+ * are read (Sequential, Functional, models nested as layers, which are flattened into the graph
+ * with their layers' names); every layer option is checked: one loom cannot honour (a weight
+ * constraint, an activity regularizer, channels_first, a frozen layer, return_state, initial
+ * states, ...) is an error naming the layer, its class and the key. Keras 2's hard_sigmoid is read
+ * as LOOM_HARD_SIGMOID_KERAS2. The file's compile settings (Keras 2 training_config, Keras 3
+ * compile_config) compile the model when loom has its losses and optimizer; otherwise the model is
+ * returned uncompiled and loom_model_compile_note (and fit's not-compiled error) says which
+ * output's loss is missing and how to pass it as a C loss. NULL with a message on error. */
+loom_model *loom_model_import(const char *path, char *err, size_t errlen);
+/* Options of an import. none_dim: the size given to every per-sample input dimension the file
+ * leaves unknown (None: a sequence length, say) — loom plans memory for fixed shapes, so without
+ * it (0) such a file is refused with a message naming the input. */
+typedef struct loom_import_options {
+    int none_dim;
+} loom_import_options;
+loom_model *loom_model_import_with(const char *path, const loom_import_options *opt, char *err, size_t errlen);
+/* The same from bytes in memory (fuzzing, embedded files); `what` names them in messages. */
+loom_model *loom_model_import_memory(const void *data, size_t size, const char *what, char *err, size_t errlen);
+/* What an importer could not take over from a file's compile settings ("" when nothing). */
+const char *loom_model_compile_note(const loom_model *m);
+/* Writes the model in the format its extension names: .loom (loom_model_save), .keras (Keras 3:
+ * config.json with build_config and compile_config, metadata.json, model.weights.h5 in the
+ * layers/<class>/vars/<i> layout, read by keras.saving.load_model), .weights.h5 (that weights
+ * file alone), .json (TensorFlow.js layers format: model.json and <stem>.weights.bin beside it,
+ * read by tf.loadLayersModel). Atomic per file. Message on m on error. */
+loom_status loom_model_export(loom_model *m, const char *path);
 
 /* ---------------------------------------------------------------- data files
  * Readers for NumPy .npy / .npz, CSV and IDX (MNIST family) files. Each converts to float32,

@@ -32,6 +32,8 @@ static void ref_act(loom_activation a, const double *z, double *y, int dim) {
         case LOOM_LEAKY_RELU: y[j] = v > 0 ? v : 0.2 * v; break;
         case LOOM_SOFTPLUS: y[j] = log1p(exp(v)); break;
         case LOOM_SWISH: y[j] = v * ref_sigmoid(v); break;
+        case LOOM_HARD_SIGMOID: y[j] = fmin(fmax(v / 6.0 + 0.5, 0.0), 1.0); break;
+        case LOOM_HARD_SIGMOID_KERAS2: y[j] = fmin(fmax(0.2 * v + 0.5, 0.0), 1.0); break;
         default: y[j] = NAN; break;
         }
     }

@@ -119,6 +119,12 @@ static void test_activation_values(void) {
     CHECK_CLOSE(act1(LOOM_SOFTPLUS, 100.0f), 100.0, 0, 1e-7); /* no overflow */
     CHECK_CLOSE(act1(LOOM_SWISH, 1.0f), 0.7310585786300049, 1e-7, 1e-6);
     CHECK_CLOSE(act1(LOOM_SWISH, -2.0f), -0.2384058440442351, 1e-7, 1e-6);
+    /* hard_sigmoid: Keras 3 clip(x / 6 + 0.5), Keras 2 clip(0.2 x + 0.5) */
+    CHECK_CLOSE(act1(LOOM_HARD_SIGMOID, 1.5f), 0.75, 1e-7, 1e-6);
+    CHECK(act1(LOOM_HARD_SIGMOID, 3.5f) == 1.0f && act1(LOOM_HARD_SIGMOID, -3.5f) == 0.0f);
+    CHECK_CLOSE(act1(LOOM_HARD_SIGMOID_KERAS2, 1.5f), 0.8, 1e-7, 1e-6);
+    CHECK(act1(LOOM_HARD_SIGMOID_KERAS2, 2.6f) == 1.0f && act1(LOOM_HARD_SIGMOID_KERAS2, -2.6f) == 0.0f);
+    CHECK(loom_activation_from_name("hard_sigmoid") == LOOM_HARD_SIGMOID);
 
     /* softmax over rows: [1,2,3], the same shifted by 1000 (stability), and [-1, 0.5] */
     float x[6] = {1, 2, 3, 1000, 1001, 1002}, y[6];

@@ -18,6 +18,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -118,7 +119,92 @@ static void grad_case(int kind, int seq, int back, int reset_after, int use_bias
     loom_graph_free(g);
 }
 
+/* Initial states (Keras's initial_state): gradients reach h0 (and c0), and the states change the
+ * output. */
+static void initial_state_case(int kind, int seq, int back) {
+    loom_graph *g = loom_graph_new(2);
+    loom_rnn_options o = loom_rnn_defaults();
+    o.return_sequences = seq;
+    o.go_backwards = back;
+    loom_layer *L = make_rnn(g, kind, 3, &o);
+    int n_in = kind == 1 ? 3 : 2; /* LSTM: h0 and c0 */
+    loom_shape in[3] = {{2, {4, 2}}, {1, {3}}, {1, {3}}};
+    op_harness H;
+    char label[96];
+    snprintf(label, sizeof label, "%s with initial states, seq %d back %d", L->op->class_name, seq, back);
+    if (oph_init(&H, L, n_in, in, 2, 1, 9) == LOOM_OK) {
+        oph_grad_check(&H, label, NULL);
+        /* zero states give the output of the layer called on the sequence alone */
+        float *keep = malloc(H.out_n * sizeof(float));
+        for (int i = 1; i < n_in; i++) memset(H.in[i], 0, H.in_n[i] * sizeof(float));
+        oph_forward(&H);
+        memcpy(keep, H.out, H.out_n * sizeof(float));
+        op_harness S;
+        if (oph_init(&S, L, 1, in, 2, 1, 9) == LOOM_OK) {
+            memcpy(S.in[0], H.in[0], H.in_n[0] * sizeof(float));
+            memcpy(S.w, H.w, H.n_w * sizeof(float));
+            oph_forward(&S);
+            CHECK(memcmp(S.out, keep, H.out_n * sizeof(float)) == 0);
+            oph_free(&S);
+        }
+        free(keep);
+    }
+    oph_free(&H);
+    loom_graph_free(g);
+}
+
+/* return_state: the final states after the output rows, their gradients by finite differences,
+ * and RecurrentOutput taking them apart (each piece equal to the layer without return_state). */
+static void return_state_case(int kind, int seq) {
+    loom_graph *g = loom_graph_new(2);
+    loom_rnn_options o = loom_rnn_defaults();
+    o.return_sequences = seq;
+    loom_layer *L = make_rnn(g, kind, 3, &o);
+    L->iarg[RNN_STATE] = 1;
+    loom_shape in = {2, {4, 2}};
+    op_harness H;
+    char label[96];
+    snprintf(label, sizeof label, "%s return_state seq %d", L->op->class_name, seq);
+    int S = loom_rnn_state_count(L);
+    if (oph_init(&H, L, 1, &in, 2, 1, 9) == LOOM_OK) {
+        CHECK(H.out_shape.rank == 2 && H.out_shape.dims[0] == (seq ? 4 : 1) + S);
+        oph_grad_check(&H, label, NULL);
+        /* the plain layer's output is the first rows; the state h is the last output */
+        loom_layer *P = make_rnn(g, kind, 3, &o);
+        op_harness Q;
+        if (oph_init(&Q, P, 1, &in, 2, 1, 9) == LOOM_OK) {
+            memcpy(Q.in[0], H.in[0], H.in_n[0] * sizeof(float));
+            memcpy(Q.w, H.w, H.n_w * sizeof(float));
+            oph_forward(&H);
+            oph_forward(&Q);
+            int rows = H.out_shape.dims[0], steps = seq ? 4 : 1;
+            for (int b = 0; b < 2; b++) {
+                CHECK(memcmp(H.out + (size_t)b * rows * 3, Q.out + (size_t)b * steps * 3, (size_t)steps * 3 * sizeof(float)) == 0);
+                CHECK(memcmp(H.out + ((size_t)b * rows + steps) * 3, Q.out + ((size_t)b * steps + steps - 1) * 3, 3 * sizeof(float)) == 0);
+            }
+            oph_free(&Q);
+        }
+        for (int k = 0; k <= S; k++) {
+            loom_layer *R = loom_recurrent_output(g, NULL, k, S, seq);
+            op_harness T;
+            snprintf(label, sizeof label, "RecurrentOutput %d of %s seq %d", k, L->op->class_name, seq);
+            if (R && oph_init(&T, R, 1, &H.out_shape, 2, 1, 9) == LOOM_OK) {
+                CHECK(T.out_shape.rank == (k == 0 && seq ? 2 : 1));
+                oph_grad_check(&T, label, NULL);
+                oph_free(&T);
+            }
+        }
+    }
+    oph_free(&H);
+    loom_graph_free(g);
+}
+
 static void test_gradients(void) {
+    for (int kind = 0; kind < 3; kind++)
+        for (int seq = 0; seq < 2; seq++) return_state_case(kind, seq);
+    for (int kind = 0; kind < 3; kind++)
+        for (int seq = 0; seq < 2; seq++)
+            for (int back = 0; back < 2; back++) initial_state_case(kind, seq, back);
     for (int kind = 0; kind < 3; kind++)
         for (int seq = 0; seq < 2; seq++)
             for (int back = 0; back < 2; back++) {

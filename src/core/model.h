@@ -116,6 +116,9 @@ struct loom_model {
     int *t_sole_pos;         /* position of the dw_sole node that writes the tensor's gradient, or -1 */
     /* compile state */
     bool compiled;
+    /* why a model made by an importer is not compiled, or what of the file's compile settings it
+     * left out (a loss, metric or optimizer loom does not have); "" when nothing */
+    char compile_note[LOOM_ERR_MAX];
     loom_optimizer opt;
     float *slots;
     bool sgd_in_backward;    /* plain SGD: layers that allow it are updated in the backward */

@@ -382,8 +382,9 @@ typedef struct parsed_file {
     section s[8];
 } parsed_file;
 
-/* The data readers' bounded read (regular files only, size checked before reading). */
-static loom_status read_file(const char *path, unsigned char **out, size_t *size, loom_error *err) {
+/* The data readers' bounded read (regular files only, size checked before reading); the Keras
+ * importer reads model files through it too. */
+loom_status loom_read_file(const char *path, unsigned char **out, size_t *size, loom_error *err) {
     char msg[LOOM_ERR_MAX];
     loom_status s = loom_ld_read_file(path, MAX_FILE_BYTES, out, size, msg, sizeof msg);
     if (s) loom_set_error(err, s, "%s", msg);
@@ -539,7 +540,7 @@ loom_model *loom_model_load(const char *path, char *errbuf, size_t errlen) {
     size_t size = 0;
     loom_model *m = NULL;
     if (!path) loom_set_error(&err, LOOM_ERR_ARGUMENT, "load: no path given");
-    else if (!read_file(path, &data, &size, &err)) m = model_from_bytes(data, size, path, false, &err);
+    else if (!loom_read_file(path, &data, &size, &err)) m = model_from_bytes(data, size, path, false, &err);
     free(data);
     if (errbuf && errlen) snprintf(errbuf, errlen, "%s", m ? "" : err.msg); /* success: no old message */
     return m;
@@ -555,14 +556,14 @@ loom_model *loom_model_parse(const void *data, size_t size, const char *what, ch
 
 /* ---------------------------------------------------------------- load_weights */
 
-loom_status loom_load_weights(loom_model *m, const char *path) {
+loom_status loom_load_weights_loom(loom_model *m, const char *path) {
     if (!m) return LOOM_ERR_ARGUMENT;
     loom_clear_error(&m->err);
     loom_error err = {0};
     unsigned char *data = NULL;
     size_t size = 0;
     if (!path) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "load_weights: no path given");
-    if (read_file(path, &data, &size, &err)) {
+    if (loom_read_file(path, &data, &size, &err)) {
         free(data);
         return loom_set_error(&m->err, err.code, "%s", err.msg);
     }

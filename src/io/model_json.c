@@ -439,7 +439,7 @@ static bool conv_from_json(loom_graph *g, const char *cls, const char *name, con
 static const loom_op *const SELF_DESCRIBING[] = {
     &loom_op_multi_head_attention, &loom_op_batch_normalization, &loom_op_layer_normalization, &loom_op_embedding,
     &loom_op_permute, &loom_op_repeat_vector, &loom_op_simple_rnn, &loom_op_lstm, &loom_op_gru,
-    &loom_op_bidirectional, NULL};
+    &loom_op_bidirectional, &loom_op_recurrent_output, NULL};
 
 static const loom_op *op_by_class(const char *cls) {
     for (size_t i = 0; SELF_DESCRIBING[i]; i++)

@@ -40,6 +40,11 @@ loom_history *loom_history_from_json(const cJSON *root, const char *what, loom_e
 
 uint32_t loom_crc32(uint32_t crc, const void *data, size_t n);
 
+/* A whole file into memory (model_file.c): malloc'd, one spare byte past the end; size-limited. */
+loom_status loom_read_file(const char *path, unsigned char **out, size_t *size, loom_error *err);
+/* loom_load_weights for a .loom file (model_file.c); model_import.c dispatches by content. */
+loom_status loom_load_weights_loom(loom_model *m, const char *path);
+
 /* Reading JSON values defensively (model_json.c): a field of an object, or the fallback when it
  * is absent or of another type; loom_json_whole gives `bad` unless the number is a whole number in
  * [lo, hi] (casting an out-of-range double is undefined behaviour). */

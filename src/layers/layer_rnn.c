@@ -9,6 +9,9 @@
  *   GRU        z, r = ract(.), hh = act(x.W_h + b_h + r*(h_prev.U_h + b_rh))   (reset_after)
  *                              hh = act(x.W_h + b_h + (r*h_prev).U_h)          (reset_before)
  *              h = z*h_prev + (1-z)*hh
+ * Initial states (Keras's initial_state): called with 1 + S inputs, (sequence, h0) or for LSTM
+ * (sequence, h0, c0), each (units); without them the states start at 0. Their gradients are
+ * dL/dh_0 and dL/dc_0.
  * go_backwards processes the steps last to first and, with return_sequences, returns the outputs
  * in that processed order (Keras). Masks: a padded step leaves the state (h, and c) unchanged and
  * outputs the carried h, or 0 with zero_output_for_mask (Bidirectional with return_sequences).
@@ -45,7 +48,16 @@ bool loom_is_rnn_op(const loom_op *op) {
 
 /* ---------------------------------------------------------------- build */
 
-static loom_status rnn_build_impl(loom_layer *L, const loom_shape *in, loom_shape *out, loom_error *err) {
+/* How many initial states the layer takes (h, and c for LSTM). */
+static int rnn_states(const loom_layer *L) { return rnn_kind(L) == KIND_LSTM ? 2 : 1; }
+int loom_rnn_state_count(const loom_layer *L) { return rnn_states(L); }
+
+/* Rows of one sample's output: the steps (or 1), then the final states with return_state. */
+static int out_rows(const loom_layer *L, int T) {
+    return (L->iarg[RNN_SEQ] ? T : 1) + (L->iarg[RNN_STATE] ? rnn_states(L) : 0);
+}
+
+static loom_status rnn_build_impl(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
     const loom_shape *x = &in[0];
     if (x->rank != 2) {
         char a[64];
@@ -54,9 +66,18 @@ static loom_status rnn_build_impl(loom_layer *L, const loom_shape *in, loom_shap
                               L->op->class_name, loom_shape_str(x, a, sizeof a));
     }
     int T = x->dims[0], F = x->dims[1], U = L->units, G = rnn_gates(L);
-    if (L->iarg[RNN_SEQ]) {
+    if (n_in != 1 && n_in != 1 + rnn_states(L))
+        return loom_set_error(err, LOOM_ERR_GRAPH, "%s (%s): takes a sequence and optionally %d initial state(s), got %d inputs",
+                              L->name, L->op->class_name, rnn_states(L), n_in);
+    for (int i = 1; i < n_in; i++)
+        if (in[i].rank != 1 || in[i].dims[0] != U) {
+            char a[64];
+            return loom_set_error(err, LOOM_ERR_SHAPE, "%s (%s): initial state %d must have shape (%d), got %s", L->name,
+                                  L->op->class_name, i - 1, U, loom_shape_str(&in[i], a, sizeof a));
+        }
+    if (L->iarg[RNN_SEQ] || L->iarg[RNN_STATE]) {
         out->rank = 2;
-        out->dims[0] = T;
+        out->dims[0] = out_rows(L, T);
         out->dims[1] = U;
     } else {
         out->rank = 1;
@@ -80,18 +101,17 @@ static loom_status rnn_build_impl(loom_layer *L, const loom_shape *in, loom_shap
 }
 
 static loom_status rnn_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
-    (void)n_in;
     if (L->iarg[RNN_OWNED])
         return loom_set_error(err, LOOM_ERR_GRAPH,
                               "%s (%s): this layer belongs to a wrapper (Bidirectional, TimeDistributed) "
                               "and cannot be called by itself",
                               L->name, L->op->class_name);
-    return rnn_build_impl(L, in, out, err);
+    return rnn_build_impl(L, n_in, in, out, err);
 }
 
 loom_status loom_wrapped_build(loom_layer *inner, int n_in, const loom_shape *in, loom_shape *out,
                                loom_error *err) {
-    if (loom_is_rnn_op(inner->op)) return rnn_build_impl(inner, in, out, err);
+    if (loom_is_rnn_op(inner->op)) return rnn_build_impl(inner, n_in, in, out, err);
     return inner->op->build(inner, n_in, in, out, err);
 }
 
@@ -152,6 +172,7 @@ typedef struct rnn_step {
     const loom_op_ctx *c;
     rnn_buf p;
     int B, T, U, GU, kind, s, t;
+    int Ro;                 /* rows of one sample's output: steps (or 1), then the final states */
     bool seq, zero_out, reset_after;
     loom_activation act, ract;
     const float *hp;        /* h of the step before, [b] rows */
@@ -238,7 +259,8 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
     const float *K = c->w, *R = c->w + (size_t)F * GU;
     const float *bias = L->iarg[RNN_BIAS] ? R + (size_t)U * GU : NULL;
     const float *rbias = bias && kind == KIND_GRU && reset_after ? bias + GU : NULL;
-    rnn_step j = {.L = L, .c = c, .B = B, .T = T, .U = U, .GU = GU, .kind = kind, .seq = seq,
+    const int Ro = out_rows(L, T);
+    rnn_step j = {.L = L, .c = c, .B = B, .T = T, .U = U, .GU = GU, .Ro = Ro, .kind = kind, .seq = seq,
                   .zero_out = zero_out, .reset_after = reset_after, .act = L->activation,
                   .ract = (loom_activation)L->iarg[RNN_RACT]};
     rnn_buf *p = &j.p;
@@ -250,8 +272,11 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
         for (size_t r = 0; r < rows; r++) memcpy(p->xp + r * GU, bias, (size_t)GU * sizeof(float));
     loom_sgemm(false, false, (int)rows, GU, F, 1.0f, c->in[0], F, K, GU, bias ? 1.0f : 0.0f, p->xp, GU);
 
-    memset(p->h, 0, (size_t)B * U * sizeof(float));
-    if (p->c) memset(p->c, 0, (size_t)B * U * sizeof(float));
+    /* the states start at 0 or at the initial states given */
+    if (c->n_in > 1) memcpy(p->h, c->in[1], (size_t)B * U * sizeof(float));
+    else memset(p->h, 0, (size_t)B * U * sizeof(float));
+    if (p->c && c->n_in > 2) memcpy(p->c, c->in[2], (size_t)B * U * sizeof(float));
+    else if (p->c) memset(p->c, 0, (size_t)B * U * sizeof(float));
     for (int s = 0; s < T; s++) {
         const int t = back ? T - 1 - s : s;
         j.s = s;
@@ -283,7 +308,7 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
                            (size_t)U * sizeof(float));
             }
             if (seq) {
-                float *o = c->out + ((size_t)b * T + s) * U;
+                float *o = c->out + ((size_t)b * Ro + s) * U;
                 if (valid || !zero_out)
                     memcpy(o, hnb, (size_t)U * sizeof(float));
                 else
@@ -291,7 +316,19 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
             }
         }
     }
-    if (!seq) memcpy(c->out, p->h + (size_t)T * B * U, (size_t)B * U * sizeof(float));
+    const float *hT = p->h + (size_t)T * B * U, *cT = p->c ? p->c + (size_t)T * B * U : NULL;
+    if (!seq && Ro == 1) memcpy(c->out, hT, (size_t)B * U * sizeof(float));
+    else if (!seq || L->iarg[RNN_STATE])
+        for (int b = 0; b < B; b++) { /* the last output, then the final states */
+            float *o = c->out + (size_t)b * Ro * U + (size_t)(seq ? T : 0) * U;
+            const size_t u = (size_t)U * sizeof(float);
+            if (!seq) {
+                memcpy(o, hT + (size_t)b * U, u);
+                o += U;
+            }
+            memcpy(o, hT + (size_t)b * U, u);
+            if (cT) memcpy(o + U, cT + (size_t)b * U, u);
+        }
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -307,7 +344,7 @@ static void bwd_gates(size_t b0, size_t b1, void *ctx) {
     float *dzx = p->xp;
     for (size_t b = b0; b < b1; b++) {
         if (j->seq && (step_valid(c->in_mask, (int)b, T, t) || !j->zero_out)) {
-            const float *d = c->dout + ((size_t)b * T + s) * U;
+            const float *d = c->dout + ((size_t)b * j->Ro + s) * U;
             for (int i = 0; i < U; i++) p->dh[b * U + i] += d[i];
         }
         if (!step_valid(c->in_mask, (int)b, T, t)) continue; /* gradients pass through unchanged */
@@ -381,7 +418,8 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
     const bool seq = L->iarg[RNN_SEQ], back = L->iarg[RNN_BACK], zero_out = L->iarg[RNN_ZERO];
     const bool reset_after = L->iarg[RNN_RESET], has_bias = L->iarg[RNN_BIAS];
     const float *K = c->w, *R = c->w + (size_t)F * GU;
-    rnn_step j = {.L = L, .c = c, .B = B, .T = T, .U = U, .GU = GU, .kind = kind, .seq = seq,
+    const int Ro = out_rows(L, T);
+    rnn_step j = {.L = L, .c = c, .B = B, .T = T, .U = U, .GU = GU, .Ro = Ro, .kind = kind, .seq = seq,
                   .zero_out = zero_out, .reset_after = reset_after, .act = L->activation,
                   .ract = (loom_activation)L->iarg[RNN_RACT]};
     rnn_buf *p = &j.p;
@@ -391,11 +429,19 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
 
     memset(dzx, 0, (size_t)B * T * GU * sizeof(float));
     memset(p->dzh, 0, (size_t)B * T * GU * sizeof(float));
-    if (seq)
+    if (seq && !L->iarg[RNN_STATE])
         memset(p->dh, 0, bu * sizeof(float));
-    else
+    else if (!seq && Ro == 1)
         memcpy(p->dh, c->dout, bu * sizeof(float));
     memset(p->dc, 0, bu * sizeof(float));
+    if (Ro > 1 && (L->iarg[RNN_STATE] || !seq))
+        for (int b = 0; b < B; b++) { /* the final h (twice without sequences) and c */
+            const float *d = c->dout + (size_t)b * Ro * U + (size_t)(seq ? T : 0) * U;
+            float *dh = p->dh + (size_t)b * U, *dc = p->dc + (size_t)b * U;
+            for (int i = 0; i < U; i++) dh[i] = seq ? d[i] : d[i] + d[U + i];
+            if (kind == KIND_LSTM)
+                for (int i = 0; i < U; i++) dc[i] = d[(seq ? 1 : 2) * U + i];
+        }
     float *dKr = c->dw ? c->dw + (size_t)F * GU : NULL;
 
     for (int s = T - 1; s >= 0; s--) {
@@ -452,6 +498,11 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
     if (c->din[0])
         loom_sgemm(false, true, B * T, F, GU, 1.0f, dzx, GU, K, GU, 1.0f, c->din[0], F);
+    /* after the first step's backward, dh and dc hold dL/dh_0 and dL/dc_0 */
+    if (c->n_in > 1 && c->din[1])
+        for (size_t i = 0; i < bu; i++) c->din[1][i] += p->dh[i];
+    if (c->n_in > 2 && c->din[2])
+        for (size_t i = 0; i < bu; i++) c->din[2][i] += p->dc[i];
 }
 
 /* ---------------------------------------------------------------- model files */
@@ -472,7 +523,7 @@ static bool rnn_save_config(const loom_layer *L, void *obj) {
     cJSON *c = obj;
     int kind = rnn_kind(L);
     cJSON_AddBoolToObject(c, "return_sequences", L->iarg[RNN_SEQ] != 0);
-    cJSON_AddBoolToObject(c, "return_state", false);
+    cJSON_AddBoolToObject(c, "return_state", L->iarg[RNN_STATE] != 0);
     cJSON_AddBoolToObject(c, "go_backwards", L->iarg[RNN_BACK] != 0);
     cJSON_AddBoolToObject(c, "stateful", false);
     cJSON_AddBoolToObject(c, "unroll", false);
@@ -514,10 +565,10 @@ static loom_layer *rnn_load(loom_graph *g, const char *name, const cJSON *c, int
     const char *shown = name ? name : cls;
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(c, "dropout");
     const cJSON *rd = cJSON_GetObjectItemCaseSensitive(c, "recurrent_dropout");
-    if (json_flag(c, "return_state", 0) || json_flag(c, "stateful", 0) ||
-        (cJSON_IsNumber(d) && d->valuedouble != 0.0) || (cJSON_IsNumber(rd) && rd->valuedouble != 0.0)) {
+    if (json_flag(c, "stateful", 0) || (cJSON_IsNumber(d) && d->valuedouble != 0.0) ||
+        (cJSON_IsNumber(rd) && rd->valuedouble != 0.0)) {
         loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
-                       "%s (%s): return_state, stateful, dropout and recurrent_dropout are not supported", shown, cls);
+                       "%s (%s): stateful, dropout and recurrent_dropout are not supported", shown, cls);
         return NULL;
     }
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(c, "units");
@@ -537,6 +588,7 @@ static loom_layer *rnn_load(loom_graph *g, const char *name, const cJSON *c, int
                     : kind == KIND_GRU ? loom_gru(g, name, units, &o)
                                        : loom_simple_rnn(g, name, units, &o);
     if (L) L->iarg[RNN_ZERO] = json_flag(c, "zero_output_for_mask", 0);
+    if (L) L->iarg[RNN_STATE] = json_flag(c, "return_state", 0);
     return L;
 }
 
@@ -550,7 +602,7 @@ static loom_layer *gru_load(loom_graph *g, const char *name, const void *c) { re
     {.class_name = cls,                                                                            \
      .base_name = base,                                                                            \
      .min_inputs = 1,                                                                              \
-     .max_inputs = 1,                                                                              \
+     .max_inputs = 3,                                                                              \
      .build = rnn_build,                                                                           \
      .scratch_size = rnn_scratch,                                                                  \
      .forward = rnn_forward,                                                                       \
@@ -616,4 +668,87 @@ loom_layer *loom_lstm(loom_graph *g, const char *name, int units, const loom_rnn
 }
 loom_layer *loom_gru(loom_graph *g, const char *name, int units, const loom_rnn_options *opt) {
     return rnn_new(g, &loom_op_gru, name, units, opt);
+}
+
+/* ---------------------------------------------------------------- RecurrentOutput
+ * iarg[0] k (0: the output, 1..S: a final state), iarg[1] S, iarg[2] seq. From the recurrent
+ * layer's (rows, units) it takes rows [0, rows - S) (k 0 with sequences: (steps, units)) or the
+ * one row 0 (k 0 without) or rows - S + k - 1 (a state), the last two as (units). */
+
+static void ro_rows(const loom_layer *L, int rows, int *first, int *n) {
+    int k = L->iarg[0], S = L->iarg[1];
+    *first = k == 0 ? 0 : rows - S + k - 1;
+    *n = k == 0 && L->iarg[2] ? rows - S : 1;
+}
+
+static loom_status ro_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
+    (void)n_in;
+    int first, n;
+    ro_rows(L, in[0].rank == 2 ? in[0].dims[0] : 0, &first, &n);
+    if (in[0].rank != 2 || first < 0 || n < 1 || first + n > in[0].dims[0]) {
+        char a[64];
+        return loom_set_error(err, LOOM_ERR_SHAPE, "%s (RecurrentOutput): %s is not the output of a return_state layer with %d state(s)",
+                              L->name, loom_shape_str(&in[0], a, sizeof a), L->iarg[1]);
+    }
+    bool rows = L->iarg[0] == 0 && L->iarg[2];
+    *out = rows ? (loom_shape){2, {n, in[0].dims[1]}} : (loom_shape){1, {in[0].dims[1]}};
+    return LOOM_OK;
+}
+
+static void ro_forward(const loom_layer *L, const loom_op_ctx *c) {
+    int R = c->in_shape[0].dims[0], U = c->in_shape[0].dims[1], first, n;
+    ro_rows(L, R, &first, &n);
+    for (int b = 0; b < c->batch; b++)
+        memcpy(c->out + (size_t)b * n * U, c->in[0] + ((size_t)b * R + first) * U, (size_t)n * U * sizeof(float));
+}
+
+static void ro_backward(const loom_layer *L, const loom_op_ctx *c) {
+    if (!c->din[0]) return;
+    int R = c->in_shape[0].dims[0], U = c->in_shape[0].dims[1], first, n;
+    ro_rows(L, R, &first, &n);
+    for (int b = 0; b < c->batch; b++) {
+        float *dx = c->din[0] + ((size_t)b * R + first) * U;
+        const float *dy = c->dout + (size_t)b * n * U;
+        for (size_t i = 0; i < (size_t)n * U; i++) dx[i] += dy[i];
+    }
+}
+
+static bool ro_save(const loom_layer *L, void *obj) {
+    return cJSON_AddNumberToObject(obj, "output", L->iarg[0]) && cJSON_AddNumberToObject(obj, "states", L->iarg[1]) &&
+           cJSON_AddBoolToObject(obj, "sequences", L->iarg[2] != 0);
+}
+
+static loom_layer *ro_load(loom_graph *g, const char *name, const void *config) {
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(config, "output"), *s = cJSON_GetObjectItemCaseSensitive(config, "states");
+    int kk = cJSON_IsNumber(k) && k->valuedouble >= 0 && k->valuedouble <= 2 ? (int)k->valuedouble : -1;
+    int ss = cJSON_IsNumber(s) && s->valuedouble >= 1 && s->valuedouble <= 2 ? (int)s->valuedouble : -1;
+    return loom_recurrent_output(g, name, kk, ss, json_flag(config, "sequences", 0));
+}
+
+const loom_op loom_op_recurrent_output = {
+    .class_name = "RecurrentOutput",
+    .base_name = "recurrent_output",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .build = ro_build,
+    .forward = ro_forward,
+    .backward = ro_backward,
+    .mask_mode = LOOM_MASK_DROP,
+    .save_config = ro_save,
+    .load_config = ro_load,
+};
+
+loom_layer *loom_recurrent_output(loom_graph *g, const char *name, int k, int states, int seq) {
+    if (!g || g->err.code) return NULL;
+    if (states < 1 || states > 2 || k < 0 || k > states) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (RecurrentOutput): output %d of %d state(s) does not exist",
+                       name ? name : "recurrent_output", k, states);
+        return NULL;
+    }
+    loom_layer *L = loom_graph_new_layer(g, &loom_op_recurrent_output, name);
+    if (!L) return NULL;
+    L->iarg[0] = k;
+    L->iarg[1] = states;
+    L->iarg[2] = seq != 0;
+    return L;
 }

@@ -271,6 +271,10 @@ static loom_layer *bi_load_config(loom_graph *g, const char *name, const void *o
     cJSON_ReplaceItemInObjectCaseSensitive(fcfg, "go_backwards", cJSON_CreateFalse());
     loom_layer *rnn = op->load_config(g, iname, fcfg);
     cJSON_Delete(fcfg);
+    if (rnn && rnn->iarg[RNN_STATE]) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (Bidirectional): a wrapped layer with return_state is not supported", shown);
+        return NULL;
+    }
     return rnn ? bi_make(g, name, rnn, (loom_merge_mode)mode, bname) : NULL;
 }
 

@@ -6,7 +6,14 @@
 
 /* Op tables (model files: model_json.c's SELF_DESCRIBING list). */
 extern const loom_op loom_op_simple_rnn, loom_op_lstm, loom_op_gru, loom_op_bidirectional,
-    loom_op_time_distributed;
+    loom_op_time_distributed, loom_op_recurrent_output;
+
+/* Keras's return_state, taken apart: output k of a return_state recurrent layer with S states
+ * (k 0: the output, 1..S: the final h, c), seq: whether that layer returns sequences. Called on
+ * the layer's output. No weights. */
+loom_layer *loom_recurrent_output(loom_graph *g, const char *name, int k, int states, int seq);
+/* How many states a recurrent layer carries (LSTM 2, else 1). */
+int loom_rnn_state_count(const loom_layer *L);
 
 /* Configuration of the recurrent layers: L->units, L->activation, and iarg slots. */
 enum {
@@ -18,7 +25,10 @@ enum {
     RNN_RESET = 5,  /* reset_after (GRU) */
     RNN_ZERO = 6,   /* zero_output_for_mask: masked steps output 0 (Bidirectional forces it with
                        return_sequences, as Keras does) */
-    RNN_OWNED = 7   /* 1 once a wrapper owns the layer: it may no longer be called by itself */
+    RNN_OWNED = 7,  /* 1 once a wrapper owns the layer: it may no longer be called by itself */
+    RNN_STATE = 8   /* return_state: the output holds the final states after the output rows, one
+                       row each: (steps + S, units) with return_sequences, else (1 + S, units);
+                       S = 2 (h, c) for LSTM, 1 (h) otherwise. RecurrentOutput layers take them apart */
 };
 
 /* SimpleRNN, LSTM or GRU? */

@@ -16,6 +16,7 @@ static const char *const act_names[LOOM_ACTIVATION_COUNT] = {
     [LOOM_TANH] = "tanh",       [LOOM_SOFTMAX] = "softmax", [LOOM_GELU] = "gelu",
     [LOOM_ELU] = "elu",         [LOOM_LEAKY_RELU] = "leaky_relu",
     [LOOM_SOFTPLUS] = "softplus", [LOOM_SWISH] = "swish",
+    [LOOM_HARD_SIGMOID] = "hard_sigmoid", [LOOM_HARD_SIGMOID_KERAS2] = "hard_sigmoid_keras2",
 };
 
 /* "unknown" rather than NULL so that callers can print it in a message without a check. */
@@ -259,6 +260,12 @@ static void act_forward_serial(loom_activation a, const float *x, float *y, size
     case LOOM_SWISH:
         for (size_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
         break;
+    case LOOM_HARD_SIGMOID:
+        for (size_t i = 0; i < n; i++) y[i] = fminf(fmaxf(x[i] / 6.0f + 0.5f, 0.0f), 1.0f);
+        break;
+    case LOOM_HARD_SIGMOID_KERAS2:
+        for (size_t i = 0; i < n; i++) y[i] = fminf(fmaxf(0.2f * x[i] + 0.5f, 0.0f), 1.0f);
+        break;
     default:
         break;
     }
@@ -302,6 +309,12 @@ bool loom_act_needs_input(loom_activation a) {
         break;                                                                               \
     case LOOM_SOFTPLUS:                                                                      \
         for (size_t i = 0; i < n; i++) APPLY(i, sigmoidf(x[i]));                             \
+        break;                                                                               \
+    case LOOM_HARD_SIGMOID: /* flat where clipped: y in (0, 1) tells the slope from y alone */ \
+        for (size_t i = 0; i < n; i++) APPLY(i, y[i] > 0.0f && y[i] < 1.0f ? 1.0f / 6.0f : 0.0f); \
+        break;                                                                               \
+    case LOOM_HARD_SIGMOID_KERAS2:                                                           \
+        for (size_t i = 0; i < n; i++) APPLY(i, y[i] > 0.0f && y[i] < 1.0f ? 0.2f : 0.0f);   \
         break;                                                                               \
     case LOOM_SWISH:                                                                         \
         for (size_t i = 0; i < n; i++) {                                                     \

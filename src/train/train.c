@@ -94,7 +94,8 @@ static void logs_free(epoch_logs *e) {
 
 static loom_status check_ready(loom_model *m, const char *what) {
     if (!m->compiled)
-        return loom_set_error(&m->err, LOOM_ERR_STATE, "%s: the model must be compiled first (loom_compile)", what);
+        return loom_set_error(&m->err, LOOM_ERR_STATE, "%s: the model must be compiled first (loom_compile)%s%.400s", what,
+                              m->compile_note[0] ? ": " : "", m->compile_note);
     for (int k = 0; k < m->n_outputs; k++)
         if (m->outputs[k].loss.kind != LOSS_NONE) return LOOM_OK;
     return loom_set_error(&m->err, LOOM_ERR_STATE, "%s: no output has a loss", what);
