@@ -891,6 +891,10 @@ int loom_dist_rank(const loom_dist *d);
 int loom_dist_size(const loom_dist *d);
 /* The gradient bucket size in bytes (default 4 MiB; clamped to 256 B .. 1 GiB). */
 void loom_dist_set_bucket_bytes(loom_dist *d, size_t bytes);
+/* Where this rank's distributed steps spent their time, summed over every fit with this context:
+ * *steps training steps, *wait_s seconds waiting after the backward for the gradient reductions
+ * to finish (what the overlap with the backward did not hide). Either pointer may be NULL. */
+void loom_dist_stats(const loom_dist *d, long *steps, double *wait_s);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,8 @@
 struct loom_dist {
     int rank, size;
     size_t bucket_bytes;
+    long steps;    /* loom_dist_stats */
+    double wait_s;
 #ifdef LOOM_HAVE_MPI
     MPI_Comm comm;
     bool finalize; /* loom_dist_create initialised MPI */
@@ -91,6 +93,11 @@ void loom_dist_set_bucket_bytes(loom_dist *d, size_t bytes) {
     d->bucket_bytes = bytes < BUCKET_MIN ? BUCKET_MIN : bytes > BUCKET_MAX ? BUCKET_MAX : bytes;
 }
 
+void loom_dist_stats(const loom_dist *d, long *steps, double *wait_s) {
+    if (steps) *steps = d ? d->steps : 0;
+    if (wait_s) *wait_s = d ? d->wait_s : 0;
+}
+
 void loom_dist_shard(int rank, int size, int per_rank, size_t global, size_t *offset, int *count) {
     if (global >= (size_t)size * (size_t)per_rank) { /* a full global batch */
         *offset = (size_t)rank * (size_t)per_rank;
@@ -142,14 +149,11 @@ struct loom_dist_grads {
     int next;       /* the next bucket to start this step */
     float scale;
     loom_status status;
-    double wait_s;
 #ifdef LOOM_HAVE_MPI
     MPI_Request *req;
 #endif
 };
 
-int loom_dist_grads_buckets(const loom_dist_grads *g) { return g->n; }
-double loom_dist_grads_wait_seconds(const loom_dist_grads *g) { return g->wait_s; }
 
 /* The earliest position in the order of a node whose layer owns tensor t: its gradient is final
  * once the backward has passed it. -1 (final only after the backward) when the regularisation
@@ -276,6 +280,7 @@ loom_status loom_dist_grads_finish(loom_dist_grads *g) {
     }
 #endif
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    g->wait_s += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (g->d) g->d->wait_s += waited, g->d->steps++;
     return g->status;
 }

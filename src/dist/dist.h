@@ -29,9 +29,7 @@ loom_dist_grads *loom_dist_grads_new(loom_dist *d, loom_model *m, loom_error *er
 void loom_dist_grads_free(loom_dist_grads *g);
 /* Every rank scales its gradient by `scale` (its share of the global batch) before the sum. */
 void loom_dist_grads_begin(loom_dist_grads *g, float scale);
+/* Also counts the step and the time it waited in the context's stats (loom_dist_stats). */
 loom_status loom_dist_grads_finish(loom_dist_grads *g);
-/* Seconds spent in finish (waiting after the backward) since the reducer was made. */
-double loom_dist_grads_wait_seconds(const loom_dist_grads *g);
-int loom_dist_grads_buckets(const loom_dist_grads *g);
 
 #endif
