@@ -883,7 +883,8 @@ loom_status loom_csv_select(const loom_csv *csv, int n, const char *const *colum
 /* 1 when loom was built with MPI, else 0. */
 int loom_dist_available(void);
 /* A context over a communicator: comm points to an MPI_Comm (NULL: MPI_COMM_WORLD), so loom.h
- * does not need mpi.h. Initialises MPI if the program has not (and then finalises it in
+ * does not need mpi.h. Collective: every rank of the communicator calls it (and
+ * loom_dist_free). Initialises MPI if the program has not (and then finalises it in
  * loom_dist_free). NULL with a message in err when loom was built without MPI or MPI fails. */
 loom_dist *loom_dist_create(const void *comm, char *err, size_t errlen);
 void loom_dist_free(loom_dist *d);

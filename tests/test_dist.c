@@ -270,7 +270,13 @@ static void dropout_case(loom_dist *d) {
     make_view(&v, &tr, 0, tr.n);
     loom_model *m = make_model(1, 0.3f);
     loom_fit_options fo = fit_options(GLOBAL_BATCH / ranks, 2, NULL, NULL, d);
+    fo.verbose = 2; /* one progress line per epoch, on rank 0 only */
+    fo.out = tmpfile();
+    CHECK(fo.out != NULL);
+    if (!fo.out) return;
     CHECK_STATUS(loom_fit(m, &v.data, &fo, NULL), LOOM_OK);
+    CHECK(rank == 0 ? ftell(fo.out) > 0 : ftell(fo.out) == 0);
+    fclose(fo.out);
     CHECK(same_on_all_ranks(loom_params(m), loom_param_count(m) * sizeof(float)));
     loom_model_free(m);
     free_data(&tr);
@@ -334,14 +340,24 @@ static void mode_save(loom_dist *d, const char *path) {
     make_view(&v, &tr, 0, tr.n);
     if (rank == 0) remove(path);
     loom_model *m = make_model(1, 0);
+    /* a second checkpoint whose path names the rank: only rank 0's may appear */
+    char mine[4200];
+    snprintf(mine, sizeof mine, "%s.rank%d", path, rank);
+    remove(mine);
     loom_callback *ck = loom_model_checkpoint(path, NULL, LOOM_MODE_AUTO, 0, 0);
-    loom_callback *cbs[] = {ck};
+    loom_callback *ck_rank = loom_model_checkpoint(mine, NULL, LOOM_MODE_AUTO, 0, 0);
+    loom_callback *cbs[] = {ck, ck_rank};
     loom_fit_options fo = fit_options(GLOBAL_BATCH / ranks, 2, NULL, NULL, d);
-    fo.n_callbacks = 1, fo.callbacks = cbs;
+    fo.n_callbacks = 2, fo.callbacks = cbs;
     CHECK_STATUS(loom_fit(m, &v.data, &fo, NULL), LOOM_OK);
 #ifdef LOOM_HAVE_MPI
     MPI_Barrier(MPI_COMM_WORLD);
 #endif
+    FILE *f = fopen(mine, "rb");
+    CHECK(rank == 0 ? f != NULL : f == NULL);
+    if (f) fclose(f);
+    remove(mine);
+    loom_callback_free(ck_rank);
     continue_and_compare(path, NULL, &tr); /* at one process */
     loom_callback_free(ck);
     loom_model_free(m);
