@@ -2,7 +2,8 @@
 """The ring-allreduce model of docs/scaling.md: projects step time and efficiency of data-parallel
 training from a measured one-rank step time and the gradient size.
 
-  t_comm(N) = 2 (N-1)/N * bytes / bandwidth + 2 (N-1) * latency
+  t_comm(N) = 2 (N-1)/N * bytes / bandwidth + k * 2 (N-1) * latency
+             (k = ceil(bytes / bucket): loom reduces k buckets, each a ring that pays the latency)
   t_compute(N, G) = t1 * (G / B1) / N           (t1: measured step at batch B1 on one rank)
   step = t_compute + max(0, t_comm - overlap * t_compute)   (overlap: the backward's share that
                                                               the reductions can hide, ~2/3)
@@ -22,8 +23,9 @@ NETWORKS = {"10 Gb/s (25 us)": (10e9 / 8, 25e-6), "100 Gb/s (5 us)": (100e9 / 8,
 OVERLAP = 2.0 / 3.0
 
 
-def project(floats, t1, b1, n, g, bw, lat):
-    comm = 2 * (n - 1) / n * floats * 4 / bw + 2 * (n - 1) * lat
+def project(floats, t1, b1, n, g, bw, lat, bucket):
+    k = -(-floats * 4 // bucket)
+    comm = 2 * (n - 1) / n * floats * 4 / bw + k * 2 * (n - 1) * lat
     compute = t1 * (g / b1) / n
     step = compute + max(0.0, comm - OVERLAP * compute)
     g_star = n * b1 * comm / (OVERLAP * t1)
@@ -31,15 +33,16 @@ def project(floats, t1, b1, n, g, bw, lat):
 
 
 def main():
-    print("| model | network | ranks | global batch | t_comm ms | t_compute ms | step ms | efficiency | stops scaling below global batch |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | network | bucket | ranks | global batch | t_comm ms | t_compute ms | step ms | efficiency | stops scaling below global batch |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, (floats, t1, b1) in MODELS.items():
         for net, (bw, lat) in NETWORKS.items():
-            for n in (8, 64, 512):
-                g = b1 * n  # the per-rank batch of the benchmark on every rank
-                comm, compute, step, eff, g_star = project(floats, t1, b1, n, g, bw, lat)
-                print(f"| {name} ({floats * 4 / 1e6:.1f} MB) | {net} | {n} | {g} | {comm * 1e3:.2f} | {compute * 1e3:.2f} | "
-                      f"{step * 1e3:.2f} | {eff * 100:.0f} % | {g_star:.0f} |")
+            for bucket in (4 << 20, 64 << 20):
+                for n in (8, 64, 512):
+                    g = b1 * n  # the per-rank batch of the benchmark on every rank
+                    comm, compute, step, eff, g_star = project(floats, t1, b1, n, g, bw, lat, bucket)
+                    print(f"| {name} ({floats * 4 / 1e6:.1f} MB) | {net} | {bucket >> 20} MiB | {n} | {g} | {comm * 1e3:.2f} | "
+                          f"{compute * 1e3:.2f} | {step * 1e3:.2f} | {eff * 100:.0f} % | {g_star:.0f} |")
     return 0
 
 
