@@ -874,10 +874,12 @@ loom_status loom_csv_select(const loom_csv *csv, int n, const char *const *colum
  *  - Faults: an error on one rank (bad data, a non-finite loss, a failing callback or batch
  *    function) stops every rank at the same step: that rank returns its own message, the others
  *    LOOM_ERR_DIST naming the step. A rank that dies is handled by mpirun, which ends the job.
- *  - Not (yet) distributed: multi-task balancing methods (refused with LOOM_ERR_DIST), and
- *    BatchNormalization's moving statistics and masked sequence outputs (computed per rank).
- *    Dropout draws a different mask stream on each rank (statistically, not bitwise, equal to one
- *    process).
+ *  - Non-trainable state (BatchNormalization's moving statistics) is computed from each rank's
+ *    batch and then rank 0's is broadcast after every step (PyTorch DDP's broadcast_buffers), so
+ *    every rank holds the same model; the normalisation itself uses per-rank batch statistics.
+ *  - Not (yet) distributed: multi-task balancing methods and outputs whose loss a sequence mask
+ *    normalises (both refused with LOOM_ERR_DIST). Dropout draws a different mask stream on each
+ *    rank (statistically, not bitwise, equal to one process).
  * With loom_fit_generator each rank's batch function returns that rank's part of the step. */
 
 /* 1 when loom was built with MPI, else 0. */
@@ -890,6 +892,10 @@ loom_dist *loom_dist_create(const void *comm, char *err, size_t errlen);
 void loom_dist_free(loom_dist *d);
 int loom_dist_rank(const loom_dist *d);
 int loom_dist_size(const loom_dist *d);
+/* The number of processes an MPI launcher (mpirun, mpiexec, srun) started this one among, from
+ * its environment; 0 when not started by one. Works without MPI built in, so a program can
+ * refuse to train N independent copies. */
+int loom_dist_launcher_size(void);
 /* The gradient bucket size in bytes (default 4 MiB; clamped to 256 B .. 1 GiB). */
 void loom_dist_set_bucket_bytes(loom_dist *d, size_t bytes);
 /* Where this rank's distributed steps spent their time, summed over every fit with this context:

@@ -282,7 +282,38 @@ static void dropout_case(loom_dist *d) {
     free_data(&tr);
 }
 
+/* BatchNormalization: per-rank batch statistics, rank 0's moving statistics broadcast after
+ * every step: every rank ends with the same model, moving statistics included */
+static void batchnorm_case(loom_dist *d) {
+    dataset tr = make_data(60, 8);
+    view v;
+    make_view(&v, &tr, 0, tr.n);
+    loom_graph *g = loom_graph_new(3);
+    loom_tensor *x = loom_input(g, "x", 1, (int[]){FEAT});
+    loom_tensor *h = loom_call(loom_dense(g, "h1", 8, LOOM_LINEAR, NULL), x);
+    h = loom_call(loom_batch_normalization(g, "bn", NULL), h);
+    loom_tensor *c = loom_call(loom_dense(g, "cls", 3, LOOM_SOFTMAX, NULL), h);
+    loom_tensor *r = loom_call(loom_dense(g, "reg", 1, LOOM_LINEAR, NULL), h);
+    loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){c, r});
+    loom_loss l[] = {{.name = "categorical_crossentropy"}, {.name = "mse"}};
+    loom_compile_config cfg = {.n_losses = 2, .losses = l, .optimizer = loom_adam(0.01f)};
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    float *before = malloc(loom_param_count(m) * sizeof(float));
+    memcpy(before, loom_params(m), loom_param_count(m) * sizeof(float));
+    loom_fit_options fo = fit_options(GLOBAL_BATCH / ranks, 2, NULL, NULL, d);
+    CHECK_STATUS(loom_fit(m, &v.data, &fo, NULL), LOOM_OK);
+    CHECK(same_on_all_ranks(loom_params(m), loom_param_count(m) * sizeof(float)));
+    /* the moving mean moved (weight 2 of the layer: gamma, beta, moving mean, moving variance) */
+    size_t at = loom_param_offset(m, "bn", 2);
+    CHECK(memcmp(before + at, loom_params(m) + at, 8 * sizeof(float)) != 0);
+    free(before);
+    loom_model_free(m);
+    free_data(&tr);
+}
+
 static void mode_equiv(loom_dist *d) {
+    CHECK(loom_dist_launcher_size() == ranks);
+    batchnorm_case(d);
     /* 103 = 8 x 12 + 7 and 97 = 8 x 12 + 1: the last global batch is partial, and in the second
      * it leaves every rank but rank 0 without a sample */
     for (int adam = 0; adam <= 1; adam++) {

@@ -69,9 +69,12 @@ loom_dist *loom_dist_create(const void *comm, char *err, size_t errlen) {
     return d;
 #else
     (void)comm;
+    int launched = loom_dist_launcher_size();
     if (err && errlen)
         snprintf(err, errlen, "loom_dist_create: loom was built without MPI (configure with -DLOOM_USE_MPI=ON and an MPI "
-                              "installed, e.g. Debian's openmpi-bin libopenmpi-dev)");
+                              "installed, e.g. Debian's openmpi-bin libopenmpi-dev)%s",
+                 launched > 1 ? "; this process is one of several started by an MPI launcher, each of which would "
+                                "train alone" : "");
     return NULL;
 #endif
 }
@@ -133,6 +136,36 @@ static loom_status reduce(loom_dist *d, void *v, int n, bool is_double, int op, 
 loom_status loom_dist_sum(loom_dist *d, double *v, int n, loom_error *err) { return reduce(d, v, n, true, 0, err); }
 loom_status loom_dist_max(loom_dist *d, double *v, int n, loom_error *err) { return reduce(d, v, n, true, 1, err); }
 loom_status loom_dist_or(loom_dist *d, bool *flags, int n, loom_error *err) { return reduce(d, flags, n, false, 2, err); }
+
+loom_status loom_dist_bcast(loom_dist *d, float *p, size_t n, loom_error *err) {
+#ifdef LOOM_HAVE_MPI
+    if (!d || d->size == 1) return LOOM_OK;
+    for (size_t done = 0; done < n;) { /* counts are ints */
+        size_t part = n - done < (size_t)INT_MAX ? n - done : (size_t)INT_MAX;
+        int rc = MPI_Bcast(p + done, (int)part, MPI_FLOAT, 0, d->comm);
+        if (rc != MPI_SUCCESS) return mpi_fail(d, rc, "MPI_Bcast", err);
+        done += part;
+    }
+    return LOOM_OK;
+#else
+    (void)d, (void)p, (void)n, (void)err;
+    return LOOM_OK;
+#endif
+}
+
+int loom_dist_launcher_size(void) {
+    /* Open MPI, MPICH / Intel MPI (PMI), PMIx launchers, Slurm's srun */
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end == '\0' && n >= 1 && n <= INT_MAX) return (int)n;
+        }
+    }
+    return 0;
+}
 
 /* ---------------------------------------------------------------- gradient buckets */
 

@@ -18,6 +18,8 @@ void loom_dist_shard(int rank, int size, int per_rank, size_t global, size_t *of
 loom_status loom_dist_sum(loom_dist *d, double *v, int n, loom_error *err);
 /* Maximum of v[0..n) over the ranks, in place (blocking). */
 loom_status loom_dist_max(loom_dist *d, double *v, int n, loom_error *err);
+/* Rank 0's n floats at p to every rank (blocking). */
+loom_status loom_dist_bcast(loom_dist *d, float *p, size_t n, loom_error *err);
 /* Logical or of flags[0..n) over the ranks, in place (blocking). */
 loom_status loom_dist_or(loom_dist *d, bool *flags, int n, loom_error *err);
 

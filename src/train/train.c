@@ -277,6 +277,11 @@ static loom_status dist_train_step(loom_model *m, dist_fit *df, loom_status loca
                          m->n_params, m->n_tensors, m->t_offset, m->t_size, m->t_active);
     m->iterations++;
     m->rng_step++;
+    /* non-trainable state (moving statistics) from rank 0, as PyTorch DDP's broadcast_buffers */
+    for (int t = 0; t < m->n_tensors; t++)
+        if (m->tensors[t].layer->weights[m->tensors[t].index].non_trainable &&
+            (s = loom_dist_bcast(df->d, m->params + m->t_offset[t], m->t_size[t], &m->err)))
+            return s;
     return LOOM_OK;
 }
 
@@ -661,6 +666,14 @@ static loom_status run_fit(loom_model *m, batch_source *src, const loom_bound_da
     if (loom_balance_active(m)) /* the same on every rank: compiled alike */
         return loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: multi-task balancing methods are not distributed "
                               "yet; compile with fixed loss weights");
+    if ((s = loom_engine_plan(m, plan))) return s; /* the masks are known once planned */
+    for (int k = 0; k < m->n_outputs; k++) {
+        const loom_output *out = &m->outputs[k];
+        const float *mask = m->order[out->pos].mask;
+        if (out->loss.kind != LOSS_NONE && mask && out->rows_per_sample == (size_t)m->order[out->pos].node->out_shape.dims[0])
+            return loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: output %s is masked; its loss is normalised by "
+                                  "the valid steps of the batch, which a distributed fit does not reduce yet", out->name);
+    }
     int ranks = loom_dist_size(d), rank = loom_dist_rank(d);
     if (src->arrays) {
         size_t global = (size_t)o->batch_size * (size_t)ranks;
