@@ -666,12 +666,12 @@ static loom_status run_fit(loom_model *m, batch_source *src, const loom_bound_da
     if (loom_balance_active(m)) /* the same on every rank: compiled alike */
         return loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: multi-task balancing methods are not distributed "
                               "yet; compile with fixed loss weights");
-    if ((s = loom_engine_plan(m, plan))) return s; /* the masks are known once planned */
-    for (int k = 0; k < m->n_outputs; k++) {
+    loom_status prep = loom_engine_plan(m, plan); /* the masks are known once planned */
+    for (int k = 0; k < m->n_outputs && !prep; k++) {
         const loom_output *out = &m->outputs[k];
         const float *mask = m->order[out->pos].mask;
         if (out->loss.kind != LOSS_NONE && mask && out->rows_per_sample == (size_t)m->order[out->pos].node->out_shape.dims[0])
-            return loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: output %s is masked; its loss is normalised by "
+            prep = loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: output %s is masked; its loss is normalised by "
                                   "the valid steps of the batch, which a distributed fit does not reduce yet", out->name);
     }
     int ranks = loom_dist_size(d), rank = loom_dist_rank(d);
@@ -680,7 +680,9 @@ static loom_status run_fit(loom_model *m, batch_source *src, const loom_bound_da
         src->steps = (int)((src->arrays->n + global - 1) / global);
     }
     dist_fit df;
-    s = dist_agree(m, d, dist_fit_init(m, d, &df), "preparing", o->initial_epoch);
+    memset(&df, 0, sizeof df);
+    if (!prep) prep = dist_fit_init(m, d, &df);
+    s = dist_agree(m, d, prep, "preparing", o->initial_epoch);
     loom_fit_options local = *o;
     if (rank != 0) local.verbose = 0; /* one progress bar */
     m->rng_salt = (uint64_t)rank;     /* dropout: a stream per rank */
