@@ -13,7 +13,8 @@
  *                rank continues the file on ONE process; both against an uninterrupted run.
  *   resume PATH  continues PATH (saved at another rank count) distributed to the same end.
  *   faults       a rank with different data, a rank with a wrong input name, a NaN on one rank's
- *                shard, a batch function failing on one rank: every rank stops, none hangs.
+ *                shard, a batch function failing on one rank, a checkpoint rank 0 cannot write:
+ *                every rank stops with a message, none hangs.
  *
  * Tolerance: one process sums each weight's gradient over the 12 samples of a batch; N ranks
  * sum per rank, scale by the rank's share and add the ranks' sums: the same real number, rounded
@@ -443,6 +444,15 @@ static void mode_faults(loom_dist *d) {
     CHECK(rank == 1 ? s == LOOM_ERR_CALLBACK : s == LOOM_ERR_DIST);
     if (rank == 1) CHECK(strstr(loom_model_error(m), "rank 1 of") != NULL);
     else CHECK(strstr(loom_model_error(m), "step 3") != NULL);
+    /* a checkpoint that rank 0 (the only writer) cannot save: it reports the file, the others stop */
+    loom_callback *ck = loom_model_checkpoint("/nonexistent-dir/ckpt.loom", NULL, LOOM_MODE_AUTO, 0, 0);
+    loom_callback *ck_cbs[] = {ck};
+    make_view(&v, &tr, 0, 60);
+    fo.n_callbacks = 1, fo.callbacks = ck_cbs;
+    s = loom_fit(m, &v.data, &fo, NULL);
+    CHECK(rank == 0 ? s == LOOM_ERR_IO : s == LOOM_ERR_DIST);
+    fo.n_callbacks = 0, fo.callbacks = NULL;
+    loom_callback_free(ck);
     /* and the ranks are still in step: a good fit afterwards works */
     make_view(&v, &tr, 0, 60);
     CHECK_STATUS(loom_fit(m, &v.data, &fo, NULL), LOOM_OK);
