@@ -453,6 +453,24 @@ static void mode_faults(loom_dist *d) {
     CHECK(rank == 0 ? s == LOOM_ERR_IO : s == LOOM_ERR_DIST);
     fo.n_callbacks = 0, fo.callbacks = NULL;
     loom_callback_free(ck);
+    /* a loss over a masked sequence is normalised by the batch's valid steps: refused, on every rank */
+    {
+        loom_graph *g = loom_graph_new(4);
+        loom_tensor *ids = loom_input(g, "ids", 1, (int[]){5});
+        loom_tensor *e = loom_call(loom_embedding(g, "emb", 10, 4, 1), ids);
+        loom_tensor *y = loom_call(loom_dense(g, "per_step", 1, LOOM_LINEAR, NULL), e);
+        loom_model *sm = loom_model_new(g, 1, &ids, 1, &y);
+        loom_loss l = {.name = "mse"};
+        loom_compile_config cfg = {.n_losses = 1, .losses = &l, .optimizer = loom_sgd(0.01f, 0, 0)};
+        CHECK_STATUS(loom_compile(sm, &cfg), LOOM_OK);
+        float sx[4 * 5] = {1, 2, 0, 0, 0, 3, 4, 5, 0, 0, 1, 0, 0, 0, 0, 2, 2, 2, 2, 2}, sy[4 * 5] = {0};
+        loom_array ax = {.name = "ids", .data = sx, .n = 4, .count = 20}, ay = {.name = "per_step", .data = sy, .n = 4, .count = 20};
+        loom_data sd = {1, &ax, 1, &ay, 0, NULL};
+        loom_fit_options so = fit_options(2, 1, NULL, NULL, d);
+        CHECK_STATUS(loom_fit(sm, &sd, &so, NULL), LOOM_ERR_DIST);
+        CHECK(strstr(loom_model_error(sm), "masked") != NULL);
+        loom_model_free(sm);
+    }
     /* and the ranks are still in step: a good fit afterwards works */
     make_view(&v, &tr, 0, 60);
     CHECK_STATUS(loom_fit(m, &v.data, &fo, NULL), LOOM_OK);
