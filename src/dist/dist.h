@@ -7,9 +7,6 @@
 
 #include "core/model.h"
 
-int loom_dist_rank(const loom_dist *d);
-int loom_dist_size(const loom_dist *d);
-
 /* Rank `rank` of `size`'s part of a global batch of `global` samples whose full size is
  * size * per_rank: *offset within the global batch and *count (0 possible when global < size). */
 void loom_dist_shard(int rank, int size, int per_rank, size_t global, size_t *offset, int *count);
