@@ -2,7 +2,7 @@
  *   loom_bench MODEL sgd|adam STEPS REPEATS
  * Prints one line: model opt threads median_ms min_ms peak_rss_kb
  * Threads follow LOOM_NUM_THREADS / OPENBLAS_NUM_THREADS (set by bench/run.py). */
-#include "models.h"
+#include "build_model.h"
 
 #include <loom.h>
 
@@ -36,39 +36,8 @@ int main(int argc, char **argv) {
     }
     const char *threads_env = getenv("LOOM_NUM_THREADS");
     if (threads_env) loom_set_num_threads(atoi(threads_env));
-    loom_graph *g = loom_graph_new(1);
-    loom_tensor *x, *b;
-    if (bm->cnn) {
-        x = loom_input(g, "x", 3, (int[]){28, 28, 1});
-        loom_tensor *h = loom_call(loom_conv2d(g, "conv1", 32, 3, 3, 1, 1, LOOM_PADDING_VALID, 1, 1, LOOM_RELU, NULL), x);
-        h = loom_call(loom_max_pooling2d(g, "pool1", 2, 2, 0, 0, LOOM_PADDING_VALID), h);
-        h = loom_call(loom_conv2d(g, "conv2", 64, 3, 3, 1, 1, LOOM_PADDING_VALID, 1, 1, LOOM_RELU, NULL), h);
-        h = loom_call(loom_max_pooling2d(g, "pool2", 2, 2, 0, 0, LOOM_PADDING_VALID), h);
-        h = loom_call(loom_flatten(g, "flatten"), h);
-        b = loom_call(loom_dense(g, "B", bm->b, LOOM_RELU, NULL), h);
-    } else if (bm->steps) {
-        x = loom_input(g, "x", 2, (int[]){bm->steps, bm->in});
-        b = loom_call(loom_lstm(g, "B", bm->b, NULL), x);
-    } else {
-        x = loom_input(g, "x", 1, (int[]){bm->in});
-        loom_tensor *a = loom_call(loom_dense(g, "A", bm->a, LOOM_RELU, NULL), x);
-        b = loom_call(loom_dense(g, "B", bm->b, LOOM_RELU, NULL), a);
-    }
-    loom_tensor *c = loom_call(loom_dense(g, "C", bm->classes, LOOM_SOFTMAX, NULL), b);
-    loom_tensor *d = loom_call(loom_dense(g, "D", 1, LOOM_LINEAR, NULL), b);
-    loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){c, d});
-    if (!m) {
-        fprintf(stderr, "loom_bench: %s\n", loom_graph_error(g));
-        return 1;
-    }
-    loom_loss losses[] = {{.name = "categorical_crossentropy"}, {.name = "mse"}};
-    float weights[] = {0.5f, 0.3f};
-    loom_compile_config cfg = {.n_losses = 2, .losses = losses, .n_loss_weights = 2, .loss_weights = weights,
-                               .optimizer = adam ? loom_adam(1e-4f) : loom_sgd(1e-3f, 0, 0)};
-    if (loom_compile(m, &cfg)) {
-        fprintf(stderr, "loom_bench: %s\n", loom_model_error(m));
-        return 1;
-    }
+    loom_model *m = bench_build_model(bm, adam);
+    if (!m) return 1;
     size_t n = (size_t)bm->batch * (size_t)steps, per_sample = (size_t)bm->in * (size_t)(bm->steps ? bm->steps : 1);
     float *xs = malloc(n * per_sample * sizeof *xs), *yc = calloc(n * bm->classes, sizeof *yc), *yd = malloc(n * sizeof *yd);
     if (!xs || !yc || !yd) return 1;
@@ -78,7 +47,7 @@ int main(int argc, char **argv) {
         yc[i * bm->classes + (size_t)(rand() % bm->classes)] = 1;
         yd[i] = (float)rand() / RAND_MAX;
     }
-    loom_array in = {.name = "x", .data = xs, .n = n, .count = n * (size_t)bm->in};
+    loom_array in = {.name = "x", .data = xs, .n = n, .count = n * per_sample};
     loom_array ys[] = {{.name = "C", .data = yc, .n = n, .count = n * (size_t)bm->classes}, {.name = "D", .data = yd, .n = n, .count = n}};
     loom_data data = {.n_x = 1, .x = &in, .n_y = 2, .y = ys};
     loom_fit_options fo = loom_fit_defaults();
@@ -92,7 +61,7 @@ int main(int argc, char **argv) {
     if (getenv("LOOM_BENCH_PREDICT")) {
         /* embedded use: predict one sample at a time */
         float *out_c = malloc(bm->classes * sizeof *out_c), out_d[1];
-        loom_array one = {.name = "x", .data = xs, .n = 1, .count = 1 * (size_t)bm->in};
+        loom_array one = {.name = "x", .data = xs, .n = 1, .count = per_sample};
         double best[100];
         for (int r = 0; r < repeats; r++) {
             double t0 = now();

@@ -67,7 +67,8 @@ typedef enum loom_status {
     LOOM_ERR_MEMORY,    /* an allocation failed */
     LOOM_ERR_STATE,     /* a call in the wrong state (fit before compile, ...) */
     LOOM_ERR_CALLBACK,  /* a user callback asked to stop with an error */
-    LOOM_ERR_IO         /* a file could not be read or written */
+    LOOM_ERR_IO,        /* a file could not be read or written */
+    LOOM_ERR_DIST       /* distributed training: MPI missing or failing, or another rank stopped */
 } loom_status;
 
 /* A short constant name for a status ("LOOM_ERR_SHAPE"). */
@@ -354,6 +355,9 @@ const char *loom_layer_class(const loom_layer *layer); /* "Dense", "Add", ... */
 int loom_tensor_shape(const loom_tensor *t, int *dims);
 /* The layer that produced a tensor. */
 loom_layer *loom_tensor_layer(const loom_tensor *t);
+
+/* A distributed context (see "distributed training" at the end). */
+typedef struct loom_dist loom_dist;
 
 /* ---------------------------------------------------------------- model */
 
@@ -782,6 +786,8 @@ typedef struct loom_fit_options {
                                   0 = 30 s, < 0 = never */
     int n_class_weights;       /* Keras's class_weight, per output (see loom_class_weight) */
     const struct loom_class_weight *class_weights;
+    loom_dist *dist;           /* NULL: one process; else data-parallel over its ranks
+                                  (see "distributed training") */
 } loom_fit_options;
 
 /* ---- class weights (Keras fit(class_weight=); issue 16 part 3)
@@ -1136,6 +1142,56 @@ int loom_model_node_num_inputs(const loom_model *m, int i);
 int loom_model_node_input(const loom_model *m, int i, int j);
 int loom_model_node_shape(const loom_model *m, int i, int *dims);
 int loom_model_output_node(const loom_model *m, int k);
+/* ---- distributed training: data-parallel over MPI (optional: CMake LOOM_USE_MPI).
+ * Run the same program under `mpirun -np N`; every rank builds and compiles the same model with
+ * the same seed, loads the same (global) data and calls loom_fit with fit options whose `dist` is
+ * a context from loom_dist_create. Then:
+ *  - batch_size is the batch of ONE rank; the global batch is N x batch_size. Every epoch every
+ *    rank computes the same seeded permutation of the whole data set; global batch j is positions
+ *    [j*N*batch_size, (j+1)*N*batch_size) of it and rank r takes the r-th batch_size of them, so
+ *    N ranks with batch B/N see exactly the samples one process sees with batch B. The last,
+ *    partial global batch of R samples is split in rank order, the first R mod N ranks taking one
+ *    more than R / N (a rank may get none; it still takes part in the reduction).
+ *  - The loss is Keras's sum_over_batch_size over the GLOBAL batch: each rank's gradient is
+ *    scaled by its share of the global batch and the gradients are summed with non-blocking
+ *    allreduces over buckets of the flat gradient buffer (reverse layer order, fixed order), each
+ *    started as soon as the backward has written it; the optimizer steps after all have arrived,
+ *    so every rank applies the same gradient and the weights stay bit-identical across ranks.
+ *  - Logged losses and metrics, validation (sharded the same way) and the history are reduced
+ *    from sums and counts and are identical on every rank, so callbacks decide the same
+ *    everywhere; the progress bar prints on rank 0 only; ModelCheckpoint writes from rank 0 only.
+ *    A saved model resumes on any number of ranks (or on one process).
+ *  - Faults: an error on one rank (bad data, a non-finite loss, a failing callback or batch
+ *    function) stops every rank at the same step: that rank returns its own message, the others
+ *    LOOM_ERR_DIST naming the step. A rank that dies is handled by mpirun, which ends the job.
+ *  - Non-trainable state (BatchNormalization's moving statistics) is computed from each rank's
+ *    batch and then rank 0's is broadcast after every step (PyTorch DDP's broadcast_buffers), so
+ *    every rank holds the same model; the normalisation itself uses per-rank batch statistics.
+ *  - Not (yet) distributed: multi-task balancing methods and outputs whose loss a sequence mask
+ *    normalises (both refused with LOOM_ERR_DIST). Dropout draws a different mask stream on each
+ *    rank (statistically, not bitwise, equal to one process).
+ * With loom_fit_generator each rank's batch function returns that rank's part of the step. */
+
+/* 1 when loom was built with MPI, else 0. */
+int loom_dist_available(void);
+/* A context over a communicator: comm points to an MPI_Comm (NULL: MPI_COMM_WORLD), so loom.h
+ * does not need mpi.h. Collective: every rank of the communicator calls it (and
+ * loom_dist_free). Initialises MPI if the program has not (and then finalises it in
+ * loom_dist_free). NULL with a message in err when loom was built without MPI or MPI fails. */
+loom_dist *loom_dist_create(const void *comm, char *err, size_t errlen);
+void loom_dist_free(loom_dist *d);
+int loom_dist_rank(const loom_dist *d);
+int loom_dist_size(const loom_dist *d);
+/* The number of processes an MPI launcher (mpirun, mpiexec, srun) started this one among, from
+ * its environment; 0 when not started by one. Works without MPI built in, so a program can
+ * refuse to train N independent copies. */
+int loom_dist_launcher_size(void);
+/* The gradient bucket size in bytes (default 4 MiB; clamped to 256 B .. 1 GiB). */
+void loom_dist_set_bucket_bytes(loom_dist *d, size_t bytes);
+/* Where this rank's distributed steps spent their time, summed over every fit with this context:
+ * *steps training steps, *wait_s seconds waiting after the backward for the gradient reductions
+ * to finish (what the overlap with the backward did not hide). Either pointer may be NULL. */
+void loom_dist_stats(const loom_dist *d, long *steps, double *wait_s);
 
 #ifdef __cplusplus
 }

@@ -25,7 +25,7 @@ LEVELS = {
     "graph": 2,
     "layers": 3,
     "core": 4,
-    "io": 5,
+    "io": 5, "dist": 5,
     "train": 6,
 }
 

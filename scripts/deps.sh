@@ -8,9 +8,10 @@ need=()
 # libgraphviz-dev: `loom plot` and the report's model picture (gvc + cgraph); graphviz: its `dot`,
 # with which the tests parse the DOT files loom writes
 # Keras files: HDF5 (.h5, .weights.h5), libzip (.keras), h5py (the tests read loom's files back)
+# MPI: data-parallel training (src/dist/) and its mpirun tests
 for pkg in build-essential cmake libopenblas-dev libcjson-dev zlib1g-dev pkg-config python3 \
     libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx libgraphviz-dev graphviz \
-    libhdf5-dev libzip-dev python3-h5py; do
+    libhdf5-dev libzip-dev python3-h5py openmpi-bin libopenmpi-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -34,7 +34,8 @@ const char *loom_status_name(loom_status s) {
     static const char *names[] = {"LOOM_OK",         "LOOM_ERR_ARGUMENT", "LOOM_ERR_SHAPE",
                                   "LOOM_ERR_GRAPH",  "LOOM_ERR_NAME",     "LOOM_ERR_COUNT",
                                   "LOOM_ERR_DATA",   "LOOM_ERR_NAN",      "LOOM_ERR_MEMORY",
-                                  "LOOM_ERR_STATE",  "LOOM_ERR_CALLBACK", "LOOM_ERR_IO"};
+                                  "LOOM_ERR_STATE",  "LOOM_ERR_CALLBACK", "LOOM_ERR_IO",
+                                  "LOOM_ERR_DIST"};
     if ((int)s < 0 || (size_t)s >= sizeof names / sizeof names[0]) return "LOOM_ERR_UNKNOWN";
     return names[s];
 }

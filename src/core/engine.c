@@ -318,7 +318,7 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     /* Keras 3: a frozen BatchNormalization runs in inference mode, in training too */
     c->training = training && !(sn->frozen && L->op == &loom_op_batch_normalization);
     /* keyed by the node's position in the model, which a saved and reloaded model keeps */
-    c->rng_seed = m->g->seed ^ 0xD50F00DULL;
+    c->rng_seed = m->g->seed ^ 0xD50F00DULL ^ (m->rng_salt * 0x9E3779B97F4A7C15ULL);
     c->rng_counter = (m->rng_step << 20) ^ (uint64_t)pos;
     c->in_mask = n->n_in > 0 ? m->order[sn->in_pos[0]].mask : NULL;
 }
@@ -457,7 +457,10 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
                 else
                     zero_grad(&m->order[sn->in_pos[j]], batch);
             }
-        if (!runs) continue;
+        if (!runs) {
+            if (m->backward_hook) m->backward_hook(m->backward_hook_user, i);
+            continue;
+        }
         loom_node *n = sn->node;
         loom_layer *L = n->layer;
         fill_ctx(m, i, batch, true, &c, in_shapes);
@@ -479,6 +482,7 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
         L->op->backward(L, &c);
         for (int t = 0; t < m->n_tensors && c.dw; t++)
             if (m->tensors[t].layer == L && !L->weights[m->tensors[t].index].non_trainable) m->t_active[t] = true;
+        if (m->backward_hook) m->backward_hook(m->backward_hook_user, i);
     }
     if (with_reg) {
         regularization(m, dw);

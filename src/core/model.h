@@ -151,6 +151,14 @@ struct loom_model {
     bool has_class_weights;  /* fit installed class weights (class_weight.c) */
     bool class_weights_on;   /* ... and a training step is running: the losses use them */
     bool check_finite;       /* binding refuses non-finite values (loom_set_check_finite) */
+    /* distributed training (src/dist/, installed by the training loop; all zero otherwise):
+     * backward_hook runs after each position of the backward (the node there is done), so
+     * finished gradient buckets can be reduced while the rest of the backward runs; rng_salt
+     * gives each rank its own dropout stream; no_files: this rank writes no checkpoints */
+    void (*backward_hook)(void *user, int pos);
+    void *backward_hook_user;
+    uint64_t rng_salt;
+    bool no_files;
     /* training progress, saved with the model */
     int epochs_done;
     loom_history *log;       /* every epoch trained since compile (fit's histories joined) */

@@ -188,6 +188,7 @@ static void csv_logger_close(loom_callback *cb) {
 
 /* Saves to the callback's path with "{epoch}" replaced by the 1-based epoch. */
 static loom_status checkpoint_save(loom_model *m, loom_callback *cb, int epoch) {
+    if (m->no_files) return LOOM_OK; /* a distributed fit: rank 0 writes */
     char path[4096];
     const char *mark = strstr(cb->path, "{epoch}");
     if (mark)

@@ -5,6 +5,7 @@
  * Logged values are running means over the epoch weighted by batch size (Keras's Mean), computed
  * with the weights before each batch's update. Nothing is allocated inside a step. */
 #include "core/balance.h"
+#include "dist/dist.h"
 #include "train/progbar.h"
 #include "optim/optim.h"
 
@@ -40,8 +41,19 @@ static const float *metric_weights(loom_model *m, loom_output *o, int batch, boo
     return o->metric_w;
 }
 
-/* Adds one batch: total, per-output losses, metric updates; then refreshes e->values[0..n). */
-static void logs_add_batch(loom_model *m, epoch_logs *e, int batch, float total, bool training) {
+/* Adds one batch of predictions to the metrics' running state. */
+static void update_metrics(loom_model *m, int batch) {
+    for (int i = 0; i < m->n_metrics; i++) {
+        loom_metric_impl *mt = &m->metrics[i];
+        loom_output *o = &m->outputs[mt->output];
+        loom_metric_update(mt, o->target, m->order[o->pos].val, (size_t)batch * o->rows_per_sample, o->dim,
+                           o->loss.kind == LOSS_NONE ? o->dim : o->target_dim, metric_weights(m, o, batch, mt->weighted));
+    }
+}
+
+/* Adds one batch's total and per-output losses (the metrics already updated); then refreshes
+ * e->values[0..n). */
+static void logs_add_values(loom_model *m, epoch_logs *e, int batch, float total, bool training) {
     e->run[0].sum += (double)total * batch;
     e->run[0].count += batch;
     int key = 1 + m->n_metric_keys;
@@ -65,16 +77,16 @@ static void logs_add_batch(loom_model *m, epoch_logs *e, int batch, float total,
             e->run[m->key_diag + p].count += 1;
         }
     }
-    for (int i = 0; i < m->n_metrics; i++) {
-        loom_metric_impl *mt = &m->metrics[i];
-        loom_output *o = &m->outputs[mt->output];
-        loom_metric_update(mt, o->target, m->order[o->pos].val, (size_t)batch * o->rows_per_sample, o->dim,
-                           o->loss.kind == LOSS_NONE ? o->dim : o->target_dim, metric_weights(m, o, batch, mt->weighted));
-    }
     for (int i = 0; i < e->n; i++)
         if (i < 1 || i >= 1 + m->n_metric_keys) e->values[i] = e->run[i].count ? (float)(e->run[i].sum / e->run[i].count) : NAN;
     for (int i = 0, key = 1; i < m->n_metrics; key += m->metrics[i].n_values, i++)
         loom_metric_results(&m->metrics[i], e->values + key);
+}
+
+/* Adds one batch: total, per-output losses, metric updates; then refreshes e->values[0..n). */
+static void logs_add_batch(loom_model *m, epoch_logs *e, int batch, float total, bool training) {
+    update_metrics(m, batch);
+    logs_add_values(m, e, batch, total, training);
 }
 
 static loom_status logs_init(loom_model *m, epoch_logs *e, bool with_val) {
@@ -191,6 +203,178 @@ static loom_status train_step(loom_model *m, int batch, bool check_nan, int epoc
                          m->n_params, m->n_tensors, m->t_offset, m->t_size, m->t_active);
     m->iterations++;
     m->rng_step++;
+    return LOOM_OK;
+}
+
+/* ---------------------------------------------------------------- distributed steps
+ *
+ * Data-parallel fit over the ranks of a loom_dist (loom.h explains the semantics). Per step: each
+ * rank runs the forward on its part of the global batch and updates the metrics from zero; one
+ * small allreduce sums the error flags, sample counts, per-output loss sums (loss x samples), the
+ * regularisation penalty and the metrics' sums and counts, so every rank then holds the global
+ * batch's values and decides the same (stop on error, NaN check); the backward's gradient,
+ * scaled by the rank's share of the global batch, is summed bucket by bucket while it runs. */
+
+typedef struct dist_fit {
+    loom_dist *d;
+    loom_dist_grads *grads;
+    double *sync;          /* SYNC_HEAD + n_outputs + 2 * n_metrics + the metrics' state */
+    int n_sync;
+    int ranks_with_samples;
+} dist_fit;
+
+enum { SYNC_FAILED, SYNC_SAMPLES, SYNC_RANKS, SYNC_REG, SYNC_HEAD };
+
+static loom_status dist_fit_init(loom_model *m, loom_dist *d, dist_fit *df) {
+    memset(df, 0, sizeof *df);
+    df->d = d;
+    df->n_sync = SYNC_HEAD + m->n_outputs + 2 * m->n_metrics;
+    /* the confusion-count metrics (AUC, Precision, Recall, F-beta, MeanIoU) add their counts; a
+     * user metric's state need not add up, so it is not distributed */
+    for (int i = 0; i < m->n_metrics; i++) {
+        if (m->metrics[i].kind == METRIC_CUSTOM)
+            return loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: metric %s is a user metric, whose state loom "
+                                  "cannot reduce across ranks", m->metrics[i].log_name);
+        df->n_sync += (int)m->metrics[i].n_state;
+    }
+    df->sync = calloc((size_t)df->n_sync, sizeof *df->sync);
+    if (!df->sync)
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY, "distributed fit: out of memory");
+    df->grads = loom_dist_grads_new(d, m, &m->err);
+    return df->grads ? LOOM_OK : m->err.code;
+}
+
+static void dist_fit_free(dist_fit *df) {
+    loom_dist_grads_free(df->grads);
+    free(df->sync);
+}
+
+/* Every rank tells the others whether it failed (`local`) or wants to stop; returns the local
+ * status, LOOM_ERR_DIST when only another rank failed. Called where ranks could part ways. */
+static loom_status dist_agree(loom_model *m, loom_dist *d, loom_status local, const char *where, int epoch) {
+    double v[2] = {local != LOOM_OK, m->stop_training};
+    loom_error scratch = {0};
+    if (loom_dist_max(d, v, 2, &scratch)) return local ? local : loom_set_error(&m->err, LOOM_ERR_DIST, "%s", scratch.msg);
+    if (v[1] > 0) m->stop_training = true;
+    if (v[0] > 0 && !local)
+        return loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: another rank stopped with an error %s at epoch %d; "
+                              "rank %d of %d stops too", where, epoch + 1, loom_dist_rank(d), loom_dist_size(d));
+    return local;
+}
+
+/* Forward of this rank's b samples (already gathered; b may be 0), then the global values:
+ * loss_value of every output and the metrics' state are the global batch's, *reg the penalty,
+ * *global_b the global batch size. `local`: an error this rank already has (it still joins). */
+static loom_status dist_forward_sync(loom_model *m, dist_fit *df, loom_status local, int b, bool training,
+                                     uint64_t mask, int epoch, int step, int *global_b, float *reg) {
+    double *v = df->sync;
+    memset(v, 0, (size_t)df->n_sync * sizeof *v);
+    /* rank 0 adds its rows to the running state, the others to zero: one rank sums as one
+     * process does, bit for bit */
+    if (loom_dist_rank(df->d) != 0)
+        for (int i = 0; i < m->n_metrics; i++) {
+            m->metrics[i].sum = m->metrics[i].count = 0;
+            if (m->metrics[i].n_state) memset(m->metrics[i].state, 0, m->metrics[i].n_state * sizeof(double));
+        }
+    float r = 0;
+    if (!local && b > 0 && !(local = loom_engine_forward(m, b, training, true, mask, &r))) {
+        update_metrics(m, b);
+        for (int k = 0; k < m->n_outputs; k++)
+            if (m->outputs[k].loss.kind != LOSS_NONE) v[SYNC_HEAD + k] = (double)m->outputs[k].loss_value * b;
+    }
+    double *state = v + SYNC_HEAD + m->n_outputs + 2 * m->n_metrics;
+    for (int i = 0; i < m->n_metrics; i++) {
+        v[SYNC_HEAD + m->n_outputs + 2 * i] = m->metrics[i].sum;
+        v[SYNC_HEAD + m->n_outputs + 2 * i + 1] = m->metrics[i].count;
+        if (m->metrics[i].n_state) memcpy(state, m->metrics[i].state, m->metrics[i].n_state * sizeof(double));
+        state += m->metrics[i].n_state;
+    }
+    v[SYNC_FAILED] = local != LOOM_OK;
+    v[SYNC_SAMPLES] = local ? 0 : b;
+    v[SYNC_RANKS] = !local && b > 0;
+    v[SYNC_REG] = !local && b > 0 ? r : 0;
+    loom_error scratch = {0};
+    if (loom_dist_sum(df->d, v, df->n_sync, &scratch))
+        return local ? local : loom_set_error(&m->err, LOOM_ERR_DIST, "%s", scratch.msg);
+    if (v[SYNC_FAILED] > 0) {
+        if (local) {
+            char msg[LOOM_ERR_MAX];
+            snprintf(msg, sizeof msg, "rank %d of %d: %.400s", loom_dist_rank(df->d), loom_dist_size(df->d), m->err.msg);
+            return loom_set_error(&m->err, local, "%s", msg);
+        }
+        return loom_set_error(&m->err, LOOM_ERR_DIST,
+                              "distributed fit: %g other rank(s) stopped with an error at epoch %d, step %d%s; rank %d of %d "
+                              "stops too", v[SYNC_FAILED], epoch + 1, step + 1, training ? "" : " of validation",
+                              loom_dist_rank(df->d), loom_dist_size(df->d));
+    }
+    double n = v[SYNC_SAMPLES];
+    for (int k = 0; k < m->n_outputs; k++)
+        if (m->outputs[k].loss.kind != LOSS_NONE) m->outputs[k].loss_value = n > 0 ? (float)(v[SYNC_HEAD + k] / n) : NAN;
+    state = v + SYNC_HEAD + m->n_outputs + 2 * m->n_metrics;
+    for (int i = 0; i < m->n_metrics; i++) {
+        m->metrics[i].sum = v[SYNC_HEAD + m->n_outputs + 2 * i];
+        m->metrics[i].count = v[SYNC_HEAD + m->n_outputs + 2 * i + 1];
+        if (m->metrics[i].n_state) memcpy(m->metrics[i].state, state, m->metrics[i].n_state * sizeof(double));
+        state += m->metrics[i].n_state;
+    }
+    /* every rank with samples computed the same penalty from the same weights */
+    *reg = v[SYNC_RANKS] > 0 ? (float)(v[SYNC_REG] / v[SYNC_RANKS]) : 0.0f;
+    *global_b = (int)n;
+    df->ranks_with_samples = (int)v[SYNC_RANKS];
+    return LOOM_OK;
+}
+
+/* One distributed training step; `local`: this rank's error from fetching its batch. */
+static loom_status dist_train_step(loom_model *m, dist_fit *df, loom_status local, int b, bool check_nan, int epoch,
+                                   int step, float *total, int *global_b) {
+    uint64_t mask = loom_engine_active_mask(m);
+    float reg = 0;
+    loom_status s = dist_forward_sync(m, df, local, b, true, mask, epoch, step, global_b, &reg);
+    if (s) return s;
+    *total = weighted_total(m, reg);
+    if (check_nan && (s = nan_check(m, reg, epoch, step))) return s;
+    if (*global_b == 0)
+        return loom_set_error(&m->err, LOOM_ERR_DATA, "distributed fit: epoch %d, step %d has no samples on any rank",
+                              epoch + 1, step + 1);
+    loom_dist_grads_begin(df->grads, (float)((double)b / *global_b));
+    if (b > 0) {
+        loom_engine_backward(m, b, mask, true, NULL, m->grads);
+    } else { /* nothing to add; the tensors to update are the other ranks' (below) */
+        memset(m->grads, 0, m->n_params * sizeof *m->grads);
+        for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
+    }
+    if ((s = loom_dist_grads_finish(df->grads))) return s;
+    if (df->ranks_with_samples < loom_dist_size(df->d) && (s = loom_dist_or(df->d, m->t_active, m->n_tensors, &m->err)))
+        return s;
+    for (int k = 0; k < m->n_outputs; k++) m->outputs[k].effective_weight = m->outputs[k].weight;
+    loom_optimizer_apply(&m->opt, loom_current_lr(m), m->iterations, m->params, m->grads, m->slots,
+                         m->n_params, m->n_tensors, m->t_offset, m->t_size, m->t_active);
+    m->iterations++;
+    m->rng_step++;
+    /* non-trainable state (moving statistics) from rank 0, as PyTorch DDP's broadcast_buffers */
+    for (int t = 0; t < m->n_tensors; t++)
+        if (m->tensors[t].layer->weights[m->tensors[t].index].non_trainable &&
+            (s = loom_dist_bcast(df->d, m->params + m->t_offset[t], m->t_size[t], &m->err)))
+            return s;
+    return LOOM_OK;
+}
+
+/* Validation sharded as training is: global batches of ranks x batch_size, reduced. */
+static loom_status dist_evaluate(loom_model *m, dist_fit *df, const loom_bound_data *d, int batch_size, epoch_logs *e,
+                                 int epoch) {
+    logs_reset(m, e);
+    int ranks = loom_dist_size(df->d), rank = loom_dist_rank(df->d);
+    size_t global = (size_t)batch_size * (size_t)ranks;
+    for (size_t first = 0, step = 0; first < d->n; first += global, step++) {
+        size_t off;
+        int b, gb;
+        loom_dist_shard(rank, ranks, batch_size, d->n - first < global ? d->n - first : global, &off, &b);
+        if (b > 0) loom_engine_gather(m, d, NULL, first + off, b);
+        float reg = 0;
+        loom_status s = dist_forward_sync(m, df, LOOM_OK, b, false, 0, epoch, (int)step, &gb, &reg);
+        if (s) return s;
+        logs_add_values(m, e, gb, weighted_total(m, reg), false);
+    }
     return LOOM_OK;
 }
 
@@ -417,12 +601,14 @@ typedef struct batch_source {
     int steps;
 } batch_source;
 
-/* Gathers the next training batch into the arena; *b receives its size. */
-static loom_status next_batch(loom_model *m, batch_source *src, int epoch, int step, int bs, int *b) {
+/* Gathers the next training batch into the arena; *b receives its size. Distributed (df), arrays
+ * give this rank its part of the global batch of ranks x bs (loom_dist_shard). */
+static loom_status next_batch(loom_model *m, batch_source *src, const dist_fit *df, int epoch, int step, int bs, int *b) {
     if (src->arrays) {
-        size_t first = (size_t)step * bs, n = src->arrays->n;
-        *b = (int)(n - first < (size_t)bs ? n - first : (size_t)bs);
-        loom_engine_gather(m, src->arrays, src->idx + first, 0, *b);
+        int ranks = df ? loom_dist_size(df->d) : 1;
+        size_t global = (size_t)bs * (size_t)ranks, first = (size_t)step * global, n = src->arrays->n, off = 0;
+        loom_dist_shard(df ? loom_dist_rank(df->d) : 0, ranks, bs, n - first < global ? n - first : global, &off, b);
+        if (*b > 0) loom_engine_gather(m, src->arrays, src->idx + first + off, 0, *b);
         return LOOM_OK;
     }
     loom_data batch;
@@ -443,7 +629,7 @@ static loom_status next_batch(loom_model *m, batch_source *src, int epoch, int s
 
 /* The epoch loop shared by loom_fit and loom_fit_generator. */
 static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_data *val, bool has_val,
-                            const loom_fit_options *o, int plan, loom_history **history) {
+                            const loom_fit_options *o, dist_fit *df, int plan, loom_history **history) {
     FILE *out = o->out ? o->out : stdout;
     int bs = o->batch_size;
     int vbs = o->validation_batch_size > 0 ? o->validation_batch_size : bs;
@@ -493,10 +679,16 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
         for (int step = 0; step < steps && !s && !m->stop_training; step++) {
             int b = 0;
             float total;
-            if ((s = next_batch(m, src, epoch, step, bs, &b))) break;
-            m->class_weights_on = m->has_class_weights; /* training batches only, as Keras */
-            s = train_step(m, b, check_nan, epoch, step, &total);
-            if (!s) logs_add_batch(m, &e, b, total, true);
+            if (df) { /* every rank reaches the step's reduction, errors included */
+                loom_status got = next_batch(m, src, df, epoch, step, bs, &b);
+                m->class_weights_on = m->has_class_weights; /* training batches only, as Keras */
+                s = dist_train_step(m, df, got, b, check_nan, epoch, step, &total, &b);
+            } else {
+                if ((s = next_batch(m, src, NULL, epoch, step, bs, &b))) break;
+                m->class_weights_on = m->has_class_weights; /* training batches only, as Keras */
+                s = train_step(m, b, check_nan, epoch, step, &total);
+            }
+            if (!s && !df) logs_add_batch(m, &e, b, total, true);
             m->class_weights_on = false;
             if (s == LOOM_ERR_NAN) {
                 loom_callbacks_note_nan_stop(o->callbacks, o->n_callbacks, epoch);
@@ -504,13 +696,15 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
                 break;
             }
             if (s) break;
+            if (df) logs_add_values(m, &e, b, total, true); /* metrics: reduced in the step */
             bool last = step + 1 == steps;
             if (!(last && has_val)) loom_progbar_update(&bar, step + 1, m->keys.n, m->key_ptrs, e.values, last);
             s = loom_callbacks_batch_end(m, o->callbacks, o->n_callbacks, epoch, step, &batch_logs);
+            if (df && o->n_callbacks) s = dist_agree(m, df->d, s, "in a batch callback", epoch);
         }
         if (s) break;
         if (has_val) {
-            if ((s = evaluate_bound(m, val, vbs, &ve, NULL))) break;
+            if ((s = df ? dist_evaluate(m, df, val, vbs, &ve, epoch) : evaluate_bound(m, val, vbs, &ve, NULL))) break;
             memcpy(e.values + m->keys.n, ve.values, (size_t)n_val * sizeof(float));
             loom_progbar_update(&bar, steps, n_keys_all, all_ptrs, e.values, true);
         }
@@ -520,6 +714,7 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
             break;
         }
         s = loom_callbacks_epoch_end(m, o->callbacks, o->n_callbacks, epoch, &epoch_view);
+        if (df && o->n_callbacks) s = dist_agree(m, df->d, s, "in an epoch callback", epoch);
     }
     loom_callbacks_end(m, o->callbacks, o->n_callbacks);
 out:
@@ -532,6 +727,61 @@ out:
     return s;
 }
 
+/* Distributed: every rank calls this once before training, whether it could bind its data or
+ * not (local), so that no rank waits for one that gave up; all must hold the same data set. */
+static loom_status dist_ready(loom_model *m, loom_dist *d, loom_status local, size_t n_train, size_t n_val) {
+    double v[5] = {local != LOOM_OK, (double)n_train, -(double)n_train, (double)n_val, -(double)n_val};
+    loom_error scratch = {0};
+    if (loom_dist_max(d, v, 5, &scratch)) return local ? local : loom_set_error(&m->err, LOOM_ERR_DIST, "%s", scratch.msg);
+    if (local) return local;
+    if (v[0] > 0)
+        return loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: another rank could not start (its data or options); "
+                              "rank %d of %d stops too", loom_dist_rank(d), loom_dist_size(d));
+    if (v[1] != -v[2] || v[3] != -v[4])
+        return loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: the ranks hold different data (training samples "
+                              "%.0f to %.0f, validation %.0f to %.0f); every rank must load the same global data set",
+                              -v[2], v[1], -v[4], v[3]);
+    return LOOM_OK;
+}
+
+/* fit_core, distributed over o->dist when given. */
+static loom_status run_fit(loom_model *m, batch_source *src, const loom_bound_data *val, bool has_val,
+                           const loom_fit_options *o, int plan, loom_history **history) {
+    if (!o->dist) return fit_core(m, src, val, has_val, o, NULL, plan, history);
+    loom_dist *d = o->dist;
+    loom_status s = dist_ready(m, d, LOOM_OK, src->arrays ? src->arrays->n : 0, has_val ? val->n : 0);
+    if (s) return s;
+    if (loom_balance_active(m)) /* the same on every rank: compiled alike */
+        return loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: multi-task balancing methods are not distributed "
+                              "yet; compile with fixed loss weights");
+    loom_status prep = loom_engine_plan(m, plan); /* the masks are known once planned */
+    for (int k = 0; k < m->n_outputs && !prep; k++) {
+        const loom_output *out = &m->outputs[k];
+        const float *mask = m->order[out->pos].mask;
+        if (out->loss.kind != LOSS_NONE && mask && out->rows_per_sample == (size_t)m->order[out->pos].node->out_shape.dims[0])
+            prep = loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: output %s is masked; its loss is normalised by "
+                                  "the valid steps of the batch, which a distributed fit does not reduce yet", out->name);
+    }
+    int ranks = loom_dist_size(d), rank = loom_dist_rank(d);
+    if (src->arrays) {
+        size_t global = (size_t)o->batch_size * (size_t)ranks;
+        src->steps = (int)((src->arrays->n + global - 1) / global);
+    }
+    dist_fit df;
+    memset(&df, 0, sizeof df);
+    if (!prep) prep = dist_fit_init(m, d, &df);
+    s = dist_agree(m, d, prep, "preparing", o->initial_epoch);
+    loom_fit_options local = *o;
+    if (rank != 0) local.verbose = 0; /* one progress bar */
+    m->rng_salt = (uint64_t)rank;     /* dropout: a stream per rank */
+    m->no_files = rank != 0;          /* ModelCheckpoint: rank 0 writes */
+    if (!s) s = fit_core(m, src, val, has_val, &local, &df, plan, history);
+    m->rng_salt = 0;
+    m->no_files = false;
+    dist_fit_free(&df);
+    return s;
+}
+
 loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_options *opt, loom_history **history) {
     if (history) *history = NULL;
     if (!m) return LOOM_ERR_ARGUMENT;
@@ -541,8 +791,10 @@ loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_option
     if (s || (s = check_fit_options(m, &o))) return s;
 
     loom_bound_data train, val;
+    memset(&train, 0, sizeof train);
     memset(&val, 0, sizeof val);
-    if ((s = loom_bind(m, data, true, "fit", &train))) return s;
+    bool joined = false; /* distributed: this rank has told the others whether it could start */
+    if ((s = loom_bind(m, data, true, "fit", &train))) goto out;
     bool has_val = false;
     if (o.validation_data) {
         if ((s = loom_bind(m, o.validation_data, true, "fit: validation data", &val))) goto out;
@@ -571,10 +823,15 @@ loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_option
     src.arrays = &train;
     src.steps = (int)((train.n + (size_t)o.batch_size - 1) / (size_t)o.batch_size);
     src.idx = malloc(train.n * sizeof *src.idx);
-    if (!src.idx) s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
-    else s = fit_core(m, &src, &val, has_val, &o, train.n < (size_t)o.batch_size ? (int)train.n : o.batch_size, history);
+    if (!src.idx) {
+        s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
+    } else {
+        s = run_fit(m, &src, &val, has_val, &o, train.n < (size_t)o.batch_size ? (int)train.n : o.batch_size, history);
+        joined = true;
+    }
     free(src.idx);
 out:
+    if (o.dist && !joined) s = dist_ready(m, o.dist, s, 0, 0);
     loom_unbind(&train);
     loom_unbind(&val);
     return s;
@@ -597,13 +854,15 @@ loom_status loom_fit_generator(loom_model *m, loom_batch_fn next, void *user, in
     loom_bound_data val;
     memset(&val, 0, sizeof val);
     bool has_val = o.validation_data != NULL;
-    if (has_val && (s = loom_bind(m, o.validation_data, true, "fit_generator: validation data", &val))) return s;
+    if (has_val && (s = loom_bind(m, o.validation_data, true, "fit_generator: validation data", &val)))
+        return o.dist ? dist_ready(m, o.dist, s, 0, 0) : s;
     batch_source src;
     memset(&src, 0, sizeof src);
     src.fn = next;
     src.user = user;
     src.steps = steps_per_epoch;
-    if (!(s = loom_bind_alloc(m, &src.bound))) s = fit_core(m, &src, &val, has_val, &o, o.batch_size, history);
+    if (!(s = loom_bind_alloc(m, &src.bound))) s = run_fit(m, &src, &val, has_val, &o, o.batch_size, history);
+    else if (o.dist) s = dist_ready(m, o.dist, s, 0, 0);
     loom_unbind(&src.bound);
     loom_unbind(&val);
     return s;

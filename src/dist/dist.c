@@ -1,0 +1,319 @@
+/* dist.c — the MPI side of data-parallel training (dist.h). Built without MPI (LOOM_HAVE_MPI
+ * undefined) the context cannot be made, so the reductions below are never reached with more
+ * than one rank; they stay identity operations so the training loop needs no #ifdef. */
+#include "dist/dist.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef LOOM_HAVE_MPI
+#include <mpi.h>
+#endif
+
+#define BUCKET_DEFAULT ((size_t)4 << 20)
+#define BUCKET_MIN ((size_t)256)
+#define BUCKET_MAX ((size_t)1 << 30)
+
+struct loom_dist {
+    int rank, size;
+    size_t bucket_bytes;
+    long steps;    /* loom_dist_stats */
+    double wait_s;
+#ifdef LOOM_HAVE_MPI
+    MPI_Comm comm;
+    bool finalize; /* loom_dist_create initialised MPI */
+#endif
+};
+
+int loom_dist_available(void) {
+#ifdef LOOM_HAVE_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+loom_dist *loom_dist_create(const void *comm, char *err, size_t errlen) {
+#ifdef LOOM_HAVE_MPI
+    int inited = 0, finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) {
+        if (err && errlen) snprintf(err, errlen, "loom_dist_create: MPI has already been finalised");
+        return NULL;
+    }
+    MPI_Initialized(&inited);
+    if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+        if (err && errlen) snprintf(err, errlen, "loom_dist_create: MPI_Init failed");
+        return NULL;
+    }
+    loom_dist *d = calloc(1, sizeof *d);
+    if (!d) {
+        if (err && errlen) snprintf(err, errlen, "loom_dist_create: out of memory");
+        return NULL;
+    }
+    d->finalize = !inited;
+    d->bucket_bytes = BUCKET_DEFAULT;
+    /* a duplicate: loom's collectives never mix with the program's own messages */
+    if (MPI_Comm_dup(comm ? *(const MPI_Comm *)comm : MPI_COMM_WORLD, &d->comm) != MPI_SUCCESS) {
+        if (err && errlen) snprintf(err, errlen, "loom_dist_create: MPI_Comm_dup failed");
+        free(d);
+        return NULL;
+    }
+    /* errors come back as codes (turned into loom messages), not MPI's abort */
+    MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(d->comm, &d->rank);
+    MPI_Comm_size(d->comm, &d->size);
+    if (err && errlen) err[0] = '\0';
+    return d;
+#else
+    (void)comm;
+    int launched = loom_dist_launcher_size();
+    if (err && errlen)
+        snprintf(err, errlen, "loom_dist_create: loom was built without MPI (configure with -DLOOM_USE_MPI=ON and an MPI "
+                              "installed, e.g. Debian's openmpi-bin libopenmpi-dev)%s",
+                 launched > 1 ? "; this process is one of several started by an MPI launcher, each of which would "
+                                "train alone" : "");
+    return NULL;
+#endif
+}
+
+void loom_dist_free(loom_dist *d) {
+    if (!d) return;
+#ifdef LOOM_HAVE_MPI
+    MPI_Comm_free(&d->comm);
+    if (d->finalize) MPI_Finalize();
+#endif
+    free(d);
+}
+
+int loom_dist_rank(const loom_dist *d) { return d ? d->rank : 0; }
+int loom_dist_size(const loom_dist *d) { return d ? d->size : 1; }
+
+void loom_dist_set_bucket_bytes(loom_dist *d, size_t bytes) {
+    if (!d) return;
+    d->bucket_bytes = bytes < BUCKET_MIN ? BUCKET_MIN : bytes > BUCKET_MAX ? BUCKET_MAX : bytes;
+}
+
+void loom_dist_stats(const loom_dist *d, long *steps, double *wait_s) {
+    if (steps) *steps = d ? d->steps : 0;
+    if (wait_s) *wait_s = d ? d->wait_s : 0;
+}
+
+void loom_dist_shard(int rank, int size, int per_rank, size_t global, size_t *offset, int *count) {
+    if (global >= (size_t)size * (size_t)per_rank) { /* a full global batch */
+        *offset = (size_t)rank * (size_t)per_rank;
+        *count = per_rank;
+        return;
+    }
+    size_t q = global / (size_t)size, r = global % (size_t)size, k = (size_t)rank;
+    *offset = k * q + (k < r ? k : r);
+    *count = (int)(q + (k < r));
+}
+
+#ifdef LOOM_HAVE_MPI
+static loom_status mpi_fail(loom_dist *d, int rc, const char *what, loom_error *err) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return loom_set_error(err, LOOM_ERR_DIST, "rank %d of %d: %s failed: %s", d->rank, d->size, what, msg);
+}
+#endif
+
+static loom_status reduce(loom_dist *d, void *v, int n, bool is_double, int op, loom_error *err) {
+#ifdef LOOM_HAVE_MPI
+    if (!d || d->size == 1) return LOOM_OK;
+    MPI_Op ops[] = {MPI_SUM, MPI_MAX, MPI_LOR};
+    int rc = MPI_Allreduce(MPI_IN_PLACE, v, n, is_double ? MPI_DOUBLE : MPI_C_BOOL, ops[op], d->comm);
+    return rc == MPI_SUCCESS ? LOOM_OK : mpi_fail(d, rc, "MPI_Allreduce", err);
+#else
+    (void)d, (void)v, (void)n, (void)is_double, (void)op, (void)err;
+    return LOOM_OK;
+#endif
+}
+
+loom_status loom_dist_sum(loom_dist *d, double *v, int n, loom_error *err) { return reduce(d, v, n, true, 0, err); }
+loom_status loom_dist_max(loom_dist *d, double *v, int n, loom_error *err) { return reduce(d, v, n, true, 1, err); }
+loom_status loom_dist_or(loom_dist *d, bool *flags, int n, loom_error *err) { return reduce(d, flags, n, false, 2, err); }
+
+loom_status loom_dist_bcast(loom_dist *d, float *p, size_t n, loom_error *err) {
+#ifdef LOOM_HAVE_MPI
+    if (!d || d->size == 1) return LOOM_OK;
+    for (size_t done = 0; done < n;) { /* counts are ints */
+        size_t part = n - done < (size_t)INT_MAX ? n - done : (size_t)INT_MAX;
+        int rc = MPI_Bcast(p + done, (int)part, MPI_FLOAT, 0, d->comm);
+        if (rc != MPI_SUCCESS) return mpi_fail(d, rc, "MPI_Bcast", err);
+        done += part;
+    }
+    return LOOM_OK;
+#else
+    (void)d, (void)p, (void)n, (void)err;
+    return LOOM_OK;
+#endif
+}
+
+int loom_dist_launcher_size(void) {
+    /* Open MPI, MPICH / Intel MPI (PMI), PMIx launchers, Slurm's srun */
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end == '\0' && n >= 1 && n <= INT_MAX) return (int)n;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- gradient buckets */
+
+typedef struct bucket {
+    size_t lo, hi;  /* floats [lo, hi) of the gradient buffer */
+    int ready_pos;  /* complete once the backward has finished this position (-1: only after it) */
+} bucket;
+
+struct loom_dist_grads {
+    loom_dist *d;
+    loom_model *m;
+    int n;          /* buckets, in the order they are started: highest offsets first */
+    bucket *b;
+    int next;       /* the next bucket to start this step */
+    float scale;
+    loom_status status;
+#ifdef LOOM_HAVE_MPI
+    MPI_Request *req;
+#endif
+};
+
+
+/* The earliest position in the order of a node whose layer owns tensor t: its gradient is final
+ * once the backward has passed it. -1 (final only after the backward) when the regularisation
+ * gradient, added after the loop, touches it. */
+static int tensor_ready_pos(const loom_model *m, int t) {
+    const loom_layer *L = m->tensors[t].layer;
+    const loom_weight *w = &L->weights[m->tensors[t].index];
+    if (w->reg.l1 != 0 || w->reg.l2 != 0) return -1;
+    for (int i = 0; i < m->n_order; i++)
+        if (m->order[i].node->layer == L) return i;
+    return m->n_order; /* written by nobody: zeroed before the loop */
+}
+
+typedef struct by_offset {
+    size_t offset;
+    int t;
+} by_offset;
+
+static int cmp_offset(const void *a, const void *b) {
+    size_t x = ((const by_offset *)a)->offset, y = ((const by_offset *)b)->offset;
+    return (x > y) - (x < y);
+}
+
+loom_dist_grads *loom_dist_grads_new(loom_dist *d, loom_model *m, loom_error *err) {
+    loom_dist_grads *g = calloc(1, sizeof *g);
+    if (!g) goto oom;
+    g->d = d;
+    g->m = m;
+    g->b = calloc((size_t)(m->n_tensors > 0 ? m->n_tensors : 1), sizeof *g->b);
+#ifdef LOOM_HAVE_MPI
+    g->req = calloc((size_t)(m->n_tensors > 0 ? m->n_tensors : 1), sizeof *g->req);
+    if (!g->req) goto oom;
+#endif
+    if (!g->b) goto oom;
+    size_t cap = (d ? d->bucket_bytes : BUCKET_DEFAULT) / sizeof(float);
+    /* Tensors from the last (in the flat buffer) to the first, which is the order the backward
+     * finishes them; a bucket closes once it holds cap floats. Buckets tile [0, n_params), the
+     * alignment padding between tensors (zero on every rank) included. */
+    by_offset *sorted = malloc((size_t)(m->n_tensors > 0 ? m->n_tensors : 1) * sizeof *sorted);
+    if (!sorted) goto oom;
+    for (int t = 0; t < m->n_tensors; t++) sorted[t] = (by_offset){m->t_offset[t], t};
+    qsort(sorted, (size_t)m->n_tensors, sizeof *sorted, cmp_offset);
+    size_t top = m->n_params;
+    int ready = m->n_order;
+    for (int j = m->n_tensors - 1; j >= 0; j--) {
+        int r = tensor_ready_pos(m, sorted[j].t);
+        if (r < ready) ready = r;
+        if (j == 0 || top - sorted[j].offset >= cap) {
+            size_t lo = j == 0 ? 0 : sorted[j].offset;
+            if (top - lo > (size_t)INT_MAX) {
+                free(sorted);
+                loom_dist_grads_free(g);
+                loom_set_error(err, LOOM_ERR_DIST, "distributed fit: a weight tensor of %zu floats is larger than one "
+                               "MPI message can be", top - lo);
+                return NULL;
+            }
+            g->b[g->n++] = (bucket){lo, top, ready};
+            top = lo;
+            ready = m->n_order;
+        }
+    }
+    free(sorted);
+    return g;
+oom:
+    loom_dist_grads_free(g);
+    loom_set_error(err, LOOM_ERR_MEMORY, "distributed fit: out of memory for the gradient buckets");
+    return NULL;
+}
+
+void loom_dist_grads_free(loom_dist_grads *g) {
+    if (!g) return;
+    if (g->m && g->m->backward_hook_user == g) g->m->backward_hook = NULL, g->m->backward_hook_user = NULL;
+    free(g->b);
+#ifdef LOOM_HAVE_MPI
+    free(g->req);
+#endif
+    free(g);
+}
+
+static void start_bucket(loom_dist_grads *g, int k) {
+    float *p = g->m->grads + g->b[k].lo;
+    size_t n = g->b[k].hi - g->b[k].lo;
+    if (g->scale != 1.0f)
+        for (size_t i = 0; i < n; i++) p[i] *= g->scale;
+#ifdef LOOM_HAVE_MPI
+    g->req[k] = MPI_REQUEST_NULL;
+    if (g->d && g->d->size > 1 && !g->status) {
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, p, (int)n, MPI_FLOAT, MPI_SUM, g->d->comm, &g->req[k]);
+        if (rc != MPI_SUCCESS) g->status = mpi_fail(g->d, rc, "MPI_Iallreduce", &g->m->err);
+    }
+#endif
+}
+
+static void on_backward(void *user, int pos) {
+    loom_dist_grads *g = user;
+    while (g->next < g->n && g->b[g->next].ready_pos >= pos) start_bucket(g, g->next++);
+#ifdef LOOM_HAVE_MPI
+    /* let the started reductions progress while the backward goes on */
+    if (g->next > 0 && g->d && g->d->size > 1) {
+        int flag;
+        MPI_Testall(g->next, g->req, &flag, MPI_STATUSES_IGNORE);
+    }
+#endif
+}
+
+void loom_dist_grads_begin(loom_dist_grads *g, float scale) {
+    g->scale = scale;
+    g->next = 0;
+    g->status = LOOM_OK;
+    g->m->backward_hook = on_backward;
+    g->m->backward_hook_user = g;
+}
+
+loom_status loom_dist_grads_finish(loom_dist_grads *g) {
+    g->m->backward_hook = NULL;
+    g->m->backward_hook_user = NULL;
+    while (g->next < g->n) start_bucket(g, g->next++);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+#ifdef LOOM_HAVE_MPI
+    if (g->d && g->d->size > 1 && g->n) {
+        int rc = MPI_Waitall(g->n, g->req, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS && !g->status) g->status = mpi_fail(g->d, rc, "MPI_Waitall", &g->m->err);
+    }
+#endif
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (g->d) g->d->wait_s += waited, g->d->steps++;
+    return g->status;
+}
