@@ -1,7 +1,7 @@
 /* test_plot.c — the loom program's model picture and training report (tools/plot.c and
  * tools/report.c, compiled in here): the DOT text of the issue's graph in -> A -> B -> {C, D}
  * with reach colours (A and B both losses', C only the first's, D only the second's), a shared
- * layer's call count; the report's curves with one point per epoch, a gap for a
+ * layer's call count, frozen layers greyed; the report's curves with one point per epoch, a gap for a
  * value that is not finite, names escaped, written atomically. */
 #include "check.h"
 #include "loom.h"
@@ -163,8 +163,24 @@ static void test_report(void) {
     loom_model_free(m);
 }
 
+/* A frozen layer says so and is greyed; a trainable one is not. */
+static void test_frozen(void) {
+    loom_model *m = issue_graph();
+    CHECK(loom_layer_set_trainable(loom_model_find_layer(m, "A"), 0) == LOOM_OK);
+    plot_options o = {.losses = true};
+    char *dot = plot_dot(m, &o);
+    CHECK(dot && strstr(dot, "A\\nDense  (frozen)") != NULL);
+    CHECK(dot && strstr(dot, "B\\nDense  (frozen)") == NULL);
+    const char *a = dot ? strstr(dot, "[label=\"A\\n") : NULL, *nl = a ? strchr(a, '\n') : NULL;
+    const char *grey = a ? strstr(a, "fontcolor=\"#888888\"") : NULL;
+    CHECK(grey && (!nl || grey < nl));
+    free(dot);
+    loom_model_free(m);
+}
+
 int main(void) {
     test_reach_colours();
+    test_frozen();
     test_shared();
     test_report();
     return check_report("plot");

@@ -118,6 +118,9 @@ char *plot_dot(loom_model *m, const plot_options *o) {
             if (in_s[0]) used += (size_t)snprintf(label + used, sizeof label - used, "\ninput: %s", in_s);
             if (used < sizeof label) used += (size_t)snprintf(label + used, sizeof label - used, "\noutput: %s", out_s);
         }
+        /* a frozen layer (loom_layer_set_trainable 0, read at compile) says so and is greyed */
+        bool frozen = loom_layer_num_weights(L) > 0 && !loom_layer_trainable(L);
+        if (frozen && used < sizeof label) used += (size_t)snprintf(label + used, sizeof label - used, "  (frozen)");
         if (o->show_dtype && used < sizeof label) snprintf(label + used, sizeof label - used, "\ndtype: float32");
         add_quoted(&t, label);
         if (o->losses) {
@@ -134,8 +137,7 @@ char *plot_dot(loom_model *m, const plot_options *o) {
             else if (n_reach == 1) add(&t, ", fillcolor=\"%s\"", colours);
             else add(&t, ", fillcolor=\"#eeeeee\", fontcolor=\"#777777\"");
         }
-        /* Frozen layers would be greyed here once layers carry a trainable flag
-         * (loom_layer_set_trainable, another branch); today every layer trains. */
+        if (frozen) add(&t, ", color=\"#aaaaaa\", fontcolor=\"#888888\"");
         if (calls > 1) add(&t, ", penwidth=2.2");
         add(&t, "];\n");
     }
