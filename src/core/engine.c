@@ -88,6 +88,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     }
     const size_t grad_total = plan_gradients(m, batch, grad_offset, busy);
     free(busy);
+    size_t bf16_floats = 0; /* one workspace serves every bfloat16 node: they run one at a time */
     size_t total = grad_total;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
@@ -98,6 +99,10 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
                           ? n->layer->op->scratch_size(n->layer, n->n_in, in, &n->out_shape, batch)
                           : 0;
         total += loom_align_floats((size_t)batch * sn->size) + loom_align_floats(sn->scratch);
+        if (sn->bf16) {
+            size_t w = n->layer->op->bf16_workspace(n->layer, n->n_in, in, &n->out_shape, batch);
+            if (w > bf16_floats) bf16_floats = w;
+        }
         /* Keras masks: made by an op, or kept from input 0 while the steps axis survives */
         const loom_op *op = n->layer->op;
         sn->makes_mask = op->mask_mode == LOOM_MASK_MAKE && n->out_shape.rank >= 2;
@@ -110,7 +115,10 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
                  3 * loom_align_floats(b * o->rows_per_sample);
     }
     float *arena = loom_floats_zeroed(total);
-    if (!arena) {
+    loom_floats_free(m->bf16_ws);
+    m->bf16_ws = bf16_floats ? loom_floats_zeroed(bf16_floats) : NULL;
+    if (!arena || (bf16_floats && !m->bf16_ws)) {
+        loom_floats_free(arena);
         free(grad_offset);
         return loom_set_error(&m->err, LOOM_ERR_MEMORY,
                               "out of memory planning activations for batch size %d (%zu floats)", batch, total);
@@ -234,6 +242,7 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->w = L->n_weights ? m->params + L->weights[0].offset : NULL;
     c->state = L->n_weights && !m->freeze_state ? m->params + L->weights[0].offset : NULL;
     c->scratch = sn->scr;
+    c->bf16_ws = sn->bf16 ? m->bf16_ws : NULL;
     /* Keras 3: a frozen BatchNormalization runs in inference mode, in training too */
     c->training = training && !(sn->frozen && L->op == &loom_op_batch_normalization);
     /* keyed by the node's position in the model, which a saved and reloaded model keeps */

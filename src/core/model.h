@@ -28,6 +28,7 @@ typedef struct loom_step_node {
     bool frozen;      /* its layer was not trainable at the last compile: no weight gradients, and a
                          BatchNormalization runs in inference mode (Keras 3) */
     bool needs_grad;  /* a trainable weight lies at or before this node: its backward has work */
+    bool bf16;        /* computes its products in bfloat16 (mixed_bfloat16 at the last compile) */
     float **din;      /* n_in pointers, set per backward */
     const float **in; /* n_in pointers */
 } loom_step_node;
@@ -116,6 +117,9 @@ struct loom_model {
     int *t_sole_pos;         /* position of the dw_sole node that writes the tensor's gradient, or -1 */
     /* compile state */
     bool compiled;
+    int dtype_policy;        /* loom_dtype_policy of the last compile (layers without their own) */
+    float *bf16_ws;          /* the bfloat16 products' workspace, shared by the nodes (engine.c) */
+    char note[256];          /* loom_compile_note */
     loom_optimizer opt;
     float *slots;
     bool sgd_in_backward;    /* plain SGD: layers that allow it are updated in the backward */
