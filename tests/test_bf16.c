@@ -168,10 +168,233 @@ static void test_product(void) {
     }
 }
 
+/* ---------------------------------------------------------------- the policy in a model */
+
+enum { NB = 24, IN = 37, HID = 20, OUT = 3 };
+static float xs[NB * IN], ys[NB * OUT];
+
+static void fill_data(void) {
+    for (int i = 0; i < NB * IN; i++) xs[i] = uniform(-1, 1);
+    for (int i = 0; i < NB * OUT; i++) ys[i] = uniform(-1, 1);
+}
+
+static loom_data batch_of(loom_array *x, loom_array *y) {
+    *x = (loom_array){.name = "x", .data = xs, .n = NB, .count = NB * IN};
+    *y = (loom_array){.name = NULL, .data = ys, .n = NB, .count = NB * OUT};
+    return (loom_data){.n_x = 1, .x = x, .n_y = 1, .y = y};
+}
+
+static loom_status compile_with(loom_model *m, loom_dtype_policy p) {
+    loom_loss l = {.name = "mse"};
+    loom_compile_config cfg = {.n_losses = 1, .losses = &l, .optimizer = loom_sgd(0.1f, 0, 0), .dtype_policy = p};
+    return loom_compile(m, &cfg);
+}
+
+/* One Dense (x . K + b, linear) under mixed_bfloat16 against float64 on the rounded x and K.
+ * Forward: z = sum_k bf(x) bf(K) + b, exact up to float32's additions: (IN + 4) u mag.
+ * Backward: dz = 2 (z - y) / (NB OUT) in float32 from that z; the kernel's gradient x^T dz rounds
+ * x and dz to bfloat16, so against dK_ref = sum_r bf(x) dz_ref it is off by dz's rounding
+ * (at most 2^-8 |dz|, bfloat16's unit roundoff), dz's own float32 error (from z's, times
+ * 2 / (NB OUT), plus 3 roundings), and float32's NB + 4 additions: each bounded below per element.
+ * Tighter: the gradient must be the float32 sum of bf(x) bf(dz_ref) to (NB + 4) u, exact but for
+ * the rows whose dz lies within its float32 error of a bfloat16 rounding boundary (there loom's dz
+ * may round to the neighbour): true only if both x and dz were rounded.
+ * The bias's gradient is a float32 column sum of dz (no bfloat16): dz's error plus NB + 4 u. */
+static void test_dense_mixed(void) {
+    loom_graph *g = loom_graph_new(7);
+    loom_tensor *x = loom_input(g, "x", 1, (int[]){IN});
+    loom_tensor *z = loom_call(loom_dense(g, "d", OUT, LOOM_LINEAR, NULL), x);
+    loom_model *m = loom_model_new(g, 1, &x, 1, &z);
+    CHECK(m != NULL);
+    if (!m) return;
+    CHECK_STATUS(compile_with(m, LOOM_POLICY_MIXED_BFLOAT16), LOOM_OK);
+    CHECK(loom_model_layer_policy(m, loom_model_layer(m, 1)) == LOOM_POLICY_MIXED_BFLOAT16);
+    float K[IN * OUT], b[OUT];
+    for (int i = 0; i < OUT; i++) b[i] = uniform(-0.5f, 0.5f);
+    CHECK_STATUS(loom_set_weights(m, "d", 1, b, OUT), LOOM_OK);
+    CHECK_STATUS(loom_get_weights(m, "d", 0, K, IN * OUT), LOOM_OK);
+    loom_array xa, ya;
+    loom_data d = batch_of(&xa, &ya);
+    float pred[NB * OUT], grad[IN * OUT + OUT], grad32[IN * OUT + OUT];
+    CHECK(loom_param_count(m) == IN * OUT + OUT);
+    CHECK_STATUS(loom_predict(m, 1, &xa, NB, (float *const[]){pred}), LOOM_OK);
+    CHECK_STATUS(loom_gradients(m, &d, 0, NULL, grad, NULL), LOOM_OK);
+    const double u = 1.0 / 16777216.0, ub = 1.0 / 256;
+    static double dzr[NB * OUT], dzerr[NB * OUT];
+    int bad_z = 0, bad_k = 0, bad_b = 0, bad_exact = 0, unsafe = 0;
+    const double scale = 2.0 / (NB * OUT);
+    for (int r = 0; r < NB; r++)
+        for (int j = 0; j < OUT; j++) {
+            double s = b[j], mag = fabs(b[j]);
+            for (int k = 0; k < IN; k++) {
+                double p = (double)bf(xs[r * IN + k]) * bf(K[k * OUT + j]);
+                s += p, mag += fabs(p);
+            }
+            bad_z += !(fabs(pred[r * OUT + j] - s) <= (IN + 4) * u * mag);
+            dzr[r * OUT + j] = scale * (s - ys[r * OUT + j]);
+            dzerr[r * OUT + j] = scale * (IN + 4) * u * mag + 3 * u * (fabs(dzr[r * OUT + j]) + scale * mag);
+        }
+    for (int k = 0; k < IN; k++)
+        for (int j = 0; j < OUT; j++) {
+            double s = 0, tol = 0, sr = 0, mr = 0, slack = 0;
+            for (int r = 0; r < NB; r++) {
+                double xb = bf(xs[r * IN + k]), dz = dzr[r * OUT + j], e = dzerr[r * OUT + j];
+                s += xb * dz;
+                tol += fabs(xb) * ((fabs(dz) + e) * (1 + ub) * (1 + (NB + 4) * u) - fabs(dz));
+                sr += xb * bf((float)dz), mr += fabs(xb * bf((float)dz));
+                /* a bfloat16 rounding boundary within dz's float32 error: loom's dz may round to
+                 * the neighbour, at most 2^-7 |dz| away */
+                if (loom_bf16_round((float)(dz - e)) != loom_bf16_round((float)(dz + e)))
+                    slack += fabs(xb) * (2 * ub * fabs(dz) + e), unsafe++;
+            }
+            bad_k += !(fabs(grad[k * OUT + j] - s) <= tol);
+            /* the exact check: the float32 sum of the products bf(x) bf(dz) to (NB + 4) u of
+             * their magnitudes, only true if both were rounded */
+            bad_exact += !(fabs(grad[k * OUT + j] - sr) <= (NB + 4) * u * mr * (1 + 4 * ub) + slack);
+        }
+    for (int j = 0; j < OUT; j++) {
+        double s = 0, tol = 0;
+        for (int r = 0; r < NB; r++) s += dzr[r * OUT + j], tol += dzerr[r * OUT + j] + (NB + 4) * u * fabs(dzr[r * OUT + j]);
+        bad_b += !(fabs(grad[IN * OUT + j] - s) <= tol);
+    }
+    if (bad_z || bad_k || bad_b) fprintf(stderr, "mixed Dense: %d z, %d kernel, %d bias off the bound\n", bad_z, bad_k, bad_b);
+    CHECK(bad_z == 0 && bad_k == 0 && bad_b == 0);
+    printf("exact kernel-gradient check: %d of %d (row, unit) terms near a bfloat16 boundary\n", unsafe / IN, NB * OUT);
+    CHECK(bad_exact == 0);
+    CHECK(unsafe < IN * NB * OUT / 4); /* the exact check is mostly exact */
+    /* and it is not float32's: the same model compiled float32 gives other numbers */
+    CHECK_STATUS(compile_with(m, LOOM_POLICY_FLOAT32), LOOM_OK);
+    CHECK_STATUS(loom_gradients(m, &d, 0, NULL, grad32, NULL), LOOM_OK);
+    double diff = 0, norm = 0;
+    for (int i = 0; i < IN * OUT; i++) diff += fabs(grad[i] - grad32[i]), norm += fabs(grad32[i]);
+    CHECK(diff > 1e-6 * norm);
+    CHECK(diff < 1.0 / 64 * norm); /* bfloat16's few bits, not a wrong product */
+    loom_model_free(m);
+}
+
+/* Two Dense layers (tanh, then linear) trained a few steps under mixed_bfloat16 against float32:
+ * every product's two inputs are rounded (relative error <= 2^-8 each) and the backward chains
+ * four products (z_A, z_B, dx_B, dK_A), so the gradients stay within about 4 x 2^-7 = 2^-5 of
+ * float32's in norm (typically far closer: the rounding errors are of both signs); the loss after
+ * training within 2 %. Also: a per-layer float32 override is honoured, the policy is saved and
+ * read back, and the fallback gives the same bits. */
+static loom_model *two_layers(loom_layer **A, loom_layer **B) {
+    loom_graph *g = loom_graph_new(11);
+    loom_tensor *x = loom_input(g, "x", 1, (int[]){IN});
+    *A = loom_dense(g, "A", HID, LOOM_TANH, NULL);
+    *B = loom_dense(g, "B", OUT, LOOM_LINEAR, NULL);
+    loom_tensor *y = loom_call(*B, loom_call(*A, x));
+    return loom_model_new(g, 1, &x, 1, &y);
+}
+
+static void predict_bits(loom_model *m, float *out) {
+    loom_array xa = {.name = "x", .data = xs, .n = NB, .count = NB * IN};
+    CHECK_STATUS(loom_predict(m, 1, &xa, NB, (float *const[]){out}), LOOM_OK);
+}
+
+static bool same_bits(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof *a) == 0; }
+
+static void test_two_layers(const char *dir) {
+    loom_layer *A, *B;
+    loom_model *m = two_layers(&A, &B);
+    CHECK(m != NULL);
+    if (!m) return;
+    size_t np = loom_param_count(m);
+    float *g32 = malloc(np * sizeof *g32), *gbf = malloc(np * sizeof *gbf);
+    loom_array xa, ya;
+    loom_data d = batch_of(&xa, &ya);
+    CHECK_STATUS(compile_with(m, LOOM_POLICY_FLOAT32), LOOM_OK);
+    CHECK_STATUS(loom_gradients(m, &d, 0, NULL, g32, NULL), LOOM_OK);
+    CHECK_STATUS(compile_with(m, LOOM_POLICY_MIXED_BFLOAT16), LOOM_OK);
+    CHECK(strcmp(loom_compile_note(m), "") == 0 || !loom_bf16_cpu());
+    CHECK_STATUS(loom_gradients(m, &d, 0, NULL, gbf, NULL), LOOM_OK);
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < np; i++) diff += ((double)gbf[i] - g32[i]) * (gbf[i] - g32[i]), norm += (double)g32[i] * g32[i];
+    printf("two Dense layers: |g_bf16 - g_f32| / |g_f32| = %.3g (bound 2^-5)\n", sqrt(diff / norm));
+    CHECK(diff > 0 && sqrt(diff / norm) <= 1.0 / 32);
+
+    /* per-layer override: global mixed with B float32 == global float32 with A mixed */
+    float p_mixed[NB * OUT], p_over[NB * OUT], p_same[NB * OUT], p_f32[NB * OUT], p_loaded[NB * OUT];
+    predict_bits(m, p_mixed);
+    CHECK_STATUS(loom_layer_set_dtype_policy(B, LOOM_POLICY_FLOAT32), LOOM_OK);
+    CHECK_STATUS(compile_with(m, LOOM_POLICY_MIXED_BFLOAT16), LOOM_OK);
+    CHECK(loom_model_layer_policy(m, A) == LOOM_POLICY_MIXED_BFLOAT16);
+    CHECK(loom_model_layer_policy(m, B) == LOOM_POLICY_FLOAT32);
+    predict_bits(m, p_over);
+    CHECK_STATUS(loom_layer_set_dtype_policy(B, LOOM_POLICY_DEFAULT), LOOM_OK);
+    CHECK_STATUS(loom_layer_set_dtype_policy(A, LOOM_POLICY_MIXED_BFLOAT16), LOOM_OK);
+    CHECK_STATUS(compile_with(m, LOOM_POLICY_FLOAT32), LOOM_OK);
+    predict_bits(m, p_same);
+    CHECK_STATUS(loom_layer_set_dtype_policy(A, LOOM_POLICY_DEFAULT), LOOM_OK);
+    CHECK_STATUS(compile_with(m, LOOM_POLICY_DEFAULT), LOOM_OK);
+    predict_bits(m, p_f32);
+    CHECK(same_bits(p_over, p_same, NB * OUT));
+    CHECK(!same_bits(p_over, p_mixed, NB * OUT));
+    CHECK(!same_bits(p_over, p_f32, NB * OUT));
+    CHECK(loom_layer_set_dtype_policy(A, (loom_dtype_policy)7) == LOOM_ERR_ARGUMENT);
+
+    /* saved and read back: A mixed (its own), B float32 under a mixed model */
+    char path[512];
+    snprintf(path, sizeof path, "%s/bf16_policy.loom", dir);
+    CHECK_STATUS(loom_layer_set_dtype_policy(B, LOOM_POLICY_FLOAT32), LOOM_OK);
+    CHECK_STATUS(compile_with(m, LOOM_POLICY_MIXED_BFLOAT16), LOOM_OK);
+    CHECK_STATUS(loom_model_save(m, path), LOOM_OK);
+    FILE *f = fopen(path, "rb");
+    static char file[1 << 20];
+    size_t n = f ? fread(file, 1, sizeof file - 1, f) : 0;
+    if (f) fclose(f);
+    file[n] = 0;
+    const char *want = "\"dtype\":{\"module\":\"keras\",\"class_name\":\"DTypePolicy\",\"config\":{\"name\":\"mixed_bfloat16\"}";
+    size_t hits = 0;
+    for (size_t i = 0; i + strlen(want) <= n; i++) hits += memcmp(file + i, want, strlen(want)) == 0;
+    CHECK(hits == 1); /* layer A only (B float32, the Input layer keeps its dtype) */
+    char err[256];
+    loom_model *r = loom_model_load(path, err, sizeof err);
+    CHECK(r != NULL);
+    if (r) {
+        CHECK(loom_layer_dtype_policy(loom_model_layer(r, 1)) == LOOM_POLICY_MIXED_BFLOAT16);
+        CHECK(loom_layer_dtype_policy(loom_model_layer(r, 2)) == LOOM_POLICY_DEFAULT);
+        predict_bits(r, p_loaded);
+        CHECK(same_bits(p_loaded, p_over, NB * OUT));
+        loom_model_free(r);
+    }
+    remove(path);
+
+    /* the fallback: the same bits, and the note */
+    CHECK_STATUS(loom_layer_set_dtype_policy(B, LOOM_POLICY_DEFAULT), LOOM_OK);
+    loom_bf16_off = true;
+    CHECK_STATUS(compile_with(m, LOOM_POLICY_MIXED_BFLOAT16), LOOM_OK);
+    CHECK(strstr(loom_compile_note(m), "no AVX512-BF16") != NULL);
+    predict_bits(m, p_over);
+    CHECK(same_bits(p_over, p_mixed, NB * OUT));
+    CHECK_STATUS(compile_with(m, LOOM_POLICY_FLOAT32), LOOM_OK);
+    CHECK(strcmp(loom_compile_note(m), "") == 0); /* float32 notes nothing */
+    loom_bf16_off = false;
+
+    /* training: a few SGD steps in each policy end at nearly the same loss */
+    float loss[2];
+    for (int p = 0; p < 2; p++) {
+        loom_model *t = two_layers(&A, &B);
+        CHECK_STATUS(compile_with(t, p ? LOOM_POLICY_MIXED_BFLOAT16 : LOOM_POLICY_FLOAT32), LOOM_OK);
+        float logs[4];
+        int nl = 0;
+        for (int s = 0; s < 30; s++) CHECK_STATUS(loom_train_on_batch(t, &d, logs, 4, &nl), LOOM_OK);
+        loss[p] = logs[0];
+        loom_model_free(t);
+    }
+    printf("loss after 30 SGD steps: float32 %.6f, mixed_bfloat16 %.6f\n", loss[0], loss[1]);
+    CHECK(fabsf(loss[1] - loss[0]) <= 0.02f * loss[0]);
+    free(g32), free(gbf);
+    loom_model_free(m);
+}
+
 int main(void) {
     loom_set_num_threads(1);
     printf("test_bf16: AVX512-BF16 %s\n", loom_bf16_cpu() ? "present" : "absent (portable path only)");
     test_rounding();
     test_product();
+    fill_data();
+    test_dense_mixed();
+    test_two_layers(".");
     return check_report("test_bf16");
 }
