@@ -13,7 +13,13 @@
 #include <math.h>
 #include <string.h>
 
+/* The build switch LOOM_IGNORE_AVX512BF16 (CMake) starts it true: a whole build on the portable
+ * loops, on a CPU that has the instructions. */
+#ifdef LOOM_IGNORE_AVX512BF16
+bool loom_bf16_off = true;
+#else
 bool loom_bf16_off = false;
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define LOOM_HAVE_BF16_ISA 1
