@@ -71,10 +71,85 @@ static float b_at(const job *j, int k, int n) {
     return j->tb ? j->B[(size_t)n * j->ldb + k] : j->B[(size_t)k * j->ldb + n];
 }
 
+#ifdef LOOM_HAVE_BF16_ISA
+/* The packing on the CPU's own conversion (VCVTNE2PS2BF16, the rounding loom_bf16_round copies),
+ * 16 or 32 values at a time; the scalar loops below are the portable path. */
+static inline __mmask16 lanes16(long n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
+
+LOOM_BF16_TARGET static void pack_b_panel_hw(const job *j, size_t p) {
+    uint16_t *dst = j->pb + p * 16 * j->ke;
+    long n0 = (long)p * 16;
+    if (!j->tb) { /* rows 2kp and 2kp + 1 of B, 16 columns: interleaved into lane pairs */
+        const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                             6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+        __mmask16 m = lanes16(j->N - n0);
+        for (size_t kp = 0; kp < j->ke / 2; kp++) {
+            int k0 = (int)(2 * kp), k1 = k0 + 1;
+            __m512 v0 = _mm512_maskz_loadu_ps(m, j->B + (size_t)k0 * j->ldb + n0);
+            __m512 v1 = k1 < j->K ? _mm512_maskz_loadu_ps(m, j->B + (size_t)k1 * j->ldb + n0) : _mm512_setzero_ps();
+            __m512i r = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
+            _mm512_store_si512((void *)(dst + kp * 32), _mm512_permutexvar_epi16(mix, r));
+        }
+        return;
+    }
+    /* B = W^T: column n of B is row n of W, whose pairs are lane n's pairs */
+    uint32_t *d32 = (uint32_t *)(void *)dst;
+    for (int l = 0; l < 16; l++) {
+        long n = n0 + l;
+        const float *row = j->B + (size_t)n * j->ldb;
+        for (size_t k = 0; k < j->ke; k += 32) {
+            uint32_t pairs[16];
+            if (n < j->N) {
+                __m512 lo = _mm512_maskz_loadu_ps(lanes16(j->K - (long)k), row + k);
+                __m512 hi = _mm512_maskz_loadu_ps(lanes16(j->K - (long)k - 16), row + k + 16);
+                _mm512_storeu_si512((void *)pairs, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            } else {
+                memset(pairs, 0, sizeof pairs);
+            }
+            for (size_t q = 0; q < 16 && k / 2 + q < j->ke / 2; q++) d32[(k / 2 + q) * 16 + (size_t)l] = pairs[q];
+        }
+    }
+}
+
+LOOM_BF16_TARGET static void pack_a_rows_hw(const job *j, size_t begin, size_t end) {
+    if (!j->ta) {
+        for (size_t i = begin; i < end; i++) {
+            const float *row = j->A + i * j->lda;
+            uint16_t *dst = j->pa + i * j->ke;
+            for (size_t k = 0; k < j->ke; k += 32) {
+                __m512 lo = _mm512_maskz_loadu_ps(lanes16(j->K - (long)k), row + k);
+                __m512 hi = _mm512_maskz_loadu_ps(lanes16(j->K - (long)k - 16), row + k + 16);
+                long left = (long)(j->ke - k);
+                __mmask32 m = left >= 32 ? 0xffffffffu : (__mmask32)((1u << left) - 1u);
+                _mm512_mask_storeu_epi16((void *)(dst + k), m, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            }
+        }
+        return;
+    }
+    /* A = X^T: row k of X holds column k of these rows, 16 at a time */
+    for (size_t i0 = begin; i0 < end; i0 += 16) {
+        int n = end - i0 < 16 ? (int)(end - i0) : 16;
+        for (size_t k = 0; k < j->ke; k++) {
+            uint16_t v[16] = {0};
+            if ((int)k < j->K)
+                _mm256_storeu_si256((void *)v, (__m256i)_mm512_cvtneps_pbh(
+                                                   _mm512_maskz_loadu_ps(lanes16(n), j->A + k * j->lda + i0)));
+            for (int l = 0; l < n; l++) j->pa[(i0 + (size_t)l) * j->ke + k] = v[l];
+        }
+    }
+}
+#endif
+
 /* panels [begin, end) of B */
 static void pack_b(size_t begin, size_t end, void *ctx) {
     const job *j = ctx;
     for (size_t p = begin; p < end; p++) {
+#ifdef LOOM_HAVE_BF16_ISA
+        if (j->hw) {
+            pack_b_panel_hw(j, p);
+            continue;
+        }
+#endif
         uint16_t *dst = j->pb + p * 16 * j->ke;
         for (size_t k = 0; k < j->ke; k++)
             for (int l = 0; l < 16; l++) {
@@ -86,6 +161,12 @@ static void pack_b(size_t begin, size_t end, void *ctx) {
 }
 
 static void pack_a_rows(const job *j, size_t begin, size_t end) {
+#ifdef LOOM_HAVE_BF16_ISA
+    if (j->hw) {
+        pack_a_rows_hw(j, begin, end);
+        return;
+    }
+#endif
     for (size_t i = begin; i < end; i++) {
         uint16_t *dst = j->pa + i * j->ke;
         for (size_t k = 0; k < j->ke; k++) dst[k] = (int)k < j->K ? loom_bf16_round(a_at(j, (int)i, (int)k)) : 0;
