@@ -1,13 +1,15 @@
 /* loom_bench.c — times loom's training step on one benchmark model.
  *   loom_bench MODEL sgd|adam STEPS REPEATS
  * Prints one line: model opt threads median_ms min_ms peak_rss_kb
- * Threads follow LOOM_NUM_THREADS / OPENBLAS_NUM_THREADS (set by bench/run.py). */
+ * Threads follow LOOM_NUM_THREADS / OPENBLAS_NUM_THREADS (set by bench/run.py).
+ * LOOM_BENCH_POLICY=mixed_bfloat16 compiles under that dtype policy (issue 18). */
 #include "models.h"
 
 #include <loom.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -65,6 +67,12 @@ int main(int argc, char **argv) {
     float weights[] = {0.5f, 0.3f};
     loom_compile_config cfg = {.n_losses = 2, .losses = losses, .n_loss_weights = 2, .loss_weights = weights,
                                .optimizer = adam ? loom_adam(1e-4f) : loom_sgd(1e-3f, 0, 0)};
+    const char *policy = getenv("LOOM_BENCH_POLICY");
+    if (policy && strcmp(policy, "mixed_bfloat16") == 0) cfg.dtype_policy = LOOM_POLICY_MIXED_BFLOAT16;
+    else if (policy && strcmp(policy, "float32") != 0) {
+        fprintf(stderr, "loom_bench: LOOM_BENCH_POLICY must be float32 or mixed_bfloat16\n");
+        return 2;
+    }
     if (loom_compile(m, &cfg)) {
         fprintf(stderr, "loom_bench: %s\n", loom_model_error(m));
         return 1;
