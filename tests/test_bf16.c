@@ -4,6 +4,7 @@
  * model: Dense's gradients, a per-layer float32 override, the policy saved and reloaded, the note
  * on a CPU without the instructions. */
 #include "check.h"
+#include "io/model_json.h"
 #include "kernels/gemm_bf16.h"
 #include "loom.h"
 
@@ -389,6 +390,42 @@ static void test_two_layers(const char *dir) {
     loom_model_free(m);
 }
 
+/* The forms a layer's "dtype" takes in Keras files: a name, a policy object; an unsupported
+ * policy is refused naming the layer and the policy. */
+static loom_model *reload_with_dtype(loom_model *m, const char *layer, cJSON *dtype, loom_error *err) {
+    cJSON *root = loom_arch_to_json(m, err);
+    const cJSON *L;
+    cJSON_ArrayForEach(L, cJSON_GetObjectItem(cJSON_GetObjectItem(root, "config"), "layers")) {
+        cJSON *cfg = cJSON_GetObjectItem(L, "config");
+        if (strcmp(cJSON_GetObjectItem(cfg, "name")->valuestring, layer) == 0) cJSON_ReplaceItemInObject(cfg, "dtype", dtype);
+    }
+    memset(err, 0, sizeof *err);
+    loom_model *r = loom_arch_from_json(root, "test", false, err);
+    cJSON_Delete(root);
+    return r;
+}
+
+static void test_dtype_forms(void) {
+    loom_layer *A, *B;
+    loom_model *m = two_layers(&A, &B);
+    loom_error err;
+    loom_model *r = reload_with_dtype(m, "B", cJSON_CreateString("mixed_bfloat16"), &err);
+    CHECK(r && loom_layer_dtype_policy(loom_model_layer(r, 2)) == LOOM_POLICY_MIXED_BFLOAT16);
+    loom_model_free(r);
+    r = reload_with_dtype(m, "B", cJSON_Parse("{\"module\": \"keras\", \"class_name\": \"DTypePolicy\", "
+                                              "\"config\": {\"name\": \"float32\"}, \"registered_name\": null}"), &err);
+    CHECK(r && loom_layer_dtype_policy(loom_model_layer(r, 2)) == LOOM_POLICY_DEFAULT);
+    loom_model_free(r);
+    r = reload_with_dtype(m, "A", cJSON_Parse("{\"class_name\": \"DTypePolicy\", \"config\": {\"name\": \"mixed_float16\"}}"),
+                          &err);
+    CHECK(r == NULL && err.code == LOOM_ERR_DATA && strstr(err.msg, "layer A") && strstr(err.msg, "mixed_float16"));
+    loom_model_free(r);
+    r = reload_with_dtype(m, "A", cJSON_CreateNumber(3), &err);
+    CHECK(r == NULL && err.code == LOOM_ERR_DATA && strstr(err.msg, "layer A"));
+    loom_model_free(r);
+    loom_model_free(m);
+}
+
 int main(void) {
     loom_set_num_threads(1);
     printf("test_bf16: AVX512-BF16 %s%s\n", loom_bf16_cpu() ? "present" : "absent (portable path only)",
@@ -398,5 +435,6 @@ int main(void) {
     fill_data();
     test_dense_mixed();
     test_two_layers(".");
+    test_dtype_forms();
     return check_report("test_bf16");
 }
