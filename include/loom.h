@@ -559,7 +559,8 @@ typedef enum loom_dtype_policy {
  * policy applies to it). A wrapper's inner layers follow it. */
 loom_status loom_layer_set_dtype_policy(loom_layer *layer, loom_dtype_policy policy);
 loom_dtype_policy loom_layer_dtype_policy(const loom_layer *layer);
-/* The policy a layer of m computes under after the last compile (its own, else the model's). */
+/* The policy a layer of m computes under after the last compile (its own, else the model's);
+ * float32 for Input layers. */
 loom_dtype_policy loom_model_layer_policy(const loom_model *m, const loom_layer *layer);
 /* What the last successful loom_compile noted without failing ("" when nothing): under
  * mixed_bfloat16 on a CPU without AVX512-BF16, that the products run in float32 on rounded

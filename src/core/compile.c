@@ -243,7 +243,7 @@ static bool no_optimizer(const loom_optimizer *o) {
 }
 
 loom_dtype_policy loom_model_layer_policy(const loom_model *m, const loom_layer *L) {
-    if (!m || !L) return LOOM_POLICY_FLOAT32;
+    if (!m || !L || L->op == &loom_op_input) return LOOM_POLICY_FLOAT32; /* inputs keep their dtype, as Keras */
     int p = L->dtype_policy ? L->dtype_policy : m->dtype_policy;
     return p == LOOM_POLICY_MIXED_BFLOAT16 ? LOOM_POLICY_MIXED_BFLOAT16 : LOOM_POLICY_FLOAT32;
 }

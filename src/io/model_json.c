@@ -309,7 +309,7 @@ cJSON *loom_arch_to_json(const loom_model *m, loom_error *err) {
             cJSON_Delete(root);
             return NULL;
         }
-        if (L->op != &loom_op_input && loom_model_layer_policy(m, L) == LOOM_POLICY_MIXED_BFLOAT16)
+        if (loom_model_layer_policy(m, L) == LOOM_POLICY_MIXED_BFLOAT16)
             cJSON_ReplaceItemInObjectCaseSensitive(cfg, "dtype", policy_json("mixed_bfloat16"));
         cJSON_AddItemToObject(lj, "config", cfg);
         cJSON_AddStringToObject(lj, "name", L->name);
