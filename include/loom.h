@@ -562,7 +562,7 @@ loom_dtype_policy loom_layer_dtype_policy(const loom_layer *layer);
 /* The policy a layer of m computes under after the last compile (its own, else the model's);
  * float32 for Input layers. */
 loom_dtype_policy loom_model_layer_policy(const loom_model *m, const loom_layer *layer);
-/* What the last successful loom_compile noted without failing ("" when nothing): under
+/* What the last loom_compile noted without failing ("" when nothing): under
  * mixed_bfloat16 on a CPU without AVX512-BF16, that the products run in float32 on rounded
  * inputs and so will not be faster. Never printed by loom. */
 const char *loom_compile_note(const loom_model *m);
