@@ -390,6 +390,56 @@ static void test_two_layers(const char *dir) {
     loom_model_free(m);
 }
 
+/* The backward's input gradient dx = dz K^T in bfloat16, exactly: with mae and targets far above
+ * the outputs, dz = -1 / (16 x 4) for every element, a power of two (exact in bfloat16 and
+ * independent of the forward's rounding), so dx_B = dz bf(K_B)^T holds exact products and only
+ * float32's additions round. A float32 layer A before B (the per-layer override) turns dx_B into
+ * its kernel's gradient x^T dx_B in float32: bound (OUT4 + NB16 + 8) u sum |x| |dz| |bf(K_B)|.
+ * Unrounded K_B would be off by up to 2^-8 of that sum. */
+static void test_dx_exact(void) {
+    enum { NB16 = 16, OUT4 = 4 };
+    loom_graph *g = loom_graph_new(5);
+    loom_tensor *x = loom_input(g, "x", 1, (int[]){IN});
+    loom_layer *A = loom_dense(g, "A", HID, LOOM_LINEAR, NULL), *B = loom_dense(g, "B", OUT4, LOOM_LINEAR, NULL);
+    loom_tensor *y = loom_call(B, loom_call(A, x));
+    loom_model *m = loom_model_new(g, 1, &x, 1, &y);
+    CHECK(m != NULL);
+    if (!m) return;
+    CHECK_STATUS(loom_layer_set_dtype_policy(A, LOOM_POLICY_FLOAT32), LOOM_OK);
+    loom_loss l = {.name = "mae"};
+    loom_compile_config cfg = {.n_losses = 1, .losses = &l, .dtype_policy = LOOM_POLICY_MIXED_BFLOAT16};
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    static float far[NB16 * OUT4], KB[HID * OUT4];
+    for (int i = 0; i < NB16 * OUT4; i++) far[i] = 1000;
+    CHECK_STATUS(loom_get_weights(m, "B", 0, KB, HID * OUT4), LOOM_OK);
+    loom_array xa = {.name = "x", .data = xs, .n = NB16, .count = NB16 * IN};
+    loom_array ya = {.name = NULL, .data = far, .n = NB16, .count = NB16 * OUT4};
+    loom_data d = {.n_x = 1, .x = &xa, .n_y = 1, .y = &ya};
+    size_t np = loom_param_count(m);
+    float *grad = malloc(np * sizeof *grad);
+    CHECK_STATUS(loom_gradients(m, &d, 0, NULL, grad, NULL), LOOM_OK);
+    const double u = 1.0 / 16777216.0, dz = -1.0 / (NB16 * OUT4);
+    int bad = 0, unrounded = 0;
+    for (int i = 0; i < IN; i++)
+        for (int h = 0; h < HID; h++) {
+            double dxs = 0, mag = 0, s32 = 0; /* dx_B[r][h] = dz sum_j bf(K_B[h][j]), the same for every row */
+            for (int j = 0; j < OUT4; j++) dxs += dz * bf(KB[h * OUT4 + j]), mag += fabs(dz * bf(KB[h * OUT4 + j])),
+                                           s32 += dz * KB[h * OUT4 + j];
+            double ref = 0, refm = 0, ref32 = 0;
+            for (int r = 0; r < NB16; r++) ref += xs[r * IN + i] * dxs, refm += fabs(xs[r * IN + i]) * mag,
+                                            ref32 += xs[r * IN + i] * s32;
+            double got = grad[i * HID + h], tol = (OUT4 + NB16 + 8) * u * refm;
+            bad += !(fabs(got - ref) <= tol);
+            unrounded += fabs(ref32 - ref) > 2 * tol; /* where float32's K_B would fail the check */
+        }
+    printf("dx in bfloat16: %d of %d kernel gradients of the float32 layer off the exact bound; "
+           "%d would be off with an unrounded kernel\n", bad, IN * HID, unrounded);
+    CHECK(bad == 0);
+    CHECK(unrounded > IN * HID / 2);
+    free(grad);
+    loom_model_free(m);
+}
+
 /* The forms a layer's "dtype" takes in Keras files: a name, a policy object; an unsupported
  * policy is refused naming the layer and the policy. */
 static loom_model *reload_with_dtype(loom_model *m, const char *layer, cJSON *dtype, loom_error *err) {
@@ -436,5 +486,6 @@ int main(void) {
     test_dense_mixed();
     test_two_layers(".");
     test_dtype_forms();
+    test_dx_exact();
     return check_report("test_bf16");
 }
