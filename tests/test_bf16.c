@@ -1,7 +1,8 @@
 /* test_bf16.c — the mixed_bfloat16 policy (issue 18): the bfloat16 product (kernels/gemm_bf16.c)
  * against a float64 reference on bfloat16-rounded inputs, its two paths (AVX512-BF16 and the
  * portable loops) bit for bit, the rounding against the CPU's own conversion, and the policy in a
- * model: Dense's gradients, a per-layer float32 override, the policy saved and reloaded, the note
+ * model: Dense's forward and gradients (the dx product exactly), a per-layer float32 override,
+ * the policy saved and reloaded (and the forms Keras files hold), the note
  * on a CPU without the instructions. */
 #include "check.h"
 #include "io/model_json.h"
