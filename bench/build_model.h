@@ -7,6 +7,8 @@
 
 #include <loom.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static inline loom_model *bench_build_model(const bench_model *bm, int adam) {
     loom_graph *g = loom_graph_new(1);
@@ -38,6 +40,14 @@ static inline loom_model *bench_build_model(const bench_model *bm, int adam) {
     float weights[] = {0.5f, 0.3f};
     loom_compile_config cfg = {.n_losses = 2, .losses = losses, .n_loss_weights = 2, .loss_weights = weights,
                                .optimizer = adam ? loom_adam(1e-4f) : loom_sgd(1e-3f, 0, 0)};
+    /* LOOM_BENCH_POLICY=mixed_bfloat16: the dtype policy (issue 18) */
+    const char *policy = getenv("LOOM_BENCH_POLICY");
+    if (policy && strcmp(policy, "mixed_bfloat16") == 0) cfg.dtype_policy = LOOM_POLICY_MIXED_BFLOAT16;
+    else if (policy && strcmp(policy, "float32") != 0) {
+        fprintf(stderr, "bench: LOOM_BENCH_POLICY must be float32 or mixed_bfloat16\n");
+        loom_model_free(m);
+        return NULL;
+    }
     if (loom_compile(m, &cfg)) {
         fprintf(stderr, "bench: %s\n", loom_model_error(m));
         loom_model_free(m);

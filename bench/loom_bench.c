@@ -1,13 +1,15 @@
 /* loom_bench.c — times loom's training step on one benchmark model.
  *   loom_bench MODEL sgd|adam STEPS REPEATS
  * Prints one line: model opt threads median_ms min_ms peak_rss_kb
- * Threads follow LOOM_NUM_THREADS / OPENBLAS_NUM_THREADS (set by bench/run.py). */
+ * Threads follow LOOM_NUM_THREADS / OPENBLAS_NUM_THREADS (set by bench/run.py).
+ * LOOM_BENCH_POLICY=mixed_bfloat16 compiles under that dtype policy (issue 18). */
 #include "build_model.h"
 
 #include <loom.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 

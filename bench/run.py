@@ -50,8 +50,9 @@ def fmt(v, spec, suffix=""):
     return "n/a" if v != v else format(v, spec) + suffix
 
 
-def env_for(threads, torch):
+def env_for(threads, torch, policy="float32"):
     env = dict(os.environ)
+    env["LOOM_BENCH_POLICY"] = policy  # mixed_bfloat16: loom's policy, PyTorch's autocast
     env.pop("OPENBLAS_CORETYPE", None)
     env.pop("OPENBLAS_L2_SIZE", None)
     env["OPENBLAS_NUM_THREADS"] = str(threads)
@@ -99,6 +100,8 @@ def main():
     ap.add_argument("--opts", default="sgd,adam")
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--baseline", default=None, help="another build folder whose loom_bench runs interleaved")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also run loom under mixed_bfloat16 and PyTorch under autocast(bfloat16), interleaved")
     args = ap.parse_args()
     loom = os.path.join(args.build, "loom_bench")
     sgemm = os.path.join(args.build, "sgemm_bench")
@@ -108,7 +111,7 @@ def main():
         for opt in args.opts.split(","):
             for model in args.models.split(","):
                 steps = STEPS[model]
-                lt, tt, lr, tr, st, bt = [], [], [], [], [], []
+                lt, tt, lr, tr, st, bt, lb, tb, lbr = [], [], [], [], [], [], [], [], []
                 for _ in range(args.repeats):  # interleaved: loom, torch, sgemm, loom, torch, sgemm, ...
                     ms, rss = run([loom, model, opt, str(steps), "3"], env_for(threads, False))
                     lt.append(ms), lr.append(rss)
@@ -118,6 +121,11 @@ def main():
                     ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), "3", str(threads)],
                                   env_for(threads, True))
                     tt.append(ms), tr.append(rss)
+                    if args.bf16:
+                        ms, rss = run([loom, model, opt, str(steps), "3"], env_for(threads, False, "mixed_bfloat16"))
+                        lb.append(ms), lbr.append(rss)
+                        tb.append(run(["/usr/bin/python3", torch_script, model, opt, str(steps), "3", str(threads)],
+                                      env_for(threads, True, "mixed_bfloat16"))[0])
                     if model not in ("cnn", "lstm"):  # these have no sgemm-only counterpart here
                         g = subprocess.run([sgemm, model, "7"], env=env_for(threads, False), capture_output=True,
                                            text=True)
@@ -131,6 +139,12 @@ def main():
                            loom_gf=fl / l_ms / 1e6, torch_gf=fl / t_ms / 1e6, sgemm_gf=fl / sg_ms / 1e6,
                            speedup=t_ms / l_ms, loom_rss=max(lr) / 1024, torch_rss=max(tr) / 1024)
                 row["baseline_ms"] = statistics.median(bt) if bt else float("nan")
+                if lb:
+                    row.update(loom_bf16_ms=statistics.median(lb), torch_bf16_ms=statistics.median(tb),
+                               loom_bf16_rss=max(lbr) / 1024)
+                    print(f"{threads} thr {opt:4s} {model:9s}  mixed_bfloat16: loom {row['loom_bf16_ms']:9.3f} ms "
+                          f"(x{l_ms / row['loom_bf16_ms']:.2f} of loom float32)  torch autocast "
+                          f"{row['torch_bf16_ms']:9.3f} ms  RSS {row['loom_bf16_rss']:.0f} MiB", flush=True)
                 rows.append(row)
                 if bt:
                     print(f"{threads} thr {opt:4s} {model:9s}  baseline {row['baseline_ms']:9.3f} ms  "
@@ -147,6 +161,17 @@ def main():
                      f"{r['loom_sps']:.0f} | {r['torch_sps']:.0f} | {r['speedup']:.2f} | {r['loom_gf']:.1f} | {r['torch_gf']:.1f} | "
                      f"{fmt(r['sgemm_gf'], '.1f')} | {fmt(r['loom_gf'] / r['sgemm_gf'] * 100, '.0f', ' %')} | "
                      f"{r['loom_rss']:.0f} | {r['torch_rss']:.0f} | 1/{r['torch_rss'] / r['loom_rss']:.1f} |")
+    bf16_lines = []
+    if args.bf16:
+        bf16_lines = ["| threads | optimizer | model | loom float32 ms | loom mixed_bfloat16 ms | loom bf16 speed-up | "
+                      "PyTorch float32 ms | PyTorch autocast bf16 ms | loom bf16 vs PyTorch float32 | "
+                      "loom bf16 vs PyTorch bf16 | loom bf16 GFLOP/s | loom bf16 peak RSS MiB |", "|" + "---|" * 12]
+        for r in rows:
+            bf16_lines.append(
+                f"| {r['threads']} | {r['opt']} | {r['model']} | {r['loom_ms']:.3f} | {r['loom_bf16_ms']:.3f} | "
+                f"{r['loom_ms'] / r['loom_bf16_ms']:.2f} | {r['torch_ms']:.3f} | {r['torch_bf16_ms']:.3f} | "
+                f"{r['torch_ms'] / r['loom_bf16_ms']:.2f} | {r['torch_bf16_ms'] / r['loom_bf16_ms']:.2f} | "
+                f"{step_flops(r['model']) / r['loom_bf16_ms'] / 1e6:.1f} | {r['loom_bf16_rss']:.0f} |")
     scaling = []
     for opt in args.opts.split(","):
         for model in args.models.split(","):
@@ -172,6 +197,8 @@ def main():
     print(predict_line)
     table = "\n".join(lines)
     print("\n" + table)
+    if bf16_lines:
+        print("\n" + "\n".join(bf16_lines))
     if args.markdown:
         meta = (f"Measured {time.strftime('%Y-%m-%d')} on {cpu_name()} ({os.cpu_count()} cores), OpenBLAS kernel "
                 f"{kernel_name()} for both frameworks, PyTorch from Debian (python3-torch), {args.repeats} interleaved "
@@ -190,6 +217,9 @@ def main():
                     "rotation of processes.\n\n")
             f.write(table + "\n\n")
             f.write(predict_line + "\n\n")
+            if bf16_lines:
+                f.write("mixed_bfloat16 (loom's policy; PyTorch's torch.autocast('cpu', dtype=torch.bfloat16)), "
+                        "interleaved with the runs above:\n\n" + "\n".join(bf16_lines) + "\n\n")
             if scaling:
                 f.write("Speed-up from 1 to 2 threads (time at 1 / time at 2):\n\n| optimizer | model | loom | PyTorch |\n|---|---|---|---|\n")
                 f.write("\n".join(scaling) + "\n")

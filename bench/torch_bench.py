@@ -84,6 +84,12 @@ def main():
     yd = torch.rand(n, 1)
     ce = torch.nn.CrossEntropyLoss()
     mse = torch.nn.MSELoss()
+    # LOOM_BENCH_POLICY=mixed_bfloat16 (as loom_bench): PyTorch's own bfloat16 path, autocast on
+    # the forward (its matrix products in bfloat16 through oneDNN), the losses in float32
+    policy = os.environ.get("LOOM_BENCH_POLICY", "float32")
+    if policy not in ("float32", "mixed_bfloat16"):
+        sys.exit("torch_bench: LOOM_BENCH_POLICY must be float32 or mixed_bfloat16")
+    autocast = policy == "mixed_bfloat16"
 
     def epoch():
         perm = torch.randperm(n)
@@ -91,8 +97,9 @@ def main():
             idx = perm[s * batch:(s + 1) * batch]
             x, c, d = xs[idx], yc[idx], yd[idx]
             opt.zero_grad(set_to_none=True)
-            logits, pred = model(x)
-            total = 0.5 * ce(logits, c) + 0.3 * mse(pred, d)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                logits, pred = model(x)
+            total = 0.5 * ce(logits.float(), c) + 0.3 * mse(pred.float(), d)
             total.backward()
             opt.step()
 

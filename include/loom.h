@@ -544,6 +544,37 @@ loom_optimizer loom_adamw(float learning_rate, float weight_decay); /* Keras: 0.
 loom_optimizer loom_rmsprop(float learning_rate); /* Keras: 0.001, rho .9, eps 1e-7 */
 loom_optimizer loom_adagrad(float learning_rate); /* Keras: 0.001, acc0 0.1, eps 1e-7 */
 
+/* ---- dtype policy (Keras's mixed precision; issue 18)
+ * LOOM_POLICY_MIXED_BFLOAT16 is Keras's "mixed_bfloat16": a layer computes in bfloat16 while its
+ * variables, their gradients and the optimizer state stay float32. In loom that means: the matrix
+ * products of a layer under the policy take bfloat16 inputs (its input and its kernel rounded to
+ * nearest even) and accumulate in float32, forward and backward; the bias, the activation (the
+ * final softmax or sigmoid included), the losses and the update run in float32 on float32 values,
+ * as Keras recommends for the last activation and the losses. No loss scaling is needed:
+ * bfloat16 has float32's exponent range. Layers that honour it today: Dense; every other layer
+ * computes in float32 under either policy. On a CPU with AVX512-BF16 the products run on its
+ * dot-product instruction; elsewhere plain loops give the same numbers (and compile leaves a note,
+ * loom_model_compile_note). float32 (the default) keeps loom's float32 arithmetic bit for bit.
+ * Saved in model files as Keras writes it: a layer under mixed_bfloat16 gets
+ * "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "mixed_bfloat16"},
+ * "registered_name": null}; a float32 layer keeps "dtype": "float32". Loading reads both forms. */
+typedef enum loom_dtype_policy {
+    LOOM_POLICY_DEFAULT = 0,     /* a layer: the model's policy (loom_compile_config.dtype_policy) */
+    LOOM_POLICY_FLOAT32,         /* "float32" */
+    LOOM_POLICY_MIXED_BFLOAT16   /* "mixed_bfloat16" */
+} loom_dtype_policy;
+/* A layer's own policy, over the model's; takes effect at the next loom_compile. A loaded layer
+ * saved as mixed_bfloat16 has it set; one saved as float32 keeps LOOM_POLICY_DEFAULT (so a model's
+ * policy applies to it). A wrapper's inner layers follow it. */
+loom_status loom_layer_set_dtype_policy(loom_layer *layer, loom_dtype_policy policy);
+loom_dtype_policy loom_layer_dtype_policy(const loom_layer *layer);
+/* The policy a layer of m computes under after the last compile (its own, else the model's);
+ * float32 for Input layers. */
+loom_dtype_policy loom_model_layer_policy(const loom_model *m, const loom_layer *layer);
+/* loom_model_compile_note (model files section) also says what the last loom_compile noted
+ * without failing: under mixed_bfloat16 on a CPU without AVX512-BF16, that the products run in
+ * float32 on rounded inputs and so will not be faster. Never printed by loom. */
+
 /* ---------------------------------------------------------------- compile */
 
 /* A metric on one output. output NULL is allowed only for a single-output model.
@@ -688,6 +719,7 @@ typedef struct loom_compile_config {
     loom_balance balance; /* zero-filled: Keras's static weights */
     int n_weighted_metrics;            /* Keras's weighted_metrics: sample and class weights apply; */
     const loom_metric_spec *weighted_metrics; /* logged after `metrics` */
+    loom_dtype_policy dtype_policy; /* every layer's unless it has its own (0: float32) */
 } loom_compile_config;
 
 /* Compiles (or recompiles, resetting the optimizer state). Output names whose log keys would

@@ -121,7 +121,9 @@ char *plot_dot(loom_model *m, const plot_options *o) {
         /* a frozen layer (loom_layer_set_trainable 0, read at compile) says so and is greyed */
         bool frozen = loom_layer_num_weights(L) > 0 && !loom_layer_trainable(L);
         if (frozen && used < sizeof label) used += (size_t)snprintf(label + used, sizeof label - used, "  (frozen)");
-        if (o->show_dtype && used < sizeof label) snprintf(label + used, sizeof label - used, "\ndtype: float32");
+        if (o->show_dtype && used < sizeof label) /* Keras's plot shows the layer's policy name */
+            snprintf(label + used, sizeof label - used, "\ndtype: %s",
+                     loom_model_layer_policy(m, L) == LOOM_POLICY_MIXED_BFLOAT16 ? "mixed_bfloat16" : "float32");
         add_quoted(&t, label);
         if (o->losses) {
             /* every loss reaching the layer gets a stripe of its colour */

@@ -1,6 +1,7 @@
 /* compile.c — resolving loss=, loss_weights=, metrics= and optimizer= against the model's
  * outputs, as keras.Model.compile does (spec section 1). */
 #include "core/balance.h"
+#include "kernels/gemm_bf16.h"
 #include "layers/layers.h"
 #include "optim/optim.h"
 
@@ -241,6 +242,32 @@ static bool no_optimizer(const loom_optimizer *o) {
            o->clipnorm == 0.0f && o->global_clipnorm == 0.0f && o->clipvalue == 0.0f;
 }
 
+loom_dtype_policy loom_model_layer_policy(const loom_model *m, const loom_layer *L) {
+    if (!m || !L || L->op == &loom_op_input) return LOOM_POLICY_FLOAT32; /* inputs keep their dtype, as Keras */
+    int p = L->dtype_policy ? L->dtype_policy : m->dtype_policy;
+    return p == LOOM_POLICY_MIXED_BFLOAT16 ? LOOM_POLICY_MIXED_BFLOAT16 : LOOM_POLICY_FLOAT32;
+}
+
+
+/* Which nodes compute in bfloat16, and the note when the CPU cannot make that faster. */
+static loom_status compile_policy(loom_model *m, const loom_compile_config *cfg) {
+    if ((int)cfg->dtype_policy < LOOM_POLICY_DEFAULT || cfg->dtype_policy > LOOM_POLICY_MIXED_BFLOAT16)
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "compile: unknown dtype_policy %d", (int)cfg->dtype_policy);
+    m->dtype_policy = (int)cfg->dtype_policy;
+    m->note[0] = 0;
+    bool any = false;
+    for (int i = 0; i < m->n_order; i++) {
+        const loom_layer *L = m->order[i].node->layer;
+        m->order[i].bf16 = L->op->bf16_workspace && loom_model_layer_policy(m, L) == LOOM_POLICY_MIXED_BFLOAT16;
+        any |= m->order[i].bf16;
+    }
+    if (any && !loom_bf16_hw())
+        snprintf(m->note, sizeof m->note,
+                 "mixed_bfloat16: this CPU has no AVX512-BF16 instructions, so the bfloat16 products run in "
+                 "float32 on rounded inputs (the same numbers, not faster)");
+    return LOOM_OK;
+}
+
 /* What a compile replaces, kept aside until the new settings are complete: a failed recompile
  * leaves the model as it was (still compiled with its old settings, its optimizer state kept). */
 typedef struct compile_backup {
@@ -303,7 +330,8 @@ static void backup_end(loom_model *m, compile_backup *b, bool restore) {
 /* Everything compile resolves from the config (opt: the optimizer it will use). */
 static loom_status compile_settings(loom_model *m, const loom_compile_config *cfg, const loom_optimizer *opt) {
     loom_status s;
-    if ((s = compile_losses(m, cfg)) || (s = compile_weights(m, cfg)) || (s = compile_metrics(m, cfg)))
+    if ((s = compile_policy(m, cfg)) || (s = compile_losses(m, cfg)) || (s = compile_weights(m, cfg)) ||
+        (s = compile_metrics(m, cfg)))
         return s;
     if ((s = loom_optimizer_check(opt, &m->err))) {
         char msg[LOOM_ERR_MAX];

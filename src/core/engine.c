@@ -155,6 +155,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     size_t total = grad_total, biggest = 0;
     bool fits = true;
     int biggest_at = 0;
+    size_t bf16_floats = 0; /* one workspace serves every bfloat16 node: they run one at a time */
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
         loom_node *n = sn->node;
@@ -167,6 +168,10 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         fits = fits && scr < SIZE_MAX / 2 && loom_size_add(node, loom_align_floats(scr), &node) &&
                loom_size_add(total, node, &total);
         if (node > biggest) biggest = node, biggest_at = i;
+        if (sn->bf16) {
+            size_t w = n->layer->op->bf16_workspace(n->layer, n->n_in, in, &n->out_shape, batch);
+            if (w > bf16_floats) bf16_floats = w;
+        }
         /* Keras masks: made by an op, or kept from input 0 while the steps axis survives */
         const loom_op *op = n->layer->op;
         sn->makes_mask = op->mask_mode == LOOM_MASK_MAKE && n->out_shape.rank >= 2;
@@ -191,7 +196,10 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
                               loom_shape_str(&n->out_shape, a, sizeof a), (double)biggest * sizeof(float) / 1073741824.0);
     }
     float *arena = loom_floats_zeroed(total);
-    if (!arena) {
+    loom_floats_free(m->bf16_ws);
+    m->bf16_ws = bf16_floats ? loom_floats_zeroed(bf16_floats) : NULL;
+    if (!arena || (bf16_floats && !m->bf16_ws)) {
+        loom_floats_free(arena);
         free(grad_offset);
         return loom_set_error(&m->err, LOOM_ERR_MEMORY,
                               "out of memory planning activations for batch size %d (%zu floats)", batch, total);
@@ -315,6 +323,7 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->w = L->n_weights ? m->params + L->weights[0].offset : NULL;
     c->state = L->n_weights && !m->freeze_state ? m->params + L->weights[0].offset : NULL;
     c->scratch = sn->scr;
+    c->bf16_ws = sn->bf16 ? m->bf16_ws : NULL;
     /* Keras 3: a frozen BatchNormalization runs in inference mode, in training too */
     c->training = training && !(sn->frozen && L->op == &loom_op_batch_normalization);
     /* keyed by the node's position in the model, which a saved and reloaded model keeps */

@@ -55,6 +55,7 @@ static void model_free_parts(loom_model *m) {
     free(m->keys.values);
     free(m->key_ptrs);
     loom_floats_free(m->arena);
+    loom_floats_free(m->bf16_ws);
     free(m->call_run);
     loom_unbind(&m->call_data);
 }

@@ -387,3 +387,17 @@ loom_status loom_layer_set_trainable(loom_layer *layer, int trainable) {
 }
 
 int loom_layer_trainable(const loom_layer *layer) { return layer && !layer->frozen; }
+
+/* ---------------------------------------------------------------- dtype policy */
+
+loom_status loom_layer_set_dtype_policy(loom_layer *layer, loom_dtype_policy policy) {
+    if (!layer || (int)policy < LOOM_POLICY_DEFAULT || policy > LOOM_POLICY_MIXED_BFLOAT16) return LOOM_ERR_ARGUMENT;
+    layer->dtype_policy = (int)policy;
+    for (int i = 0; i < 2; i++)
+        if (layer->inner[i]) layer->inner[i]->dtype_policy = (int)policy;
+    return LOOM_OK;
+}
+
+loom_dtype_policy loom_layer_dtype_policy(const loom_layer *layer) {
+    return layer ? (loom_dtype_policy)layer->dtype_policy : LOOM_POLICY_DEFAULT;
+}

@@ -61,6 +61,9 @@ typedef struct loom_op_ctx {
      * 1.08x and mnist-mlp SGD 1.10x slower without them in the run above. */
     float *sgd_w;
     float sgd_lr;
+    /* mixed_bfloat16 (issue 18): the workspace of the bfloat16 products (the op's bf16_workspace
+     * floats at least); NULL: this node computes in float32. */
+    float *bf16_ws;
 } loom_op_ctx;
 
 struct loom_layer;
@@ -77,6 +80,10 @@ typedef struct loom_op {
     size_t (*scratch_size)(const struct loom_layer *L, int n_in, const loom_shape *in,
                            const loom_shape *out, int batch);
     void (*forward)(const struct loom_layer *L, const loom_op_ctx *c);
+    /* Ops with a bfloat16 path: the floats of workspace (loom_op_ctx.bf16_ws) its products need at
+     * this batch size. NULL: the op computes in float32 under any dtype policy. */
+    size_t (*bf16_workspace)(const struct loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out,
+                             int batch);
     /* Must accumulate into din[] and dw (never overwrite): a tensor used twice sums. (The engine
      * asks Dense alone to overwrite a din its backward is the first to write: din_overwrite.) */
     void (*backward)(const struct loom_layer *L, const loom_op_ctx *c);
@@ -129,6 +136,7 @@ typedef struct loom_layer {
     loom_weight weights[LOOM_MAX_WEIGHTS];
     bool placed;      /* its weights have their offsets in the graph's buffer and their values */
     bool frozen;      /* trainable = false (loom_layer_set_trainable); models read it at compile */
+    int dtype_policy; /* loom_dtype_policy: the layer's own, LOOM_POLICY_DEFAULT: the model's */
     /* configuration (fields a class does not use stay 0) */
     loom_activation activation;
     int units;

@@ -112,4 +112,9 @@ loom_status loom_load_weights(loom_model *m, const char *path) {
     return LOOM_OK;
 }
 
-const char *loom_model_compile_note(const loom_model *m) { return m ? m->compile_note : ""; }
+/* The importer's note when there is one (what of a file's settings could not be taken over),
+ * else compile's own (a dtype policy this CPU cannot make faster). */
+const char *loom_model_compile_note(const loom_model *m) {
+    if (!m) return "";
+    return m->compile_note[0] ? m->compile_note : m->note;
+}

@@ -300,6 +300,33 @@ static cJSON *history_ref(const arch_index *x, const loom_node *n) {
     return a;
 }
 
+/* Keras 3's serialised policy object, as a layer config's "dtype" */
+static cJSON *policy_json(const char *name) {
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "module", "keras");
+    cJSON_AddStringToObject(d, "class_name", "DTypePolicy");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(d, "config"), "name", name);
+    cJSON_AddNullToObject(d, "registered_name");
+    return d;
+}
+
+/* A layer config's "dtype": absent, a name ("float32", Keras 2 and loom) or a policy object
+ * (Keras 3: {"class_name": "DTypePolicy", "config": {"name": ...}}). mixed_bfloat16 sets the
+ * layer's own policy; float32 leaves it to the model's; any other policy is refused. */
+static loom_status read_dtype_policy(const cJSON *c, loom_layer *L, const char *what, loom_error *err) {
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(c, "dtype");
+    if (!d || cJSON_IsNull(d)) return LOOM_OK;
+    const cJSON *name = d;
+    if (cJSON_IsObject(d)) name = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "config"), "name");
+    if (!cJSON_IsString(name))
+        return loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s: \"dtype\" is neither a name nor a policy with a name", what,
+                              L->name);
+    if (strcmp(name->valuestring, "mixed_bfloat16") == 0) return loom_layer_set_dtype_policy(L, LOOM_POLICY_MIXED_BFLOAT16);
+    if (strcmp(name->valuestring, "float32") == 0) return LOOM_OK;
+    return loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s: dtype policy '%.64s' is not supported (float32 and mixed_bfloat16 are)",
+                          what, L->name, name->valuestring);
+}
+
 cJSON *loom_arch_to_json(const loom_model *m, loom_error *err) {
     arch_index x;
     if (!arch_index_make(m, &x)) {
@@ -326,6 +353,8 @@ cJSON *loom_arch_to_json(const loom_model *m, loom_error *err) {
             arch_index_free(&x);
             return NULL;
         }
+        if (loom_model_layer_policy(m, L) == LOOM_POLICY_MIXED_BFLOAT16)
+            cJSON_ReplaceItemInObjectCaseSensitive(cfg, "dtype", policy_json("mixed_bfloat16"));
         cJSON_AddItemToObject(lj, "config", cfg);
         cJSON_AddStringToObject(lj, "name", L->name);
         cJSON *inbound = cJSON_AddArrayToObject(lj, "inbound_nodes");
@@ -726,6 +755,7 @@ loom_model *loom_arch_from_json_limited(const cJSON *root, const char *what, boo
         }
         if (!(r[i].layer = loom_layer_from_config_json(g, lcls, name, c, what, weights_only, err))) goto done;
         if (!loom_json_flag(c, "trainable", true)) loom_layer_set_trainable(r[i].layer, 0);
+        if (read_dtype_policy(c, r[i].layer, what, err)) goto done;
         r[i].outputs = calloc((size_t)(r[i].n_nodes ? r[i].n_nodes : 1), sizeof *r[i].outputs);
         if (!r[i].outputs) goto oom;
     }

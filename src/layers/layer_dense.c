@@ -5,6 +5,7 @@
 #include "layers/layers.h"
 #include "ops/activations.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
 
 #include <math.h>
 #include <string.h>
@@ -39,6 +40,27 @@ static size_t dense_scratch(const loom_layer *L, int n_in, const loom_shape *in,
     return loom_act_keeps_preact(L->activation) ? (size_t)batch * loom_shape_size(out) : 0;
 }
 
+/* mixed_bfloat16: the three products of a step share one workspace (they run one after another) */
+static size_t dense_bf16_workspace(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out,
+                                   int batch) {
+    (void)n_in;
+    int in_dim = in[0].dims[in[0].rank - 1], units = L->units;
+    int rows = (int)((size_t)batch * loom_shape_size(out) / (size_t)units);
+    size_t f = loom_gemm_bf16_workspace(rows, units, in_dim), dx = loom_gemm_bf16_workspace(rows, in_dim, units),
+           dw = loom_gemm_bf16_workspace(in_dim, units, rows);
+    return f > dx ? (f > dw ? f : dw) : (dx > dw ? dx : dw);
+}
+
+/* The product of this call site: float32 (loom_sgemm), or bfloat16 inputs with float32 sums under
+ * mixed_bfloat16 (c->bf16_ws set). */
+static void product(const loom_op_ctx *c, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (c->bf16_ws)
+        loom_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, c->bf16_ws);
+    else
+        loom_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     int in_dim = c->in_shape[0].dims[c->in_shape[0].rank - 1];
     int units = L->units;
@@ -46,7 +68,7 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
     const float *kernel = c->w, *bias = L->dense.use_bias ? c->w + (size_t)in_dim * units : NULL;
     /* the bias joins the pass after the product (with the ReLU's, when there is one) */
-    loom_sgemm(false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units, 0.0f, z, units);
+    product(c, false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units, 0.0f, z, units);
     bool relu_done = bias && L->activation == LOOM_RELU;
     if (bias) loom_add_bias(z, bias, (size_t)rows, units, relu_done);
     if (L->activation != LOOM_LINEAR && !relu_done) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
@@ -72,12 +94,12 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
     /* dx before the kernel changes (sgd_w): dx += dz K^T (or = when dx holds nothing yet) */
     if (c->din[0])
-        loom_sgemm(false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
-                   c->din[0], in_dim);
+        product(c, false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
+                c->din[0], in_dim);
     if (!dw) return;
     /* dK += step x^T dz ; db += step (column sums of dz), or = when they hold nothing yet */
-    loom_sgemm(true, false, in_dim, units, rows, step, c->in[0], in_dim, dz, units, accumulate ? 1.0f : 0.0f, dw,
-               units);
+    product(c, true, false, in_dim, units, rows, step, c->in[0], in_dim, dz, units, accumulate ? 1.0f : 0.0f, dw,
+            units);
     if (db) loom_column_sums(db, accumulate, step, dz, NULL, (size_t)rows, units, units);
 }
 
@@ -89,6 +111,7 @@ const loom_op loom_op_dense = {
     .build = dense_build,
     .scratch_size = dense_scratch,
     .forward = dense_forward,
+    .bf16_workspace = dense_bf16_workspace,
     .backward = dense_backward,
     .mask_mode = LOOM_MASK_KEEP,
 };
