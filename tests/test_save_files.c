@@ -207,6 +207,17 @@ static void test_stale_temporaries(loom_model *m) {
     CHECK(!exists("stale.loom.tmpQwErTy"));
 }
 
+/* A path without a folder: the temporaries are looked for in the current one (the folder name
+ * "./" is made up; ASan caught it written one byte past its buffer). */
+static void test_bare_name(loom_model *m) {
+    char cwd[512];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL && chdir(dir) == 0);
+    touch("bare.loom.tmpAbC123");
+    CHECK_STATUS(loom_model_save(m, "bare.loom"), LOOM_OK);
+    CHECK(!exists("bare.loom.tmpAbC123") && loads("bare.loom"));
+    CHECK(chdir(cwd) == 0);
+}
+
 static void remove_dir(void) {
     DIR *d = opendir(dir);
     for (struct dirent *e; d && (e = readdir(d));) {
@@ -234,6 +245,7 @@ int main(void) {
         test_symlinks(m);
         test_not_regular(m);
         test_stale_temporaries(m);
+        test_bare_name(m);
         loom_model_free(m);
     }
     remove_dir();

@@ -181,7 +181,7 @@ static void remove_stale_temporaries(const char *target) {
     const char *slash = strrchr(target, '/');
     const char *base = slash ? slash + 1 : target;
     size_t dir_len = slash ? (size_t)(slash - target) + 1 : 0, base_len = strlen(base);
-    char *dir = malloc(dir_len + 2);
+    char *dir = malloc(dir_len + 3); /* room for "./" and the terminator when there is no folder */
     if (!dir) return;
     if (dir_len) memcpy(dir, target, dir_len);
     else dir[dir_len++] = '.', dir[dir_len++] = '/';
