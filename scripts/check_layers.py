@@ -1,5 +1,7 @@
-#!/usr/bin/env python3
-"""Checks that src/ keeps its architecture (src/README.md): every dependency goes from a higher
+#!/bin/sh
+# Python 3; the next line lets `sh check_layers.py` and `bash check_layers.py` run it the same way.
+''''exec python3 "$0" "$@" #'''
+DOC = """Checks that src/ keeps its architecture (src/README.md): every dependency goes from a higher
 folder to a lower one, never sideways between folders of one level, and no set of files depends on
 itself in a circle.
 
@@ -135,7 +137,7 @@ def cycles(graph):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lib", help="the built static library, to check calls as well as includes")
     args = ap.parse_args()
     files = set(source_files())
