@@ -19,6 +19,7 @@
 #include "check.h"
 #include "fixture.h"
 #include "loom.h"
+#include "layers/rnn.h" /* return_state and RecurrentOutput, which the public API builds only from files */
 
 #include <math.h>
 #include <stdbool.h>
@@ -288,6 +289,59 @@ static loom_model *model_unrolled_activations(void) {
     return finish(g, 1, &x, 2, (loom_tensor *[]){gr, b});
 }
 
+/* Keras's return_state (set as the importer sets it) and the outputs it gives. */
+static loom_layer *with_state(loom_layer *L) {
+    if (L) L->iarg[RNN_STATE] = 1;
+    return L;
+}
+static loom_tensor *state_out(loom_graph *g, const char *name, loom_tensor *rnn_out, int k, int states, int seq) {
+    return call(loom_recurrent_output(g, name, k, states, seq), rnn_out);
+}
+
+/* An encoder-decoder: the encoder LSTM's final states start the decoder LSTM, which returns its
+ * sequence and states; a GRU (backwards) and a SimpleRNN start from the encoder's h. ONNX's
+ * operators with initial_h / initial_c and Y_h / Y_c. */
+static loom_model *model_encoder_decoder(void) {
+    loom_graph *g = loom_graph_new(16);
+    loom_tensor *src = loom_input(g, "source", 2, (int[]){5, 3});
+    loom_tensor *tgt = loom_input(g, "target", 2, (int[]){4, 2});
+    loom_tensor *enc = call(with_state(loom_lstm(g, "encoder", 4, NULL)), src);
+    loom_tensor *h = state_out(g, "enc_h", enc, 1, 2, 0), *c = state_out(g, "enc_c", enc, 2, 2, 0);
+    loom_rnn_options o = loom_rnn_defaults();
+    o.return_sequences = 1;
+    loom_tensor *dec = loom_call_n(with_state(loom_lstm(g, "decoder", 4, &o)), 3, (loom_tensor *[]){tgt, h, c});
+    loom_tensor *y = call(loom_dense(g, "head", 3, LOOM_SOFTMAX, NULL), state_out(g, "dec_seq", dec, 0, 2, 1));
+    loom_tensor *dh = state_out(g, "dec_h", dec, 1, 2, 1), *dc = state_out(g, "dec_c", dec, 2, 2, 1);
+    loom_rnn_options back = loom_rnn_defaults();
+    back.go_backwards = 1;
+    loom_tensor *gr = loom_call_n(with_state(loom_gru(g, "gru", 4, &back)), 2, (loom_tensor *[]){tgt, h});
+    loom_tensor *gr_out = state_out(g, "gru_out", gr, 0, 1, 0), *gr_h = state_out(g, "gru_h", gr, 1, 1, 0);
+    loom_tensor *sr = loom_call_n(loom_simple_rnn(g, "srnn", 4, &o), 2, (loom_tensor *[]){tgt, h});
+    return finish(g, 2, (loom_tensor *[]){src, tgt}, 6, (loom_tensor *[]){y, dh, dc, gr_out, gr_h, sr});
+}
+
+/* The same under Keras masks (katakana_seq2seq's shape: Embedding mask_zero on both sides),
+ * unrolled: padded steps carry the initial and the running states. */
+static loom_model *model_encoder_decoder_masked(void) {
+    loom_graph *g = loom_graph_new(17);
+    loom_tensor *src = loom_input(g, "source", 1, (int[]){6});
+    loom_tensor *tgt = loom_input(g, "target", 1, (int[]){5});
+    loom_tensor *enc = call(with_state(loom_lstm(g, "encoder", 3, NULL)), call(loom_embedding(g, "src_emb", 7, 4, 1), src));
+    loom_tensor *h = state_out(g, "enc_h", enc, 1, 2, 0), *c = state_out(g, "enc_c", enc, 2, 2, 0);
+    loom_rnn_options o = loom_rnn_defaults();
+    o.return_sequences = 1;
+    loom_tensor *te = call(loom_embedding(g, "tgt_emb", 7, 2, 1), tgt);
+    loom_tensor *dec = loom_call_n(with_state(loom_lstm(g, "decoder", 3, &o)), 3, (loom_tensor *[]){te, h, c});
+    loom_tensor *y = call(loom_time_distributed(g, "td", loom_dense(g, "head", 4, LOOM_SOFTMAX, NULL)),
+                          state_out(g, "dec_seq", dec, 0, 2, 1));
+    loom_tensor *dc = state_out(g, "dec_c", dec, 2, 2, 1);
+    loom_rnn_options back = loom_rnn_defaults();
+    back.go_backwards = 1;
+    back.reset_after = 0;
+    loom_tensor *gr = loom_call_n(with_state(loom_gru(g, "gru", 3, &back)), 2, (loom_tensor *[]){te, h});
+    return finish(g, 2, (loom_tensor *[]){src, tgt}, 3, (loom_tensor *[]){y, dc, state_out(g, "gru_h", gr, 1, 1, 0)});
+}
+
 typedef struct family {
     const char *name;
     loom_model *(*build)(void);
@@ -312,6 +366,8 @@ static const family FAMILIES[] = {
     {.name = "sequence_longer", .build = model_sequence_longer, .id_range = 12, .onnx_file = "sequence_dynamic"},
     {.name = "masked", .build = model_masked, .id_range = 9},
     {.name = "unrolled_activations", .build = model_unrolled_activations},
+    {.name = "encoder_decoder", .build = model_encoder_decoder},
+    {.name = "encoder_decoder_masked", .build = model_encoder_decoder_masked, .id_range = 7},
 };
 #define N_FAMILIES (int)(sizeof FAMILIES / sizeof FAMILIES[0])
 
@@ -583,6 +639,21 @@ static void test_structure(void) {
     CHECK(mp != NULL);
     if (mp) {
         CHECK(count_ops(mp, "LSTM") == 2 && count_ops(mp, "GRU") == 2 && count_ops(mp, "RNN") == 1);
+        onnx__model_proto__free_unpacked(mp, NULL);
+    }
+    /* initial states and return_state on ONNX's operators: the decoder LSTM takes initial_h and
+     * initial_c and gives Y_c; the states are not graph inputs with a time axis */
+    mp = read_model(LOOM_ONNX_OUT_DIR "/encoder_decoder.onnx");
+    CHECK(mp != NULL);
+    if (mp) {
+        CHECK(count_ops(mp, "LSTM") == 2 && count_ops(mp, "GRU") == 1 && count_ops(mp, "RNN") == 1);
+        int full = 0;
+        for (size_t i = 0; i < mp->graph->n_node; i++)
+            if (strcmp(mp->graph->node[i]->op_type, "LSTM") == 0)
+                full += mp->graph->node[i]->n_input == 7 && mp->graph->node[i]->n_output == 3;
+        CHECK(full == 1);
+        CHECK(strcmp(dim_param(mp->graph->input[1], 1), "target_steps") == 0);
+        CHECK(strcmp(dim_param(mp->graph->output[0], 1), "target_steps") == 0);
         onnx__model_proto__free_unpacked(mp, NULL);
     }
     mp = read_model(LOOM_ONNX_OUT_DIR "/recurrent.onnx");

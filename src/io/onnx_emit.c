@@ -52,6 +52,21 @@ bool loom_onnx_activation(onnx_exporter *e, const onnx_call *c, loom_activation 
         ox_op2(x, "Mul", out, half, one);
         return true;
     }
+    case LOOM_HARD_SIGMOID: {
+        /* clip(x / 6 + 0.5, 0, 1) in loom's operations (HardSigmoid's alpha * x would round 1/6) */
+        const char *d = ox_tmp(x, out, "hs_div"), *s = ox_tmp(x, out, "hs_shift");
+        ox_op2(x, "Div", d, in, ox_scalar(x, ox_tmp(x, out, "six"), 6.0f));
+        ox_op2(x, "Add", s, d, ox_scalar(x, ox_tmp(x, out, "half"), 0.5f));
+        ox_node(x, "Clip", 3, (const char *[]){s, ox_scalar(x, ox_tmp(x, out, "zero"), 0.0f), ox_scalar(x, ox_tmp(x, out, "one"), 1.0f)},
+                1, &out);
+        return true;
+    }
+    case LOOM_HARD_SIGMOID_KERAS2: { /* clip(0.2 x + 0.5, 0, 1): ONNX's HardSigmoid exactly */
+        Onnx__NodeProto *n = ox_op1(x, "HardSigmoid", out, in);
+        ox_attr_float(x, n, "alpha", 0.2f);
+        ox_attr_float(x, n, "beta", 0.5f);
+        return true;
+    }
     default: return loom_onnx_fail(e, c->L, "activation %s cannot be exported", loom_activation_name(a));
     }
 }

@@ -8,6 +8,12 @@
 #include "core/model.h"
 #include "io/onnx_graph.h"
 
+/* A per-sample dimension of variable length (the agreed representation of variable-length
+ * sequences, in loom_input and loom_shape; loom.h defines it once they are supported). */
+#ifndef LOOM_DIM_VARIABLE
+#define LOOM_DIM_VARIABLE (-1)
+#endif
+
 typedef struct onnx_exporter {
     ox x;
     loom_model *m;

@@ -407,6 +407,8 @@ static bool emit_attention(onnx_exporter *e, const onnx_call *c) {
     bool causal = L->iarg[MHA_CAUSAL];
     const char *scaled = causal ? loom_onnx_tmp(e, c, "scaled") : scores;
     ox_op2(&e->x, "Mul", scaled, qk, ox_scalar(&e->x, loom_onnx_tmp(e, c, "scale"), 1.0f / sqrtf((float)Kd)));
+    if (causal && (Tq == LOOM_DIM_VARIABLE || Tv == LOOM_DIM_VARIABLE))
+        return loom_onnx_fail(e, L, "%s", "a causal mask over a variable number of steps is not exported");
     if (causal) {
         float *mask = malloc((size_t)Tq * Tv * sizeof *mask);
         if (!mask) {
@@ -509,6 +511,7 @@ static bool emit_layer(onnx_exporter *e, const onnx_call *c) {
     if (op == &loom_op_embedding) return emit_embedding(e, c);
     if (loom_is_rnn_op(op)) return loom_onnx_recurrent(e, c);
     if (op == &loom_op_bidirectional) return loom_onnx_bidirectional(e, c);
+    if (op == &loom_op_recurrent_output) return loom_onnx_recurrent_output(e, c);
     if (op == &loom_op_time_distributed) return emit_time_distributed(e, c);
     if (op == &loom_op_multi_head_attention) return emit_attention(e, c);
     return loom_onnx_fail(e, c->L, "%s", "no ONNX form for this layer class (a user C layer cannot be exported)");
@@ -529,10 +532,13 @@ static bool on_time_axis(const loom_layer *L) {
     return (L->axis < 0 ? L->axis + rank + 1 : L->axis) == 1;
 }
 
-/* Layers whose output axis 0 is their input 0's time axis (and that do not fix its length). */
+/* Layers whose output axis 0 is their input 0's time axis (and that do not fix its length). A
+ * return_state layer's output rows are the steps and its states: its RecurrentOutput 0 keeps the
+ * time axis (build_graph declares a symbolic dim only where the lengths agree). */
 static bool keeps_time(const loom_layer *L) {
     const loom_op *op = L->op;
     if (loom_is_rnn_op(op)) return L->iarg[RNN_SEQ];
+    if (op == &loom_op_recurrent_output) return L->iarg[0] == 0 && L->iarg[2];
     if (op == &loom_op_bidirectional) return L->inner[0]->iarg[RNN_SEQ];
     return op == &loom_op_dense || op == &loom_op_activation || op == &loom_op_dropout || op == &loom_op_add ||
            op == &loom_op_subtract || op == &loom_op_multiply || op == &loom_op_layer_normalization ||
@@ -570,7 +576,9 @@ static loom_status analyse(onnx_exporter *e, bool *masked, int *time) {
         const loom_layer *L = s->node->layer;
         bool consumer = sequence_layer(L->op);
         for (int i = 0; i < s->node->n_in; i++)
-            if (consumer || (needs[p] && keeps_time_here(m, s) && !(L->op == &loom_op_multi_head_attention && i > 0)))
+            /* a recurrent layer's inputs after the sequence are its initial states */
+            if ((consumer && (i == 0 || L->op == &loom_op_multi_head_attention)) ||
+                (needs[p] && keeps_time_here(m, s) && !(L->op == &loom_op_multi_head_attention && i > 0)))
                 needs[s->in_pos[i]] = true;
     }
     /* forwards: the inputs that are sequences and where their time axis goes */
@@ -588,19 +596,39 @@ static loom_status analyse(onnx_exporter *e, bool *masked, int *time) {
     return LOOM_OK;
 }
 
-/* The dims of a value for a graph input/output: batch, then the per-sample ones. */
-static void io_dims(const loom_shape *s, int time_input, const loom_model *m, int64_t *dims, const char **params,
-                    ox *x) {
+/* The dims of a value for a graph input/output: the symbolic "batch", then the per-sample ones; a
+ * per-sample LOOM_DIM_VARIABLE is the symbolic "<value>_dim<axis>", and axis 1 the symbolic
+ * "<input>_steps" when it is the time axis of model input time_input (1-based) with its length. */
+static void io_dims(const loom_shape *s, const char *value, int time_input, const loom_model *m, int64_t *dims,
+                    const char **params, ox *x) {
     dims[0] = -1;
     params[0] = "batch";
     for (int i = 0; i < s->rank; i++) {
         dims[i + 1] = s->dims[i];
-        params[i + 1] = NULL;
+        params[i + 1] = s->dims[i] == LOOM_DIM_VARIABLE ? ox_str(x, "%s_dim%d", value, i + 1) : NULL;
     }
-    if (time_input) {
-        dims[1] = -1;
-        params[1] = ox_str(x, "%s_steps", m->order[m->input_pos[time_input - 1]].node->layer->name);
+    if (time_input && s->rank >= 1) {
+        const loom_node *in = m->order[m->input_pos[time_input - 1]].node;
+        if (in->out_shape.dims[0] == s->dims[0]) {
+            dims[1] = -1;
+            params[1] = ox_str(x, "%s_steps", in->layer->name);
+        }
     }
+}
+
+/* Layers whose ONNX form holds no per-sample size but the last axis's (so a LOOM_DIM_VARIABLE
+ * elsewhere is fine); the recurrent layers refuse by themselves where they must unroll. */
+static bool variable_ok(const loom_layer *L) {
+    const loom_op *op = L->op;
+    return keeps_time(L) || loom_is_rnn_op(op) || op == &loom_op_bidirectional || op == &loom_op_recurrent_output ||
+           op == &loom_op_global_average_pooling1d || op == &loom_op_global_max_pooling1d ||
+           op == &loom_op_global_average_pooling2d || op == &loom_op_global_max_pooling2d;
+}
+
+static bool has_variable_dim(const loom_shape *s) {
+    for (int i = 0; i < s->rank; i++)
+        if (s->dims[i] == LOOM_DIM_VARIABLE) return true;
+    return false;
 }
 
 static loom_status write_file(loom_model *m, const char *path, const uint8_t *data, size_t n) {
@@ -646,7 +674,7 @@ static loom_status build_graph(onnx_exporter *e, const bool *masked, const int *
         const loom_layer *L = n->layer;
         if (s->is_input) {
             value[p] = L->name;
-            io_dims(&n->out_shape, time[p], m, dims, params, x);
+            io_dims(&n->out_shape, L->name, time[p], m, dims, params, x);
             ox_input(x, L->name, n->out_shape.rank + 1, dims, params);
             continue;
         }
@@ -668,6 +696,13 @@ static loom_status build_graph(onnx_exporter *e, const bool *masked, const int *
             in[i] = value[s->in_pos[i]];
             in_shape[i] = m->order[s->in_pos[i]].node->out_shape;
         }
+        bool variable = has_variable_dim(&n->out_shape);
+        for (int i = 0; i < n->n_in; i++) variable = variable || has_variable_dim(&in_shape[i]);
+        if (variable && !variable_ok(L)) {
+            loom_onnx_fail(e, L, "%s", "a variable-length dimension reaches a layer whose ONNX form fixes its size");
+            st = m->err.code;
+            break;
+        }
         onnx_call c = {.L = L, .w = L->n_weights ? m->params + L->weights[0].offset : NULL, .n_in = n->n_in, .in = in,
                   .in_shape = in_shape, .out_shape = n->out_shape, .out = out, .mask = in_mask,
                   .mask_keys = n->n_in > 1 && (s->in_pos[1] == s->in_pos[0] || s->in_pos[n->n_in - 1] == s->in_pos[0])};
@@ -687,7 +722,7 @@ static loom_status build_graph(onnx_exporter *e, const bool *masked, const int *
         const loom_output *o = &m->outputs[k];
         if (strcmp(value[o->pos], o->name) != 0) ox_op1(x, "Identity", o->name, value[o->pos]);
         const loom_shape *s = &m->order[o->pos].node->out_shape;
-        io_dims(s, e->steps_baked ? 0 : time[o->pos], m, dims, params, x);
+        io_dims(s, o->name, e->steps_baked ? 0 : time[o->pos], m, dims, params, x);
         ox_output(x, o->name, s->rank + 1, dims, params);
     }
     return LOOM_OK;

@@ -4,7 +4,14 @@
  * ONNX's i, o, f, c; GRU's z, r, h are ONNX's order, reset_after is linear_before_reset = 1 (bias
  * rows: input, recurrent), reset_before a zero recurrent bias; go_backwards is direction
  * "reverse" (its sequence output reversed, as Keras returns it in processed order);
- * Bidirectional is direction "bidirectional" and its merge mode. Otherwise unrolled (below). */
+ * Bidirectional is direction "bidirectional" and its merge mode. Otherwise unrolled (below).
+ *
+ * Initial states (Keras's initial_state, inputs 1 and 2 of the call, (batch, units) each) are the
+ * operators' initial_h / initial_c, or the unrolled loop's first state. return_state: loom's layer
+ * output is (batch, rows, units), the output rows then the final h (and c), which RecurrentOutput
+ * layers take apart (layer_rnn.c); the operators' Y_h / Y_c (or the loop's last states) are
+ * concatenated after the output rows in that layout, and each RecurrentOutput is a Slice / Gather
+ * on axis 1 counted from the end, so the time axis may stay symbolic. */
 #ifdef LOOM_HAVE_ONNX
 #include "io/onnx_recurrent.h"
 #include "layers/rnn.h"
@@ -32,10 +39,11 @@ static int rnn_gate_count(const loom_layer *L) {
 }
 
 /* One ONNX RNN / LSTM / GRU node over ndir directions (layers dirs[d] with weights at w[d]).
- * Writes Y (steps, ndir, batch, units) and Y_h (ndir, batch, units) under the given names. */
+ * h0, c0: initial states (ndir, batch, units) or NULL (zeros). Writes Y (steps, ndir, batch,
+ * units), Y_h (ndir, batch, units) and, when yc is not NULL, LSTM's Y_c under the given names. */
 static bool emit_rnn_node(onnx_exporter *e, const onnx_call *c, int ndir, const loom_layer *const *dirs,
-                          const float *const *w, const char *direction, const char *x_tnf, const char *y,
-                          const char *yh) {
+                          const float *const *w, const char *direction, const char *x_tnf, const char *h0,
+                          const char *c0, const char *y, const char *yh, const char *yc) {
     const loom_layer *L = dirs[0];
     int F = c->in_shape[0].dims[1], U = L->units, G = rnn_gate_count(L);
     size_t GU = (size_t)G * U;
@@ -72,12 +80,15 @@ static bool emit_rnn_node(onnx_exporter *e, const onnx_call *c, int ndir, const 
         }
     }
     int64_t nd = ndir, gu = (int64_t)GU;
-    const char *in[4] = {x_tnf, ox_weight(&e->x, loom_onnx_wname(e, c->L, "W"), 3, (int64_t[]){nd, gu, F}, W),
+    /* X, W, R, B, sequence_lens (omitted: "" ), initial_h, initial_c */
+    const char *in[7] = {x_tnf, ox_weight(&e->x, loom_onnx_wname(e, c->L, "W"), 3, (int64_t[]){nd, gu, F}, W),
                          ox_weight(&e->x, loom_onnx_wname(e, c->L, "R"), 3, (int64_t[]){nd, gu, U}, R),
-                         ox_weight(&e->x, loom_onnx_wname(e, c->L, "B"), 2, (int64_t[]){nd, 2 * gu}, B)};
+                         ox_weight(&e->x, loom_onnx_wname(e, c->L, "B"), 2, (int64_t[]){nd, 2 * gu}, B), "",
+                         h0 ? h0 : "", c0 ? c0 : ""};
     free(buf);
-    const char *outs[2] = {y, yh};
-    Onnx__NodeProto *n = ox_node(&e->x, G == 4 ? "LSTM" : gru ? "GRU" : "RNN", 4, in, 2, outs);
+    int n_in = c0 ? 7 : h0 ? 6 : 4;
+    const char *outs[3] = {y, yh, yc};
+    Onnx__NodeProto *n = ox_node(&e->x, G == 4 ? "LSTM" : gru ? "GRU" : "RNN", n_in, in, yc ? 3 : 2, outs);
     ox_attr_int(&e->x, n, "hidden_size", U);
     ox_attr_string(&e->x, n, "direction", direction);
     ox_attr_strings(&e->x, n, "activations", n_acts, acts);
@@ -97,10 +108,12 @@ static bool can_use_onnx_rnn(const loom_layer *L) {
     return rnn_activation(L->activation) && (rnn_gate_count(L) == 1 || rnn_activation((loom_activation)L->iarg[RNN_RACT]));
 }
 
-/* One direction of a recurrent layer over the steps of c's input, in its processing order.
- * step_out[s] receives the output of processed step s, *last the final state. */
+/* One direction of a recurrent layer over the steps of c's input, in its processing order, from
+ * the initial states h0, c0 ((batch, units), NULL: zeros). step_out[s] receives the output of
+ * processed step s, *last the final state h, *last_c (LSTM) the final c. */
 static bool unroll_direction(onnx_exporter *e, const onnx_call *c, const loom_layer *L, const float *w, const char *mask3,
-                             const char *tag, const char **step_out, const char **last) {
+                             const char *tag, const char *h0, const char *c0, const char **step_out, const char **last,
+                             const char **last_c) {
     ox *x = &e->x;
     const int T = c->in_shape[0].dims[0], F = c->in_shape[0].dims[1], U = L->units, G = rnn_gate_count(L);
     const int64_t GU = (int64_t)G * U;
@@ -131,20 +144,23 @@ static bool unroll_direction(onnx_exporter *e, const onnx_call *c, const loom_la
     }
     free(rk);
     const char *rbias = reset_after && bias ? ox_weight(x, loom_onnx_wname(e, L, "rec_bias"), 1, &GU, bias + GU) : NULL;
-    /* zero initial state (batch, units) */
-    const char *shape = NAME("%s/x_shape", tag), *nb = NAME("%s/batch", tag), *hs = NAME("%s/state_shape", tag),
-               *zeros = NAME("%s/zeros", tag);
-    ox_op1(x, "Shape", shape, c->in[0]);
-    const char *sl[3] = {shape, ox_int64s(x, NAME("%s/b0", tag), 1, (int64_t[]){0}),
-                         ox_int64s(x, NAME("%s/b1", tag), 1, (int64_t[]){1})};
-    ox_node(x, "Slice", 3, sl, 1, &nb);
-    const char *cat[2] = {nb, ox_int64s(x, NAME("%s/units", tag), 1, (int64_t[]){U})};
-    ox_attr_int(x, ox_node(x, "Concat", 2, cat, 1, &hs), "axis", 0);
-    ox_op1(x, "ConstantOfShape", zeros, hs); /* default value: float 0 */
+    /* zeros (batch, units): a missing initial state, masked outputs with zero_output_for_mask */
+    const char *zeros = NULL;
+    if (!h0 || (lstm && !c0) || zero_out) {
+        const char *shape = NAME("%s/x_shape", tag), *nb = NAME("%s/batch", tag), *hs = NAME("%s/state_shape", tag);
+        zeros = NAME("%s/zeros", tag);
+        ox_op1(x, "Shape", shape, c->in[0]);
+        const char *sl[3] = {shape, ox_int64s(x, NAME("%s/b0", tag), 1, (int64_t[]){0}),
+                             ox_int64s(x, NAME("%s/b1", tag), 1, (int64_t[]){1})};
+        ox_node(x, "Slice", 3, sl, 1, &nb);
+        const char *cat[2] = {nb, ox_int64s(x, NAME("%s/units", tag), 1, (int64_t[]){U})};
+        ox_attr_int(x, ox_node(x, "Concat", 2, cat, 1, &hs), "axis", 0);
+        ox_op1(x, "ConstantOfShape", zeros, hs); /* default value: float 0 */
+    }
     const char *one = gru ? ox_scalar(x, NAME("%s/one", tag), 1.0f) : NULL;
     const char *split_n = G > 1 ? ox_int64s(x, NAME("%s/split", tag), G, (int64_t[]){U, U, U, U}) : NULL;
     const char *split_2 = gru && !reset_after ? ox_int64s(x, NAME("%s/split2", tag), 2, (int64_t[]){U, U}) : NULL;
-    const char *h = zeros, *cs = zeros;
+    const char *h = h0 ? h0 : zeros, *cs = c0 ? c0 : zeros;
     for (int s = 0; s < T; s++) {
         const int t = back ? T - 1 - s : s;
         const char *p = NAME("%s/step%d", tag, s);
@@ -227,6 +243,7 @@ static bool unroll_direction(onnx_exporter *e, const onnx_call *c, const loom_la
         if (cn) cs = cn;
     }
     *last = h;
+    *last_c = lstm ? cs : NULL;
 #undef NAME
     return true;
 }
@@ -248,12 +265,32 @@ static void stack_steps(onnx_exporter *e, const char *tag, int T, const char *co
     free(u);
 }
 
-/* A recurrent layer (ndir 1) or a Bidirectional one (ndir 2) unrolled. */
+/* return_state: c->out (batch, rows, units) from the output rows and the final states, each
+ * (batch, rows, units) already. */
+static void concat_states(onnx_exporter *e, const onnx_call *c, const char *rows, const char *h, const char *cs) {
+    const char *parts[3] = {rows, h, cs};
+    ox_attr_int(&e->x, ox_node(&e->x, "Concat", cs ? 3 : 2, parts, 1, &c->out), "axis", 1);
+}
+
+/* (batch, units) -> (batch, 1, units) */
+static const char *one_row(onnx_exporter *e, const onnx_call *c, const char *in, const char *suffix) {
+    const char *out = loom_onnx_tmp(e, c, suffix);
+    ox_op2(&e->x, "Unsqueeze", out, in, loom_onnx_ints(e, c, ox_str(&e->x, "%s_axis", suffix), 1, (int64_t[]){1}));
+    return out;
+}
+
+/* A recurrent layer (ndir 1, with its initial states and return_state) or a Bidirectional one
+ * (ndir 2) unrolled. */
 static bool emit_unrolled(onnx_exporter *e, const onnx_call *c, int ndir, const loom_layer *const *dirs, const float *const *w,
                           int merge_mode) {
     ox *x = &e->x;
     const int T = c->in_shape[0].dims[0];
-    const bool seq = dirs[0]->iarg[RNN_SEQ];
+    const bool seq = dirs[0]->iarg[RNN_SEQ], state = ndir == 1 && dirs[0]->iarg[RNN_STATE];
+    const char *h0 = ndir == 1 && c->n_in > 1 ? c->in[1] : NULL, *c0 = ndir == 1 && c->n_in > 2 ? c->in[2] : NULL;
+    if (T == LOOM_DIM_VARIABLE)
+        return loom_onnx_fail(e, c->L, "%s",
+                              "a Keras mask or an activation ONNX's recurrent operators lack needs the steps unrolled, "
+                              "which needs a fixed number of steps");
     e->steps_baked = true;
     const char *mask3 = NULL;
     if (c->mask) {
@@ -265,16 +302,16 @@ static bool emit_unrolled(onnx_exporter *e, const onnx_call *c, int ndir, const 
         e->x.failed = true;
         return true;
     }
-    const char *last[2], *res[2];
+    const char *last[2], *last_c[2], *res[2];
     bool ok = true;
     for (int d = 0; d < ndir && ok; d++) {
         const char *tag = ndir == 1 ? c->out : loom_onnx_tmp(e, c, d ? "backward" : "forward");
-        ok = unroll_direction(e, c, dirs[d], w[d], mask3, tag, steps + (size_t)d * T, &last[d]);
+        ok = unroll_direction(e, c, dirs[d], w[d], mask3, tag, h0, c0, steps + (size_t)d * T, &last[d], &last_c[d]);
         if (!ok) break;
         if (seq) {
             /* one layer returns its processed order (Keras); Bidirectional puts the backward one
              * back in time order */
-            res[d] = ndir == 1 ? c->out : ox_tmp(x, tag, "sequence");
+            res[d] = ndir == 1 && !state ? c->out : ox_tmp(x, tag, "sequence");
             stack_steps(e, tag, T, steps + (size_t)d * T, ndir == 2 && d == 1, res[d]);
         } else {
             res[d] = last[d];
@@ -282,6 +319,11 @@ static bool emit_unrolled(onnx_exporter *e, const onnx_call *c, int ndir, const 
     }
     free(steps);
     if (!ok) return false;
+    if (state) {
+        concat_states(e, c, seq ? res[0] : one_row(e, c, res[0], "last_row"), one_row(e, c, last[0], "h_row"),
+                      last_c[0] ? one_row(e, c, last_c[0], "c_row") : NULL);
+        return true;
+    }
     if (ndir == 1) {
         if (!seq) ox_op1(x, "Identity", c->out, res[0]);
         return true;
@@ -311,22 +353,50 @@ static void reverse_time(onnx_exporter *e, const onnx_call *c, const char *out, 
 
 bool loom_onnx_recurrent(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
-    if (L->iarg[RNN_STATE] || c->n_in > 1)
-        return loom_onnx_fail(e, L, "%s", "return_state and initial states are not exported to ONNX yet");
     if (c->mask || !can_use_onnx_rnn(L)) return emit_unrolled(e, c, 1, &L, &c->w, 0);
-    bool seq = L->iarg[RNN_SEQ];
+    bool seq = L->iarg[RNN_SEQ], state = L->iarg[RNN_STATE], lstm = L->op == &loom_op_lstm;
     const char *xt = loom_onnx_tmp(e, c, "time_major"), *y = loom_onnx_tmp(e, c, "Y"), *yh = loom_onnx_tmp(e, c, "Y_h");
+    const char *yc = state && lstm ? loom_onnx_tmp(e, c, "Y_c") : NULL;
     loom_onnx_transpose(e, xt, c->in[0], 3, (int64_t[]){1, 0, 2});
-    if (!emit_rnn_node(e, c, 1, &L, &c->w, L->iarg[RNN_BACK] ? "reverse" : "forward", xt, y, yh)) return false;
+    /* initial states: (batch, units) -> (1 direction, batch, units) */
+    const char *init[2] = {NULL, NULL}, *state_axis = c->n_in > 1 ? loom_onnx_ints(e, c, "state_axis", 1, (int64_t[]){0}) : NULL;
+    for (int i = 0; i + 1 < c->n_in && i < 2; i++) {
+        init[i] = loom_onnx_tmp(e, c, i ? "initial_c" : "initial_h");
+        ox_op2(&e->x, "Unsqueeze", init[i], c->in[1 + i], state_axis);
+    }
+    if (!emit_rnn_node(e, c, 1, &L, &c->w, L->iarg[RNN_BACK] ? "reverse" : "forward", xt, init[0], init[1], y, yh, yc))
+        return false;
+    /* return_state: the final states as rows (1, batch, units) -> (batch, 1, units) */
+    const char *h_row = state ? loom_onnx_tmp(e, c, "h_row") : NULL, *c_row = yc ? loom_onnx_tmp(e, c, "c_row") : NULL;
+    if (h_row) loom_onnx_transpose(e, h_row, yh, 3, (int64_t[]){1, 0, 2});
+    if (c_row) loom_onnx_transpose(e, c_row, yc, 3, (int64_t[]){1, 0, 2});
     if (!seq) {
-        ox_op2(&e->x, "Squeeze", c->out, yh, loom_onnx_ints(e, c, "dir_axis", 1, (int64_t[]){0}));
+        if (state) concat_states(e, c, h_row, h_row, c_row); /* the output is h_T too */
+        else ox_op2(&e->x, "Squeeze", c->out, yh, loom_onnx_ints(e, c, "dir_axis", 1, (int64_t[]){0}));
         return true;
     }
-    const char *sq = loom_onnx_tmp(e, c, "Y_squeezed"), *bt = L->iarg[RNN_BACK] ? loom_onnx_tmp(e, c, "Y_time_order") : c->out;
+    const char *rows = state ? loom_onnx_tmp(e, c, "sequence") : c->out;
+    const char *sq = loom_onnx_tmp(e, c, "Y_squeezed"), *bt = L->iarg[RNN_BACK] ? loom_onnx_tmp(e, c, "Y_time_order") : rows;
     ox_op2(&e->x, "Squeeze", sq, y, loom_onnx_ints(e, c, "dir_axis", 1, (int64_t[]){1}));
     loom_onnx_transpose(e, bt, sq, 3, (int64_t[]){1, 0, 2});
     /* Keras returns a backwards layer's outputs in the order it processed them */
-    if (L->iarg[RNN_BACK]) reverse_time(e, c, c->out, bt);
+    if (L->iarg[RNN_BACK]) reverse_time(e, c, rows, bt);
+    if (state) concat_states(e, c, rows, h_row, c_row);
+    return true;
+}
+
+/* RecurrentOutput k of a return_state layer with S states (layer_rnn.c): k 0 with sequences the
+ * rows [0, rows - S), else one row, counted from the end for a state, as (batch, units). */
+bool loom_onnx_recurrent_output(onnx_exporter *e, const onnx_call *c) {
+    int k = c->L->iarg[0], S = c->L->iarg[1];
+    if (k == 0 && c->L->iarg[2]) {
+        const char *in[4] = {c->in[0], loom_onnx_ints(e, c, "starts", 1, (int64_t[]){0}),
+                             loom_onnx_ints(e, c, "ends", 1, (int64_t[]){-S}), loom_onnx_ints(e, c, "axes", 1, (int64_t[]){1})};
+        ox_node(&e->x, "Slice", 4, in, 1, &c->out);
+    } else {
+        const char *row = ox_int64_scalar(&e->x, loom_onnx_tmp(e, c, "row"), k == 0 ? 0 : k - 1 - S);
+        ox_attr_int(&e->x, ox_op2(&e->x, "Gather", c->out, c->in[0], row), "axis", 1);
+    }
     return true;
 }
 
@@ -341,7 +411,7 @@ bool loom_onnx_bidirectional(onnx_exporter *e, const onnx_call *c) {
     if (c->mask || !can_use_onnx_rnn(fw)) return emit_unrolled(e, c, 2, dirs, w, mode);
     const char *xt = loom_onnx_tmp(e, c, "time_major"), *y = loom_onnx_tmp(e, c, "Y"), *yh = loom_onnx_tmp(e, c, "Y_h");
     loom_onnx_transpose(e, xt, c->in[0], 3, (int64_t[]){1, 0, 2});
-    if (!emit_rnn_node(e, c, 2, dirs, w, "bidirectional", xt, y, yh)) return false;
+    if (!emit_rnn_node(e, c, 2, dirs, w, "bidirectional", xt, NULL, NULL, y, yh, NULL)) return false;
     /* batch-major with the direction axis just before the units: (batch, [steps,] 2, units) */
     const char *bm = loom_onnx_tmp(e, c, "batch_major");
     if (seq) loom_onnx_transpose(e, bm, y, 4, (int64_t[]){2, 0, 1, 3});

@@ -9,5 +9,7 @@
  * express the layer, else the steps unrolled. */
 bool loom_onnx_recurrent(onnx_exporter *e, const onnx_call *c);
 bool loom_onnx_bidirectional(onnx_exporter *e, const onnx_call *c);
+/* RecurrentOutput: one of a return_state layer's outputs, sliced from its (batch, rows, units). */
+bool loom_onnx_recurrent_output(onnx_exporter *e, const onnx_call *c);
 
 #endif
