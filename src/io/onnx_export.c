@@ -586,8 +586,10 @@ static loom_status analyse(onnx_exporter *e, bool *masked, int *time) {
         const loom_step_node *s = &m->order[p];
         time[p] = 0;
         if (s->is_input) {
+            /* a sequence for a recurrent or attention layer, or of variable length */
+            const loom_shape *is = &s->node->out_shape;
             for (int i = 0; i < m->n_inputs; i++)
-                if (m->input_pos[i] == p && needs[p] && s->node->out_shape.rank <= 2) time[p] = 1 + i;
+                if (m->input_pos[i] == p && ((needs[p] && is->rank <= 2) || is->dims[0] == LOOM_DIM_VARIABLE)) time[p] = 1 + i;
         } else if (s->node->n_in > 0 && keeps_time_here(m, s)) {
             time[p] = time[s->in_pos[0]];
         }
