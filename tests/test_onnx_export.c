@@ -294,6 +294,25 @@ static loom_model *model_unrolled_activations(void) {
     return finish(g, 1, &x, 2, (loom_tensor *[]){gr, b});
 }
 
+/* Both hard_sigmoid dialects (Keras 3 x / 6 + 0.5, Keras 2 0.2 x + 0.5, clipped; inputs scaled
+ * so that some values clip) on their own and as recurrent activations (unrolled). */
+static loom_model *model_hard_sigmoid(void) {
+    loom_graph *g = loom_graph_new(21);
+    loom_tensor *x = loom_input(g, "seq", 2, (int[]){4, 3});
+    loom_tensor *w1 = call(loom_dense(g, "wide", 6, LOOM_LINEAR, NULL), x); /* about +-1 */
+    loom_tensor *w4 = loom_call_n(loom_add(g, "times4"), 4, (loom_tensor *[]){w1, w1, w1, w1});
+    loom_tensor *wide = loom_call_n(loom_add(g, "times16"), 4, (loom_tensor *[]){w4, w4, w4, w4});
+    loom_tensor *k3 = call(loom_dense(g, "hs3", 5, LOOM_HARD_SIGMOID, NULL), w4);
+    loom_tensor *k3a = call(loom_activation_layer(g, "hs3_act", LOOM_HARD_SIGMOID), wide);
+    loom_tensor *k2 = call(loom_activation_layer(g, "hs2", LOOM_HARD_SIGMOID_KERAS2), w4);
+    loom_rnn_options o = loom_rnn_defaults();
+    o.recurrent_activation = LOOM_HARD_SIGMOID_KERAS2;
+    loom_tensor *l = call(loom_lstm(g, "lstm_hs2", 3, &o), wide);
+    o.recurrent_activation = LOOM_HARD_SIGMOID;
+    loom_tensor *gr = call(loom_gru(g, "gru_hs3", 2, &o), wide);
+    return finish(g, 1, &x, 5, (loom_tensor *[]){k3, k3a, k2, l, gr});
+}
+
 /* Keras's return_state (set as the importer sets it) and the outputs it gives. */
 static loom_layer *with_state(loom_layer *L) {
     if (L) L->iarg[RNN_STATE] = 1;
@@ -373,6 +392,7 @@ static const family FAMILIES[] = {
     {.name = "unrolled_activations", .build = model_unrolled_activations},
     {.name = "encoder_decoder", .build = model_encoder_decoder},
     {.name = "encoder_decoder_masked", .build = model_encoder_decoder_masked, .id_range = 7},
+    {.name = "hard_sigmoid", .build = model_hard_sigmoid, .id_range = 0},
 };
 #define N_FAMILIES (int)(sizeof FAMILIES / sizeof FAMILIES[0])
 
