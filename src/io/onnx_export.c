@@ -12,8 +12,12 @@
  *     channels-first: each such layer is Transpose, the op, Transpose back (between consecutive
  *     such layers a transpose meets its inverse, which graph optimizers remove). Keras's SAME padding becomes explicit pads (the
  *     extra element after), Conv2DTranspose's output size explicit pads / output_padding;
+ *   - a per-sample LOOM_DIM_VARIABLE (variable-length sequences) is a symbolic dim_param too: the
+ *     input's "<input>_steps" on axis 1, "<value>_dim<axis>" elsewhere; a layer whose ONNX form
+ *     fixes that size (Flatten, Reshape, a causal mask, an unrolled recurrent layer) refuses it;
  *   - SimpleRNN, LSTM, GRU and Bidirectional are ONNX's recurrent operators, or unrolled where
- *     those cannot express the layer (onnx_recurrent.c);
+ *     those cannot express the layer (onnx_recurrent.c), with their initial states and
+ *     return_state; RecurrentOutput slices loom's stacked (output rows, states) tensor;
  *   - MultiHeadAttention is decomposed: projections (MatMul + Add), heads by Reshape/Transpose,
  *     scores MatMul * 1/sqrt(key_dim), a constant -1e30 above the diagonal when causal, Softmax,
  *     MatMul, output projection;

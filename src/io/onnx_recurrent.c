@@ -24,6 +24,9 @@ static const char *rnn_activation(loom_activation a) {
     case LOOM_TANH: return "Tanh";
     case LOOM_RELU: return "Relu";
     case LOOM_SOFTPLUS: return "Softplus";
+    /* hard_sigmoid is HardSigmoid with activation_alpha / activation_beta, but ONNX Runtime and
+     * the specification disagree on how those lists line up with the activations (one entry per
+     * activation, or per activation that takes one), so it is unrolled instead */
     default: return NULL; /* names that need alpha/beta or that ONNX's list lacks */
     }
 }
