@@ -295,7 +295,8 @@ static loom_model *model_unrolled_activations(void) {
 }
 
 /* Both hard_sigmoid dialects (Keras 3 x / 6 + 0.5, Keras 2 0.2 x + 0.5, clipped; inputs scaled
- * so that some values clip) on their own and as recurrent activations (unrolled). */
+ * so that some values clip) on their own and as recurrent activations (ONNX's operators with
+ * HardSigmoid's activation_alpha / activation_beta). */
 static loom_model *model_hard_sigmoid(void) {
     loom_graph *g = loom_graph_new(21);
     loom_tensor *x = loom_input(g, "seq", 2, (int[]){4, 3});
@@ -310,7 +311,9 @@ static loom_model *model_hard_sigmoid(void) {
     loom_tensor *l = call(loom_lstm(g, "lstm_hs2", 3, &o), wide);
     o.recurrent_activation = LOOM_HARD_SIGMOID;
     loom_tensor *gr = call(loom_gru(g, "gru_hs3", 2, &o), wide);
-    return finish(g, 1, &x, 5, (loom_tensor *[]){k3, k3a, k2, l, gr});
+    o.return_sequences = 1; /* two directions: activation_alpha's entries for both */
+    loom_tensor *bi = call(loom_bidirectional(g, "bi_hs3", loom_lstm(g, "bl", 2, &o), LOOM_MERGE_CONCAT), w4);
+    return finish(g, 1, &x, 6, (loom_tensor *[]){k3, k3a, k2, l, gr, bi});
 }
 
 /* Keras's return_state (set as the importer sets it) and the outputs it gives. */
@@ -679,6 +682,12 @@ static void test_structure(void) {
         CHECK(full == 1);
         CHECK(strcmp(dim_param(mp->graph->input[1], 1), "target_steps") == 0);
         CHECK(strcmp(dim_param(mp->graph->output[0], 1), "target_steps") == 0);
+        onnx__model_proto__free_unpacked(mp, NULL);
+    }
+    mp = read_model(LOOM_ONNX_OUT_DIR "/hard_sigmoid.onnx");
+    CHECK(mp != NULL);
+    if (mp) {
+        CHECK(count_ops(mp, "LSTM") == 2 && count_ops(mp, "GRU") == 1 && count_ops(mp, "HardSigmoid") == 1);
         onnx__model_proto__free_unpacked(mp, NULL);
     }
     mp = read_model(LOOM_ONNX_OUT_DIR "/recurrent.onnx");

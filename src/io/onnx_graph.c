@@ -160,6 +160,15 @@ void ox_attr_ints(ox *x, Onnx__NodeProto *n, const char *name, int count, const 
     a->n_ints = (size_t)count;
 }
 
+void ox_attr_floats(ox *x, Onnx__NodeProto *n, const char *name, int count, const float *v) {
+    Onnx__AttributeProto *a = new_attr(x, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS);
+    if (!a) return;
+    a->floats = ox_calloc(x, (size_t)count, sizeof *a->floats);
+    if (!a->floats) return;
+    memcpy(a->floats, v, (size_t)count * sizeof *v);
+    a->n_floats = (size_t)count;
+}
+
 static ProtobufCBinaryData bytes_of(ox *x, const char *s) {
     ProtobufCBinaryData b = {strlen(s), (uint8_t *)ox_str(x, "%s", s)};
     return b;

@@ -42,6 +42,7 @@ Onnx__NodeProto *ox_op2(ox *x, const char *op_type, const char *out, const char 
 void ox_attr_int(ox *x, Onnx__NodeProto *n, const char *name, int64_t v);
 void ox_attr_float(ox *x, Onnx__NodeProto *n, const char *name, float v);
 void ox_attr_ints(ox *x, Onnx__NodeProto *n, const char *name, int count, const int64_t *v);
+void ox_attr_floats(ox *x, Onnx__NodeProto *n, const char *name, int count, const float *v);
 void ox_attr_string(ox *x, Onnx__NodeProto *n, const char *name, const char *v);
 void ox_attr_strings(ox *x, Onnx__NodeProto *n, const char *name, int count, const char *const *v);
 

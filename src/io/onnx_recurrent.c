@@ -24,11 +24,26 @@ static const char *rnn_activation(loom_activation a) {
     case LOOM_TANH: return "Tanh";
     case LOOM_RELU: return "Relu";
     case LOOM_SOFTPLUS: return "Softplus";
-    /* hard_sigmoid is HardSigmoid with activation_alpha / activation_beta, but ONNX Runtime and
-     * the specification disagree on how those lists line up with the activations (one entry per
-     * activation, or per activation that takes one), so it is unrolled instead */
-    default: return NULL; /* names that need alpha/beta or that ONNX's list lacks */
+    case LOOM_HARD_SIGMOID:
+    case LOOM_HARD_SIGMOID_KERAS2: return "HardSigmoid"; /* alpha: hard_sigmoid_alpha */
+    default: return NULL; /* names that need other parameters or that ONNX's list lacks */
     }
+}
+
+/* HardSigmoid's alpha (beta 0.5) for a hard_sigmoid, else 0. */
+static float hard_sigmoid_alpha(loom_activation a) {
+    return a == LOOM_HARD_SIGMOID_KERAS2 ? 0.2f : a == LOOM_HARD_SIGMOID ? 1.0f / 6.0f : 0.0f;
+}
+
+/* The layer's activations on ONNX's operator: every one ONNX names, and at most one hard_sigmoid
+ * dialect. Then activation_alpha / activation_beta can hold that one (alpha, beta) in every
+ * entry, which reads the same whether a reader takes one entry per activation (the
+ * specification's wording) or one per activation that has an alpha (ONNX Runtime). */
+static bool onnx_activations(const loom_layer *L, bool gated, float *alpha) {
+    loom_activation a = L->activation, r = (loom_activation)L->iarg[RNN_RACT];
+    float fa = hard_sigmoid_alpha(a), fr = gated ? hard_sigmoid_alpha(r) : 0.0f;
+    *alpha = fa > 0 ? fa : fr;
+    return rnn_activation(a) && (!gated || rnn_activation(r)) && !(fa > 0 && fr > 0 && fa != fr);
 }
 
 /* Keras gate k of ONNX gate slot g: LSTM ONNX i, o, f, c = Keras 0, 3, 1, 2. */
@@ -96,6 +111,13 @@ static bool emit_rnn_node(onnx_exporter *e, const onnx_call *c, int ndir, const 
     ox_attr_string(&e->x, n, "direction", direction);
     ox_attr_strings(&e->x, n, "activations", n_acts, acts);
     if (gru) ox_attr_int(&e->x, n, "linear_before_reset", reset_after);
+    float alpha, alphas[6], betas[6];
+    onnx_activations(L, G > 1, &alpha);
+    if (alpha > 0) {
+        for (int i = 0; i < n_acts; i++) alphas[i] = alpha, betas[i] = 0.5f;
+        ox_attr_floats(&e->x, n, "activation_alpha", n_acts, alphas);
+        ox_attr_floats(&e->x, n, "activation_beta", n_acts, betas);
+    }
     return true;
 }
 
@@ -108,7 +130,8 @@ static bool emit_rnn_node(onnx_exporter *e, const onnx_call *c, int ndir, const 
  * the state; Where(mask) for padded steps). The graph then fixes the number of steps. */
 
 static bool can_use_onnx_rnn(const loom_layer *L) {
-    return rnn_activation(L->activation) && (rnn_gate_count(L) == 1 || rnn_activation((loom_activation)L->iarg[RNN_RACT]));
+    float alpha;
+    return onnx_activations(L, rnn_gate_count(L) > 1, &alpha);
 }
 
 /* One direction of a recurrent layer over the steps of c's input, in its processing order, from
