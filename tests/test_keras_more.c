@@ -250,6 +250,57 @@ static void dtype_policy(void) {
     CHECK(system(cmd) == 0);
 }
 
+/* ---------------------------------------------------------------- 3. files TensorFlow.js wrote */
+
+static void tfjs_zoo(void) {
+    char index[600], line[400];
+    snprintf(index, sizeof index, "%s/tfjs_zoo/index.txt", LOOM_TEST_DIR);
+    FILE *f = fopen(index, "r");
+    CHECK(f != NULL); /* committed with the tests */
+    if (!f) return;
+    int n_models = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        char name[100], refusal[200] = "";
+        int n_in = 0, n_out = 0;
+        if (sscanf(line, "%99s %d %d refused: %199s", name, &n_in, &n_out, refusal) < 3) continue;
+        n_models++;
+        char dir[700], path[800], err[1024] = "";
+        snprintf(dir, sizeof dir, "%s/tfjs_zoo/%s", LOOM_TEST_DIR, name);
+        snprintf(path, sizeof path, "%s/model.json", dir);
+        loom_model *m = loom_model_import(path, err, sizeof err);
+        if (refusal[0]) {
+            CHECK(m == NULL && strstr(err, refusal) != NULL);
+            printf("tfjs_zoo/%s: refused as expected: %s\n", name, err);
+            loom_model_free(m);
+            continue;
+        }
+        CHECK(m != NULL);
+        if (!m) {
+            fprintf(stderr, "tfjs_zoo/%s: %s\n", name, err);
+            continue;
+        }
+        CHECK(loom_model_num_inputs(m) == n_in && loom_model_num_outputs(m) == n_out);
+        /* the compile settings tfjs saved (trainingConfig) */
+        if (strcmp(name, "seq_dense") == 0) CHECK(fabsf(loom_get_learning_rate(m) - 0.003f) < 1e-9f);
+        if (strcmp(name, "multi_io") == 0) CHECK(loom_get_loss_weight(m, "reg") == 0.5f && loom_get_loss_weight(m, "cls") == 1.0f);
+        double r = predict_vs(m, dir, "", n_in, n_out);
+        printf("tfjs_zoo/%s: %.3f of the tolerance\n", name, r);
+        CHECK(r >= 0 && r <= 1);
+        /* and out again: tfjs -> loom -> tfjs -> loom keeps every bit */
+        char again[600];
+        snprintf(again, sizeof again, "%s/%s.json", tmpdir, name);
+        CHECK_STATUS(loom_model_export(m, again), LOOM_OK);
+        loom_model *r2 = loom_model_import(again, err, sizeof err);
+        CHECK(r2 != NULL && same_params(m, r2));
+        if (!r2) fprintf(stderr, "tfjs_zoo/%s again: %s\n", name, err);
+        loom_model_free(r2);
+        loom_model_free(m);
+    }
+    fclose(f);
+    CHECK(n_models >= 10);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/loom_keras_more_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -262,6 +313,7 @@ int main(void) {
     loom_model *m = loom_model_import(probe, err, sizeof err);
     bool keras_files = m || !strstr(err, "built without");
     loom_model_free(m);
+    tfjs_zoo();
     if (keras_files) {
         mha_file();
         dtype_policy();

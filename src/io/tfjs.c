@@ -102,6 +102,7 @@ static void weight_name(const loom_layer *L, int w, char *out, size_t n) {
         wn += 3;
     }
     if (strcmp(wn, "rec_kernel") == 0) wn = "recurrent_kernel";
+    if (L->op == &loom_op_depthwise_conv2d && strcmp(wn, "kernel") == 0) wn = "depthwise_kernel"; /* Keras's name */
     snprintf(out, n, "%s%s/%s", L->name, scope, wn);
 }
 
