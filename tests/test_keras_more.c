@@ -283,7 +283,7 @@ static void tfjs_zoo(void) {
         CHECK(loom_model_num_inputs(m) == n_in && loom_model_num_outputs(m) == n_out);
         /* the compile settings tfjs saved (trainingConfig) */
         if (strcmp(name, "seq_dense") == 0) CHECK(fabsf(loom_get_learning_rate(m) - 0.003f) < 1e-9f);
-        if (strcmp(name, "multi_io") == 0) CHECK(loom_get_loss_weight(m, "reg") == 0.5f && loom_get_loss_weight(m, "cls") == 1.0f);
+        if (strcmp(name, "multi_io") == 0) CHECK(fabsf(loom_get_learning_rate(m) - 0.05f) < 1e-9f); /* tfjs writes no loss_weights */
         double r = predict_vs(m, dir, "", n_in, n_out);
         printf("tfjs_zoo/%s: %.3f of the tolerance\n", name, r);
         CHECK(r >= 0 && r <= 1);

@@ -228,8 +228,10 @@ static bool keras_optimizer(const cJSON *o, loom_optimizer *out, loom_model *m) 
     const char *gt = strrchr(cls, '>');
     char name[64];
     loom_keras_snake_case(gt ? gt + 1 : cls, name, sizeof name);
+    /* Keras 3 learning_rate, Keras 2 lr, TensorFlow.js learningRate (and its beta1 / beta2) */
     const cJSON *lr = cJSON_GetObjectItemCaseSensitive(cfg, "learning_rate");
     if (!lr) lr = cJSON_GetObjectItemCaseSensitive(cfg, "lr");
+    if (!lr) lr = cJSON_GetObjectItemCaseSensitive(cfg, "learningRate");
     if (!cJSON_IsNumber(lr) || !(lr->valuedouble > 0 && lr->valuedouble < 1e6)) {
         note(m, "the optimizer %s has a learning rate loom cannot read (a schedule object?)%s", cls, "");
         return false;
@@ -244,8 +246,8 @@ static bool keras_optimizer(const cJSON *o, loom_optimizer *out, loom_model *m) 
         note(m, "the optimizer %s is not one loom has%s", cls, "");
         return false;
     }
-    out->beta_1 = (float)loom_json_num(cfg, "beta_1", out->beta_1);
-    out->beta_2 = (float)loom_json_num(cfg, "beta_2", out->beta_2);
+    out->beta_1 = (float)loom_json_num(cfg, "beta_1", loom_json_num(cfg, "beta1", out->beta_1));
+    out->beta_2 = (float)loom_json_num(cfg, "beta_2", loom_json_num(cfg, "beta2", out->beta_2));
     out->epsilon = (float)loom_json_num(cfg, "epsilon", out->epsilon);
     out->amsgrad = loom_json_flag(cfg, "amsgrad", out->amsgrad);
     out->rho = (float)loom_json_num(cfg, "rho", out->rho);

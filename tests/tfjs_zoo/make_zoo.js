@@ -203,7 +203,7 @@ async function main() {
       fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(json));
       fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(art.weightData));
       return {modelArtifactsInfo: {dateSaved: new Date(), modelTopologyType: 'JSON'}};
-    }));
+    }), {includeOptimizer: true}); // a compiled model's trainingConfig (and optimizer state) too
     const xs = spec.inputs();
     xs.forEach((t, i) => npy(path.join(dir, `input_${i}.npy`), t));
     let ys = model.predict(xs.length === 1 ? xs[0] : xs);
