@@ -301,6 +301,83 @@ static void tfjs_zoo(void) {
     CHECK(n_models >= 10);
 }
 
+/* ---------------------------------------------------------------- 4. config dialects */
+
+static loom_model *dialect(const char *file, char *err, size_t n) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/keras_fixtures/dialects/%s", LOOM_TEST_DIR, file);
+    loom_model *m = loom_model_import(path, err, n);
+    if (!m) fprintf(stderr, "%s: %s\n", file, err);
+    return m;
+}
+
+static void dialects(void) {
+    char err[1024] = "";
+    /* tf.keras 2.13: nested-list inbound_nodes, a shared layer (node 1 used), MultiHeadAttention
+     * called with value= and use_causal_mask= in its call's kwargs dict and attention_axes [1] as
+     * tf.keras saves it after build, a nested Functional whose first outer call is its node 1 */
+    loom_model *m = dialect("k2_functional.json", err, sizeof err);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK(loom_model_num_inputs(m) == 2 && loom_model_output_size(m, 0) == 2);
+        loom_layer *shared = loom_model_find_layer(m, "shared"), *mha = loom_model_find_layer(m, "mha");
+        CHECK(shared && loom_layer_weight_size(shared, 0) == 9); /* one kernel for both calls */
+        CHECK(mha != NULL && loom_model_find_layer(m, "inner_dense") != NULL);
+        /* the causal flag arrived: the same file without it predicts otherwise */
+        char path[600];
+        snprintf(path, sizeof path, "%s/keras_fixtures/dialects/k2_functional.json", LOOM_TEST_DIR);
+        FILE *f = fopen(path, "rb");
+        static char text[16384];
+        size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f) fclose(f);
+        text[n] = 0;
+        char *flag = strstr(text, "\"use_causal_mask\": true");
+        CHECK(flag != NULL);
+        if (flag) memcpy(flag + strlen("\"use_causal_mask\": "), "null", 4);
+        loom_model *plain = flag ? loom_model_import_memory(text, n, "k2_functional.json", err, sizeof err) : NULL;
+        CHECK(plain != NULL && loom_param_count(plain) == loom_param_count(m));
+        if (plain) {
+            memcpy(loom_params(plain), loom_params(m), loom_param_count(m) * sizeof(float));
+            static float x[2][2 * 12], y[2][2 * 2];
+            for (int i = 0; i < 2 * 12; i++) x[0][i] = (float)sin(0.9 * i), x[1][i] = (float)cos(0.4 * i);
+            loom_array xs[2] = {{.data = x[0], .n = 2, .count = 24}, {.data = x[1], .n = 2, .count = 24}};
+            CHECK_STATUS(loom_predict(m, 2, xs, 2, (float *[]){y[0]}), LOOM_OK);
+            CHECK_STATUS(loom_predict(plain, 2, xs, 2, (float *[]){y[1]}), LOOM_OK);
+            CHECK(memcmp(y[0], y[1], sizeof y[0]) != 0);
+            loom_model_free(plain);
+        }
+        char out[512];
+        tmp_path(out, sizeof out, "k2_functional.keras");
+        CHECK_STATUS(loom_model_export(m, out), LOOM_OK);
+        loom_model *r = loom_model_import(out, err, sizeof err);
+        CHECK(r != NULL && same_params(m, r));
+        loom_model_free(r);
+        loom_model_free(m);
+    }
+    /* Keras 3 Sequential: InputLayer entry, DTypePolicy objects (mixed_bfloat16 per layer, one
+     * float32), initializer / regularizer objects with module and registered_name, compile_config
+     * with loss and optimizer objects */
+    m = dialect("k3_sequential.json", err, sizeof err);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK(loom_model_num_layers(m) == 4 && loom_model_input_size(m, 0) == 6);
+        CHECK(loom_model_layer_policy(m, loom_model_find_layer(m, "dense")) == LOOM_POLICY_MIXED_BFLOAT16);
+        CHECK(loom_model_layer_policy(m, loom_model_find_layer(m, "dense_1")) == LOOM_POLICY_FLOAT32);
+        CHECK(fabsf(loom_get_learning_rate(m) - 0.0005f) < 1e-9f);
+        loom_model_free(m);
+    }
+    /* Keras 3 Functional with dict inputs and outputs (input_layers / output_layers as dicts),
+     * a training=False call argument, compile_config by output name */
+    m = dialect("k3_dict_io.json", err, sizeof err);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK(loom_model_num_inputs(m) == 2 && loom_model_num_outputs(m) == 2);
+        CHECK(strcmp(loom_model_input_name(m, 0), "a") == 0 && strcmp(loom_model_output_name(m, 0), "label") == 0);
+        CHECK(loom_get_loss_weight(m, "score") == 0.3f);
+        loom_model_free(m);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/loom_keras_more_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -314,6 +391,7 @@ int main(void) {
     bool keras_files = m || !strstr(err, "built without");
     loom_model_free(m);
     tfjs_zoo();
+    dialects();
     if (keras_files) {
         mha_file();
         dtype_policy();

@@ -269,10 +269,17 @@ static loom_status check_value(ctx *c, const char *layer, const char *cls, cJSON
         return cJSON_IsNumber(v) && v->valuedouble == 1 ? LOOM_OK : refuse(c, layer, cls, key, "is not 1: loom has no grouped convolutions");
     if (strcmp(key, "interpolation") == 0)
         return cJSON_IsString(v) && strcmp(v->valuestring, "nearest") == 0 ? LOOM_OK : refuse(c, layer, cls, key, "is not nearest");
+    if (strcmp(key, "attention_axes") == 0) {
+        /* tf.keras saves the axes its build chose: (1,), the steps axis, is the default loom has */
+        const cJSON *a = cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 ? cJSON_GetArrayItem(v, 0) : v;
+        if (!cJSON_IsNumber(a) || a->valuedouble != 1)
+            return refuse(c, layer, cls, key, "is not the steps axis [1]: loom attends over the steps only");
+        cJSON_DeleteItemFromObjectCaseSensitive(out, key);
+        return LOOM_OK;
+    }
     if (strcmp(key, "lora_rank") == 0 || strcmp(key, "noise_shape") == 0 || strcmp(key, "output_padding") == 0 ||
         strcmp(key, "virtual_batch_size") == 0 || strcmp(key, "adjustment") == 0 || strcmp(key, "input_tensor") == 0 ||
-        strcmp(key, "quantization_config") == 0 || strcmp(key, "renorm_clipping") == 0 || strcmp(key, "output_shape") == 0 ||
-        strcmp(key, "attention_axes") == 0)
+        strcmp(key, "quantization_config") == 0 || strcmp(key, "renorm_clipping") == 0 || strcmp(key, "output_shape") == 0)
         return refuse(c, layer, cls, key, "is set: loom does not have it");
     if ((strcmp(key, "activation") == 0 || strcmp(key, "recurrent_activation") == 0) && cJSON_IsString(v) &&
         strcmp(v->valuestring, "hard_sigmoid") == 0 && c->major < 3)
