@@ -31,7 +31,8 @@
 /* ---------------------------------------------------------------- where a layer's variables are */
 
 /* MultiHeadAttention's EinsumDense sub-layers as Keras 3 saves them (its query_dense, key_dense,
- * value_dense and output_dense properties), in loom's weight order. */
+ * value_dense and output_dense properties: saving_lib walks public attributes before private
+ * ones), in loom's weight order. */
 static const char *const MHA_PARTS[4] = {"query_dense", "key_dense", "value_dense", "output_dense"};
 
 /* The dataset paths of layer L's weights below its group p, in L's weight order. Returns the
@@ -73,6 +74,9 @@ static int var_groups(const loom_layer *L, const char *p, char (*out)[PATH_LEN])
         snprintf(out[n++], PATH_LEN, "%s/cell/vars", p);
     } else if (L->op == &loom_op_multi_head_attention) {
         for (int s = 0; s < 4; s++) snprintf(out[n++], PATH_LEN, "%s/%s/vars", p, MHA_PARTS[s]);
+        /* its private Softmax and Dropout layers, which Keras walks last and saves empty */
+        snprintf(out[n++], PATH_LEN, "%s/_softmax/vars", p);
+        snprintf(out[n++], PATH_LEN, "%s/_dropout_layer/vars", p);
     }
     return n;
 }

@@ -16,7 +16,7 @@ loom. The model (functional, two inputs):
     y = Dense(2)(b)
 
 model.weights.h5: layers/multi_head_attention/{query_dense,key_dense,value_dense,output_dense}/
-vars/{0: kernel, 1: bias}, layers/multi_head_attention_1/... (kernels only), layers/dense/vars,
+vars/{0: kernel, 1: bias} (and empty _softmax/vars, _dropout_layer/vars), layers/multi_head_attention_1/... (kernels only), layers/dense/vars,
 each EinsumDense kernel (d_in, heads, head_dim) for query/key/value and (heads, head_dim, d_out)
 for the output. Weights and inputs are dyadic rationals (exact in float32).
 
@@ -126,6 +126,9 @@ def main():
                 g.create_dataset("0", data=w[kern])
                 if bias in w:
                     g.create_dataset("1", data=w[bias])
+            # the private Softmax and Dropout sub-layers: walked after the public ones, no variables
+            h.create_group(f"{path}/_softmax/vars")
+            h.create_group(f"{path}/_dropout_layer/vars")
         g = h.create_group("layers/dense/vars")
         g.attrs["name"] = "head"
         g.create_dataset("0", data=dense_k)
