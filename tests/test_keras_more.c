@@ -96,7 +96,7 @@ static bool same_params(loom_model *a, loom_model *b) {
 /* ---------------------------------------------------------------- 1. MultiHeadAttention */
 
 static void mha_file(void) {
-    char src[600], out[512], err[1024] = "", dir[600];
+    char src[700], out[512], err[1024] = "", dir[600];
     snprintf(dir, sizeof dir, "%s/keras_fixtures", LOOM_TEST_DIR);
     snprintf(src, sizeof src, "%s/mha.keras", dir);
     loom_model *m = loom_model_import(src, err, sizeof err);
