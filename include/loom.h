@@ -563,9 +563,10 @@ typedef enum loom_dtype_policy {
     LOOM_POLICY_FLOAT32,         /* "float32" */
     LOOM_POLICY_MIXED_BFLOAT16   /* "mixed_bfloat16" */
 } loom_dtype_policy;
-/* A layer's own policy, over the model's; takes effect at the next loom_compile. A loaded layer
- * saved as mixed_bfloat16 has it set; one saved as float32 keeps LOOM_POLICY_DEFAULT (so a model's
- * policy applies to it). A wrapper's inner layers follow it. */
+/* A layer's own policy, over the model's; takes effect at the next loom_compile (one set before
+ * loom_model_new holds from the start, so a loaded model predicts as saved before any compile). A
+ * loaded layer saved as mixed_bfloat16 has it set; one saved as float32 keeps LOOM_POLICY_DEFAULT
+ * (so a model's policy applies to it). A wrapper's inner layers follow it. */
 loom_status loom_layer_set_dtype_policy(loom_layer *layer, loom_dtype_policy policy);
 loom_dtype_policy loom_layer_dtype_policy(const loom_layer *layer);
 /* The policy a layer of m computes under after the last compile (its own, else the model's);

@@ -172,6 +172,9 @@ static loom_status build_order(loom_model *m, loom_graph *g, int n_in, loom_tens
         sn->node = n;
         sn->size = loom_shape_size(&n->out_shape);
         sn->is_input = n->layer->op == &loom_op_input;
+        /* a layer's own policy holds before any compile (a loaded model predicts as saved); compile
+         * decides again with the model's policy */
+        sn->bf16 = n->layer->op->bf16_workspace && loom_model_layer_policy(m, n->layer) == LOOM_POLICY_MIXED_BFLOAT16;
         sn->in_pos = calloc((size_t)(n->n_in ? n->n_in : 1), sizeof *sn->in_pos);
         sn->din = calloc((size_t)(n->n_in ? n->n_in : 1), sizeof *sn->din);
         sn->in = calloc((size_t)(n->n_in ? n->n_in : 1), sizeof *sn->in);

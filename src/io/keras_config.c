@@ -218,9 +218,11 @@ static loom_status check_value(ctx *c, const char *layer, const char *cls, cJSON
     if (strcmp(key, "dtype") == 0) {
         const cJSON *cfg;
         const char *d = cJSON_IsString(v) ? v->valuestring : (obj_class(v, &cfg), cfg_str(cfg, "name"));
-        if (!d || strcmp(d, "float32") != 0)
-            return refuse(c, layer, cls, key, "is not float32: loom computes in float32 only");
-        cJSON_ReplaceItemInObjectCaseSensitive(out, key, cJSON_CreateString("float32"));
+        /* Keras 3 writes the global policy into every layer's config: mixed_bfloat16 becomes the
+         * layer's own policy (model_json.c) */
+        if (!d || (strcmp(d, "float32") != 0 && strcmp(d, "mixed_bfloat16") != 0))
+            return refuse(c, layer, cls, key, "is neither float32 nor mixed_bfloat16, the policies loom has");
+        cJSON_ReplaceItemInObjectCaseSensitive(out, key, cJSON_CreateString(d));
         return LOOM_OK;
     }
     if (ends_with(key, "_initializer")) {
@@ -267,10 +269,17 @@ static loom_status check_value(ctx *c, const char *layer, const char *cls, cJSON
         return cJSON_IsNumber(v) && v->valuedouble == 1 ? LOOM_OK : refuse(c, layer, cls, key, "is not 1: loom has no grouped convolutions");
     if (strcmp(key, "interpolation") == 0)
         return cJSON_IsString(v) && strcmp(v->valuestring, "nearest") == 0 ? LOOM_OK : refuse(c, layer, cls, key, "is not nearest");
+    if (strcmp(key, "attention_axes") == 0) {
+        /* tf.keras saves the axes its build chose: (1,), the steps axis, is the default loom has */
+        const cJSON *a = cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 ? cJSON_GetArrayItem(v, 0) : v;
+        if (!cJSON_IsNumber(a) || a->valuedouble != 1)
+            return refuse(c, layer, cls, key, "is not the steps axis [1]: loom attends over the steps only");
+        cJSON_DeleteItemFromObjectCaseSensitive(out, key);
+        return LOOM_OK;
+    }
     if (strcmp(key, "lora_rank") == 0 || strcmp(key, "noise_shape") == 0 || strcmp(key, "output_padding") == 0 ||
         strcmp(key, "virtual_batch_size") == 0 || strcmp(key, "adjustment") == 0 || strcmp(key, "input_tensor") == 0 ||
-        strcmp(key, "quantization_config") == 0 || strcmp(key, "renorm_clipping") == 0 || strcmp(key, "output_shape") == 0 ||
-        strcmp(key, "attention_axes") == 0)
+        strcmp(key, "quantization_config") == 0 || strcmp(key, "renorm_clipping") == 0 || strcmp(key, "output_shape") == 0)
         return refuse(c, layer, cls, key, "is set: loom does not have it");
     if ((strcmp(key, "activation") == 0 || strcmp(key, "recurrent_activation") == 0) && cJSON_IsString(v) &&
         strcmp(v->valuestring, "hard_sigmoid") == 0 && c->major < 3)
@@ -421,20 +430,48 @@ static cJSON *tensor_json(cJSON *hist) {
     return t;
 }
 
-/* The input references of one call, in either dialect, as an array of [name, node, 0]. */
-static cJSON *call_inputs(ctx *c, const cJSON *node, const char *layer) {
+/* A call argument loom takes as a flag, not an input: Keras's training / mask flags, and
+ * MultiHeadAttention's use_causal_mask (true sets *causal) and return_attention_scores (false
+ * only). A null argument is the same as an absent one (Keras records None as passed). */
+static bool flag_argument(const cJSON *kv, int *causal) {
+    if (cJSON_IsNull(kv)) return true;
+    if (!kv->string || !cJSON_IsBool(kv)) return false;
+    if (strcmp(kv->string, "training") == 0 || strcmp(kv->string, "mask") == 0) return true;
+    if (strcmp(kv->string, "use_causal_mask") == 0) {
+        if (cJSON_IsTrue(kv)) *causal = 1;
+        return true;
+    }
+    return strcmp(kv->string, "return_attention_scores") == 0 && cJSON_IsFalse(kv);
+}
+
+/* MultiHeadAttention's tensors passed by keyword: query, value, key, in that order. */
+static const char *const MHA_TENSOR_ARGS[3] = {"query", "value", "key"};
+
+static bool is_tensor_object(const cJSON *t) {
+    const char *cls = loom_json_str(t, "class_name");
+    return cls && strcmp(cls, "__keras_tensor__") == 0;
+}
+
+/* The input references of one call, in either dialect, as an array of [name, node, 0]. *causal
+ * is set when the call passes use_causal_mask=True (MultiHeadAttention). */
+static cJSON *call_inputs(ctx *c, const cJSON *node, const char *layer, int *causal) {
     cJSON *refs = cJSON_CreateArray();
     if (cJSON_IsObject(node)) { /* Keras 3 */
         const cJSON *args = cJSON_GetObjectItemCaseSensitive(node, "args");
         const cJSON *kwargs = cJSON_GetObjectItemCaseSensitive(node, "kwargs");
-        const cJSON *kv, *states = NULL;
+        const cJSON *kv, *states = NULL, *by_name[3] = {NULL, NULL, NULL};
         cJSON_ArrayForEach(kv, kwargs) {
-            if (kv->string && (strcmp(kv->string, "training") == 0 || strcmp(kv->string, "mask") == 0) &&
-                (cJSON_IsBool(kv) || cJSON_IsNull(kv)))
-                continue;
+            if (flag_argument(kv, causal)) continue;
             /* a recurrent layer's initial states: more inputs after the sequence */
             if (kv->string && strcmp(kv->string, "initial_state") == 0 && (cJSON_IsArray(kv) || cJSON_IsObject(kv))) {
                 states = kv;
+                continue;
+            }
+            int named = -1;
+            for (int i = 0; i < 3 && kv->string; i++)
+                if (strcmp(kv->string, MHA_TENSOR_ARGS[i]) == 0 && is_tensor_object(kv)) named = i;
+            if (named >= 0) {
+                by_name[named] = kv;
                 continue;
             }
             loom_set_error(c->err, LOOM_ERR_DATA, "%s: layer %s is called with the argument %s, which loom does not support",
@@ -442,22 +479,38 @@ static cJSON *call_inputs(ctx *c, const cJSON *node, const char *layer) {
             cJSON_Delete(refs);
             return NULL;
         }
-        const cJSON *first = cJSON_GetArrayItem(args, 0);
-        if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) != 1 || !first) {
+        int n_args = cJSON_GetArraySize(args);
+        const cJSON *first = cJSON_GetArrayItem(args, 0), *t;
+        bool positional = n_args > 1; /* MultiHeadAttention(query, value[, key]): tensors one by one */
+        const cJSON *each = positional ? args : NULL;
+        cJSON_ArrayForEach(t, each) positional = positional && is_tensor_object(t);
+        bool any_named = by_name[0] || by_name[1] || by_name[2];
+        if (!cJSON_IsArray(args) || (!positional && !(n_args == 1 && first) && !(n_args == 0 && any_named))) {
             loom_set_error(c->err, LOOM_ERR_DATA, "%s: layer %s: a call needs exactly one argument (a tensor or a list)",
                            c->what, layer);
             cJSON_Delete(refs);
             return NULL;
         }
-        const cJSON *t;
-        if (cJSON_IsArray(first)) {
-            cJSON_ArrayForEach(t, first) {
+        if (positional || cJSON_IsArray(first)) {
+            const cJSON *list = positional ? args : first;
+            cJSON_ArrayForEach(t, list) {
                 cJSON *r = reference(c, t, layer);
                 if (!r) goto fail;
                 cJSON_AddItemToArray(refs, r);
             }
-        } else {
+        } else if (first) {
             cJSON *r = reference(c, first, layer);
+            if (!r) goto fail;
+            cJSON_AddItemToArray(refs, r);
+        }
+        for (int i = 0; i < 3; i++) {
+            if (!by_name[i]) continue;
+            if (cJSON_GetArraySize(refs) != i) { /* query, value, key must line up with the positions */
+                loom_set_error(c->err, LOOM_ERR_DATA, "%s: layer %s: the argument %s comes after %d positional inputs", c->what,
+                               layer, MHA_TENSOR_ARGS[i], cJSON_GetArraySize(refs));
+                goto fail;
+            }
+            cJSON *r = reference(c, by_name[i], layer);
             if (!r) goto fail;
             cJSON_AddItemToArray(refs, r);
         }
@@ -477,18 +530,33 @@ static cJSON *call_inputs(ctx *c, const cJSON *node, const char *layer) {
     if (cJSON_IsArray(node)) { /* Keras 2: [[layer, node, tensor, kwargs], ...] */
         const cJSON *t;
         cJSON_ArrayForEach(t, node) {
-            const cJSON *kw = cJSON_GetArrayItem(t, 3);
-            if (cJSON_IsObject(kw) && cJSON_GetArraySize(kw) > 0) {
-                const cJSON *k0 = kw->child;
-                if (!(k0->string && (strcmp(k0->string, "training") == 0 || strcmp(k0->string, "mask") == 0))) {
+            const cJSON *kw = cJSON_GetArrayItem(t, 3), *kv;
+            /* tf.keras writes MultiHeadAttention(q, value=v[, key=k]) as [q, 0, 0, {"value": [v, 0, 0], ...}] */
+            const cJSON *by_name[3] = {NULL, NULL, NULL}, *kws = cJSON_IsObject(kw) ? kw : NULL;
+            cJSON_ArrayForEach(kv, kws) {
+                if (flag_argument(kv, causal)) continue;
+                int named = -1;
+                for (int i = 1; i < 3 && kv->string; i++)
+                    if (strcmp(kv->string, MHA_TENSOR_ARGS[i]) == 0 && cJSON_IsArray(kv)) named = i;
+                if (named < 0) {
                     loom_set_error(c->err, LOOM_ERR_DATA, "%s: layer %s is called with the argument %s, which loom does not support",
-                                   c->what, layer, k0->string ? k0->string : "?");
+                                   c->what, layer, kv->string ? kv->string : "?");
                     goto fail;
                 }
+                by_name[named] = kv;
             }
             cJSON *r = reference(c, t, layer);
             if (!r) goto fail;
             cJSON_AddItemToArray(refs, r);
+            if (by_name[2] && !by_name[1]) {
+                loom_set_error(c->err, LOOM_ERR_DATA, "%s: layer %s is called with a key but no value", c->what, layer);
+                goto fail;
+            }
+            for (int i = 1; i < 3; i++) {
+                if (!by_name[i]) continue;
+                if (!(r = reference(c, by_name[i], layer))) goto fail;
+                cJSON_AddItemToArray(refs, r);
+            }
         }
         return refs;
     }
@@ -631,7 +699,8 @@ static loom_status layer_entry(ctx *c, const cJSON *lj, const char *cls, const c
     if (is_model_class(cls)) {
         if (cJSON_GetArraySize(calls) != 1)
             return loom_set_error(c->err, LOOM_ERR_DATA, "%s: the nested model %s must be called exactly once", c->what, name);
-        cJSON *refs = call_inputs(c, cJSON_GetArrayItem(calls, 0), name);
+        int causal = 0;
+        cJSON *refs = call_inputs(c, cJSON_GetArrayItem(calls, 0), name, &causal);
         if (!refs) return c->err->code;
         cJSON *outs = NULL;
         /* Keras 2 keeps a nested model's weights in one group named after it */
@@ -663,8 +732,21 @@ static loom_status layer_entry(ctx *c, const cJSON *lj, const char *cls, const c
     }
     cJSON *nodes = cJSON_CreateArray();
     const cJSON *call;
+    int causal = -1; /* MultiHeadAttention's use_causal_mask, a call argument in Keras, loom's config */
     cJSON_ArrayForEach(call, calls) {
-        cJSON *refs = call_inputs(c, call, name);
+        int this_causal = 0;
+        cJSON *refs = call_inputs(c, call, name, &this_causal);
+        if (refs && causal >= 0 && this_causal != causal) {
+            cJSON_Delete(refs);
+            refs = NULL;
+            refuse(c, name, cls, "use_causal_mask", "differs between the layer's calls: loom keeps one per layer");
+        }
+        if (refs && this_causal && strcmp(cls, "MultiHeadAttention") != 0) {
+            cJSON_Delete(refs);
+            refs = NULL;
+            refuse(c, name, cls, "use_causal_mask", "is a call argument of MultiHeadAttention only");
+        }
+        causal = this_causal;
         if (!refs) {
             cJSON_Delete(nodes);
             cJSON_Delete(clean);
@@ -674,6 +756,7 @@ static loom_status layer_entry(ctx *c, const cJSON *lj, const char *cls, const c
         cJSON_AddItemToArray(nodes, cJSON_DetachItemFromArray(one, 0));
         cJSON_Delete(one);
     }
+    if (causal > 0) cJSON_AddBoolToObject(clean, "use_causal_mask", true);
     char prefix[LOOM_NAME_MAX + 2];
     snprintf(prefix, sizeof prefix, "%s/", name);
     return add_layer(c, cls, name, clean, nodes, k3, k2group ? k2group : name, k2group ? prefix : "");

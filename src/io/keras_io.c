@@ -30,11 +30,21 @@
 
 /* ---------------------------------------------------------------- where a layer's variables are */
 
+/* MultiHeadAttention's EinsumDense sub-layers as Keras 3 saves them (its query_dense, key_dense,
+ * value_dense and output_dense properties: saving_lib walks public attributes before private
+ * ones), in loom's weight order. */
+static const char *const MHA_PARTS[4] = {"query_dense", "key_dense", "value_dense", "output_dense"};
+
 /* The dataset paths of layer L's weights below its group p, in L's weight order. Returns the
  * count, or -1 for a layer whose Keras layout loom does not map. */
 static int var_paths(const loom_layer *L, const char *p, char (*out)[PATH_LEN]) {
     const loom_op *op = L->op;
-    if (op == &loom_op_multi_head_attention) return -1;
+    if (op == &loom_op_multi_head_attention) { /* per sub-layer: kernel, then bias (use_bias) */
+        int per = L->n_weights / 4, n = 0; /* 2 with use_bias, else 1 */
+        for (int s = 0; s < 4; s++)
+            for (int i = 0; i < per; i++) snprintf(out[n++], PATH_LEN, "%s/%s/vars/%d", p, MHA_PARTS[s], i);
+        return n;
+    }
     if (op == &loom_op_bidirectional) {
         int nf = L->inner[0]->n_weights, nb = L->inner[1]->n_weights;
         for (int i = 0; i < nf; i++) snprintf(out[i], PATH_LEN, "%s/forward_layer/cell/vars/%d", p, i);
@@ -62,6 +72,11 @@ static int var_groups(const loom_layer *L, const char *p, char (*out)[PATH_LEN])
         if (loom_is_rnn_op(L->inner[0]->op)) snprintf(out[n++], PATH_LEN, "%s/layer/cell/vars", p);
     } else if (loom_is_rnn_op(L->op)) {
         snprintf(out[n++], PATH_LEN, "%s/cell/vars", p);
+    } else if (L->op == &loom_op_multi_head_attention) {
+        for (int s = 0; s < 4; s++) snprintf(out[n++], PATH_LEN, "%s/%s/vars", p, MHA_PARTS[s]);
+        /* its private Softmax and Dropout layers, which Keras walks last and saves empty */
+        snprintf(out[n++], PATH_LEN, "%s/_softmax/vars", p);
+        snprintf(out[n++], PATH_LEN, "%s/_dropout_layer/vars", p);
     }
     return n;
 }
@@ -217,8 +232,10 @@ static bool keras_optimizer(const cJSON *o, loom_optimizer *out, loom_model *m) 
     const char *gt = strrchr(cls, '>');
     char name[64];
     loom_keras_snake_case(gt ? gt + 1 : cls, name, sizeof name);
+    /* Keras 3 learning_rate, Keras 2 lr, TensorFlow.js learningRate (and its beta1 / beta2) */
     const cJSON *lr = cJSON_GetObjectItemCaseSensitive(cfg, "learning_rate");
     if (!lr) lr = cJSON_GetObjectItemCaseSensitive(cfg, "lr");
+    if (!lr) lr = cJSON_GetObjectItemCaseSensitive(cfg, "learningRate");
     if (!cJSON_IsNumber(lr) || !(lr->valuedouble > 0 && lr->valuedouble < 1e6)) {
         note(m, "the optimizer %s has a learning rate loom cannot read (a schedule object?)%s", cls, "");
         return false;
@@ -233,8 +250,8 @@ static bool keras_optimizer(const cJSON *o, loom_optimizer *out, loom_model *m) 
         note(m, "the optimizer %s is not one loom has%s", cls, "");
         return false;
     }
-    out->beta_1 = (float)loom_json_num(cfg, "beta_1", out->beta_1);
-    out->beta_2 = (float)loom_json_num(cfg, "beta_2", out->beta_2);
+    out->beta_1 = (float)loom_json_num(cfg, "beta_1", loom_json_num(cfg, "beta1", out->beta_1));
+    out->beta_2 = (float)loom_json_num(cfg, "beta_2", loom_json_num(cfg, "beta2", out->beta_2));
     out->epsilon = (float)loom_json_num(cfg, "epsilon", out->epsilon);
     out->amsgrad = loom_json_flag(cfg, "amsgrad", out->amsgrad);
     out->rho = (float)loom_json_num(cfg, "rho", out->rho);
@@ -624,6 +641,27 @@ static void fold_recurrent_outputs(const loom_model *m, cJSON *j) {
         if (cJSON_IsArray(c) || cJSON_IsObject(c)) fold_recurrent_outputs(m, c);
 }
 
+/* MultiHeadAttention is called as mha(query, value[, key], use_causal_mask=...) in Keras 3: its
+ * tensors one by one (not as a list), the causal flag a call argument (not in its config). */
+static void mha_call_arguments(cJSON *lj) {
+    cJSON *cfg = cJSON_GetObjectItemCaseSensitive(lj, "config");
+    bool causal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "use_causal_mask"));
+    cJSON_DeleteItemFromObjectCaseSensitive(cfg, "use_causal_mask");
+    cJSON *node;
+    cJSON_ArrayForEach(node, cJSON_GetObjectItemCaseSensitive(lj, "inbound_nodes")) {
+        cJSON *args = cJSON_GetObjectItemCaseSensitive(node, "args");
+        cJSON *list = cJSON_GetArrayItem(args, 0);
+        if (cJSON_IsArray(list) && cJSON_GetArraySize(args) == 1) {
+            cJSON *tensors = cJSON_DetachItemFromArray(args, 0);
+            while (cJSON_GetArraySize(tensors) > 0) cJSON_AddItemToArray(args, cJSON_DetachItemFromArray(tensors, 0));
+            cJSON_Delete(tensors);
+        }
+        cJSON *kw = cJSON_GetObjectItemCaseSensitive(node, "kwargs");
+        if (!kw) kw = cJSON_AddObjectToObject(node, "kwargs");
+        if (causal) cJSON_AddBoolToObject(kw, "use_causal_mask", true);
+    }
+}
+
 /* Removes loom's own keys, adds Keras 3's module / registered_name / build_config. */
 static void keras3_layer_entries(loom_model *m, cJSON *config) {
     cJSON_DeleteItemFromObjectCaseSensitive(config, "loom_seed");
@@ -651,12 +689,20 @@ static void keras3_layer_entries(loom_model *m, cJSON *config) {
             if (!kw) kw = cJSON_AddObjectToObject(node, "kwargs");
             cJSON_AddItemToObject(kw, "initial_state", states);
         }
+        if (L && L->op == &loom_op_multi_head_attention) mha_call_arguments(lj);
         if (!L || L->op == &loom_op_input || !L->built_n_in) continue;
         cJSON *bc = cJSON_AddObjectToObject(lj, "build_config");
-        cJSON *shape = cJSON_CreateArray();
-        cJSON_AddItemToArray(shape, cJSON_CreateNull());
-        for (int d = 0; d < L->built_in[0].rank; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber(L->built_in[0].dims[d]));
-        cJSON_AddItemToObject(bc, "input_shape", shape);
+        /* a layer built from several named shapes (MultiHeadAttention's build(query_shape,
+         * value_shape, key_shape)) has Keras's shapes_dict, the others one input_shape */
+        bool mha = L->op == &loom_op_multi_head_attention;
+        cJSON *dict = mha ? cJSON_AddObjectToObject(bc, "shapes_dict") : NULL;
+        static const char *const MHA_SHAPES[3] = {"query_shape", "value_shape", "key_shape"};
+        for (int k = 0; k < (mha ? L->built_n_in : 1) && k < 3; k++) {
+            cJSON *shape = cJSON_CreateArray();
+            cJSON_AddItemToArray(shape, cJSON_CreateNull());
+            for (int d = 0; d < L->built_in[k].rank; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber(L->built_in[k].dims[d]));
+            cJSON_AddItemToObject(mha ? dict : bc, mha ? MHA_SHAPES[k] : "input_shape", shape);
+        }
     }
     /* return_state's pieces are no Keras layers */
     cJSON *layers = cJSON_GetObjectItemCaseSensitive(config, "layers");

@@ -102,6 +102,7 @@ static void weight_name(const loom_layer *L, int w, char *out, size_t n) {
         wn += 3;
     }
     if (strcmp(wn, "rec_kernel") == 0) wn = "recurrent_kernel";
+    if (L->op == &loom_op_depthwise_conv2d && strcmp(wn, "kernel") == 0) wn = "depthwise_kernel"; /* Keras's name */
     snprintf(out, n, "%s%s/%s", L->name, scope, wn);
 }
 
@@ -182,7 +183,22 @@ typedef struct tfjs_spec {
     const cJSON *shape;
     int group;
     size_t offset, bytes; /* within the group's bytes */
+    bool float32;         /* plain float32, the only form loom reads into a layer */
 } tfjs_spec;
+
+/* Bytes per element of a manifest entry (tfjs's io/types.ts: DTYPE_VALUE_SIZE_MAP and the
+ * quantization dtypes), 0 for a dtype whose size is not fixed (string) or unknown. */
+static size_t spec_element_size(const char *dtype, const cJSON *quant) {
+    if (quant) {
+        const char *q = loom_json_str(quant, "dtype");
+        if (!q) return 0;
+        return strcmp(q, "uint8") == 0 ? 1 : strcmp(q, "uint16") == 0 || strcmp(q, "float16") == 0 ? 2 : 0;
+    }
+    if (!dtype || strcmp(dtype, "float32") == 0 || strcmp(dtype, "int32") == 0) return 4;
+    if (strcmp(dtype, "bool") == 0) return 1;
+    if (strcmp(dtype, "complex64") == 0) return 8;
+    return 0;
+}
 
 /* Reads group g's shards (plain file names beside path) into one buffer of `need` bytes. */
 static unsigned char *read_group(const cJSON *paths, const char *path, size_t need, const char *what, loom_error *err) {
@@ -253,22 +269,27 @@ loom_model *loom_tfjs_import(const cJSON *root, const char *path, int none_dim, 
         cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(g, "weights")) {
             const char *name = loom_json_str(w, "name"), *dtype = loom_json_str(w, "dtype");
             const cJSON *shape = cJSON_GetObjectItemCaseSensitive(w, "shape");
-            size_t count = 1;
+            const cJSON *quant = cJSON_GetObjectItemCaseSensitive(w, "quantization");
+            /* every spec takes its bytes in the shard, also those loom does not read (a saved
+             * optimizer's "iter" int32, quantized weights): their element size keeps the offsets */
+            size_t count = 1, elem = spec_element_size(dtype, quant);
             const cJSON *d;
-            bool ok = name && cJSON_IsArray(shape) && !cJSON_GetObjectItemCaseSensitive(w, "quantization") &&
-                      (!dtype || strcmp(dtype, "float32") == 0);
+            bool ok = name && cJSON_IsArray(shape) && elem;
             cJSON_ArrayForEach(d, shape) {
                 long v = loom_json_whole(d, 0, 1L << 31, -1);
-                if (v < 0 || (v && count > TFJS_MAX_SHARD_BYTES / 4 / (size_t)v)) ok = false;
+                if (v < 0 || (v && count > TFJS_MAX_SHARD_BYTES / 8 / (size_t)v)) ok = false;
                 else count *= (size_t)v;
             }
-            if (!ok || group_bytes[gi] + count * 4 > TFJS_MAX_SHARD_BYTES) {
-                s = loom_set_error(err, LOOM_ERR_DATA, "%s: weight %.80s: a float32 array of bounded size is needed (no quantization)",
+            if (!ok || group_bytes[gi] + count * elem > TFJS_MAX_SHARD_BYTES) {
+                s = loom_set_error(err, LOOM_ERR_DATA,
+                                   "%s: weight %.80s: an array of bounded size of float32, int32, bool or complex64 (or "
+                                   "uint8/uint16/float16 quantized) is needed",
                                    what, name ? name : "(unnamed)");
                 break;
             }
-            specs[k++] = (tfjs_spec){.name = name, .shape = shape, .group = gi, .offset = group_bytes[gi], .bytes = count * 4};
-            group_bytes[gi] += count * 4;
+            specs[k++] = (tfjs_spec){.name = name, .shape = shape, .group = gi, .offset = group_bytes[gi], .bytes = count * elem,
+                                     .float32 = elem == 4 && !quant && (!dtype || strcmp(dtype, "float32") == 0)};
+            group_bytes[gi] += count * elem;
         }
         gi++;
     }
@@ -287,6 +308,11 @@ loom_model *loom_tfjs_import(const cJSON *root, const char *path, int none_dim, 
             if (!same) {
                 s = loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s: weight %s is %s the manifest", what, L->name, name,
                                    sp ? "of another shape in" : "not in");
+                break;
+            }
+            if (!sp->float32) {
+                s = loom_set_error(err, LOOM_ERR_DATA, "%s: layer %s: weight %s is not plain float32 in the manifest (quantized "
+                                   "or another dtype), which loom does not read", what, L->name, name);
                 break;
             }
             if (!path) {

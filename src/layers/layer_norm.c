@@ -269,7 +269,14 @@ loom_layer *loom_batch_normalization(loom_graph *g, const char *name, const loom
 
 static loom_status ln_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
     (void)n_in;
-    (void)err;
+    /* a positive Keras axis (as TensorFlow.js writes it: [2] on (batch, steps, features)) must
+     * name the last one */
+    if (L->axis > 0 && L->axis != in[0].rank) {
+        char s[64];
+        return loom_set_error(err, LOOM_ERR_SHAPE,
+                              "%s (LayerNormalization): only the last axis is supported, axis %d of input %s is not", L->name,
+                              L->axis, loom_shape_str(&in[0], s, sizeof s));
+    }
     *out = in[0];
     if (!L->built) declare_affine(L, in[0].dims[in[0].rank - 1]);
     return LOOM_OK;
@@ -346,14 +353,17 @@ static bool ln_save(const loom_layer *L, void *obj) {
 static loom_layer *ln_load(loom_graph *g, const char *name, const void *config) {
     const cJSON *c = config;
     int axis = cfg_axis(c);
-    if (axis != -1) {
+    if (axis != -1 && axis <= 0) {
         if (!g->err.code)
             loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
-                           "%s (LayerNormalization): only axis -1 is supported, the file has axis %d", name, axis);
+                           "%s (LayerNormalization): only the last axis is supported (-1, or its positive index), the file has axis %d",
+                           name, axis);
         return NULL;
     }
-    return loom_layer_normalization(g, name, cfg_num(c, "epsilon", 1e-3f), cfg_flag(c, "center", 1),
-                                    cfg_flag(c, "scale", 1));
+    loom_layer *L = loom_layer_normalization(g, name, cfg_num(c, "epsilon", 1e-3f), cfg_flag(c, "center", 1),
+                                             cfg_flag(c, "scale", 1));
+    if (L && axis > 0) L->axis = axis; /* checked against the input's rank at build */
+    return L;
 }
 
 const loom_op loom_op_layer_normalization = {
