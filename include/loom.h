@@ -1191,7 +1191,8 @@ int loom_model_output_node(const loom_model *m, int k);
  *    so every rank applies the same gradient and the weights stay bit-identical across ranks.
  *  - Logged losses and metrics, validation (sharded the same way) and the history are reduced
  *    from sums and counts and are identical on every rank, so callbacks decide the same
- *    everywhere; the progress bar prints on rank 0 only; ModelCheckpoint writes from rank 0 only.
+ *    everywhere; the progress bar prints on rank 0 only; ModelCheckpoint and CSVLogger write
+ *    from rank 0 only.
  *    A saved model resumes on any number of ranks (or on one process).
  *  - Faults: an error on one rank (bad data, a non-finite loss, a failing callback or batch
  *    function) stops every rank at the same step: that rank returns its own message, the others
@@ -1224,6 +1225,12 @@ void loom_dist_set_bucket_bytes(loom_dist *d, size_t bytes);
  * *steps training steps, *wait_s seconds waiting after the backward for the gradient reductions
  * to finish (what the overlap with the backward did not hide). Either pointer may be NULL. */
 void loom_dist_stats(const loom_dist *d, long *steps, double *wait_s);
+
+/* ---- distributed training: agreeing before and after a fit (the loom program's `fit`)
+ * 1 when `flag` is nonzero on any rank of d, else 0; -1 when the reduction fails. Collective:
+ * every rank calls it, so a program whose setup (reading files, compiling) fails on one rank can
+ * stop every rank instead of leaving the others waiting in the fit. NULL d: flag != 0. */
+int loom_dist_any(loom_dist *d, int flag);
 
 #ifdef __cplusplus
 }

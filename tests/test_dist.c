@@ -40,6 +40,7 @@
 #define EPOCHS 4
 
 static int rank = 0, ranks = 1;
+static double tol_scale = 1; /* mode compare: the tolerance for its longer runs (see there) */
 static double worst = 0; /* largest |dist - one process| / (TOL_ABS + TOL_REL |ref|) seen */
 
 typedef struct dataset {
@@ -106,7 +107,7 @@ static loom_model *make_model(int opt, float dropout) {
 static int close_to(const float *a, const float *b, size_t n) {
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
-        double lim = TOL_ABS + TOL_REL * fabs((double)b[i]), d = fabs((double)a[i] - (double)b[i]);
+        double lim = tol_scale * (TOL_ABS + TOL_REL * fabs((double)b[i])), d = fabs((double)a[i] - (double)b[i]);
         if (d / lim > worst) worst = d / lim;
         if (!(d <= lim)) bad++;
     }
@@ -483,8 +484,37 @@ static void mode_faults(loom_dist *d) {
     free_data(&tr);
 }
 
+/* `compare A B`: two model files (tests/cli_dist.sh: `loom fit` under mpirun and alone) hold
+ * weights and a training log within `scale` times this file's tolerance (see cli_dist.sh). */
+static int mode_compare(const char *dist_path, const char *one_path, double scale) {
+    if (!(scale > 0)) scale = 1;
+    char err[512];
+    loom_model *a = loom_model_load(dist_path, err, sizeof err);
+    if (!a) fprintf(stderr, "%s: %s\n", dist_path, err);
+    loom_model *b = a ? loom_model_load(one_path, err, sizeof err) : NULL;
+    if (a && !b) fprintf(stderr, "%s: %s\n", one_path, err);
+    CHECK(a && b);
+    tol_scale = scale;
+    if (a && b) {
+        double keep = worst;
+        worst = 0;
+        CHECK(loom_param_count(a) == loom_param_count(b) && close_to(loom_params(a), loom_params(b), loom_param_count(b)));
+        double w_weights = worst;
+        worst = 0;
+        CHECK(loom_history_epochs(loom_model_history(b)) > 0);
+        CHECK(hist_close(loom_model_history(a), loom_model_history(b)));
+        printf("compare %s with %s: worst deviation %.3f (weights), %.3f (history) of the tolerance x %g\n", dist_path,
+               one_path, w_weights, worst, scale);
+        worst = keep;
+    }
+    loom_model_free(a);
+    loom_model_free(b);
+    return check_report("test_dist compare");
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "alone";
+    if (strcmp(mode, "compare") == 0 && argc > 4) return mode_compare(argv[2], argv[3], atof(argv[4]));
     test_shard_rule();
     char err[512];
     loom_dist *d = loom_dist_create(NULL, err, sizeof err);

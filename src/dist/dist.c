@@ -153,6 +153,12 @@ loom_status loom_dist_bcast(loom_dist *d, float *p, size_t n, loom_error *err) {
 #endif
 }
 
+int loom_dist_any(loom_dist *d, int flag) {
+    bool f = flag != 0;
+    loom_error scratch = {0};
+    return loom_dist_or(d, &f, 1, &scratch) ? -1 : f;
+}
+
 int loom_dist_launcher_size(void) {
     /* Open MPI, MPICH / Intel MPI (PMI), PMIx launchers, Slurm's srun */
     const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS"};
