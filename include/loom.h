@@ -1200,9 +1200,15 @@ int loom_model_output_node(const loom_model *m, int k);
  *  - Non-trainable state (BatchNormalization's moving statistics) is computed from each rank's
  *    batch and then rank 0's is broadcast after every step (PyTorch DDP's broadcast_buffers), so
  *    every rank holds the same model; the normalisation itself uses per-rank batch statistics.
- *  - Not (yet) distributed: multi-task balancing methods and outputs whose loss a sequence mask
- *    normalises (both refused with LOOM_ERR_DIST). Dropout draws a different mask stream on each
- *    rank (statistically, not bitwise, equal to one process).
+ *  - Multi-task balancing: the methods see the global batch. Their losses are the global ones,
+ *    and the per-loss gradients they look at (PCGrad, MGDA, CAGrad, Nash-MTL, GradNorm, the
+ *    diagnostics) are each reduced over the ranks before the method combines them, so every rank
+ *    takes the same decision one process takes; the loss-weighting methods (uncertainty, DWA,
+ *    RLW, schedules) reduce their one weighted gradient as a plain step does.
+ *  - A loss that a sequence mask normalises (Keras: by the valid steps of the batch) is
+ *    normalised by the valid steps of the GLOBAL batch: each rank's part counts by its share of
+ *    them. Dropout draws a different mask stream on each rank (statistically, not bitwise,
+ *    equal to one process).
  * With loom_fit_generator each rank's batch function returns that rank's part of the step. */
 
 /* 1 when loom was built with MPI, else 0. */

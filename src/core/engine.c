@@ -393,6 +393,7 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
              * the class weight: fit turns class_weight into sample weights) */
             double valid = 0;
             for (size_t r = 0; r < rows; r++) valid += mask[r];
+            o->mask_valid = valid;
             float scale = valid > 0 ? (float)((double)rows / valid) : 0.0f;
             for (size_t r = 0; r < rows; r++)
                 o->row_w[r] = mask[r] * scale * (sw ? sw[r / rps] : 1.0f) *

@@ -51,6 +51,8 @@ typedef struct loom_output {
     const float *softmax;    /* fused after a softmax: its output, which spares the loss exp() */
     bool has_sw;
     float loss_value;        /* last batch, unweighted */
+    double mask_valid;       /* masked outputs: the valid entries of the last batch (what its loss is
+                                normalised by; a distributed fit sums them over the ranks) */
     /* weight schedule (multi-task balancing) */
     bool has_schedule, schedule_by_epoch;
     loom_mtl_schedule schedule;
