@@ -257,6 +257,10 @@ typedef struct loom_batchnorm_options {
     float epsilon;   /* 1e-3 */
     int center;      /* beta (1) */
     int scale;       /* gamma (1) */
+    int synchronized; /* 0: in a distributed fit each rank normalises with its own batch's
+                         statistics; 1 (Keras's synchronized=True, TF's SyncBatchNormalization):
+                         with the global batch's, reduced over the ranks (forward and backward),
+                         so N ranks train what one process trains. One process: no difference. */
 } loom_batchnorm_options;
 loom_batchnorm_options loom_batchnorm_defaults(void);
 loom_layer *loom_batch_normalization(loom_graph *g, const char *name, const loom_batchnorm_options *opt);

@@ -31,6 +31,7 @@
 #include <loom.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef LOOM_HAVE_MPI
 #include <mpi.h>
@@ -224,6 +225,41 @@ static void test_one_rank(loom_dist *d) {
     free_data(&tr), free_data(&va);
 }
 
+/* TF 2's SyncBatchNormalization class in a Keras file imports as a synchronised
+ * BatchNormalization, and the option is written back (Keras 3's "synchronized": true) */
+static void test_sync_bn_import(void) {
+    const char *json = "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\", \"layers\": ["
+                       "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 4, \"batch_input_shape\": [null, 3]}},"
+                       "{\"class_name\": \"SyncBatchNormalization\", \"config\": {\"name\": \"sbn\", \"axis\": -1, \"momentum\": 0.9,"
+                       " \"epsilon\": 0.001, \"center\": true, \"scale\": true}},"
+                       "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\", \"synchronized\": false}}]}}";
+    char err[512], path[64], text[8192];
+    loom_model *m = loom_model_import_memory(json, strlen(json), "sync.json", err, sizeof err);
+    CHECK(m != NULL);
+    if (!m) {
+        fprintf(stderr, "SyncBatchNormalization: %s\n", err);
+        return;
+    }
+    snprintf(path, sizeof path, "/tmp/loom_test_dist_%ld.json", (long)getpid());
+    CHECK_STATUS(loom_model_export(m, path), LOOM_OK);
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = 0;
+    if (f) fclose(f);
+    const char *sbn = strstr(text, "\"sbn\""), *bn = strstr(text, "\"bn\"");
+    CHECK(sbn && bn && strstr(text, "SyncBatchNormalization") == NULL);
+    const char *sync = strstr(text, "\"synchronized\":"), *value = sync ? sync + 15 : NULL;
+    while (value && (*value == ' ' || *value == '\t')) value++;
+    CHECK(sync && strncmp(value, "true", 4) == 0);
+    /* written for sbn alone (bn's false is the default, left out) */
+    CHECK(sync && sbn && bn && sync > sbn && sync < bn && strstr(sync + 1, "\"synchronized\"") == NULL);
+    remove(path);
+    char bin[80];
+    snprintf(bin, sizeof bin, "/tmp/loom_test_dist_%ld.weights.bin", (long)getpid());
+    remove(bin);
+    loom_model_free(m);
+}
+
 /* ---------------------------------------------------------------- under mpirun */
 
 static void equiv_case(loom_dist *d, size_t n, int adam, const loom_balance *bal) {
@@ -368,6 +404,52 @@ static void masked_case(loom_dist *d, int with_static) {
     for (int run = 0; run < 2; run++) loom_history_free(hs[run]), loom_model_free(mods[run]);
 }
 
+/* Synchronised BatchNormalization (Keras's synchronized=True): N ranks normalise with the global
+ * batch's statistics and so train what one process trains on the global batch (weights, moving
+ * statistics, history), also when the partial last batch leaves ranks without a sample (97) and
+ * under a gradient method (PCGrad: per-loss backward passes, each reducing BN's sums). Without the
+ * option the same fit differs from one process (each rank's own statistics). */
+static loom_model *make_bn_model(int synced, const loom_balance *bal) {
+    loom_graph *g = loom_graph_new(3);
+    loom_tensor *x = loom_input(g, "x", 1, (int[]){FEAT});
+    loom_tensor *h = loom_call(loom_dense(g, "h1", 8, LOOM_TANH, NULL), x);
+    loom_batchnorm_options bo = loom_batchnorm_defaults();
+    bo.synchronized = synced;
+    bo.momentum = 0.9f;
+    h = loom_call(loom_batch_normalization(g, "bn", &bo), h);
+    loom_tensor *c = loom_call(loom_dense(g, "cls", 3, LOOM_SOFTMAX, NULL), h);
+    loom_tensor *r = loom_call(loom_dense(g, "reg", 1, LOOM_LINEAR, NULL), h);
+    loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){c, r});
+    loom_loss l[] = {{.name = "categorical_crossentropy"}, {.name = "mse"}};
+    loom_compile_config cfg = {.n_losses = 2, .losses = l, .optimizer = loom_adam(0.01f)};
+    if (bal) cfg.balance = *bal;
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    return m;
+}
+
+static void sync_bn_case(loom_dist *d, size_t n, int synced, const loom_balance *bal) {
+    dataset tr = make_data(n, 9), va = make_data(17, 10);
+    view v, vv;
+    make_view(&v, &tr, 0, tr.n);
+    loom_model *ref = make_bn_model(synced, bal), *m = make_bn_model(synced, bal);
+    loom_history *href = NULL, *h = NULL;
+    loom_fit_options fr = fit_options(GLOBAL_BATCH, 3, &va, &vv, NULL), fo = fit_options(GLOBAL_BATCH / ranks, 3, &va, &vv, d);
+    CHECK_STATUS(loom_fit(ref, &v.data, &fr, &href), LOOM_OK);
+    CHECK_STATUS(loom_fit(m, &v.data, &fo, &h), LOOM_OK);
+    if (h && href) {
+        double keep = worst;
+        bool same = close_to(loom_params(m), loom_params(ref), loom_param_count(ref)) && hist_close(h, href);
+        if (!synced) worst = keep; /* the expected difference is no deviation to report */
+        if (synced && !same) fprintf(stderr, "rank %d: synchronised BatchNormalization (%zu samples%s): not what one process trains\n",
+                                     rank, n, bal ? ", PCGrad" : "");
+        CHECK(synced ? same : !same);
+        CHECK(same_on_all_ranks(loom_params(m), loom_param_count(m) * sizeof(float)));
+    }
+    loom_history_free(h), loom_history_free(href);
+    loom_model_free(m), loom_model_free(ref);
+    free_data(&tr), free_data(&va);
+}
+
 static void mode_equiv(loom_dist *d) {
     CHECK(loom_dist_launcher_size() == ranks);
     batchnorm_case(d);
@@ -389,6 +471,11 @@ static void mode_equiv(loom_dist *d) {
     }
     masked_case(d, 0);
     masked_case(d, 1);
+    sync_bn_case(d, 103, 1, NULL);
+    sync_bn_case(d, 97, 1, NULL);
+    loom_balance pc = loom_balance_defaults(LOOM_BALANCE_PCGRAD);
+    sync_bn_case(d, 97, 1, &pc);
+    sync_bn_case(d, 103, 0, NULL);
     dropout_case(d);
 }
 
@@ -561,6 +648,7 @@ int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "alone";
     if (strcmp(mode, "compare") == 0 && argc > 4) return mode_compare(argv[2], argv[3], atof(argv[4]));
     test_shard_rule();
+    if (strcmp(mode, "alone") == 0) test_sync_bn_import();
     char err[512];
     loom_dist *d = loom_dist_create(NULL, err, sizeof err);
     if (!loom_dist_available()) {

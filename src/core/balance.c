@@ -242,12 +242,15 @@ static loom_status per_loss_backward(loom_model *m, loom_balance_state *b, int b
                                      const loom_balance_reduce *red) {
     float sw[LOOM_MAX_OUTPUTS];
     void (*hook)(void *, int) = m->backward_hook;
+    double share = m->sync_share;
     m->backward_hook = NULL;
+    m->sync_share = 1.0; /* the seeds below carry the rank's share: G is summed as it is */
     for (int i = 0; i < b->K; i++) {
         int k = b->out_of[i];
         float *g = b->G + (size_t)i * m->n_params;
-        if (batch == 0) { /* a rank without samples this step adds nothing */
+        if (batch == 0) { /* a rank without samples this step adds nothing, but joins */
             memset(g, 0, m->n_params * sizeof *g);
+            loom_engine_sync_idle(m, true, 1ULL << k);
             continue;
         }
         for (int j = 0; j < m->n_outputs; j++) sw[j] = 0;
@@ -255,6 +258,7 @@ static loom_status per_loss_backward(loom_model *m, loom_balance_state *b, int b
         loom_engine_backward(m, batch, 1ULL << k, false, sw, g);
     }
     m->backward_hook = hook;
+    m->sync_share = share;
     return red ? red->sum(red->user, b->G, (size_t)b->K * m->n_params) : LOOM_OK;
 }
 
@@ -269,6 +273,7 @@ static void combined_backward(loom_model *m, int batch, uint64_t mask, const flo
     if (batch == 0) { /* nothing to add; the tensors to update are the other ranks' */
         memset(m->grads, 0, m->n_params * sizeof *m->grads);
         for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
+        loom_engine_sync_idle(m, true, mask);
         return;
     }
     float sd[LOOM_MAX_OUTPUTS];

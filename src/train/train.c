@@ -9,6 +9,7 @@
 #include "train/progbar.h"
 #include "optim/optim.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,7 @@ typedef struct dist_fit {
      * steps), its share of the global batch's valid steps; seeds[k]: the backward's seed that
      * gives that once the whole gradient is scaled by the batch share */
     bool any_masked;
+    bool sync_failed; /* a reduction of an op (synchronised BatchNormalization) failed */
     double local_valid[LOOM_MAX_OUTPUTS];
     float out_scale[LOOM_MAX_OUTPUTS], seeds[LOOM_MAX_OUTPUTS];
 } dist_fit;
@@ -295,6 +297,7 @@ static loom_status dist_forward_sync(loom_model *m, dist_fit *df, loom_status lo
     float r = 0;
     double *valid = v + df->n_sync - m->n_outputs; /* masked outputs' valid steps */
     for (int k = 0; k < m->n_outputs; k++) df->local_valid[k] = 0;
+    if ((local || b == 0) && training) loom_engine_sync_idle(m, false, mask); /* what the forward would reduce */
     if (!local && b > 0 && !(local = loom_engine_forward(m, b, training, true, mask, &r))) {
         update_metrics(m, b);
         for (int k = 0; k < m->n_outputs; k++) {
@@ -356,6 +359,13 @@ static loom_status dist_forward_sync(loom_model *m, dist_fit *df, loom_status lo
     return LOOM_OK;
 }
 
+/* loom_op_ctx.sync_sum: an op's statistics over the ranks (a failure is reported after the step) */
+static void dist_sync_sum(void *user, double *v, size_t n) {
+    dist_fit *df = user;
+    loom_error scratch = {0};
+    if (n > (size_t)INT_MAX || loom_dist_sum(df->d, v, (int)n, &scratch)) df->sync_failed = true;
+}
+
 static loom_status dist_sum_floats(void *user, float *v, size_t n) {
     dist_fit *df = user;
     return loom_dist_sum_floats(df->d, v, n, &df->m->err);
@@ -386,6 +396,7 @@ static loom_status dist_train_step(loom_model *m, dist_fit *df, loom_status loca
     float scale = (float)((double)b / *global_b);
     bool global_grads = balanced && loom_balance_grads_global(m); /* else summed here, bucket by bucket */
     if (!global_grads) loom_dist_grads_begin(df->grads, scale);
+    m->sync_share = scale;
     if (balanced) {
         loom_balance_reduce red = {.grad_scale = scale, .global_batch = *global_b, .reg = reg, .sum = dist_sum_floats, .user = df};
         memcpy(red.out_scale, df->out_scale, sizeof red.out_scale);
@@ -397,11 +408,15 @@ static loom_status dist_train_step(loom_model *m, dist_fit *df, loom_status loca
     } else { /* nothing to add; the tensors to update are the other ranks' (below) */
         memset(m->grads, 0, m->n_params * sizeof *m->grads);
         for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
+        loom_engine_sync_idle(m, true, mask);
     }
     if (!global_grads) { /* waited for even after an error, which every rank meets alike */
         loom_status f = loom_dist_grads_finish(df->grads);
         if (!s) s = f;
     }
+    if (!s && df->sync_failed)
+        s = loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: a synchronised BatchNormalization's reduction over "
+                           "the ranks failed at epoch %d, step %d", epoch + 1, step + 1);
     if (s) return s;
     if (!global_grads && df->ranks_with_samples < loom_dist_size(df->d) &&
         (s = loom_dist_or(df->d, m->t_active, m->n_tensors, &m->err)))
@@ -826,9 +841,14 @@ static loom_status run_fit(loom_model *m, batch_source *src, const loom_bound_da
     if (rank != 0) local.verbose = 0; /* one progress bar */
     m->rng_salt = (uint64_t)rank;     /* dropout: a stream per rank */
     m->no_files = rank != 0;          /* ModelCheckpoint: rank 0 writes */
+    m->sync_sum = dist_sync_sum;      /* synchronised BatchNormalization */
+    m->sync_user = &df;
     if (!s) s = fit_core(m, src, val, has_val, &local, &df, plan, history);
     m->rng_salt = 0;
     m->no_files = false;
+    m->sync_sum = NULL;
+    m->sync_user = NULL;
+    m->sync_share = 0;
     dist_fit_free(&df);
     return s;
 }
