@@ -5,7 +5,7 @@
 # weights and the training log of 2 ranks against 1 process within test_dist's tolerance
 # (test_dist compare; the bound: see below), every file written once by rank 0 (the
 # CSV log has one header and one row per epoch, the report and the checkpoints exist), progress
-# printed once; and setup faults on one or all ranks stop every rank with a message, none hangs.
+# printed once; the same with PCGrad; and setup faults on one or all ranks stop every rank with a message, none hangs.
 #
 # Tolerance: test_dist's (1e-6 absolute + 1e-5 relative, the float32 reduction-order bound argued
 # there): 90 steps here, but this model is as well conditioned; the measured worst (printed) was
@@ -34,6 +34,11 @@ grep -q "on 2 ranks with 16 samples each of the global batch of 32" two.txt || f
 [ "$(grep -c '^Epoch ' two.txt)" = 2 ] || { fail "not one progress line per epoch"; cat two.txt; }
 [ "$(wc -l <two.csv)" = 3 ] || { fail "two.csv is not a header and 2 rows"; cat two.csv; }
 [ -s two.html ] && [ -f two_1.loom ] && [ -f two_2.loom ] || fail "the report or a checkpoint is missing"
+# a gradient balancing method (per-loss gradients reduced before PCGrad combines them)
+pc=(--data "$DATA/digits.npz" --epochs 1 --batch-size 48 --seed 2 --threads 1 --verbose 0 --balance pcgrad)
+$T "$LOOM" fit seed.loom "${pc[@]}" --save pc_one.loom >pc.txt 2>&1 || { fail "loom fit --balance pcgrad"; cat pc.txt; }
+$T "${MPIRUN[@]}" -np 2 "$LOOM" fit seed.loom "${pc[@]}" --save pc_two.loom >pc.txt 2>&1 || { fail "mpirun loom fit --balance pcgrad"; cat pc.txt; }
+$T "$TEST_DIST" compare pc_two.loom pc_one.loom $TOL_SCALE || fail "PCGrad: 2 ranks do not train what 1 process trains"
 
 # faults: every rank stops with a message, none hangs
 $T "${MPIRUN[@]}" -np 2 "$LOOM" fit seed.loom "${common[@]}" --batch-size 33 >bad.txt 2>&1
