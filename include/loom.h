@@ -1203,7 +1203,8 @@ int loom_model_output_node(const loom_model *m, int k);
  *    LOOM_ERR_DIST naming the step. A rank that dies is handled by mpirun, which ends the job.
  *  - Non-trainable state (BatchNormalization's moving statistics) is computed from each rank's
  *    batch and then rank 0's is broadcast after every step (PyTorch DDP's broadcast_buffers), so
- *    every rank holds the same model; the normalisation itself uses per-rank batch statistics.
+ *    every rank holds the same model; the normalisation itself uses per-rank batch statistics,
+ *    unless the layer is synchronized (loom_batchnorm_options): then the global batch's.
  *  - Multi-task balancing: the methods see the global batch. Their losses are the global ones,
  *    and the per-loss gradients they look at (PCGrad, MGDA, CAGrad, Nash-MTL, GradNorm, the
  *    diagnostics) are each reduced over the ranks before the method combines them, so every rank

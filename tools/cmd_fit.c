@@ -237,8 +237,8 @@ static int fit_dist_start(loom_dist **dist, char *err, size_t errlen) {
     int ranks = loom_dist_size(*dist), rc = 0;
     fit_rank = loom_dist_rank(*dist);
     if (ranks != launched)
-        rc = tool_fail(&cmd_fit, "the launcher started %d processes but MPI counts %d: is loom linked with the MPI of "
-                       "that launcher?", launched, ranks);
+        rc = tool_fail(&cmd_fit, "the launcher's environment says %d processes but MPI counts %d: is loom linked with "
+                       "the MPI of that launcher (or is a Slurm allocation's SLURM_NTASKS set outside srun)?", launched, ranks);
     else if (o.batch % ranks) /* the same on every rank: one says it */
         rc = fit_rank == 0 ? FIT_USAGE("--batch-size %ld is the global batch, shared out among the %d ranks: give a "
                                        "multiple of %d", o.batch, ranks, ranks) : 2;
@@ -398,7 +398,8 @@ static int fit_run(int argc, char **argv) {
     }
     /* a fit fails on every rank alike; the save is rank 0's alone: every rank ends with its status */
     if (dist && loom_dist_any(dist, rc != 0) && !rc)
-        rc = tool_fail(&cmd_fit, "rank %d of %d: rank 0 could not save %s (its message says why)", fit_rank, ranks, o.save);
+        rc = tool_fail(&cmd_fit, "rank %d of %d: rank 0 could not save %s (its message says why)", fit_rank, ranks,
+                       o.save ? o.save : "the model");
 done:
     if (!agreed) loom_dist_any(dist, 1); /* this rank failed before the others' check above */
     loom_history_free(h);
