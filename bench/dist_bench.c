@@ -1,9 +1,11 @@
 /* dist_bench.c — distributed training speed, run under mpirun (bench/run_dist.sh):
  *   dist_bench allreduce            allreduce of 4 KiB .. 64 MiB floats: time, algorithm and bus
  *                                   bandwidth (busbw = bytes / t * 2 (N-1) / N, the ring's traffic)
- *   dist_bench fit MODEL STEPS      trains a models.h model on the global batch of models.h (per
+ *   dist_bench fit MODEL STEPS [BUCKET_BYTES]
+ *                                   trains a models.h model on the global batch of models.h (per
  *                                   rank: batch / N), SGD; prints ms per step and the share of the
- *                                   step spent waiting for the gradients after the backward
+ *                                   step spent waiting for the gradients after the backward, with
+ *                                   the gradient bucket size given (default loom's 4 MiB)
  * Rank 0 prints; threads follow LOOM_NUM_THREADS. */
 #include "build_model.h"
 
@@ -30,7 +32,7 @@ static void bench_allreduce(int rank, int size) {
     }
 }
 
-static int bench_fit(const char *name, int steps, int rank, int size) {
+static int bench_fit(const char *name, int steps, size_t bucket, int rank, int size) {
     const bench_model *bm = bench_find(name);
     if (!bm || steps < 1 || bm->batch % size) {
         if (rank == 0) fprintf(stderr, "dist_bench: unknown model %s, or %d ranks do not divide its batch\n", name, size);
@@ -53,6 +55,7 @@ static int bench_fit(const char *name, int steps, int rank, int size) {
     loom_data data = {.n_x = 1, .x = &in, .n_y = 2, .y = ys};
     char err[256];
     loom_dist *d = size > 1 ? loom_dist_create(NULL, err, sizeof err) : NULL;
+    if (d && bucket) loom_dist_set_bucket_bytes(d, bucket);
     loom_fit_options fo = loom_fit_defaults();
     fo.batch_size = bm->batch / size;
     fo.dist = d;
@@ -74,8 +77,8 @@ static int bench_fit(const char *name, int steps, int rank, int size) {
     double wmax = wait;
     MPI_Reduce(&wait, &wmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
     if (rank == 0)
-        printf("%s ranks %d threads %s global_batch %d step_ms %.3f wait_ms %.3f wait_share %.1f%%\n", name, size,
-               th ? th : "1", bm->batch, t * 1e3, wmax * 1e3, 100 * wmax / t);
+        printf("%s ranks %d threads %s global_batch %d bucket_bytes %zu step_ms %.3f wait_ms %.3f wait_share %.1f%%\n", name,
+               size, th ? th : "1", bm->batch, bucket ? bucket : (size_t)4 << 20, t * 1e3, wmax * 1e3, 100 * wmax / t);
     loom_dist_free(d);
     loom_model_free(m);
     free(xs), free(yc), free(yd);
@@ -88,9 +91,10 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (argc >= 2 && strcmp(argv[1], "allreduce") == 0) bench_allreduce(rank, size);
-    else if (argc >= 4 && strcmp(argv[1], "fit") == 0) rc = bench_fit(argv[2], atoi(argv[3]), rank, size);
+    else if (argc >= 4 && strcmp(argv[1], "fit") == 0)
+        rc = bench_fit(argv[2], atoi(argv[3]), argc > 4 ? (size_t)strtoull(argv[4], NULL, 10) : 0, rank, size);
     else {
-        if (rank == 0) fprintf(stderr, "usage: dist_bench allreduce | fit MODEL STEPS\n");
+        if (rank == 0) fprintf(stderr, "usage: dist_bench allreduce | fit MODEL STEPS [BUCKET_BYTES]\n");
         rc = 2;
     }
     MPI_Finalize();

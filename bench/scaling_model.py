@@ -9,6 +9,9 @@ training from a measured one-rank step time and the gradient size.
                                                               the reductions can hide, ~2/3)
   efficiency = t_compute / step;  the global batch stops scaling where t_comm = overlap *
   t_compute, i.e. G* = N * B1 * t_comm / (overlap * t1).
+
+  scaling_model.py [--measured BUSBW_GBps LATENCY_us]   adds a network with measured figures
+  (bench/run_dist.sh passes this machine's allreduce bus bandwidth and small-message latency).
 """
 import sys
 
@@ -33,6 +36,14 @@ def project(floats, t1, b1, n, g, bw, lat, bucket):
 
 
 def main():
+    args = sys.argv[1:]
+    if len(args) == 3 and args[0] == "--measured":
+        bw, lat = float(args[1]), float(args[2])
+        if bw > 0 and lat > 0:
+            NETWORKS[f"measured ({bw:.3g} GB/s, {lat:.3g} us)"] = (bw * 1e9, lat * 1e-6)
+    elif args:
+        print("usage: scaling_model.py [--measured BUSBW_GBps LATENCY_us]", file=sys.stderr)
+        return 2
     print("| model | network | bucket | ranks | global batch | t_comm ms | t_compute ms | step ms | efficiency | stops scaling below global batch |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, (floats, t1, b1) in MODELS.items():

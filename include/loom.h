@@ -257,6 +257,10 @@ typedef struct loom_batchnorm_options {
     float epsilon;   /* 1e-3 */
     int center;      /* beta (1) */
     int scale;       /* gamma (1) */
+    int synchronized; /* 0: in a distributed fit each rank normalises with its own batch's
+                         statistics; 1 (Keras's synchronized=True, TF's SyncBatchNormalization):
+                         with the global batch's, reduced over the ranks (forward and backward),
+                         so N ranks train what one process trains. One process: no difference. */
 } loom_batchnorm_options;
 loom_batchnorm_options loom_batchnorm_defaults(void);
 loom_layer *loom_batch_normalization(loom_graph *g, const char *name, const loom_batchnorm_options *opt);
@@ -1192,17 +1196,25 @@ int loom_model_output_node(const loom_model *m, int k);
  *    so every rank applies the same gradient and the weights stay bit-identical across ranks.
  *  - Logged losses and metrics, validation (sharded the same way) and the history are reduced
  *    from sums and counts and are identical on every rank, so callbacks decide the same
- *    everywhere; the progress bar prints on rank 0 only; ModelCheckpoint writes from rank 0 only.
+ *    everywhere; the progress bar prints on rank 0 only; ModelCheckpoint and CSVLogger write
+ *    from rank 0 only.
  *    A saved model resumes on any number of ranks (or on one process).
  *  - Faults: an error on one rank (bad data, a non-finite loss, a failing callback or batch
  *    function) stops every rank at the same step: that rank returns its own message, the others
  *    LOOM_ERR_DIST naming the step. A rank that dies is handled by mpirun, which ends the job.
  *  - Non-trainable state (BatchNormalization's moving statistics) is computed from each rank's
  *    batch and then rank 0's is broadcast after every step (PyTorch DDP's broadcast_buffers), so
- *    every rank holds the same model; the normalisation itself uses per-rank batch statistics.
- *  - Not (yet) distributed: multi-task balancing methods and outputs whose loss a sequence mask
- *    normalises (both refused with LOOM_ERR_DIST). Dropout draws a different mask stream on each
- *    rank (statistically, not bitwise, equal to one process).
+ *    every rank holds the same model; the normalisation itself uses per-rank batch statistics,
+ *    unless the layer is synchronized (loom_batchnorm_options): then the global batch's.
+ *  - Multi-task balancing: the methods see the global batch. Their losses are the global ones,
+ *    and the per-loss gradients they look at (PCGrad, MGDA, CAGrad, Nash-MTL, GradNorm, the
+ *    diagnostics) are each reduced over the ranks before the method combines them, so every rank
+ *    takes the same decision one process takes; the loss-weighting methods (uncertainty, DWA,
+ *    RLW, schedules) reduce their one weighted gradient as a plain step does.
+ *  - A loss that a sequence mask normalises (Keras: by the valid steps of the batch) is
+ *    normalised by the valid steps of the GLOBAL batch: each rank's part counts by its share of
+ *    them. Dropout draws a different mask stream on each rank (statistically, not bitwise,
+ *    equal to one process).
  * With loom_fit_generator each rank's batch function returns that rank's part of the step. */
 
 /* 1 when loom was built with MPI, else 0. */
@@ -1225,6 +1237,12 @@ void loom_dist_set_bucket_bytes(loom_dist *d, size_t bytes);
  * *steps training steps, *wait_s seconds waiting after the backward for the gradient reductions
  * to finish (what the overlap with the backward did not hide). Either pointer may be NULL. */
 void loom_dist_stats(const loom_dist *d, long *steps, double *wait_s);
+
+/* ---- distributed training: agreeing before and after a fit (the loom program's `fit`)
+ * 1 when `flag` is nonzero on any rank of d, else 0; -1 when the reduction fails. Collective:
+ * every rank calls it, so a program whose setup (reading files, compiling) fails on one rank can
+ * stop every rank instead of leaving the others waiting in the fit. NULL d: flag != 0. */
+int loom_dist_any(loom_dist *d, int flag);
 
 #ifdef __cplusplus
 }

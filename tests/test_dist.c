@@ -8,13 +8,16 @@
  *                sample), an L2 penalty, validation data, ReduceLROnPlateau: history and weights
  *                within the float32 reduction-order tolerance (TOL below), weights and history
  *                bit-identical across ranks and between two runs at the same N; dropout: ranks
- *                stay bit-identical.
+ *                stay bit-identical; every balancing method (uncertainty, GradNorm, DWA with the
+ *                gradient-cosine diagnostics, RLW, PCGrad, MGDA, CAGrad, Nash-MTL) and a loss
+ *                over a masked sequence (alone and beside an unmasked one) against one process.
  *   save PATH    trains 2 epochs distributed with a ModelCheckpoint (rank 0 writes), then every
  *                rank continues the file on ONE process; both against an uninterrupted run.
  *   resume PATH  continues PATH (saved at another rank count) distributed to the same end.
  *   faults       a rank with different data, a rank with a wrong input name, a NaN on one rank's
  *                shard, a batch function failing on one rank, a checkpoint rank 0 cannot write:
  *                every rank stops with a message, none hangs.
+ *   compare A B S  two model files' weights and logs within S x TOL (tests/cli_dist.sh).
  *
  * Tolerance: one process sums each weight's gradient over the 12 samples of a batch; N ranks
  * sum per rank, scale by the rank's share and add the ranks' sums: the same real number, rounded
@@ -28,6 +31,7 @@
 #include <loom.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef LOOM_HAVE_MPI
 #include <mpi.h>
@@ -40,6 +44,7 @@
 #define EPOCHS 4
 
 static int rank = 0, ranks = 1;
+static double tol_scale = 1; /* mode compare: the tolerance for its longer runs (see there) */
 static double worst = 0; /* largest |dist - one process| / (TOL_ABS + TOL_REL |ref|) seen */
 
 typedef struct dataset {
@@ -80,8 +85,8 @@ static void make_view(view *v, const dataset *d, size_t first, size_t n) {
     v->data = (loom_data){1, &v->x, 2, v->y, 1, v->sw};
 }
 
-/* opt: 0 plain SGD, 1 Adam, 2 SGD with momentum */
-static loom_model *make_model(int opt, float dropout) {
+/* opt: 0 plain SGD, 1 Adam, 2 SGD with momentum; bal: a balancing method (NULL: static weights) */
+static loom_model *make_model_balanced(int opt, float dropout, const loom_balance *bal) {
     loom_graph *g = loom_graph_new(7);
     loom_tensor *x = loom_input(g, "x", 1, (int[]){FEAT});
     loom_dense_options l2 = loom_dense_defaults();
@@ -98,15 +103,18 @@ static loom_model *make_model(int opt, float dropout) {
     loom_compile_config cfg = {.n_losses = 2, .losses = l, .n_loss_weights = 2, .loss_weights = w,
                                .n_metrics = 2, .metrics = ms,
                                .optimizer = opt == 1 ? loom_adam(0.01f) : loom_sgd(0.05f, opt == 2 ? 0.9f : 0.0f, 0)};
+    if (bal) cfg.balance = *bal;
     CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
     return m;
 }
+
+static loom_model *make_model(int opt, float dropout) { return make_model_balanced(opt, dropout, NULL); }
 
 /* Compares a against the one-process reference b within TOL; tracks the worst ratio. */
 static int close_to(const float *a, const float *b, size_t n) {
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
-        double lim = TOL_ABS + TOL_REL * fabs((double)b[i]), d = fabs((double)a[i] - (double)b[i]);
+        double lim = tol_scale * (TOL_ABS + TOL_REL * fabs((double)b[i])), d = fabs((double)a[i] - (double)b[i]);
         if (d / lim > worst) worst = d / lim;
         if (!(d <= lim)) bad++;
     }
@@ -217,9 +225,44 @@ static void test_one_rank(loom_dist *d) {
     free_data(&tr), free_data(&va);
 }
 
+/* TF 2's SyncBatchNormalization class in a Keras file imports as a synchronised
+ * BatchNormalization, and the option is written back (Keras 3's "synchronized": true) */
+static void test_sync_bn_import(void) {
+    const char *json = "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\", \"layers\": ["
+                       "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 4, \"batch_input_shape\": [null, 3]}},"
+                       "{\"class_name\": \"SyncBatchNormalization\", \"config\": {\"name\": \"sbn\", \"axis\": -1, \"momentum\": 0.9,"
+                       " \"epsilon\": 0.001, \"center\": true, \"scale\": true}},"
+                       "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\", \"synchronized\": false}}]}}";
+    char err[512], path[64], text[8192];
+    loom_model *m = loom_model_import_memory(json, strlen(json), "sync.json", err, sizeof err);
+    CHECK(m != NULL);
+    if (!m) {
+        fprintf(stderr, "SyncBatchNormalization: %s\n", err);
+        return;
+    }
+    snprintf(path, sizeof path, "/tmp/loom_test_dist_%ld.json", (long)getpid());
+    CHECK_STATUS(loom_model_export(m, path), LOOM_OK);
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = 0;
+    if (f) fclose(f);
+    const char *sbn = strstr(text, "\"sbn\""), *bn = strstr(text, "\"bn\"");
+    CHECK(sbn && bn && strstr(text, "SyncBatchNormalization") == NULL);
+    const char *sync = strstr(text, "\"synchronized\":"), *value = sync ? sync + 15 : NULL;
+    while (value && (*value == ' ' || *value == '\t')) value++;
+    CHECK(sync && strncmp(value, "true", 4) == 0);
+    /* written for sbn alone (bn's false is the default, left out) */
+    CHECK(sync && sbn && bn && sync > sbn && sync < bn && strstr(sync + 1, "\"synchronized\"") == NULL);
+    remove(path);
+    char bin[80];
+    snprintf(bin, sizeof bin, "/tmp/loom_test_dist_%ld.weights.bin", (long)getpid());
+    remove(bin);
+    loom_model_free(m);
+}
+
 /* ---------------------------------------------------------------- under mpirun */
 
-static void equiv_case(loom_dist *d, size_t n, int adam) {
+static void equiv_case(loom_dist *d, size_t n, int adam, const loom_balance *bal) {
     dataset tr = make_data(n, 3), va = make_data(23, 4);
     view v, vv;
     make_view(&v, &tr, 0, tr.n);
@@ -227,7 +270,7 @@ static void equiv_case(loom_dist *d, size_t n, int adam) {
     loom_callback *plateau = loom_reduce_lr_on_plateau("val_loss", 0.5f, 1, LOOM_MODE_AUTO, 0.0f, 0, 0.0f);
     loom_callback *cbs[] = {plateau};
     /* the reference: one process, batch 12 */
-    loom_model *ref = make_model(adam, 0);
+    loom_model *ref = make_model_balanced(adam, 0, bal);
     loom_history *href = NULL;
     loom_fit_options fr = fit_options(GLOBAL_BATCH, EPOCHS, &va, &vv, NULL);
     fr.n_callbacks = 1, fr.callbacks = cbs;
@@ -236,15 +279,18 @@ static void equiv_case(loom_dist *d, size_t n, int adam) {
     float *hd[2] = {NULL, NULL};
     size_t nh[2] = {0, 0};
     for (int run = 0; run < 2; run++) {
-        loom_model *m = make_model(adam, 0);
+        loom_model *m = make_model_balanced(adam, 0, bal);
         loom_history *h = NULL;
         loom_fit_options fo = fit_options(per_rank, EPOCHS, &va, &vv, d);
         fo.n_callbacks = 1, fo.callbacks = cbs;
         CHECK_STATUS(loom_fit(m, &v.data, &fo, &h), LOOM_OK);
         if (!h) break;
         size_t np = loom_param_count(m);
-        CHECK(close_to(loom_params(m), loom_params(ref), np));
-        CHECK(hist_close(h, href));
+        if (!close_to(loom_params(m), loom_params(ref), np) || !hist_close(h, href)) {
+            fprintf(stderr, "rank %d: %zu samples, %s, balance %s: not what one process trains\n", rank, n,
+                    adam ? "Adam" : "SGD", bal ? loom_balance_name(bal->kind) : "static");
+            CHECK(0);
+        }
         wd[run] = malloc(np * sizeof(float));
         memcpy(wd[run], loom_params(m), np * sizeof(float));
         hd[run] = history_flat(h, &nh[run]);
@@ -312,19 +358,124 @@ static void batchnorm_case(loom_dist *d) {
     free_data(&tr);
 }
 
+/* A loss over a masked sequence is normalised by the valid steps of the (global) batch: N ranks
+ * against one process with sequences of different valid lengths, so ranks hold different shares
+ * of the valid steps; with_static: a second, unmasked output beside it (per-output shares). */
+static void masked_case(loom_dist *d, int with_static) {
+    enum { N = 30, T = 5 };
+    float ids[N * T], y[N * T], y2[N], sw[N];
+    for (int i = 0; i < N; i++) {
+        int len = i % 7 == 0 ? 0 : 1 + (i * 3) % T; /* some samples without a valid step */
+        for (int t = 0; t < T; t++) {
+            ids[i * T + t] = t < len ? (float)(1 + (i + 2 * t) % 9) : 0.0f;
+            y[i * T + t] = t < len ? 0.1f * (float)((i * 7 + t) % 11) - 0.5f : 0.0f;
+        }
+        y2[i] = 0.05f * (float)(i % 13);
+        sw[i] = 0.5f + (float)(i % 4);
+    }
+    loom_model *mods[2];
+    loom_history *hs[2];
+    for (int run = 0; run < 2; run++) {
+        loom_graph *g = loom_graph_new(4);
+        loom_tensor *in = loom_input(g, "ids", 1, (int[]){T});
+        loom_tensor *e = loom_call(loom_embedding(g, "emb", 10, 4, 1), in);
+        loom_tensor *outs[2] = {loom_call(loom_dense(g, "per_step", 1, LOOM_LINEAR, NULL), e), NULL};
+        if (with_static) outs[1] = loom_call(loom_dense(g, "whole", 1, LOOM_LINEAR, NULL), loom_call(loom_flatten(g, "flat"), e));
+        mods[run] = loom_model_new(g, 1, &in, 1 + with_static, outs);
+        loom_loss l[] = {{.name = "mse"}, {.name = "mae"}};
+        loom_compile_config cfg = {.n_losses = 1 + with_static, .losses = l, .optimizer = loom_adam(0.02f)};
+        CHECK_STATUS(loom_compile(mods[run], &cfg), LOOM_OK);
+        loom_array ax = {.name = "ids", .data = ids, .n = N, .count = N * T};
+        loom_array ay[] = {{.name = "per_step", .data = y, .n = N, .count = N * T}, {.name = "whole", .data = y2, .n = N, .count = N}};
+        loom_array asw = {.name = "per_step", .data = sw, .n = N, .count = N};
+        loom_data data = {1, &ax, 1 + with_static, ay, 1, &asw};
+        loom_fit_options fo = fit_options(run ? GLOBAL_BATCH / ranks : GLOBAL_BATCH, 3, NULL, NULL, run ? d : NULL);
+        fo.validation_split = 0.2f;
+        hs[run] = NULL;
+        CHECK_STATUS(loom_fit(mods[run], &data, &fo, &hs[run]), LOOM_OK);
+    }
+    if (hs[0] && hs[1]) {
+        if (!close_to(loom_params(mods[1]), loom_params(mods[0]), loom_param_count(mods[0])) || !hist_close(hs[1], hs[0])) {
+            fprintf(stderr, "rank %d: masked sequence loss%s: not what one process trains\n", rank, with_static ? " beside another" : "");
+            CHECK(0);
+        }
+        CHECK(same_on_all_ranks(loom_params(mods[1]), loom_param_count(mods[1]) * sizeof(float)));
+    }
+    for (int run = 0; run < 2; run++) loom_history_free(hs[run]), loom_model_free(mods[run]);
+}
+
+/* Synchronised BatchNormalization (Keras's synchronized=True): N ranks normalise with the global
+ * batch's statistics and so train what one process trains on the global batch (weights, moving
+ * statistics, history), also when the partial last batch leaves ranks without a sample (97) and
+ * under a gradient method (PCGrad: per-loss backward passes, each reducing BN's sums). Without the
+ * option the same fit differs from one process (each rank's own statistics). */
+static loom_model *make_bn_model(int synced, const loom_balance *bal) {
+    loom_graph *g = loom_graph_new(3);
+    loom_tensor *x = loom_input(g, "x", 1, (int[]){FEAT});
+    loom_tensor *h = loom_call(loom_dense(g, "h1", 8, LOOM_TANH, NULL), x);
+    loom_batchnorm_options bo = loom_batchnorm_defaults();
+    bo.synchronized = synced;
+    bo.momentum = 0.9f;
+    h = loom_call(loom_batch_normalization(g, "bn", &bo), h);
+    loom_tensor *c = loom_call(loom_dense(g, "cls", 3, LOOM_SOFTMAX, NULL), h);
+    loom_tensor *r = loom_call(loom_dense(g, "reg", 1, LOOM_LINEAR, NULL), h);
+    loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){c, r});
+    loom_loss l[] = {{.name = "categorical_crossentropy"}, {.name = "mse"}};
+    loom_compile_config cfg = {.n_losses = 2, .losses = l, .optimizer = loom_adam(0.01f)};
+    if (bal) cfg.balance = *bal;
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    return m;
+}
+
+static void sync_bn_case(loom_dist *d, size_t n, int synced, const loom_balance *bal) {
+    dataset tr = make_data(n, 9), va = make_data(17, 10);
+    view v, vv;
+    make_view(&v, &tr, 0, tr.n);
+    loom_model *ref = make_bn_model(synced, bal), *m = make_bn_model(synced, bal);
+    loom_history *href = NULL, *h = NULL;
+    loom_fit_options fr = fit_options(GLOBAL_BATCH, 3, &va, &vv, NULL), fo = fit_options(GLOBAL_BATCH / ranks, 3, &va, &vv, d);
+    CHECK_STATUS(loom_fit(ref, &v.data, &fr, &href), LOOM_OK);
+    CHECK_STATUS(loom_fit(m, &v.data, &fo, &h), LOOM_OK);
+    if (h && href) {
+        double keep = worst;
+        bool same = close_to(loom_params(m), loom_params(ref), loom_param_count(ref)) && hist_close(h, href);
+        if (!synced) worst = keep; /* the expected difference is no deviation to report */
+        if (synced && !same) fprintf(stderr, "rank %d: synchronised BatchNormalization (%zu samples%s): not what one process trains\n",
+                                     rank, n, bal ? ", PCGrad" : "");
+        CHECK(synced ? same : !same);
+        CHECK(same_on_all_ranks(loom_params(m), loom_param_count(m) * sizeof(float)));
+    }
+    loom_history_free(h), loom_history_free(href);
+    loom_model_free(m), loom_model_free(ref);
+    free_data(&tr), free_data(&va);
+}
+
 static void mode_equiv(loom_dist *d) {
     CHECK(loom_dist_launcher_size() == ranks);
     batchnorm_case(d);
     /* 103 = 8 x 12 + 7 and 97 = 8 x 12 + 1: the last global batch is partial, and in the second
      * it leaves every rank but rank 0 without a sample */
     for (int adam = 0; adam <= 1; adam++) {
-        equiv_case(d, 103, adam);
-        equiv_case(d, 97, adam);
+        equiv_case(d, 103, adam, NULL);
+        equiv_case(d, 97, adam, NULL);
     }
     /* small buckets: several reductions per step, started during the backward */
     loom_dist_set_bucket_bytes(d, 256);
-    equiv_case(d, 103, 1);
+    equiv_case(d, 103, 1, NULL);
     loom_dist_set_bucket_bytes(d, 4 << 20);
+    /* every balancing method decides on the global batch's losses and per-loss gradients */
+    for (int kind = LOOM_BALANCE_UNCERTAINTY; kind <= LOOM_BALANCE_NASH_MTL; kind++) {
+        loom_balance bal = loom_balance_defaults((loom_balance_kind)kind);
+        bal.diagnostics_every = kind == LOOM_BALANCE_DWA ? 3 : 0; /* the gradient cosines too */
+        equiv_case(d, kind == LOOM_BALANCE_PCGRAD || kind == LOOM_BALANCE_GRADNORM ? 97 : 103, 1, &bal);
+    }
+    masked_case(d, 0);
+    masked_case(d, 1);
+    sync_bn_case(d, 103, 1, NULL);
+    sync_bn_case(d, 97, 1, NULL);
+    loom_balance pc = loom_balance_defaults(LOOM_BALANCE_PCGRAD);
+    sync_bn_case(d, 97, 1, &pc);
+    sync_bn_case(d, 103, 0, NULL);
     dropout_case(d);
 }
 
@@ -456,24 +607,6 @@ static void mode_faults(loom_dist *d) {
     CHECK(rank == 0 ? s == LOOM_ERR_IO : s == LOOM_ERR_DIST);
     fo.n_callbacks = 0, fo.callbacks = NULL;
     loom_callback_free(ck);
-    /* a loss over a masked sequence is normalised by the batch's valid steps: refused, on every rank */
-    {
-        loom_graph *g = loom_graph_new(4);
-        loom_tensor *ids = loom_input(g, "ids", 1, (int[]){5});
-        loom_tensor *e = loom_call(loom_embedding(g, "emb", 10, 4, 1), ids);
-        loom_tensor *y = loom_call(loom_dense(g, "per_step", 1, LOOM_LINEAR, NULL), e);
-        loom_model *sm = loom_model_new(g, 1, &ids, 1, &y);
-        loom_loss l = {.name = "mse"};
-        loom_compile_config cfg = {.n_losses = 1, .losses = &l, .optimizer = loom_sgd(0.01f, 0, 0)};
-        CHECK_STATUS(loom_compile(sm, &cfg), LOOM_OK);
-        float sx[4 * 5] = {1, 2, 0, 0, 0, 3, 4, 5, 0, 0, 1, 0, 0, 0, 0, 2, 2, 2, 2, 2}, sy[4 * 5] = {0};
-        loom_array ax = {.name = "ids", .data = sx, .n = 4, .count = 20}, ay = {.name = "per_step", .data = sy, .n = 4, .count = 20};
-        loom_data sd = {1, &ax, 1, &ay, 0, NULL};
-        loom_fit_options so = fit_options(2, 1, NULL, NULL, d);
-        CHECK_STATUS(loom_fit(sm, &sd, &so, NULL), LOOM_ERR_DIST);
-        CHECK(strstr(loom_model_error(sm), "masked") != NULL);
-        loom_model_free(sm);
-    }
     /* and the ranks are still in step: a good fit afterwards works */
     make_view(&v, &tr, 0, 60);
     CHECK_STATUS(loom_fit(m, &v.data, &fo, NULL), LOOM_OK);
@@ -483,9 +616,39 @@ static void mode_faults(loom_dist *d) {
     free_data(&tr);
 }
 
+/* `compare A B`: two model files (tests/cli_dist.sh: `loom fit` under mpirun and alone) hold
+ * weights and a training log within `scale` times this file's tolerance (see cli_dist.sh). */
+static int mode_compare(const char *dist_path, const char *one_path, double scale) {
+    if (!(scale > 0)) scale = 1;
+    char err[512];
+    loom_model *a = loom_model_load(dist_path, err, sizeof err);
+    if (!a) fprintf(stderr, "%s: %s\n", dist_path, err);
+    loom_model *b = a ? loom_model_load(one_path, err, sizeof err) : NULL;
+    if (a && !b) fprintf(stderr, "%s: %s\n", one_path, err);
+    CHECK(a && b);
+    tol_scale = scale;
+    if (a && b) {
+        double keep = worst;
+        worst = 0;
+        CHECK(loom_param_count(a) == loom_param_count(b) && close_to(loom_params(a), loom_params(b), loom_param_count(b)));
+        double w_weights = worst;
+        worst = 0;
+        CHECK(loom_history_epochs(loom_model_history(b)) > 0);
+        CHECK(hist_close(loom_model_history(a), loom_model_history(b)));
+        printf("compare %s with %s: worst deviation %.3f (weights), %.3f (history) of the tolerance x %g\n", dist_path,
+               one_path, w_weights, worst, scale);
+        worst = keep;
+    }
+    loom_model_free(a);
+    loom_model_free(b);
+    return check_report("test_dist compare");
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "alone";
+    if (strcmp(mode, "compare") == 0 && argc > 4) return mode_compare(argv[2], argv[3], atof(argv[4]));
     test_shard_rule();
+    if (strcmp(mode, "alone") == 0) test_sync_bn_import();
     char err[512];
     loom_dist *d = loom_dist_create(NULL, err, sizeof err);
     if (!loom_dist_available()) {

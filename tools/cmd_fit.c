@@ -3,7 +3,16 @@
  * Compile settings come from the model file; flags override them one by one (the rest is read back
  * from the model and the model recompiled). --resume instead continues a .loom checkpoint exactly:
  * no recompile, the saved optimizer state and epoch count, --epochs as the total (Keras's
- * initial_epoch). */
+ * initial_epoch).
+ *
+ * Under an MPI launcher (`mpirun -np N loom fit ...`) every process runs this same command and they
+ * train one model together (loom.h, "distributed training"): --batch-size stays the global batch,
+ * each rank taking batch/N of it, so N ranks train what one process trains. Every step that could
+ * differ between ranks is kept the same on all of them: each loads the whole data set and makes
+ * the same validation split (inside loom_fit), each holds the same callback list (the report hook
+ * does nothing but on rank 0, whose files it writes; loom writes checkpoints and the CSV log from
+ * rank 0), and a failure one rank meets before or after the fit (a file it cannot read or write) is
+ * agreed on with loom_dist_any, so no rank is left waiting in a reduction for one that has gone. */
 #include "commands.h"
 #include "data_bind.h"
 #include "model_io.h"
@@ -34,10 +43,10 @@ static const opt_spec fit_opts[] = {
     {"--balance", NULL, "METHOD", OPT_STRING, &o.balance, "the model file's, else static", 0, 0, "static, uncertainty, gradnorm, dwa, rlw, pcgrad, mgda, cagrad or nash_mtl"},
     {"--diagnostics-every", NULL, "N", OPT_INT, &o.diag_every, "0 (off)", 0, 1 << 30, "log the gradient cosines between losses (grad_cos/...) every N steps"},
     {"--epochs", NULL, "N", OPT_INT, &o.epochs, "1", 0, 1 << 24, "epochs to train (with --resume: the total, counting those done)"},
-    {"--batch-size", NULL, "B", OPT_INT, &o.batch, "32", 1, 1 << 20, "samples per step"},
+    {"--batch-size", NULL, "B", OPT_INT, &o.batch, "32", 1, 1 << 20, "samples per step (under mpirun: the global batch, shared out among the ranks)"},
     {"--no-shuffle", NULL, NULL, OPT_FLAG, &o.no_shuffle, NULL, 0, 0, "keep the sample order (shuffled every epoch otherwise)"},
     {"--seed", NULL, "N", OPT_INT, &o.seed, "0", 0, 2147483647, "seed of the shuffling and dropout"},
-    {"--threads", NULL, "N", OPT_INT, &o.threads, "loom's default", 1, 1024, "worker threads"},
+    {"--threads", NULL, "N", OPT_INT, &o.threads, "loom's default (under mpirun: the cores shared out among a machine's ranks)", 1, 1024, "worker threads"},
     {"--save", NULL, "OUT.loom", OPT_STRING, &o.save, NULL, 0, 0, "save the trained model (format from the extension)"},
     {"--checkpoint", NULL, "PATTERN", OPT_STRING, &o.checkpoint, NULL, 0, 0, "save a .loom after every epoch; {epoch} in it becomes the epoch"},
     {"--resume", NULL, NULL, OPT_FLAG, &o.resume, NULL, 0, 0, "continue MODEL (a .loom checkpoint) exactly where it stopped"},
@@ -49,6 +58,8 @@ static const opt_spec fit_opts[] = {
 };
 
 #define FIT_USAGE(...) opts_usage_error(&cmd_fit, __VA_ARGS__)
+
+static int fit_rank; /* this process's rank in a distributed fit (0 alone): rank 0 prints and writes */
 
 /* The settings the model is recompiled with, in memory of our own (compile frees the model's). */
 typedef struct compile_plan {
@@ -197,6 +208,7 @@ static int compile_with(loom_model *m, compile_plan *p) {
 static int report_hook(loom_model *m, int epoch, int batch, const loom_logs *logs, void *user) {
     (void)epoch, (void)batch, (void)logs;
     const report_settings *rs = user;
+    if (fit_rank != 0) return 0; /* every rank holds this hook (the callback lists must match), one writes */
     char err[1024];
     if (report_write(rs->path, m, rs, err, sizeof err)) {
         fprintf(stderr, "loom fit: %s\n", err);
@@ -208,6 +220,43 @@ static int report_hook(loom_model *m, int epoch, int batch, const loom_logs *log
 static bool ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Under an MPI launcher: the distributed context (*dist), or why there is none. Without one,
+ * *dist stays NULL and this returns 0. Every rank decides the same here (same argv, same
+ * environment), so an early return leaves no rank waiting. */
+static int fit_dist_start(loom_dist **dist, char *err, size_t errlen) {
+    int launched = loom_dist_launcher_size();
+    if (launched <= 1) return 0;
+    if (!loom_dist_available())
+        return tool_fail(&cmd_fit, "this process is one of %d started by an MPI launcher (mpirun, mpiexec or srun), but this "
+                         "loom was built without MPI, so each would train its own copy of the model: rebuild loom with "
+                         "-DLOOM_USE_MPI=ON and an MPI installed (Debian: openmpi-bin libopenmpi-dev), or run loom fit "
+                         "without the launcher", launched);
+    if (!(*dist = loom_dist_create(NULL, err, errlen))) return tool_fail(&cmd_fit, "%s", err);
+    int ranks = loom_dist_size(*dist), rc = 0;
+    fit_rank = loom_dist_rank(*dist);
+    if (ranks != launched)
+        rc = tool_fail(&cmd_fit, "the launcher's environment says %d processes but MPI counts %d: is loom linked with "
+                       "the MPI of that launcher (or is a Slurm allocation's SLURM_NTASKS set outside srun)?", launched, ranks);
+    else if (o.batch % ranks) /* the same on every rank: one says it */
+        rc = fit_rank == 0 ? FIT_USAGE("--batch-size %ld is the global batch, shared out among the %d ranks: give a "
+                                       "multiple of %d", o.batch, ranks, ranks) : 2;
+    if (rc) {
+        loom_dist_free(*dist);
+        *dist = NULL;
+        return rc;
+    }
+    /* one process per core share: N ranks on one machine would otherwise each start a thread
+     * per core and compete for them */
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!local) local = getenv("MPI_LOCALNRANKS");
+    long per_node = local ? strtol(local, NULL, 10) : 0;
+    if (o.threads == 0 && per_node > 1) {
+        int t = loom_get_num_threads() / (int)(per_node < 1024 ? per_node : 1024);
+        loom_set_num_threads(t > 0 ? t : 1);
+    }
+    return 0;
 }
 
 static int fit_run(int argc, char **argv) {
@@ -232,8 +281,17 @@ static int fit_run(int argc, char **argv) {
     if (o.threads > 0 && loom_set_num_threads((int)o.threads)) return tool_fail(&cmd_fit, "--threads %ld: refused", o.threads);
 
     char err[2048];
+    loom_dist *dist = NULL;
+    fit_rank = 0;
+    if ((rc = fit_dist_start(&dist, err, sizeof err))) return rc;
+    int ranks = loom_dist_size(dist);
+    bool agreed = dist == NULL; /* the ranks have told each other whether their setup succeeded */
     loom_model *m = tool_model_load(args[0], err, sizeof err);
-    if (!m) return tool_fail(&cmd_fit, "%s", err);
+    if (!m) {
+        rc = tool_fail(&cmd_fit, "%s", err);
+        if (dist) loom_dist_any(dist, 1), loom_dist_free(dist);
+        return rc;
+    }
     bound_data train, val;
     memset(&val, 0, sizeof val);
     memset(&train, 0, sizeof train);
@@ -263,7 +321,7 @@ static int fit_run(int argc, char **argv) {
             }
             loom_set_loss_weight(m, name, (float)w);
         }
-        if (initial_epoch >= o.epochs) {
+        if (initial_epoch >= o.epochs && fit_rank == 0) {
             printf("%s has trained %d epochs already; --epochs %ld is the total with --resume: nothing to do\n", args[0],
                    initial_epoch, o.epochs);
         }
@@ -296,7 +354,7 @@ static int fit_run(int argc, char **argv) {
                                     .val_path = o.val_data, .val_split = o.val_split, .epochs = (int)o.epochs,
                                     .batch_size = (int)o.batch, .seed = o.seed, .resume = o.resume,
                                     .threads = loom_get_num_threads()};
-        if (report_write(o.report, m, &rs, err, sizeof err)) {
+        if (fit_rank == 0 && report_write(o.report, m, &rs, err, sizeof err)) {
             rc = tool_fail(&cmd_fit, "%s", err);
             goto done;
         }
@@ -308,7 +366,8 @@ static int fit_run(int argc, char **argv) {
     loom_fit_options fo = loom_fit_defaults();
     fo.epochs = (int)o.epochs;
     fo.initial_epoch = initial_epoch < o.epochs ? initial_epoch : (int)o.epochs;
-    fo.batch_size = (int)o.batch;
+    fo.batch_size = (int)o.batch / ranks; /* fit_dist_start checked that the ranks divide it */
+    fo.dist = dist;
     fo.shuffle = !o.no_shuffle;
     fo.seed = (uint64_t)o.seed;
     fo.validation_split = (float)o.val_split;
@@ -317,30 +376,38 @@ static int fit_run(int argc, char **argv) {
     fo.progress_seconds = o.progress > 0 ? o.progress : -1;
     fo.n_callbacks = n_cbs;
     fo.callbacks = cbs;
-    if (fo.verbose)
-        printf("Training %s on %s: %zu samples, epochs %d to %d\n", args[0], o.data, train.n, fo.initial_epoch + 1, fo.epochs);
+    agreed = true;
+    if (dist && loom_dist_any(dist, 0)) { /* another rank could not get this far */
+        rc = tool_fail(&cmd_fit, "rank %d of %d stops: another rank could not start (its message says why)", fit_rank, ranks);
+        goto done;
+    }
+    if (fo.verbose && fit_rank == 0) {
+        printf("Training %s on %s: %zu samples, epochs %d to %d", args[0], o.data, train.n, fo.initial_epoch + 1, fo.epochs);
+        if (dist) printf(", on %d ranks with %d samples each of the global batch of %ld", ranks, fo.batch_size, o.batch);
+        printf("\n");
+    }
     loom_status fit_status = loom_fit(m, &train.data, &fo, &h);
-    if (o.report) {
+    if (o.report && fit_rank == 0) {
         rs.finished = true;
         if (report_write(o.report, m, &rs, err, sizeof err)) fprintf(stderr, "loom fit: %s\n", err);
     }
-    if (fit_status) {
-        rc = tool_fail(&cmd_fit, "%s", loom_model_error(m));
-        goto done;
+    if (fit_status) rc = tool_fail(&cmd_fit, "%s", loom_model_error(m));
+    else if (o.save && fit_rank == 0) {
+        if (tool_model_save(m, o.save, err, sizeof err)) rc = tool_fail(&cmd_fit, "%s", err);
+        else printf("Saved %s (%d epochs trained)\n", o.save, loom_model_epochs_done(m));
     }
-    if (o.save) {
-        if (tool_model_save(m, o.save, err, sizeof err)) {
-            rc = tool_fail(&cmd_fit, "%s", err);
-            goto done;
-        }
-        printf("Saved %s (%d epochs trained)\n", o.save, loom_model_epochs_done(m));
-    }
+    /* a fit fails on every rank alike; the save is rank 0's alone: every rank ends with its status */
+    if (dist && loom_dist_any(dist, rc != 0) && !rc)
+        rc = tool_fail(&cmd_fit, "rank %d of %d: rank 0 could not save %s (its message says why)", fit_rank, ranks,
+                       o.save ? o.save : "the model");
 done:
+    if (!agreed) loom_dist_any(dist, 1); /* this rank failed before the others' check above */
     loom_history_free(h);
     for (int i = 0; i < n_cbs; i++) loom_callback_free(cbs[i]);
     bind_free(&train);
     bind_free(&val);
     loom_model_free(m);
+    loom_dist_free(dist);
     return rc;
 }
 
@@ -352,6 +419,9 @@ const command cmd_fit = {
     "from MODEL where it has them; each flag overrides one, and the model is compiled afresh (optimizer\n"
     "state and epoch count start over). --resume instead continues a .loom checkpoint exactly, with its\n"
     "optimizer state, its epochs done and --epochs counting the total.\n\n"
+    "Under mpirun (-np N) the N processes train one model together, data-parallel: --batch-size is the\n"
+    "global batch (each rank takes 1/N of it), so they train what one process trains; rank 0 prints and\n"
+    "writes the files (--save, --checkpoint, --csv-log, --report).\n\n"
     "Example:\n"
     "  loom demo --epochs 0 --save digits.loom\n"
     "  loom fit digits.loom --data " LOOM_DATA_DIR "/digits.npz --validation-split 0.2 --epochs 5 \\\n"

@@ -232,15 +232,53 @@ static void shared_gram(const loom_model *m, const loom_balance_state *b, double
         for (int j = 0; j < i; j++) M[i * K + j] = M[j * K + i];
 }
 
-/* One backward pass per loss, seeded with seeds[i], into G (reusing the forward). */
-static void per_loss_backward(loom_model *m, loom_balance_state *b, int batch, const double *seeds) {
+bool loom_balance_grads_global(const loom_model *m) { return m->balance && is_gradient_method(m->balance->cfg.kind); }
+
+/* One backward pass per loss, seeded with seeds[i], into G (reusing the forward). Distributed
+ * (red): each scaled by the rank's share of that loss, then summed over the ranks, so that G
+ * holds the global batch's per-loss gradients on every rank. The caller's gradient hook (which
+ * reduces m->grads) is off meanwhile: these passes write G. */
+static loom_status per_loss_backward(loom_model *m, loom_balance_state *b, int batch, const double *seeds,
+                                     const loom_balance_reduce *red) {
     float sw[LOOM_MAX_OUTPUTS];
+    void (*hook)(void *, int) = m->backward_hook;
+    double share = m->sync_share;
+    m->backward_hook = NULL;
+    m->sync_share = 1.0; /* the seeds below carry the rank's share: G is summed as it is */
     for (int i = 0; i < b->K; i++) {
         int k = b->out_of[i];
+        float *g = b->G + (size_t)i * m->n_params;
+        if (batch == 0) { /* a rank without samples this step adds nothing, but joins */
+            memset(g, 0, m->n_params * sizeof *g);
+            loom_engine_sync_idle(m, true, 1ULL << k);
+            continue;
+        }
         for (int j = 0; j < m->n_outputs; j++) sw[j] = 0;
-        sw[k] = (float)seeds[i];
-        loom_engine_backward(m, batch, 1ULL << k, false, sw, b->G + (size_t)i * m->n_params);
+        sw[k] = (float)seeds[i] * (red ? red->out_scale[k] : 1.0f);
+        loom_engine_backward(m, batch, 1ULL << k, false, sw, g);
     }
+    m->backward_hook = hook;
+    m->sync_share = share;
+    return red ? red->sum(red->user, b->G, (size_t)b->K * m->n_params) : LOOM_OK;
+}
+
+/* The one backward of the loss-weighting methods, seeded with seeds. Distributed (red): this
+ * rank's part, which the caller scales by grad_scale and sums; a masked output's share differs
+ * from the batch share, so its seed carries the ratio. */
+static void combined_backward(loom_model *m, int batch, uint64_t mask, const float *seeds, const loom_balance_reduce *red) {
+    if (!red) {
+        loom_engine_backward(m, batch, mask, true, seeds, m->grads);
+        return;
+    }
+    if (batch == 0) { /* nothing to add; the tensors to update are the other ranks' */
+        memset(m->grads, 0, m->n_params * sizeof *m->grads);
+        for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
+        loom_engine_sync_idle(m, true, mask);
+        return;
+    }
+    float sd[LOOM_MAX_OUTPUTS];
+    for (int k = 0; k < m->n_outputs; k++) sd[k] = seeds[k] * (red->out_scale[k] / red->grad_scale);
+    loom_engine_backward(m, batch, mask, true, sd, m->grads);
 }
 
 static void log_diagnostics(loom_balance_state *b, const double *M) {
@@ -292,7 +330,8 @@ static void dwa_epoch_boundary(loom_balance_state *b, int epoch) {
 }
 
 loom_status loom_balance_step(loom_model *m, int batch, int epoch, float *total_out, bool check_nan,
-                              loom_status (*nan_check)(loom_model *, float, int, int), int step) {
+                              loom_status (*nan_check)(loom_model *, float, int, int), int step,
+                              const loom_balance_reduce *red) {
     loom_balance_state *b = m->balance;
     loom_balance_kind kind = b ? b->cfg.kind : LOOM_BALANCE_STATIC;
     double base[LOOM_MAX_OUTPUTS];
@@ -301,8 +340,8 @@ loom_status loom_balance_step(loom_model *m, int batch, int epoch, float *total_
         base[k] = m->outputs[k].loss.kind == LOSS_NONE ? 0 : base_weight(m, k, epoch);
         if (m->outputs[k].loss.kind != LOSS_NONE) with_loss |= 1ULL << k;
     }
-    float reg = 0;
-    loom_status s = loom_engine_forward(m, batch, true, true, with_loss, &reg);
+    float reg = red ? red->reg : 0;
+    loom_status s = red ? LOOM_OK : loom_engine_forward(m, batch, true, true, with_loss, &reg);
     if (s) return s;
     if (check_nan && (s = nan_check(m, reg, epoch, step))) return s;
 
@@ -317,7 +356,7 @@ loom_status loom_balance_step(loom_model *m, int batch, int epoch, float *total_
             if (with_loss >> k & 1) total += base[k] * m->outputs[k].loss_value;
             m->outputs[k].effective_weight = (float)base[k];
         }
-        loom_engine_backward(m, batch, mask, true, seeds, m->grads);
+        combined_backward(m, batch, mask, seeds, red);
         *total_out = (float)total;
         return LOOM_OK;
     }
@@ -362,9 +401,9 @@ loom_status loom_balance_step(loom_model *m, int batch, int epoch, float *total_
                 goto solver_error;
             for (int i = 0; i < K; i++) {
                 lam[i] *= sum_to / K;
-                b->dwa_sum[i] += L[i] * batch;
+                b->dwa_sum[i] += L[i] * (red ? red->global_batch : batch);
             }
-            b->dwa_count += batch;
+            b->dwa_count += red ? red->global_batch : batch;
             break;
         case LOOM_BALANCE_RLW:
             if (loom_mtl_rlw(K, loom_hash64(m->g->seed, 0x41CE), (uint64_t)m->iterations, sum_to, lam, &e)) goto solver_error;
@@ -385,14 +424,14 @@ loom_status loom_balance_step(loom_model *m, int batch, int epoch, float *total_
             /* per-loss gradients of the balanced losses, for n_i and/or the diagnostics */
             double sd[LOOM_MTL_MAX_TASKS];
             for (int i = 0; i < K; i++) sd[i] = outer ? 1.0 : w[i];
-            per_loss_backward(m, b, batch, sd);
+            if ((s = per_loss_backward(m, b, batch, sd, red))) return s;
             if (diag_now) {
                 double M[LOOM_MTL_MAX_TASKS * LOOM_MTL_MAX_TASKS];
                 shared_gram(m, b, M);
                 log_diagnostics(b, M);
             }
         }
-        loom_engine_backward(m, batch, mask, true, seeds, m->grads);
+        combined_backward(m, batch, mask, seeds, red);
         if (kind == LOOM_BALANCE_GRADNORM) {
             double n[LOOM_MTL_MAX_TASKS];
             for (int i = 0; i < K; i++) n[i] = layer_norm_in(m, b->G + (size_t)i * m->n_params, b->gn_layer);
@@ -420,7 +459,7 @@ loom_status loom_balance_step(loom_model *m, int batch, int epoch, float *total_
         sd[i] = outer ? 1.0 : w[i];
         total += w[i] * L[i];
     }
-    per_loss_backward(m, b, batch, sd);
+    if ((s = per_loss_backward(m, b, batch, sd, red))) return s;
     shared_gram(m, b, M);
     if (diag_now) log_diagnostics(b, M);
     for (int i = 0; i < K; i++) head[i] = 1.0;

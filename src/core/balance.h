@@ -39,9 +39,29 @@ void loom_balance_free(loom_balance_state *b);
 loom_status loom_balance_log_keys(loom_model *m);
 /* Is the balanced step needed (a method or a weight schedule)? */
 bool loom_balance_active(const loom_model *m);
+/* A distributed step (train/ over dist/, which core/ cannot call): the forward has run on this
+ * rank's `batch` samples (possibly none) and the outputs' loss_value are the global batch's.
+ * Output k's gradient counts out_scale[k] of the global one (the rank's share of the global
+ * batch, or of the valid steps of a masked output); `sum` adds a float buffer over the ranks. */
+typedef struct loom_balance_reduce {
+    float out_scale[LOOM_MAX_OUTPUTS];
+    float grad_scale;   /* what the caller's reduction scales m->grads by (when it reduces them) */
+    int global_batch;
+    float reg;          /* the penalty of the forward */
+    loom_status (*sum)(void *user, float *v, size_t n);
+    void *user;
+} loom_balance_reduce;
+
 /* Forward, the balanced gradient into m->grads (regularisation included) and m->t_active;
- * *total receives the logged total. */
+ * *total receives the logged total. With red (distributed): no forward, and the per-loss
+ * gradients the method looks at are reduced first, so every rank decides on the global batch's;
+ * then m->grads is either this rank's part, to be scaled by grad_scale and summed by the caller
+ * (the loss-weighting methods: one backward, linear in the samples), or already the global
+ * gradient (loom_balance_grads_global: the gradient methods assemble it from reduced ones). */
 loom_status loom_balance_step(loom_model *m, int batch, int epoch, float *total, bool check_nan,
-                              loom_status (*nan_check)(loom_model *, float, int, int), int step);
+                              loom_status (*nan_check)(loom_model *, float, int, int), int step,
+                              const loom_balance_reduce *red);
+/* Does a distributed balanced step leave the global gradient in m->grads (see above)? */
+bool loom_balance_grads_global(const loom_model *m);
 
 #endif

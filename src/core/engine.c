@@ -330,6 +330,9 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->rng_seed = m->g->seed ^ 0xD50F00DULL ^ (m->rng_salt * 0x9E3779B97F4A7C15ULL);
     c->rng_counter = (m->rng_step << 20) ^ (uint64_t)pos;
     c->in_mask = n->n_in > 0 ? m->order[sn->in_pos[0]].mask : NULL;
+    c->sync_sum = m->sync_sum;
+    c->sync_user = m->sync_user;
+    c->sync_share = m->sync_share;
 }
 
 static float regularization(const loom_model *m, float *dw) {
@@ -393,6 +396,7 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
              * the class weight: fit turns class_weight into sample weights) */
             double valid = 0;
             for (size_t r = 0; r < rows; r++) valid += mask[r];
+            o->mask_valid = valid;
             float scale = valid > 0 ? (float)((double)rows / valid) : 0.0f;
             for (size_t r = 0; r < rows; r++)
                 o->row_w[r] = mask[r] * scale * (sw ? sw[r / rps] : 1.0f) *
@@ -416,6 +420,22 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
     }
     if (reg) *reg = regularization(m, NULL);
     return LOOM_OK;
+}
+
+void loom_engine_sync_idle(loom_model *m, bool backward, uint64_t mask) {
+    if (!m->sync_sum) return;
+    loom_op_ctx c;
+    loom_shape in_shapes[16];
+    /* the nodes in the order (and with the conditions) their forward or backward runs */
+    for (int k = 0; k < m->n_order; k++) {
+        int i = backward ? m->n_order - 1 - k : k;
+        loom_step_node *sn = &m->order[i];
+        const loom_layer *L = sn->node->layer;
+        if (sn->is_input || !L->op->sync_idle) continue;
+        if (backward && !((sn->reach & mask) && sn->needs_grad)) continue;
+        fill_ctx(m, i, 0, true, &c, in_shapes);
+        L->op->sync_idle(L, &c, backward);
+    }
 }
 
 uint64_t loom_engine_active_mask(const loom_model *m) {

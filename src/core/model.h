@@ -51,6 +51,8 @@ typedef struct loom_output {
     const float *softmax;    /* fused after a softmax: its output, which spares the loss exp() */
     bool has_sw;
     float loss_value;        /* last batch, unweighted */
+    double mask_valid;       /* masked outputs: the valid entries of the last batch (what its loss is
+                                normalised by; a distributed fit sums them over the ranks) */
     /* weight schedule (multi-task balancing) */
     bool has_schedule, schedule_by_epoch;
     loom_mtl_schedule schedule;
@@ -161,6 +163,10 @@ struct loom_model {
      * gives each rank its own dropout stream; no_files: this rank writes no checkpoints */
     void (*backward_hook)(void *user, int pos);
     void *backward_hook_user;
+    /* and the ops' reductions over the ranks (loom_op_ctx.sync_sum, sync_share) */
+    void (*sync_sum)(void *user, double *v, size_t n);
+    void *sync_user;
+    double sync_share;
     uint64_t rng_salt;
     bool no_files;
     /* training progress, saved with the model */
@@ -188,6 +194,10 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
  * several times after one forward (one gradient buffer per subset). Marks m->t_active. */
 void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, const float *seed_weights,
                           float *dw);
+/* A rank without samples in a distributed step: joins the reductions the forward (training) or
+ * the backward over `mask` would make (loom_op.sync_idle), so that the ranks with samples do not
+ * wait for it; computes nothing. */
+void loom_engine_sync_idle(loom_model *m, bool backward, uint64_t mask);
 /* Adds the regularisation gradient into dw; returns the penalty. */
 float loom_engine_add_regularization(const loom_model *m, float *dw);
 /* Outputs whose loss takes part in the total gradient (has a loss and a nonzero weight). */

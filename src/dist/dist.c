@@ -137,6 +137,22 @@ loom_status loom_dist_sum(loom_dist *d, double *v, int n, loom_error *err) { ret
 loom_status loom_dist_max(loom_dist *d, double *v, int n, loom_error *err) { return reduce(d, v, n, true, 1, err); }
 loom_status loom_dist_or(loom_dist *d, bool *flags, int n, loom_error *err) { return reduce(d, flags, n, false, 2, err); }
 
+loom_status loom_dist_sum_floats(loom_dist *d, float *v, size_t n, loom_error *err) {
+#ifdef LOOM_HAVE_MPI
+    if (!d || d->size == 1) return LOOM_OK;
+    for (size_t done = 0; done < n;) { /* counts are ints */
+        size_t part = n - done < (size_t)INT_MAX ? n - done : (size_t)INT_MAX;
+        int rc = MPI_Allreduce(MPI_IN_PLACE, v + done, (int)part, MPI_FLOAT, MPI_SUM, d->comm);
+        if (rc != MPI_SUCCESS) return mpi_fail(d, rc, "MPI_Allreduce", err);
+        done += part;
+    }
+    return LOOM_OK;
+#else
+    (void)d, (void)v, (void)n, (void)err;
+    return LOOM_OK;
+#endif
+}
+
 loom_status loom_dist_bcast(loom_dist *d, float *p, size_t n, loom_error *err) {
 #ifdef LOOM_HAVE_MPI
     if (!d || d->size == 1) return LOOM_OK;
@@ -151,6 +167,12 @@ loom_status loom_dist_bcast(loom_dist *d, float *p, size_t n, loom_error *err) {
     (void)d, (void)p, (void)n, (void)err;
     return LOOM_OK;
 #endif
+}
+
+int loom_dist_any(loom_dist *d, int flag) {
+    bool f = flag != 0;
+    loom_error scratch = {0};
+    return loom_dist_or(d, &f, 1, &scratch) ? -1 : f;
 }
 
 int loom_dist_launcher_size(void) {

@@ -13,6 +13,9 @@ void loom_dist_shard(int rank, int size, int per_rank, size_t global, size_t *of
 
 /* Sums v[0..n) over the ranks, in place (blocking). */
 loom_status loom_dist_sum(loom_dist *d, double *v, int n, loom_error *err);
+/* Sums the floats v[0..n) over the ranks, in place (blocking; every rank gets the same bits, as
+ * the gradient buckets do): the multi-task methods' per-loss gradients. */
+loom_status loom_dist_sum_floats(loom_dist *d, float *v, size_t n, loom_error *err);
 /* Maximum of v[0..n) over the ranks, in place (blocking). */
 loom_status loom_dist_max(loom_dist *d, double *v, int n, loom_error *err);
 /* Rank 0's n floats at p to every rank (blocking). */

@@ -64,6 +64,13 @@ typedef struct loom_op_ctx {
     /* mixed_bfloat16 (issue 18): the workspace of the bfloat16 products (the op's bf16_workspace
      * floats at least); NULL: this node computes in float32. */
     float *bf16_ws;
+    /* A distributed fit (train/ over dist/): sync_sum adds n doubles over the ranks in place, for
+     * statistics over the global batch (BatchNormalization synchronized); NULL in one process.
+     * sync_share: the factor this rank's gradients are multiplied by before the ranks' sum (its
+     * share of the global batch), so a backward can bring its sums to the global loss's scale. */
+    void (*sync_sum)(void *user, double *v, size_t n);
+    void *sync_user;
+    double sync_share;
 } loom_op_ctx;
 
 struct loom_layer;
@@ -106,6 +113,10 @@ typedef struct loom_op {
      * classes whose files do not provide these are handled in model_json.c itself. */
     bool (*save_config)(const struct loom_layer *L, void *cjson_object);
     struct loom_layer *(*load_config)(struct loom_graph *g, const char *name, const void *cjson_config);
+    /* Ops whose forward (training) or backward reduces over the ranks (c->sync_sum): what a rank
+     * without samples in a step does instead, joining the same reductions with nothing to add.
+     * NULL: the op never reduces. */
+    void (*sync_idle)(const struct loom_layer *L, const loom_op_ctx *c, bool backward);
 } loom_op;
 
 enum { LOOM_MASK_DROP = 0, LOOM_MASK_KEEP = 1, LOOM_MASK_MAKE = 2 };

@@ -113,6 +113,10 @@ static const class_keys CLASS_KEYS[] = {
     {"BatchNormalization", " axis momentum epsilon center scale beta_initializer gamma_initializer moving_mean_initializer "
                            "moving_variance_initializer beta_regularizer gamma_regularizer beta_constraint gamma_constraint "
                            "synchronized renorm renorm_clipping renorm_momentum fused virtual_batch_size adjustment "},
+    /* TF 2's tf.keras.layers.experimental.SyncBatchNormalization: BatchNormalization(synchronized=True) */
+    {"SyncBatchNormalization", " axis momentum epsilon center scale beta_initializer gamma_initializer moving_mean_initializer "
+                               "moving_variance_initializer beta_regularizer gamma_regularizer beta_constraint gamma_constraint "
+                               "renorm renorm_clipping renorm_momentum fused virtual_batch_size adjustment "},
     {"LayerNormalization", " axis epsilon center scale beta_initializer gamma_initializer beta_regularizer "
                            "gamma_regularizer beta_constraint gamma_constraint rms_scaling "},
     {"Embedding", " input_dim output_dim embeddings_initializer embeddings_regularizer activity_regularizer "
@@ -718,6 +722,11 @@ static loom_status layer_entry(ctx *c, const cJSON *lj, const char *cls, const c
     cJSON *clean = NULL;
     loom_status s = check_config(c, name, cls, cfg, &clean);
     if (s) return s;
+    if (strcmp(cls, "SyncBatchNormalization") == 0) { /* loom's BatchNormalization, synchronised */
+        cls = "BatchNormalization";
+        cJSON_DeleteItemFromObjectCaseSensitive(clean, "synchronized");
+        cJSON_AddBoolToObject(clean, "synchronized", 1);
+    }
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(clean, "return_state");
     if (cJSON_IsTrue(rs)) {
         if (c->n_states >= MAX_STATE_LAYERS) {

@@ -3,6 +3,7 @@
  * Configuration in the generic loom_layer fields (both classes):
  *   axis      BatchNormalization: Keras axis (-1 = last; 1 = first non-batch axis; 0 refused)
  *   iarg[0]   center (beta)        iarg[1]  scale (gamma)
+ *   iarg[2]   synchronized (BatchNormalization; Keras's synchronized=True, TF's SyncBatchNormalization)
  *   farg[0]   momentum (BatchNormalization)   farg[1]  epsilon
  *
  * Weights in Keras's order: gamma (if scale), beta (if center), then for BatchNormalization the
@@ -15,9 +16,17 @@
  * keras/src/layers/normalization/batch_normalization.py uses ops.moments). Inference uses the
  * moving statistics. Keras's masked moments are not implemented: the statistics cover every step.
  *
- * Scratch (BatchNormalization): [mode | mean (C) | inv_std (C)]. The forward records whether it
- * used batch or moving statistics, so the backward (which the engine always calls with training
- * set) knows whether to differentiate through the mean and variance.
+ * Synchronised (a distributed fit, c->sync_sum set): the batch statistics are the GLOBAL batch's,
+ * as one process computes them on the whole batch: the ranks sum the channel sums and counts,
+ * then the squared deviations from the global mean (two passes, in double, as alone); the
+ * backward sums sum(dy) and sum(dy * xhat) over the ranks, each rank's scaled by its gradient
+ * share (c->sync_share) so the sums are the global loss's, and back to its own scale after. Off,
+ * or in one process, each rank normalises with its own batch (PyTorch DDP's default).
+ *
+ * Scratch (BatchNormalization): [mode | mean (C) | inv_std (C) | N (2) | pad | sums (2C
+ * doubles)]. The forward records whether it used batch or moving statistics, so the backward
+ * (which the engine always calls with training set) knows whether to differentiate through the
+ * mean and variance, and the count N (as float hi + lo) its statistics ran over.
  * Scratch (LayerNormalization): [mean | inv_std], one pair per row of the last axis. */
 #include "graph/graph.h"
 #include "layers/layers.h"
@@ -28,7 +37,7 @@
 #include <math.h>
 #include <string.h>
 
-enum { A_CENTER, A_SCALE };
+enum { A_CENTER, A_SCALE, A_SYNC };
 enum { F_MOMENTUM, F_EPSILON };
 
 /* Weight indices of a layer with these flags: gamma, beta, moving mean, moving variance. */
@@ -89,7 +98,63 @@ static loom_status bn_build(loom_layer *L, int n_in, const loom_shape *in, loom_
 static size_t bn_scratch(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch) {
     (void)n_in;
     (void)out;
-    return 1 + 2 * bn_geometry(L, &in[0], batch).channels;
+    size_t C = bn_geometry(L, &in[0], batch).channels;
+    return 1 + 2 * C + 2 + 1 + 2 * (3 * C + 1); /* see the file's comment */
+}
+
+/* The scratch's 3C + 1 doubles, aligned for doubles inside the float scratch: the reductions'
+ * buffer (C + 1 in the forward, 2C in the backward), the forward's global mean and variance. */
+static double *bn_sums(const loom_op_ctx *c, size_t C) {
+    uintptr_t at = (uintptr_t)(c->scratch + 1 + 2 * C + 2);
+    return (double *)((at + sizeof(double) - 1) & ~(uintptr_t)(sizeof(double) - 1));
+}
+
+static bool bn_synced(const loom_layer *L, const loom_op_ctx *c) { return L->iarg[A_SYNC] && c->sync_sum; }
+
+/* Synchronised training statistics: the global batch's mean and biased variance per channel. */
+static void bn_global_moments(const loom_op_ctx *c, bn_geom g, double *n_out) {
+    size_t C = g.channels;
+    double *buf = bn_sums(c, C); /* C sums and the count, then C squared deviations */
+    double *mu = buf + C + 1, *var = mu + C;
+    const float *x = c->in[0];
+    for (size_t ch = 0; ch < C; ch++) {
+        double s = 0;
+        for (size_t o = 0; o < g.outer; o++) {
+            const float *p = x + (o * C + ch) * g.inner;
+            for (size_t i = 0; i < g.inner; i++) s += p[i];
+        }
+        buf[ch] = s;
+    }
+    buf[C] = (double)(g.outer * g.inner);
+    c->sync_sum(c->sync_user, buf, C + 1);
+    double N = buf[C];
+    for (size_t ch = 0; ch < C; ch++) mu[ch] = N > 0 ? buf[ch] / N : 0;
+    for (size_t ch = 0; ch < C; ch++) {
+        double s2 = 0;
+        for (size_t o = 0; o < g.outer; o++) {
+            const float *p = x + (o * C + ch) * g.inner;
+            for (size_t i = 0; i < g.inner; i++) s2 += (p[i] - mu[ch]) * (p[i] - mu[ch]);
+        }
+        buf[ch] = s2;
+    }
+    c->sync_sum(c->sync_user, buf, C);
+    for (size_t ch = 0; ch < C; ch++) var[ch] = N > 0 ? buf[ch] / N : 0;
+    *n_out = N;
+}
+
+/* A rank without samples joins the reductions of bn_global_moments / bn_backward with zeros. */
+static void bn_sync_idle(const loom_layer *L, const loom_op_ctx *c, bool backward) {
+    if (!bn_synced(L, c) || !c->training) return;
+    size_t C = (size_t)c->in_shape[0].dims[bn_axis(L->axis, c->in_shape[0].rank)];
+    double *buf = bn_sums(c, C);
+    memset(buf, 0, 2 * C * sizeof *buf);
+    if (backward) {
+        c->sync_sum(c->sync_user, buf, 2 * C);
+    } else {
+        c->sync_sum(c->sync_user, buf, C + 1);
+        memset(buf, 0, (C + 1) * sizeof *buf);
+        c->sync_sum(c->sync_user, buf, C);
+    }
 }
 
 static void bn_forward(const loom_layer *L, const loom_op_ctx *c) {
@@ -103,9 +168,24 @@ static void bn_forward(const loom_layer *L, const loom_op_ctx *c) {
     float eps = L->farg[F_EPSILON], momentum = L->farg[F_MOMENTUM];
     float *mean = c->scratch + 1, *inv_std = c->scratch + 1 + C;
     c->scratch[0] = c->training ? 1.0f : 0.0f;
+    bool synced = c->training && bn_synced(L, c);
+    double Ng = (double)N;
+    const double *g_mu = bn_sums(c, C) + C + 1, *g_var = g_mu + C;
+    if (synced) bn_global_moments(c, g, &Ng);
+    float n_hi = (float)Ng;
+    c->scratch[1 + 2 * C] = n_hi;
+    c->scratch[2 + 2 * C] = (float)(Ng - (double)n_hi);
     for (size_t ch = 0; ch < C; ch++) {
         double mu, var;
-        if (c->training) {
+        if (synced) {
+            mu = g_mu[ch];
+            var = g_var[ch];
+            if (c->state) {
+                float *mm = c->state + moving, *mv = c->state + moving + C;
+                mm[ch] = mm[ch] * momentum + (float)mu * (1.0f - momentum);
+                mv[ch] = mv[ch] * momentum + (float)var * (1.0f - momentum);
+            }
+        } else if (c->training) {
             double s = 0, s2 = 0;
             for (size_t o = 0; o < g.outer; o++) {
                 const float *p = x + (o * C + ch) * g.inner;
@@ -138,6 +218,21 @@ static void bn_forward(const loom_layer *L, const loom_op_ctx *c) {
         }
 }
 
+/* Channel ch's sum(dy) and sum(dy * xhat) over this rank's batch. */
+static void bn_channel_sums(const loom_op_ctx *c, bn_geom g, size_t ch, const float *mean, const float *inv_std,
+                            double *sum_dy, double *sum_dy_xhat) {
+    size_t C = g.channels;
+    const float *x = c->in[0], *dy = c->dout;
+    for (size_t o = 0; o < g.outer; o++) {
+        size_t off = (o * C + ch) * g.inner;
+        for (size_t i = 0; i < g.inner; i++) {
+            double xhat = (x[off + i] - mean[ch]) * inv_std[ch];
+            *sum_dy += dy[off + i];
+            *sum_dy_xhat += dy[off + i] * xhat;
+        }
+    }
+}
+
 /* Training: y = gamma * xhat + beta with xhat = (x - mean) * inv_std over N values, so
  *   dx = gamma * inv_std / N * (N * dy - sum(dy) - xhat * sum(dy * xhat)).
  * Inference: the statistics are constants and dx = gamma * inv_std * dy. */
@@ -150,24 +245,32 @@ static void bn_backward(const loom_layer *L, const loom_op_ctx *c) {
     const float *mean = c->scratch + 1, *inv_std = c->scratch + 1 + C;
     bool batch_stats = c->scratch[0] != 0.0f;
     float *dx = c->din[0];
-    for (size_t ch = 0; ch < C; ch++) {
+    /* synchronised: every channel's sums first, summed over the ranks at the global loss's scale */
+    bool synced = batch_stats && bn_synced(L, c);
+    double *buf = bn_sums(c, C), Ng = (double)N, share = c->sync_share;
+    for (size_t ch = 0; ch < C && synced; ch++) {
         double sum_dy = 0, sum_dy_xhat = 0;
-        for (size_t o = 0; o < g.outer; o++) {
-            size_t off = (o * C + ch) * g.inner;
-            for (size_t i = 0; i < g.inner; i++) {
-                double xhat = (x[off + i] - mean[ch]) * inv_std[ch];
-                sum_dy += dy[off + i];
-                sum_dy_xhat += dy[off + i] * xhat;
-            }
-        }
+        bn_channel_sums(c, g, ch, mean, inv_std, &sum_dy, &sum_dy_xhat);
+        buf[ch] = sum_dy * share;
+        buf[C + ch] = sum_dy_xhat * share;
+    }
+    if (synced) {
+        c->sync_sum(c->sync_user, buf, 2 * C);
+        for (size_t i = 0; i < 2 * C; i++) buf[i] = share > 0 ? buf[i] / share : 0;
+        Ng = (double)c->scratch[1 + 2 * C] + (double)c->scratch[2 + 2 * C];
+    }
+    for (size_t ch = 0; ch < C; ch++) {
+        double sum_dy = 0, sum_dy_xhat = 0; /* this rank's own: gamma's and beta's gradient */
+        bn_channel_sums(c, g, ch, mean, inv_std, &sum_dy, &sum_dy_xhat);
         if (c->dw) {
             if (gi >= 0) c->dw[(size_t)gi * C + ch] += (float)sum_dy_xhat;
             if (bi >= 0) c->dw[(size_t)bi * C + ch] += (float)sum_dy;
         }
         if (!dx) continue;
         float k = (gamma ? gamma[ch] : 1.0f) * inv_std[ch];
-        double mean_dy = batch_stats ? sum_dy / (double)N : 0.0;
-        double mean_dy_xhat = batch_stats ? sum_dy_xhat / (double)N : 0.0;
+        if (synced) sum_dy = buf[ch], sum_dy_xhat = buf[C + ch];
+        double mean_dy = batch_stats ? sum_dy / Ng : 0.0;
+        double mean_dy_xhat = batch_stats ? sum_dy_xhat / Ng : 0.0;
         for (size_t o = 0; o < g.outer; o++) {
             size_t off = (o * C + ch) * g.inner;
             for (size_t i = 0; i < g.inner; i++) {
@@ -183,7 +286,8 @@ static bool bn_save(const loom_layer *L, void *obj) {
     return cJSON_AddNumberToObject(c, "axis", L->axis) && cJSON_AddNumberToObject(c, "momentum", L->farg[F_MOMENTUM]) &&
            cJSON_AddNumberToObject(c, "epsilon", L->farg[F_EPSILON]) &&
            cJSON_AddBoolToObject(c, "center", L->iarg[A_CENTER] != 0) &&
-           cJSON_AddBoolToObject(c, "scale", L->iarg[A_SCALE] != 0);
+           cJSON_AddBoolToObject(c, "scale", L->iarg[A_SCALE] != 0) &&
+           (!L->iarg[A_SYNC] || cJSON_AddBoolToObject(c, "synchronized", 1)); /* Keras 3's key */
 }
 
 static float cfg_num(const cJSON *c, const char *key, float fallback) {
@@ -213,6 +317,7 @@ static loom_layer *bn_load(loom_graph *g, const char *name, const void *config) 
     o.epsilon = cfg_num(c, "epsilon", o.epsilon);
     o.center = cfg_flag(c, "center", 1);
     o.scale = cfg_flag(c, "scale", 1);
+    o.synchronized = cfg_flag(c, "synchronized", 0);
     return loom_batch_normalization(g, name, &o);
 }
 
@@ -228,6 +333,7 @@ const loom_op loom_op_batch_normalization = {
     .mask_mode = LOOM_MASK_KEEP,
     .save_config = bn_save,
     .load_config = bn_load,
+    .sync_idle = bn_sync_idle,
 };
 
 loom_batchnorm_options loom_batchnorm_defaults(void) {
@@ -260,6 +366,7 @@ loom_layer *loom_batch_normalization(loom_graph *g, const char *name, const loom
     L->axis = o.axis;
     L->iarg[A_CENTER] = o.center != 0;
     L->iarg[A_SCALE] = o.scale != 0;
+    L->iarg[A_SYNC] = o.synchronized != 0;
     L->farg[F_MOMENTUM] = o.momentum;
     L->farg[F_EPSILON] = o.epsilon;
     return L;
@@ -347,7 +454,8 @@ static bool ln_save(const loom_layer *L, void *obj) {
     cJSON *c = obj;
     return cJSON_AddNumberToObject(c, "axis", -1) && cJSON_AddNumberToObject(c, "epsilon", L->farg[F_EPSILON]) &&
            cJSON_AddBoolToObject(c, "center", L->iarg[A_CENTER] != 0) &&
-           cJSON_AddBoolToObject(c, "scale", L->iarg[A_SCALE] != 0);
+           cJSON_AddBoolToObject(c, "scale", L->iarg[A_SCALE] != 0) &&
+           (!L->iarg[A_SYNC] || cJSON_AddBoolToObject(c, "synchronized", 1)); /* Keras 3's key */
 }
 
 static loom_layer *ln_load(loom_graph *g, const char *name, const void *config) {

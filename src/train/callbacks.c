@@ -135,6 +135,7 @@ static int key_order(const void *a, const void *b) {
  * log keys in sorted order is written; then one row per epoch (epoch counts from 0, as in Keras),
  * flushed so that a reader sees it at once. */
 static loom_status csv_logger_epoch(loom_model *m, loom_callback *cb, int epoch, const loom_logs *logs) {
+    if (m->no_files) return LOOM_OK; /* a distributed fit: rank 0 writes (the logs are the same on every rank) */
     int n = loom_logs_count(logs);
     const char **keys = malloc((size_t)(n ? n : 1) * sizeof *keys);
     if (!keys) return loom_set_error(&m->err, LOOM_ERR_MEMORY, "CSV logger: out of memory");

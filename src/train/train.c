@@ -9,6 +9,7 @@
 #include "train/progbar.h"
 #include "optim/optim.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,7 +185,7 @@ static loom_status nan_check_step(loom_model *m, float total, int epoch, int bat
 static loom_status train_step(loom_model *m, int batch, bool check_nan, int epoch, int step, float *total) {
     loom_status s;
     if (loom_balance_active(m)) {
-        if ((s = loom_balance_step(m, batch, epoch, total, check_nan, nan_check, step))) return s;
+        if ((s = loom_balance_step(m, batch, epoch, total, check_nan, nan_check, step, NULL))) return s;
     } else {
         uint64_t mask = loom_engine_active_mask(m);
         float reg = 0;
@@ -217,18 +218,35 @@ static loom_status train_step(loom_model *m, int batch, bool check_nan, int epoc
 
 typedef struct dist_fit {
     loom_dist *d;
+    loom_model *m;
     loom_dist_grads *grads;
-    double *sync;          /* SYNC_HEAD + n_outputs + 2 * n_metrics + the metrics' state */
+    double *sync;          /* SYNC_HEAD + n_outputs + 2 * n_metrics + the metrics' state + n_outputs */
     int n_sync;
     int ranks_with_samples;
+    /* output k's gradient on this rank counts out_scale[k] of the global one: the rank's share of
+     * the global batch, or, for a loss a sequence mask normalises (Keras: by the batch's valid
+     * steps), its share of the global batch's valid steps; seeds[k]: the backward's seed that
+     * gives that once the whole gradient is scaled by the batch share */
+    bool any_masked;
+    bool sync_failed; /* a reduction of an op (synchronised BatchNormalization) failed */
+    double local_valid[LOOM_MAX_OUTPUTS];
+    float out_scale[LOOM_MAX_OUTPUTS], seeds[LOOM_MAX_OUTPUTS];
 } dist_fit;
+
+/* Is output o's loss normalised by the valid steps of a sequence mask (engine.c)? */
+static bool masked_loss(const loom_model *m, const loom_output *o) {
+    return o->loss.kind != LOSS_NONE && m->order[o->pos].mask &&
+           o->rows_per_sample == (size_t)m->order[o->pos].node->out_shape.dims[0];
+}
 
 enum { SYNC_FAILED, SYNC_SAMPLES, SYNC_RANKS, SYNC_REG, SYNC_HEAD };
 
 static loom_status dist_fit_init(loom_model *m, loom_dist *d, dist_fit *df) {
     memset(df, 0, sizeof *df);
     df->d = d;
-    df->n_sync = SYNC_HEAD + m->n_outputs + 2 * m->n_metrics;
+    df->m = m;
+    df->n_sync = SYNC_HEAD + 2 * m->n_outputs + 2 * m->n_metrics;
+    for (int k = 0; k < m->n_outputs; k++) df->any_masked |= masked_loss(m, &m->outputs[k]);
     /* the confusion-count metrics (AUC, Precision, Recall, F-beta, MeanIoU) add their counts; a
      * user metric's state need not add up, so it is not distributed */
     for (int i = 0; i < m->n_metrics; i++) {
@@ -277,10 +295,18 @@ static loom_status dist_forward_sync(loom_model *m, dist_fit *df, loom_status lo
             if (m->metrics[i].n_state) memset(m->metrics[i].state, 0, m->metrics[i].n_state * sizeof(double));
         }
     float r = 0;
+    double *valid = v + df->n_sync - m->n_outputs; /* masked outputs' valid steps */
+    for (int k = 0; k < m->n_outputs; k++) df->local_valid[k] = 0;
+    if ((local || b == 0) && training) loom_engine_sync_idle(m, false, mask); /* what the forward would reduce */
     if (!local && b > 0 && !(local = loom_engine_forward(m, b, training, true, mask, &r))) {
         update_metrics(m, b);
-        for (int k = 0; k < m->n_outputs; k++)
-            if (m->outputs[k].loss.kind != LOSS_NONE) v[SYNC_HEAD + k] = (double)m->outputs[k].loss_value * b;
+        for (int k = 0; k < m->n_outputs; k++) {
+            const loom_output *o = &m->outputs[k];
+            if (o->loss.kind == LOSS_NONE) continue;
+            bool masked = masked_loss(m, o);
+            if (masked) valid[k] = df->local_valid[k] = o->mask_valid;
+            v[SYNC_HEAD + k] = (double)o->loss_value * (masked ? o->mask_valid : b);
+        }
     }
     double *state = v + SYNC_HEAD + m->n_outputs + 2 * m->n_metrics;
     for (int i = 0; i < m->n_metrics; i++) {
@@ -308,8 +334,17 @@ static loom_status dist_forward_sync(loom_model *m, dist_fit *df, loom_status lo
                               loom_dist_rank(df->d), loom_dist_size(df->d));
     }
     double n = v[SYNC_SAMPLES];
-    for (int k = 0; k < m->n_outputs; k++)
-        if (m->outputs[k].loss.kind != LOSS_NONE) m->outputs[k].loss_value = n > 0 ? (float)(v[SYNC_HEAD + k] / n) : NAN;
+    for (int k = 0; k < m->n_outputs; k++) {
+        loom_output *o = &m->outputs[k];
+        if (o->loss.kind == LOSS_NONE) continue;
+        if (masked_loss(m, o)) { /* no valid step anywhere: 0, as one process's loss of zero weights */
+            o->loss_value = n > 0 ? (valid[k] > 0 ? (float)(v[SYNC_HEAD + k] / valid[k]) : 0.0f) : NAN;
+            df->out_scale[k] = valid[k] > 0 ? (float)(df->local_valid[k] / valid[k]) : 0.0f;
+        } else {
+            o->loss_value = n > 0 ? (float)(v[SYNC_HEAD + k] / n) : NAN;
+            df->out_scale[k] = n > 0 ? (float)((double)(local ? 0 : b) / n) : 0.0f;
+        }
+    }
     state = v + SYNC_HEAD + m->n_outputs + 2 * m->n_metrics;
     for (int i = 0; i < m->n_metrics; i++) {
         m->metrics[i].sum = v[SYNC_HEAD + m->n_outputs + 2 * i];
@@ -324,29 +359,70 @@ static loom_status dist_forward_sync(loom_model *m, dist_fit *df, loom_status lo
     return LOOM_OK;
 }
 
-/* One distributed training step; `local`: this rank's error from fetching its batch. */
+/* loom_op_ctx.sync_sum: an op's statistics over the ranks (a failure is reported after the step) */
+static void dist_sync_sum(void *user, double *v, size_t n) {
+    dist_fit *df = user;
+    loom_error scratch = {0};
+    if (n > (size_t)INT_MAX || loom_dist_sum(df->d, v, (int)n, &scratch)) df->sync_failed = true;
+}
+
+static loom_status dist_sum_floats(void *user, float *v, size_t n) {
+    dist_fit *df = user;
+    return loom_dist_sum_floats(df->d, v, n, &df->m->err);
+}
+
+/* One distributed training step; `local`: this rank's error from fetching its batch. A balancing
+ * method gets the global losses and reduces the per-loss gradients it looks at (balance.h). */
 static loom_status dist_train_step(loom_model *m, dist_fit *df, loom_status local, int b, bool check_nan, int epoch,
                                    int step, float *total, int *global_b) {
-    uint64_t mask = loom_engine_active_mask(m);
+    bool balanced = loom_balance_active(m);
+    uint64_t mask = 0;
+    if (balanced) { /* every loss, as loom_balance_step's own forward */
+        for (int k = 0; k < m->n_outputs; k++)
+            if (m->outputs[k].loss.kind != LOSS_NONE) mask |= 1ULL << k;
+    } else {
+        mask = loom_engine_active_mask(m);
+    }
     float reg = 0;
     loom_status s = dist_forward_sync(m, df, local, b, true, mask, epoch, step, global_b, &reg);
     if (s) return s;
-    *total = weighted_total(m, reg);
-    if (check_nan && (s = nan_check(m, reg, epoch, step))) return s;
+    if (!balanced) {
+        *total = weighted_total(m, reg);
+        if (check_nan && (s = nan_check(m, reg, epoch, step))) return s;
+    }
     if (*global_b == 0)
         return loom_set_error(&m->err, LOOM_ERR_DATA, "distributed fit: epoch %d, step %d has no samples on any rank",
                               epoch + 1, step + 1);
-    loom_dist_grads_begin(df->grads, (float)((double)b / *global_b));
-    if (b > 0) {
-        loom_engine_backward(m, b, mask, true, NULL, m->grads);
+    float scale = (float)((double)b / *global_b);
+    bool global_grads = balanced && loom_balance_grads_global(m); /* else summed here, bucket by bucket */
+    if (!global_grads) loom_dist_grads_begin(df->grads, scale);
+    m->sync_share = scale;
+    if (balanced) {
+        loom_balance_reduce red = {.grad_scale = scale, .global_batch = *global_b, .reg = reg, .sum = dist_sum_floats, .user = df};
+        memcpy(red.out_scale, df->out_scale, sizeof red.out_scale);
+        s = loom_balance_step(m, b, epoch, total, check_nan, nan_check, step, &red);
+    } else if (b > 0) {
+        for (int k = 0; k < m->n_outputs && df->any_masked; k++)
+            df->seeds[k] = m->outputs[k].weight * (df->out_scale[k] / scale);
+        loom_engine_backward(m, b, mask, true, df->any_masked ? df->seeds : NULL, m->grads);
     } else { /* nothing to add; the tensors to update are the other ranks' (below) */
         memset(m->grads, 0, m->n_params * sizeof *m->grads);
         for (int t = 0; t < m->n_tensors; t++) m->t_active[t] = false;
+        loom_engine_sync_idle(m, true, mask);
     }
-    if ((s = loom_dist_grads_finish(df->grads))) return s;
-    if (df->ranks_with_samples < loom_dist_size(df->d) && (s = loom_dist_or(df->d, m->t_active, m->n_tensors, &m->err)))
+    if (!global_grads) { /* waited for even after an error, which every rank meets alike */
+        loom_status f = loom_dist_grads_finish(df->grads);
+        if (!s) s = f;
+    }
+    if (!s && df->sync_failed)
+        s = loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: a synchronised BatchNormalization's reduction over "
+                           "the ranks failed at epoch %d, step %d", epoch + 1, step + 1);
+    if (s) return s;
+    if (!global_grads && df->ranks_with_samples < loom_dist_size(df->d) &&
+        (s = loom_dist_or(df->d, m->t_active, m->n_tensors, &m->err)))
         return s;
-    for (int k = 0; k < m->n_outputs; k++) m->outputs[k].effective_weight = m->outputs[k].weight;
+    if (!balanced)
+        for (int k = 0; k < m->n_outputs; k++) m->outputs[k].effective_weight = m->outputs[k].weight;
     loom_optimizer_apply(&m->opt, loom_current_lr(m), m->iterations, m->params, m->grads, m->slots,
                          m->n_params, m->n_tensors, m->t_offset, m->t_size, m->t_active);
     m->iterations++;
@@ -751,17 +827,7 @@ static loom_status run_fit(loom_model *m, batch_source *src, const loom_bound_da
     loom_dist *d = o->dist;
     loom_status s = dist_ready(m, d, LOOM_OK, src->arrays ? src->arrays->n : 0, has_val ? val->n : 0);
     if (s) return s;
-    if (loom_balance_active(m)) /* the same on every rank: compiled alike */
-        return loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: multi-task balancing methods are not distributed "
-                              "yet; compile with fixed loss weights");
-    loom_status prep = loom_engine_plan(m, plan); /* the masks are known once planned */
-    for (int k = 0; k < m->n_outputs && !prep; k++) {
-        const loom_output *out = &m->outputs[k];
-        const float *mask = m->order[out->pos].mask;
-        if (out->loss.kind != LOSS_NONE && mask && out->rows_per_sample == (size_t)m->order[out->pos].node->out_shape.dims[0])
-            prep = loom_set_error(&m->err, LOOM_ERR_DIST, "distributed fit: output %s is masked; its loss is normalised by "
-                                  "the valid steps of the batch, which a distributed fit does not reduce yet", out->name);
-    }
+    loom_status prep = loom_engine_plan(m, plan); /* the masks are known once planned (masked_loss) */
     int ranks = loom_dist_size(d), rank = loom_dist_rank(d);
     if (src->arrays) {
         size_t global = (size_t)o->batch_size * (size_t)ranks;
@@ -775,9 +841,14 @@ static loom_status run_fit(loom_model *m, batch_source *src, const loom_bound_da
     if (rank != 0) local.verbose = 0; /* one progress bar */
     m->rng_salt = (uint64_t)rank;     /* dropout: a stream per rank */
     m->no_files = rank != 0;          /* ModelCheckpoint: rank 0 writes */
+    m->sync_sum = dist_sync_sum;      /* synchronised BatchNormalization */
+    m->sync_user = &df;
     if (!s) s = fit_core(m, src, val, has_val, &local, &df, plan, history);
     m->rng_salt = 0;
     m->no_files = false;
+    m->sync_sum = NULL;
+    m->sync_user = NULL;
+    m->sync_share = 0;
     dist_fit_free(&df);
     return s;
 }
