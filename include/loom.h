@@ -278,6 +278,9 @@ typedef struct loom_rnn_options {
     loom_activation recurrent_activation; /* sigmoid (LSTM, GRU) */
     int unit_forget_bias;             /* LSTM: forget-gate bias starts at 1 (1) */
     int reset_after;                  /* GRU: 1 (Keras 2+ default) */
+    float recurrent_dropout;          /* 0; in training, drops units of h_prev where it enters the
+                                         recurrent products, one mask per sample for the whole
+                                         sequence, kept units scaled by 1/(1-rate) (Keras 3) */
 } loom_rnn_options;
 loom_rnn_options loom_rnn_defaults(void);
 loom_layer *loom_simple_rnn(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);

@@ -133,6 +133,7 @@ static void bi_inner_ctx(const loom_layer *L, const loom_op_ctx *c, const bi_buf
     ic->dout = which ? p->dyb : p->dyf;
     ic->scratch = which ? p->sb : p->sf;
     ic->dout_is_preact = false;
+    ic->rng_counter = c->rng_counter ^ ((uint64_t)which << 40); /* own recurrent_dropout masks */
 }
 
 static void bi_forward(const loom_layer *L, const loom_op_ctx *c) {
@@ -330,6 +331,7 @@ static loom_layer *bi_make(loom_graph *g, const char *name, loom_layer *rnn, loo
     bw->units = rnn->units;
     bw->activation = rnn->activation;
     memcpy(bw->iarg, rnn->iarg, sizeof bw->iarg);
+    memcpy(bw->farg, rnn->farg, sizeof bw->farg); /* recurrent_dropout */
     bw->iarg[RNN_BACK] = 1;
     rnn->iarg[RNN_ZERO] = bw->iarg[RNN_ZERO] = rnn->iarg[RNN_SEQ];
     rnn->iarg[RNN_OWNED] = bw->iarg[RNN_OWNED] = 1;
