@@ -281,11 +281,20 @@ typedef struct loom_rnn_options {
     float recurrent_dropout;          /* 0; in training, drops units of h_prev where it enters the
                                          recurrent products, one mask per sample for the whole
                                          sequence, kept units scaled by 1/(1-rate) (Keras 3) */
+    int stateful;                     /* 0; 1: a batch's final states start the next batch (sample
+                                         b continues sample b; no gradient crosses batches), until
+                                         loom_layer_reset_states. Fit with shuffle off. */
+    int batch_size;                   /* stateful: the largest batch (Keras's fixed batch size); a
+                                         smaller (last) batch continues the first rows */
 } loom_rnn_options;
 loom_rnn_options loom_rnn_defaults(void);
 loom_layer *loom_simple_rnn(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
 loom_layer *loom_lstm(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
 loom_layer *loom_gru(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
+/* Zeroes a stateful layer's carried states (Keras reset_states); an error for other layers. */
+loom_status loom_layer_reset_states(loom_layer *rnn);
+/* Zeroes the carried states of every stateful layer of the model (Keras Model.reset_states). */
+loom_status loom_model_reset_states(loom_model *m);
 /* Bidirectional: runs a recurrent layer (not yet called) forwards and a copy of it backwards and
  * merges them (concat default). The wrapped layer belongs to the wrapper. */
 typedef enum loom_merge_mode { LOOM_MERGE_CONCAT = 0, LOOM_MERGE_SUM, LOOM_MERGE_MUL, LOOM_MERGE_AVE } loom_merge_mode;

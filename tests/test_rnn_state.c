@@ -6,7 +6,11 @@
  *     output is the rate-0 layer's with its recurrent-kernel rows scaled by exactly one pattern in
  *     {0, 1/(1-rate)}^units, about `rate` of them dropped; inference drops nothing, bit for bit);
  *     a model file (same training gradients after loading) and a Keras .keras file keep the rate;
- *     Bidirectional's two directions draw different masks. */
+ *     Bidirectional's two directions draw different masks;
+ *   - stateful: a sequence of 2T steps fed as two batches of T continues as one (= the plain layer on
+ *     2T steps); reset_states starts again from zero; the second batch's gradients are the plain
+ *     layer's started from the carried states; a .loom file and a .keras file (batch size in the
+ *     Input's batch_shape) keep it; a larger batch and a wrapped stateful layer are refused. */
 #include "check.h"
 #include "op_harness.h"
 #include "layers/rnn.h"
@@ -264,10 +268,193 @@ static void test_bidirectional_masks(void) {
     loom_graph_free(g);
 }
 
+/* ---------------------------------------------------------------- stateful */
+
+/* stateful through the public API: a sequence of 2T steps fed as two batches of T continues as one
+ * sequence (= the plain layer on 2T steps); reset_states starts again from zero; a model file
+ * keeps stateful and its batch size; a larger batch is refused naming the layer. */
+static void test_stateful_model(void) {
+    enum { SB = 6 };
+    static float full[SB * 2 * T * F], half[2][SB * T * F];
+    for (size_t i = 0; i < sizeof full / sizeof *full; i++) full[i] = 2.0f * loom_uniform01(41, i) - 1.0f;
+    for (int b = 0; b < SB; b++)
+        for (int h = 0; h < 2; h++)
+            memcpy(half[h] + (size_t)b * T * F, full + ((size_t)b * 2 * T + (size_t)h * T) * F, (size_t)T * F * sizeof(float));
+    for (int kind = 0; kind < 3; kind++) {
+        loom_graph *g = loom_graph_new(12);
+        int sh[2] = {T, F}, lh[2] = {2 * T, F};
+        loom_rnn_options o = loom_rnn_defaults();
+        o.stateful = 1;
+        o.batch_size = SB;
+        o.return_sequences = 1;
+        loom_tensor *x = loom_input(g, "x", 2, sh), *xl = loom_input(g, "xl", 2, lh);
+        loom_layer *S = make_rnn(g, "s", kind, U, &o);
+        o.stateful = 0;
+        loom_layer *P = make_rnn(g, "p", kind, U, &o);
+        loom_tensor *ys = loom_call(S, x), *yp = loom_call(P, xl);
+        loom_model *ms = loom_model_new(g, 1, &x, 1, &ys), *mp = loom_model_new(g, 1, &xl, 1, &yp);
+        CHECK(ms && mp);
+        if (!ms || !mp) {
+            fprintf(stderr, "  stateful: %s\n", loom_graph_error(g));
+            loom_model_free(ms);
+            loom_model_free(mp);
+            continue;
+        }
+        for (int w = 0; w < loom_layer_num_weights(S); w++) {
+            size_t n = loom_layer_weight_size(S, w);
+            CHECK_STATUS(loom_set_weights(mp, "p", w, loom_params(ms) + loom_param_offset(ms, "s", w), n), LOOM_OK);
+        }
+        static float ylong[SB * 2 * T * U], y1[SB * T * U], y2[SB * T * U], again[SB * T * U];
+        float *py;
+        loom_array al = {.name = "xl", .data = full, .n = SB, .count = SB * 2 * T * F};
+        loom_array a1 = {.name = "x", .data = half[0], .n = SB, .count = SB * T * F};
+        loom_array a2 = {.name = "x", .data = half[1], .n = SB, .count = SB * T * F};
+        py = ylong;
+        CHECK_STATUS(loom_predict(mp, 1, &al, SB, &py), LOOM_OK);
+        py = y1;
+        CHECK_STATUS(loom_predict(ms, 1, &a1, SB, &py), LOOM_OK);
+        py = y2;
+        CHECK_STATUS(loom_predict(ms, 1, &a2, SB, &py), LOOM_OK);
+        int bad = 0;
+        for (int b = 0; b < SB; b++)
+            for (int t = 0; t < T; t++)
+                for (int u = 0; u < U; u++) {
+                    float l1 = ylong[((size_t)b * 2 * T + t) * U + u], l2 = ylong[((size_t)b * 2 * T + T + t) * U + u];
+                    bad += fabsf(l1 - y1[((size_t)b * T + t) * U + u]) > 1e-6f;
+                    bad += fabsf(l2 - y2[((size_t)b * T + t) * U + u]) > 1e-6f;
+                }
+        if (bad) fprintf(stderr, "  stateful kind %d: %d outputs differ from the 2T-step run\n", kind, bad);
+        CHECK(bad == 0);
+        /* reset_states: the first half again gives the first outputs, bit for bit */
+        CHECK_STATUS(loom_model_reset_states(ms), LOOM_OK);
+        py = again;
+        CHECK_STATUS(loom_predict(ms, 1, &a1, SB, &py), LOOM_OK);
+        CHECK(memcmp(again, y1, sizeof y1) == 0);
+        CHECK_STATUS(loom_layer_reset_states(S), LOOM_OK);
+        CHECK(loom_layer_reset_states(P) != LOOM_OK);
+        /* too large a batch */
+        float *big = calloc((size_t)(SB + 1) * T * F, sizeof(float)), *by = calloc((size_t)(SB + 1) * T * U, sizeof(float));
+        loom_array ab = {.name = "x", .data = big, .n = SB + 1, .count = (size_t)(SB + 1) * T * F};
+        CHECK(loom_predict(ms, 1, &ab, SB + 1, &by) != LOOM_OK);
+        CHECK(strstr(loom_model_error(ms), "s (") != NULL && strstr(loom_model_error(ms), "stateful") != NULL);
+        free(big);
+        free(by);
+        /* the model file keeps stateful and the batch size */
+        char path[] = "/tmp/loom_stateful_XXXXXX";
+        int fd = mkstemp(path);
+        if (fd >= 0) close(fd);
+        loom_loss l = {.name = "mse"};
+        loom_compile_config cc = {.n_losses = 1, .losses = &l, .optimizer = loom_sgd(0.01f, 0, 0)};
+        CHECK_STATUS(loom_compile(ms, &cc), LOOM_OK);
+        CHECK_STATUS(loom_model_save(ms, path), LOOM_OK);
+        char err[256] = "";
+        loom_model *r = loom_model_load(path, err, sizeof err);
+        if (!r) fprintf(stderr, "  stateful load: %s\n", err);
+        CHECK(r != NULL);
+        if (r) {
+            py = again;
+            CHECK_STATUS(loom_predict(r, 1, &a1, SB, &py), LOOM_OK);
+            CHECK(memcmp(again, y1, sizeof y1) == 0);
+            CHECK_STATUS(loom_predict(r, 1, &a2, SB, &py), LOOM_OK);
+            CHECK(memcmp(again, y2, sizeof y2) == 0);
+            CHECK(loom_predict(r, 1, &ab, SB + 1, &by) != LOOM_OK);
+            loom_model_free(r);
+        }
+        unlink(path);
+        /* a Keras file: stateful, its batch in the Input's batch_shape */
+        char kpath[64];
+        snprintf(kpath, sizeof kpath, "/tmp/loom_stateful_%d.keras", (int)getpid());
+        CHECK_STATUS(loom_model_reset_states(ms), LOOM_OK);
+        if (loom_model_export(ms, kpath) != LOOM_OK) fprintf(stderr, "  stateful .keras export: %s\n", loom_model_error(ms));
+        r = loom_model_import(kpath, err, sizeof err);
+        if (!r) fprintf(stderr, "  stateful .keras import: %s\n", err);
+        CHECK(r != NULL);
+        if (r) {
+            loom_layer *rs = loom_model_find_layer(r, "s");
+            CHECK(rs && rs->iarg[RNN_STATEFUL] == 1 && rs->iarg[RNN_SBATCH] == SB);
+            py = again;
+            CHECK_STATUS(loom_predict(r, 1, &a1, SB, &py), LOOM_OK);
+            CHECK(memcmp(again, y1, sizeof y1) == 0);
+            CHECK_STATUS(loom_predict(r, 1, &a2, SB, &py), LOOM_OK);
+            CHECK(memcmp(again, y2, sizeof y2) == 0);
+            loom_model_free(r);
+        }
+        unlink(kpath);
+        loom_model_free(ms);
+        loom_model_free(mp);
+    }
+}
+
+/* A stateful layer's gradients on its second batch are those of the plain layer started from the
+ * carried states as initial_state (whose gradients the central differences above check), and no
+ * gradient goes into the carried states. */
+static void test_stateful_gradients(void) {
+    for (int kind = 0; kind < 3; kind++) {
+        loom_graph *g = loom_graph_new(5);
+        loom_rnn_options o = loom_rnn_defaults();
+        o.stateful = 1;
+        o.batch_size = 3;
+        loom_layer *S = make_rnn(g, NULL, kind, 3, &o);
+        o.stateful = 0;
+        loom_layer *P = make_rnn(g, NULL, kind, 3, &o);
+        int ns = kind == 1 ? 2 : 1;
+        loom_shape in[3] = {{2, {T, 2}}, {1, {3}}, {1, {3}}};
+        op_harness Hs, Hp;
+        bool ok = oph_init(&Hs, S, 1, in, 3, 1, 19) == LOOM_OK && oph_init(&Hp, P, 1 + ns, in, 3, 1, 19) == LOOM_OK;
+        CHECK(ok);
+        if (ok) {
+            memcpy(Hp.w, Hs.w, Hs.n_w * sizeof(float));
+            memcpy(Hp.dout, Hs.dout, Hs.out_n * sizeof(float));
+            oph_forward(&Hs); /* batch 1: its final states are carried */
+            const float *carry = S->user;
+            memcpy(Hp.in[1], carry, Hp.in_n[1] * sizeof(float));
+            if (ns == 2) memcpy(Hp.in[2], carry + 9, Hp.in_n[2] * sizeof(float));
+            for (size_t i = 0; i < Hs.in_n[0]; i++) Hs.in[0][i] = Hp.in[0][i] = 0.5f - loom_uniform01(23, i);
+            oph_forward(&Hs);
+            oph_forward(&Hp);
+            CHECK(memcmp(Hs.out, Hp.out, Hs.out_n * sizeof(float)) == 0);
+            memset(Hs.din[0], 0, Hs.in_n[0] * sizeof(float));
+            memset(Hp.din[0], 0, Hp.in_n[0] * sizeof(float));
+            memset(Hs.dw, 0, Hs.n_w * sizeof(float));
+            memset(Hp.dw, 0, Hp.n_w * sizeof(float));
+            oph_backward(&Hs);
+            oph_backward(&Hp);
+            CHECK(memcmp(Hs.din[0], Hp.din[0], Hs.in_n[0] * sizeof(float)) == 0);
+            CHECK(memcmp(Hs.dw, Hp.dw, Hs.n_w * sizeof(float)) == 0);
+            bool any = false;
+            for (size_t i = 0; i < Hs.n_w; i++) any = any || Hs.dw[i] != 0.0f;
+            CHECK(any);
+        }
+        oph_free(&Hs);
+        oph_free(&Hp);
+        loom_graph_free(g);
+    }
+}
+
+
+static void test_stateful_errors(void) {
+    /* stateful needs a batch size; it cannot be wrapped */
+    loom_rnn_options so = loom_rnn_defaults();
+    loom_graph *g;
+    so.stateful = 1;
+    g = loom_graph_new(1);
+    CHECK(loom_lstm(g, "st", U, &so) == NULL && strstr(loom_graph_error(g), "st (LSTM)") &&
+          strstr(loom_graph_error(g), "batch_size"));
+    loom_graph_free(g);
+    so.batch_size = 4;
+    g = loom_graph_new(1);
+    CHECK(loom_bidirectional(g, "bi", loom_gru(g, "st", U, &so), LOOM_MERGE_CONCAT) == NULL);
+    CHECK(strstr(loom_graph_error(g), "stateful") != NULL);
+    loom_graph_free(g);
+}
+
 int main(void) {
     test_recurrent_dropout_gradients();
     test_recurrent_dropout_mask();
     test_recurrent_dropout_files();
     test_bidirectional_masks();
+    test_stateful_model();
+    test_stateful_gradients();
+    test_stateful_errors();
     return check_report("test_rnn_state");
 }

@@ -9,6 +9,7 @@
 #include "kernels/parallel.h"
 #include "kernels/vector_clones.h"
 #include "layers/layers.h"
+#include "layers/rnn.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -124,6 +125,14 @@ static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *bus
 }
 
 loom_status loom_engine_plan(loom_model *m, int batch) {
+    for (int i = 0; i < m->n_order; i++) { /* stateful layers keep states for batch_size samples */
+        const loom_layer *L = m->order[i].node->layer;
+        int sb = loom_is_rnn_op(L->op) ? loom_rnn_stateful_batch(L) : 0;
+        if (sb && batch > sb)
+            return loom_set_error(&m->err, LOOM_ERR_ARGUMENT,
+                                  "layer %s (%s) is stateful for batches of at most %d samples, got %d", L->name,
+                                  L->op->class_name, sb, batch);
+    }
     if (batch <= m->plan_batch && m->arena) return LOOM_OK;
     /* The kernels count a batch's rows and elements of one tensor in ints: at most 2^31 - 1
      * floats per tensor and batch (checked here, once per plan, not per step). */

@@ -148,7 +148,9 @@ typedef struct loom_layer {
     int iarg[12];
     float farg[4];
     struct loom_layer *inner[2]; /* wrapped layers (Bidirectional: forward, backward copies) */
-    void *user;                  /* custom layers: the user's definition */
+    void *user;                  /* custom layers: the user's definition; stateful recurrent layers:
+                                    the states carried between batches (layers/layer_rnn.c). Freed
+                                    with the graph */
 } loom_layer;
 
 /* Declares a weight during build; returns its index. */

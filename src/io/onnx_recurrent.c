@@ -313,6 +313,8 @@ bool loom_onnx_recurrent(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
     if (L->iarg[RNN_STATE] || c->n_in > 1)
         return loom_onnx_fail(e, L, "%s", "return_state and initial states are not exported to ONNX yet");
+    if (L->iarg[RNN_STATEFUL]) /* an ONNX graph keeps nothing from one run to the next */
+        return loom_onnx_fail(e, L, "%s", "stateful: ONNX cannot carry the states from one batch to the next");
     if (c->mask || !can_use_onnx_rnn(L)) return emit_unrolled(e, c, 1, &L, &c->w, 0);
     bool seq = L->iarg[RNN_SEQ];
     const char *xt = loom_onnx_tmp(e, c, "time_major"), *y = loom_onnx_tmp(e, c, "Y"), *yh = loom_onnx_tmp(e, c, "Y_h");

@@ -30,6 +30,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { KIND_SIMPLE = 0, KIND_LSTM, KIND_GRU };
@@ -288,11 +289,20 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
         uint64_t key = loom_hash64(c->rng_seed, c->rng_counter ^ 0x5EC0ULL);
         for (size_t i = 0; i < (size_t)B * U; i++) p->rm[i] = loom_uniform01(key, i) >= rate ? scale : 0.0f;
     }
-    /* the states start at 0 or at the initial states given */
-    if (c->n_in > 1) memcpy(p->h, c->in[1], (size_t)B * U * sizeof(float));
-    else memset(p->h, 0, (size_t)B * U * sizeof(float));
-    if (p->c && c->n_in > 2) memcpy(p->c, c->in[2], (size_t)B * U * sizeof(float));
-    else if (p->c) memset(p->c, 0, (size_t)B * U * sizeof(float));
+    /* h_0 (and c_0): initial_state, or a stateful layer's carried states (the first B of its
+     * batch-size rows: sample b continues sample b of the batch before), or zeros */
+    float *carry = L->iarg[RNN_STATEFUL] ? L->user : NULL;
+    const size_t bu = (size_t)B * U, carry_c = (size_t)L->iarg[RNN_SBATCH] * U;
+    const float *h0 = c->n_in > 1 ? c->in[1] : carry;
+    const float *c0 = c->n_in > 2 ? c->in[2] : carry ? carry + carry_c : NULL;
+    if (h0)
+        memcpy(p->h, h0, bu * sizeof(float));
+    else
+        memset(p->h, 0, bu * sizeof(float));
+    if (p->c && c0)
+        memcpy(p->c, c0, bu * sizeof(float));
+    else if (p->c)
+        memset(p->c, 0, bu * sizeof(float));
     for (int s = 0; s < T; s++) {
         const int t = back ? T - 1 - s : s;
         j.s = s;
@@ -351,6 +361,21 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
             memcpy(o, hT + (size_t)b * U, u);
             if (cT) memcpy(o + U, cT + (size_t)b * U, u);
         }
+    /* stateful: kept for the next batch (no gradient flows back into it, as in Keras) */
+    if (carry) {
+        memcpy(carry, p->h + (size_t)T * bu, bu * sizeof(float));
+        if (p->c) memcpy(carry + carry_c, p->c + (size_t)T * bu, bu * sizeof(float));
+    }
+}
+
+loom_status loom_layer_reset_states(loom_layer *L) {
+    if (!L) return LOOM_ERR_ARGUMENT;
+    if (!loom_is_rnn_op(L->op) || !L->iarg[RNN_STATEFUL])
+        return loom_set_error(&L->graph->err, LOOM_ERR_ARGUMENT, "%s (%s): reset_states needs a stateful recurrent layer",
+                              L->name, L->op->class_name);
+    memset(L->user, 0, (size_t)rnn_states(L) * (size_t)L->iarg[RNN_SBATCH] * (size_t)L->units * sizeof(float));
+    loom_clear_error(&L->graph->err);
+    return LOOM_OK;
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -555,7 +580,9 @@ static bool rnn_save_config(const loom_layer *L, void *obj) {
     cJSON_AddBoolToObject(c, "return_sequences", L->iarg[RNN_SEQ] != 0);
     cJSON_AddBoolToObject(c, "return_state", L->iarg[RNN_STATE] != 0);
     cJSON_AddBoolToObject(c, "go_backwards", L->iarg[RNN_BACK] != 0);
-    cJSON_AddBoolToObject(c, "stateful", false);
+    cJSON_AddBoolToObject(c, "stateful", L->iarg[RNN_STATEFUL] != 0);
+    /* Keras keeps the batch size in the Input's batch_shape; loom's Inputs have none */
+    if (L->iarg[RNN_STATEFUL]) cJSON_AddNumberToObject(c, "loom_stateful_batch", L->iarg[RNN_SBATCH]);
     cJSON_AddBoolToObject(c, "unroll", false);
     cJSON_AddBoolToObject(c, "zero_output_for_mask", L->iarg[RNN_ZERO] != 0);
     cJSON_AddNumberToObject(c, "units", L->units);
@@ -595,9 +622,23 @@ static loom_layer *rnn_load(loom_graph *g, const char *name, const cJSON *c, int
     const char *shown = name ? name : cls;
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(c, "dropout");
     const cJSON *rd = cJSON_GetObjectItemCaseSensitive(c, "recurrent_dropout");
-    if (json_flag(c, "stateful", 0) || (cJSON_IsNumber(d) && d->valuedouble != 0.0)) {
-        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (%s): stateful and dropout are not supported", shown, cls);
+    if (cJSON_IsNumber(d) && d->valuedouble != 0.0) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (%s): dropout (on the inputs) is not supported", shown, cls);
         return NULL;
+    }
+    long sbatch = 0;
+    if (json_flag(c, "stateful", 0)) {
+        const cJSON *sb = cJSON_GetObjectItemCaseSensitive(c, "loom_stateful_batch");
+        sbatch = cJSON_IsNumber(sb) && sb->valuedouble >= 1 && sb->valuedouble <= (1 << 24) &&
+                         sb->valuedouble == floor(sb->valuedouble)
+                     ? (long)sb->valuedouble
+                     : -1;
+        if (sbatch < 0) {
+            loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                           "%s (%s): stateful needs its batch size (loom_stateful_batch, a whole number in 1..%d)",
+                           shown, cls, 1 << 24);
+            return NULL;
+        }
     }
     if (rd && !cJSON_IsNull(rd) && !(cJSON_IsNumber(rd) && rd->valuedouble >= 0.0 && rd->valuedouble < 1.0)) {
         loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (%s): recurrent_dropout must be a number in [0, 1)", shown, cls);
@@ -617,6 +658,8 @@ static loom_layer *rnn_load(loom_graph *g, const char *name, const cJSON *c, int
     o.unit_forget_bias = json_flag(c, "unit_forget_bias", 1);
     o.reset_after = json_flag(c, "reset_after", 1);
     o.recurrent_dropout = cJSON_IsNumber(rd) ? (float)rd->valuedouble : 0.0f;
+    o.stateful = sbatch > 0;
+    o.batch_size = (int)sbatch;
     loom_layer *L = kind == KIND_LSTM  ? loom_lstm(g, name, units, &o)
                     : kind == KIND_GRU ? loom_gru(g, name, units, &o)
                                        : loom_simple_rnn(g, name, units, &o);
@@ -685,10 +728,32 @@ static loom_layer *rnn_new(loom_graph *g, const loom_op *op, const char *name, i
                        op->class_name, (double)o.recurrent_dropout);
         return NULL;
     }
+    if (o.stateful && (o.batch_size < 1 || o.batch_size > (1 << 24) ||
+                       (size_t)o.batch_size * (size_t)units > ((size_t)1 << 30))) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                       "%s (%s): stateful needs batch_size in 1..%d (with batch_size * units <= 2^30), got %d", shown,
+                       op->class_name, 1 << 24, o.batch_size);
+        return NULL;
+    }
+    float *carry = NULL;
+    if (o.stateful) {
+        size_t n = (op == &loom_op_lstm ? 2 : 1) * (size_t)o.batch_size * (size_t)units;
+        if (!(carry = calloc(n, sizeof *carry))) {
+            loom_set_error(&g->err, LOOM_ERR_MEMORY, "%s (%s): out of memory for the stateful states", shown,
+                           op->class_name);
+            return NULL;
+        }
+    }
     loom_layer *L = loom_graph_new_layer(g, op, name);
-    if (!L) return NULL;
+    if (!L) {
+        free(carry);
+        return NULL;
+    }
     L->units = units;
     L->farg[0] = o.recurrent_dropout;
+    L->user = carry;
+    L->iarg[RNN_STATEFUL] = carry != NULL;
+    L->iarg[RNN_SBATCH] = carry ? o.batch_size : 0;
     L->activation = o.activation;
     L->iarg[RNN_SEQ] = o.return_sequences != 0;
     L->iarg[RNN_BACK] = o.go_backwards != 0;

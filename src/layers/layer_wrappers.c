@@ -308,6 +308,8 @@ static loom_layer *bi_make(loom_graph *g, const char *name, loom_layer *rnn, loo
         why = "the wrapped layer has already been called";
     else if (rnn->iarg[RNN_OWNED] || is_wrapped(g, rnn))
         why = "the wrapped layer already belongs to a wrapper";
+    else if (rnn->iarg[RNN_STATEFUL])
+        why = "a stateful layer cannot be wrapped (yet)";
     else if (rnn->iarg[RNN_BACK])
         why = "the wrapped layer has go_backwards set; the forward and backward layers need different go_backwards";
     else if ((int)mode < 0 || mode > LOOM_MERGE_AVE)
