@@ -339,6 +339,7 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->rng_seed = m->g->seed ^ 0xD50F00DULL ^ (m->rng_salt * 0x9E3779B97F4A7C15ULL);
     c->rng_counter = (m->rng_step << 20) ^ (uint64_t)pos;
     c->in_mask = n->n_in > 0 ? m->order[sn->in_pos[0]].mask : NULL;
+    for (int j = 0; j < n->n_in && j < LOOM_MASKED_INPUTS; j++) c->in_masks[j] = m->order[sn->in_pos[j]].mask;
 }
 
 static float regularization(const loom_model *m, float *dw) {

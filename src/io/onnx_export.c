@@ -658,6 +658,14 @@ static loom_status build_graph(onnx_exporter *e, const bool *masked, const int *
             value[p] = value[s->in_pos[0]];
             continue;
         }
+        bool other_mask = false; /* a value or key with a mask of its own */
+        for (int j = 1; L->op == &loom_op_multi_head_attention && j < n->n_in; j++)
+            other_mask = other_mask || (masked[s->in_pos[j]] && s->in_pos[j] != s->in_pos[0]);
+        if (other_mask) {
+            loom_onnx_fail(e, L, "%s", "a value or key mask of its own (not the query's) has no ONNX export yet");
+            st = m->err.code;
+            break;
+        }
         const char *out = NULL;
         for (int k = 0; k < m->n_outputs && !out; k++)
             if (m->outputs[k].pos == p) out = m->outputs[k].name;
