@@ -250,7 +250,9 @@ loom_layer *loom_cropping2d(loom_graph *g, const char *name, int top, int bottom
 
 /* BatchNormalization: normalises over every axis but `axis` (Keras numbering, -1 = channels).
  * Training uses the batch statistics and updates the moving mean/variance (non-trainable,
- * saved): moving = moving * momentum + batch * (1 - momentum); inference uses the moving ones. */
+ * saved): moving = moving * momentum + batch * (1 - momentum); inference uses the moving ones.
+ * With a Keras mask on (steps, channels) inputs (channels last), the training statistics cover
+ * the valid steps only (Keras 3's masked moments); every step is normalised. */
 typedef struct loom_batchnorm_options {
     int axis;        /* -1 */
     float momentum;  /* 0.99 */

@@ -13,7 +13,10 @@
  * mean and the biased batch variance and moves the moving statistics through c->state exactly as
  * Keras 3 does (moving = moving * momentum + batch * (1 - momentum), with the BIASED variance:
  * keras/src/layers/normalization/batch_normalization.py uses ops.moments). Inference uses the
- * moving statistics. Keras's masked moments are not implemented: the statistics cover every step.
+ * moving statistics. Masks (Keras 3's _moments with a mask): on (steps, channels) inputs with the
+ * channel axis last, training statistics are weighted by the mask, mean = sum(w x) / (sum(w) +
+ * 1e-7) and variance = sum(w (x - mean)^2) / (sum(w) + 1e-7); every step is still normalised.
+ * Other layouts ignore the mask.
  *
  * Scratch (BatchNormalization): [mode | mean (C) | inv_std (C)]. The forward records whether it
  * used batch or moving statistics, so the backward (which the engine always calls with training
@@ -92,6 +95,15 @@ static size_t bn_scratch(const loom_layer *L, int n_in, const loom_shape *in, co
     return 1 + 2 * bn_geometry(L, &in[0], batch).channels;
 }
 
+/* The mask weight of each value (NULL: all 1): only (steps, channels) inputs normalised over the
+ * last axis, where the mask's steps are the values' rows. */
+static const float *bn_weights(const loom_layer *L, const loom_op_ctx *c) {
+    const loom_shape *x = &c->in_shape[0];
+    return c->in_mask && x->rank == 2 && bn_axis(L->axis, 2) == 1 ? c->in_mask : NULL;
+}
+
+static const double KERAS_EPSILON = 1e-7; /* backend.epsilon() in the masked denominators */
+
 static void bn_forward(const loom_layer *L, const loom_op_ctx *c) {
     bn_geom g = bn_geometry(L, &c->in_shape[0], c->batch);
     size_t C = g.channels, N = g.outer * g.inner;
@@ -103,20 +115,27 @@ static void bn_forward(const loom_layer *L, const loom_op_ctx *c) {
     float eps = L->farg[F_EPSILON], momentum = L->farg[F_MOMENTUM];
     float *mean = c->scratch + 1, *inv_std = c->scratch + 1 + C;
     c->scratch[0] = c->training ? 1.0f : 0.0f;
+    const float *wm = c->training ? bn_weights(L, c) : NULL; /* rows = outer, inner = 1 */
+    double wsum = 0;
+    if (wm)
+        for (size_t o = 0; o < g.outer; o++) wsum += wm[o];
+    const double denom = wm ? wsum + KERAS_EPSILON : (double)N;
     for (size_t ch = 0; ch < C; ch++) {
         double mu, var;
         if (c->training) {
             double s = 0, s2 = 0;
             for (size_t o = 0; o < g.outer; o++) {
                 const float *p = x + (o * C + ch) * g.inner;
-                for (size_t i = 0; i < g.inner; i++) s += p[i];
+                double w = wm ? wm[o] : 1.0;
+                for (size_t i = 0; i < g.inner; i++) s += w * p[i];
             }
-            mu = s / (double)N;
+            mu = s / denom;
             for (size_t o = 0; o < g.outer; o++) {
                 const float *p = x + (o * C + ch) * g.inner;
-                for (size_t i = 0; i < g.inner; i++) s2 += (p[i] - mu) * (p[i] - mu);
+                double w = wm ? wm[o] : 1.0;
+                for (size_t i = 0; i < g.inner; i++) s2 += w * (p[i] - mu) * (p[i] - mu);
             }
-            var = s2 / (double)N; /* biased, as Keras's ops.moments */
+            var = s2 / denom; /* biased, as Keras's ops.moments */
             if (c->state) {
                 float *mm = c->state + moving, *mv = c->state + moving + C;
                 mm[ch] = mm[ch] * momentum + (float)mu * (1.0f - momentum);
@@ -140,6 +159,9 @@ static void bn_forward(const loom_layer *L, const loom_op_ctx *c) {
 
 /* Training: y = gamma * xhat + beta with xhat = (x - mean) * inv_std over N values, so
  *   dx = gamma * inv_std / N * (N * dy - sum(dy) - xhat * sum(dy * xhat)).
+ * Masked (weights w, D = sum(w) + 1e-7, A = sum(w (x - mean)), which the 1e-7 makes nonzero):
+ *   dx_j = gamma * inv_std * (dy_j - w_j / D * (sum(dy) + sum(dy * xhat) * (xhat_j - inv_std * A / D))),
+ * the sums over every value (a padded step's output still depends on the statistics).
  * Inference: the statistics are constants and dx = gamma * inv_std * dy. */
 static void bn_backward(const loom_layer *L, const loom_op_ctx *c) {
     bn_geom g = bn_geometry(L, &c->in_shape[0], c->batch);
@@ -150,6 +172,11 @@ static void bn_backward(const loom_layer *L, const loom_op_ctx *c) {
     const float *mean = c->scratch + 1, *inv_std = c->scratch + 1 + C;
     bool batch_stats = c->scratch[0] != 0.0f;
     float *dx = c->din[0];
+    const float *wm = batch_stats ? bn_weights(L, c) : NULL;
+    double wsum = 0;
+    if (wm)
+        for (size_t o = 0; o < g.outer; o++) wsum += wm[o];
+    const double denom = wm ? wsum + KERAS_EPSILON : (double)N;
     for (size_t ch = 0; ch < C; ch++) {
         double sum_dy = 0, sum_dy_xhat = 0;
         for (size_t o = 0; o < g.outer; o++) {
@@ -166,13 +193,20 @@ static void bn_backward(const loom_layer *L, const loom_op_ctx *c) {
         }
         if (!dx) continue;
         float k = (gamma ? gamma[ch] : 1.0f) * inv_std[ch];
-        double mean_dy = batch_stats ? sum_dy / (double)N : 0.0;
-        double mean_dy_xhat = batch_stats ? sum_dy_xhat / (double)N : 0.0;
+        double mean_dy = batch_stats ? sum_dy / denom : 0.0;
+        double mean_dy_xhat = batch_stats ? sum_dy_xhat / denom : 0.0;
+        double shift = 0; /* inv_std * A / D */
+        if (wm) {
+            double a = 0;
+            for (size_t o = 0; o < g.outer; o++) a += wm[o] * ((double)x[o * C + ch] - mean[ch]);
+            shift = inv_std[ch] * a / denom;
+        }
         for (size_t o = 0; o < g.outer; o++) {
             size_t off = (o * C + ch) * g.inner;
+            double w = wm ? wm[o] : 1.0;
             for (size_t i = 0; i < g.inner; i++) {
                 double xhat = (x[off + i] - mean[ch]) * inv_std[ch];
-                dx[off + i] += (float)(k * (dy[off + i] - mean_dy - xhat * mean_dy_xhat));
+                dx[off + i] += (float)(k * (dy[off + i] - w * (mean_dy + (xhat - shift) * mean_dy_xhat)));
             }
         }
     }
