@@ -264,6 +264,10 @@ loom_batchnorm_options loom_batchnorm_defaults(void);
 loom_layer *loom_batch_normalization(loom_graph *g, const char *name, const loom_batchnorm_options *opt);
 /* LayerNormalization over the last axis (epsilon 0 means Keras's 1e-3). */
 loom_layer *loom_layer_normalization(loom_graph *g, const char *name, float epsilon, int center, int scale);
+/* LayerNormalization over several axes (Keras axis=[...], 1-based or negative): they must be the
+ * n_axes trailing axes of the input, normalised together; gamma and beta have their shape. */
+loom_layer *loom_layer_normalization_axes(loom_graph *g, const char *name, int n_axes, const int *axes, float epsilon,
+                                          int center, int scale);
 /* Embedding: integer ids (given as floats, 0 <= id < input_dim) -> vectors of output_dim;
  * RandomUniform(-0.05, 0.05) init. mask_zero: id 0 is padding and its steps are masked for the
  * layers after it (recurrent layers skip them, losses over sequences ignore them). */

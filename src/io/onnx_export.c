@@ -333,6 +333,8 @@ static bool emit_batchnorm(onnx_exporter *e, const onnx_call *c) {
 
 static bool emit_layernorm(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
+    if (L->iarg[2] > 1) /* layer_norm.c: iarg[2] axes given */
+        return loom_onnx_fail(e, L, "%s", "LayerNormalization over several axes has no ONNX export yet");
     int64_t D = c->in_shape[0].dims[c->in_shape[0].rank - 1];
     bool scale = L->iarg[N_SCALE], center = L->iarg[N_CENTER];
     const char *in[3] = {c->in[0], NULL, NULL};

@@ -4,6 +4,8 @@
  *   axis      BatchNormalization: Keras axis (-1 = last; 1 = first non-batch axis; 0 refused)
  *   iarg[0]   center (beta)        iarg[1]  scale (gamma)
  *   farg[0]   momentum (BatchNormalization)   farg[1]  epsilon
+ *   iarg[2]   LayerNormalization: the number k of axes given (0: the last axis), iarg[3..3+k) the
+ *             Keras axes as given (1-based or negative); they must be the k trailing axes
  *
  * Weights in Keras's order: gamma (if scale), beta (if center), then for BatchNormalization the
  * non-trainable moving_mean and moving_variance. All have the size of the normalised axis.
@@ -31,7 +33,8 @@
 #include <math.h>
 #include <string.h>
 
-enum { A_CENTER, A_SCALE };
+enum { A_CENTER, A_SCALE, A_LN_NAXES, A_LN_AXES };
+enum { LN_MAX_AXES = 8 };
 enum { F_MOMENTUM, F_EPSILON };
 
 /* Weight indices of a layer with these flags: gamma, beta, moving mean, moving variance. */
@@ -301,27 +304,55 @@ loom_layer *loom_batch_normalization(loom_graph *g, const char *name, const loom
 
 /* ---------------------------------------------------------------- LayerNormalization */
 
+/* The number of trailing axes normalised together (Keras axis: an int or a list of them). */
+static int ln_k(const loom_layer *L) { return L->iarg[A_LN_NAXES] > 0 ? L->iarg[A_LN_NAXES] : 1; }
+
+/* Values normalised together: the product of the k trailing dims. */
+static size_t ln_D(const loom_layer *L, const loom_shape *x) {
+    size_t D = 1;
+    for (int i = x->rank - ln_k(L); i < x->rank; i++) D *= (size_t)x->dims[i];
+    return D;
+}
+
 static loom_status ln_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
     (void)n_in;
-    (void)err;
+    const int rank = in[0].rank, k = ln_k(L);
+    /* Keras's axes (batch = 0) must name each of the k trailing per-sample axes once */
+    bool seen[LOOM_MAX_RANK] = {false}, ok = k <= rank;
+    for (int i = 0; ok && i < L->iarg[A_LN_NAXES]; i++) {
+        int a = L->iarg[A_LN_AXES + i], p = a < 0 ? rank + a : a - 1;
+        ok = a != 0 && p >= rank - k && p < rank && !seen[p];
+        if (ok) seen[p] = true;
+    }
+    if (!ok) {
+        char s[64];
+        return loom_set_error(err, LOOM_ERR_SHAPE,
+                              "%s (LayerNormalization): the axes must be the %d trailing axes of input %s (each once)",
+                              L->name, k, loom_shape_str(&in[0], s, sizeof s));
+    }
     *out = in[0];
-    if (!L->built) declare_affine(L, in[0].dims[in[0].rank - 1]);
+    if (!L->built) { /* gamma and beta have the normalised axes' shape (Keras's param_shape) */
+        loom_shape s = {k, {0}};
+        for (int i = 0; i < k; i++) s.dims[i] = in[0].dims[rank - k + i];
+        loom_regularizer none = {0, 0};
+        if (L->iarg[A_SCALE]) loom_layer_add_weight(L, "gamma", &s, LOOM_INIT_ONES, none);
+        if (L->iarg[A_CENTER]) loom_layer_add_weight(L, "beta", &s, LOOM_INIT_ZEROS, none);
+    }
     return LOOM_OK;
 }
 
-static size_t ln_rows(const loom_shape *x, int batch) {
-    return (size_t)batch * loom_shape_size(x) / (size_t)x->dims[x->rank - 1];
+static size_t ln_rows_of(const loom_layer *L, const loom_shape *x, int batch) {
+    return (size_t)batch * loom_shape_size(x) / ln_D(L, x);
 }
 
 static size_t ln_scratch(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch) {
-    (void)L;
     (void)n_in;
     (void)out;
-    return 2 * ln_rows(&in[0], batch);
+    return 2 * ln_rows_of(L, &in[0], batch);
 }
 
 static void ln_forward(const loom_layer *L, const loom_op_ctx *c) {
-    size_t D = (size_t)c->in_shape[0].dims[c->in_shape[0].rank - 1], rows = ln_rows(&c->in_shape[0], c->batch);
+    size_t D = ln_D(L, &c->in_shape[0]), rows = ln_rows_of(L, &c->in_shape[0], c->batch);
     int gi = idx_gamma(L), bi = idx_beta(L);
     const float *gamma = gi >= 0 ? c->w + (size_t)gi * D : NULL;
     const float *beta = bi >= 0 ? c->w + (size_t)bi * D : NULL;
@@ -344,7 +375,7 @@ static void ln_forward(const loom_layer *L, const loom_op_ctx *c) {
 
 /* Per row: g = dy * gamma; dx = inv_std * (g - mean(g) - xhat * mean(g * xhat)). */
 static void ln_backward(const loom_layer *L, const loom_op_ctx *c) {
-    size_t D = (size_t)c->in_shape[0].dims[c->in_shape[0].rank - 1], rows = ln_rows(&c->in_shape[0], c->batch);
+    size_t D = ln_D(L, &c->in_shape[0]), rows = ln_rows_of(L, &c->in_shape[0], c->batch);
     int gi = idx_gamma(L), bi = idx_beta(L);
     const float *gamma = gi >= 0 ? c->w + (size_t)gi * D : NULL;
     const float *mean = c->scratch, *inv_std = c->scratch + rows;
@@ -372,22 +403,41 @@ static void ln_backward(const loom_layer *L, const loom_op_ctx *c) {
 
 static bool ln_save(const loom_layer *L, void *obj) {
     cJSON *c = obj;
-    return cJSON_AddNumberToObject(c, "axis", -1) && cJSON_AddNumberToObject(c, "epsilon", L->farg[F_EPSILON]) &&
+    bool axis_ok;
+    if (L->iarg[A_LN_NAXES] > 1) {
+        cJSON *axes = cJSON_AddArrayToObject(c, "axis");
+        for (int i = 0; axes && i < L->iarg[A_LN_NAXES]; i++)
+            cJSON_AddItemToArray(axes, cJSON_CreateNumber(L->iarg[A_LN_AXES + i]));
+        axis_ok = axes && cJSON_GetArraySize(axes) == L->iarg[A_LN_NAXES];
+    } else {
+        axis_ok = cJSON_AddNumberToObject(c, "axis", L->iarg[A_LN_NAXES] ? L->iarg[A_LN_AXES] : -1) != NULL;
+    }
+    return axis_ok && cJSON_AddNumberToObject(c, "epsilon", L->farg[F_EPSILON]) &&
            cJSON_AddBoolToObject(c, "center", L->iarg[A_CENTER] != 0) &&
            cJSON_AddBoolToObject(c, "scale", L->iarg[A_SCALE] != 0);
 }
 
 static loom_layer *ln_load(loom_graph *g, const char *name, const void *config) {
     const cJSON *c = config;
-    int axis = cfg_axis(c);
-    if (axis != -1) {
-        if (!g->err.code)
-            loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
-                           "%s (LayerNormalization): only axis -1 is supported, the file has axis %d", name, axis);
-        return NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, "axis");
+    int axes[LN_MAX_AXES], n = 0;
+    if (cJSON_IsArray(v)) {
+        const cJSON *a;
+        cJSON_ArrayForEach(a, v) {
+            if (n >= LN_MAX_AXES || !cJSON_IsNumber(a) || fabs(a->valuedouble) > 64 || a->valuedouble != (int)a->valuedouble) {
+                if (!g->err.code)
+                    loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                                   "%s (LayerNormalization): axis must be a list of at most %d whole numbers", name,
+                                   LN_MAX_AXES);
+                return NULL;
+            }
+            axes[n++] = (int)a->valuedouble;
+        }
+    } else {
+        axes[n++] = cfg_axis(c);
     }
-    return loom_layer_normalization(g, name, cfg_num(c, "epsilon", 1e-3f), cfg_flag(c, "center", 1),
-                                    cfg_flag(c, "scale", 1));
+    return loom_layer_normalization_axes(g, name, n, axes, cfg_num(c, "epsilon", 1e-3f), cfg_flag(c, "center", 1),
+                                         cfg_flag(c, "scale", 1));
 }
 
 const loom_op loom_op_layer_normalization = {
@@ -405,7 +455,25 @@ const loom_op loom_op_layer_normalization = {
 };
 
 loom_layer *loom_layer_normalization(loom_graph *g, const char *name, float epsilon, int center, int scale) {
+    const int last = -1;
+    return loom_layer_normalization_axes(g, name, 1, &last, epsilon, center, scale);
+}
+
+loom_layer *loom_layer_normalization_axes(loom_graph *g, const char *name, int n_axes, const int *axes, float epsilon,
+                                          int center, int scale) {
     if (!g || g->err.code) return NULL;
+    if (n_axes < 1 || n_axes > LN_MAX_AXES || !axes) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (LayerNormalization): 1 to %d axes, got %d",
+                       name ? name : "layer_normalization", LN_MAX_AXES, n_axes);
+        return NULL;
+    }
+    for (int i = 0; i < n_axes; i++)
+        if (axes[i] == 0 || axes[i] > LOOM_MAX_RANK || axes[i] < -LOOM_MAX_RANK) {
+            loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                           "%s (LayerNormalization): axis %d is not a non-batch axis (use -1..-%d or 1..%d)",
+                           name ? name : "layer_normalization", axes[i], LOOM_MAX_RANK, LOOM_MAX_RANK);
+            return NULL;
+        }
     if (epsilon == 0.0f) epsilon = 1e-3f;
     if (!(epsilon > 0.0f && isfinite(epsilon))) {
         loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (LayerNormalization): epsilon must be > 0, got %g",
@@ -417,5 +485,7 @@ loom_layer *loom_layer_normalization(loom_graph *g, const char *name, float epsi
     L->iarg[A_CENTER] = center != 0;
     L->iarg[A_SCALE] = scale != 0;
     L->farg[F_EPSILON] = epsilon;
+    L->iarg[A_LN_NAXES] = n_axes;
+    for (int i = 0; i < n_axes; i++) L->iarg[A_LN_AXES + i] = axes[i];
     return L;
 }
