@@ -297,6 +297,7 @@ loom_rnn_options loom_rnn_defaults(void);
 loom_layer *loom_simple_rnn(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
 loom_layer *loom_lstm(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
 loom_layer *loom_gru(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
+/* ---- stateful recurrent layers (loom_rnn_options.stateful) */
 /* Zeroes a stateful layer's carried states (Keras reset_states); an error for other layers. */
 loom_status loom_layer_reset_states(loom_layer *rnn);
 /* Zeroes the carried states of every stateful layer of the model (Keras Model.reset_states). */
