@@ -337,8 +337,6 @@ static void test_stateful_model(void) {
         loom_array ab = {.name = "x", .data = big, .n = SB + 1, .count = (size_t)(SB + 1) * T * F};
         CHECK(loom_predict(ms, 1, &ab, SB + 1, &by) != LOOM_OK);
         CHECK(strstr(loom_model_error(ms), "s (") != NULL && strstr(loom_model_error(ms), "stateful") != NULL);
-        free(big);
-        free(by);
         /* the model file keeps stateful and the batch size */
         char path[] = "/tmp/loom_stateful_XXXXXX";
         int fd = mkstemp(path);
@@ -361,6 +359,8 @@ static void test_stateful_model(void) {
             loom_model_free(r);
         }
         unlink(path);
+        free(big);
+        free(by);
         /* a Keras file: stateful, its batch in the Input's batch_shape */
         char kpath[64];
         snprintf(kpath, sizeof kpath, "/tmp/loom_stateful_%d.keras", (int)getpid());
