@@ -10,7 +10,8 @@
  *   - stateful: a sequence of 2T steps fed as two batches of T continues as one (= the plain layer on
  *     2T steps); reset_states starts again from zero; the second batch's gradients are the plain
  *     layer's started from the carried states; a .loom file and a .keras file (batch size in the
- *     Input's batch_shape) keep it; a larger batch and a wrapped stateful layer are refused. */
+ *     Input's batch_shape) keep it; a larger batch, a wrapped stateful layer and TensorFlow.js
+ *     export are refused. */
 #include "check.h"
 #include "op_harness.h"
 #include "layers/rnn.h"
@@ -380,6 +381,15 @@ static void test_stateful_model(void) {
             loom_model_free(r);
         }
         unlink(kpath);
+        /* TensorFlow.js: refused, naming the layer */
+        char tpath[64];
+        snprintf(tpath, sizeof tpath, "/tmp/loom_stateful_%d_model.json", (int)getpid());
+        CHECK(loom_model_export(ms, tpath) != LOOM_OK);
+        /* (a GRU is refused first for its reset_after) */
+        const char *why = kind == 2 ? "layer s is a GRU" : "layer s is stateful";
+        if (!strstr(loom_model_error(ms), why)) fprintf(stderr, "  tfjs: %s\n", loom_model_error(ms));
+        CHECK(strstr(loom_model_error(ms), why) != NULL);
+        unlink(tpath);
         loom_model_free(ms);
         loom_model_free(mp);
     }
