@@ -250,7 +250,9 @@ loom_layer *loom_cropping2d(loom_graph *g, const char *name, int top, int bottom
 
 /* BatchNormalization: normalises over every axis but `axis` (Keras numbering, -1 = channels).
  * Training uses the batch statistics and updates the moving mean/variance (non-trainable,
- * saved): moving = moving * momentum + batch * (1 - momentum); inference uses the moving ones. */
+ * saved): moving = moving * momentum + batch * (1 - momentum); inference uses the moving ones.
+ * With a Keras mask on (steps, channels) inputs (channels last), the training statistics cover
+ * the valid steps only (Keras 3's masked moments); every step is normalised. */
 typedef struct loom_batchnorm_options {
     int axis;        /* -1 */
     float momentum;  /* 0.99 */
@@ -266,6 +268,10 @@ loom_batchnorm_options loom_batchnorm_defaults(void);
 loom_layer *loom_batch_normalization(loom_graph *g, const char *name, const loom_batchnorm_options *opt);
 /* LayerNormalization over the last axis (epsilon 0 means Keras's 1e-3). */
 loom_layer *loom_layer_normalization(loom_graph *g, const char *name, float epsilon, int center, int scale);
+/* LayerNormalization over several axes (Keras axis=[...], 1-based or negative): they must be the
+ * n_axes trailing axes of the input, normalised together; gamma and beta have their shape. */
+loom_layer *loom_layer_normalization_axes(loom_graph *g, const char *name, int n_axes, const int *axes, float epsilon,
+                                          int center, int scale);
 /* Embedding: integer ids (given as floats, 0 <= id < input_dim) -> vectors of output_dim;
  * RandomUniform(-0.05, 0.05) init. mask_zero: id 0 is padding and its steps are masked for the
  * layers after it (recurrent layers skip them, losses over sequences ignore them). */
@@ -282,11 +288,24 @@ typedef struct loom_rnn_options {
     loom_activation recurrent_activation; /* sigmoid (LSTM, GRU) */
     int unit_forget_bias;             /* LSTM: forget-gate bias starts at 1 (1) */
     int reset_after;                  /* GRU: 1 (Keras 2+ default) */
+    float recurrent_dropout;          /* 0; in training, drops units of h_prev where it enters the
+                                         recurrent products, one mask per sample for the whole
+                                         sequence, kept units scaled by 1/(1-rate) (Keras 3) */
+    int stateful;                     /* 0; 1: a batch's final states start the next batch (sample
+                                         b continues sample b; no gradient crosses batches), until
+                                         loom_layer_reset_states. Fit with shuffle off. */
+    int batch_size;                   /* stateful: the largest batch (Keras's fixed batch size); a
+                                         smaller (last) batch continues the first rows */
 } loom_rnn_options;
 loom_rnn_options loom_rnn_defaults(void);
 loom_layer *loom_simple_rnn(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
 loom_layer *loom_lstm(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
 loom_layer *loom_gru(loom_graph *g, const char *name, int units, const loom_rnn_options *opt);
+/* ---- stateful recurrent layers (loom_rnn_options.stateful) */
+/* Zeroes a stateful layer's carried states (Keras reset_states); an error for other layers. */
+loom_status loom_layer_reset_states(loom_layer *rnn);
+/* Zeroes the carried states of every stateful layer of the model (Keras Model.reset_states). */
+loom_status loom_model_reset_states(loom_model *m);
 /* Bidirectional: runs a recurrent layer (not yet called) forwards and a copy of it backwards and
  * merges them (concat default). The wrapped layer belongs to the wrapper. */
 typedef enum loom_merge_mode { LOOM_MERGE_CONCAT = 0, LOOM_MERGE_SUM, LOOM_MERGE_MUL, LOOM_MERGE_AVE } loom_merge_mode;

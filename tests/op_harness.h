@@ -53,6 +53,8 @@ typedef struct op_harness {
     size_t n_w;
     float *scratch;
     size_t n_scratch;
+    const float *mask;                    /* input 0's Keras mask, or NULL */
+    const float *in_masks[LOOM_MASKED_INPUTS]; /* inputs 1..'s masks (entry 0 unused: mask) */
     loom_error err; /* build's message */
 } op_harness;
 
@@ -149,6 +151,9 @@ static inline loom_op_ctx oph_ctx(const op_harness *H, float *const *din, float 
     c.rng_seed = H->rng_key; /* the op keys its draws with loom_hash64(seed, counter) */
     c.rng_counter = 0;
     c.dout_is_preact = H->dout_is_preact;
+    c.in_mask = H->mask;
+    c.in_masks[0] = H->mask;
+    for (int i = 1; i < LOOM_MASKED_INPUTS && i < H->n_in; i++) c.in_masks[i] = H->in_masks[i];
     return c;
 }
 

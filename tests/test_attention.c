@@ -2,6 +2,8 @@
  *   - forward values against NumPy (tests/reference/mha_ref.txt, written by mha_ref.py from Keras
  *     3's einsum equations): self- and cross-attention, Tq != Tv, dq != dv, a separate key,
  *     causal (also with Tq > Tv), 1, 2 and 3 heads, with and without bias, query/value masks;
+ *   - value and key masks of their own (Keras 3): central differences, no gradient on unseen
+ *     steps, a right-padded value = the value cut to its length;
  *   - central-difference checks of every input and weight gradient (op_harness.h), and by hand
  *     for self-attention on ONE tensor (the same buffer as query and value, one gradient buffer
  *     passed twice) with a mask;
@@ -51,6 +53,9 @@ static loom_op_ctx call_ctx(const loom_layer *L, mha_call *k, bool with_dw) {
     c.scratch = k->scratch;
     c.training = 1;
     c.in_mask = k->mask;
+    /* as the engine: an input that is the query tensor itself carries its mask */
+    for (int i = 0; i < k->n_in && i < LOOM_MASKED_INPUTS; i++)
+        if (i == 0 || k->in[i] == k->in[0]) c.in_masks[i] = k->mask;
     (void)L;
     return c;
 }
@@ -560,8 +565,78 @@ static void test_fit_and_save(void) {
     loom_model_free(m);
 }
 
+/* Value and key masks (Keras 3): central differences with a query, a value and (3 inputs) a key
+ * mask of their own, padded value/key steps get exactly zero gradient; and a padded value is
+ * the same as the value cut to its valid steps, sample by sample. */
+static void value_mask_case(const char *label, int n_in, int causal) {
+    enum { B = 3, Tq = 4, Tv = 5, D = 3 };
+    const float qmask[B * Tq] = {1, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1};
+    const float vmask[B * Tv] = {1, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1};
+    const float kmask[B * Tv] = {1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0};
+    loom_graph *g = loom_graph_new(6);
+    loom_layer *L = loom_multi_head_attention(g, NULL, 2, 2, 0, 1, causal);
+    loom_shape shapes[3] = {{2, {Tq, D}}, {2, {Tv, D}}, {2, {Tv, D}}};
+    op_harness Hs;
+    loom_status s = L ? oph_init(&Hs, L, n_in, shapes, B, 1, 9) : LOOM_ERR_ARGUMENT;
+    CHECK_STATUS(s, LOOM_OK);
+    if (s == LOOM_OK) {
+        Hs.mask = qmask;
+        Hs.in_masks[1] = vmask;
+        if (n_in == 3) Hs.in_masks[2] = kmask;
+        oph_grad_check(&Hs, label, NULL); /* leaves din as the gradients from zero */
+        int leaked = 0;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < Tv; t++) {
+                bool seen = vmask[b * Tv + t] != 0 && (n_in < 3 || kmask[b * Tv + t] != 0);
+                for (int f = 0; f < D && !seen; f++)
+                    for (int i = 1; i < n_in; i++) leaked += Hs.din[i][(b * Tv + t) * D + f] != 0.0f;
+            }
+        if (leaked) fprintf(stderr, "  %s: %d gradients on unseen value/key steps\n", label, leaked);
+        CHECK(leaked == 0);
+    }
+    if (L) oph_free(&Hs);
+    loom_graph_free(g);
+}
+
+static void test_value_key_masks(void) {
+    value_mask_case("cross, value mask", 2, 0);
+    value_mask_case("cross, value mask, causal", 2, 1);
+    value_mask_case("cross, value and key masks", 3, 0);
+    /* right-padded values = the values cut to their length */
+    enum { Tq = 3, Tv = 6, D = 4 };
+    loom_graph *g = loom_graph_new(7);
+    loom_layer *L = loom_multi_head_attention(g, NULL, 2, 3, 0, 1, 0);
+    loom_shape full[2] = {{2, {Tq, D}}, {2, {Tv, D}}};
+    op_harness Hf;
+    CHECK_STATUS(oph_init(&Hf, L, 2, full, 1, 0, 3), LOOM_OK);
+    int bad = 0;
+    for (int len = 1; len < Tv; len++) {
+        float vmask[Tv];
+        for (int t = 0; t < Tv; t++) vmask[t] = t < len;
+        Hf.in_masks[1] = vmask;
+        oph_forward(&Hf);
+        loom_shape cut[2] = {{2, {Tq, D}}, {2, {len, D}}};
+        op_harness Hc;
+        if (oph_init(&Hc, L, 2, cut, 1, 0, 3) == LOOM_OK) {
+            memcpy(Hc.w, Hf.w, Hf.n_w * sizeof(float));
+            memcpy(Hc.in[0], Hf.in[0], Hf.in_n[0] * sizeof(float));
+            memcpy(Hc.in[1], Hf.in[1], Hc.in_n[1] * sizeof(float));
+            oph_forward(&Hc);
+            for (size_t i = 0; i < Hf.out_n; i++) bad += fabsf(Hf.out[i] - Hc.out[i]) > 1e-6f * (1 + fabsf(Hc.out[i]));
+        } else {
+            bad++;
+        }
+        oph_free(&Hc);
+    }
+    if (bad) fprintf(stderr, "  padded value vs cut value: %d outputs differ\n", bad);
+    CHECK(bad == 0);
+    oph_free(&Hf);
+    loom_graph_free(g);
+}
+
 int main(void) {
     test_against_numpy();
+    test_value_key_masks();
     test_gradients();
     test_aliased_gradients();
     test_model_gradients();

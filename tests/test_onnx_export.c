@@ -575,6 +575,27 @@ static void test_errors(void) {
     CHECK_STATUS(loom_model_export_onnx(m, path), LOOM_OK);
     CHECK(strcmp(loom_model_error(m), "") == 0);
     CHECK_STATUS(loom_model_export_onnx(m, NULL), LOOM_ERR_ARGUMENT);
+    /* a stateful recurrent layer: ONNX keeps nothing between runs */
+    loom_model_free(m);
+    g = loom_graph_new(0);
+    x = loom_input(g, "x", 2, (int[]){4, 3});
+    loom_rnn_options so = loom_rnn_defaults();
+    so.stateful = 1;
+    so.batch_size = 2;
+    y = call(loom_gru(g, "carry", 3, &so), x);
+    m = loom_model_new(g, 1, &x, 1, &y);
+    CHECK(m != NULL);
+    CHECK_STATUS(loom_model_export_onnx(m, path), LOOM_ERR_ARGUMENT);
+    CHECK(message_has(m, "carry") && message_has(m, "stateful"));
+    /* LayerNormalization over several axes */
+    loom_model_free(m);
+    g = loom_graph_new(0);
+    x = loom_input(g, "x", 2, (int[]){4, 3});
+    y = call(loom_layer_normalization_axes(g, "ln2", 2, (const int[]){-2, -1}, 1e-3f, 1, 1), x);
+    m = loom_model_new(g, 1, &x, 1, &y);
+    CHECK(m != NULL);
+    CHECK_STATUS(loom_model_export_onnx(m, path), LOOM_ERR_ARGUMENT);
+    CHECK(message_has(m, "ln2") && message_has(m, "several axes"));
 #else
     CHECK_STATUS(loom_model_export_onnx(m, path), LOOM_ERR_STATE);
     CHECK(message_has(m, "without ONNX"));

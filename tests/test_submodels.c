@@ -485,7 +485,7 @@ static void test_default_optimizer(void) {
 }
 
 /* The recurrent layers split each step over the batch: training gives the same bits at 1 and 3
- * threads (masked steps, every gate kind, return_sequences and not). */
+ * threads (masked steps, every gate kind, return_sequences and not, recurrent_dropout). */
 static void rnn_train(int threads, float **params, size_t *n) {
     enum { T = 6, V = 9, NB = 40 };
     CHECK_STATUS(loom_set_num_threads(threads), LOOM_OK);
@@ -494,6 +494,7 @@ static void rnn_train(int threads, float **params, size_t *n) {
     loom_tensor *e = loom_call(loom_embedding(g, "emb", V, 5, 1), ids);
     loom_rnn_options seq = loom_rnn_defaults(), before = loom_rnn_defaults();
     seq.return_sequences = 1;
+    seq.recurrent_dropout = 0.25f; /* its mask path too */
     before.reset_after = 0;
     loom_tensor *l = loom_call(loom_lstm(g, "lstm", 64, &seq), e);
     loom_tensor *r1 = loom_call(loom_gru(g, "gru", 32, NULL), l);

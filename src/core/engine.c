@@ -9,6 +9,7 @@
 #include "kernels/parallel.h"
 #include "kernels/vector_clones.h"
 #include "layers/layers.h"
+#include "layers/rnn.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -124,6 +125,14 @@ static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *bus
 }
 
 loom_status loom_engine_plan(loom_model *m, int batch) {
+    for (int i = 0; i < m->n_order; i++) { /* stateful layers keep states for batch_size samples */
+        const loom_layer *L = m->order[i].node->layer;
+        int sb = loom_is_rnn_op(L->op) ? loom_rnn_stateful_batch(L) : 0;
+        if (sb && batch > sb)
+            return loom_set_error(&m->err, LOOM_ERR_ARGUMENT,
+                                  "layer %s (%s) is stateful for batches of at most %d samples, got %d", L->name,
+                                  L->op->class_name, sb, batch);
+    }
     if (batch <= m->plan_batch && m->arena) return LOOM_OK;
     /* The kernels count a batch's rows and elements of one tensor in ints: at most 2^31 - 1
      * floats per tensor and batch (checked here, once per plan, not per step). */
@@ -333,6 +342,7 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->sync_sum = m->sync_sum;
     c->sync_user = m->sync_user;
     c->sync_share = m->sync_share;
+    for (int j = 0; j < n->n_in && j < LOOM_MASKED_INPUTS; j++) c->in_masks[j] = m->order[sn->in_pos[j]].mask;
 }
 
 static float regularization(const loom_model *m, float *dw) {

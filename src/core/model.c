@@ -2,6 +2,7 @@
  * weights (read and written by layer and index), which losses reach which layers, its history.
  * Nothing here allocates or depends on the rest of core/. */
 #include "core/model.h"
+#include "layers/rnn.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -173,6 +174,14 @@ int loom_model_trainable(const loom_model *m) {
     for (int i = 0; i < m->n_layers; i++)
         if (m->layers[i]->n_weights && !m->layers[i]->frozen) return 1;
     return 0;
+}
+
+loom_status loom_model_reset_states(loom_model *m) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    for (int i = 0; i < m->n_layers; i++)
+        if (loom_is_rnn_op(m->layers[i]->op) && loom_rnn_stateful_batch(m->layers[i])) loom_layer_reset_states(m->layers[i]);
+    loom_clear_error(&m->err);
+    return LOOM_OK;
 }
 
 loom_status loom_model_call(loom_model *m, int n_inputs, loom_tensor *const *inputs, loom_tensor **outputs) {

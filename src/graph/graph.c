@@ -33,7 +33,7 @@ void loom_graph_free(loom_graph *g) {
 void loom_graph_destroy(loom_graph *g) {
     if (!g) return;
     for (int i = 0; i < g->n_layers; i++) {
-        free(g->layers[i]->user); /* a custom layer's copied definition */
+        free(g->layers[i]->user); /* a custom layer's copied definition, a stateful recurrent layer's states */
         free(g->layers[i]);
     }
     for (int i = 0; i < g->n_nodes; i++) {

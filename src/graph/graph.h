@@ -6,6 +6,7 @@
 #include "base/base.h"
 
 #define LOOM_MAX_WEIGHTS 8
+#define LOOM_MASKED_INPUTS 4 /* inputs whose masks an op sees (loom_op_ctx in_masks) */
 
 /* ---------------------------------------------------------------- ops (one per layer class) */
 
@@ -32,6 +33,9 @@ typedef struct loom_op_ctx {
                                     non-trainable state (BatchNormalization's moving statistics) */
     const float *in_mask;        /* Keras mask of input 0: batch x steps, 1 valid / 0 padded; NULL
                                     when the input carries none (recurrent layers skip padded steps) */
+    /* Keras masks of inputs 0..LOOM_MASKED_INPUTS-1 (in_masks[0] == in_mask; NULL: none), for
+     * ops that read other inputs' masks (MultiHeadAttention: the value's and key's) */
+    const float *in_masks[LOOM_MASKED_INPUTS];
 
     /* ---- Fast paths. Each one is a contract between the engine (core/engine.c, planned in
      * core/compile.c) and the ops that honour it; every other op sees them false / NULL and keeps
@@ -159,7 +163,9 @@ typedef struct loom_layer {
     int iarg[12];
     float farg[4];
     struct loom_layer *inner[2]; /* wrapped layers (Bidirectional: forward, backward copies) */
-    void *user;                  /* custom layers: the user's definition */
+    void *user;                  /* custom layers: the user's definition; stateful recurrent layers:
+                                    the states carried between batches (layers/layer_rnn.c). Freed
+                                    with the graph */
 } loom_layer;
 
 /* Declares a weight during build; returns its index. */

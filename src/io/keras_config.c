@@ -39,6 +39,7 @@ typedef struct state_layer {
 typedef struct ctx {
     int major;
     int none_dim;
+    int batch;       /* the batch size an Input's batch_shape fixes (0: none); stateful layers need it */
     const char *what;
     loom_error *err;
     cJSON *layers; /* the output list */
@@ -213,6 +214,8 @@ static const char *initializer_name(const cJSON *v) {
     return NULL;
 }
 
+static const cJSON *batch_shape_of(const cJSON *cfg);
+
 /* Checks one key's value, rewriting it in `out` (a copy of the config) where loom wants another
  * form. LOOM_OK or an error naming the key. */
 static loom_status check_value(ctx *c, const char *layer, const char *cls, cJSON *out, const cJSON *v, const char *key) {
@@ -263,6 +266,23 @@ static loom_status check_value(ctx *c, const char *layer, const char *cls, cJSON
         return cJSON_IsString(v) && strcmp(v->valuestring, "channels_last") == 0
                    ? LOOM_OK
                    : refuse(c, layer, cls, key, "is not channels_last, the only layout loom has");
+    if (strcmp(key, "stateful") == 0 && cJSON_IsTrue(v) &&
+        (strcmp(cls, "SimpleRNN") == 0 || strcmp(cls, "LSTM") == 0 || strcmp(cls, "GRU") == 0)) {
+        /* Keras fixes a stateful layer's batch in the batch_shape of the Input (or of the layer
+         * itself, Keras 2's batch_input_shape): loom's layer keeps it as loom_stateful_batch */
+        const cJSON *own = batch_shape_of(out);
+        const cJSON *b0 = own ? cJSON_GetArrayItem(own, 0) : NULL;
+        int batch = cJSON_IsNumber(b0) && b0->valuedouble >= 1 && b0->valuedouble <= (1 << 24) &&
+                            b0->valuedouble == floor(b0->valuedouble)
+                        ? (int)b0->valuedouble
+                        : c->batch;
+        if (batch <= 0)
+            return refuse(c, layer, cls, key, "is set but the model's Input has no batch size (batch_shape) to keep "
+                                              "the states for");
+        cJSON_DeleteItemFromObjectCaseSensitive(out, "loom_stateful_batch");
+        cJSON_AddNumberToObject(out, "loom_stateful_batch", batch);
+        return LOOM_OK;
+    }
     struct { const char *key; int want; } flags[] = {{"sparse", 0}, {"ragged", 0}, {"stateful", 0}, {"time_major", 0},
                                                      {"renorm", 0}, {"keepdims", 0}, {"rms_scaling", 0}, {"optional", 0}};
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
@@ -681,7 +701,11 @@ static loom_status check_shape(ctx *c, const char *name, cJSON *shape) {
 
 static loom_status add_input(ctx *c, const char *name, const cJSON *shape, const char *k3) {
     if (!shape) return loom_set_error(c->err, LOOM_ERR_DATA, "%s: input %s has no batch shape", c->what, name);
+    const cJSON *b0 = cJSON_GetArrayItem(shape, 0);
+    if (cJSON_IsNumber(b0) && b0->valuedouble >= 1 && b0->valuedouble <= (1 << 24) && b0->valuedouble == floor(b0->valuedouble))
+        c->batch = (int)b0->valuedouble;
     cJSON *copy = cJSON_Duplicate(shape, true);
+    if (copy && cJSON_GetArraySize(copy) > 0) cJSON_ReplaceItemInArray(copy, 0, cJSON_CreateNull()); /* kept in c->batch */
     loom_status s = check_shape(c, name, copy);
     if (s) {
         cJSON_Delete(copy);

@@ -669,9 +669,18 @@ static void keras3_layer_entries(loom_model *m, cJSON *config) {
     cJSON_ReplaceItemInObjectCaseSensitive(config, "name", cJSON_CreateString("functional"));
     cJSON_AddBoolToObject(config, "trainable", true);
     cJSON *lj;
-    int i = 0;
+    int i = 0, stateful_batch = 0;
+    for (int k = 0; k < m->n_layers; k++)
+        if (loom_is_rnn_op(m->layers[k]->op) && m->layers[k]->iarg[RNN_STATEFUL])
+            stateful_batch = m->layers[k]->iarg[RNN_SBATCH];
     cJSON_ArrayForEach(lj, cJSON_GetObjectItemCaseSensitive(config, "layers")) {
         cJSON_DeleteItemFromObjectCaseSensitive(lj, "loom_weights");
+        /* stateful layers: Keras keeps their batch size in the Inputs' batch_shape */
+        cJSON *lc = cJSON_GetObjectItemCaseSensitive(lj, "config");
+        cJSON_DeleteItemFromObjectCaseSensitive(lc, "loom_stateful_batch");
+        cJSON *bs = cJSON_GetObjectItemCaseSensitive(lc, "batch_shape");
+        if (stateful_batch && cJSON_IsArray(bs) && cJSON_GetArraySize(bs) > 0)
+            cJSON_ReplaceItemInArray(bs, 0, cJSON_CreateNumber(stateful_batch));
         cJSON_AddNullToObject(lj, "registered_name");
         const loom_layer *L = i < m->n_layers ? m->layers[i] : NULL;
         i++;

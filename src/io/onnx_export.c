@@ -337,6 +337,8 @@ static bool emit_batchnorm(onnx_exporter *e, const onnx_call *c) {
 
 static bool emit_layernorm(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
+    if (L->iarg[2] > 1) /* layer_norm.c: iarg[2] axes given */
+        return loom_onnx_fail(e, L, "%s", "LayerNormalization over several axes has no ONNX export yet");
     int64_t D = c->in_shape[0].dims[c->in_shape[0].rank - 1];
     bool scale = L->iarg[N_SCALE], center = L->iarg[N_CENTER];
     const char *in[3] = {c->in[0], NULL, NULL};
@@ -691,6 +693,14 @@ static loom_status build_graph(onnx_exporter *e, const bool *masked, const int *
         if (L->op == &loom_op_dropout) { /* inference: the identity */
             value[p] = value[s->in_pos[0]];
             continue;
+        }
+        bool other_mask = false; /* a value or key with a mask of its own */
+        for (int j = 1; L->op == &loom_op_multi_head_attention && j < n->n_in; j++)
+            other_mask = other_mask || (masked[s->in_pos[j]] && s->in_pos[j] != s->in_pos[0]);
+        if (other_mask) {
+            loom_onnx_fail(e, L, "%s", "a value or key mask of its own (not the query's) has no ONNX export yet");
+            st = m->err.code;
+            break;
         }
         const char *out = NULL;
         for (int k = 0; k < m->n_outputs && !out; k++)

@@ -379,6 +379,8 @@ static void reverse_time(onnx_exporter *e, const onnx_call *c, const char *out, 
 
 bool loom_onnx_recurrent(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
+    if (L->iarg[RNN_STATEFUL]) /* an ONNX graph keeps nothing from one run to the next */
+        return loom_onnx_fail(e, L, "%s", "stateful: ONNX cannot carry the states from one batch to the next");
     if (c->mask || !can_use_onnx_rnn(L)) return emit_unrolled(e, c, 1, &L, &c->w, 0);
     bool seq = L->iarg[RNN_SEQ], state = L->iarg[RNN_STATE], lstm = L->op == &loom_op_lstm;
     const char *xt = loom_onnx_tmp(e, c, "time_major"), *y = loom_onnx_tmp(e, c, "Y"), *yh = loom_onnx_tmp(e, c, "Y_h");

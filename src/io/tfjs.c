@@ -116,6 +116,9 @@ loom_status loom_tfjs_export(loom_model *m, const char *path, loom_error *err) {
         if (L->op == &loom_op_multi_head_attention)
             return loom_set_error(err, LOOM_ERR_STATE, "%s: layer %s (MultiHeadAttention) cannot be written for TensorFlow.js",
                                   path, L->name);
+        if (loom_is_rnn_op(L->op) && L->iarg[RNN_STATEFUL]) /* its batch size has no place in loom's tfjs topology */
+            return loom_set_error(err, LOOM_ERR_STATE, "%s: layer %s is stateful, which loom does not write for TensorFlow.js yet",
+                                  path, L->name);
     }
     cJSON *topo = topology(m, path, err);
     if (!topo) return err->code;

@@ -21,11 +21,10 @@
  * columns are head-major, so every projection is one loom_sgemm over all rows of the batch and
  * head h is the column block [h*Kd, (h+1)*Kd) of the projected rows.
  *
- * Masks. The engine hands over the mask of input 0 only (the query's): padded query steps get
- * all-zero attention (Keras multiplies the softmax by the mask), so their output is the output
- * bias. Key steps are masked only when the value (or key) is the query tensor itself, i.e.
- * self-attention, the one case where loom knows the value's mask. The output keeps the query's
- * mask, as in Keras.
+ * Masks (Keras 3's _compute_attention_mask): padded query steps (the query's mask) get all-zero
+ * attention (Keras multiplies the softmax by the mask), so their output is the output bias; a key
+ * step is seen only where the value's mask and, when the key is a tensor of its own, the key's
+ * mask are both nonzero. The output keeps the query's mask, as in Keras.
  *
  * Scratch per call site (floats; B batch):
  *   Q B*Tq*H*Kd | K B*Tv*H*Kd | V B*Tv*H*Vd | P B*H*Tq*Tv | O B*Tq*H*Vd      (forward, kept)
@@ -192,23 +191,28 @@ static void project_backward(const float *X, int rows, int k, const float *W, co
 /* ---------------------------------------------------------------- attention */
 
 /* Row-wise softmax of scores S (Tq, Tv) in place over the key steps a query step may see:
- * j <= i when causal, kmask[j] != 0 when given; a query step with qmask[i] == 0 or nothing to see
- * gets a zero row (Keras: the masked softmax is multiplied by the mask). */
-static void masked_softmax(float *S, int Tq, int Tv, bool causal, const float *qmask, const float *kmask) {
+ * j <= i when causal, vmask[j] != 0 and kmask[j] != 0 where given; a query step with qmask[i] == 0
+ * or nothing to see gets a zero row (Keras: the masked softmax is multiplied by the mask). */
+static inline bool key_seen(const float *vmask, const float *kmask, int j) {
+    return (!vmask || vmask[j] != 0.0f) && (!kmask || kmask[j] != 0.0f);
+}
+
+static void masked_softmax(float *S, int Tq, int Tv, bool causal, const float *qmask, const float *vmask,
+                           const float *kmask) {
     for (int i = 0; i < Tq; i++) {
         float *s = S + (size_t)i * Tv;
         int end = causal && i + 1 < Tv ? i + 1 : Tv; /* Keras: row >= col, so late rows see all */
         float mx = -INFINITY;
         bool row_ok = !qmask || qmask[i] != 0.0f;
         for (int j = 0; j < end && row_ok; j++)
-            if ((!kmask || kmask[j] != 0.0f) && s[j] > mx) mx = s[j];
+            if (key_seen(vmask, kmask, j) && s[j] > mx) mx = s[j];
         if (mx == -INFINITY) { /* nothing visible */
             for (int j = 0; j < Tv; j++) s[j] = 0.0f;
             continue;
         }
         double sum = 0.0;
         for (int j = 0; j < Tv; j++) {
-            bool seen = j < end && (!kmask || kmask[j] != 0.0f);
+            bool seen = j < end && key_seen(vmask, kmask, j);
             s[j] = seen ? expf(s[j] - mx) : 0.0f;
             sum += s[j];
         }
@@ -217,11 +221,11 @@ static void masked_softmax(float *S, int Tq, int Tv, bool causal, const float *q
     }
 }
 
-/* The key mask applies only when the keys are the query tensor itself (see the top). */
+/* The key's own mask: only when the key is a tensor other than the value (else the value's). */
 static const float *key_mask(const loom_op_ctx *c, const mha_dims *d) {
-    if (!c->in_mask) return NULL;
-    if (c->in[1] == c->in[0] || c->in[d->key_in] == c->in[0]) return c->in_mask;
-    return NULL;
+    return d->key_in != 1 && d->key_in < LOOM_MASKED_INPUTS && c->in_masks[d->key_in] != c->in_masks[1]
+               ? c->in_masks[d->key_in]
+               : NULL;
 }
 
 static void mha_forward(const loom_layer *L, const loom_op_ctx *c) {
@@ -230,7 +234,7 @@ static void mha_forward(const loom_layer *L, const loom_op_ctx *c) {
     mha_scratch s;
     mha_layout(&d, c->scratch, &s);
     const float scale = 1.0f / sqrtf((float)d.Kd);
-    const float *kmask = key_mask(c, &d);
+    const float *vmask = c->in_masks[1], *kmask = key_mask(c, &d);
     bool causal = L->iarg[A_CAUSAL] != 0;
 
     project(c->in[0], d.B * d.Tq, d.dq, w.qk, w.qb, d.HK, s.Q);
@@ -245,7 +249,7 @@ static void mha_forward(const loom_layer *L, const loom_op_ctx *c) {
             float *Oh = s.O + (size_t)b * d.Tq * d.HV + (size_t)h * d.Vd;
             loom_sgemm(false, true, d.Tq, d.Tv, d.Kd, scale, Qh, d.HK, Kh, d.HK, 0.0f, P, d.Tv);
             masked_softmax(P, d.Tq, d.Tv, causal, c->in_mask ? c->in_mask + (size_t)b * d.Tq : NULL,
-                           kmask ? kmask + (size_t)b * d.Tv : NULL);
+                           vmask ? vmask + (size_t)b * d.Tv : NULL, kmask ? kmask + (size_t)b * d.Tv : NULL);
             loom_sgemm(false, false, d.Tq, d.Vd, d.Tv, 1.0f, P, d.Tv, Vh, d.HV, 0.0f, Oh, d.HV);
         }
     project(s.O, d.B * d.Tq, d.HV, w.ok, w.ob, d.dq, c->out);

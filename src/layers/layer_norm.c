@@ -5,6 +5,8 @@
  *   iarg[0]   center (beta)        iarg[1]  scale (gamma)
  *   iarg[2]   synchronized (BatchNormalization; Keras's synchronized=True, TF's SyncBatchNormalization)
  *   farg[0]   momentum (BatchNormalization)   farg[1]  epsilon
+ *   iarg[2]   LayerNormalization: the number k of axes given (0: the last axis), iarg[3..3+k) the
+ *             Keras axes as given (1-based or negative); they must be the k trailing axes
  *
  * Weights in Keras's order: gamma (if scale), beta (if center), then for BatchNormalization the
  * non-trainable moving_mean and moving_variance. All have the size of the normalised axis.
@@ -14,7 +16,10 @@
  * mean and the biased batch variance and moves the moving statistics through c->state exactly as
  * Keras 3 does (moving = moving * momentum + batch * (1 - momentum), with the BIASED variance:
  * keras/src/layers/normalization/batch_normalization.py uses ops.moments). Inference uses the
- * moving statistics. Keras's masked moments are not implemented: the statistics cover every step.
+ * moving statistics. Masks (Keras 3's _moments with a mask): on (steps, channels) inputs with the
+ * channel axis last, training statistics are weighted by the mask, mean = sum(w x) / (sum(w) +
+ * 1e-7) and variance = sum(w (x - mean)^2) / (sum(w) + 1e-7); every step is still normalised.
+ * Other layouts, and a synchronised layer in a distributed fit, ignore the mask.
  *
  * Synchronised (a distributed fit, c->sync_sum set): the batch statistics are the GLOBAL batch's,
  * as one process computes them on the whole batch: the ranks sum the channel sums and counts,
@@ -37,7 +42,9 @@
 #include <math.h>
 #include <string.h>
 
-enum { A_CENTER, A_SCALE, A_SYNC };
+enum { A_CENTER, A_SCALE, A_SYNC };              /* BatchNormalization */
+enum { A_LN_NAXES = 2, A_LN_AXES };              /* LayerNormalization (center, scale, then the axes) */
+enum { LN_MAX_AXES = 8 };
 enum { F_MOMENTUM, F_EPSILON };
 
 /* Weight indices of a layer with these flags: gamma, beta, moving mean, moving variance. */
@@ -157,6 +164,15 @@ static void bn_sync_idle(const loom_layer *L, const loom_op_ctx *c, bool backwar
     }
 }
 
+/* The mask weight of each value (NULL: all 1): only (steps, channels) inputs normalised over the
+ * last axis, where the mask's steps are the values' rows. */
+static const float *bn_weights(const loom_layer *L, const loom_op_ctx *c) {
+    const loom_shape *x = &c->in_shape[0];
+    return c->in_mask && x->rank == 2 && bn_axis(L->axis, 2) == 1 ? c->in_mask : NULL;
+}
+
+static const double KERAS_EPSILON = 1e-7; /* backend.epsilon() in the masked denominators */
+
 static void bn_forward(const loom_layer *L, const loom_op_ctx *c) {
     bn_geom g = bn_geometry(L, &c->in_shape[0], c->batch);
     size_t C = g.channels, N = g.outer * g.inner;
@@ -175,6 +191,12 @@ static void bn_forward(const loom_layer *L, const loom_op_ctx *c) {
     float n_hi = (float)Ng;
     c->scratch[1 + 2 * C] = n_hi;
     c->scratch[2 + 2 * C] = (float)(Ng - (double)n_hi);
+    /* masked statistics in one process or unsynchronised (a synchronised layer uses every step) */
+    const float *wm = c->training && !synced ? bn_weights(L, c) : NULL; /* rows = outer, inner = 1 */
+    double wsum = 0;
+    if (wm)
+        for (size_t o = 0; o < g.outer; o++) wsum += wm[o];
+    const double denom = wm ? wsum + KERAS_EPSILON : (double)N;
     for (size_t ch = 0; ch < C; ch++) {
         double mu, var;
         if (synced) {
@@ -189,14 +211,16 @@ static void bn_forward(const loom_layer *L, const loom_op_ctx *c) {
             double s = 0, s2 = 0;
             for (size_t o = 0; o < g.outer; o++) {
                 const float *p = x + (o * C + ch) * g.inner;
-                for (size_t i = 0; i < g.inner; i++) s += p[i];
+                double w = wm ? wm[o] : 1.0;
+                for (size_t i = 0; i < g.inner; i++) s += w * p[i];
             }
-            mu = s / (double)N;
+            mu = s / denom;
             for (size_t o = 0; o < g.outer; o++) {
                 const float *p = x + (o * C + ch) * g.inner;
-                for (size_t i = 0; i < g.inner; i++) s2 += (p[i] - mu) * (p[i] - mu);
+                double w = wm ? wm[o] : 1.0;
+                for (size_t i = 0; i < g.inner; i++) s2 += w * (p[i] - mu) * (p[i] - mu);
             }
-            var = s2 / (double)N; /* biased, as Keras's ops.moments */
+            var = s2 / denom; /* biased, as Keras's ops.moments */
             if (c->state) {
                 float *mm = c->state + moving, *mv = c->state + moving + C;
                 mm[ch] = mm[ch] * momentum + (float)mu * (1.0f - momentum);
@@ -235,6 +259,9 @@ static void bn_channel_sums(const loom_op_ctx *c, bn_geom g, size_t ch, const fl
 
 /* Training: y = gamma * xhat + beta with xhat = (x - mean) * inv_std over N values, so
  *   dx = gamma * inv_std / N * (N * dy - sum(dy) - xhat * sum(dy * xhat)).
+ * Masked (weights w, D = sum(w) + 1e-7, A = sum(w (x - mean)), which the 1e-7 makes nonzero):
+ *   dx_j = gamma * inv_std * (dy_j - w_j / D * (sum(dy) + sum(dy * xhat) * (xhat_j - inv_std * A / D))),
+ * the sums over every value (a padded step's output still depends on the statistics).
  * Inference: the statistics are constants and dx = gamma * inv_std * dy. */
 static void bn_backward(const loom_layer *L, const loom_op_ctx *c) {
     bn_geom g = bn_geometry(L, &c->in_shape[0], c->batch);
@@ -248,6 +275,10 @@ static void bn_backward(const loom_layer *L, const loom_op_ctx *c) {
     /* synchronised: every channel's sums first, summed over the ranks at the global loss's scale */
     bool synced = batch_stats && bn_synced(L, c);
     double *buf = bn_sums(c, C), Ng = (double)N, share = c->sync_share;
+    const float *wm = batch_stats && !synced ? bn_weights(L, c) : NULL;
+    double wsum = 0;
+    if (wm)
+        for (size_t o = 0; o < g.outer; o++) wsum += wm[o];
     for (size_t ch = 0; ch < C && synced; ch++) {
         double sum_dy = 0, sum_dy_xhat = 0;
         bn_channel_sums(c, g, ch, mean, inv_std, &sum_dy, &sum_dy_xhat);
@@ -269,13 +300,21 @@ static void bn_backward(const loom_layer *L, const loom_op_ctx *c) {
         if (!dx) continue;
         float k = (gamma ? gamma[ch] : 1.0f) * inv_std[ch];
         if (synced) sum_dy = buf[ch], sum_dy_xhat = buf[C + ch];
-        double mean_dy = batch_stats ? sum_dy / Ng : 0.0;
-        double mean_dy_xhat = batch_stats ? sum_dy_xhat / Ng : 0.0;
+        const double denom = synced ? Ng : wm ? wsum + KERAS_EPSILON : (double)N;
+        double mean_dy = batch_stats ? sum_dy / denom : 0.0;
+        double mean_dy_xhat = batch_stats ? sum_dy_xhat / denom : 0.0;
+        double shift = 0; /* inv_std * A / D */
+        if (wm) {
+            double a = 0;
+            for (size_t o = 0; o < g.outer; o++) a += wm[o] * ((double)x[o * C + ch] - mean[ch]);
+            shift = inv_std[ch] * a / denom;
+        }
         for (size_t o = 0; o < g.outer; o++) {
             size_t off = (o * C + ch) * g.inner;
+            double w = wm ? wm[o] : 1.0;
             for (size_t i = 0; i < g.inner; i++) {
                 double xhat = (x[off + i] - mean[ch]) * inv_std[ch];
-                dx[off + i] += (float)(k * (dy[off + i] - mean_dy - xhat * mean_dy_xhat));
+                dx[off + i] += (float)(k * (dy[off + i] - w * (mean_dy + (xhat - shift) * mean_dy_xhat)));
             }
         }
     }
@@ -374,34 +413,55 @@ loom_layer *loom_batch_normalization(loom_graph *g, const char *name, const loom
 
 /* ---------------------------------------------------------------- LayerNormalization */
 
+/* The number of trailing axes normalised together (Keras axis: an int or a list of them). */
+static int ln_k(const loom_layer *L) { return L->iarg[A_LN_NAXES] > 0 ? L->iarg[A_LN_NAXES] : 1; }
+
+/* Values normalised together: the product of the k trailing dims. */
+static size_t ln_D(const loom_layer *L, const loom_shape *x) {
+    size_t D = 1;
+    for (int i = x->rank - ln_k(L); i < x->rank; i++) D *= (size_t)x->dims[i];
+    return D;
+}
+
 static loom_status ln_build(loom_layer *L, int n_in, const loom_shape *in, loom_shape *out, loom_error *err) {
     (void)n_in;
-    /* a positive Keras axis (as TensorFlow.js writes it: [2] on (batch, steps, features)) must
-     * name the last one */
-    if (L->axis > 0 && L->axis != in[0].rank) {
+    const int rank = in[0].rank, k = ln_k(L);
+    /* Keras's axes (batch = 0) must name each of the k trailing per-sample axes once */
+    bool seen[LOOM_MAX_RANK] = {false}, ok = k <= rank;
+    for (int i = 0; ok && i < L->iarg[A_LN_NAXES]; i++) {
+        int a = L->iarg[A_LN_AXES + i], p = a < 0 ? rank + a : a - 1;
+        ok = a != 0 && p >= rank - k && p < rank && !seen[p];
+        if (ok) seen[p] = true;
+    }
+    if (!ok) {
         char s[64];
         return loom_set_error(err, LOOM_ERR_SHAPE,
-                              "%s (LayerNormalization): only the last axis is supported, axis %d of input %s is not", L->name,
-                              L->axis, loom_shape_str(&in[0], s, sizeof s));
+                              "%s (LayerNormalization): the axes must be the %d trailing axes of input %s (each once)",
+                              L->name, k, loom_shape_str(&in[0], s, sizeof s));
     }
     *out = in[0];
-    if (!L->built) declare_affine(L, in[0].dims[in[0].rank - 1]);
+    if (!L->built) { /* gamma and beta have the normalised axes' shape (Keras's param_shape) */
+        loom_shape s = {k, {0}};
+        for (int i = 0; i < k; i++) s.dims[i] = in[0].dims[rank - k + i];
+        loom_regularizer none = {0, 0};
+        if (L->iarg[A_SCALE]) loom_layer_add_weight(L, "gamma", &s, LOOM_INIT_ONES, none);
+        if (L->iarg[A_CENTER]) loom_layer_add_weight(L, "beta", &s, LOOM_INIT_ZEROS, none);
+    }
     return LOOM_OK;
 }
 
-static size_t ln_rows(const loom_shape *x, int batch) {
-    return (size_t)batch * loom_shape_size(x) / (size_t)x->dims[x->rank - 1];
+static size_t ln_rows_of(const loom_layer *L, const loom_shape *x, int batch) {
+    return (size_t)batch * loom_shape_size(x) / ln_D(L, x);
 }
 
 static size_t ln_scratch(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch) {
-    (void)L;
     (void)n_in;
     (void)out;
-    return 2 * ln_rows(&in[0], batch);
+    return 2 * ln_rows_of(L, &in[0], batch);
 }
 
 static void ln_forward(const loom_layer *L, const loom_op_ctx *c) {
-    size_t D = (size_t)c->in_shape[0].dims[c->in_shape[0].rank - 1], rows = ln_rows(&c->in_shape[0], c->batch);
+    size_t D = ln_D(L, &c->in_shape[0]), rows = ln_rows_of(L, &c->in_shape[0], c->batch);
     int gi = idx_gamma(L), bi = idx_beta(L);
     const float *gamma = gi >= 0 ? c->w + (size_t)gi * D : NULL;
     const float *beta = bi >= 0 ? c->w + (size_t)bi * D : NULL;
@@ -424,7 +484,7 @@ static void ln_forward(const loom_layer *L, const loom_op_ctx *c) {
 
 /* Per row: g = dy * gamma; dx = inv_std * (g - mean(g) - xhat * mean(g * xhat)). */
 static void ln_backward(const loom_layer *L, const loom_op_ctx *c) {
-    size_t D = (size_t)c->in_shape[0].dims[c->in_shape[0].rank - 1], rows = ln_rows(&c->in_shape[0], c->batch);
+    size_t D = ln_D(L, &c->in_shape[0]), rows = ln_rows_of(L, &c->in_shape[0], c->batch);
     int gi = idx_gamma(L), bi = idx_beta(L);
     const float *gamma = gi >= 0 ? c->w + (size_t)gi * D : NULL;
     const float *mean = c->scratch, *inv_std = c->scratch + rows;
@@ -452,26 +512,41 @@ static void ln_backward(const loom_layer *L, const loom_op_ctx *c) {
 
 static bool ln_save(const loom_layer *L, void *obj) {
     cJSON *c = obj;
-    return cJSON_AddNumberToObject(c, "axis", -1) && cJSON_AddNumberToObject(c, "epsilon", L->farg[F_EPSILON]) &&
+    bool axis_ok;
+    if (L->iarg[A_LN_NAXES] > 1) {
+        cJSON *axes = cJSON_AddArrayToObject(c, "axis");
+        for (int i = 0; axes && i < L->iarg[A_LN_NAXES]; i++)
+            cJSON_AddItemToArray(axes, cJSON_CreateNumber(L->iarg[A_LN_AXES + i]));
+        axis_ok = axes && cJSON_GetArraySize(axes) == L->iarg[A_LN_NAXES];
+    } else {
+        axis_ok = cJSON_AddNumberToObject(c, "axis", L->iarg[A_LN_NAXES] ? L->iarg[A_LN_AXES] : -1) != NULL;
+    }
+    return axis_ok && cJSON_AddNumberToObject(c, "epsilon", L->farg[F_EPSILON]) &&
            cJSON_AddBoolToObject(c, "center", L->iarg[A_CENTER] != 0) &&
-           cJSON_AddBoolToObject(c, "scale", L->iarg[A_SCALE] != 0) &&
-           (!L->iarg[A_SYNC] || cJSON_AddBoolToObject(c, "synchronized", 1)); /* Keras 3's key */
+           cJSON_AddBoolToObject(c, "scale", L->iarg[A_SCALE] != 0);
 }
 
 static loom_layer *ln_load(loom_graph *g, const char *name, const void *config) {
     const cJSON *c = config;
-    int axis = cfg_axis(c);
-    if (axis != -1 && axis <= 0) {
-        if (!g->err.code)
-            loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
-                           "%s (LayerNormalization): only the last axis is supported (-1, or its positive index), the file has axis %d",
-                           name, axis);
-        return NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, "axis");
+    int axes[LN_MAX_AXES], n = 0;
+    if (cJSON_IsArray(v)) {
+        const cJSON *a;
+        cJSON_ArrayForEach(a, v) {
+            if (n >= LN_MAX_AXES || !cJSON_IsNumber(a) || fabs(a->valuedouble) > 64 || a->valuedouble != (int)a->valuedouble) {
+                if (!g->err.code)
+                    loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                                   "%s (LayerNormalization): axis must be a list of at most %d whole numbers", name,
+                                   LN_MAX_AXES);
+                return NULL;
+            }
+            axes[n++] = (int)a->valuedouble;
+        }
+    } else {
+        axes[n++] = cfg_axis(c);
     }
-    loom_layer *L = loom_layer_normalization(g, name, cfg_num(c, "epsilon", 1e-3f), cfg_flag(c, "center", 1),
-                                             cfg_flag(c, "scale", 1));
-    if (L && axis > 0) L->axis = axis; /* checked against the input's rank at build */
-    return L;
+    return loom_layer_normalization_axes(g, name, n, axes, cfg_num(c, "epsilon", 1e-3f), cfg_flag(c, "center", 1),
+                                         cfg_flag(c, "scale", 1));
 }
 
 const loom_op loom_op_layer_normalization = {
@@ -489,7 +564,25 @@ const loom_op loom_op_layer_normalization = {
 };
 
 loom_layer *loom_layer_normalization(loom_graph *g, const char *name, float epsilon, int center, int scale) {
+    const int last = -1;
+    return loom_layer_normalization_axes(g, name, 1, &last, epsilon, center, scale);
+}
+
+loom_layer *loom_layer_normalization_axes(loom_graph *g, const char *name, int n_axes, const int *axes, float epsilon,
+                                          int center, int scale) {
     if (!g || g->err.code) return NULL;
+    if (n_axes < 1 || n_axes > LN_MAX_AXES || !axes) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (LayerNormalization): 1 to %d axes, got %d",
+                       name ? name : "layer_normalization", LN_MAX_AXES, n_axes);
+        return NULL;
+    }
+    for (int i = 0; i < n_axes; i++)
+        if (axes[i] == 0 || axes[i] > LOOM_MAX_RANK || axes[i] < -LOOM_MAX_RANK) {
+            loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                           "%s (LayerNormalization): axis %d is not a non-batch axis (use -1..-%d or 1..%d)",
+                           name ? name : "layer_normalization", axes[i], LOOM_MAX_RANK, LOOM_MAX_RANK);
+            return NULL;
+        }
     if (epsilon == 0.0f) epsilon = 1e-3f;
     if (!(epsilon > 0.0f && isfinite(epsilon))) {
         loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (LayerNormalization): epsilon must be > 0, got %g",
@@ -501,5 +594,7 @@ loom_layer *loom_layer_normalization(loom_graph *g, const char *name, float epsi
     L->iarg[A_CENTER] = center != 0;
     L->iarg[A_SCALE] = scale != 0;
     L->farg[F_EPSILON] = epsilon;
+    L->iarg[A_LN_NAXES] = n_axes;
+    for (int i = 0; i < n_axes; i++) L->iarg[A_LN_AXES + i] = axes[i];
     return L;
 }

@@ -30,6 +30,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { KIND_SIMPLE = 0, KIND_LSTM, KIND_GRU };
@@ -129,19 +130,26 @@ typedef struct rnn_buf {
     float *dzh; /* [s][b] rows of G*U: dL/d(recurrent product) */
     float *da;  /* [b] rows of G*U: dL/d(gate activations) of one step */
     float *dh, *dc, *dhp, *t1, *t2; /* [b] rows of U */
+    float *rm;  /* recurrent_dropout: [b] rows of U, the mask (0 or 1/(1-rate)) of this batch */
+    float *hm;  /* recurrent_dropout: [s][b] rows of U, h_prev * mask (what the recurrent products
+                   read); NULL when not training, the products then read h */
 } rnn_buf;
+
+/* recurrent_dropout's rate (farg slot 0) */
+static float rdrop_rate(const loom_layer *L) { return L->farg[0]; }
 
 static size_t rnn_layout(const loom_layer *L, int B, int T, float *base, rnn_buf *p) {
     size_t U = (size_t)L->units, GU = (size_t)rnn_gates(L) * U, n = (size_t)T * B * GU;
     size_t bu = (size_t)B * U, hs = ((size_t)T + 1) * bu;
     int kind = rnn_kind(L);
-    size_t sizes[15] = {n, n, n, hs, kind == KIND_LSTM ? hs : 0, kind == KIND_LSTM ? (size_t)T * bu : 0,
+    const bool rd = rdrop_rate(L) > 0.0f;
+    size_t sizes[17] = {n, n, n, hs, kind == KIND_LSTM ? hs : 0, kind == KIND_LSTM ? (size_t)T * bu : 0,
                         kind == KIND_GRU ? (size_t)T * bu : 0, (size_t)B * GU, n, (size_t)B * GU,
-                        bu, bu, bu, bu, bu};
-    float **slot[15] = {&p->xp, &p->z, &p->a, &p->h, &p->c, &p->ac, &p->rh, &p->rp, &p->dzh, &p->da,
-                        &p->dh, &p->dc, &p->dhp, &p->t1, &p->t2};
+                        bu, bu, bu, bu, bu, rd ? bu : 0, rd ? (size_t)T * bu : 0};
+    float **slot[17] = {&p->xp, &p->z, &p->a, &p->h, &p->c, &p->ac, &p->rh, &p->rp, &p->dzh, &p->da,
+                        &p->dh, &p->dc, &p->dhp, &p->t1, &p->t2, &p->rm, &p->hm};
     size_t total = 0;
-    for (int i = 0; i < 15; i++) {
+    for (int i = 0; i < 17; i++) {
         if (p) *slot[i] = sizes[i] && base ? base + total : NULL;
         total += sizes[i];
     }
@@ -176,6 +184,7 @@ typedef struct rnn_step {
     bool seq, zero_out, reset_after;
     loom_activation act, ract;
     const float *hp;        /* h of the step before, [b] rows */
+    const float *hr;        /* what the recurrent products read: hp, or hp * mask (recurrent_dropout) */
     float *hn, *zs, *as;    /* this step's h, gate pre-activations and activations */
     float *dzhs;            /* backward: this step's recurrent gradients */
 } rnn_step;
@@ -209,7 +218,6 @@ static void fwd_gates(size_t b0, size_t b1, void *ctx) {
     for (size_t b = b0; b < b1; b++) {
         const float *x = p->xp + ((size_t)b * T + t) * GU, *rp = p->rp + b * GU;
         float *z = j->zs + b * GU, *a = j->as + b * GU;
-        const float *hpb = j->hp + b * U;
         float *hnb = j->hn + b * U;
         if (j->kind == KIND_SIMPLE) {
             for (int i = 0; i < U; i++) z[i] = x[i] + rp[i];
@@ -230,7 +238,8 @@ static void fwd_gates(size_t b0, size_t b1, void *ctx) {
             for (int i = 0; i < 2 * U; i++) z[i] = x[i] + rp[i];
             gate_act(j->ract, z, a, 2 * U); /* z, r */
             float *rh = p->rh + (size_t)s * B * U + b * U;
-            for (int i = 0; i < U; i++) rh[i] = j->reset_after ? rp[2 * U + i] : a[U + i] * hpb[i];
+            const float *hrb = j->hr + b * U;
+            for (int i = 0; i < U; i++) rh[i] = j->reset_after ? rp[2 * U + i] : a[U + i] * hrb[i];
         }
     }
 }
@@ -272,11 +281,28 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
         for (size_t r = 0; r < rows; r++) memcpy(p->xp + r * GU, bias, (size_t)GU * sizeof(float));
     loom_sgemm(false, false, (int)rows, GU, F, 1.0f, c->in[0], F, K, GU, bias ? 1.0f : 0.0f, p->xp, GU);
 
-    /* the states start at 0 or at the initial states given */
-    if (c->n_in > 1) memcpy(p->h, c->in[1], (size_t)B * U * sizeof(float));
-    else memset(p->h, 0, (size_t)B * U * sizeof(float));
-    if (p->c && c->n_in > 2) memcpy(p->c, c->in[2], (size_t)B * U * sizeof(float));
-    else if (p->c) memset(p->c, 0, (size_t)B * U * sizeof(float));
+    /* recurrent_dropout (Keras 3): one mask per sample and unit for the whole sequence, on h_prev
+     * where it enters the recurrent products (the carried state itself is not dropped) */
+    const bool rdrop = c->training && p->rm;
+    if (rdrop) {
+        const float rate = rdrop_rate(L), scale = 1.0f / (1.0f - rate);
+        uint64_t key = loom_hash64(c->rng_seed, c->rng_counter ^ 0x5EC0ULL);
+        for (size_t i = 0; i < (size_t)B * U; i++) p->rm[i] = loom_uniform01(key, i) >= rate ? scale : 0.0f;
+    }
+    /* h_0 (and c_0): initial_state, or a stateful layer's carried states (the first B of its
+     * batch-size rows: sample b continues sample b of the batch before), or zeros */
+    float *carry = L->iarg[RNN_STATEFUL] ? L->user : NULL;
+    const size_t bu = (size_t)B * U, carry_c = (size_t)L->iarg[RNN_SBATCH] * U;
+    const float *h0 = c->n_in > 1 ? c->in[1] : carry;
+    const float *c0 = c->n_in > 2 ? c->in[2] : carry ? carry + carry_c : NULL;
+    if (h0)
+        memcpy(p->h, h0, bu * sizeof(float));
+    else
+        memset(p->h, 0, bu * sizeof(float));
+    if (p->c && c0)
+        memcpy(p->c, c0, bu * sizeof(float));
+    else if (p->c)
+        memset(p->c, 0, bu * sizeof(float));
     for (int s = 0; s < T; s++) {
         const int t = back ? T - 1 - s : s;
         j.s = s;
@@ -285,9 +311,15 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
         j.hn = p->h + (size_t)(s + 1) * B * U;
         j.zs = p->z + (size_t)s * B * GU;
         j.as = p->a + (size_t)s * B * GU;
+        j.hr = j.hp;
+        if (rdrop) {
+            float *hm = p->hm + (size_t)s * B * U;
+            for (size_t i = 0; i < (size_t)B * U; i++) hm[i] = j.hp[i] * p->rm[i];
+            j.hr = hm;
+        }
         /* recurrent product h_prev.U (the candidate's columns come later for reset_before GRU) */
         int rcols = kind == KIND_GRU && !reset_after ? 2 * U : GU;
-        loom_sgemm(false, false, B, rcols, U, 1.0f, j.hp, U, R, GU, 0.0f, p->rp, GU);
+        loom_sgemm(false, false, B, rcols, U, 1.0f, j.hr, U, R, GU, 0.0f, p->rp, GU);
         if (rbias)
             for (int b = 0; b < B; b++)
                 for (int i = 0; i < GU; i++) p->rp[(size_t)b * GU + i] += rbias[i];
@@ -329,6 +361,21 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
             memcpy(o, hT + (size_t)b * U, u);
             if (cT) memcpy(o + U, cT + (size_t)b * U, u);
         }
+    /* stateful: kept for the next batch (no gradient flows back into it, as in Keras) */
+    if (carry) {
+        memcpy(carry, p->h + (size_t)T * bu, bu * sizeof(float));
+        if (p->c) memcpy(carry + carry_c, p->c + (size_t)T * bu, bu * sizeof(float));
+    }
+}
+
+loom_status loom_layer_reset_states(loom_layer *L) {
+    if (!L) return LOOM_ERR_ARGUMENT;
+    if (!loom_is_rnn_op(L->op) || !L->iarg[RNN_STATEFUL])
+        return loom_set_error(&L->graph->err, LOOM_ERR_ARGUMENT, "%s (%s): reset_states needs a stateful recurrent layer",
+                              L->name, L->op->class_name);
+    memset(L->user, 0, (size_t)rnn_states(L) * (size_t)L->iarg[RNN_SBATCH] * (size_t)L->units * sizeof(float));
+    loom_clear_error(&L->graph->err);
+    return LOOM_OK;
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -395,7 +442,7 @@ static void bwd_gru_gates(size_t b0, size_t b1, void *ctx) {
     for (size_t b = b0; b < b1; b++) {
         if (!step_valid(j->c->in_mask, (int)b, T, t)) continue;
         const float *z = j->zs + b * GU, *a = j->as + b * GU;
-        const float *rh = rhs + b * U, *hpb = j->hp + b * U;
+        const float *rh = rhs + b * U;
         float *da = p->da + b * GU, *dzr = dzx + ((size_t)b * T + t) * GU;
         float *dzh = j->dzhs + b * GU;
         for (int i = 0; i < U; i++) {
@@ -403,7 +450,7 @@ static void bwd_gru_gates(size_t b0, size_t b1, void *ctx) {
                 da[U + i] = dzr[2 * U + i] * rh[i];
                 dzh[2 * U + i] = dzr[2 * U + i] * a[U + i];
             } else {
-                da[U + i] = drh[b * U + i] * hpb[i];
+                da[U + i] = drh[b * U + i] * j->hr[b * U + i];
             }
         }
         loom_act_backward(j->ract, z, a, da, dzr, 1, U);
@@ -426,6 +473,7 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
     rnn_layout(L, B, T, c->scratch, p);
     float *dzx = p->xp; /* the input projection is not needed any more */
     const size_t bu = (size_t)B * U;
+    const bool rdrop = c->training && p->rm; /* the forward's mask is still in the scratch */
 
     memset(dzx, 0, (size_t)B * T * GU * sizeof(float));
     memset(p->dzh, 0, (size_t)B * T * GU * sizeof(float));
@@ -452,6 +500,7 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
         j.zs = p->z + (size_t)s * B * GU;
         j.as = p->a + (size_t)s * B * GU;
         j.dzhs = p->dzh + (size_t)s * B * GU;
+        j.hr = rdrop ? p->hm + (size_t)s * bu : j.hp;
         rnn_split(&j, bwd_gates);
 
         if (kind == KIND_GRU) {
@@ -473,10 +522,16 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
             if (!step_valid(c->in_mask, b, T, t)) continue;
             float *dh = p->dh + (size_t)b * U;
             const float *dhp = p->dhp + (size_t)b * U, *a = j.as + (size_t)b * GU;
+            /* the recurrent products read h_prev * mask: their gradients pass the mask back */
+            const float *rm = rdrop ? p->rm + (size_t)b * U : NULL;
             if (kind == KIND_GRU) {
                 const float *drh = p->t1 + (size_t)b * U;
-                for (int i = 0; i < U; i++)
-                    dh[i] = dhp[i] + dh[i] * a[i] + (reset_after ? 0.0f : drh[i] * a[U + i]);
+                for (int i = 0; i < U; i++) {
+                    float through = dhp[i] + (reset_after ? 0.0f : drh[i] * a[U + i]);
+                    dh[i] = (rm ? through * rm[i] : through) + dh[i] * a[i];
+                }
+            } else if (rm) {
+                for (int i = 0; i < U; i++) dh[i] = dhp[i] * rm[i];
             } else {
                 memcpy(dh, dhp, (size_t)U * sizeof(float));
             }
@@ -486,7 +541,7 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
         size_t rows = (size_t)B * T;
         loom_sgemm(true, false, F, GU, (int)rows, 1.0f, c->in[0], F, dzx, GU, 1.0f, c->dw, GU);
         /* h_prev of every step, [s][b] rows, against the recurrent gradients */
-        loom_sgemm(true, false, U, GU, (int)rows, 1.0f, p->h, U, p->dzh, GU, 1.0f, dKr, GU);
+        loom_sgemm(true, false, U, GU, (int)rows, 1.0f, rdrop ? p->hm : p->h, U, p->dzh, GU, 1.0f, dKr, GU);
         if (has_bias) {
             float *db = dKr + (size_t)U * GU;
             for (size_t r = 0; r < rows; r++)
@@ -525,7 +580,9 @@ static bool rnn_save_config(const loom_layer *L, void *obj) {
     cJSON_AddBoolToObject(c, "return_sequences", L->iarg[RNN_SEQ] != 0);
     cJSON_AddBoolToObject(c, "return_state", L->iarg[RNN_STATE] != 0);
     cJSON_AddBoolToObject(c, "go_backwards", L->iarg[RNN_BACK] != 0);
-    cJSON_AddBoolToObject(c, "stateful", false);
+    cJSON_AddBoolToObject(c, "stateful", L->iarg[RNN_STATEFUL] != 0);
+    /* Keras keeps the batch size in the Input's batch_shape; loom's Inputs have none */
+    if (L->iarg[RNN_STATEFUL]) cJSON_AddNumberToObject(c, "loom_stateful_batch", L->iarg[RNN_SBATCH]);
     cJSON_AddBoolToObject(c, "unroll", false);
     cJSON_AddBoolToObject(c, "zero_output_for_mask", L->iarg[RNN_ZERO] != 0);
     cJSON_AddNumberToObject(c, "units", L->units);
@@ -542,7 +599,7 @@ static bool rnn_save_config(const loom_layer *L, void *obj) {
                            "bias_constraint", "seed"};
     for (size_t i = 0; i < sizeof nulls / sizeof *nulls; i++) cJSON_AddNullToObject(c, nulls[i]);
     cJSON_AddNumberToObject(c, "dropout", 0.0);
-    cJSON_AddNumberToObject(c, "recurrent_dropout", 0.0);
+    cJSON_AddNumberToObject(c, "recurrent_dropout", rdrop_rate(L));
     if (kind == KIND_GRU) cJSON_AddBoolToObject(c, "reset_after", L->iarg[RNN_RESET] != 0);
     /* a cJSON allocation failure leaves a field out: check the last one */
     return cJSON_GetObjectItemCaseSensitive(c, kind == KIND_GRU ? "reset_after" : "recurrent_dropout") != NULL;
@@ -565,10 +622,26 @@ static loom_layer *rnn_load(loom_graph *g, const char *name, const cJSON *c, int
     const char *shown = name ? name : cls;
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(c, "dropout");
     const cJSON *rd = cJSON_GetObjectItemCaseSensitive(c, "recurrent_dropout");
-    if (json_flag(c, "stateful", 0) || (cJSON_IsNumber(d) && d->valuedouble != 0.0) ||
-        (cJSON_IsNumber(rd) && rd->valuedouble != 0.0)) {
-        loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
-                       "%s (%s): stateful, dropout and recurrent_dropout are not supported", shown, cls);
+    if (cJSON_IsNumber(d) && d->valuedouble != 0.0) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (%s): dropout (on the inputs) is not supported", shown, cls);
+        return NULL;
+    }
+    long sbatch = 0;
+    if (json_flag(c, "stateful", 0)) {
+        const cJSON *sb = cJSON_GetObjectItemCaseSensitive(c, "loom_stateful_batch");
+        sbatch = cJSON_IsNumber(sb) && sb->valuedouble >= 1 && sb->valuedouble <= (1 << 24) &&
+                         sb->valuedouble == floor(sb->valuedouble)
+                     ? (long)sb->valuedouble
+                     : -1;
+        if (sbatch < 0) {
+            loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                           "%s (%s): stateful needs its batch size (loom_stateful_batch, a whole number in 1..%d)",
+                           shown, cls, 1 << 24);
+            return NULL;
+        }
+    }
+    if (rd && !cJSON_IsNull(rd) && !(cJSON_IsNumber(rd) && rd->valuedouble >= 0.0 && rd->valuedouble < 1.0)) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (%s): recurrent_dropout must be a number in [0, 1)", shown, cls);
         return NULL;
     }
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(c, "units");
@@ -584,6 +657,9 @@ static loom_layer *rnn_load(loom_graph *g, const char *name, const cJSON *c, int
     o.recurrent_activation = (loom_activation)json_act(c, "recurrent_activation", LOOM_SIGMOID);
     o.unit_forget_bias = json_flag(c, "unit_forget_bias", 1);
     o.reset_after = json_flag(c, "reset_after", 1);
+    o.recurrent_dropout = cJSON_IsNumber(rd) ? (float)rd->valuedouble : 0.0f;
+    o.stateful = sbatch > 0;
+    o.batch_size = (int)sbatch;
     loom_layer *L = kind == KIND_LSTM  ? loom_lstm(g, name, units, &o)
                     : kind == KIND_GRU ? loom_gru(g, name, units, &o)
                                        : loom_simple_rnn(g, name, units, &o);
@@ -647,9 +723,37 @@ static loom_layer *rnn_new(loom_graph *g, const loom_op *op, const char *name, i
                        op->class_name, (int)o.recurrent_activation);
         return NULL;
     }
+    if (!(o.recurrent_dropout >= 0.0f && o.recurrent_dropout < 1.0f)) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT, "%s (%s): recurrent_dropout must be in [0, 1), got %g", shown,
+                       op->class_name, (double)o.recurrent_dropout);
+        return NULL;
+    }
+    if (o.stateful && (o.batch_size < 1 || o.batch_size > (1 << 24) ||
+                       (size_t)o.batch_size * (size_t)units > ((size_t)1 << 30))) {
+        loom_set_error(&g->err, LOOM_ERR_ARGUMENT,
+                       "%s (%s): stateful needs batch_size in 1..%d (with batch_size * units <= 2^30), got %d", shown,
+                       op->class_name, 1 << 24, o.batch_size);
+        return NULL;
+    }
+    float *carry = NULL;
+    if (o.stateful) {
+        size_t n = (op == &loom_op_lstm ? 2 : 1) * (size_t)o.batch_size * (size_t)units;
+        if (!(carry = calloc(n, sizeof *carry))) {
+            loom_set_error(&g->err, LOOM_ERR_MEMORY, "%s (%s): out of memory for the stateful states", shown,
+                           op->class_name);
+            return NULL;
+        }
+    }
     loom_layer *L = loom_graph_new_layer(g, op, name);
-    if (!L) return NULL;
+    if (!L) {
+        free(carry);
+        return NULL;
+    }
     L->units = units;
+    L->farg[0] = o.recurrent_dropout;
+    L->user = carry;
+    L->iarg[RNN_STATEFUL] = carry != NULL;
+    L->iarg[RNN_SBATCH] = carry ? o.batch_size : 0;
     L->activation = o.activation;
     L->iarg[RNN_SEQ] = o.return_sequences != 0;
     L->iarg[RNN_BACK] = o.go_backwards != 0;

@@ -133,6 +133,7 @@ static void bi_inner_ctx(const loom_layer *L, const loom_op_ctx *c, const bi_buf
     ic->dout = which ? p->dyb : p->dyf;
     ic->scratch = which ? p->sb : p->sf;
     ic->dout_is_preact = false;
+    ic->rng_counter = c->rng_counter ^ ((uint64_t)which << 40); /* own recurrent_dropout masks */
 }
 
 static void bi_forward(const loom_layer *L, const loom_op_ctx *c) {
@@ -307,6 +308,8 @@ static loom_layer *bi_make(loom_graph *g, const char *name, loom_layer *rnn, loo
         why = "the wrapped layer has already been called";
     else if (rnn->iarg[RNN_OWNED] || is_wrapped(g, rnn))
         why = "the wrapped layer already belongs to a wrapper";
+    else if (rnn->iarg[RNN_STATEFUL])
+        why = "a stateful layer cannot be wrapped (yet)";
     else if (rnn->iarg[RNN_BACK])
         why = "the wrapped layer has go_backwards set; the forward and backward layers need different go_backwards";
     else if ((int)mode < 0 || mode > LOOM_MERGE_AVE)
@@ -330,6 +333,7 @@ static loom_layer *bi_make(loom_graph *g, const char *name, loom_layer *rnn, loo
     bw->units = rnn->units;
     bw->activation = rnn->activation;
     memcpy(bw->iarg, rnn->iarg, sizeof bw->iarg);
+    memcpy(bw->farg, rnn->farg, sizeof bw->farg); /* recurrent_dropout */
     bw->iarg[RNN_BACK] = 1;
     rnn->iarg[RNN_ZERO] = bw->iarg[RNN_ZERO] = rnn->iarg[RNN_SEQ];
     rnn->iarg[RNN_OWNED] = bw->iarg[RNN_OWNED] = 1;

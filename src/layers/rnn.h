@@ -26,10 +26,16 @@ enum {
     RNN_ZERO = 6,   /* zero_output_for_mask: masked steps output 0 (Bidirectional forces it with
                        return_sequences, as Keras does) */
     RNN_OWNED = 7,  /* 1 once a wrapper owns the layer: it may no longer be called by itself */
-    RNN_STATE = 8   /* return_state: the output holds the final states after the output rows, one
+    RNN_STATE = 8,  /* return_state: the output holds the final states after the output rows, one
                        row each: (steps + S, units) with return_sequences, else (1 + S, units);
                        S = 2 (h, c) for LSTM, 1 (h) otherwise. RecurrentOutput layers take them apart */
+    RNN_STATEFUL = 9, /* stateful: the final states of a batch start the next (L->user holds them) */
+    RNN_SBATCH = 10 /* stateful: the batch size the carried states are sized for */
 };
+/* recurrent_dropout's rate is farg[0]. */
+
+/* Stateful layers: the largest batch they take (0: not stateful). */
+static inline int loom_rnn_stateful_batch(const loom_layer *L) { return L->iarg[RNN_STATEFUL] ? L->iarg[RNN_SBATCH] : 0; }
 
 /* SimpleRNN, LSTM or GRU? */
 bool loom_is_rnn_op(const loom_op *op);
