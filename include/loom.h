@@ -120,7 +120,11 @@ loom_status loom_graph_status(const loom_graph *g);
 const char *loom_graph_error(const loom_graph *g);
 
 /* A symbolic input of the given per-sample shape (rank 1..LOOM_MAX_RANK, every dim > 0).
- * name may be NULL ("input_layer", "input_layer_1", ...). */
+ * name may be NULL ("input_layer", "input_layer_1", ...).
+ * dims[0] may be LOOM_DIM_VARIABLE: a sequence whose number of steps (Keras's
+ * Input(shape=(None, ...))) is fixed per batch, not at build; see "variable-length sequences". Any
+ * other dimension must be > 0 (LOOM_ERR_SHAPE naming the input). */
+#define LOOM_DIM_VARIABLE (-1)
 loom_tensor *loom_input(loom_graph *g, const char *name, int rank, const int *dims);
 
 /* Activations, as keras.activations (gelu: exact erf form; elu: alpha 1; leaky_relu: slope 0.2). */
@@ -774,6 +778,9 @@ typedef struct loom_array {
     const float *data;
     size_t n;
     size_t count;
+    /* An input with a variable time axis only (see "variable-length sequences"): n valid lengths,
+     * one per sample, each in 1..steps of the array; NULL: every sample uses all steps. */
+    const int *lengths;
 } loom_array;
 
 /* ---- data checks at binding (fit, evaluate, predict, train_on_batch, the gradient queries)
