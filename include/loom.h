@@ -385,7 +385,8 @@ int loom_model_num_inputs(const loom_model *m);
 int loom_model_num_outputs(const loom_model *m);
 const char *loom_model_input_name(const loom_model *m, int i);
 const char *loom_model_output_name(const loom_model *m, int k);
-/* Per-sample size (element count) of input i / output k. */
+/* Per-sample size (element count) of input i / output k. With variable-length inputs: at the
+ * current steps (those of the last data bound; see "variable-length sequences"). */
 size_t loom_model_input_size(const loom_model *m, int i);
 size_t loom_model_output_size(const loom_model *m, int k);
 /* Per-sample size of output k's target array: the output size, or one class index per row for
@@ -872,7 +873,8 @@ loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, 
                           loom_history **result);
 
 /* Predicts in batches. outputs[k] receives n * loom_model_output_size(m, k) floats; a NULL
- * entry skips that output. */
+ * entry skips that output. Variable-length inputs: n * loom_model_output_size_at(m, k, steps of
+ * the x arrays) floats (see "variable-length sequences"). */
 loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_size,
                          float *const *outputs);
 
@@ -900,6 +902,47 @@ loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
  * building block for gradient surgery and per-loss diagnostics. */
 loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weighted, float *const *grads,
                                 float *losses);
+
+/* ---- variable-length sequences (Keras's Input(shape=(None, ...)); issue 16 part 4)
+ * An input made with dims[0] = LOOM_DIM_VARIABLE has its number of steps fixed per batch. Every
+ * layer is shape-checked at build for any length (loom_call builds it at two probe lengths): a
+ * layer's output may have a variable first axis (recurrent layers with return_sequences,
+ * Embedding, Dense on sequences, Conv1D and pooling with their shorter outputs, TimeDistributed,
+ * Bidirectional, normalisation, attention, merges of sequences), or lose it (GlobalPooling,
+ * recurrent layers without return_sequences); a layer whose weights or whose other axes would
+ * depend on the steps (Flatten or Reshape of them, a Dense over them) is LOOM_ERR_SHAPE naming
+ * the layer. Shapes print the variable axis as None.
+ *
+ * Data. An array bound to a variable input holds n samples of any whole number of steps (count =
+ * n x steps x the fixed axes' size), so one loom_array per batch may have its own length (a
+ * batch function, train_on_batch, predict on a length never seen in training). Or, as Keras
+ * users pad per batch: give the whole padded data set (steps = the longest) with
+ * loom_array.lengths, and each batch is trimmed to its own longest sample (the steps past it are
+ * not computed; those within it but past a sample's length are padding that the model's masks
+ * must cover, as in Keras: Embedding mask_zero, a padding id of 0; loom makes no mask from the
+ * lengths). Two variable inputs may have different steps (a title and a body). A target of an
+ * output whose first axis follows the steps (return_sequences) is padded to the output's length
+ * at the input array's steps and trimmed with it. predict writes each sample at the length of the
+ * input arrays, with the steps past a trimmed batch's length set to 0.
+ *
+ * Memory. The arena is planned for the longest steps so far: loom_fit reserves the longest
+ * sample of its data (training and validation) before the first step, so its steps never
+ * allocate; a later call whose batch is longer than any before (train_on_batch, predict,
+ * evaluate, a batch function's batch) re-plans once, allocating, and shorter batches reuse the
+ * front of each buffer. loom_model_set_max_steps declares a maximum up front instead. Results do
+ * not depend on the plan: the same seed and thread count give the same bits. */
+
+/* Plans the arena, from the next call that runs the model, for up to max_steps steps of the
+ * variable input `input` (NULL: every variable input); longer batches still re-plan. Errors:
+ * LOOM_ERR_NAME for an unknown input, LOOM_ERR_ARGUMENT when it has no variable axis or
+ * max_steps < 1 (or too many steps for one sample). */
+loom_status loom_model_set_max_steps(loom_model *m, const char *input, int max_steps);
+/* 1 when input i has a variable time axis, else 0. */
+int loom_model_input_variable(const loom_model *m, int i);
+/* Per-sample size of output k when each variable input i has steps[i] steps (entries of fixed
+ * inputs are ignored); 0 with the model's message set when a layer cannot take those lengths.
+ * Leaves the model's current steps as they were. */
+size_t loom_model_output_size_at(loom_model *m, int k, const int *steps);
 
 /* ---- diagnostics: how the losses share the network, measured on one batch. */
 typedef struct loom_diagnostics loom_diagnostics;

@@ -127,7 +127,9 @@ static bool input_variable(const loom_model *m, int i) { return loom_shape_is_va
 
 static bool steps_fit_plan(const loom_model *m) {
     for (int i = 0; m->variable && i < m->n_inputs; i++)
-        if (input_variable(m, i) && (m->plan_steps[i] == 0 || m->max_steps[i] > m->plan_steps[i])) return false;
+        if (input_variable(m, i) && (m->plan_steps[i] == 0 || m->max_steps[i] > m->plan_steps[i] ||
+                                     m->want_steps[i] > m->plan_steps[i]))
+            return false;
     return true;
 }
 
@@ -141,18 +143,21 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     if (batch <= m->plan_batch && m->arena && steps_fit_plan(m)) return LOOM_OK;
     if (batch < m->plan_batch) batch = m->plan_batch;
     if (!m->variable) return plan_shapes(m, batch);
-    int cur[LOOM_MAX_PLAN_INPUTS], *plan = m->plan_steps;
+    int cur[LOOM_MAX_PLAN_INPUTS], plan[LOOM_MAX_PLAN_INPUTS];
     if (m->n_inputs > LOOM_MAX_PLAN_INPUTS)
         return loom_set_error(&m->err, LOOM_ERR_COUNT, "a model with variable-length inputs takes at most %d inputs",
                               LOOM_MAX_PLAN_INPUTS);
     for (int i = 0; i < m->n_inputs; i++) {
         cur[i] = m->steps[i];
+        plan[i] = m->plan_steps[i];
         if (!input_variable(m, i)) continue;
+        if (m->want_steps[i] > plan[i]) plan[i] = m->want_steps[i];
         if (m->max_steps[i] > plan[i]) plan[i] = m->max_steps[i];
         if (plan[i] == 0) plan[i] = cur[i];
     }
     loom_status s = loom_engine_set_steps(m, plan);
     if (!s) s = plan_shapes(m, batch);
+    if (!s) memcpy(m->plan_steps, plan, (size_t)m->n_inputs * sizeof *plan);
     loom_status back = loom_engine_set_steps(m, cur); /* known to build: it did before */
     return s ? s : back;
 }
@@ -368,7 +373,7 @@ void loom_engine_reserve_steps(loom_model *m, const loom_bound_data *d) {
             for (size_t j = 0; j < d->n; j++)
                 if (d->lengths[i][j] > t) t = d->lengths[i][j];
         }
-        if (t > m->plan_steps[i]) m->plan_steps[i] = t;
+        if (t > m->want_steps[i]) m->want_steps[i] = t;
     }
 }
 
@@ -381,14 +386,9 @@ loom_status loom_engine_gather(loom_model *m, const loom_bound_data *d, const si
                                   LOOM_MAX_PLAN_INPUTS);
         loom_engine_batch_steps(m, d, idx, first, batch, steps);
         loom_status s = loom_engine_set_steps(m, steps);
-        bool longer = false; /* than planned: the arena grows to them (the only allocation here) */
-        for (int i = 0; i < m->n_inputs; i++)
-            if (input_variable(m, i) && steps[i] > m->plan_steps[i]) m->plan_steps[i] = steps[i], longer = true;
-        if (!s && (longer || !m->arena)) {
-            loom_floats_free(m->arena); /* the plan keeps its batch size, at the new steps */
-            m->arena = NULL;
-            s = loom_engine_plan(m, batch);
-        }
+        for (int i = 0; i < m->n_inputs; i++) /* longer than planned: the arena grows (the only allocation here) */
+            if (input_variable(m, i) && steps[i] > m->want_steps[i]) m->want_steps[i] = steps[i];
+        if (!s) s = loom_engine_plan(m, batch); /* a no-op unless these steps are the longest yet */
         if (s) return s;
     }
     size_t per_sample = 0;
@@ -657,4 +657,45 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
             if ((w->reg.l1 != 0 || w->reg.l2 != 0) && !w->non_trainable && !m->t_frozen[t]) m->t_active[t] = true;
         }
     }
+}
+
+/* ---------------------------------------------------------------- public: variable steps */
+
+int loom_model_input_variable(const loom_model *m, int i) {
+    return m && i >= 0 && i < m->n_inputs && input_variable(m, i);
+}
+
+loom_status loom_model_set_max_steps(loom_model *m, const char *input, int max_steps) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
+    int k = -1;
+    if (input && (k = loom_model_input_index(m, input)) < 0) return LOOM_ERR_NAME;
+    if (k >= 0 && !input_variable(m, k))
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "set_max_steps: input %s has no variable time axis", input);
+    if (!m->variable) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "set_max_steps: the model has no variable input");
+    for (int i = 0; i < m->n_inputs; i++) {
+        if (!input_variable(m, i) || (k >= 0 && i != k)) continue;
+        loom_shape t = m->order[m->input_pos[i]].node->out_shape;
+        t.dims[0] = max_steps;
+        size_t n;
+        if (max_steps < 1 || !loom_shape_size_checked(&t, &n))
+            return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "set_max_steps: %d steps for input %s is out of range", max_steps,
+                                  m->order[m->input_pos[i]].node->layer->name);
+    }
+    for (int i = 0; i < m->n_inputs; i++)
+        if (input_variable(m, i) && (k < 0 || i == k)) m->max_steps[i] = max_steps;
+    return LOOM_OK;
+}
+
+size_t loom_model_output_size_at(loom_model *m, int k, const int *steps) {
+    if (!m || k < 0 || k >= m->n_outputs || !steps) return 0;
+    if (!m->variable) return m->outputs[k].size;
+    int cur[LOOM_MAX_PLAN_INPUTS];
+    if (m->n_inputs > LOOM_MAX_PLAN_INPUTS) return 0;
+    memcpy(cur, m->steps, (size_t)m->n_inputs * sizeof *cur);
+    size_t size = loom_engine_set_steps(m, steps) ? 0 : m->outputs[k].size;
+    loom_error keep = m->err;
+    loom_engine_set_steps(m, cur);
+    m->err = keep;
+    return size;
 }

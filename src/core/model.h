@@ -156,9 +156,10 @@ struct loom_model {
     loom_bound_data call_data;
     loom_running *call_run;  /* keys.n entries */
     /* variable-length inputs (engine.c): per input, the current steps (0: a fixed input), the
-     * steps the arena is planned for (the largest seen or declared), and the declared maximum */
+     * steps the arena is planned for, and the declared maximum (loom_model_set_max_steps) */
     bool variable;
     int *steps, *plan_steps, *max_steps;
+    int *want_steps;         /* the longest reserved (loom_engine_reserve_steps) or gathered */
     /* activation arena */
     int plan_batch;
     float *arena;

@@ -43,6 +43,7 @@ static void model_free_parts(loom_model *m) {
     free(m->steps);
     free(m->plan_steps);
     free(m->max_steps);
+    free(m->want_steps);
     for (int k = 0; m->outputs && k < m->n_outputs; k++) free(m->outputs[k].class_w);
     free(m->outputs);
     free(m->layers);
@@ -351,9 +352,10 @@ static loom_status initial_steps(loom_model *m) {
     m->steps = calloc((size_t)m->n_inputs, sizeof *m->steps);
     m->plan_steps = calloc((size_t)m->n_inputs, sizeof *m->plan_steps);
     m->max_steps = calloc((size_t)m->n_inputs, sizeof *m->max_steps);
+    m->want_steps = calloc((size_t)m->n_inputs, sizeof *m->want_steps);
     int *t = calloc((size_t)m->n_inputs, sizeof *t);
     loom_status s = LOOM_OK;
-    if (!m->steps || !m->plan_steps || !m->max_steps || !t) s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
+    if (!m->steps || !m->plan_steps || !m->max_steps || !m->want_steps || !t) s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
     for (int i = 0; !s && i < m->n_inputs; i++) t[i] = 1;
     if (!s && loom_engine_set_steps(m, t)) {
         for (int i = 0; i < m->n_inputs; i++) t[i] = LOOM_PROBE_STEPS_A;

@@ -316,6 +316,9 @@ static loom_status probe_variable_build(loom_layer *L, int n, const loom_shape *
         return s;
     bool fixed_rest = a_out.rank == b_out.rank;
     for (int i = 1; i < a_out.rank && fixed_rest; i++) fixed_rest = a_out.dims[i] == b_out.dims[i];
+    /* A vector's one axis may vary only as the steps do (ids through an Activation), not faster:
+     * Flatten of (None, 4) would make a feature vector sized by the steps. */
+    if (a_out.rank == 1 && b_out.dims[0] - a_out.dims[0] > LOOM_PROBE_STEPS_B - LOOM_PROBE_STEPS_A) fixed_rest = false;
     if (!fixed_rest) {
         char sa[96];
         return loom_set_error(err, LOOM_ERR_SHAPE,
