@@ -655,7 +655,9 @@ static void keras3_layer_entries(loom_model *m, cJSON *config) {
         cJSON *bc = cJSON_AddObjectToObject(lj, "build_config");
         cJSON *shape = cJSON_CreateArray();
         cJSON_AddItemToArray(shape, cJSON_CreateNull());
-        for (int d = 0; d < L->built_in[0].rank; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber(L->built_in[0].dims[d]));
+        for (int d = 0; d < L->built_in[0].rank; d++) /* a variable time axis is Keras's None */
+            cJSON_AddItemToArray(shape, L->built_in[0].dims[d] == LOOM_DIM_VARIABLE ? cJSON_CreateNull()
+                                                                                   : cJSON_CreateNumber(L->built_in[0].dims[d]));
         cJSON_AddItemToObject(bc, "input_shape", shape);
     }
     /* return_state's pieces are no Keras layers */
