@@ -316,6 +316,74 @@ static void build_errors(void) {
     loom_model_free(f);
 }
 
+/* Every layer family that takes sequences, built once with a variable time axis and once per
+ * length with a fixed one (the same seed: the same weights): the predictions and the gradients
+ * agree at each length, and lengths may go up and down (the arena is planned for the longest). */
+static loom_model *zoo(int steps) {
+    loom_graph *g = loom_graph_new(21);
+    loom_tensor *x = loom_input(g, "x", 2, (int[]){steps, 6});
+    loom_tensor *c = loom_call(loom_conv1d(g, "conv", 8, 3, 1, LOOM_PADDING_SAME, 1, LOOM_RELU, NULL), x);
+    loom_tensor *p = loom_call(loom_max_pooling1d(g, "pool", 2, 2, LOOM_PADDING_VALID), c);
+    loom_tensor *n = loom_call(loom_layer_normalization(g, "norm", 1e-3f, 1, 1), p);
+    loom_rnn_options seq = loom_rnn_defaults();
+    seq.return_sequences = 1;
+    loom_tensor *b = loom_call(loom_bidirectional(g, "bi", loom_gru(g, "gru", 4, &seq), LOOM_MERGE_CONCAT), n);
+    loom_tensor *t = loom_call(loom_time_distributed(g, "td", loom_dense(g, "step_dense", 8, LOOM_TANH, NULL)), b);
+    loom_tensor *a = loom_call_n(loom_multi_head_attention(g, "mha", 2, 4, 0, 1, 0), 2, (loom_tensor *[]){t, t});
+    loom_tensor *s = loom_call_n(loom_add(g, "add"), 2, (loom_tensor *[]){t, a});
+    loom_tensor *k = loom_call_n(loom_concatenate(g, "cat", -1), 2, (loom_tensor *[]){s, b});
+    loom_tensor *d = loom_call(loom_dense(g, "per_step", 3, LOOM_LINEAR, NULL), k);
+    loom_tensor *gp = loom_call(loom_global_average_pooling1d(g, "gap"), d);
+    loom_rnn_options last = loom_rnn_defaults();
+    loom_tensor *l = loom_call(loom_lstm(g, "lstm", 3, &last), k);
+    loom_tensor *o = loom_call_n(loom_concatenate(g, "head_in", -1), 2, (loom_tensor *[]){gp, l});
+    loom_tensor *y = loom_call(loom_dense(g, "out", 2, LOOM_LINEAR, NULL), o);
+    loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){y, d});
+    if (!m) {
+        fprintf(stderr, "zoo: %s\n", loom_graph_error(g));
+        loom_graph_free(g);
+        return NULL;
+    }
+    loom_loss l2[] = {{.name = "mse"}, {.name = "mse"}};
+    loom_compile_config cfg = {.n_losses = 2, .losses = l2, .optimizer = loom_sgd(0.1f, 0, 0)};
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    return m;
+}
+
+static void layer_families(void) {
+    loom_model *var = zoo(LOOM_DIM_VARIABLE);
+    if (!var) return;
+    size_t n = loom_param_count(var);
+    float *gv = malloc(n * sizeof *gv), *gf = malloc(n * sizeof *gf);
+    static const int lengths_seen[4] = {12, 6, 20, 8};
+    for (int r = 0; r < 4; r++) {
+        int T = lengths_seen[r], P = T / 2;
+        loom_model *fixed = zoo(T);
+        if (!fixed) break;
+        CHECK(n == loom_param_count(fixed) && memcmp(loom_params(var), loom_params(fixed), n * sizeof(float)) == 0);
+        enum { B = 3 };
+        float *x = malloc((size_t)B * T * 6 * sizeof *x), *yd = calloc((size_t)B * P * 3, sizeof *yd), y[B * 2] = {0};
+        for (int i = 0; i < B * T * 6; i++) x[i] = (float)((i * 29 % 31) - 15) / 10.0f;
+        for (int i = 0; i < B * P * 3; i++) yd[i] = (float)(i % 5) / 5.0f;
+        loom_array xa = {.name = "x", .data = x, .n = B, .count = (size_t)B * T * 6};
+        loom_array ya[2] = {{.name = "out", .data = y, .n = B, .count = B * 2},
+                            {.name = "per_step", .data = yd, .n = B, .count = (size_t)B * P * 3}};
+        loom_data d = {1, &xa, 2, ya, 0, NULL};
+        float lv[2], lf[2];
+        CHECK_STATUS(loom_gradients(var, &d, 0, NULL, gv, lv), LOOM_OK);
+        CHECK_STATUS(loom_gradients(fixed, &d, 0, NULL, gf, lf), LOOM_OK);
+        CHECK(lv[0] == lf[0] && lv[1] == lf[1]); /* the same computation at the same shapes */
+        CHECK(memcmp(gv, gf, n * sizeof *gv) == 0);
+        CHECK(loom_model_output_size(var, 1) == (size_t)P * 3);
+        free(x);
+        free(yd);
+        loom_model_free(fixed);
+    }
+    free(gv);
+    free(gf);
+    loom_model_free(var);
+}
+
 /* Keras files: a null time axis (Keras 3 batch_shape, Keras 2 batch_input_shape) is a variable
  * one, and loom writes it back as null (.loom and .keras read back variable). */
 static void keras_files(void) {
@@ -374,5 +442,6 @@ int main(void) {
     finite_differences();
     build_errors();
     keras_files();
+    layer_families();
     return check_report("test_varlen");
 }
