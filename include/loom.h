@@ -1099,9 +1099,11 @@ loom_status loom_model_export_onnx(loom_model *m, const char *path);
  * returned uncompiled and loom_model_compile_note (and fit's not-compiled error) says which
  * output's loss is missing and how to pass it as a C loss. NULL with a message on error. */
 loom_model *loom_model_import(const char *path, char *err, size_t errlen);
-/* Options of an import. none_dim: the size given to every per-sample input dimension the file
- * leaves unknown (None: a sequence length, say) — loom plans memory for fixed shapes, so without
- * it (0) such a file is refused with a message naming the input. */
+/* Options of an import. A None first per-sample axis of an input (Keras batch_shape
+ * [null, null, 16], Keras 2 batch_input_shape) is a variable time axis (LOOM_DIM_VARIABLE; see
+ * "variable-length sequences"), and export writes it back as null. none_dim: the size given to
+ * every per-sample input dimension the file leaves unknown, the time axis included (fixing it);
+ * without it (0) a None on any other axis is refused with a message naming the input. */
 typedef struct loom_import_options {
     int none_dim;
 } loom_import_options;
