@@ -249,6 +249,8 @@ static loom_status plan_shapes(loom_model *m, int batch) {
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
         loom_node *n = sn->node;
+        sn->cap_size = sn->size;
+        sn->cap_scratch = sn->scratch;
         sn->val = take(&p, (size_t)batch * sn->size);
         sn->grad = grad_offset[i] == SIZE_MAX ? NULL : arena + grad_offset[i];
         sn->scr = take(&p, sn->scratch);
@@ -377,6 +379,27 @@ void loom_engine_reserve_steps(loom_model *m, const loom_bound_data *d) {
     }
 }
 
+/* Sizes only grow with the steps for every layer loom has, so a plan at the longest steps holds
+ * every shorter batch; checked per batch all the same (no layer may write past its buffers). */
+static loom_status check_fits_plan(loom_model *m, int batch) {
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        if (!sn->reshape) continue;
+        const loom_node *n = sn->node;
+        loom_shape in[16];
+        for (int j = 0; j < n->n_in; j++) in[j] = m->order[sn->in_pos[j]].shape;
+        size_t scr = n->layer->op->scratch_size ? n->layer->op->scratch_size(n->layer, n->n_in, in, &sn->shape, batch) : 0;
+        if (sn->size > sn->cap_size || scr > sn->cap_scratch) {
+            char a[96];
+            return loom_set_error(&m->err, LOOM_ERR_SHAPE,
+                                  "layer %s (%s) needs more memory at input steps %s than at the longer steps the arena "
+                                  "was planned for; declare them with loom_model_set_max_steps",
+                                  n->layer->name, n->layer->op->class_name, steps_str(m, a, sizeof a));
+        }
+    }
+    return LOOM_OK;
+}
+
 loom_status loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
                                int batch) {
     if (m->variable) {
@@ -389,7 +412,7 @@ loom_status loom_engine_gather(loom_model *m, const loom_bound_data *d, const si
         for (int i = 0; i < m->n_inputs; i++) /* longer than planned: the arena grows (the only allocation here) */
             if (input_variable(m, i) && steps[i] > m->want_steps[i]) m->want_steps[i] = steps[i];
         if (!s) s = loom_engine_plan(m, batch); /* a no-op unless these steps are the longest yet */
-        if (s) return s;
+        if (s || (s = check_fits_plan(m, batch))) return s;
     }
     size_t per_sample = 0;
     for (int i = 0; i < m->n_inputs; i++) per_sample += m->order[m->input_pos[i]].size;

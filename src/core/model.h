@@ -16,6 +16,7 @@ typedef struct loom_step_node {
                          node's out_shape with every variable time axis made concrete */
     size_t size;      /* per-sample output size at the current steps */
     bool reshape;     /* the shape follows a variable time axis: built again at each new length */
+    size_t cap_size, cap_scratch; /* per-sample size and scratch floats the arena was planned for */
     size_t scratch;   /* scratch floats at the planned batch */
     float *val, *grad, *scr;
     int grad_from;    /* backward position where grad's lifetime starts (engine.c); -1: no grad */

@@ -696,6 +696,11 @@ static loom_status build_graph(onnx_exporter *e, const bool *masked, const int *
 loom_status loom_model_export_onnx(loom_model *m, const char *path) {
     if (!m) return LOOM_ERR_ARGUMENT;
     if (!path || !*path) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "ONNX export: no path given");
+    for (int i = 0; i < m->n_inputs; i++) /* until the exporter writes it as a dim_param (branch onnx-real) */
+        if (loom_model_input_variable(m, i))
+            return loom_set_error(&m->err, LOOM_ERR_ARGUMENT,
+                                  "ONNX export: input %s has a variable time axis, which the exporter does not write yet",
+                                  loom_model_input_name(m, i));
     onnx_exporter e = {.m = m};
     bool *masked = calloc((size_t)m->n_order, sizeof *masked);
     int *time = calloc((size_t)m->n_order, sizeof *time);

@@ -479,6 +479,11 @@ loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_
                 size_t size = m->outputs[k].size;
                 const float *v = m->order[m->outputs[k].pos].val;
                 if (!outputs[k]) continue;
+                if (size > full[k]) { /* no layer grows when the steps shrink; never write past the caller's rows */
+                    s = loom_set_error(&m->err, LOOM_ERR_SHAPE, "predict: output %s is longer for a trimmed batch",
+                                       m->outputs[k].name);
+                    break;
+                }
                 if (size == full[k]) {
                     memcpy(outputs[k] + first * size, v, (size_t)b * size * sizeof(float));
                     continue;
