@@ -355,7 +355,8 @@ loom_tensor *loom_call_n(loom_layer *layer, int n, loom_tensor *const *xs);
 /* Introspection of the graph. */
 const char *loom_layer_name(const loom_layer *layer);
 const char *loom_layer_class(const loom_layer *layer); /* "Dense", "Add", ... */
-/* A tensor's per-sample shape: returns the rank and writes up to LOOM_MAX_RANK dims. */
+/* A tensor's per-sample shape: returns the rank and writes up to LOOM_MAX_RANK dims (a first axis
+ * that follows a variable time axis is LOOM_DIM_VARIABLE; so in loom_model_node_shape). */
 int loom_tensor_shape(const loom_tensor *t, int *dims);
 /* The layer that produced a tensor. */
 loom_layer *loom_tensor_layer(const loom_tensor *t);

@@ -296,6 +296,20 @@ static void build_errors(void) {
     CHECK(loom_graph_status(g) == LOOM_ERR_SHAPE && strstr(loom_graph_error(g), "over_steps") != NULL);
     loom_graph_free(g);
 
+    /* a shared layer: built on a variable axis it takes any length; built on a fixed length it
+     * refuses a variable one when it has weights (they might be sized by the steps) */
+    g = loom_graph_new(1);
+    loom_tensor *v = loom_input(g, "v", 2, (int[]){LOOM_DIM_VARIABLE, 4});
+    loom_tensor *f10 = loom_input(g, "f10", 2, (int[]){10, 4});
+    loom_layer *shared = loom_dense(g, "shared", 3, LOOM_LINEAR, NULL);
+    CHECK(loom_call(shared, v) != NULL && loom_call(shared, f10) != NULL);
+    loom_tensor *flat = loom_input(g, "flat10", 1, (int[]){40});
+    loom_tensor *flatv = loom_input(g, "flatv", 1, (int[]){LOOM_DIM_VARIABLE});
+    loom_layer *over = loom_dense(g, "over", 3, LOOM_LINEAR, NULL);
+    CHECK(loom_call(over, flat) != NULL);
+    CHECK(loom_call(over, flatv) == NULL && strstr(loom_graph_error(g), "over") != NULL);
+    loom_graph_free(g);
+
     /* binding: a count that is no whole number of steps, lengths beyond the array, lengths on a
      * fixed input */
     loom_model *m = make_model(LOOM_DIM_VARIABLE, loom_sgd(0.1f, 0, 0)), *f = make_model(TMAX, loom_sgd(0.1f, 0, 0));

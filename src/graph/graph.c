@@ -367,11 +367,16 @@ loom_tensor *loom_call_n(loom_layer *L, int n, loom_tensor *const *xs) {
         }
         in[i] = xs[i]->node->out_shape;
     }
-    /* A shared layer has one set of weights: every call must see the shapes of the first (a
-     * variable time axis matches any length: the probes showed the weights do not depend on it). */
+    /* A shared layer has one set of weights: every call must see the shapes of the first. A first
+     * call on a variable time axis matches any length (its probes showed that the weights do not
+     * depend on it); a first call on a fixed length matches a variable one only in a layer without
+     * weights (nothing then says the weights would fit every length). */
     if (L->built) {
         bool same = L->built_n_in == n;
-        for (int i = 0; same && i < n && i < 8; i++) same = loom_shape_compatible(&L->built_in[i], &in[i]);
+        for (int i = 0; same && i < n && i < 8; i++)
+            same = loom_shape_equal(&L->built_in[i], &in[i]) ||
+                   ((loom_shape_is_variable(&L->built_in[i]) || L->n_weights == 0) &&
+                    loom_shape_compatible(&L->built_in[i], &in[i]));
         if (!same) {
             char a[64], b[64];
             loom_set_error(&g->err, LOOM_ERR_SHAPE,
