@@ -11,8 +11,8 @@
  * The data is synthetic but learnable: titles of 3..10 words and bodies of 10..100 words, padded
  * with 0 (the Embedding masks it) to the longest of the data set and given with their lengths, so
  * each batch is trimmed to its own longest title and body. A ticket is urgent when its title
- * holds one of the first 100 words or its "urgent" tag is set; its department is the word class
- * (id mod 4) that its body uses most. The program prints the losses per head and the total per
+ * holds one of 20 "urgent" words or its first tag is set; its department is the one whose 10
+ * words its body uses most. The program prints the losses per head and the total per
  * epoch, then predicts tickets longer than any seen in training.
  *
  *   example_ticket_model [epochs]      (default 3) */
@@ -28,6 +28,9 @@
 #define N 1280
 #define TITLE_MAX 10
 #define BODY_MAX 100
+#define URGENT_WORDS 20   /* words 1..20 in a title make a ticket urgent */
+#define DEPT_WORDS_AT 21  /* then 10 words per department */
+#define DEPT_WORDS 10
 
 static float title[N * TITLE_MAX], body[N * BODY_MAX], tags[N * NUM_TAGS], priority[N], department[N * NUM_DEPARTMENTS];
 static int title_len[N], body_len[N];
@@ -41,16 +44,17 @@ static void make_data(void) {
         title_len[i] = 3 + rand() % (TITLE_MAX - 2);
         body_len[i] = 10 + rand() % (BODY_MAX - 9);
         for (int t = 0; t < title_len[i]; t++) {
-            int w = rand() % 8 == 0 ? 1 + rand() % 100 : word();
+            int w = rand() % 8 == 0 ? 1 + rand() % URGENT_WORDS : word();
             title[i * TITLE_MAX + t] = (float)w;
-            urgent |= w <= 100;
+            urgent |= w <= URGENT_WORDS;
         }
-        int lean = rand() % NUM_DEPARTMENTS; /* the body leans towards one word class */
+        int lean = rand() % NUM_DEPARTMENTS; /* the body leans towards one department's words */
         for (int t = 0; t < body_len[i]; t++) {
             int w = word();
-            if (rand() % 3 == 0) w = (w / NUM_DEPARTMENTS) * NUM_DEPARTMENTS + lean, w = w ? w : NUM_DEPARTMENTS;
+            if (rand() % 4 == 0) w = DEPT_WORDS_AT + lean * DEPT_WORDS + rand() % DEPT_WORDS;
+            else if (rand() % 8 == 0) w = DEPT_WORDS_AT + rand() % (NUM_DEPARTMENTS * DEPT_WORDS); /* noise */
             body[i * BODY_MAX + t] = (float)w;
-            uses[w % NUM_DEPARTMENTS]++;
+            if (w >= DEPT_WORDS_AT && w < DEPT_WORDS_AT + NUM_DEPARTMENTS * DEPT_WORDS) uses[(w - DEPT_WORDS_AT) / DEPT_WORDS]++;
         }
         for (int k = 0; k < NUM_TAGS; k++) tags[i * NUM_TAGS + k] = (float)(rand() % 4 == 0);
         urgent |= tags[i * NUM_TAGS] > 0;
@@ -140,7 +144,7 @@ int main(int argc, char **argv) {
     enum { LT = 16, LB = 160, NP = 2 };
     static float pt[NP * LT], pb[NP * LB], ptags[NP * NUM_TAGS];
     srand(7);
-    for (int i = 0; i < NP * LT; i++) pt[i] = (float)(i % LT == 0 && i < LT ? 42 : word()); /* the first is urgent */
+    for (int i = 0; i < NP * LT; i++) pt[i] = (float)(i == 0 ? 7 : URGENT_WORDS + word() % (NUM_WORDS - URGENT_WORDS)); /* the first is urgent */
     for (int i = 0; i < NP * LB; i++) pb[i] = (float)word();
     loom_array px[] = {{.name = "title", .data = pt, .n = NP, .count = NP * LT},
                        {.name = "body", .data = pb, .n = NP, .count = NP * LB},
