@@ -352,8 +352,9 @@ static void gather_range(size_t b0, size_t b1, void *p) {
     }
 }
 
-void loom_engine_batch_steps(const loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first, int batch,
-                             int *steps) {
+/* The steps of samples idx[0..batch) (or first..) per input: the longest length, else the array's */
+static void batch_steps(const loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first, int batch,
+                        int *steps) {
     for (int i = 0; i < m->n_inputs; i++) {
         steps[i] = d->x_steps ? d->x_steps[i] : 0;
         if (!steps[i] || !d->lengths || !d->lengths[i]) continue;
@@ -407,7 +408,7 @@ loom_status loom_engine_gather(loom_model *m, const loom_bound_data *d, const si
         if (m->n_inputs > LOOM_MAX_PLAN_INPUTS)
             return loom_set_error(&m->err, LOOM_ERR_COUNT, "a model with variable-length inputs takes at most %d inputs",
                                   LOOM_MAX_PLAN_INPUTS);
-        loom_engine_batch_steps(m, d, idx, first, batch, steps);
+        batch_steps(m, d, idx, first, batch, steps);
         loom_status s = loom_engine_set_steps(m, steps);
         for (int i = 0; i < m->n_inputs; i++) /* longer than planned: the arena grows (the only allocation here) */
             if (input_variable(m, i) && steps[i] > m->want_steps[i]) m->want_steps[i] = steps[i];

@@ -221,9 +221,6 @@ loom_status loom_engine_gather(loom_model *m, const loom_bound_data *d, const si
 loom_status loom_engine_set_steps(loom_model *m, const int *steps);
 /* Raises the planned steps to the longest sample of the bound data (the next plan covers it). */
 void loom_engine_reserve_steps(loom_model *m, const loom_bound_data *d);
-/* The steps of samples idx[0..batch) (or first..) per input into steps (n_inputs entries). */
-void loom_engine_batch_steps(const loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first, int batch,
-                             int *steps);
 
 /* model.c: a binding's per-input/output pointer arrays, allocated once (the model keeps one for the
  * per-call APIs) and freed with loom_unbind. */
