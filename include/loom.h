@@ -120,7 +120,11 @@ loom_status loom_graph_status(const loom_graph *g);
 const char *loom_graph_error(const loom_graph *g);
 
 /* A symbolic input of the given per-sample shape (rank 1..LOOM_MAX_RANK, every dim > 0).
- * name may be NULL ("input_layer", "input_layer_1", ...). */
+ * name may be NULL ("input_layer", "input_layer_1", ...).
+ * dims[0] may be LOOM_DIM_VARIABLE: a sequence whose number of steps (Keras's
+ * Input(shape=(None, ...))) is fixed per batch, not at build; see "variable-length sequences". Any
+ * other dimension must be > 0 (LOOM_ERR_SHAPE naming the input). */
+#define LOOM_DIM_VARIABLE (-1)
 loom_tensor *loom_input(loom_graph *g, const char *name, int rank, const int *dims);
 
 /* Activations, as keras.activations (gelu: exact erf form; elu: alpha 1; leaky_relu: slope 0.2). */
@@ -374,7 +378,8 @@ loom_tensor *loom_call_n(loom_layer *layer, int n, loom_tensor *const *xs);
 /* Introspection of the graph. */
 const char *loom_layer_name(const loom_layer *layer);
 const char *loom_layer_class(const loom_layer *layer); /* "Dense", "Add", ... */
-/* A tensor's per-sample shape: returns the rank and writes up to LOOM_MAX_RANK dims. */
+/* A tensor's per-sample shape: returns the rank and writes up to LOOM_MAX_RANK dims (a first axis
+ * that follows a variable time axis is LOOM_DIM_VARIABLE; so in loom_model_node_shape). */
 int loom_tensor_shape(const loom_tensor *t, int *dims);
 /* The layer that produced a tensor. */
 loom_layer *loom_tensor_layer(const loom_tensor *t);
@@ -404,7 +409,8 @@ int loom_model_num_inputs(const loom_model *m);
 int loom_model_num_outputs(const loom_model *m);
 const char *loom_model_input_name(const loom_model *m, int i);
 const char *loom_model_output_name(const loom_model *m, int k);
-/* Per-sample size (element count) of input i / output k. */
+/* Per-sample size (element count) of input i / output k. With variable-length inputs: at the
+ * current steps (those of the last data bound; see "variable-length sequences"). */
 size_t loom_model_input_size(const loom_model *m, int i);
 size_t loom_model_output_size(const loom_model *m, int k);
 /* Per-sample size of output k's target array: the output size, or one class index per row for
@@ -798,6 +804,9 @@ typedef struct loom_array {
     const float *data;
     size_t n;
     size_t count;
+    /* An input with a variable time axis only (see "variable-length sequences"): n valid lengths,
+     * one per sample, each in 1..steps of the array; NULL: every sample uses all steps. */
+    const int *lengths;
 } loom_array;
 
 /* ---- data checks at binding (fit, evaluate, predict, train_on_batch, the gradient queries)
@@ -889,7 +898,8 @@ loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, 
                           loom_history **result);
 
 /* Predicts in batches. outputs[k] receives n * loom_model_output_size(m, k) floats; a NULL
- * entry skips that output. */
+ * entry skips that output. Variable-length inputs: n * loom_model_output_size_at(m, k, steps of
+ * the x arrays) floats (see "variable-length sequences"). */
 loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_size,
                          float *const *outputs);
 
@@ -917,6 +927,47 @@ loom_status loom_gradients(loom_model *m, const loom_data *batch, int n_outputs,
  * building block for gradient surgery and per-loss diagnostics. */
 loom_status loom_loss_gradients(loom_model *m, const loom_data *batch, int weighted, float *const *grads,
                                 float *losses);
+
+/* ---- variable-length sequences (Keras's Input(shape=(None, ...)); issue 16 part 4)
+ * An input made with dims[0] = LOOM_DIM_VARIABLE has its number of steps fixed per batch. Every
+ * layer is shape-checked at build for any length (loom_call builds it at two probe lengths): a
+ * layer's output may have a variable first axis (recurrent layers with return_sequences,
+ * Embedding, Dense on sequences, Conv1D and pooling with their shorter outputs, TimeDistributed,
+ * Bidirectional, normalisation, attention, merges of sequences), or lose it (GlobalPooling,
+ * recurrent layers without return_sequences); a layer whose weights or whose other axes would
+ * depend on the steps (Flatten or Reshape of them, a Dense over them) is LOOM_ERR_SHAPE naming
+ * the layer. Shapes print the variable axis as None.
+ *
+ * Data. An array bound to a variable input holds n samples of any whole number of steps (count =
+ * n x steps x the fixed axes' size), so one loom_array per batch may have its own length (a
+ * batch function, train_on_batch, predict on a length never seen in training). Or, as Keras
+ * users pad per batch: give the whole padded data set (steps = the longest) with
+ * loom_array.lengths, and each batch is trimmed to its own longest sample (the steps past it are
+ * not computed; those within it but past a sample's length are padding that the model's masks
+ * must cover, as in Keras: Embedding mask_zero, a padding id of 0; loom makes no mask from the
+ * lengths). Two variable inputs may have different steps (a title and a body). A target of an
+ * output whose first axis follows the steps (return_sequences) is padded to the output's length
+ * at the input array's steps and trimmed with it. predict writes each sample at the length of the
+ * input arrays, with the steps past a trimmed batch's length set to 0.
+ *
+ * Memory. The arena is planned for the longest steps so far: loom_fit reserves the longest
+ * sample of its data (training and validation) before the first step, so its steps never
+ * allocate; a later call whose batch is longer than any before (train_on_batch, predict,
+ * evaluate, a batch function's batch) re-plans once, allocating, and shorter batches reuse the
+ * front of each buffer. loom_model_set_max_steps declares a maximum up front instead. Results do
+ * not depend on the plan: the same seed and thread count give the same bits. */
+
+/* Plans the arena, from the next call that runs the model, for up to max_steps steps of the
+ * variable input `input` (NULL: every variable input); longer batches still re-plan. Errors:
+ * LOOM_ERR_NAME for an unknown input, LOOM_ERR_ARGUMENT when it has no variable axis or
+ * max_steps < 1 (or too many steps for one sample). */
+loom_status loom_model_set_max_steps(loom_model *m, const char *input, int max_steps);
+/* 1 when input i has a variable time axis, else 0. */
+int loom_model_input_variable(const loom_model *m, int i);
+/* Per-sample size of output k when each variable input i has steps[i] steps (entries of fixed
+ * inputs are ignored); 0 with the model's message set when a layer cannot take those lengths.
+ * Leaves the model's current steps as they were. */
+size_t loom_model_output_size_at(loom_model *m, int k, const int *steps);
 
 /* ---- diagnostics: how the losses share the network, measured on one batch. */
 typedef struct loom_diagnostics loom_diagnostics;
@@ -1073,9 +1124,11 @@ loom_status loom_model_export_onnx(loom_model *m, const char *path);
  * returned uncompiled and loom_model_compile_note (and fit's not-compiled error) says which
  * output's loss is missing and how to pass it as a C loss. NULL with a message on error. */
 loom_model *loom_model_import(const char *path, char *err, size_t errlen);
-/* Options of an import. none_dim: the size given to every per-sample input dimension the file
- * leaves unknown (None: a sequence length, say) — loom plans memory for fixed shapes, so without
- * it (0) such a file is refused with a message naming the input. */
+/* Options of an import. A None first per-sample axis of an input (Keras batch_shape
+ * [null, null, 16], Keras 2 batch_input_shape) is a variable time axis (LOOM_DIM_VARIABLE; see
+ * "variable-length sequences"), and export writes it back as null. none_dim: the size given to
+ * every per-sample input dimension the file leaves unknown, the time axis included (fixing it);
+ * without it (0) a None on any other axis is refused with a message naming the input. */
 typedef struct loom_import_options {
     int none_dim;
 } loom_import_options;

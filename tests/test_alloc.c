@@ -105,8 +105,69 @@ static int run(loom_dtype_policy policy) {
     return 0;
 }
 
+/* Variable-length sequences (issue 16 part 4): fit reserves its data's longest sample, so batches
+ * trimmed to 3..19 steps allocate nothing; in a user's loop only a batch longer than any before
+ * re-plans (once), shorter ones reuse the arena. */
+static void run_varlen(void) {
+    loom_graph *g = loom_graph_new(4);
+    loom_tensor *x = loom_input(g, "ids", 1, (int[]){LOOM_DIM_VARIABLE});
+    loom_rnn_options seq = loom_rnn_defaults();
+    seq.return_sequences = 1;
+    loom_tensor *h = loom_call(loom_lstm(g, "lstm", 6, &seq), loom_call(loom_embedding(g, "emb", 30, 4, 1), x));
+    loom_tensor *t = loom_call(loom_dense(g, "tags", 3, LOOM_SOFTMAX, NULL), h);
+    loom_tensor *p = loom_call(loom_dense(g, "prio", 1, LOOM_SIGMOID, NULL),
+                               loom_call(loom_gru(g, "gru", 4, &(loom_rnn_options){.use_bias = 1, .reset_after = 1}), h));
+    loom_model *m = loom_model_new(g, 1, &x, 2, (loom_tensor *[]){t, p});
+    loom_loss l[] = {{.name = "sparse_categorical_crossentropy"}, {.name = "binary_crossentropy"}};
+    loom_compile_config cfg = {.n_losses = 2, .losses = l, .optimizer = loom_adam(0.01f)};
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    enum { N = 64, T = 19 };
+    static float ids[N * T], tags[N * T], prio[N];
+    static int len[N];
+    for (int i = 0; i < N; i++) {
+        len[i] = 3 + (i * 7) % (T - 2);
+        for (int s = 0; s < T; s++) ids[i * T + s] = s < len[i] ? (float)(1 + (i + s) % 29) : 0.0f;
+        for (int s = 0; s < T; s++) tags[i * T + s] = (float)(s % 3);
+        prio[i] = (float)(i % 2);
+    }
+    loom_array xa = {.name = "ids", .data = ids, .n = N, .count = N * T, .lengths = len};
+    loom_array ys[] = {{.name = "tags", .data = tags, .n = N, .count = N * T}, {.name = "prio", .data = prio, .n = N, .count = N}};
+    loom_data data = {1, &xa, 2, ys, 0, NULL};
+    counts cnt = {0, 0, 0};
+    loom_callback *hook = loom_hook_callback(on_batch, NULL, &cnt);
+    loom_fit_options fo = loom_fit_defaults();
+    fo.batch_size = 5; /* one epoch (the history grows at its end): 11 steps of 3..19 steps */
+    fo.epochs = 1;
+    fo.validation_split = 0.2f;
+    fo.n_callbacks = 1;
+    fo.callbacks = &hook;
+    CHECK_STATUS(loom_fit(m, &data, &fo, NULL), LOOM_OK);
+    CHECK(cnt.batches > 10);
+    CHECK(cnt.last == cnt.after_first);
+    printf("allocations during variable-length steps 2..%d: %ld\n", cnt.batches, cnt.last - cnt.after_first);
+
+    /* a user's loop: 7 steps, then 25 (longer than fit's 19: re-plans), then 4, 25, 9 (no allocation) */
+    static const int order[5] = {7, 25, 4, 25, 9};
+    long at[5];
+    for (int r = 0; r < 5; r++) {
+        int L = order[r];
+        static float bx[8 * 25], bt[8 * 25];
+        for (int i = 0; i < 8 * L; i++) bx[i] = (float)(1 + i % 29), bt[i] = (float)(i % 3);
+        loom_array b = {.name = "ids", .data = bx, .n = 8, .count = (size_t)8 * L};
+        loom_array by[] = {{.name = "tags", .data = bt, .n = 8, .count = (size_t)8 * L}, {.name = "prio", .data = prio, .n = 8, .count = 8}};
+        loom_data batch = {1, &b, 2, by, 0, NULL};
+        CHECK_STATUS(loom_train_on_batch(m, &batch, NULL, 0, NULL), LOOM_OK);
+        at[r] = n_alloc;
+    }
+    CHECK(at[1] > at[0]); /* the longer batch planned again */
+    CHECK(at[4] == at[1]);
+    loom_callback_free(hook);
+    loom_model_free(m);
+}
+
 int main(void) {
     run(LOOM_POLICY_DEFAULT);
     run(LOOM_POLICY_MIXED_BFLOAT16);
+    run_varlen();
     return check_report("alloc");
 }

@@ -94,11 +94,28 @@ static int predict_run(int argc, char **argv) {
     float *bufs[LOOM_MAX_OUTPUTS];
     const char *names[LOOM_MAX_OUTPUTS];
     memset(out, 0, sizeof out);
+    /* variable-length inputs: the outputs take their length from the members' steps */
+    int steps[64] = {0};
+    for (int i = 0; i < b.data.n_x && i < 64; i++) {
+        int k = b.x[i].name ? loom_model_input_index(m, b.x[i].name) : i;
+        size_t step = k >= 0 ? bind_step_size(m, k) : 0;
+        if (k >= 0 && k < 64 && loom_model_input_variable(m, k) && step && b.x[i].n)
+            steps[k] = (int)(b.x[i].count / b.x[i].n / step);
+    }
     for (int k = 0; k < no && !rc; k++) {
         int dims[LOOM_NDARRAY_MAX_RANK];
         int rank = loom_model_node_shape(m, loom_model_output_node(m, k), dims);
         names[k] = loom_model_output_name(m, k);
-        size_t per = loom_model_output_size(m, k);
+        size_t per = loom_model_output_size_at(m, k, steps);
+        if (rank > 0 && dims[0] == LOOM_DIM_VARIABLE) { /* the steps axis from the size */
+            size_t rest = 1;
+            for (int d = 1; d < rank; d++) rest *= (size_t)dims[d];
+            dims[0] = rest ? (int)(per / rest) : 0;
+        }
+        if (per == 0) {
+            rc = tool_fail(&cmd_predict, "output %s: %s", names[k], loom_model_error(m));
+            break;
+        }
         if (rank < 0 || rank + 1 > LOOM_NDARRAY_MAX_RANK || (per && b.n > SIZE_MAX / sizeof(float) / per)) {
             rc = tool_fail(&cmd_predict, "output %s: its shape cannot be written", names[k]);
             break;

@@ -13,6 +13,17 @@ static const char *member_for(const opt_list *maps, const char *name) {
     return name;
 }
 
+size_t bind_step_size(const loom_model *m, int input) {
+    for (int j = 0; j < loom_model_num_nodes(m); j++) {
+        if (strcmp(loom_layer_name(loom_model_node_layer(m, j)), loom_model_input_name(m, input)) != 0) continue;
+        int dims[16], rank = loom_model_node_shape(m, j, dims);
+        size_t per = 1;
+        for (int d = 1; d < rank; d++) per *= (size_t)dims[d];
+        return per;
+    }
+    return 0;
+}
+
 static void names_of(loom_model *m, char *buf, size_t cap) {
     size_t used = 0;
     buf[0] = '\0';
@@ -181,6 +192,8 @@ int bind_data_file(loom_model *m, const char *path, const opt_list *maps, bind_t
         }
         b->n_arrays++;
         size_t per = a->rank > 0 && a->dims[0] ? a->size / a->dims[0] : 0;
+        if (is_input && loom_model_input_variable(m, i) && a->rank >= 2) /* any whole number of steps */
+            want = per && per % bind_step_size(m, i) == 0 ? per : bind_step_size(m, i);
         if (a->rank < 1 || per != want) {
             snprintf(err, errlen, "%s: member %s holds %zu values per sample, %s %s needs %zu", path, member, per,
                      is_input ? "input" : "output", name, want);

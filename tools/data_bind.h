@@ -30,5 +30,7 @@ int bind_check_maps(loom_model *m, const opt_list *maps, char *err, size_t errle
 int bind_data_file(loom_model *m, const char *path, const opt_list *maps, bind_targets targets, bound_data *b, char *err,
              size_t errlen);
 void bind_free(bound_data *b);
+/* Floats of one step of input `input` (its per-sample size when it has no variable time axis). */
+size_t bind_step_size(const loom_model *m, int input);
 
 #endif

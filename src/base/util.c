@@ -123,7 +123,8 @@ bool loom_shape_equal(const loom_shape *a, const loom_shape *b) {
 const char *loom_shape_str(const loom_shape *s, char *buf, size_t len) {
     size_t used = (size_t)snprintf(buf, len, "(None");
     for (int i = 0; i < s->rank && used < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, ", %d", s->dims[i]);
+        used += s->dims[i] == LOOM_DIM_VARIABLE ? (size_t)snprintf(buf + used, len - used, ", None")
+                                                : (size_t)snprintf(buf + used, len - used, ", %d", s->dims[i]);
     if (used < len) snprintf(buf + used, len - used, ")");
     return buf;
 }

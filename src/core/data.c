@@ -4,6 +4,7 @@
  * (loom_array.count), finite values, and ids an Embedding can look up. */
 #include "core/model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ static const char *given_shape(const loom_array *a, char *buf, size_t len) {
 
 /* A target's expected shape: the output's, with the loss's target width on the last axis. */
 static const char *target_shape(const loom_model *m, const loom_output *o, char *buf, size_t len) {
-    loom_shape t = m->order[o->pos].node->out_shape;
+    loom_shape t = m->order[o->pos].shape;
     t.dims[t.rank - 1] = m->compiled ? o->target_dim : o->dim;
     return loom_shape_str(&t, buf, len);
 }
@@ -82,7 +83,7 @@ static loom_status check_finite(loom_model *m, const char *what, const char *rol
  * over the whole array, so the message gives the sample's index in the data. */
 static loom_status check_input_values(loom_model *m, const char *what, int input, const loom_array *a) {
     int pos = m->input_pos[input];
-    const loom_shape *shape = &m->order[pos].node->out_shape;
+    const loom_shape *shape = &m->order[pos].shape;
     for (int i = pos + 1; i < m->n_order; i++) {
         const loom_step_node *sn = &m->order[i];
         const loom_layer *L = sn->node->layer;
@@ -93,6 +94,41 @@ static loom_status check_input_values(loom_model *m, const char *what, int input
             if (L->op->check_input(L, j, a->data, a->n, shape, &e))
                 return loom_set_error(&m->err, e.code, "%s: input %s: %s", what, loom_model_input_name(m, input), e.msg);
         }
+    }
+    return LOOM_OK;
+}
+
+/* A variable-length input: its steps from the array (count / n floats per sample, a whole
+ * number of steps of the fixed axes) into d->x_steps[k], and its per-sample lengths, each within
+ * them. A fixed input takes no lengths. */
+static loom_status variable_steps(loom_model *m, const char *what, int k, const loom_array *a, loom_bound_data *d) {
+    const loom_shape *in = &m->order[m->input_pos[k]].node->out_shape;
+    const char *name = loom_model_input_name(m, k);
+    if (!loom_shape_is_variable(in)) {
+        if (a->lengths)
+            return loom_set_error(&m->err, LOOM_ERR_DATA, "%s: input %s has lengths, but its shape has no variable time axis",
+                                  what, name);
+        return LOOM_OK;
+    }
+    loom_shape step = *in;
+    step.dims[0] = 1;
+    size_t per_step = loom_shape_size(&step);
+    char shape[96];
+    loom_shape_str(in, shape, sizeof shape);
+    if (a->count == 0 || a->count % a->n || (a->count / a->n) % per_step || a->count / a->n / per_step > INT_MAX)
+        return loom_set_error(&m->err, LOOM_ERR_DATA,
+                              "%s: input %s expects %s, whole steps of %zu floats per sample; loom_array.count %zu for %zu "
+                              "samples is not",
+                              what, name, shape, per_step, a->count, a->n);
+    int steps = (int)(a->count / a->n / per_step);
+    d->x_steps[k] = steps;
+    if (a->lengths) {
+        for (size_t i = 0; i < a->n; i++)
+            if (a->lengths[i] < 1 || a->lengths[i] > steps)
+                return loom_set_error(&m->err, LOOM_ERR_DATA,
+                                      "%s: input %s: sample %zu has length %d; lengths must lie in 1..%d (the array's steps)",
+                                      what, name, i, a->lengths[i], steps);
+        d->lengths[k] = a->lengths;
     }
     return LOOM_OK;
 }
@@ -109,6 +145,9 @@ loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targe
     memset(d->x, 0, (size_t)m->n_inputs * sizeof *d->x);
     memset(d->y, 0, (size_t)m->n_outputs * sizeof *d->y);
     memset(d->sw, 0, (size_t)m->n_outputs * sizeof *d->sw);
+    memset(d->x_steps, 0, (size_t)m->n_inputs * sizeof *d->x_steps);
+    memset(d->lengths, 0, (size_t)m->n_inputs * sizeof *d->lengths);
+    memset(d->y_per, 0, (size_t)m->n_outputs * sizeof *d->y_per);
     d->n = 0;
     if (!data) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "%s: data is NULL", what);
     size_t n = 0;
@@ -134,14 +173,26 @@ loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targe
             goto fail;
         }
         if ((s = check_n(m, what, "input", loom_model_input_name(m, k), a->n, &n))) goto fail;
+        if ((s = variable_steps(m, what, k, a, d))) goto fail;
+        d->x[k] = a->data;
+    }
+    /* every shape at the arrays' steps: the checks below and the targets' sizes follow them */
+    if (m->variable && (s = loom_engine_set_steps(m, d->x_steps))) {
+        char msg[LOOM_ERR_MAX];
+        snprintf(msg, sizeof msg, "%s: %.450s", what, m->err.msg);
+        s = loom_set_error(&m->err, s, "%s", msg);
+        goto fail;
+    }
+    for (int i = 0; i < data->n_x; i++) {
+        const loom_array *a = &data->x[i];
+        int k = a->name ? loom_model_input_index(m, a->name) : i;
         char role[LOOM_NAME_MAX + 16], shape[96];
         snprintf(role, sizeof role, "input %s", loom_model_input_name(m, k));
         size_t per = loom_model_input_size(m, k);
-        loom_shape_str(&m->order[m->input_pos[k]].node->out_shape, shape, sizeof shape);
+        loom_shape_str(&m->order[m->input_pos[k]].shape, shape, sizeof shape);
         if ((s = check_count(m, what, role, a, per, shape, NULL)) || (s = check_finite(m, what, role, a, per)) ||
             (s = check_input_values(m, what, k, a)))
             goto fail;
-        d->x[k] = a->data;
     }
     if (data->n_y < 0 || (data->n_y && !data->y) || data->n_y > m->n_outputs) {
         s = loom_set_error(&m->err, LOOM_ERR_COUNT, "%s: the model has %d output(s), got %d target array(s)",
@@ -171,6 +222,7 @@ loom_status loom_bind_fill(loom_model *m, const loom_data *data, bool need_targe
         if ((s = check_count(m, what, role, a, per, shape, &m->outputs[k])) || (s = check_finite(m, what, role, a, per)))
             goto fail;
         d->y[k] = a->data;
+        d->y_per[k] = per;
     }
     if (need_targets) {
         int with_loss = 0, given = 0;

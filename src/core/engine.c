@@ -124,6 +124,22 @@ static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *bus
     return total;
 }
 
+static bool input_variable(const loom_model *m, int i) { return loom_shape_is_variable(&m->order[m->input_pos[i]].node->out_shape); }
+
+static bool steps_fit_plan(const loom_model *m) {
+    for (int i = 0; m->variable && i < m->n_inputs; i++)
+        if (input_variable(m, i) && (m->plan_steps[i] == 0 || m->max_steps[i] > m->plan_steps[i] ||
+                                     m->want_steps[i] > m->plan_steps[i]))
+            return false;
+    return true;
+}
+
+static loom_status plan_shapes(loom_model *m, int batch);
+
+/* With variable-length inputs the arena is planned at the planned steps (the longest reserved or
+ * seen, at least the declared maximum; the current steps when nothing was), every size being
+ * largest there, and the shapes are then set back to the current ones: a shorter batch uses the
+ * front of each buffer. loom_engine_gather raises the planned steps for a longer batch. */
 loom_status loom_engine_plan(loom_model *m, int batch) {
     for (int i = 0; i < m->n_order; i++) { /* stateful layers keep states for batch_size samples */
         const loom_layer *L = m->order[i].node->layer;
@@ -133,7 +149,29 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
                                   "layer %s (%s) is stateful for batches of at most %d samples, got %d", L->name,
                                   L->op->class_name, sb, batch);
     }
-    if (batch <= m->plan_batch && m->arena) return LOOM_OK;
+    if (batch <= m->plan_batch && m->arena && steps_fit_plan(m)) return LOOM_OK;
+    if (batch < m->plan_batch) batch = m->plan_batch;
+    if (!m->variable) return plan_shapes(m, batch);
+    int cur[LOOM_MAX_PLAN_INPUTS], plan[LOOM_MAX_PLAN_INPUTS];
+    if (m->n_inputs > LOOM_MAX_PLAN_INPUTS)
+        return loom_set_error(&m->err, LOOM_ERR_COUNT, "a model with variable-length inputs takes at most %d inputs",
+                              LOOM_MAX_PLAN_INPUTS);
+    for (int i = 0; i < m->n_inputs; i++) {
+        cur[i] = m->steps[i];
+        plan[i] = m->plan_steps[i];
+        if (!input_variable(m, i)) continue;
+        if (m->want_steps[i] > plan[i]) plan[i] = m->want_steps[i];
+        if (m->max_steps[i] > plan[i]) plan[i] = m->max_steps[i];
+        if (plan[i] == 0) plan[i] = cur[i];
+    }
+    loom_status s = loom_engine_set_steps(m, plan);
+    if (!s) s = plan_shapes(m, batch);
+    if (!s) memcpy(m->plan_steps, plan, (size_t)m->n_inputs * sizeof *plan);
+    loom_status back = loom_engine_set_steps(m, cur); /* known to build: it did before */
+    return s ? s : back;
+}
+
+static loom_status plan_shapes(loom_model *m, int batch) {
     /* The kernels count a batch's rows and elements of one tensor in ints: at most 2^31 - 1
      * floats per tensor and batch (checked here, once per plan, not per step). */
     for (int i = 0; i < m->n_order; i++)
@@ -143,7 +181,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
             return loom_set_error(&m->err, LOOM_ERR_MEMORY,
                                   "planning batch size %d: the output %s of layer %s (%s) would hold %llu floats, more "
                                   "than 2^31 - 1 per batch; use a smaller batch",
-                                  batch, loom_shape_str(&n->out_shape, a, sizeof a), n->layer->name,
+                                  batch, loom_shape_str(&m->order[i].shape, a, sizeof a), n->layer->name,
                                   n->layer->op->class_name, (unsigned long long)batch * m->order[i].size);
         }
     /* every region starts on a cache line (loom_align_floats) */
@@ -169,22 +207,22 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
         loom_step_node *sn = &m->order[i];
         loom_node *n = sn->node;
         loom_shape in[16];
-        for (int j = 0; j < n->n_in; j++) in[j] = m->order[sn->in_pos[j]].node->out_shape;
+        for (int j = 0; j < n->n_in; j++) in[j] = m->order[sn->in_pos[j]].shape;
         sn->scratch = n->layer->op->scratch_size
-                          ? n->layer->op->scratch_size(n->layer, n->n_in, in, &n->out_shape, batch)
+                          ? n->layer->op->scratch_size(n->layer, n->n_in, in, &sn->shape, batch)
                           : 0;
         size_t node = loom_align_floats((size_t)batch * sn->size), scr = sn->scratch;
         fits = fits && scr < SIZE_MAX / 2 && loom_size_add(node, loom_align_floats(scr), &node) &&
                loom_size_add(total, node, &total);
         if (node > biggest) biggest = node, biggest_at = i;
         if (sn->bf16) {
-            size_t w = n->layer->op->bf16_workspace(n->layer, n->n_in, in, &n->out_shape, batch);
+            size_t w = n->layer->op->bf16_workspace(n->layer, n->n_in, in, &sn->shape, batch);
             if (w > bf16_floats) bf16_floats = w;
         }
         /* Keras masks: made by an op, or kept from input 0 while the steps axis survives */
         const loom_op *op = n->layer->op;
         sn->makes_mask = op->mask_mode == LOOM_MASK_MAKE && n->out_shape.rank >= 2;
-        if (sn->makes_mask) total += loom_align_floats((size_t)batch * (size_t)n->out_shape.dims[0]);
+        if (sn->makes_mask) total += loom_align_floats((size_t)batch * (size_t)sn->shape.dims[0]);
     }
     for (int k = 0; k < m->n_outputs; k++) {
         loom_output *o = &m->outputs[k];
@@ -202,7 +240,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
                               "the largest is layer %s (%s) with output %s and %.3g GiB",
                               batch, fits ? "" : "over ", fits ? (double)total * sizeof(float) / 1073741824.0 : 6.4e10,
                               (double)loom_memory_limit() / 1073741824.0, n->layer->name, n->layer->op->class_name,
-                              loom_shape_str(&n->out_shape, a, sizeof a), (double)biggest * sizeof(float) / 1073741824.0);
+                              loom_shape_str(&m->order[biggest_at].shape, a, sizeof a), (double)biggest * sizeof(float) / 1073741824.0);
     }
     float *arena = loom_floats_zeroed(total);
     loom_floats_free(m->bf16_ws);
@@ -220,15 +258,17 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
         loom_node *n = sn->node;
+        sn->cap_size = sn->size;
+        sn->cap_scratch = sn->scratch;
         sn->val = take(&p, (size_t)batch * sn->size);
         sn->grad = grad_offset[i] == SIZE_MAX ? NULL : arena + grad_offset[i];
         sn->scr = take(&p, sn->scratch);
         sn->mask = NULL;
         if (sn->makes_mask) {
-            sn->mask = take(&p, (size_t)batch * (size_t)n->out_shape.dims[0]);
+            sn->mask = take(&p, (size_t)batch * (size_t)sn->shape.dims[0]);
         } else if (n->layer->op->mask_mode == LOOM_MASK_KEEP && n->n_in > 0) {
             const loom_step_node *src = &m->order[sn->in_pos[0]];
-            const loom_shape *a = &src->node->out_shape, *b = &n->out_shape;
+            const loom_shape *a = &src->shape, *b = &sn->shape; /* at the planned steps */
             if (src->mask && a->rank >= 2 && b->rank >= 2 && a->dims[0] == b->dims[0]) sn->mask = src->mask;
         }
     }
@@ -256,20 +296,40 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
  * where the call costs more than the copy. Shuffled rows are scattered over the data set, so the
  * start of a row a few ahead is fetched while this one is copied. */
 #define GATHER_AHEAD 8
-LOOM_VECTOR_CLONES static void gather_rows(float *restrict dst, const float *restrict src, size_t sz,
+/* sz floats of each sample, whose rows lie `stride` floats apart in src (a sequence padded past the
+ * batch's steps: its first steps) */
+LOOM_VECTOR_CLONES static void gather_rows(float *restrict dst, const float *restrict src, size_t sz, size_t stride,
                                            const size_t *idx, size_t first, int batch) {
     for (int b = 0; b < batch; b++) {
 #if defined(__GNUC__)
         if (idx && b + GATHER_AHEAD < batch) {
-            const char *ahead = (const char *)(src + idx[b + GATHER_AHEAD] * sz);
+            const char *ahead = (const char *)(src + idx[b + GATHER_AHEAD] * stride);
             __builtin_prefetch(ahead);
             if (sz > 16) __builtin_prefetch(ahead + 64);
         }
 #endif
-        const float *row = src + (idx ? idx[b] : first + (size_t)b) * sz;
+        const float *row = src + (idx ? idx[b] : first + (size_t)b) * stride;
         float *out = dst + (size_t)b * sz;
         for (size_t j = 0; j < sz; j++) out[j] = row[j];
     }
+}
+
+/* floats between two samples of input i in the bound array */
+static size_t input_stride(const loom_model *m, const loom_bound_data *d, int i) {
+    const loom_step_node *sn = &m->order[m->input_pos[i]];
+    if (!d->x_steps || !d->x_steps[i] || !m->steps[i]) return sn->size;
+    return sn->size / (size_t)m->steps[i] * (size_t)d->x_steps[i];
+}
+
+/* "title 7, body 19" */
+static const char *steps_str(const loom_model *m, char *buf, size_t len) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < m->n_inputs && used < len; i++)
+        if (loom_shape_is_variable(&m->order[m->input_pos[i]].node->out_shape))
+            used += (size_t)snprintf(buf + used, len - used, "%s%s %d", used ? ", " : "",
+                                     m->order[m->input_pos[i]].node->layer->name, m->steps[i]);
+    return buf;
 }
 
 typedef struct gather_job {
@@ -290,18 +350,80 @@ static void gather_range(size_t b0, size_t b1, void *p) {
     int n = (int)(b1 - b0);
     for (int i = 0; i < m->n_inputs; i++) {
         loom_step_node *sn = &m->order[m->input_pos[i]];
-        gather_rows(sn->val + b0 * sn->size, d->x[i], sn->size, idx, first, n);
+        gather_rows(sn->val + b0 * sn->size, d->x[i], sn->size, input_stride(m, d, i), idx, first, n);
     }
     for (int k = 0; k < m->n_outputs; k++) {
         loom_output *o = &m->outputs[k];
         if (!d->y || !d->y[k]) continue;
-        gather_rows(o->target + b0 * o->target_size, d->y[k], o->target_size, idx, first, n);
-        if (o->has_sw) gather_rows(o->sw + b0, d->sw[k], 1, idx, first, n);
+        size_t stride = d->y_per && d->y_per[k] ? d->y_per[k] : o->target_size;
+        gather_rows(o->target + b0 * o->target_size, d->y[k], o->target_size, stride, idx, first, n);
+        if (o->has_sw) gather_rows(o->sw + b0, d->sw[k], 1, 1, idx, first, n);
     }
 }
 
-void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
-                        int batch) {
+/* The steps of samples idx[0..batch) (or first..) per input: the longest length, else the array's */
+static void batch_steps(const loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first, int batch,
+                        int *steps) {
+    for (int i = 0; i < m->n_inputs; i++) {
+        steps[i] = d->x_steps ? d->x_steps[i] : 0;
+        if (!steps[i] || !d->lengths || !d->lengths[i]) continue;
+        int longest = 1;
+        for (int b = 0; b < batch; b++) {
+            int t = d->lengths[i][idx ? idx[b] : first + (size_t)b];
+            if (t > longest) longest = t;
+        }
+        steps[i] = longest;
+    }
+}
+
+void loom_engine_reserve_steps(loom_model *m, const loom_bound_data *d) {
+    if (!m->variable) return;
+    for (int i = 0; i < m->n_inputs; i++) {
+        int t = d->x_steps[i];
+        if (t && d->lengths[i]) { /* the longest sample, not the padding */
+            t = 1;
+            for (size_t j = 0; j < d->n; j++)
+                if (d->lengths[i][j] > t) t = d->lengths[i][j];
+        }
+        if (t > m->want_steps[i]) m->want_steps[i] = t;
+    }
+}
+
+/* Sizes only grow with the steps for every layer loom has, so a plan at the longest steps holds
+ * every shorter batch; checked per batch all the same (no layer may write past its buffers). */
+static loom_status check_fits_plan(loom_model *m, int batch) {
+    for (int i = 0; i < m->n_order; i++) {
+        loom_step_node *sn = &m->order[i];
+        if (!sn->reshape) continue;
+        const loom_node *n = sn->node;
+        loom_shape in[16];
+        for (int j = 0; j < n->n_in; j++) in[j] = m->order[sn->in_pos[j]].shape;
+        size_t scr = n->layer->op->scratch_size ? n->layer->op->scratch_size(n->layer, n->n_in, in, &sn->shape, batch) : 0;
+        if (sn->size > sn->cap_size || scr > sn->cap_scratch) {
+            char a[96];
+            return loom_set_error(&m->err, LOOM_ERR_SHAPE,
+                                  "layer %s (%s) needs more memory at input steps %s than at the longer steps the arena "
+                                  "was planned for; declare them with loom_model_set_max_steps",
+                                  n->layer->name, n->layer->op->class_name, steps_str(m, a, sizeof a));
+        }
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
+                               int batch) {
+    if (m->variable) {
+        int steps[LOOM_MAX_PLAN_INPUTS];
+        if (m->n_inputs > LOOM_MAX_PLAN_INPUTS)
+            return loom_set_error(&m->err, LOOM_ERR_COUNT, "a model with variable-length inputs takes at most %d inputs",
+                                  LOOM_MAX_PLAN_INPUTS);
+        batch_steps(m, d, idx, first, batch, steps);
+        loom_status s = loom_engine_set_steps(m, steps);
+        for (int i = 0; i < m->n_inputs; i++) /* longer than planned: the arena grows (the only allocation here) */
+            if (input_variable(m, i) && steps[i] > m->want_steps[i]) m->want_steps[i] = steps[i];
+        if (!s) s = loom_engine_plan(m, batch); /* a no-op unless these steps are the longest yet */
+        if (s || (s = check_fits_plan(m, batch))) return s;
+    }
     size_t per_sample = 0;
     for (int i = 0; i < m->n_inputs; i++) per_sample += m->order[m->input_pos[i]].size;
     for (int k = 0; k < m->n_outputs; k++) {
@@ -310,6 +432,65 @@ void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *i
     }
     gather_job j = {m, d, idx, first};
     loom_parallel_for((size_t)batch, loom_parallel_min_units(per_sample), gather_range, &j);
+    return LOOM_OK;
+}
+
+/* ---------------------------------------------------------------- variable time axes */
+
+loom_status loom_engine_set_steps(loom_model *m, const int *steps) {
+    if (!m->variable) return LOOM_OK;
+    bool same = true; /* a node of size 0 was never built at these steps, or failed to */
+    for (int p = 0; p < m->n_order && same; p++) same = !(m->order[p].reshape && m->order[p].size == 0);
+    for (int i = 0; i < m->n_inputs && same; i++)
+        same = !loom_shape_is_variable(&m->order[m->input_pos[i]].node->out_shape) || m->steps[i] == steps[i];
+    if (same) return LOOM_OK;
+    for (int i = 0; i < m->n_inputs; i++) {
+        const loom_step_node *sn = &m->order[m->input_pos[i]];
+        if (!loom_shape_is_variable(&sn->node->out_shape)) continue;
+        loom_shape t = sn->node->out_shape;
+        t.dims[0] = steps[i];
+        size_t n;
+        if (!loom_shape_size_checked(&t, &n))
+            return loom_set_error(&m->err, LOOM_ERR_SHAPE, "input %s: %d steps is out of range", sn->node->layer->name,
+                                  steps[i]);
+    }
+    for (int i = 0; i < m->n_inputs; i++) {
+        loom_step_node *sn = &m->order[m->input_pos[i]];
+        if (!loom_shape_is_variable(&sn->node->out_shape)) continue;
+        sn->shape = sn->node->out_shape;
+        sn->shape.dims[0] = steps[i];
+        m->steps[i] = steps[i];
+    }
+    for (int p = 0; p < m->n_order; p++) {
+        loom_step_node *sn = &m->order[p];
+        if (!sn->reshape) continue;
+        loom_layer *L = sn->node->layer;
+        if (!sn->is_input) {
+            loom_shape in[16], out;
+            for (int j = 0; j < sn->node->n_in; j++) in[j] = m->order[sn->in_pos[j]].shape;
+            int before = L->n_weights; /* a built layer declares none; kept as it was whatever happens */
+            loom_error e = {0};
+            loom_status s = L->op->build(L, sn->node->n_in, in, &out, &e);
+            L->n_weights = before;
+            char who[LOOM_NAME_MAX + 40];
+            snprintf(who, sizeof who, "%s (%s)", L->name, L->op->class_name);
+            if (!s) s = loom_shape_check(&out, who, "output shape", &e);
+            if (s) {
+                sn->size = 0; /* the next call builds again */
+                char a[96];
+                return loom_set_error(&m->err, s, "with input steps %s: %.400s", steps_str(m, a, sizeof a), e.msg);
+            }
+            sn->shape = out;
+        }
+        sn->size = loom_shape_size(&sn->shape);
+    }
+    for (int k = 0; k < m->n_outputs; k++) {
+        loom_output *o = &m->outputs[k];
+        o->size = m->order[o->pos].size;
+        o->rows_per_sample = o->size / (size_t)o->dim;
+        o->target_size = o->loss.kind == LOSS_NONE ? o->size : o->rows_per_sample * (size_t)o->target_dim;
+    }
+    return LOOM_OK;
 }
 
 static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_ctx *c, loom_shape *in_shapes) {
@@ -318,7 +499,7 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     loom_layer *L = n->layer;
     for (int j = 0; j < n->n_in; j++) {
         sn->in[j] = m->order[sn->in_pos[j]].val;
-        in_shapes[j] = m->order[sn->in_pos[j]].node->out_shape;
+        in_shapes[j] = m->order[sn->in_pos[j]].shape;
     }
     memset(c, 0, sizeof *c);
     c->batch = batch;
@@ -328,7 +509,7 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->in_shape = in_shapes;
     c->out = sn->val;
     c->dout = sn->grad;
-    c->out_shape = n->out_shape;
+    c->out_shape = sn->shape;
     c->w = L->n_weights ? m->params + L->weights[0].offset : NULL;
     c->state = L->n_weights && !m->freeze_state ? m->params + L->weights[0].offset : NULL;
     c->scratch = sn->scr;
@@ -388,7 +569,7 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
             }
         L->op->forward(L, &c);
         if (sn->makes_mask && !sn->node->layer->op->make_mask(sn->node->layer, &c, sn->mask))
-            for (size_t j = 0, n = (size_t)batch * (size_t)sn->node->out_shape.dims[0]; j < n; j++) sn->mask[j] = 1.0f;
+            for (size_t j = 0, n = (size_t)batch * (size_t)sn->shape.dims[0]; j < n; j++) sn->mask[j] = 1.0f;
     }
     for (int k = 0; k < m->n_outputs && losses; k++) {
         loom_output *o = &m->outputs[k];
@@ -401,7 +582,7 @@ loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool lo
         const float *sw = o->has_sw ? o->sw : NULL;
         const float *mask = m->order[o->pos].mask;
         bool class_w = m->class_weights_on && o->class_w;
-        if (mask && rps == (size_t)m->order[o->pos].node->out_shape.dims[0]) {
+        if (mask && rps == (size_t)m->order[o->pos].shape.dims[0]) {
             /* Keras: masked entries weigh 0, valid ones rows/valid, times the sample weight (and
              * the class weight: fit turns class_weight into sample weights) */
             double valid = 0;
@@ -530,4 +711,45 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
             if ((w->reg.l1 != 0 || w->reg.l2 != 0) && !w->non_trainable && !m->t_frozen[t]) m->t_active[t] = true;
         }
     }
+}
+
+/* ---------------------------------------------------------------- public: variable steps */
+
+int loom_model_input_variable(const loom_model *m, int i) {
+    return m && i >= 0 && i < m->n_inputs && input_variable(m, i);
+}
+
+loom_status loom_model_set_max_steps(loom_model *m, const char *input, int max_steps) {
+    if (!m) return LOOM_ERR_ARGUMENT;
+    loom_clear_error(&m->err);
+    int k = -1;
+    if (input && (k = loom_model_input_index(m, input)) < 0) return LOOM_ERR_NAME;
+    if (k >= 0 && !input_variable(m, k))
+        return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "set_max_steps: input %s has no variable time axis", input);
+    if (!m->variable) return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "set_max_steps: the model has no variable input");
+    for (int i = 0; i < m->n_inputs; i++) {
+        if (!input_variable(m, i) || (k >= 0 && i != k)) continue;
+        loom_shape t = m->order[m->input_pos[i]].node->out_shape;
+        t.dims[0] = max_steps;
+        size_t n;
+        if (max_steps < 1 || !loom_shape_size_checked(&t, &n))
+            return loom_set_error(&m->err, LOOM_ERR_ARGUMENT, "set_max_steps: %d steps for input %s is out of range", max_steps,
+                                  m->order[m->input_pos[i]].node->layer->name);
+    }
+    for (int i = 0; i < m->n_inputs; i++)
+        if (input_variable(m, i) && (k < 0 || i == k)) m->max_steps[i] = max_steps;
+    return LOOM_OK;
+}
+
+size_t loom_model_output_size_at(loom_model *m, int k, const int *steps) {
+    if (!m || k < 0 || k >= m->n_outputs || !steps) return 0;
+    if (!m->variable) return m->outputs[k].size;
+    int cur[LOOM_MAX_PLAN_INPUTS];
+    if (m->n_inputs > LOOM_MAX_PLAN_INPUTS) return 0;
+    memcpy(cur, m->steps, (size_t)m->n_inputs * sizeof *cur);
+    size_t size = loom_engine_set_steps(m, steps) ? 0 : m->outputs[k].size;
+    loom_error keep = m->err;
+    loom_engine_set_steps(m, cur);
+    m->err = keep;
+    return size;
 }

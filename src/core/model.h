@@ -12,7 +12,11 @@
 typedef struct loom_step_node {
     loom_node *node;
     int *in_pos;      /* positions of its inputs in the order */
-    size_t size;      /* per-sample output size */
+    loom_shape shape; /* per-sample output shape at the current steps (loom_engine_set_steps): the
+                         node's out_shape with every variable time axis made concrete */
+    size_t size;      /* per-sample output size at the current steps */
+    bool reshape;     /* the shape follows a variable time axis: built again at each new length */
+    size_t cap_size, cap_scratch; /* per-sample size and scratch floats the arena was planned for */
     size_t scratch;   /* scratch floats at the planned batch */
     float *val, *grad, *scr;
     int grad_from;    /* backward position where grad's lifetime starts (engine.c); -1: no grad */
@@ -91,6 +95,12 @@ typedef struct loom_bound_data {
     const float **x;  /* per model input */
     const float **y;  /* per output (NULL: none) */
     const float **sw; /* per output (NULL: none) */
+    /* variable-length inputs (engine.c): per input, the steps of the array (0: a fixed input) and
+     * the per-sample lengths (NULL: every sample uses all of them); per output, the floats of one
+     * sample of the target array (a sequence target may be longer than the batch's output) */
+    int *x_steps;
+    const int **lengths;
+    size_t *y_per;
 } loom_bound_data;
 
 struct loom_model {
@@ -148,6 +158,11 @@ struct loom_model {
     /* per-call APIs: a binding and running logs made once, so a user's loop allocates nothing */
     loom_bound_data call_data;
     loom_running *call_run;  /* keys.n entries */
+    /* variable-length inputs (engine.c): per input, the current steps (0: a fixed input), the
+     * steps the arena is planned for, and the declared maximum (loom_model_set_max_steps) */
+    bool variable;
+    int *steps, *plan_steps, *max_steps;
+    int *want_steps;         /* the longest reserved (loom_engine_reserve_steps) or gathered */
     /* activation arena */
     int plan_batch;
     float *arena;
@@ -181,6 +196,8 @@ void loom_class_weights_clear(loom_model *m);
 float loom_class_weight_of(const loom_output *o, const float *target_row);
 
 /* engine.c */
+/* A model with variable-length inputs keeps their steps in small arrays on the stack */
+#define LOOM_MAX_PLAN_INPUTS 64
 /* Plans (or re-plans) the activation arena for batches up to `batch`. The only allocation on the
  * training path; a no-op when the plan already fits. */
 loom_status loom_engine_plan(loom_model *m, int batch);
@@ -203,9 +220,17 @@ float loom_engine_add_regularization(const loom_model *m, float *dw);
 /* Outputs whose loss takes part in the total gradient (has a loss and a nonzero weight). */
 uint64_t loom_engine_active_mask(const loom_model *m);
 /* Copies samples idx[0..batch) (or first..first+batch when idx is NULL) of the bound data into
- * the arena. */
-void loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
-                        int batch);
+ * the arena. With variable-length inputs it first sets the batch's steps (each input's longest
+ * sample in the batch), which re-plans the arena when they exceed the plan (the only case in which
+ * it allocates; fit reserves the data's longest first, so its steps never do). */
+loom_status loom_engine_gather(loom_model *m, const loom_bound_data *d, const size_t *idx, size_t first,
+                               int batch);
+/* Makes every shape concrete for these steps per model input (entries of fixed inputs ignored):
+ * the layers whose shapes follow a variable time axis are built again (no allocation). An error
+ * names the layer (Conv1D longer than the sequence, two sequences Add cannot join). */
+loom_status loom_engine_set_steps(loom_model *m, const int *steps);
+/* Raises the planned steps to the longest sample of the bound data (the next plan covers it). */
+void loom_engine_reserve_steps(loom_model *m, const loom_bound_data *d);
 
 /* model.c: a binding's per-input/output pointer arrays, allocated once (the model keeps one for the
  * per-call APIs) and freed with loom_unbind. */

@@ -10,6 +10,9 @@ void loom_unbind(loom_bound_data *d) {
     free(d->x);
     free(d->y);
     free(d->sw);
+    free(d->x_steps);
+    free(d->lengths);
+    free(d->y_per);
     memset(d, 0, sizeof *d);
 }
 
@@ -18,7 +21,10 @@ loom_status loom_bind_alloc(loom_model *m, loom_bound_data *d) {
     d->x = calloc((size_t)m->n_inputs, sizeof *d->x);
     d->y = calloc((size_t)m->n_outputs, sizeof *d->y);
     d->sw = calloc((size_t)m->n_outputs, sizeof *d->sw);
-    if (!d->x || !d->y || !d->sw) {
+    d->x_steps = calloc((size_t)m->n_inputs, sizeof *d->x_steps);
+    d->lengths = calloc((size_t)m->n_inputs, sizeof *d->lengths);
+    d->y_per = calloc((size_t)m->n_outputs, sizeof *d->y_per);
+    if (!d->x || !d->y || !d->sw || !d->x_steps || !d->lengths || !d->y_per) {
         loom_unbind(d);
         return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory binding data");
     }
@@ -34,6 +40,10 @@ static void model_free_parts(loom_model *m) {
         }
     free(m->order);
     free(m->input_pos);
+    free(m->steps);
+    free(m->plan_steps);
+    free(m->max_steps);
+    free(m->want_steps);
     for (int k = 0; m->outputs && k < m->n_outputs; k++) free(m->outputs[k].class_w);
     free(m->outputs);
     free(m->layers);
@@ -170,11 +180,15 @@ static loom_status build_order(loom_model *m, loom_graph *g, int n_in, loom_tens
         loom_node *n = g->nodes[i];
         loom_step_node *sn = &m->order[p];
         sn->node = n;
-        sn->size = loom_shape_size(&n->out_shape);
+        sn->shape = n->out_shape;
         sn->is_input = n->layer->op == &loom_op_input;
         /* a layer's own policy holds before any compile (a loaded model predicts as saved); compile
          * decides again with the model's policy */
         sn->bf16 = n->layer->op->bf16_workspace && loom_model_layer_policy(m, n->layer) == LOOM_POLICY_MIXED_BFLOAT16;
+        sn->reshape = loom_shape_is_variable(&n->out_shape);
+        for (int j = 0; j < n->n_in; j++) sn->reshape = sn->reshape || m->order[pos[n->in[j]->id]].reshape;
+        m->variable = m->variable || sn->reshape;
+        sn->size = sn->reshape ? 0 : loom_shape_size(&n->out_shape); /* variable: set by loom_engine_set_steps */
         sn->in_pos = calloc((size_t)(n->n_in ? n->n_in : 1), sizeof *sn->in_pos);
         sn->din = calloc((size_t)(n->n_in ? n->n_in : 1), sizeof *sn->din);
         sn->in = calloc((size_t)(n->n_in ? n->n_in : 1), sizeof *sn->in);
@@ -201,7 +215,7 @@ static loom_status build_order(loom_model *m, loom_graph *g, int n_in, loom_tens
         loom_output *o = &m->outputs[k];
         loom_node *n = outputs[k]->node;
         o->pos = pos[n->id];
-        o->size = loom_shape_size(&n->out_shape);
+        o->size = m->order[o->pos].size;
         o->dim = n->out_shape.dims[n->out_shape.rank - 1];
         o->rows_per_sample = o->size / (size_t)o->dim;
         o->weight = 1.0f;
@@ -335,6 +349,26 @@ static loom_status build_params(loom_model *m, loom_graph *g) {
     return LOOM_OK;
 }
 
+/* Variable-length inputs start at one step, or at the build probe's length when a layer needs
+ * more (a Conv1D's kernel), until data sets them. */
+static loom_status initial_steps(loom_model *m) {
+    m->steps = calloc((size_t)m->n_inputs, sizeof *m->steps);
+    m->plan_steps = calloc((size_t)m->n_inputs, sizeof *m->plan_steps);
+    m->max_steps = calloc((size_t)m->n_inputs, sizeof *m->max_steps);
+    m->want_steps = calloc((size_t)m->n_inputs, sizeof *m->want_steps);
+    int *t = calloc((size_t)m->n_inputs, sizeof *t);
+    loom_status s = LOOM_OK;
+    if (!m->steps || !m->plan_steps || !m->max_steps || !m->want_steps || !t) s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory");
+    for (int i = 0; !s && i < m->n_inputs; i++) t[i] = 1;
+    if (!s && loom_engine_set_steps(m, t)) {
+        for (int i = 0; i < m->n_inputs; i++) t[i] = LOOM_PROBE_STEPS_A;
+        s = loom_engine_set_steps(m, t);
+    }
+    free(t);
+    if (!s) loom_clear_error(&m->err);
+    return s;
+}
+
 loom_model *loom_model_new(loom_graph *g, int n_inputs, loom_tensor *const *inputs, int n_outputs,
                            loom_tensor *const *outputs) {
     if (!g) return NULL;
@@ -366,6 +400,12 @@ loom_model *loom_model_new(loom_graph *g, int n_inputs, loom_tensor *const *inpu
     }
     if (build_order(m, g, n_inputs, inputs, n_outputs, outputs) || build_params(m, g) ||
         (loom_bind_alloc(m, &m->call_data) && loom_set_error(&g->err, LOOM_ERR_MEMORY, "model: out of memory"))) {
+        model_free_parts(m);
+        free(m);
+        return NULL;
+    }
+    if (m->variable && initial_steps(m)) {
+        loom_set_error(&g->err, m->err.code, "model: %s", m->err.msg);
         model_free_parts(m);
         free(m);
         return NULL;

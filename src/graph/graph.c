@@ -243,7 +243,15 @@ loom_tensor *loom_input(loom_graph *g, const char *name, int rank, const int *di
     memcpy(shape.dims, dims, (size_t)rank * sizeof *dims);
     char who[LOOM_NAME_MAX + 8];
     snprintf(who, sizeof who, "Input %s", name ? name : "(unnamed)");
-    if (loom_shape_check(&shape, who, "shape", &g->err)) return NULL;
+    for (int i = 1; i < rank; i++)
+        if (dims[i] == LOOM_DIM_VARIABLE) {
+            loom_set_error(&g->err, LOOM_ERR_SHAPE,
+                           "%s: only the first (time) axis of a sequence may be variable (None), not axis %d", who, i + 1);
+            return NULL;
+        }
+    loom_shape checked = shape; /* the fixed dimensions are held to the limits, the steps at their probe */
+    if (checked.dims[0] == LOOM_DIM_VARIABLE) checked.dims[0] = LOOM_PROBE_STEPS_B;
+    if (loom_shape_check(&checked, who, "shape", &g->err)) return NULL;
     loom_layer *L = loom_graph_new_layer(g, &loom_op_input, name);
     if (!L) return NULL;
     L->target.rank = rank;
@@ -260,6 +268,68 @@ loom_tensor *loom_input(loom_graph *g, const char *name, int rank, const int *di
 }
 
 /* ---------------------------------------------------------------- calls */
+
+bool loom_shape_is_variable(const loom_shape *s) { return s->rank >= 1 && s->dims[0] == LOOM_DIM_VARIABLE; }
+
+bool loom_shape_compatible(const loom_shape *a, const loom_shape *b) {
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i] && !(i == 0 && (a->dims[0] == LOOM_DIM_VARIABLE || b->dims[0] == LOOM_DIM_VARIABLE)))
+            return false;
+    return true;
+}
+
+/* in with every variable time axis set to `steps` */
+static void concrete_shapes(int n, const loom_shape *in, int steps, loom_shape *out) {
+    for (int i = 0; i < n; i++) {
+        out[i] = in[i];
+        if (loom_shape_is_variable(&in[i])) out[i].dims[0] = steps;
+    }
+}
+
+/* Shape inference with a variable time axis, for every layer class at once: the layer is built at
+ * two probe lengths. What changes between them depends on the steps: the output's first axis may
+ * (it is variable then: the engine builds the layer again at each batch's length, which is how
+ * Conv1D's or a pooling's shorter output is found); any other output axis or any weight may not
+ * (Flatten of the steps, a Dense kernel sized by them): an error naming the layer. */
+static loom_status probe_variable_build(loom_layer *L, int n, const loom_shape *in, loom_shape *out, const char *who,
+                                        loom_error *err) {
+    loom_shape a_in[16], b_in[16], a_out, b_out;
+    concrete_shapes(n, in, LOOM_PROBE_STEPS_A, a_in);
+    concrete_shapes(n, in, LOOM_PROBE_STEPS_B, b_in);
+    int before = L->n_weights;
+    loom_status s = L->op->build(L, n, a_in, &a_out, err);
+    if (s) return s;
+    loom_weight a_weights[LOOM_MAX_WEIGHTS];
+    int n_a = L->n_weights;
+    memcpy(a_weights, L->weights, sizeof a_weights);
+    L->n_weights = before;
+    if ((s = L->op->build(L, n, b_in, &b_out, err))) return s;
+    bool same_weights = L->n_weights == n_a;
+    for (int w = before; w < n_a && same_weights; w++) same_weights = loom_shape_equal(&a_weights[w].shape, &L->weights[w].shape);
+    if (!same_weights)
+        return loom_set_error(err, LOOM_ERR_SHAPE,
+                              "%s: its weights would depend on the variable (None) time axis of its input; give the "
+                              "Input a fixed number of steps",
+                              who);
+    if ((s = loom_shape_check(&a_out, who, "output shape", err)) || (s = loom_shape_check(&b_out, who, "output shape", err)))
+        return s;
+    bool fixed_rest = a_out.rank == b_out.rank;
+    for (int i = 1; i < a_out.rank && fixed_rest; i++) fixed_rest = a_out.dims[i] == b_out.dims[i];
+    /* A vector's one axis may vary only as the steps do (ids through an Activation), not faster:
+     * Flatten of (None, 4) would make a feature vector sized by the steps. */
+    if (a_out.rank == 1 && b_out.dims[0] - a_out.dims[0] > LOOM_PROBE_STEPS_B - LOOM_PROBE_STEPS_A) fixed_rest = false;
+    if (!fixed_rest) {
+        char sa[96];
+        return loom_set_error(err, LOOM_ERR_SHAPE,
+                              "%s: its output %s would have a size that depends on the variable (None) time axis "
+                              "beyond its first axis; only the steps axis may vary (give the Input a fixed number of steps)",
+                              who, loom_shape_str(&a_out, sa, sizeof sa));
+    }
+    *out = a_out;
+    if (a_out.dims[0] != b_out.dims[0]) out->dims[0] = LOOM_DIM_VARIABLE;
+    return LOOM_OK;
+}
 
 loom_tensor *loom_call(loom_layer *layer, loom_tensor *x) { return loom_call_n(layer, 1, &x); }
 
@@ -297,10 +367,16 @@ loom_tensor *loom_call_n(loom_layer *L, int n, loom_tensor *const *xs) {
         }
         in[i] = xs[i]->node->out_shape;
     }
-    /* A shared layer has one set of weights: every call must see the shapes of the first. */
+    /* A shared layer has one set of weights: every call must see the shapes of the first. A first
+     * call on a variable time axis matches any length (its probes showed that the weights do not
+     * depend on it); a first call on a fixed length matches a variable one only in a layer without
+     * weights (nothing then says the weights would fit every length). */
     if (L->built) {
         bool same = L->built_n_in == n;
-        for (int i = 0; same && i < n && i < 8; i++) same = loom_shape_equal(&L->built_in[i], &in[i]);
+        for (int i = 0; same && i < n && i < 8; i++)
+            same = loom_shape_equal(&L->built_in[i], &in[i]) ||
+                   ((loom_shape_is_variable(&L->built_in[i]) || L->n_weights == 0) &&
+                    loom_shape_compatible(&L->built_in[i], &in[i]));
         if (!same) {
             char a[64], b[64];
             loom_set_error(&g->err, LOOM_ERR_SHAPE,
@@ -312,15 +388,23 @@ loom_tensor *loom_call_n(loom_layer *L, int n, loom_tensor *const *xs) {
     }
     loom_shape out;
     int weights_before = L->n_weights;
-    if (L->op->build(L, n, in, &out, &g->err) != LOOM_OK) {
+    char who[LOOM_NAME_MAX + 40];
+    snprintf(who, sizeof who, "%s (%s)", L->name, L->op->class_name);
+    bool variable = false;
+    for (int i = 0; i < n; i++) variable = variable || loom_shape_is_variable(&in[i]);
+    if (variable) {
+        if (probe_variable_build(L, n, in, &out, who, &g->err) != LOOM_OK) {
+            L->n_weights = weights_before;
+            return NULL;
+        }
+    } else if (L->op->build(L, n, in, &out, &g->err) != LOOM_OK) {
         L->n_weights = weights_before;
         return NULL;
     }
     /* Every shape a layer computes is held to the limits of base.h here, once for all classes:
-     * nothing downstream (planner, kernels) can then see a product that wraps. */
-    char who[LOOM_NAME_MAX + 40];
-    snprintf(who, sizeof who, "%s (%s)", L->name, L->op->class_name);
-    bool bad = loom_shape_check(&out, who, "output shape", &g->err) != LOOM_OK;
+     * nothing downstream (planner, kernels) can then see a product that wraps. (A variable output
+     * was checked at its probes.) */
+    bool bad = !loom_shape_is_variable(&out) && loom_shape_check(&out, who, "output shape", &g->err) != LOOM_OK;
     for (int w = weights_before; w < L->n_weights && !bad; w++) {
         char what[40];
         snprintf(what, sizeof what, "weight %s of shape", L->weights[w].name);

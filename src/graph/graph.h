@@ -231,6 +231,15 @@ loom_layer *loom_graph_new_layer(loom_graph *g, const loom_op *op, const char *n
 
 
 
+/* ---- variable time axes (LOOM_DIM_VARIABLE at dims[0]; graph.c) */
+/* The lengths loom_call builds a layer at to find what depends on a variable time axis (two
+ * primes far apart, so that a stride or pool size below ~4000 still tells them apart). */
+#define LOOM_PROBE_STEPS_A 4099
+#define LOOM_PROBE_STEPS_B 8209
+bool loom_shape_is_variable(const loom_shape *s);
+/* equal, a variable first axis matching any length */
+bool loom_shape_compatible(const loom_shape *a, const loom_shape *b);
+
 /* The Input layer's op (graph.c). */
 extern const loom_op loom_op_input;
 

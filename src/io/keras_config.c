@@ -678,21 +678,23 @@ static const cJSON *batch_shape_of(const cJSON *cfg) {
     return cJSON_IsArray(s) ? s : NULL;
 }
 
-/* The per-sample shape must be known (loom plans memory for fixed shapes): a None becomes
- * none_dim when the caller gave one. */
+/* A None first per-sample axis (batch_shape [null, null, 16]) is a variable time axis
+ * (LOOM_DIM_VARIABLE), kept as null; any other None becomes none_dim when the caller gave one
+ * (which also fixes the time axis, as before variable lengths existed), else it is an error. */
 static loom_status check_shape(ctx *c, const char *name, cJSON *shape) {
     int i = 0;
     cJSON *d;
     cJSON_ArrayForEach(d, shape) {
         if (i++ == 0) continue;
+        if (cJSON_IsNull(d) && i == 2 && c->none_dim <= 0) continue;
         if (cJSON_IsNull(d) && c->none_dim > 0) {
             d->type = cJSON_Number;
             cJSON_SetNumberValue(d, c->none_dim);
         }
         if (!cJSON_IsNumber(d))
             return loom_set_error(c->err, LOOM_ERR_SHAPE,
-                                  "%s: input %s has an unknown dimension %d (None): loom needs every per-sample "
-                                  "dimension; import with loom_model_import_with and .none_dim set, or save the "
+                                  "%s: input %s has an unknown dimension %d (None): only the first (time) axis may "
+                                  "be variable; import with loom_model_import_with and .none_dim set, or save the "
                                   "model with a fixed input shape",
                                   c->what, name, i - 1);
     }

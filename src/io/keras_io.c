@@ -709,7 +709,9 @@ static void keras3_layer_entries(loom_model *m, cJSON *config) {
         for (int k = 0; k < (mha ? L->built_n_in : 1) && k < 3; k++) {
             cJSON *shape = cJSON_CreateArray();
             cJSON_AddItemToArray(shape, cJSON_CreateNull());
-            for (int d = 0; d < L->built_in[k].rank; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber(L->built_in[k].dims[d]));
+            for (int d = 0; d < L->built_in[k].rank; d++) /* a variable time axis is Keras's None */
+                cJSON_AddItemToArray(shape, L->built_in[k].dims[d] == LOOM_DIM_VARIABLE ? cJSON_CreateNull()
+                                                                                       : cJSON_CreateNumber(L->built_in[k].dims[d]));
             cJSON_AddItemToObject(mha ? dict : bc, mha ? MHA_SHAPES[k] : "input_shape", shape);
         }
     }

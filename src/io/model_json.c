@@ -108,6 +108,34 @@ static int int_array_from(const cJSON *a, int *out, int max) {
     return n;
 }
 
+/* An InputLayer's batch shape: the batch axis (null) skipped, a null first per-sample axis a
+ * variable time axis (LOOM_DIM_VARIABLE). Returns the rank or -1. */
+static int batch_shape_from(const cJSON *a, int *out, int max) {
+    if (!cJSON_IsArray(a)) return -1;
+    int n = 0, at = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a) {
+        if (cJSON_IsNull(it) && at++ == 0) continue;
+        if (n >= max) return -1;
+        if (cJSON_IsNull(it) && n == 0) {
+            out[n++] = LOOM_DIM_VARIABLE;
+            continue;
+        }
+        long v = loom_json_whole(it, -1000000000L, 1000000000L, LONG_MIN);
+        if (v == LONG_MIN) return -1;
+        out[n++] = (int)v;
+    }
+    return n;
+}
+
+/* the batch shape of an Input for the file: null for the batch and a variable time axis */
+static cJSON *batch_shape_json(const loom_shape *s) {
+    cJSON *a = int_array(s->dims, s->rank, true);
+    cJSON *first = cJSON_GetArrayItem(a, 1);
+    if (first && s->rank > 0 && s->dims[0] == LOOM_DIM_VARIABLE) cJSON_ReplaceItemInArray(a, 1, cJSON_CreateNull());
+    return a;
+}
+
 /* ---------------------------------------------------------------- layers to JSON */
 
 static cJSON *pair(int a, int b) {
@@ -197,7 +225,7 @@ cJSON *loom_layer_config_json(const loom_layer *L, loom_error *err) {
     cJSON_AddStringToObject(c, "dtype", "float32");
     const loom_op *op = L->op;
     if (op == &loom_op_input) {
-        cJSON_AddItemToObject(c, "batch_shape", int_array(L->target.dims, L->target.rank, true));
+        cJSON_AddItemToObject(c, "batch_shape", batch_shape_json(&L->target));
     } else if (op == &loom_op_dense) {
         cJSON_AddNumberToObject(c, "units", L->units);
         cJSON_AddStringToObject(c, "activation", loom_activation_name(L->activation));
@@ -283,7 +311,7 @@ static cJSON *tensor_json(const arch_index *x, const loom_node *n) {
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "class_name", "__keras_tensor__");
     cJSON *cfg = cJSON_AddObjectToObject(t, "config");
-    cJSON_AddItemToObject(cfg, "shape", int_array(n->out_shape.dims, n->out_shape.rank, true));
+    cJSON_AddItemToObject(cfg, "shape", batch_shape_json(&n->out_shape));
     cJSON_AddStringToObject(cfg, "dtype", "float32");
     cJSON *h = cJSON_AddArrayToObject(cfg, "keras_history");
     cJSON_AddItemToArray(h, cJSON_CreateString(n->layer->name));
@@ -739,7 +767,7 @@ loom_model *loom_arch_from_json_limited(const cJSON *root, const char *what, boo
             int dims[LOOM_MAX_RANK];
             const cJSON *shape = cJSON_GetObjectItemCaseSensitive(c, "batch_shape");
             if (!shape) shape = cJSON_GetObjectItemCaseSensitive(c, "batch_input_shape");
-            int rank = int_array_from(shape, dims, LOOM_MAX_RANK);
+            int rank = batch_shape_from(shape, dims, LOOM_MAX_RANK);
             loom_tensor *t = loom_input(g, name, rank, dims);
             if (!t) {
                 loom_set_error(err, LOOM_ERR_DATA, "%s: %s", what, loom_graph_error(g));

@@ -100,10 +100,14 @@ static loom_status reshape_build(loom_layer *L, int n_in, const loom_shape *in, 
     bool fits = unknown >= 0 ? n % known == 0 && n / known <= INT_MAX : n == known;
     if (!fits) {
         char a[64], b[64];
+        /* the target as given: its -1 is "inferred" (loom_shape_str would print None, a variable axis) */
+        size_t used = (size_t)snprintf(b, sizeof b, "(None");
+        for (int i = 0; i < L->target.rank && used < sizeof b; i++)
+            used += (size_t)snprintf(b + used, sizeof b - used, ", %d", L->target.dims[i]);
+        if (used < sizeof b) snprintf(b + used, sizeof b - used, ")");
         return loom_set_error(err, LOOM_ERR_SHAPE,
                               "%s (Reshape): cannot reshape input %s (%zu elements) to %s", L->name,
-                              loom_shape_str(&in[0], a, sizeof a), n,
-                              loom_shape_str(&L->target, b, sizeof b));
+                              loom_shape_str(&in[0], a, sizeof a), n, b);
     }
     if (unknown >= 0) out->dims[unknown] = (int)(n / known);
     return LOOM_OK;

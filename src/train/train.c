@@ -33,7 +33,7 @@ static void logs_reset(loom_model *m, epoch_logs *e) {
 static const float *metric_weights(loom_model *m, loom_output *o, int batch, bool weighted) {
     const float *mask = m->order[o->pos].mask;
     size_t rps = o->rows_per_sample, rows = (size_t)batch * rps;
-    if (mask && rps != (size_t)m->order[o->pos].node->out_shape.dims[0]) mask = NULL;
+    if (mask && rps != (size_t)m->order[o->pos].shape.dims[0]) mask = NULL;
     bool sw = weighted && o->has_sw, cw = weighted && m->class_weights_on && o->class_w;
     if (!sw && !cw) return mask;
     for (size_t r = 0; r < rows; r++)
@@ -445,9 +445,9 @@ static loom_status dist_evaluate(loom_model *m, dist_fit *df, const loom_bound_d
         size_t off;
         int b, gb;
         loom_dist_shard(rank, ranks, batch_size, d->n - first < global ? d->n - first : global, &off, &b);
-        if (b > 0) loom_engine_gather(m, d, NULL, first + off, b);
+        loom_status s = b > 0 ? loom_engine_gather(m, d, NULL, first + off, b) : LOOM_OK;
         float reg = 0;
-        loom_status s = dist_forward_sync(m, df, LOOM_OK, b, false, 0, epoch, (int)step, &gb, &reg);
+        if (!s) s = dist_forward_sync(m, df, LOOM_OK, b, false, 0, epoch, (int)step, &gb, &reg);
         if (s) return s;
         logs_add_values(m, e, gb, weighted_total(m, reg), false);
     }
@@ -464,9 +464,9 @@ static loom_status evaluate_bound(loom_model *m, const loom_bound_data *d, int b
     for (int step = 0; step < steps; step++) {
         size_t first = (size_t)step * batch_size;
         int b = (int)(d->n - first < (size_t)batch_size ? d->n - first : (size_t)batch_size);
-        loom_engine_gather(m, d, NULL, first, b);
         float reg = 0;
-        loom_status s = loom_engine_forward(m, b, false, true, 0, &reg);
+        loom_status s = loom_engine_gather(m, d, NULL, first, b);
+        if (!s) s = loom_engine_forward(m, b, false, true, 0, &reg);
         if (s) return s;
         logs_add_batch(m, e, b, weighted_total(m, reg), false);
         if (bar)
@@ -486,10 +486,10 @@ static loom_status bind_batch(loom_model *m, const loom_data *data, const char *
     loom_status s = loom_bind_fill(m, data, true, what, d);
     if (s) return s;
     if (d->n > (size_t)1 << 30) return loom_set_error(&m->err, LOOM_ERR_DATA, "%s: batch too large", what);
+    loom_engine_reserve_steps(m, d);
     if ((s = loom_engine_plan(m, (int)d->n))) return s;
     *n = (int)d->n;
-    loom_engine_gather(m, d, NULL, 0, *n);
-    return LOOM_OK;
+    return loom_engine_gather(m, d, NULL, 0, *n);
 }
 
 /* A gradient query's forward: training mode (dropout on, batch statistics), but
@@ -515,6 +515,7 @@ loom_status loom_evaluate(loom_model *m, const loom_data *data, int batch_size, 
     if ((s = loom_bind_fill(m, data, true, "evaluate", d))) return s;
     int plan = d->n < (size_t)batch_size ? (int)d->n : batch_size;
     epoch_logs e = call_logs(m);
+    loom_engine_reserve_steps(m, d);
     if (!(s = loom_engine_plan(m, plan))) {
         loom_progbar bar;
         loom_progbar_init(&bar, stdout, (int)((d->n + (size_t)batch_size - 1) / (size_t)batch_size), verbose);
@@ -540,16 +541,38 @@ loom_status loom_predict(loom_model *m, int n_x, const loom_array *x, int batch_
     loom_status s = loom_bind_fill(m, &data, false, "predict", d);
     if (s) return s;
     int plan = d->n < (size_t)batch_size ? (int)d->n : batch_size;
+    /* A sample's outputs take their size at the arrays' steps (binding set them); a batch trimmed
+     * to shorter lengths fills the front of each sample's block and zeroes the rest. */
+    size_t full[LOOM_MAX_OUTPUTS];
+    for (int k = 0; k < m->n_outputs; k++) full[k] = m->outputs[k].size;
+    loom_engine_reserve_steps(m, d);
     if (!(s = loom_engine_plan(m, plan))) {
         for (size_t first = 0; first < d->n && !s; first += (size_t)batch_size) {
             int b = (int)(d->n - first < (size_t)batch_size ? d->n - first : (size_t)batch_size);
-            loom_engine_gather(m, d, NULL, first, b);
-            s = loom_engine_forward(m, b, false, false, 0, NULL);
-            for (int k = 0; k < m->n_outputs && !s; k++)
-                if (outputs[k])
-                    memcpy(outputs[k] + first * m->outputs[k].size, m->order[m->outputs[k].pos].val,
-                           (size_t)b * m->outputs[k].size * sizeof(float));
+            s = loom_engine_gather(m, d, NULL, first, b);
+            if (!s) s = loom_engine_forward(m, b, false, false, 0, NULL);
+            for (int k = 0; k < m->n_outputs && !s; k++) {
+                size_t size = m->outputs[k].size;
+                const float *v = m->order[m->outputs[k].pos].val;
+                if (!outputs[k]) continue;
+                if (size > full[k]) { /* no layer grows when the steps shrink; never write past the caller's rows */
+                    s = loom_set_error(&m->err, LOOM_ERR_SHAPE, "predict: output %s is longer for a trimmed batch",
+                                       m->outputs[k].name);
+                    break;
+                }
+                if (size == full[k]) {
+                    memcpy(outputs[k] + first * size, v, (size_t)b * size * sizeof(float));
+                    continue;
+                }
+                for (int i = 0; i < b; i++) {
+                    float *dst = outputs[k] + (first + (size_t)i) * full[k];
+                    memcpy(dst, v + (size_t)i * size, size * sizeof(float));
+                    memset(dst + size, 0, (full[k] - size) * sizeof(float));
+                }
+            }
         }
+        /* the sizes at the arrays' steps again, as loom_model_output_size reports them */
+        if (!s && m->variable) s = loom_engine_set_steps(m, d->x_steps);
     }
     return s;
 }
@@ -684,8 +707,7 @@ static loom_status next_batch(loom_model *m, batch_source *src, const dist_fit *
         int ranks = df ? loom_dist_size(df->d) : 1;
         size_t global = (size_t)bs * (size_t)ranks, first = (size_t)step * global, n = src->arrays->n, off = 0;
         loom_dist_shard(df ? loom_dist_rank(df->d) : 0, ranks, bs, n - first < global ? n - first : global, &off, b);
-        if (*b > 0) loom_engine_gather(m, src->arrays, src->idx + first + off, 0, *b);
-        return LOOM_OK;
+        return *b > 0 ? loom_engine_gather(m, src->arrays, src->idx + first + off, 0, *b) : LOOM_OK;
     }
     loom_data batch;
     memset(&batch, 0, sizeof batch);
@@ -699,8 +721,7 @@ static loom_status next_batch(loom_model *m, batch_source *src, const dist_fit *
         return loom_set_error(&m->err, LOOM_ERR_DATA, "batch function: epoch %d, step %d gave %zu samples, more than batch_size %d",
                               epoch + 1, step + 1, src->bound.n, bs);
     *b = (int)src->bound.n;
-    loom_engine_gather(m, &src->bound, NULL, 0, *b);
-    return LOOM_OK;
+    return loom_engine_gather(m, &src->bound, NULL, 0, *b);
 }
 
 /* The epoch loop shared by loom_fit and loom_fit_generator. */
@@ -711,6 +732,10 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
     int vbs = o->validation_batch_size > 0 ? o->validation_batch_size : bs;
     if (has_val && val->n < (size_t)vbs) vbs = (int)val->n;
     if (has_val && vbs > plan) plan = vbs;
+    /* variable-length inputs: the arena covers the longest sequence of the data from the start, so
+     * no batch of the epochs re-plans (a generator's longer batch does, once) */
+    if (src->arrays) loom_engine_reserve_steps(m, src->arrays);
+    if (has_val) loom_engine_reserve_steps(m, val);
     loom_status s = loom_class_weights_set(m, o->n_class_weights, o->class_weights);
     if (s) return s;
     epoch_logs e = {0}, ve = {0};
@@ -881,9 +906,16 @@ loom_status loom_fit(loom_model *m, const loom_data *data, const loom_fit_option
         }
         if ((s = loom_bind_alloc(m, &val))) goto out;
         val.n = train.n - split_at;
-        for (int i = 0; i < m->n_inputs; i++) val.x[i] = train.x[i] + split_at * m->order[m->input_pos[i]].size;
+        for (int i = 0; i < m->n_inputs; i++) {
+            size_t per = train.x_steps[i] ? loom_model_input_size(m, i) / (size_t)m->steps[i] * (size_t)train.x_steps[i]
+                                          : m->order[m->input_pos[i]].size;
+            val.x[i] = train.x[i] + split_at * per;
+            val.x_steps[i] = train.x_steps[i];
+            val.lengths[i] = train.lengths[i] ? train.lengths[i] + split_at : NULL;
+        }
         for (int k = 0; k < m->n_outputs; k++) {
-            if (train.y[k]) val.y[k] = train.y[k] + split_at * m->outputs[k].target_size;
+            val.y_per[k] = train.y_per[k];
+            if (train.y[k]) val.y[k] = train.y[k] + split_at * train.y_per[k];
             if (train.sw[k]) val.sw[k] = train.sw[k] + split_at;
         }
         train.n = split_at;
