@@ -44,7 +44,7 @@ static size_t dense_scratch(const loom_layer *L, int n_in, const loom_shape *in,
  * op(A) and columns of op(B), which loom_gemm_bf16 packs into the workspace) hold at most this many
  * values. Packed whole, a 4096 x 4096 layer's product needs 34 MiB of workspace, more than the
  * float32 step's own activations (the wide benchmark's peak memory rose by that much); in blocks
- * it needs 2 MiB however wide the layer, and a block of B stays in the core's L2 cache. The blocks
+ * it needs 2 MiB however wide the layer (and a block of B fits the core's L2 cache). The blocks
  * cut only C's rows and columns (at multiples of 32, keeping the kernel's 16-column panels whole),
  * never K, so every element's sum runs in the same order on the same values: the same bits as one
  * whole product. SIZE_MAX: one block (tests compare the two). */
