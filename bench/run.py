@@ -165,6 +165,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs in each process (its median), after one warm-up")
     ap.add_argument("--models", default="tiny,mnist-mlp,wide,cnn,lstm")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--opts", default="sgd,adam")
@@ -181,6 +182,7 @@ def main():
     peak_f32, peak_bf16 = measure_peak(os.path.join(args.build, "peak_bench"))
     print(f"core peak (peak_bench, 1 thread): float32 {peak_f32:.1f} GFLOP/s, bfloat16 {peak_bf16:.1f} GFLOP/s",
           flush=True)
+    epochs = str(args.epochs)
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
         for opt in args.opts.split(","):
@@ -188,18 +190,18 @@ def main():
                 steps = STEPS[model]
                 lt, tt, lr, tr, st, bt, lb, tb, lbr, tbr = [], [], [], [], [], [], [], [], [], []
                 for _ in range(args.repeats):  # interleaved: loom, torch, sgemm, loom, torch, sgemm, ...
-                    ms, rss = run([loom, model, opt, str(steps), "3"], env_for(threads, False))
+                    ms, rss = run([loom, model, opt, str(steps), epochs], env_for(threads, False))
                     lt.append(ms), lr.append(rss)
                     if args.baseline:
-                        bt.append(run([os.path.join(args.baseline, "loom_bench"), model, opt, str(steps), "3"],
+                        bt.append(run([os.path.join(args.baseline, "loom_bench"), model, opt, str(steps), epochs],
                                       env_for(threads, False))[0])
-                    ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), "3", str(threads)],
+                    ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), epochs, str(threads)],
                                   env_for(threads, True))
                     tt.append(ms), tr.append(rss)
                     if args.bf16:
-                        ms, rss = run([loom, model, opt, str(steps), "3"], env_for(threads, False, "mixed_bfloat16"))
+                        ms, rss = run([loom, model, opt, str(steps), epochs], env_for(threads, False, "mixed_bfloat16"))
                         lb.append(ms), lbr.append(rss)
-                        ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), "3", str(threads)],
+                        ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), epochs, str(threads)],
                                       env_for(threads, True, "mixed_bfloat16"))
                         tb.append(ms), tbr.append(rss)
                     if model not in ("cnn", "lstm"):  # these have no sgemm-only counterpart here
@@ -270,7 +272,8 @@ def main():
     if args.markdown:
         meta = (f"Measured {time.strftime('%Y-%m-%d')} on {cpu_name()} ({os.cpu_count()} cores), OpenBLAS kernel "
                 f"{kernel_name()} for both frameworks, PyTorch from Debian (python3-torch), {args.repeats} interleaved "
-                f"processes per framework and cell, medians. Core peak (bench/peak_bench.c, one thread): float32 "
+                f"processes per framework and cell ({args.epochs} timed epochs each), medians. Core peak "
+                f"(bench/peak_bench.c, one thread): float32 "
                 f"{peak_f32:.1f} GFLOP/s (VFMADD231PS), bfloat16 {peak_bf16:.1f} GFLOP/s (VDPBF16PS).")
         if args.note:
             meta += "\n\n" + args.note
