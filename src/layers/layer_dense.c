@@ -44,11 +44,15 @@ static size_t dense_scratch(const loom_layer *L, int n_in, const loom_shape *in,
  * op(A) and columns of op(B), which loom_gemm_bf16 packs into the workspace) hold at most this many
  * values. Packed whole, a 4096 x 4096 layer's product needs 34 MiB of workspace, more than the
  * float32 step's own activations (the wide benchmark's peak memory rose by that much); in blocks
- * it needs 2 MiB however wide the layer (and a block of B fits the core's L2 cache). The blocks
+ * it needs 512 KiB however wide the layer. The budget is set by memory, not speed: with OpenBLAS's
+ * Cooperlake kernel the float32 step touches about 1 MB of packing buffers the bfloat16 step does
+ * not, and a workspace of 2 MiB (1 MiB) still left wide's peak 1.1 MB (0.1 MB) above float32's.
+ * Smaller blocks mean more calls (1024 per 256 x 4096 x 4096 product), each packing again and
+ * sharing out its rows among the threads. The blocks
  * cut only C's rows and columns (at multiples of 32, keeping the kernel's 16-column panels whole),
  * never K, so every element's sum runs in the same order on the same values: the same bits as one
  * whole product. SIZE_MAX: one block (tests compare the two). */
-size_t loom_dense_bf16_block_halves = (size_t)1 << 20;
+size_t loom_dense_bf16_block_halves = (size_t)1 << 18;
 
 /* The block of an M x N x K product: *mb rows and *nb columns of C (all of them when they fit). */
 static void bf16_block(int M, int N, int K, int *mb, int *nb) {
