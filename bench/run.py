@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """bench/run.py — loom against PyTorch (CPU) in one run, interleaved, with sgemm as the ceiling.
 
-    /usr/bin/python3 bench/run.py [--build build] [--repeats 9] [--models tiny,mnist-mlp,wide]
+    /usr/bin/python3 bench/run.py [--build build] [--repeats 9] [--epochs 3] [--models tiny,mnist-mlp,wide]
                                   [--threads 1,2] [--opts sgd,adam] [--markdown BENCHMARKS.md]
-                                  [--baseline OTHER_BUILD]
+                                  [--baseline OTHER_BUILD] [--no-bf16] [--note TEXT]
 
 For every (threads, optimizer, model) it starts loom_bench, torch_bench.py and sgemm_bench in turn,
 each `repeats` times in its own process (so peak resident memory is per framework), and reports the
