@@ -34,6 +34,8 @@ typedef struct fashion_opts {
     uint64_t seed;
     int batch;
     int verbose;
+    int heads_only; /* --three-heads-only: no diagnostics, no item-alone model */
+    loom_dtype_policy dtype; /* --dtype: float32 or mixed_bfloat16 for every layer */
     const char *dir;
 } fashion_opts;
 
@@ -116,7 +118,7 @@ static loom_data split_data(const fashion_split *s, size_t first, size_t n, int 
 
 /* The layers are created in the same order for one head or three: initialisation is keyed by the
  * layer's index, so both models start with identical trunk and item-head weights. */
-static loom_model *fashion_model(uint64_t seed, int n_heads) {
+static loom_model *fashion_model(uint64_t seed, int n_heads, loom_dtype_policy dtype) {
     loom_graph *g = loom_graph_new(seed);
     loom_tensor *x = loom_input(g, "image", 3, (int[]){28, 28, 1});
     loom_tensor *h = loom_call(loom_conv2d(g, "conv1", 32, 3, 3, 1, 1, LOOM_PADDING_VALID, 1, 1, LOOM_RELU, NULL), x);
@@ -145,7 +147,8 @@ static loom_model *fashion_model(uint64_t seed, int n_heads) {
     loom_metric_spec metrics[] = {{"item", "accuracy"}, {"group", "accuracy"}, {"recon", "mae"}};
     loom_compile_config cfg = {.n_losses = n_heads, .losses = losses, .loss_outputs = names,
                                .n_loss_weights = n_heads, .loss_weights = weights, .loss_weight_outputs = names,
-                               .n_metrics = n_heads, .metrics = metrics, .optimizer = loom_adam(1e-3f)};
+                               .n_metrics = n_heads, .metrics = metrics, .optimizer = loom_adam(1e-3f),
+                               .dtype_policy = dtype};
     if (loom_compile(m, &cfg)) {
         fprintf(stderr, "loom fashion: %s\n", loom_model_error(m));
         loom_model_free(m);
@@ -158,7 +161,7 @@ static loom_model *fashion_model(uint64_t seed, int n_heads) {
  * file, evaluates on the test split into *result. The model is returned for diagnostics. */
 static loom_model *train_and_test(const fashion_opts *o, int n_heads, const fashion_split *train,
                                   const fashion_split *test, loom_history **result, double *train_s) {
-    loom_model *m = fashion_model(o->seed, n_heads);
+    loom_model *m = fashion_model(o->seed, n_heads, o->dtype);
     if (!m) return NULL;
     loom_array x, y[3], vx, vy[3], tx, ty[3];
     loom_data data = split_data(train, 0, (size_t)o->train, n_heads, &x, y);
@@ -201,12 +204,15 @@ static int diagnose(loom_model *m, const fashion_split *test) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: loom fashion [--epochs N] [--train N] [--seed N] [--batch N] [--data DIR] [--quiet]\n"
+               "                    [--dtype float32|mixed_bfloat16] [--three-heads-only]\n"
                "  --epochs N   epochs for each of the two trainings (default 15)\n"
                "  --train N    training images, the first N of the training file (1..%d, default 20000)\n"
                "  --seed N     weight initialisation and shuffling seed (default 42)\n"
                "  --batch N    batch size (default 64)\n"
                "  --data DIR   folder of the four .gz IDX files (default " FASHION_DIR ")\n"
-               "  --quiet      no progress bars or model summary\n",
+               "  --quiet      no progress bars or model summary\n"
+               "  --dtype P    the dtype policy of every layer: float32 (default) or mixed_bfloat16\n"
+               "  --three-heads-only  train and test the three-head model only (no diagnostics, no item-alone model)\n",
             60000 - N_VALID);
 }
 
@@ -218,7 +224,7 @@ static long long parse_int(const char *s, long long lo, long long hi) {
 }
 
 int fashion_main(int argc, char **argv) {
-    fashion_opts o = {15, 20000, 42, 64, 1, FASHION_DIR};
+    fashion_opts o = {15, 20000, 42, 64, 1, 0, LOOM_POLICY_FLOAT32, FASHION_DIR};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long n = 0;
@@ -228,11 +234,16 @@ int fashion_main(int argc, char **argv) {
         } else if (strcmp(a, "--quiet") == 0) {
             o.verbose = 0;
             continue;
+        } else if (strcmp(a, "--three-heads-only") == 0) {
+            o.heads_only = 1;
+            continue;
         } else if (!v) {
             usage(stderr);
             return 2;
         } else if (strcmp(a, "--data") == 0) {
             o.dir = v;
+        } else if (strcmp(a, "--dtype") == 0 && (!strcmp(v, "float32") || !strcmp(v, "mixed_bfloat16"))) {
+            o.dtype = strcmp(v, "float32") ? LOOM_POLICY_MIXED_BFLOAT16 : LOOM_POLICY_FLOAT32;
         } else if (strcmp(a, "--epochs") == 0 && (n = parse_int(v, 1, 100000)) > 0) {
             o.epochs = (int)n;
         } else if (strcmp(a, "--train") == 0 && (n = parse_int(v, 1, 60000 - N_VALID)) > 0) {
@@ -265,19 +276,19 @@ int fashion_main(int argc, char **argv) {
     }
     printf("loom fashion: Fashion-MNIST from %s (read and decompressed in %.1f s)\n"
            "  training on the first %ld of %zu training images, validating on the last %d, testing on all %zu test images\n"
-           "  %d epochs, batch %d, seed %llu, Adam(1e-3), %d BLAS thread(s)\n"
+           "  %d epochs, batch %d, seed %llu, Adam(1e-3), %d BLAS thread(s), dtype policy %s\n"
            "  minimised: loss = 1.0 * item_loss + 0.5 * group_loss + 0.5 * recon_loss\n"
            "  groups: tops = T-shirt/top, Pullover, Coat, Shirt; bottoms = Trouser, Dress;\n"
            "          footwear = Sandal, Sneaker, Ankle boot; bags = Bag\n\n",
            o.dir, seconds() - t0, o.train, train.n, N_VALID, test.n, o.epochs, o.batch, (unsigned long long)o.seed,
-           loom_get_num_threads());
+           loom_get_num_threads(), o.dtype == LOOM_POLICY_MIXED_BFLOAT16 ? "mixed_bfloat16" : "float32");
 
     int rc = 1;
     loom_history *multi = NULL, *alone = NULL;
     double multi_s = 0, alone_s = 0;
     loom_model *m = NULL;
     if (o.verbose) {
-        loom_model *shown = fashion_model(o.seed, 3);
+        loom_model *shown = fashion_model(o.seed, 3, o.dtype);
         if (!shown) goto done;
         loom_summary(shown, stdout);
         loom_model_free(shown);
@@ -285,14 +296,16 @@ int fashion_main(int argc, char **argv) {
     }
     m = train_and_test(&o, 3, &train, &test, &multi, &multi_s);
     if (!m) goto done;
-    int diag_rc = diagnose(m, &test);
+    int diag_rc = o.heads_only ? 0 : diagnose(m, &test);
     loom_model_free(m);
     if (diag_rc) goto done;
 
-    if (o.verbose) printf("\n2. The same trunk with the item head alone\n");
-    m = train_and_test(&o, 1, &train, &test, &alone, &alone_s);
-    if (!m) goto done;
-    loom_model_free(m);
+    if (!o.heads_only) {
+        if (o.verbose) printf("\n2. The same trunk with the item head alone\n");
+        m = train_and_test(&o, 1, &train, &test, &alone, &alone_s);
+        if (!m) goto done;
+        loom_model_free(m);
+    }
 
     printf("\nTest split (%zu images), after %d epochs on %ld images:\n\n", test.n, o.epochs, o.train);
     printf("  %-24s %-6s %10s %10s %10s\n", "model", "head", "loss", "accuracy", "mae");
@@ -303,13 +316,19 @@ int fashion_main(int argc, char **argv) {
     printf("  %-24s %-6s %10.4f %10s %10.4f\n", "", "recon", loom_history_get(multi, "recon_loss", 0), "",
            loom_history_get(multi, "recon_mae", 0));
     printf("  %-24s %-6s %10.4f\n", "", "total", loom_history_get(multi, "loss", 0));
-    /* a single-output model logs "loss" and "accuracy", without the output's name (Keras) */
-    printf("  %-24s %-6s %10.4f %10.4f %10s\n", "item head alone", "item", loom_history_get(alone, "loss", 0),
-           loom_history_get(alone, "accuracy", 0), "");
-    printf("\n  item accuracy, three heads minus item alone: %+.4f\n", loom_history_get(multi, "item_accuracy", 0) -
-                                                                         loom_history_get(alone, "accuracy", 0));
-    printf("  training time (fit, with validation): three heads %.1f s (%.1f s/epoch), item alone %.1f s (%.1f s/epoch)\n",
-           multi_s, multi_s / o.epochs, alone_s, alone_s / o.epochs);
+    if (o.heads_only) {
+        printf("\n  training time (fit, with validation): three heads %.1f s (%.1f s/epoch)\n", multi_s,
+               multi_s / o.epochs);
+    } else {
+        /* a single-output model logs "loss" and "accuracy", without the output's name (Keras) */
+        printf("  %-24s %-6s %10.4f %10.4f %10s\n", "item head alone", "item", loom_history_get(alone, "loss", 0),
+               loom_history_get(alone, "accuracy", 0), "");
+        printf("\n  item accuracy, three heads minus item alone: %+.4f\n",
+               loom_history_get(multi, "item_accuracy", 0) - loom_history_get(alone, "accuracy", 0));
+        printf("  training time (fit, with validation): three heads %.1f s (%.1f s/epoch), item alone %.1f s "
+               "(%.1f s/epoch)\n",
+               multi_s, multi_s / o.epochs, alone_s, alone_s / o.epochs);
+    }
     rc = 0;
 done:
     loom_history_free(multi);

@@ -211,6 +211,9 @@ for cmd in fit evaluate predict convert summary diagnose plot demo fashion; do
   run 0 "usage: loom $cmd" "$LOOM" "$cmd" --help
 done
 run 0 "usage: loom summary" "$LOOM" summary --help # not a file named --help
+# fashion's dtype policy (docs/fashion.md): only the two Keras names, checked before any data is read
+run 2 "bad option or value: --dtype mixed_float16" "$LOOM" fashion --dtype mixed_float16 --data no_dir
+run 0 "mixed_bfloat16" "$LOOM" fashion --help
 "$LOOM" help fit >fit_help.txt
 for opt in --data --validation-data --validation-split --map --loss --loss-weight --metric --optimizer --lr --epochs \
   --batch-size --balance --threads --seed --save --checkpoint --resume --csv-log --report --progress-seconds; do

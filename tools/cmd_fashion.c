@@ -8,8 +8,8 @@
 #include "../examples/fashion_multitask.c"
 
 static long f_epochs, f_train, f_seed, f_batch;
-static const char *f_data;
-static bool f_quiet;
+static const char *f_data, *f_dtype;
+static bool f_quiet, f_heads_only;
 static const opt_spec fashion_opts_table[] = {
     {"--epochs", NULL, "N", OPT_INT, &f_epochs, "15", 1, 100000, "epochs of each of the two models"},
     {"--train", NULL, "N", OPT_INT, &f_train, "20000", 1, 60000 - N_VALID, "training images"},
@@ -17,6 +17,9 @@ static const opt_spec fashion_opts_table[] = {
     {"--batch", NULL, "N", OPT_INT, &f_batch, "64", 1, 1 << 20, "batch size"},
     {"--data", NULL, "DIR", OPT_STRING, &f_data, FASHION_DIR, 0, 0, "folder of the Fashion-MNIST IDX files"},
     {"--quiet", NULL, NULL, OPT_FLAG, &f_quiet, NULL, 0, 0, "no progress bar"},
+    {"--dtype", NULL, "POLICY", OPT_STRING, &f_dtype, "float32", 0, 0, "float32 or mixed_bfloat16, for every layer"},
+    {"--three-heads-only", NULL, NULL, OPT_FLAG, &f_heads_only, NULL, 0, 0,
+     "the three-head model alone: no diagnostics, no item-alone model"},
 };
 
 static int fashion_run(int argc, char **argv) {

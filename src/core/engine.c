@@ -245,6 +245,7 @@ static loom_status plan_shapes(loom_model *m, int batch) {
     float *arena = loom_floats_zeroed(total);
     loom_floats_free(m->bf16_ws);
     m->bf16_ws = bf16_floats ? loom_floats_zeroed(bf16_floats) : NULL;
+    m->bf16_ws_floats = m->bf16_ws ? bf16_floats : 0;
     if (!arena || (bf16_floats && !m->bf16_ws)) {
         loom_floats_free(arena);
         free(grad_offset);

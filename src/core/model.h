@@ -134,6 +134,7 @@ struct loom_model {
     char compile_note[LOOM_ERR_MAX];
     int dtype_policy;        /* loom_dtype_policy of the last compile (layers without their own) */
     float *bf16_ws;          /* the bfloat16 products' workspace, shared by the nodes (engine.c) */
+    size_t bf16_ws_floats;   /* its size, the largest any bfloat16 node asked for at the plan */
     char note[256];          /* compile's own note (mixed_bfloat16 without AVX512-BF16); loom_model_compile_note */
     loom_optimizer opt;
     float *slots;

@@ -40,25 +40,74 @@ static size_t dense_scratch(const loom_layer *L, int n_in, const loom_shape *in,
     return loom_act_keeps_preact(L->activation) ? (size_t)batch * loom_shape_size(out) : 0;
 }
 
-/* mixed_bfloat16: the three products of a step share one workspace (they run one after another) */
+/* mixed_bfloat16's products run in blocks of C whose operands' bfloat16 copies (the block's rows of
+ * op(A) and columns of op(B), which loom_gemm_bf16 packs into the workspace) hold at most this many
+ * values. Packed whole, a 4096 x 4096 layer's product needs 34 MiB of workspace, more than the
+ * float32 step's own activations (the wide benchmark's peak memory rose by that much); in blocks
+ * it needs 512 KiB however wide the layer. The budget is set by memory, not speed: with OpenBLAS's
+ * Cooperlake kernel the float32 step touches about 1 MB of packing buffers the bfloat16 step does
+ * not, and a workspace of 2 MiB (1 MiB) still left wide's peak 1.1 MB (0.1 MB) above float32's.
+ * Smaller blocks mean more calls (1024 per 256 x 4096 x 4096 product), each packing again and
+ * sharing out its rows among the threads. The blocks
+ * cut only C's rows and columns (at multiples of 32, keeping the kernel's 16-column panels whole),
+ * never K, so every element's sum runs in the same order on the same values: the same bits as one
+ * whole product. SIZE_MAX: one block (tests compare the two). */
+size_t loom_dense_bf16_block_halves = (size_t)1 << 18;
+
+/* The block of an M x N x K product: *mb rows and *nb columns of C (all of them when they fit). */
+static void bf16_block(int M, int N, int K, int *mb, int *nb) {
+    size_t ke = ((size_t)K + 1) & ~(size_t)1, fit = loom_dense_bf16_block_halves / (ke ? ke : 1);
+    if ((size_t)M + (size_t)N <= fit) {
+        *mb = M, *nb = N;
+        return;
+    }
+    /* half the budget each, the rest to the other side when one side is narrow */
+    size_t half = fit / 2 / 32 * 32 > 32 ? fit / 2 / 32 * 32 : 32;
+    size_t m = (size_t)M < half ? (size_t)M : half;
+    size_t n = fit > m + 32 ? (fit - m) / 32 * 32 : 32;
+    if (n >= (size_t)N) {
+        n = (size_t)N;
+        size_t rows = fit > n + 32 ? (fit - n) / 32 * 32 : 32;
+        if (rows > m) m = rows < (size_t)M ? rows : (size_t)M;
+    }
+    *mb = (int)m, *nb = (int)n;
+}
+
+static size_t bf16_block_workspace(int M, int N, int K) {
+    int mb, nb;
+    bf16_block(M, N, K, &mb, &nb);
+    return loom_gemm_bf16_workspace(mb, nb, K);
+}
+
+/* The three products of a step share one workspace (they run one after another; the engine gives
+ * all bfloat16 layers one, sized for the largest block). */
 static size_t dense_bf16_workspace(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out,
                                    int batch) {
     (void)n_in;
     int in_dim = in[0].dims[in[0].rank - 1], units = L->units;
     int rows = (int)((size_t)batch * loom_shape_size(out) / (size_t)units);
-    size_t f = loom_gemm_bf16_workspace(rows, units, in_dim), dx = loom_gemm_bf16_workspace(rows, in_dim, units),
-           dw = loom_gemm_bf16_workspace(in_dim, units, rows);
+    size_t f = bf16_block_workspace(rows, units, in_dim), dx = bf16_block_workspace(rows, in_dim, units),
+           dw = bf16_block_workspace(in_dim, units, rows);
     return f > dx ? (f > dw ? f : dw) : (dx > dw ? dx : dw);
 }
 
 /* The product of this call site: float32 (loom_sgemm), or bfloat16 inputs with float32 sums under
- * mixed_bfloat16 (c->bf16_ws set). */
+ * mixed_bfloat16 (c->bf16_ws set), block by block. */
 static void product(const loom_op_ctx *c, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    if (c->bf16_ws)
-        loom_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, c->bf16_ws);
-    else
+    if (!c->bf16_ws) {
         loom_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int mb, nb;
+    bf16_block(M, N, K, &mb, &nb);
+    for (int i = 0; i < M; i += mb)
+        for (int j = 0; j < N; j += nb) {
+            /* row i of op(A) is A's column i when A is transposed; column j of op(B) is B's row j */
+            const float *a = ta ? A + i : A + (size_t)i * (size_t)lda, *b = tb ? B + (size_t)j * (size_t)ldb : B + j;
+            loom_gemm_bf16(ta, tb, M - i < mb ? M - i : mb, N - j < nb ? N - j : nb, K, alpha, a, lda, b, ldb, beta,
+                           C + (size_t)i * (size_t)ldc + j, ldc, c->bf16_ws);
+        }
 }
 
 static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {

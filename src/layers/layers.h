@@ -18,4 +18,9 @@ extern const loom_op loom_op_conv1d, loom_op_conv2d, loom_op_conv2d_transpose, l
 extern const loom_op loom_op_multi_head_attention, loom_op_batch_normalization, loom_op_layer_normalization,
     loom_op_embedding, loom_op_permute, loom_op_repeat_vector;
 
+/* mixed_bfloat16: a Dense product's bfloat16 operands are packed in blocks of at most this many
+ * values (layer_dense.c; the workspace the engine plans follows it, so a change holds only for
+ * models planned after it). Tests set SIZE_MAX for one whole block and compare the bits. */
+extern size_t loom_dense_bf16_block_halves;
+
 #endif
