@@ -140,6 +140,28 @@ LOOM_BF16_TARGET static void pack_a_rows_hw(const job *j, size_t begin, size_t e
 }
 #endif
 
+#ifdef LOOM_HAVE_BF16_ISA
+LOOM_BF16_TARGET static void round_row_hw(const float *src, int n, uint16_t *dst) {
+    for (long k = 0; k < n; k += 32) {
+        __m512 lo = _mm512_maskz_loadu_ps(lanes16(n - k), src + k);
+        __m512 hi = _mm512_maskz_loadu_ps(lanes16(n - k - 16), src + k + 16);
+        long left = n - k;
+        __mmask32 m = left >= 32 ? 0xffffffffu : (__mmask32)((1u << left) - 1u);
+        _mm512_mask_storeu_epi16((void *)(dst + k), m, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+#endif
+
+void loom_bf16_round_row(const float *src, int n, uint16_t *dst) {
+#ifdef LOOM_HAVE_BF16_ISA
+    if (loom_bf16_hw()) {
+        round_row_hw(src, n, dst);
+        return;
+    }
+#endif
+    for (int k = 0; k < n; k++) dst[k] = loom_bf16_round(src[k]);
+}
+
 /* panels [begin, end) of B */
 static void pack_b(size_t begin, size_t end, void *ctx) {
     const job *j = ctx;

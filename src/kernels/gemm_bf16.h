@@ -29,6 +29,9 @@ static inline float loom_bf16_float(uint16_t h) {
     return v.f;
 }
 
+/* dst[0..n) = loom_bf16_round(src[0..n)), on the CPU's conversion where it has one (same bits). */
+void loom_bf16_round_row(const float *src, int n, uint16_t *dst);
+
 /* Floats of workspace loom_gemm_bf16 needs for an M x N x K product (0 for an empty one). */
 size_t loom_gemm_bf16_workspace(int M, int N, int K);
 void loom_gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,

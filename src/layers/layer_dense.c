@@ -51,14 +51,19 @@ static size_t dense_bf16_workspace(const loom_layer *L, int n_in, const loom_sha
     return f > dx ? (f > dw ? f : dw) : (dx > dw ? dx : dw);
 }
 
-/* The product of this call site: float32 (loom_sgemm), or bfloat16 inputs with float32 sums under
- * mixed_bfloat16 (c->bf16_ws set). */
-static void product(const loom_op_ctx *c, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
-                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    if (c->bf16_ws)
-        loom_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, c->bf16_ws);
-    else
-        loom_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+/* The three products of a step, in their slots: forward, dx, dW (the same shapes whatever the
+ * dtype; mixed_bfloat16 makes them bfloat16 products). dx and dW overwrite or accumulate as the
+ * engine decides per step: both are planned. */
+enum { FORWARD, DX, DW };
+static int dense_products(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch,
+                          bool bf16, float dw_alpha, loom_product_shape *s) {
+    (void)n_in;
+    int in_dim = in[0].dims[in[0].rank - 1], units = L->units;
+    int rows = (int)((size_t)batch * loom_shape_size(out) / (size_t)units);
+    s[FORWARD] = (loom_product_shape){bf16, false, false, rows, units, in_dim, in_dim, units, units, 1.0f, 0};
+    s[DX] = (loom_product_shape){bf16, false, true, rows, in_dim, units, units, units, in_dim, 1.0f, -1};
+    s[DW] = (loom_product_shape){bf16, true, false, in_dim, units, rows, in_dim, units, units, dw_alpha, -1};
+    return 3;
 }
 
 static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
@@ -68,7 +73,7 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
     const float *kernel = c->w, *bias = L->dense.use_bias ? c->w + (size_t)in_dim * units : NULL;
     /* the bias joins the pass after the product (with the ReLU's, when there is one) */
-    product(c, false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units, 0.0f, z, units);
+    loom_layer_product(c, FORWARD, false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units, 0.0f, z, units);
     bool relu_done = bias && L->activation == LOOM_RELU;
     if (bias) loom_add_bias(z, bias, (size_t)rows, units, relu_done);
     if (L->activation != LOOM_LINEAR && !relu_done) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
@@ -94,11 +99,11 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
     /* dx before the kernel changes (sgd_w): dx += dz K^T (or = when dx holds nothing yet) */
     if (c->din[0])
-        product(c, false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
+        loom_layer_product(c, DX, false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
                 c->din[0], in_dim);
     if (!dw) return;
     /* dK += step x^T dz ; db += step (column sums of dz), or = when they hold nothing yet */
-    product(c, true, false, in_dim, units, rows, step, c->in[0], in_dim, dz, units, accumulate ? 1.0f : 0.0f, dw,
+    loom_layer_product(c, DW, true, false, in_dim, units, rows, step, c->in[0], in_dim, dz, units, accumulate ? 1.0f : 0.0f, dw,
             units);
     if (db) loom_column_sums(db, accumulate, step, dz, NULL, (size_t)rows, units, units);
 }
@@ -112,6 +117,7 @@ const loom_op loom_op_dense = {
     .scratch_size = dense_scratch,
     .forward = dense_forward,
     .bf16_workspace = dense_bf16_workspace,
+    .products = dense_products,
     .backward = dense_backward,
     .mask_mode = LOOM_MASK_KEEP,
 };

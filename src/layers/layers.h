@@ -18,4 +18,15 @@ extern const loom_op loom_op_conv1d, loom_op_conv2d, loom_op_conv2d_transpose, l
 extern const loom_op loom_op_multi_head_attention, loom_op_batch_normalization, loom_op_layer_normalization,
     loom_op_embedding, loom_op_permute, loom_op_repeat_vector;
 
+/* The product in slot `slot` of this call site (loom_op.products): on its planned backend when the
+ * call is the planned one, else float32 loom_sgemm, or, under mixed_bfloat16 (c->bf16_ws set),
+ * bfloat16 inputs with float32 sums (loom_gemm_bf16). */
+static inline void loom_layer_product(const loom_op_ctx *c, int slot, bool ta, bool tb, int M, int N, int K,
+                                      float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                                      float *C, int ldc) {
+    const loom_product *p = slot < c->n_products ? &c->products[slot] : NULL;
+    loom_product_run(p, c->bf16_ws != NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                     c->product_ws);
+}
+
 #endif
