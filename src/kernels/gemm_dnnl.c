@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+unsigned long loom_dnnl_runs;
+
 #ifdef LOOM_HAVE_DNNL
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -129,6 +131,7 @@ static void round_matrix(const float *src, int rows, int cols, int ld, uint16_t 
 
 void loom_dnnl_matmul_run(loom_dnnl_matmul *mm, const float *A, const float *B, float *C,
                           float *workspace) {
+    loom_dnnl_runs++;
     const void *a = A, *b = B;
     float *scratch = workspace;
     if (mm->bf16) {

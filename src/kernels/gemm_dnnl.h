@@ -31,5 +31,7 @@ const char *loom_dnnl_matmul_impl(const loom_dnnl_matmul *mm);
 /* workspace: loom_dnnl_matmul_workspace floats, 64-byte aligned */
 void loom_dnnl_matmul_run(loom_dnnl_matmul *mm, const float *A, const float *B, float *C, float *workspace);
 void loom_dnnl_matmul_free(loom_dnnl_matmul *mm);
+/* calls of loom_dnnl_matmul_run so far (the tests see which products oneDNN made) */
+extern unsigned long loom_dnnl_runs;
 
 #endif

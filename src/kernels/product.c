@@ -17,6 +17,11 @@ static void read_env(void) {
     else if (strcmp(v, "blas") == 0 || strcmp(v, "loom") == 0) forced = LOOM_BACKEND_DEFAULT;
 }
 
+void loom_product_force_backend(int backend) {
+    pthread_once(&once, read_env);
+    forced = backend;
+}
+
 /* The table (docs/gemm_backends.md has the measurements, scripts/gemm_backends.c makes them):
  * oneDNN pays a fixed cost per call (its argument map, waking its OpenMP threads: 1-2 GFLOP/s on
  * tiny's 32x64 products at 2 threads) that loom's own kernels do not, and its kernels lose on thin

@@ -44,6 +44,8 @@ typedef struct loom_product {
 
 /* The backend the table gives this shape (LOOM_GEMM_BACKEND first). */
 loom_backend loom_product_choose(const loom_product_shape *s);
+/* Tests: force a backend for the products planned from now on (-1: back to the table). */
+void loom_product_force_backend(int backend);
 /* Plans p for s (the chosen backend's primitives made now). When oneDNN cannot make it, p falls
  * back to the default backend; false only when out of memory. */
 bool loom_product_plan(loom_product *p, const loom_product_shape *s);
