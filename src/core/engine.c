@@ -133,7 +133,7 @@ static bool plan_products(loom_model *m, loom_step_node *sn, const loom_shape *i
     const loom_layer *L = sn->node->layer;
     if (!L->op->products) return true;
     loom_product_shape shapes[LOOM_OP_MAX_PRODUCTS];
-    float dw_alpha = sn->sgd_update ? -loom_current_lr(m) : 1.0f;
+    float dw_alpha = sn->sgd_update ? -m->sgd_step_lr : 1.0f; /* the learning rate of the last step */
     int n = L->op->products(L, sn->node->n_in, in, &sn->node->out_shape, batch, sn->bf16, dw_alpha, shapes);
     if (n <= 0) return true;
     if (!(sn->products = calloc((size_t)n, sizeof *sn->products))) return false;
