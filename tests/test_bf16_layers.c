@@ -17,7 +17,11 @@
  * (measured: 0.0014-0.0028, printed), which a product off by one transposition, a lost beta or a
  * wrong workspace would exceed. They must also differ from
  * the float32 gradients (the bfloat16 path ran). Keras on the same layer differs from loom by the
- * same order (it rounds the activations too). */
+ * same order (it rounds the activations too).
+ *
+ * The fallback: with loom_bf16_off (what LOOM_IGNORE_AVX512BF16 does, in a build or in the
+ * environment) the gradients must be the same bits, and compile's note must say why. CMake runs
+ * this test a second time with LOOM_IGNORE_AVX512BF16=1 in the environment. */
 #include "check.h"
 #include "core/model.h"
 #include "kernels/gemm_bf16.h"
@@ -194,6 +198,17 @@ static void check_gradients(int kind) {
     printf("%-9s mixed_bfloat16 gradients vs float32: |diff| / |g| = %.4f (bound 0.02)\n", kind_names[kind], ratio);
     CHECK(ratio <= 0.02);
     CHECK(ratio > 0); /* the bfloat16 products ran */
+    /* a CPU without AVX512-BF16 (or told to ignore it): the same bits, and compile says why it is
+     * not faster */
+    bool was = loom_bf16_off;
+    loom_bf16_off = true;
+    float *goff = malloc(n * 4);
+    CHECK_STATUS(compile_policy(m, LOOM_POLICY_MIXED_BFLOAT16), LOOM_OK);
+    CHECK(strstr(loom_model_compile_note(m), "no AVX512-BF16 instructions") != NULL);
+    CHECK_STATUS(loom_gradients(m, &d, 0, NULL, goff, NULL), LOOM_OK);
+    CHECK(memcmp(goff, gbf, n * 4) == 0);
+    free(goff);
+    loom_bf16_off = was;
     /* the float32 Dense's gradient too (it sees the layer's dx) */
     double dd = 0, dn = 0;
     size_t pre_n = (size_t)(kind == CONV2D ? 3 * 3 + 3 : F * F + F);
@@ -204,7 +219,9 @@ static void check_gradients(int kind) {
 }
 
 int main(void) {
-    printf("AVX512-BF16 %s\n", loom_bf16_hw() ? "used" : "not used (the portable loops, the same numbers)");
+    printf("AVX512-BF16 %s%s\n", loom_bf16_hw() ? "used" : "not used (the portable loops, the same numbers)",
+           loom_bf16_cpu() && loom_bf16_ignored() ? ": ignored (LOOM_IGNORE_AVX512BF16)" : "");
+    if (getenv("LOOM_IGNORE_AVX512BF16")) CHECK(!loom_bf16_hw()); /* the environment is obeyed */
     test_conv2d_forward();
     test_conv1d_forward();
     test_simple_rnn_forward();

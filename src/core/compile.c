@@ -264,8 +264,9 @@ static loom_status compile_policy(loom_model *m, const loom_compile_config *cfg)
     }
     if (any && !loom_bf16_hw())
         snprintf(m->note, sizeof m->note,
-                 "mixed_bfloat16: this CPU has no AVX512-BF16 instructions, so the bfloat16 products run in "
-                 "float32 on rounded inputs (the same numbers, not faster)");
+                 "mixed_bfloat16: this CPU has no AVX512-BF16 instructions%s, so the bfloat16 products run in "
+                 "float32 on rounded inputs (the same numbers, not faster)",
+                 loom_bf16_cpu() ? " (they are there but ignored: LOOM_IGNORE_AVX512BF16)" : "");
     return LOOM_OK;
 }
 

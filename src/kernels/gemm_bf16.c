@@ -11,6 +11,8 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The build switch LOOM_IGNORE_AVX512BF16 (CMake) starts it true: a whole build on the portable
@@ -30,7 +32,20 @@ bool loom_bf16_cpu(void) { return __builtin_cpu_supports("avx512bf16"); }
 bool loom_bf16_cpu(void) { return false; }
 #endif
 
-bool loom_bf16_hw(void) { return !loom_bf16_off && loom_bf16_cpu(); }
+/* LOOM_IGNORE_AVX512BF16 in the environment (any value but "" and "0"), read once: the same as
+ * the build switch, for one run of a program (a CPU without the instructions, simulated). */
+static bool env_ignores;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static void read_env(void) {
+    const char *v = getenv("LOOM_IGNORE_AVX512BF16");
+    env_ignores = v && *v && strcmp(v, "0") != 0;
+}
+bool loom_bf16_ignored(void) {
+    pthread_once(&env_once, read_env);
+    return loom_bf16_off || env_ignores;
+}
+
+bool loom_bf16_hw(void) { return !loom_bf16_ignored() && loom_bf16_cpu(); }
 
 /* As VCVTNE2PS2BF16 does (checked on the CPU by test_bf16): a subnormal input becomes a zero of
  * its sign, a NaN a quiet NaN, everything else rounds to nearest even (overflowing to infinity). */
