@@ -19,24 +19,19 @@ struct loom_dnnl_matmul {
     bool bf16, ta, tb;
     int M, N, K, lda, ldb, ldc;
     dnnl_primitive_t prim;
+    dnnl_stream_t stream; /* its own: a oneDNN stream is not for two threads at once */
     dnnl_memory_t src, wei, dst, scratch;
     size_t a_halves, b_halves; /* bfloat16 copies of the operands (0 in float32) */
     size_t scratch_bytes;
     char impl[48];
 };
 
-/* One engine and one stream for the process (oneDNN's CPU engine is stateless and thread-safe;
- * loom's products run one at a time, from the thread that trains). */
+/* One engine for the process (oneDNN's CPU engine is thread-safe); a stream per primitive. */
 static dnnl_engine_t engine;
-static dnnl_stream_t stream;
 static void (*set_omp_threads)(int);
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void start(void) {
-    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) {
-        engine = NULL;
-        return;
-    }
-    if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) stream = NULL;
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
     /* libgomp comes with libdnnl; found at run time so that loom's link needs nothing more */
     void *f = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
     set_omp_threads = (void (*)(int))(uintptr_t)f;
@@ -59,7 +54,7 @@ loom_dnnl_matmul *loom_dnnl_matmul_create(bool bf16, bool trans_a, bool trans_b,
     if (M <= 0 || N <= 0 || K <= 0) return NULL;
     if (bf16 && !loom_bf16_hw()) return NULL; /* oneDNN would emulate it, with other numbers */
     pthread_once(&once, start);
-    if (!engine || !stream) return NULL;
+    if (!engine) return NULL;
     loom_dnnl_matmul *mm = calloc(1, sizeof *mm);
     if (!mm) return NULL;
     mm->bf16 = bf16, mm->ta = trans_a, mm->tb = trans_b, mm->M = M, mm->N = N, mm->K = K;
@@ -89,7 +84,9 @@ loom_dnnl_matmul *loom_dnnl_matmul_create(bool bf16, bool trans_a, bool trans_b,
         snprintf(mm->impl, sizeof mm->impl, "%s", impl ? impl : "?");
         const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         mm->scratch_bytes = scr ? dnnl_memory_desc_get_size(scr) : 0;
-        ok = dnnl_primitive_create(&mm->prim, pd) == dnnl_success && memory(&mm->src, &a_md) &&
+        ok = dnnl_primitive_create(&mm->prim, pd) == dnnl_success &&
+             dnnl_stream_create(&mm->stream, engine, dnnl_stream_default_flags) == dnnl_success &&
+             memory(&mm->src, &a_md) &&
              memory(&mm->wei, &b_md) && memory(&mm->dst, &c_md) &&
              (!scr || mm->scratch_bytes == 0 || memory(&mm->scratch, scr));
     }
@@ -155,13 +152,14 @@ void loom_dnnl_matmul_run(loom_dnnl_matmul *mm, const float *A, const float *B, 
         nargs = 4;
     }
     if (set_omp_threads) set_omp_threads(loom_parallel_num_threads());
-    dnnl_primitive_execute(mm->prim, stream, nargs, args);
-    dnnl_stream_wait(stream);
+    dnnl_primitive_execute(mm->prim, mm->stream, nargs, args);
+    dnnl_stream_wait(mm->stream);
 }
 
 void loom_dnnl_matmul_free(loom_dnnl_matmul *mm) {
     if (!mm) return;
     if (mm->prim) dnnl_primitive_destroy(mm->prim);
+    if (mm->stream) dnnl_stream_destroy(mm->stream);
     dnnl_memory_t mems[4] = {mm->src, mm->wei, mm->dst, mm->scratch};
     for (int i = 0; i < 4; i++)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
