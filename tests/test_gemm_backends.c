@@ -207,11 +207,64 @@ static void test_models(void) {
         }
 }
 
+/* Conv2D and LSTM plan their large products too: on oneDNN (forced) their gradients match the
+ * default backend's to float32 summation order (float32) or to the bfloat16 bound of
+ * test_bf16_layers (0.02 of the norm), and oneDNN made their planned products. */
+static void layer_grads(int backend, bool lstm, loom_dtype_policy policy, float *grad, size_t *n_out) {
+    loom_product_force_backend(backend);
+    loom_graph *g = loom_graph_new(31);
+    loom_tensor *x = lstm ? loom_input(g, "x", 2, (int[]){6, 70}) : loom_input(g, "x", 3, (int[]){10, 10, 8});
+    loom_rnn_options o = loom_rnn_defaults();
+    o.return_sequences = 1;
+    loom_layer *L = lstm ? loom_lstm(g, "l", 32, &o)
+                         : loom_conv2d(g, "l", 64, 3, 3, 1, 1, LOOM_PADDING_SAME, 1, 1, LOOM_RELU, NULL);
+    loom_tensor *y = loom_call(L, x);
+    loom_model *m = loom_model_new(g, 1, &x, 1, &y);
+    loom_loss l = {.name = "mse"};
+    loom_compile_config cfg = {.n_losses = 1, .losses = &l, .optimizer = loom_adam(0.01f), .dtype_policy = policy};
+    CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    enum { NBS = 16 };
+    size_t in_n = lstm ? 6 * 70 : 10 * 10 * 8, out_n = lstm ? 6 * 32 : 10 * 10 * 64;
+    float *xs = malloc(NBS * in_n * 4), *ys = malloc(NBS * out_n * 4);
+    for (size_t i = 0; i < NBS * in_n; i++) xs[i] = uniform(-1, 1);
+    for (size_t i = 0; i < NBS * out_n; i++) ys[i] = uniform(-1, 1);
+    loom_array xa = {.name = "x", .data = xs, .n = NBS, .count = NBS * in_n}, ya = {.data = ys, .n = NBS, .count = NBS * out_n};
+    loom_data d = {.n_x = 1, .x = &xa, .n_y = 1, .y = &ya};
+    *n_out = loom_param_count(m);
+    CHECK_STATUS(loom_gradients(m, &d, 0, NULL, grad, NULL), LOOM_OK);
+    free(xs), free(ys);
+    loom_model_free(m);
+    loom_product_force_backend(-1);
+}
+
+static void test_layers(void) {
+    static float ref[80000], got[80000];
+    for (int lstm = 0; lstm < 2; lstm++)
+        for (int pi = 0; pi < 2; pi++) {
+            loom_dtype_policy policy = pi ? LOOM_POLICY_MIXED_BFLOAT16 : LOOM_POLICY_FLOAT32;
+            size_t n;
+            uint64_t keep = rng;
+            layer_grads(LOOM_BACKEND_DEFAULT, lstm, policy, ref, &n);
+            CHECK(n <= 80000);
+            rng = keep; /* the same data */
+            unsigned long runs = loom_dnnl_runs;
+            layer_grads(LOOM_BACKEND_DNNL, lstm, policy, got, &n);
+            bool dnnl = loom_dnnl_built() && (pi == 0 || loom_bf16_hw());
+            CHECK((loom_dnnl_runs > runs) == dnnl);
+            double diff = 0, norm = 0;
+            for (size_t i = 0; i < n; i++) diff += (double)(got[i] - ref[i]) * (got[i] - ref[i]), norm += (double)ref[i] * ref[i];
+            printf("%s %s on oneDNN: %lu products, |diff| / |g| = %.2g\n", lstm ? "LSTM" : "Conv2D", pi ? "bf16" : "f32",
+                   loom_dnnl_runs - runs, sqrt(diff / norm));
+            CHECK(sqrt(diff / norm) <= (pi ? 0.02 : 1e-5));
+        }
+}
+
 int main(void) {
     printf("oneDNN %s, AVX512-BF16 %s\n", loom_dnnl_built() ? "built in" : "not built in (LOOM_USE_DNNL off)",
            loom_bf16_hw() ? "used" : "not used");
     if (loom_dnnl_built()) test_products();
     test_table();
     test_models();
+    test_layers();
     return check_report("test_gemm_backends");
 }

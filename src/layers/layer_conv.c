@@ -400,6 +400,20 @@ static size_t conv_bf16_workspace(const loom_layer *L, int n_in, const loom_shap
     return f > dw ? (f > dx ? f : dx) : (dw > dx ? dw : dx);
 }
 
+/* The products of a whole chunk, planned on their backends (a last, smaller chunk takes the
+ * default): the forward, dK and dcols, in slots 0, 1, 2. */
+enum { CONV_FWD, CONV_DW, CONV_DX };
+static int conv_products(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch,
+                         bool bf16, float dw_alpha, loom_product_shape *s) {
+    (void)n_in, (void)dw_alpha; /* dK is never updated in place */
+    conv_geom g = layer_geom(L, &in[0], out);
+    int rows = (int)((size_t)chunk_samples(&g, batch) * geom_rows(&g)), K = (int)geom_cols(&g), F = L->iarg[A_FILT];
+    s[CONV_FWD] = (loom_product_shape){bf16, false, false, rows, F, K, K, F, F, 1.0f, -1};
+    s[CONV_DW] = (loom_product_shape){bf16, true, false, K, F, rows, K, F, F, 1.0f, 1};
+    s[CONV_DX] = (loom_product_shape){bf16, false, true, rows, K, F, F, F, K, 1.0f, 0};
+    return 3;
+}
+
 static void conv_forward(const loom_layer *L, const loom_op_ctx *c) {
     lowering w = lowering_of(L, c);
     int F = L->iarg[A_FILT];
@@ -415,7 +429,7 @@ static void conv_forward(const loom_layer *L, const loom_op_ctx *c) {
         float *zc = z + (size_t)b0 * out_n;
         if (fill) loom_fill_rows(zc, fill, (size_t)nb * M, F);
         /* z = cols . kernel (+ bias) */
-        loom_layer_product(c, 0, false, false, (int)(nb * M), F, (int)K, 1.0f, cols, (int)K, c->w, F,
+        loom_layer_product(c, CONV_FWD, false, false, (int)(nb * M), F, (int)K, 1.0f, cols, (int)K, c->w, F,
                            fill ? 1.0f : 0.0f, zc, F);
     }
     if (bias && !fill)
@@ -438,12 +452,12 @@ static void conv_backward(const loom_layer *L, const loom_op_ctx *c) {
         if (c->dw) {
             /* dK += cols^T . dz */
             im2col_batch(&w.g, c->in[0] + (size_t)b0 * in_n, in_n, nb, cols);
-            loom_layer_product(c, 0, true, false, (int)K, F, (int)(nb * M), 1.0f, cols, (int)K, dzc, F, 1.0f,
+            loom_layer_product(c, CONV_DW, true, false, (int)K, F, (int)(nb * M), 1.0f, cols, (int)K, dzc, F, 1.0f,
                                c->dw, F);
         }
         if (c->din[0]) {
             /* dcols = dz . K^T, scattered back onto the input */
-            loom_layer_product(c, 0, false, true, (int)(nb * M), (int)K, F, 1.0f, dzc, F, c->w, F, 0.0f, cols,
+            loom_layer_product(c, CONV_DX, false, true, (int)(nb * M), (int)K, F, 1.0f, dzc, F, c->w, F, 0.0f, cols,
                                (int)K);
             col2im_batch(&w.g, cols, nb, c->din[0] + (size_t)b0 * in_n, in_n);
         }
@@ -459,6 +473,7 @@ const loom_op loom_op_conv1d = {
     .scratch_size = conv_scratch,
     .forward = conv_forward,
     .bf16_workspace = conv_bf16_workspace,
+    .products = conv_products,
     .backward = conv_backward,
     .mask_mode = LOOM_MASK_DROP,
 };
@@ -471,6 +486,7 @@ const loom_op loom_op_conv2d = {
     .scratch_size = conv_scratch,
     .forward = conv_forward,
     .bf16_workspace = conv_bf16_workspace,
+    .products = conv_products,
     .backward = conv_backward,
     .mask_mode = LOOM_MASK_DROP,
 };
