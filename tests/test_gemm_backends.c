@@ -104,13 +104,17 @@ static void test_products(void) {
     }
 }
 
-/* the table: oneDNN for mnist-mlp's square products, never for tiny's or a thin one; never a
- * bfloat16 one on a CPU (or a build) without AVX512-BF16 */
+/* the table: oneDNN for mnist-mlp's square products at one thread, never for tiny's or a thin
+ * one, nor at two threads; never a bfloat16 one on a CPU (or a build) without AVX512-BF16 */
 static void test_table(void) {
     loom_product_shape mnist = {false, false, false, 128, 512, 784, 784, 512, 512, 1.0f, 0};
     loom_product_shape tiny = {false, false, false, 32, 64, 64, 64, 64, 64, 1.0f, 0};
     loom_product_shape thin = {false, false, false, 128, 10, 512, 512, 10, 10, 1.0f, 0};
+    loom_set_num_threads(1);
     CHECK(loom_product_choose(&mnist) == (loom_dnnl_built() ? LOOM_BACKEND_DNNL : LOOM_BACKEND_DEFAULT));
+    loom_set_num_threads(2); /* oneDNN's threads and loom's pool would contend: one thread only */
+    CHECK(loom_product_choose(&mnist) == LOOM_BACKEND_DEFAULT);
+    loom_set_num_threads(1);
     CHECK(loom_product_choose(&tiny) == LOOM_BACKEND_DEFAULT);
     CHECK(loom_product_choose(&thin) == LOOM_BACKEND_DEFAULT);
     mnist.bf16 = true;
