@@ -151,7 +151,7 @@ void loom_dnnl_matmul_run(loom_dnnl_matmul *mm, const float *A, const float *B, 
         dnnl_memory_set_data_handle(mm->scratch, scratch);
         nargs = 4;
     }
-    if (set_omp_threads) set_omp_threads(loom_parallel_num_threads());
+    if (set_omp_threads) set_omp_threads(1);
     dnnl_primitive_execute(mm->prim, mm->stream, nargs, args);
     dnnl_stream_wait(mm->stream);
 }

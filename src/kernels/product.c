@@ -2,7 +2,6 @@
 #include "kernels/product.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_bf16.h"
-#include "kernels/parallel.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -33,9 +32,6 @@ loom_backend loom_product_choose(const loom_product_shape *s) {
     if (forced >= 0) return (loom_backend)forced;
     if (!loom_dnnl_built()) return LOOM_BACKEND_DEFAULT;
     if (s->bf16 && !loom_bf16_hw()) return LOOM_BACKEND_DEFAULT; /* oneDNN would emulate it */
-    /* on more threads oneDNN's OpenMP team and loom's pool contend for the cores: mnist-mlp's Adam
-     * step at 2 threads took 69 ms on oneDNN against 17 on OpenBLAS (at 1 thread: 6-7 against 13) */
-    if (loom_parallel_num_threads() > 1) return LOOM_BACKEND_DEFAULT;
     double flops = 2.0 * s->M * s->N * s->K;
     bool big = s->M >= LOOM_DNNL_MIN_SIDE && s->N >= LOOM_DNNL_MIN_SIDE && s->K >= LOOM_DNNL_MIN_SIDE &&
                flops >= LOOM_DNNL_MIN_FLOPS;

@@ -12,8 +12,8 @@
 #define LOOM_PRODUCT_H
 
 /* The table (docs/gemm_backends.md): oneDNN for a product whose every side is at least
- * LOOM_DNNL_MIN_SIDE and which makes at least LOOM_DNNL_MIN_FLOPS operations, in both dtypes,
- * when loom runs on one thread (at the plan). */
+ * LOOM_DNNL_MIN_SIDE and which makes at least LOOM_DNNL_MIN_FLOPS operations, in both dtypes. It
+ * never depends on the thread count, so that any thread count gives the same bits. */
 #define LOOM_DNNL_MIN_SIDE 64
 #define LOOM_DNNL_MIN_FLOPS 1.6e7
 
