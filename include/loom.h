@@ -580,7 +580,8 @@ loom_optimizer loom_adagrad(float learning_rate); /* Keras: 0.001, acc0 0.1, eps
  * nearest even) and accumulate in float32, forward and backward; the bias, the activation (the
  * final softmax or sigmoid included), the losses and the update run in float32 on float32 values,
  * as Keras recommends for the last activation and the losses. No loss scaling is needed:
- * bfloat16 has float32's exponent range. Layers that honour it today: Dense; every other layer
+ * bfloat16 has float32's exponent range. Layers that honour it: Dense, Conv1D, Conv2D, SimpleRNN,
+ * LSTM and GRU (their input and recurrent products; the gates stay float32); every other layer
  * computes in float32 under either policy. On a CPU with AVX512-BF16 the products run on its
  * dot-product instruction; elsewhere plain loops give the same numbers (and compile leaves a note,
  * loom_model_compile_note). float32 (the default) keeps loom's float32 arithmetic bit for bit.
@@ -604,6 +605,12 @@ loom_dtype_policy loom_model_layer_policy(const loom_model *m, const loom_layer 
 /* loom_model_compile_note (model files section) also says what the last loom_compile noted
  * without failing: under mixed_bfloat16 on a CPU without AVX512-BF16, that the products run in
  * float32 on rounded inputs and so will not be faster. Never printed by loom. */
+
+/* ---- matrix-product backends (issue 18): no functions, two environment variables, read once.
+ * LOOM_GEMM_BACKEND=dnnl|blas|loom forces the backend of the products planned from then on
+ * (default: a table of shapes picks oneDNN for large square products when loom is built with it,
+ * LOOM_USE_DNNL; docs/gemm_backends.md). LOOM_IGNORE_AVX512BF16=1 runs mixed_bfloat16's products on
+ * the portable loops (the same numbers) as on a CPU without the instructions. */
 
 /* ---------------------------------------------------------------- compile */
 

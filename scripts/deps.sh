@@ -9,9 +9,10 @@ need=()
 # with which the tests parse the DOT files loom writes
 # Keras files: HDF5 (.h5, .weights.h5), libzip (.keras), h5py (the tests read loom's files back)
 # MPI: data-parallel training (src/dist/) and its mpirun tests
+# oneDNN: the second float32 and the bfloat16 matrix-product backend (optional, LOOM_USE_DNNL)
 for pkg in build-essential cmake libopenblas-dev libcjson-dev zlib1g-dev pkg-config python3 \
     libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx libgraphviz-dev graphviz \
-    libhdf5-dev libzip-dev python3-h5py openmpi-bin libopenmpi-dev; do
+    libhdf5-dev libzip-dev python3-h5py openmpi-bin libopenmpi-dev libdnnl-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,9 +1,12 @@
 /* test_bf16_plan.c — mixed_bfloat16's workspace (issue 18): Dense products run in blocks of C
  * (layers/layer_dense.c), so the one workspace the engine plans for all bfloat16 layers stays
  * within the block budget however wide the layers, and the blocks give the same bits as one whole
- * product (they cut only C's rows and columns, never the sums). */
+ * product (they cut only C's rows and columns, never the sums). This is loom's own bfloat16
+ * kernel (LOOM_GEMM_BACKEND=loom); a product planned on oneDNN rounds its operands whole, faster
+ * and larger (test_gemm_backends). */
 #include "check.h"
 #include "core/model.h"
+#include "kernels/product.h"
 #include "layers/layers.h"
 #include "loom.h"
 
@@ -115,6 +118,7 @@ static void test_workspace_bounded(void) {
 }
 
 int main(void) {
+    loom_product_force_backend(LOOM_BACKEND_DEFAULT); /* the blocks are loom's kernel's */
     test_blocks_same_bits();
     test_workspace_bounded();
     return check_report("test_bf16_plan");

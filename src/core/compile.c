@@ -213,6 +213,7 @@ static void plan_weight_gradients(loom_model *m) {
     const loom_optimizer *o = &m->opt;
     m->sgd_in_backward = o->kind == LOOM_SGD && o->momentum == 0.0f && !o->nesterov && o->weight_decay == 0.0f &&
                          o->clipnorm <= 0.0f && o->global_clipnorm <= 0.0f && o->clipvalue <= 0.0f;
+    m->sgd_step_lr = loom_current_lr(m); /* each step sets it again; the plan's dW products start from it */
     for (int t = 0; t < m->n_tensors; t++) m->t_sgd_update[t] = false, m->t_sole_pos[t] = -1;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];
@@ -263,8 +264,9 @@ static loom_status compile_policy(loom_model *m, const loom_compile_config *cfg)
     }
     if (any && !loom_bf16_hw())
         snprintf(m->note, sizeof m->note,
-                 "mixed_bfloat16: this CPU has no AVX512-BF16 instructions, so the bfloat16 products run in "
-                 "float32 on rounded inputs (the same numbers, not faster)");
+                 "mixed_bfloat16: this CPU has no AVX512-BF16 instructions%s, so the bfloat16 products run in "
+                 "float32 on rounded inputs (the same numbers, not faster)",
+                 loom_bf16_cpu() ? " (they are there but ignored: LOOM_IGNORE_AVX512BF16)" : "");
     return LOOM_OK;
 }
 

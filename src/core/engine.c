@@ -124,6 +124,29 @@ static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *bus
     return total;
 }
 
+/* The node's matrix products on their backends (kernels/product.h), made for this batch; the
+ * workspace they need joins the shared one. false: out of memory. */
+static bool plan_products(loom_model *m, loom_step_node *sn, const loom_shape *in, int batch, size_t *ws) {
+    for (int k = 0; k < sn->n_products; k++) loom_product_release(&sn->products[k]);
+    free(sn->products);
+    sn->products = NULL;
+    sn->n_products = 0;
+    const loom_layer *L = sn->node->layer;
+    if (!L->op->products) return true;
+    loom_product_shape shapes[LOOM_OP_MAX_PRODUCTS];
+    float dw_alpha = sn->sgd_update ? -m->sgd_step_lr : 1.0f; /* the learning rate of the last step */
+    int n = L->op->products(L, sn->node->n_in, in, &sn->shape, batch, sn->bf16, dw_alpha, shapes);
+    if (n <= 0) return true;
+    if (!(sn->products = calloc((size_t)n, sizeof *sn->products))) return false;
+    for (int k = 0; k < n; k++) {
+        if (!loom_product_plan(&sn->products[k], &shapes[k])) return false;
+        sn->n_products = k + 1;
+        size_t w = loom_product_workspace(&sn->products[k]);
+        if (w > *ws) *ws = w;
+    }
+    return true;
+}
+
 static bool input_variable(const loom_model *m, int i) { return loom_shape_is_variable(&m->order[m->input_pos[i]].node->out_shape); }
 
 static bool steps_fit_plan(const loom_model *m) {
@@ -219,6 +242,7 @@ static loom_status plan_shapes(loom_model *m, int batch) {
             size_t w = n->layer->op->bf16_workspace(n->layer, n->n_in, in, &sn->shape, batch);
             if (w > bf16_floats) bf16_floats = w;
         }
+        if (!plan_products(m, sn, in, batch, &bf16_floats)) fits = false;
         /* Keras masks: made by an op, or kept from input 0 while the steps axis survives */
         const loom_op *op = n->layer->op;
         sn->makes_mask = op->mask_mode == LOOM_MASK_MAKE && n->out_shape.rank >= 2;
@@ -515,6 +539,9 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->state = L->n_weights && !m->freeze_state ? m->params + L->weights[0].offset : NULL;
     c->scratch = sn->scr;
     c->bf16_ws = sn->bf16 ? m->bf16_ws : NULL;
+    c->products = sn->products;
+    c->n_products = sn->n_products;
+    c->product_ws = m->bf16_ws;
     /* Keras 3: a frozen BatchNormalization runs in inference mode, in training too */
     c->training = training && !(sn->frozen && L->op == &loom_op_batch_normalization);
     /* keyed by the node's position in the model, which a saved and reloaded model keeps */

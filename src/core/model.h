@@ -33,6 +33,8 @@ typedef struct loom_step_node {
                          BatchNormalization runs in inference mode (Keras 3) */
     bool needs_grad;  /* a trainable weight lies at or before this node: its backward has work */
     bool bf16;        /* computes its products in bfloat16 (mixed_bfloat16 at the last compile) */
+    loom_product *products; /* its matrix products, planned for the planned batch (engine.c) */
+    int n_products;
     float **din;      /* n_in pointers, set per backward */
     const float **in; /* n_in pointers */
 } loom_step_node;
@@ -133,7 +135,8 @@ struct loom_model {
      * left out (a loss, metric or optimizer loom does not have); "" when nothing */
     char compile_note[LOOM_ERR_MAX];
     int dtype_policy;        /* loom_dtype_policy of the last compile (layers without their own) */
-    float *bf16_ws;          /* the bfloat16 products' workspace, shared by the nodes (engine.c) */
+    float *bf16_ws;          /* the products' workspace (bfloat16 packing, oneDNN's scratchpad), shared by
+                                the nodes (engine.c) */
     size_t bf16_ws_floats;   /* its size, the largest any bfloat16 node asked for at the plan */
     char note[256];          /* compile's own note (mixed_bfloat16 without AVX512-BF16); loom_model_compile_note */
     loom_optimizer opt;

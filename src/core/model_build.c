@@ -34,6 +34,8 @@ loom_status loom_bind_alloc(loom_model *m, loom_bound_data *d) {
 static void model_free_parts(loom_model *m) {
     if (m->order)
         for (int i = 0; i < m->n_order; i++) {
+            for (int k = 0; k < m->order[i].n_products; k++) loom_product_release(&m->order[i].products[k]);
+            free(m->order[i].products);
             free(m->order[i].in_pos);
             free(m->order[i].din);
             free(m->order[i].in);

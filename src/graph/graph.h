@@ -4,6 +4,7 @@
 #define LOOM_GRAPH_H
 
 #include "base/base.h"
+#include "kernels/product.h"
 
 #define LOOM_MAX_WEIGHTS 8
 #define LOOM_MASKED_INPUTS 4 /* inputs whose masks an op sees (loom_op_ctx in_masks) */
@@ -75,9 +76,16 @@ typedef struct loom_op_ctx {
     void (*sync_sum)(void *user, double *v, size_t n);
     void *sync_user;
     double sync_share;
+    /* issue 18: the products the op declared (loom_op.products), planned on their backends at plan
+     * time, and the workspace they share (at least what each needs); slot k is the op's k-th. */
+    const loom_product *products;
+    int n_products;
+    float *product_ws;
 } loom_op_ctx;
 
 struct loom_layer;
+
+#define LOOM_OP_MAX_PRODUCTS 8
 
 typedef struct loom_op {
     const char *class_name; /* Keras class name: "Dense" */
@@ -95,6 +103,13 @@ typedef struct loom_op {
      * this batch size. NULL: the op computes in float32 under any dtype policy. */
     size_t (*bf16_workspace)(const struct loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out,
                              int batch);
+    /* The matrix products one call site makes at this batch size, in a fixed order of slots (at
+     * most LOOM_OP_MAX_PRODUCTS), so that the engine plans each one's backend once (kernels/
+     * product.h); dw_alpha is the alpha of a weight-gradient product (-learning rate under plain
+     * SGD inside the backward, else 1). Returns how many it wrote. NULL: the op's products run on
+     * the default backends (loom_sgemm, loom_gemm_bf16). */
+    int (*products)(const struct loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch,
+                    bool bf16, float dw_alpha, loom_product_shape *shapes);
     /* Must accumulate into din[] and dw (never overwrite): a tensor used twice sums. (The engine
      * asks Dense alone to overwrite a din its backward is the first to write: din_overwrite.) */
     void (*backward)(const struct loom_layer *L, const loom_op_ctx *c);

@@ -11,6 +11,8 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The build switch LOOM_IGNORE_AVX512BF16 (CMake) starts it true: a whole build on the portable
@@ -30,7 +32,20 @@ bool loom_bf16_cpu(void) { return __builtin_cpu_supports("avx512bf16"); }
 bool loom_bf16_cpu(void) { return false; }
 #endif
 
-bool loom_bf16_hw(void) { return !loom_bf16_off && loom_bf16_cpu(); }
+/* LOOM_IGNORE_AVX512BF16 in the environment (any value but "" and "0"), read once: the same as
+ * the build switch, for one run of a program (a CPU without the instructions, simulated). */
+static bool env_ignores;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static void read_env(void) {
+    const char *v = getenv("LOOM_IGNORE_AVX512BF16");
+    env_ignores = v && *v && strcmp(v, "0") != 0;
+}
+bool loom_bf16_ignored(void) {
+    pthread_once(&env_once, read_env);
+    return loom_bf16_off || env_ignores;
+}
+
+bool loom_bf16_hw(void) { return !loom_bf16_ignored() && loom_bf16_cpu(); }
 
 /* As VCVTNE2PS2BF16 does (checked on the CPU by test_bf16): a subnormal input becomes a zero of
  * its sign, a NaN a quiet NaN, everything else rounds to nearest even (overflowing to infinity). */
@@ -139,6 +154,28 @@ LOOM_BF16_TARGET static void pack_a_rows_hw(const job *j, size_t begin, size_t e
     }
 }
 #endif
+
+#ifdef LOOM_HAVE_BF16_ISA
+LOOM_BF16_TARGET static void round_row_hw(const float *src, int n, uint16_t *dst) {
+    for (long k = 0; k < n; k += 32) {
+        __m512 lo = _mm512_maskz_loadu_ps(lanes16(n - k), src + k);
+        __m512 hi = _mm512_maskz_loadu_ps(lanes16(n - k - 16), src + k + 16);
+        long left = n - k;
+        __mmask32 m = left >= 32 ? 0xffffffffu : (__mmask32)((1u << left) - 1u);
+        _mm512_mask_storeu_epi16((void *)(dst + k), m, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+#endif
+
+void loom_bf16_round_row(const float *src, int n, uint16_t *dst) {
+#ifdef LOOM_HAVE_BF16_ISA
+    if (loom_bf16_hw()) {
+        round_row_hw(src, n, dst);
+        return;
+    }
+#endif
+    for (int k = 0; k < n; k++) dst[k] = loom_bf16_round(src[k]);
+}
 
 /* panels [begin, end) of B */
 static void pack_b(size_t begin, size_t end, void *ctx) {

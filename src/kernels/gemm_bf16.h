@@ -17,7 +17,10 @@
 
 /* Tests set it to run the portable loops on a CPU that has AVX512-BF16. */
 extern bool loom_bf16_off;
-/* true when this CPU runs the bfloat16 instructions (and loom_bf16_off is false) */
+/* true when loom is told to ignore AVX512-BF16: loom_bf16_off, or LOOM_IGNORE_AVX512BF16 set in
+ * the environment (the build switch of the same name starts loom_bf16_off true) */
+bool loom_bf16_ignored(void);
+/* true when this CPU runs the bfloat16 instructions and loom is not told to ignore them */
 bool loom_bf16_hw(void);
 /* true when the CPU has AVX512-BF16, whatever loom_bf16_off says */
 bool loom_bf16_cpu(void);
@@ -28,6 +31,9 @@ static inline float loom_bf16_float(uint16_t h) {
     union { uint32_t u; float f; } v = {(uint32_t)h << 16};
     return v.f;
 }
+
+/* dst[0..n) = loom_bf16_round(src[0..n)), on the CPU's conversion where it has one (same bits). */
+void loom_bf16_round_row(const float *src, int n, uint16_t *dst);
 
 /* Floats of workspace loom_gemm_bf16 needs for an M x N x K product (0 for an empty one). */
 size_t loom_gemm_bf16_workspace(int M, int N, int K);

@@ -26,12 +26,17 @@
  * (X . K^T then col2im), its backward an im2col of dY. DepthwiseConv2D uses direct loops: a
  * per-channel product would have a single column.
  *
+ * Under mixed_bfloat16 (Conv1D, Conv2D) the three products take bfloat16 inputs with float32 sums
+ * (loom_layer_product: loom_gemm_bf16 on the same column buffer); im2col, col2im, the bias and the
+ * activation stay float32.
+ *
  * Scratch per call site: z (batch * out floats, the pre-activation) when the activation needs it
  * for backward or a fused loss reads it as logits, then the column buffer. */
 #include "graph/graph.h"
 #include "layers/layers.h"
 #include "ops/activations.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/parallel.h"
 
 #include <math.h>
@@ -384,6 +389,31 @@ static size_t conv_scratch(const loom_layer *L, int n_in, const loom_shape *in,
     return act_floats(L, out, batch) + (size_t)chunk_samples(&g, batch) * geom_rows(&g) * geom_cols(&g);
 }
 
+/* mixed_bfloat16: the workspace of the largest chunk's three products (they run one at a time) */
+static size_t conv_bf16_workspace(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out,
+                                  int batch) {
+    (void)n_in;
+    conv_geom g = layer_geom(L, &in[0], out);
+    int rows = (int)((size_t)chunk_samples(&g, batch) * geom_rows(&g)), K = (int)geom_cols(&g), F = L->iarg[A_FILT];
+    size_t f = loom_gemm_bf16_workspace(rows, F, K), dw = loom_gemm_bf16_workspace(K, F, rows),
+           dx = loom_gemm_bf16_workspace(rows, K, F);
+    return f > dw ? (f > dx ? f : dx) : (dw > dx ? dw : dx);
+}
+
+/* The products of a whole chunk, planned on their backends (a last, smaller chunk takes the
+ * default): the forward, dK and dcols, in slots 0, 1, 2. */
+enum { CONV_FWD, CONV_DW, CONV_DX };
+static int conv_products(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch,
+                         bool bf16, float dw_alpha, loom_product_shape *s) {
+    (void)n_in, (void)dw_alpha; /* dK is never updated in place */
+    conv_geom g = layer_geom(L, &in[0], out);
+    int rows = (int)((size_t)chunk_samples(&g, batch) * geom_rows(&g)), K = (int)geom_cols(&g), F = L->iarg[A_FILT];
+    s[CONV_FWD] = (loom_product_shape){bf16, false, false, rows, F, K, K, F, F, 1.0f, -1, false};
+    s[CONV_DW] = (loom_product_shape){bf16, true, false, K, F, rows, K, F, F, 1.0f, 1, false};
+    s[CONV_DX] = (loom_product_shape){bf16, false, true, rows, K, F, F, F, K, 1.0f, 0, false};
+    return 3;
+}
+
 static void conv_forward(const loom_layer *L, const loom_op_ctx *c) {
     lowering w = lowering_of(L, c);
     int F = L->iarg[A_FILT];
@@ -399,8 +429,8 @@ static void conv_forward(const loom_layer *L, const loom_op_ctx *c) {
         float *zc = z + (size_t)b0 * out_n;
         if (fill) loom_fill_rows(zc, fill, (size_t)nb * M, F);
         /* z = cols . kernel (+ bias) */
-        loom_sgemm(false, false, (int)(nb * M), F, (int)K, 1.0f, cols, (int)K, c->w, F,
-                   fill ? 1.0f : 0.0f, zc, F);
+        loom_layer_product(c, CONV_FWD, false, false, (int)(nb * M), F, (int)K, 1.0f, cols, (int)K, c->w, F,
+                           fill ? 1.0f : 0.0f, zc, F);
     }
     if (bias && !fill)
         loom_add_bias(z, bias, (size_t)c->batch * out_n / (size_t)F, F, true);
@@ -422,13 +452,13 @@ static void conv_backward(const loom_layer *L, const loom_op_ctx *c) {
         if (c->dw) {
             /* dK += cols^T . dz */
             im2col_batch(&w.g, c->in[0] + (size_t)b0 * in_n, in_n, nb, cols);
-            loom_sgemm(true, false, (int)K, F, (int)(nb * M), 1.0f, cols, (int)K, dzc, F, 1.0f,
-                       c->dw, F);
+            loom_layer_product(c, CONV_DW, true, false, (int)K, F, (int)(nb * M), 1.0f, cols, (int)K, dzc, F, 1.0f,
+                               c->dw, F);
         }
         if (c->din[0]) {
             /* dcols = dz . K^T, scattered back onto the input */
-            loom_sgemm(false, true, (int)(nb * M), (int)K, F, 1.0f, dzc, F, c->w, F, 0.0f, cols,
-                       (int)K);
+            loom_layer_product(c, CONV_DX, false, true, (int)(nb * M), (int)K, F, 1.0f, dzc, F, c->w, F, 0.0f, cols,
+                               (int)K);
             col2im_batch(&w.g, cols, nb, c->din[0] + (size_t)b0 * in_n, in_n);
         }
     }
@@ -442,6 +472,8 @@ const loom_op loom_op_conv1d = {
     .build = conv_build,
     .scratch_size = conv_scratch,
     .forward = conv_forward,
+    .bf16_workspace = conv_bf16_workspace,
+    .products = conv_products,
     .backward = conv_backward,
     .mask_mode = LOOM_MASK_DROP,
 };
@@ -453,6 +485,8 @@ const loom_op loom_op_conv2d = {
     .build = conv_build,
     .scratch_size = conv_scratch,
     .forward = conv_forward,
+    .bf16_workspace = conv_bf16_workspace,
+    .products = conv_products,
     .backward = conv_backward,
     .mask_mode = LOOM_MASK_DROP,
 };

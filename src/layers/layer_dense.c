@@ -91,12 +91,15 @@ static size_t dense_bf16_workspace(const loom_layer *L, int n_in, const loom_sha
     return f > dx ? (f > dw ? f : dw) : (dx > dw ? dx : dw);
 }
 
-/* The product of this call site: float32 (loom_sgemm), or bfloat16 inputs with float32 sums under
- * mixed_bfloat16 (c->bf16_ws set), block by block. */
-static void product(const loom_op_ctx *c, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
-                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    if (!c->bf16_ws) {
-        loom_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+/* The product in slot `slot` of this call site: on its planned backend (kernels/product.h) in
+ * float32, and in bfloat16 when the call is the one planned on oneDNN (its operands rounded whole
+ * into the workspace); any other bfloat16 call runs loom's kernel block by block, within the
+ * workspace budget (bench/README.md: wide's memory). */
+static void product(const loom_op_ctx *c, int slot, bool ta, bool tb, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    const loom_product *p = slot < c->n_products ? &c->products[slot] : NULL;
+    if (!c->bf16_ws || loom_product_planned_call(p, true, ta, tb, M, N, K, alpha, lda, ldb, beta, ldc)) {
+        loom_layer_product(c, slot, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int mb, nb;
@@ -110,6 +113,21 @@ static void product(const loom_op_ctx *c, bool ta, bool tb, int M, int N, int K,
         }
 }
 
+/* The three products of a step, in their slots: forward, dx, dW (the same shapes whatever the
+ * dtype; mixed_bfloat16 makes them bfloat16 products). dx and dW overwrite or accumulate as the
+ * engine decides per step: both are planned. */
+enum { FORWARD, DX, DW };
+static int dense_products(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch,
+                          bool bf16, float dw_alpha, loom_product_shape *s) {
+    (void)n_in;
+    int in_dim = in[0].dims[in[0].rank - 1], units = L->units;
+    int rows = (int)((size_t)batch * loom_shape_size(out) / (size_t)units);
+    s[FORWARD] = (loom_product_shape){bf16, false, false, rows, units, in_dim, in_dim, units, units, 1.0f, 0, true};
+    s[DX] = (loom_product_shape){bf16, false, true, rows, in_dim, units, units, units, in_dim, 1.0f, -1, true};
+    s[DW] = (loom_product_shape){bf16, true, false, in_dim, units, rows, in_dim, units, units, dw_alpha, -1, true};
+    return 3;
+}
+
 static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     int in_dim = c->in_shape[0].dims[c->in_shape[0].rank - 1];
     int units = L->units;
@@ -117,7 +135,7 @@ static void dense_forward(const loom_layer *L, const loom_op_ctx *c) {
     float *z = loom_act_keeps_preact(L->activation) ? c->scratch : c->out;
     const float *kernel = c->w, *bias = L->dense.use_bias ? c->w + (size_t)in_dim * units : NULL;
     /* the bias joins the pass after the product (with the ReLU's, when there is one) */
-    product(c, false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units, 0.0f, z, units);
+    product(c, FORWARD, false, false, rows, units, in_dim, 1.0f, c->in[0], in_dim, kernel, units, 0.0f, z, units);
     bool relu_done = bias && L->activation == LOOM_RELU;
     if (bias) loom_add_bias(z, bias, (size_t)rows, units, relu_done);
     if (L->activation != LOOM_LINEAR && !relu_done) loom_act_forward(L->activation, z, c->out, (size_t)rows, units);
@@ -143,11 +161,11 @@ static void dense_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
     /* dx before the kernel changes (sgd_w): dx += dz K^T (or = when dx holds nothing yet) */
     if (c->din[0])
-        product(c, false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
+        product(c, DX, false, true, rows, in_dim, units, 1.0f, dz, units, c->w, units, c->din_overwrite ? 0.0f : 1.0f,
                 c->din[0], in_dim);
     if (!dw) return;
     /* dK += step x^T dz ; db += step (column sums of dz), or = when they hold nothing yet */
-    product(c, true, false, in_dim, units, rows, step, c->in[0], in_dim, dz, units, accumulate ? 1.0f : 0.0f, dw,
+    product(c, DW, true, false, in_dim, units, rows, step, c->in[0], in_dim, dz, units, accumulate ? 1.0f : 0.0f, dw,
             units);
     if (db) loom_column_sums(db, accumulate, step, dz, NULL, (size_t)rows, units, units);
 }
@@ -161,6 +179,7 @@ const loom_op loom_op_dense = {
     .scratch_size = dense_scratch,
     .forward = dense_forward,
     .bf16_workspace = dense_bf16_workspace,
+    .products = dense_products,
     .backward = dense_backward,
     .mask_mode = LOOM_MASK_KEEP,
 };

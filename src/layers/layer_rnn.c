@@ -21,11 +21,16 @@
  * pre-activations z and activations a, the states h[0..T] and c[0..T], act(c) (LSTM) and the
  * recurrent candidate term (GRU). Backward runs through time from those; it reuses the input
  * projection buffer for the gate gradients on the input side (forward alone reads it), so the
- * weight and input gradients are again single gemms over all steps. */
+ * weight and input gradients are again single gemms over all steps.
+ * Under mixed_bfloat16 every product (input side, recurrent, and their gradients) takes bfloat16
+ * inputs with float32 sums (loom_layer_product); the gates, states and their gradients stay
+ * float32 (Keras computes them in bfloat16 too; float32 there costs little and loses nothing). */
 #include "layers/rnn.h"
 #include "ops/activations.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/parallel.h"
+#include "layers/layers.h"
 #include "ops/init.h"
 
 #include <cjson/cJSON.h>
@@ -260,6 +265,36 @@ static void fwd_gru_candidate(size_t b0, size_t b1, void *ctx) {
     }
 }
 
+/* mixed_bfloat16: the workspace of the largest of the layer's products (one at a time) */
+static size_t rnn_bf16_workspace(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out,
+                                 int batch) {
+    (void)n_in, (void)out;
+    const int B = batch, T = in[0].dims[0], F = in[0].dims[1], U = L->units, GU = rnn_gates(L) * U;
+    const int shapes[][3] = {{B * T, GU, F}, {B, GU, U}, {B, U, U},      {U, U, B},
+                             {B, U, GU},     {F, GU, B * T}, {U, GU, B * T}, {B * T, F, GU}};
+    size_t w = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        size_t k = loom_gemm_bf16_workspace(shapes[i][0], shapes[i][1], shapes[i][2]);
+        if (k > w) w = k;
+    }
+    return w;
+}
+
+/* The products over all steps at once, planned on their backends: the input projection, the two
+ * weight gradients and the input's; the per-step recurrent products (batch rows) stay on the
+ * default backend (RNN_STEP). */
+enum { RNN_IN, RNN_DW_IN, RNN_DW_REC, RNN_DX, RNN_STEP = LOOM_OP_MAX_PRODUCTS };
+static int rnn_products(const loom_layer *L, int n_in, const loom_shape *in, const loom_shape *out, int batch,
+                        bool bf16, float dw_alpha, loom_product_shape *s) {
+    (void)n_in, (void)out, (void)dw_alpha;
+    const int BT = batch * in[0].dims[0], F = in[0].dims[1], U = L->units, GU = rnn_gates(L) * U;
+    s[RNN_IN] = (loom_product_shape){bf16, false, false, BT, GU, F, F, GU, GU, 1.0f, -1, false};
+    s[RNN_DW_IN] = (loom_product_shape){bf16, true, false, F, GU, BT, F, GU, GU, 1.0f, 1, false};
+    s[RNN_DW_REC] = (loom_product_shape){bf16, true, false, U, GU, BT, U, GU, GU, 1.0f, 1, false};
+    s[RNN_DX] = (loom_product_shape){bf16, false, true, BT, F, GU, GU, GU, F, 1.0f, 1, false};
+    return 4;
+}
+
 static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
     const int B = c->batch, T = c->in_shape[0].dims[0], F = c->in_shape[0].dims[1], U = L->units;
     const int G = rnn_gates(L), GU = G * U, kind = rnn_kind(L);
@@ -279,7 +314,7 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
     size_t rows = (size_t)B * T;
     if (bias)
         for (size_t r = 0; r < rows; r++) memcpy(p->xp + r * GU, bias, (size_t)GU * sizeof(float));
-    loom_sgemm(false, false, (int)rows, GU, F, 1.0f, c->in[0], F, K, GU, bias ? 1.0f : 0.0f, p->xp, GU);
+    loom_layer_product(c, RNN_IN, false, false, (int)rows, GU, F, 1.0f, c->in[0], F, K, GU, bias ? 1.0f : 0.0f, p->xp, GU);
 
     /* recurrent_dropout (Keras 3): one mask per sample and unit for the whole sequence, on h_prev
      * where it enters the recurrent products (the carried state itself is not dropped) */
@@ -319,14 +354,14 @@ static void rnn_forward(const loom_layer *L, const loom_op_ctx *c) {
         }
         /* recurrent product h_prev.U (the candidate's columns come later for reset_before GRU) */
         int rcols = kind == KIND_GRU && !reset_after ? 2 * U : GU;
-        loom_sgemm(false, false, B, rcols, U, 1.0f, j.hr, U, R, GU, 0.0f, p->rp, GU);
+        loom_layer_product(c, RNN_STEP, false, false, B, rcols, U, 1.0f, j.hr, U, R, GU, 0.0f, p->rp, GU);
         if (rbias)
             for (int b = 0; b < B; b++)
                 for (int i = 0; i < GU; i++) p->rp[(size_t)b * GU + i] += rbias[i];
         rnn_split(&j, fwd_gates);
         if (kind == KIND_GRU) {
             if (!reset_after) /* (r*h_prev).U_h */
-                loom_sgemm(false, false, B, U, U, 1.0f, p->rh + (size_t)s * B * U, U, R + 2 * U, GU, 0.0f, p->rp + 2 * U, GU);
+                loom_layer_product(c, RNN_STEP, false, false, B, U, U, 1.0f, p->rh + (size_t)s * B * U, U, R + 2 * U, GU, 0.0f, p->rp + 2 * U, GU);
             rnn_split(&j, fwd_gru_candidate);
         }
         /* padded steps carry the state; outputs */
@@ -507,17 +542,17 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
             const float *rhs = p->rh + (size_t)s * bu;
             float *drh = p->t1; /* reset_before: dL/d(r*h_prev) = dz_h . U_h^T */
             if (!reset_after) {
-                loom_sgemm(false, true, B, U, U, 1.0f, dzx + (size_t)t * GU + 2 * U, T * GU, R + 2 * U, GU, 0.0f,
+                loom_layer_product(c, RNN_STEP, false, true, B, U, U, 1.0f, dzx + (size_t)t * GU + 2 * U, T * GU, R + 2 * U, GU, 0.0f,
                            drh, U);
                 if (dKr) /* dU_h += (r*h_prev)^T dz_h; masked rows of dz_h are 0 */
-                    loom_sgemm(true, false, U, U, B, 1.0f, rhs, U, dzx + (size_t)t * GU + 2 * U, T * GU, 1.0f,
+                    loom_layer_product(c, RNN_STEP, true, false, U, U, B, 1.0f, rhs, U, dzx + (size_t)t * GU + 2 * U, T * GU, 1.0f,
                                dKr + 2 * U, GU);
             }
             rnn_split(&j, bwd_gru_gates);
         }
 
         /* to h_prev: through the recurrent product, plus the direct paths */
-        loom_sgemm(false, true, B, U, GU, 1.0f, j.dzhs, GU, R, GU, 0.0f, p->dhp, U);
+        loom_layer_product(c, RNN_STEP, false, true, B, U, GU, 1.0f, j.dzhs, GU, R, GU, 0.0f, p->dhp, U);
         for (int b = 0; b < B; b++) {
             if (!step_valid(c->in_mask, b, T, t)) continue;
             float *dh = p->dh + (size_t)b * U;
@@ -539,9 +574,9 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
     }
     if (c->dw) {
         size_t rows = (size_t)B * T;
-        loom_sgemm(true, false, F, GU, (int)rows, 1.0f, c->in[0], F, dzx, GU, 1.0f, c->dw, GU);
+        loom_layer_product(c, RNN_DW_IN, true, false, F, GU, (int)rows, 1.0f, c->in[0], F, dzx, GU, 1.0f, c->dw, GU);
         /* h_prev of every step, [s][b] rows, against the recurrent gradients */
-        loom_sgemm(true, false, U, GU, (int)rows, 1.0f, rdrop ? p->hm : p->h, U, p->dzh, GU, 1.0f, dKr, GU);
+        loom_layer_product(c, RNN_DW_REC, true, false, U, GU, (int)rows, 1.0f, rdrop ? p->hm : p->h, U, p->dzh, GU, 1.0f, dKr, GU);
         if (has_bias) {
             float *db = dKr + (size_t)U * GU;
             for (size_t r = 0; r < rows; r++)
@@ -552,7 +587,7 @@ static void rnn_backward(const loom_layer *L, const loom_op_ctx *c) {
         }
     }
     if (c->din[0])
-        loom_sgemm(false, true, B * T, F, GU, 1.0f, dzx, GU, K, GU, 1.0f, c->din[0], F);
+        loom_layer_product(c, RNN_DX, false, true, B * T, F, GU, 1.0f, dzx, GU, K, GU, 1.0f, c->din[0], F);
     /* after the first step's backward, dh and dc hold dL/dh_0 and dL/dc_0 */
     if (c->n_in > 1 && c->din[1])
         for (size_t i = 0; i < bu; i++) c->din[1][i] += p->dh[i];
@@ -682,6 +717,8 @@ static loom_layer *gru_load(loom_graph *g, const char *name, const void *c) { re
      .build = rnn_build,                                                                           \
      .scratch_size = rnn_scratch,                                                                  \
      .forward = rnn_forward,                                                                       \
+     .bf16_workspace = rnn_bf16_workspace,                                                         \
+     .products = rnn_products,                                                                     \
      .backward = rnn_backward,                                                                     \
      .mask_mode = LOOM_MASK_KEEP,                                                                  \
      .make_mask = NULL,                                                                            \

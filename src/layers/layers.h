@@ -22,5 +22,15 @@ extern const loom_op loom_op_multi_head_attention, loom_op_batch_normalization, 
  * values (layer_dense.c; the workspace the engine plans follows it, so a change holds only for
  * models planned after it). Tests set SIZE_MAX for one whole block and compare the bits. */
 extern size_t loom_dense_bf16_block_halves;
+/* The product in slot `slot` of this call site (loom_op.products): on its planned backend when the
+ * call is the planned one, else float32 loom_sgemm, or, under mixed_bfloat16 (c->bf16_ws set),
+ * bfloat16 inputs with float32 sums (loom_gemm_bf16). */
+static inline void loom_layer_product(const loom_op_ctx *c, int slot, bool ta, bool tb, int M, int N, int K,
+                                      float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                                      float *C, int ldc) {
+    const loom_product *p = slot < c->n_products ? &c->products[slot] : NULL;
+    loom_product_run(p, c->bf16_ws != NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                     c->product_ws);
+}
 
 #endif
