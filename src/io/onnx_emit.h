@@ -30,8 +30,9 @@ typedef struct onnx_call {
     loom_shape out_shape;
     const char *out;               /* the name the last node must write */
     const char *mask;              /* input 0's Keras mask: bool (batch, steps), or NULL */
-    bool mask_keys;                /* MultiHeadAttention: the keys are the query tensor, so the
-                                      mask covers them too (layer_attention.c) */
+    const char *value_mask;        /* MultiHeadAttention: the value's mask and the key's own (a key */
+    const char *key_mask;          /* tensor other than the value), or NULL: key steps they mark
+                                      padded are not seen (layer_attention.c) */
 } onnx_call;
 
 /* Sets the model's error "ONNX export: layer NAME (Class): <fmt with detail>"; returns false. */

@@ -337,14 +337,19 @@ static bool emit_batchnorm(onnx_exporter *e, const onnx_call *c) {
 
 static bool emit_layernorm(onnx_exporter *e, const onnx_call *c) {
     const loom_layer *L = c->L;
-    if (L->iarg[2] > 1) /* layer_norm.c: iarg[2] axes given */
-        return loom_onnx_fail(e, L, "%s", "LayerNormalization over several axes has no ONNX export yet");
-    int64_t D = c->in_shape[0].dims[c->in_shape[0].rank - 1];
+    /* layer_norm.c: iarg[2] axes given (0: the last), always the trailing ones; gamma and beta
+     * have their shape, which ONNX's Scale and B take as they are (axis = -k) */
+    const loom_shape *x = &c->in_shape[0];
+    int k = L->iarg[2] > 0 ? L->iarg[2] : 1;
+    int64_t d[LOOM_MAX_RANK], D = 1;
+    for (int i = 0; i < k; i++) D *= d[i] = x->dims[x->rank - k + i];
+    if (D <= 0) /* gamma's shape is fixed: a variable-length axis cannot be among the normalised */
+        return loom_onnx_fail(e, L, "%s", "LayerNormalization over a variable-length axis has no ONNX form");
     bool scale = L->iarg[N_SCALE], center = L->iarg[N_CENTER];
     const char *in[3] = {c->in[0], NULL, NULL};
     float *ones = NULL;
     if (scale) {
-        in[1] = ox_weight(&e->x, loom_onnx_wname(e, L, "gamma"), 1, &D, c->w);
+        in[1] = ox_weight(&e->x, loom_onnx_wname(e, L, "gamma"), k, d, c->w);
     } else {
         ones = malloc((size_t)D * sizeof *ones);
         if (!ones) {
@@ -352,12 +357,12 @@ static bool emit_layernorm(onnx_exporter *e, const onnx_call *c) {
             return true;
         }
         for (int64_t i = 0; i < D; i++) ones[i] = 1.0f;
-        in[1] = ox_weight(&e->x, loom_onnx_wname(e, L, "gamma"), 1, &D, ones);
+        in[1] = ox_weight(&e->x, loom_onnx_wname(e, L, "gamma"), k, d, ones);
         free(ones);
     }
-    if (center) in[2] = ox_weight(&e->x, loom_onnx_wname(e, L, "beta"), 1, &D, c->w + (scale ? D : 0));
+    if (center) in[2] = ox_weight(&e->x, loom_onnx_wname(e, L, "beta"), k, d, c->w + (scale ? D : 0));
     Onnx__NodeProto *n = ox_node(&e->x, "LayerNormalization", center ? 3 : 2, in, 1, &c->out);
-    ox_attr_int(&e->x, n, "axis", -1);
+    ox_attr_int(&e->x, n, "axis", -k);
     ox_attr_float(&e->x, n, "epsilon", L->farg[F_EPSILON]);
     return true;
 }
@@ -427,13 +432,21 @@ static bool emit_attention(onnx_exporter *e, const onnx_call *c) {
         free(mask);
         e->steps_baked = true;
     }
-    if (c->mask && c->mask_keys) { /* padded key steps are not seen */
-        const char *km = loom_onnx_tmp(e, c, "key_mask"), *kb = loom_onnx_tmp(e, c, "key_bias"), *unmasked = loom_onnx_tmp(e, c, "scores_all");
-        ox_op2(&e->x, "Unsqueeze", km, c->mask, loom_onnx_ints(e, c, "key_mask_axes", 2, (int64_t[]){1, 2}));
+    const char *key_masks[2] = {c->value_mask, c->key_mask}; /* padded key steps are not seen */
+    for (int i = 0; i < 2; i++) {
+        if (!key_masks[i]) continue;
+        const char *tag = i ? "key" : "value";
+        char km[64], kb[64], all[64];
+        snprintf(km, sizeof km, "%s_mask", tag);
+        snprintf(kb, sizeof kb, "%s_bias", tag);
+        snprintf(all, sizeof all, "scores_%s_unmasked", tag);
+        const char *kmn = loom_onnx_tmp(e, c, km), *kbn = loom_onnx_tmp(e, c, kb), *unmasked = loom_onnx_tmp(e, c, all);
+        ox_op2(&e->x, "Unsqueeze", kmn, key_masks[i], loom_onnx_ints(e, c, i ? "key_mask_axes" : "value_mask_axes", 2, (int64_t[]){1, 2}));
         ox_node(&e->x, "Where", 3,
-                (const char *[]){km, ox_scalar(&e->x, loom_onnx_tmp(e, c, "seen"), 0.0f), ox_scalar(&e->x, loom_onnx_tmp(e, c, "unseen"), -1e30f)},
-                1, &kb);
-        ox_op2(&e->x, "Add", unmasked, scores, kb);
+                (const char *[]){kmn, ox_scalar(&e->x, loom_onnx_tmp(e, c, i ? "key_seen" : "seen"), 0.0f),
+                                 ox_scalar(&e->x, loom_onnx_tmp(e, c, i ? "key_unseen" : "unseen"), -1e30f)},
+                1, &kbn);
+        ox_op2(&e->x, "Add", unmasked, scores, kbn);
         scores = unmasked;
     }
     const char *sm = c->mask ? loom_onnx_tmp(e, c, "softmax") : probs;
@@ -694,13 +707,11 @@ static loom_status build_graph(onnx_exporter *e, const bool *masked, const int *
             value[p] = value[s->in_pos[0]];
             continue;
         }
-        bool other_mask = false; /* a value or key with a mask of its own */
-        for (int j = 1; L->op == &loom_op_multi_head_attention && j < n->n_in; j++)
-            other_mask = other_mask || (masked[s->in_pos[j]] && s->in_pos[j] != s->in_pos[0]);
-        if (other_mask) {
-            loom_onnx_fail(e, L, "%s", "a value or key mask of its own (not the query's) has no ONNX export yet");
-            st = m->err.code;
-            break;
+        const char *value_mask = NULL, *key_mask = NULL; /* MultiHeadAttention's, as layer_attention.c */
+        if (L->op == &loom_op_multi_head_attention && n->n_in > 1) {
+            int vp = s->in_pos[1], kp = s->in_pos[n->n_in > 2 ? 2 : 1];
+            value_mask = masked[vp] ? mask[vp] : NULL;
+            key_mask = masked[kp] && kp != vp ? mask[kp] : NULL;
         }
         const char *out = NULL;
         for (int k = 0; k < m->n_outputs && !out; k++)
@@ -721,7 +732,7 @@ static loom_status build_graph(onnx_exporter *e, const bool *masked, const int *
         }
         onnx_call c = {.L = L, .w = L->n_weights ? m->params + L->weights[0].offset : NULL, .n_in = n->n_in, .in = in,
                   .in_shape = in_shape, .out_shape = n->out_shape, .out = out, .mask = in_mask,
-                  .mask_keys = n->n_in > 1 && (s->in_pos[1] == s->in_pos[0] || s->in_pos[n->n_in - 1] == s->in_pos[0])};
+                  .value_mask = value_mask, .key_mask = key_mask};
         if (!emit_layer(e, &c)) st = m->err.code;
         if (L->op == &loom_op_embedding && masked[p]) { /* Keras: not_equal(ids, 0) */
             const char *eq = ox_tmp(x, out, "is_padding");
