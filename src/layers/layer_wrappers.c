@@ -269,7 +269,11 @@ static loom_layer *bi_load_config(loom_graph *g, const char *name, const void *o
         loom_set_error(&g->err, LOOM_ERR_MEMORY, "%s (Bidirectional): out of memory", shown);
         return NULL;
     }
-    cJSON_ReplaceItemInObjectCaseSensitive(fcfg, "go_backwards", cJSON_CreateFalse());
+    cJSON *forwards = cJSON_CreateFalse(); /* replaced, or added when the file has no such key */
+    bool placed = forwards && (cJSON_GetObjectItemCaseSensitive(fcfg, "go_backwards")
+                                   ? cJSON_ReplaceItemInObjectCaseSensitive(fcfg, "go_backwards", forwards)
+                                   : cJSON_AddItemToObject(fcfg, "go_backwards", forwards));
+    if (!placed) cJSON_Delete(forwards);
     loom_layer *rnn = op->load_config(g, iname, fcfg);
     cJSON_Delete(fcfg);
     if (rnn && rnn->iarg[RNN_STATE]) {
