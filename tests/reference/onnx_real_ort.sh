@@ -9,25 +9,7 @@
 #   tests/reference/onnx_real_ort.sh [--check] [BUILD_DIR]    (default build/; ORT_NODE_DIR as in
 #   onnx_ort.sh reuses a folder that already holds node_modules/onnxruntime-node)
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-check=0
-if [ "${1:-}" = "--check" ]; then check=1; shift; fi
-build="$(cd "${1:-$here/../../build}" && pwd)"
-version=1.20.1
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-ort="${ORT_NODE_DIR:-$work/npm}"
-if [ ! -d "$ort/node_modules/onnxruntime-node" ]; then
-  if ! command -v npm > /dev/null || ! command -v node > /dev/null; then
-    echo "onnx_real_ort: npm/node not found; skipped"; exit 0
-  fi
-  mkdir -p "$ort"
-  # --ignore-scripts: the package's install script only fetches optional GPU libraries
-  if ! (cd "$ort" && npm install --silent --no-audit --no-fund --ignore-scripts "onnxruntime-node@$version" > "$work/npm.log" 2>&1); then
-    echo "onnx_real_ort: npm could not install onnxruntime-node@$version (offline?); skipped"
-    tail -3 "$work/npm.log"; exit 0
-  fi
-fi
+source "$(dirname "$0")/ort_setup.sh" onnx_real_ort "$@"
 mkdir -p "$work/models"
 "$build/test_onnx_real" --write "$work/models"
 if [ ! -f "$work/models/manifest.txt" ]; then exit 0; fi  # no ../shared: test_onnx_real said SKIP
