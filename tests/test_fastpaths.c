@@ -2,6 +2,7 @@
  * product on every transpose case; the fused softmax + crossentropy against the logits form; any
  * thread count gives the same bits (products are cut into blocks by shape, src/kernels/gemm.c, and loom's
  * own loops split only independent outputs, src/kernels/parallel.c). */
+#include "kernels/product.h"
 #include "check.h"
 #include "graph/graph.h"
 #include "ops/activations.h"
@@ -272,10 +273,13 @@ static void train_with_threads(int threads, loom_optimizer opt, float *out, size
     loom_model_free(m);
 }
 
-/* 1, 2 and 3 threads train to the same bits, in every build: with Adam, and with plain SGD, whose
- * update runs inside the backward (compile.c). */
+/* 1, 2 and 3 threads train to the same bits on loom's own products (OpenBLAS or the portable
+ * loops cut into blocks by shape), in every build: with Adam, and with plain SGD, whose update
+ * runs inside the backward (compile.c). With oneDNN built, a float32 plan at 1 thread runs its big
+ * products there (kernels/product.c), so only the same thread count promises the same bits. */
 static void threads(void) {
     static float p1[MAX_PARAMS], p2[MAX_PARAMS], p3[MAX_PARAMS];
+    loom_product_force_backend(LOOM_BACKEND_DEFAULT);
     const loom_optimizer opts[] = {loom_adam(0.001f), loom_sgd(0.01f, 0, 0)};
     for (int o = 0; o < 2; o++) {
         size_t n1, n2, n3;
@@ -286,6 +290,7 @@ static void threads(void) {
         CHECK(memcmp(p1, p2, n1 * sizeof(float)) == 0);
         CHECK(memcmp(p1, p3, n1 * sizeof(float)) == 0);
     }
+    loom_product_force_backend(-1);
     CHECK(loom_get_num_threads() == 3);
     CHECK_STATUS(loom_set_num_threads(0), LOOM_ERR_ARGUMENT);
     CHECK_STATUS(loom_set_num_threads(1), LOOM_OK);

@@ -1,6 +1,7 @@
 /* product.c — planned products and the backend table (see product.h). */
 #include "kernels/product.h"
 #include "kernels/gemm.h"
+#include "loom.h" /* loom_get_num_threads */
 #include "kernels/gemm_bf16.h"
 
 #include <pthread.h>
@@ -32,6 +33,10 @@ loom_backend loom_product_choose(const loom_product_shape *s) {
     if (forced >= 0) return (loom_backend)forced;
     if (!loom_dnnl_built()) return LOOM_BACKEND_DEFAULT;
     if (s->bf16 && !loom_bf16_hw()) return LOOM_BACKEND_DEFAULT; /* oneDNN would emulate it */
+    /* oneDNN runs on the calling thread (its own team fought loom's pool); in float32 OpenBLAS on
+     * loom's threads is faster from 2 threads on (bench/README.md: wide 164 ms a step on oneDNN at
+     * 2 threads against sgemm's 2-thread 337 GFLOP/s), so there oneDNN takes 1-thread plans only */
+    if (!s->bf16 && loom_get_num_threads() > 1) return LOOM_BACKEND_DEFAULT;
     double flops = 2.0 * s->M * s->N * s->K;
     bool big = s->M >= LOOM_DNNL_MIN_SIDE && s->N >= LOOM_DNNL_MIN_SIDE && s->K >= LOOM_DNNL_MIN_SIDE &&
                flops >= LOOM_DNNL_MIN_FLOPS;
