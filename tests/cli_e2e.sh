@@ -4,10 +4,10 @@
 # evaluate, predict into .npz, convert, plot (SVG, PNG and DOT parsed back), the CSV log, the HTML
 # report (rendered in headless Chromium when installed: a screenshot that is not blank, one point
 # per epoch on every curve), the .keras round trip once the Keras importer is in, and every usage
-# error with its exit status and message.
-#   cli_e2e.sh LOOM DATA_DIR PYTHON WORK_DIR
+# error with its exit status and message; with ../shared, variable-length padded data with lengths.
+#   cli_e2e.sh LOOM DATA_DIR PYTHON WORK_DIR [SHARED_DIR]
 set -u
-LOOM=$1 DATA=$2 PY=$3 WORK=$4
+LOOM=$1 DATA=$2 PY=$3 WORK=$4 SHARED=${5:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CHECK="$PY $HERE/cli_check.py"
 # the ASan build: Graphviz's own leaks are not loom's (tests/lsan_graphviz.supp says which)
@@ -153,6 +153,43 @@ if "$LOOM" convert resumed.loom digits.keras >probe.txt 2>&1; then
   run 0 "C (1797, 10)" $CHECK npz p_keras.npz C=1797x10 D=1797x64 softmax:C
 else
   echo "SKIP: .keras fit: this loom cannot write .keras yet ($(head -c 300 probe.txt))"
+fi
+
+# ---------------------------------------------------------------- variable-length data with lengths
+# A real Keras model with a null time axis (../shared's sentiment model: Embedding without
+# mask_zero -> GlobalAveragePooling1D, so padding changes the mean): padded to 30 steps with
+# member x_lengths = 12 for every sample, each batch is trimmed to 12 steps, so fitting and
+# predicting give the bits of the unpadded (N, 12) data; without the lengths the padding counts.
+SENT=${SHARED:+$SHARED/keras-models/sentiment_embed.keras}
+if [ -n "$SENT" ] && [ -f "$SENT" ] && "$PY" -c "import numpy" 2>/dev/null; then
+  "$PY" - <<'PYEOF'
+import numpy as np
+rng = np.random.default_rng(5)
+n, T, L = 96, 30, 12
+ids = rng.integers(1, 10000, size=(n, L)).astype(np.float32)
+y = rng.integers(0, 2, size=(n, 1)).astype(np.float32)
+padded = np.zeros((n, T), np.float32)
+padded[:, :L] = ids
+np.savez("short.npz", x=ids, dense=y)
+np.savez("padded.npz", x=padded, x_lengths=np.full(n, L, np.float32), dense=y)
+np.savez("nolengths.npz", x=padded, dense=y)
+np.savez("badlengths.npz", x=padded, x_lengths=np.full(n, T + 1, np.float32), dense=y)
+np.savez("fraclengths.npz", x=padded, x_lengths=np.full(n, 2.5, np.float32), dense=y)
+PYEOF
+  fitv() { "$LOOM" fit "$SENT" --data "$1" --map embedding_input=x --epochs 2 --batch-size 16 --seed 3 --save "$2" --quiet; }
+  run 0 "Saved v_short.loom" fitv short.npz v_short.loom
+  run 0 "Saved v_padded.loom" fitv padded.npz v_padded.loom
+  run 0 "p_short.npz" "$LOOM" predict v_short.loom short.npz --map embedding_input=x -o p_short.npz
+  run 0 "p_padded.npz" "$LOOM" predict v_padded.loom padded.npz --map embedding_input=x -o p_padded.npz
+  must cmp p_short.npz p_padded.npz
+  run 0 "p_nolen.npz" "$LOOM" predict v_padded.loom nolengths.npz --map embedding_input=x -o p_nolen.npz
+  must sh -c "! cmp -s p_short.npz p_nolen.npz"
+  run 0 "loss" "$LOOM" evaluate v_padded.loom padded.npz --map embedding_input=x --quiet
+  run 1 "member x_lengths: sample 0 has length 31; lengths are whole numbers in 1..30" \
+    "$LOOM" fit "$SENT" --data badlengths.npz --map embedding_input=x --quiet
+  run 1 "sample 0 has length 2.5" "$LOOM" evaluate v_padded.loom fraclengths.npz --map embedding_input=x
+else
+  echo "SKIP: variable-length data with lengths: no ${SENT:-shared folder} or no NumPy"
 fi
 
 # ---------------------------------------------------------------- usage errors: status 2 and the usage

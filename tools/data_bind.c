@@ -152,6 +152,49 @@ out:
     return rc;
 }
 
+/* The optional member `<member>_lengths` of a variable input: n whole numbers in 1..steps, as ints.
+ * 0 (with *out NULL when the file has no such member) or -1 with a message. */
+static int npz_lengths(const char *path, const char *member, size_t n, size_t steps, int **out, char *err,
+                       size_t errlen) {
+    *out = NULL;
+    char name[300];
+    if ((size_t)snprintf(name, sizeof name, "%s_lengths", member) >= sizeof name) return 0;
+    loom_ndarray a;
+    char e[512];
+    loom_status s = loom_npz_load(path, name, &a, e, sizeof e);
+    if (s == LOOM_ERR_NAME) return 0;
+    if (s != LOOM_OK) {
+        snprintf(err, errlen, "%s", e);
+        return -1;
+    }
+    int rc = -1;
+    if (a.size != n || a.rank < 1 || a.dims[0] != n) {
+        snprintf(err, errlen, "%s: member %s holds %zu values, one length per sample of %s (%zu) expected", path, name,
+                 a.size, member, n);
+        goto out;
+    }
+    int *len = malloc((n ? n : 1) * sizeof *len);
+    if (!len) {
+        snprintf(err, errlen, "out of memory for %s", name);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        float v = a.data[i];
+        if (!(v >= 1 && v <= (float)steps) || v != (float)(int)v) {
+            snprintf(err, errlen, "%s: member %s: sample %zu has length %g; lengths are whole numbers in 1..%zu (%s's steps)",
+                     path, name, i, (double)v, steps, member);
+            free(len);
+            goto out;
+        }
+        len[i] = (int)v;
+    }
+    *out = len;
+    rc = 0;
+out:
+    loom_ndarray_free(&a);
+    return rc;
+}
+
 int bind_data_file(loom_model *m, const char *path, const opt_list *maps, bind_targets targets, bound_data *b, char *err,
              size_t errlen) {
     memset(b, 0, sizeof *b);
@@ -209,6 +252,13 @@ int bind_data_file(loom_model *m, const char *path, const opt_list *maps, bind_t
         }
         b->n = a->dims[0];
         loom_array arr = {.name = name, .data = a->data, .n = a->dims[0], .count = a->size};
+        if (is_input && !csv && loom_model_input_variable(m, i) && a->rank >= 2 && per) {
+            if (npz_lengths(path, member, b->n, per / bind_step_size(m, i), &b->lengths[i], err, errlen)) {
+                bind_free(b);
+                return -1;
+            }
+            arr.lengths = b->lengths[i];
+        }
         if (is_input) b->x[i] = arr;
         else b->y[n_y++] = arr;
     }
@@ -219,5 +269,6 @@ int bind_data_file(loom_model *m, const char *path, const opt_list *maps, bind_t
 
 void bind_free(bound_data *b) {
     for (int i = 0; i < b->n_arrays; i++) loom_ndarray_free(&b->arrays[i]);
+    for (int i = 0; i < LOOM_MAX_OUTPUTS; i++) free(b->lengths[i]);
     memset(b, 0, sizeof *b);
 }

@@ -18,6 +18,7 @@ typedef struct bound_data {
     int n_arrays;
     loom_ndarray arrays[2 * LOOM_MAX_OUTPUTS];
     loom_array x[LOOM_MAX_OUTPUTS], y[LOOM_MAX_OUTPUTS];
+    int *lengths[LOOM_MAX_OUTPUTS]; /* per input: its member's NAME_lengths, or NULL */
     loom_data data;
     size_t n; /* samples */
 } bound_data;
@@ -26,6 +27,10 @@ typedef struct bound_data {
 int bind_check_maps(loom_model *m, const opt_list *maps, char *err, size_t errlen);
 
 /* Reads the arrays for m's inputs (and targets) from path (.csv: columns, else .npz members).
+ * An input with a variable time axis bound to .npz member M may hold padded sequences of any
+ * whole number of steps; a member M_lengths of the same file (one whole number per sample, each in
+ * 1..steps) then gives each sample's length, as loom_array.lengths, so that each batch is trimmed
+ * to its longest sample (the padding within a batch is for the model's masks to cover).
  * 0, or -1 with a message naming the file, the member or column, and the input or output. */
 int bind_data_file(loom_model *m, const char *path, const opt_list *maps, bind_targets targets, bound_data *b, char *err,
              size_t errlen);

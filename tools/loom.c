@@ -26,7 +26,8 @@ static void overview(FILE *f) {
                "       loom --version\n\nCommands:\n");
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", COMMANDS[i]->name, COMMANDS[i]->summary);
     fprintf(f, "\nModel files: .loom (everything needed to resume training exactly). Data: .npz archives whose\n"
-               "members are named after the model's inputs and outputs (--map NAME=MEMBER for others).\n"
+               "members are named after the model's inputs and outputs (--map NAME=MEMBER for others); a\n"
+               "variable-length input's member M may come with M_lengths, each sample's length.\n"
                "Exit status: 0 success, 1 run-time error, 2 usage error.\n"
                "Start with: loom demo --epochs 0 --save digits.loom && loom fit digits.loom --data " LOOM_DATA_DIR
                "/digits.npz --epochs 5\n");
