@@ -148,6 +148,7 @@ static void test_table(void) {
 
 enum { NS = 200, IN = 96, HID = 128, OUT = 10, BATCH = 64 };
 static float xs[NS * IN], ys[NS * OUT];
+static bool scheduled; /* train() with a loss-weight schedule: the steps run without SGD in the backward */
 
 /* Trains a 96-128-64-10 MLP (two epochs, batch 64: the last batch of 8 takes the fallback) under
  * `policy` with `opt` on `backend` (-1: the table) at `threads`; returns the weights. */
@@ -163,6 +164,10 @@ static float *train(int backend, loom_dtype_policy policy, loom_optimizer opt, i
     loom_loss l = {.name = "mse"};
     loom_compile_config cfg = {.n_losses = 1, .losses = &l, .optimizer = opt, .dtype_policy = policy};
     CHECK_STATUS(loom_compile(m, &cfg), LOOM_OK);
+    if (scheduled) {
+        loom_weight_schedule ws = {.kind = LOOM_WEIGHT_CONSTANT, .w0 = 1.0};
+        CHECK_STATUS(loom_set_loss_weight_schedule(m, "out", &ws), LOOM_OK);
+    }
     loom_array xa = {.name = "x", .data = xs, .n = NS, .count = NS * IN}, ya = {.data = ys, .n = NS, .count = NS * OUT};
     loom_data d = {.n_x = 1, .x = &xa, .n_y = 1, .y = &ya};
     loom_fit_options fo = loom_fit_defaults();
@@ -215,6 +220,19 @@ static void test_models(void) {
             printf("policy %d opt %d: oneDNN %s the default backend's bits, worst %.3g\n", pi, oi, memcmp(a, ref, n * 4) ? "differs from" : "equals", worst);
             free(ref), free(a), free(b), free(a2), free(b2);
         }
+}
+
+/* Steps that sum or rescale the gradients before the update (loss balancing, a weight schedule, a
+ * distributed fit) run SGD after the backward: the dW products are planned for the alpha 1 they
+ * are then called with, so all of them still run on oneDNN (they missed their plans, planned with
+ * -lr, and fell back to the default backend). */
+static void test_unfused_sgd_plans(void) {
+    scheduled = true;
+    unsigned long runs = loom_dnnl_runs;
+    float *w = train(LOOM_BACKEND_DNNL, LOOM_POLICY_FLOAT32, loom_sgd(0.05f, 0, 0), 1, NULL);
+    CHECK(loom_dnnl_runs - runs == (loom_dnnl_built() ? 48u : 0u));
+    scheduled = false;
+    free(w);
 }
 
 /* Conv2D and LSTM plan their large products too: on oneDNN (forced) their gradients match the
@@ -275,6 +293,7 @@ int main(void) {
     if (loom_dnnl_built()) test_products();
     test_table();
     test_models();
+    test_unfused_sgd_plans();
     test_layers();
     return check_report("test_gemm_backends");
 }

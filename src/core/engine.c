@@ -124,6 +124,16 @@ static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *bus
     return total;
 }
 
+/* Plain SGD runs inside the backward only in the plain training step: not in a distributed fit
+ * (the gradients are summed over the ranks before any step) nor under loss balancing, for which
+ * train.c sets no_sgd_fusion before it plans. The dW
+ * products are planned with the alpha the backward will pass, else every call misses its plan
+ * (kernels/product.h) and runs on the default backend (wide at 2 ranks: oneDNN's dW products fell
+ * back to OpenBLAS, 1.8x slower). */
+static bool sgd_fused_steps(const loom_model *m) {
+    return m->sgd_in_backward && !m->no_sgd_fusion;
+}
+
 /* The node's matrix products on their backends (kernels/product.h), made for this batch; the
  * workspace they need joins the shared one. false: out of memory. */
 static bool plan_products(loom_model *m, loom_step_node *sn, const loom_shape *in, int batch, size_t *ws) {
@@ -134,7 +144,7 @@ static bool plan_products(loom_model *m, loom_step_node *sn, const loom_shape *i
     const loom_layer *L = sn->node->layer;
     if (!L->op->products) return true;
     loom_product_shape shapes[LOOM_OP_MAX_PRODUCTS];
-    float dw_alpha = sn->sgd_update ? -m->sgd_step_lr : 1.0f; /* the learning rate of the last step */
+    float dw_alpha = sn->sgd_update && sgd_fused_steps(m) ? -m->sgd_step_lr : 1.0f; /* the last step's rate */
     int n = L->op->products(L, sn->node->n_in, in, &sn->shape, batch, sn->bf16, dw_alpha, shapes);
     if (n <= 0) return true;
     if (!(sn->products = calloc((size_t)n, sizeof *sn->products))) return false;
@@ -172,7 +182,7 @@ loom_status loom_engine_plan(loom_model *m, int batch) {
                                   "layer %s (%s) is stateful for batches of at most %d samples, got %d", L->name,
                                   L->op->class_name, sb, batch);
     }
-    if (batch <= m->plan_batch && m->arena && steps_fit_plan(m)) return LOOM_OK;
+    if (batch <= m->plan_batch && m->arena && steps_fit_plan(m) && m->plan_sgd_fused == sgd_fused_steps(m)) return LOOM_OK;
     if (batch < m->plan_batch) batch = m->plan_batch;
     if (!m->variable) return plan_shapes(m, batch);
     int cur[LOOM_MAX_PLAN_INPUTS], plan[LOOM_MAX_PLAN_INPUTS];
@@ -279,6 +289,7 @@ static loom_status plan_shapes(loom_model *m, int batch) {
     loom_floats_free(m->arena);
     m->arena = arena;
     m->plan_batch = batch;
+    m->plan_sgd_fused = sgd_fused_steps(m);
     float *p = arena + grad_total;
     for (int i = 0; i < m->n_order; i++) {
         loom_step_node *sn = &m->order[i];

@@ -144,6 +144,9 @@ struct loom_model {
     bool sgd_in_backward;    /* plain SGD: layers that allow it are updated in the backward */
     bool sgd_step;           /* train_step's backward is running: update them now, at sgd_step_lr */
     float sgd_step_lr;
+    bool no_sgd_fusion;      /* this fit's steps sum or rescale the gradients before the update
+                              * (distributed, loss balancing): no SGD inside the backward */
+    bool plan_sgd_fused;     /* the plan's dW products carry -lr (engine.c, sgd_fused_steps) */
     long iterations;
     bool lr_overridden;
     float lr_override;

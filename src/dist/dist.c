@@ -10,6 +10,9 @@
 
 #ifdef LOOM_HAVE_MPI
 #include <mpi.h>
+#if MPI_VERSION < 4 && defined(OPEN_MPI)
+#include <mpi-ext.h> /* MPIX_Allreduce_init, OpenMPI's persistent collectives before MPI 4 */
+#endif
 #endif
 
 #define BUCKET_DEFAULT ((size_t)4 << 20)
@@ -206,8 +209,41 @@ struct loom_dist_grads {
     loom_status status;
 #ifdef LOOM_HAVE_MPI
     MPI_Request *req;
+    bool persistent; /* req[k] are persistent allreduces, made once and started every step */
 #endif
 };
+
+#ifdef LOOM_HAVE_MPI
+/* A persistent in-place allreduce of n floats at p, where the MPI library has one (MPI 4, or
+ * OpenMPI's pcollreq extension). Why: OpenMPI's nonblocking allreduce copies an in-place buffer
+ * into scratch it allocates at every call, so that every step of a large model faulted in fresh
+ * pages for all its gradients (wide at 2 ranks: 40 % of the step in those copies and page faults,
+ * docs/scaling.md); a persistent request allocates its scratch once. */
+static int allreduce_init(float *p, int n, MPI_Comm comm, MPI_Request *req) {
+#if MPI_VERSION >= 4
+    return MPI_Allreduce_init(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, comm, MPI_INFO_NULL, req);
+#elif defined(OMPI_HAVE_MPI_EXT_PCOLLREQ)
+    return MPIX_Allreduce_init(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, comm, MPI_INFO_NULL, req);
+#else
+    (void)p, (void)n, (void)comm, (void)req;
+    return MPI_ERR_UNSUPPORTED_OPERATION;
+#endif
+}
+
+/* persistent requests for every bucket, or none (then each step uses MPI_Iallreduce) */
+static void make_persistent(loom_dist_grads *g) {
+    if (!g->d || g->d->size < 2 || getenv("LOOM_DIST_NO_PERSISTENT")) return;
+    for (int k = 0; k < g->n; k++) {
+        g->req[k] = MPI_REQUEST_NULL;
+        if (allreduce_init(g->m->grads + g->b[k].lo, (int)(g->b[k].hi - g->b[k].lo), g->d->comm, &g->req[k]) !=
+            MPI_SUCCESS) {
+            for (int i = 0; i < k; i++) MPI_Request_free(&g->req[i]);
+            return;
+        }
+    }
+    g->persistent = true;
+}
+#endif
 
 
 /* The earliest position in the order of a node whose layer owns tensor t: its gradient is final
@@ -271,6 +307,9 @@ loom_dist_grads *loom_dist_grads_new(loom_dist *d, loom_model *m, loom_error *er
         }
     }
     free(sorted);
+#ifdef LOOM_HAVE_MPI
+    make_persistent(g);
+#endif
     return g;
 oom:
     loom_dist_grads_free(g);
@@ -283,6 +322,8 @@ void loom_dist_grads_free(loom_dist_grads *g) {
     if (g->m && g->m->backward_hook_user == g) g->m->backward_hook = NULL, g->m->backward_hook_user = NULL;
     free(g->b);
 #ifdef LOOM_HAVE_MPI
+    if (g->persistent) /* inactive: every step ends in MPI_Waitall */
+        for (int k = 0; k < g->n; k++) MPI_Request_free(&g->req[k]);
     free(g->req);
 #endif
     free(g);
@@ -294,6 +335,13 @@ static void start_bucket(loom_dist_grads *g, int k) {
     if (g->scale != 1.0f)
         for (size_t i = 0; i < n; i++) p[i] *= g->scale;
 #ifdef LOOM_HAVE_MPI
+    if (g->persistent) { /* an unstarted persistent request is inactive: MPI_Waitall passes it */
+        if (!g->status) {
+            int rc = MPI_Start(&g->req[k]);
+            if (rc != MPI_SUCCESS) g->status = mpi_fail(g->d, rc, "MPI_Start (allreduce)", &g->m->err);
+        }
+        return;
+    }
     g->req[k] = MPI_REQUEST_NULL;
     if (g->d && g->d->size > 1 && !g->status) {
         int rc = MPI_Iallreduce(MPI_IN_PLACE, p, (int)n, MPI_FLOAT, MPI_SUM, g->d->comm, &g->req[k]);

@@ -746,6 +746,7 @@ static loom_status fit_core(loom_model *m, batch_source *src, const loom_bound_d
         s = loom_set_error(&m->err, LOOM_ERR_MEMORY, "fit: out of memory");
         goto out;
     }
+    if (!df) m->no_sgd_fusion = loom_balance_active(m); /* run_fit sets it for a distributed fit */
     if ((s = loom_engine_plan(m, plan)) || (s = logs_init(m, &e, has_val)) || (has_val && (s = logs_init(m, &ve, false))))
         goto out;
     int n_val = has_val ? loom_eval_key_count(m) : 0; /* val_ keys: what evaluation produces */
@@ -852,6 +853,7 @@ static loom_status run_fit(loom_model *m, batch_source *src, const loom_bound_da
     loom_dist *d = o->dist;
     loom_status s = dist_ready(m, d, LOOM_OK, src->arrays ? src->arrays->n : 0, has_val ? val->n : 0);
     if (s) return s;
+    m->no_sgd_fusion = true; /* before planning: the dW products are planned for it */
     loom_status prep = loom_engine_plan(m, plan); /* the masks are known once planned (masked_loss) */
     int ranks = loom_dist_size(d), rank = loom_dist_rank(d);
     if (src->arrays) {
@@ -870,6 +872,7 @@ static loom_status run_fit(loom_model *m, batch_source *src, const loom_bound_da
     m->sync_user = &df;
     if (!s) s = fit_core(m, src, val, has_val, &local, &df, plan, history);
     m->rng_salt = 0;
+    m->no_sgd_fusion = false;
     m->no_files = false;
     m->sync_sum = NULL;
     m->sync_user = NULL;
