@@ -6,7 +6,9 @@
  *                                   rank: batch / N), SGD; prints ms per step and the share of the
  *                                   step spent waiting for the gradients after the backward, with
  *                                   the gradient bucket size given (default loom's 4 MiB)
- * Rank 0 prints; threads follow LOOM_NUM_THREADS. */
+ * Rank 0 prints; threads follow LOOM_NUM_THREADS. For docs/scaling.md's arithmetic, on one process:
+ * DIST_BENCH_SPLIT=N trains at the per-rank batch of N ranks, DIST_BENCH_UNFUSED=1 keeps SGD out
+ * of the backward (a constant loss-weight schedule), as in a distributed fit. */
 #include "build_model.h"
 
 #include <mpi.h>
@@ -42,6 +44,12 @@ static int bench_fit(const char *name, int steps, size_t bucket, int rank, int s
     if (th) loom_set_num_threads(atoi(th));
     loom_model *m = bench_build_model(bm, 0);
     if (!m) return 1;
+    /* DIST_BENCH_UNFUSED=1: a constant loss-weight schedule, which keeps one process's SGD out of
+     * the backward as a distributed fit's is (docs/scaling.md: what the fusion is worth) */
+    if (getenv("DIST_BENCH_UNFUSED")) {
+        loom_weight_schedule ws = {.kind = LOOM_WEIGHT_CONSTANT, .w0 = loom_get_loss_weight(m, "C")};
+        loom_set_loss_weight_schedule(m, "C", &ws);
+    }
     size_t n = (size_t)bm->batch * (size_t)steps;
     float *xs = malloc(n * bm->in * sizeof *xs), *yc = calloc(n * bm->classes, sizeof *yc), *yd = malloc(n * sizeof *yd);
     srand(3);
@@ -58,6 +66,9 @@ static int bench_fit(const char *name, int steps, size_t bucket, int rank, int s
     if (d && bucket) loom_dist_set_bucket_bytes(d, bucket);
     loom_fit_options fo = loom_fit_defaults();
     fo.batch_size = bm->batch / size;
+    /* DIST_BENCH_SPLIT=N: one process at the per-rank batch of N ranks (the compute one rank does) */
+    const char *split = getenv("DIST_BENCH_SPLIT");
+    if (split && size == 1 && atoi(split) > 1 && bm->batch % atoi(split) == 0) fo.batch_size = bm->batch / atoi(split);
     fo.dist = d;
     if (loom_fit(m, &data, &fo, NULL)) { /* warm-up */
         fprintf(stderr, "dist_bench: %s\n", loom_model_error(m));

@@ -4,6 +4,9 @@
 #include "dist/dist.h"
 
 #include <limits.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -210,6 +213,7 @@ struct loom_dist_grads {
 #ifdef LOOM_HAVE_MPI
     MPI_Request *req;
     bool persistent; /* req[k] are persistent allreduces, made once and started every step */
+    struct shm_reduce *shm; /* every rank on this machine: the reduction in shared memory */
 #endif
 };
 
@@ -230,9 +234,177 @@ static int allreduce_init(float *p, int n, MPI_Comm comm, MPI_Request *req) {
 #endif
 }
 
+/* ---------------------------------------------------------------- one machine: shared memory
+ *
+ * When every rank runs on this machine, an allreduce through MPI is memory copies made by the
+ * cores that also compute: OpenMPI's copies the bucket into its scratch, reads the peer's half
+ * through the kernel, sums, and copies the result back (docs/scaling.md: ~20 % of wide's 2-rank
+ * step). Here instead each rank's gradients live in an MPI shared-memory window, so the backward
+ * writes them where every rank can read them, and a bucket is reduced in place: rank r sums slice
+ * r of the bucket over all ranks (each rank's share of the batch as its scale, in rank order) and
+ * writes the sum into every rank's copy. Per rank that is about half the bytes OpenMPI moves.
+ *
+ * Synchronisation is by counters in rank 0's segment that only grow: at step t (from 1), bucket k
+ * is written by every rank when ready[k] reaches t * N, and reduced when done[k] does. A rank
+ * reduces its slices in bucket order while the backward goes on (in the backward hook, whichever
+ * buckets every rank has finished) and after it; it then waits for every done[k] before the
+ * optimizer reads the sums. Slice r of any copy is touched only by rank r between the two, and
+ * no rank writes the next step's gradients before every slice of this one is reduced, so nothing
+ * else is needed. The same rank computes each sum in the same order every time: the weights stay
+ * bit-identical on every rank and between runs. LOOM_DIST_NO_SHM=1 uses MPI's allreduce instead. */
+typedef struct shm_reduce {
+    MPI_Comm node;
+    MPI_Win win;
+    int rank, size;
+    float **copy;            /* every rank's gradient copy, [size] */
+    _Atomic uint64_t *ready; /* [n buckets], in rank 0's segment */
+    _Atomic uint64_t *done;
+    _Atomic uint64_t *scale; /* [size]: each rank's scale this step (float bits) */
+    uint64_t step;
+    int reduced;             /* buckets whose slice this rank has reduced this step */
+    int signalled;           /* buckets this rank has written this step */
+    float *own;              /* the model's own gradient buffer, put back at the end */
+} shm_reduce;
+
+#define SHM_ALIGN 4096
+
+static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* waiting for another rank: spinning would starve it where ranks outnumber the cores */
+static void shm_wait(_Atomic uint64_t *c, uint64_t target) {
+    while (atomic_load_explicit(c, memory_order_acquire) < target) sched_yield();
+}
+
+static void shm_free(loom_dist_grads *g) {
+    shm_reduce *r = g->shm;
+    if (!r) return;
+    if (r->own) { /* the last reduced gradients stay the model's, as after MPI's allreduce */
+        memcpy(r->own, g->m->grads, g->m->n_params * sizeof(float));
+        g->m->grads = r->own;
+    }
+    if (r->win != MPI_WIN_NULL) MPI_Win_free(&r->win);
+    if (r->node != MPI_COMM_NULL) MPI_Comm_free(&r->node);
+    free(r->copy);
+    free(r);
+    g->shm = NULL;
+}
+
+/* The window, when every rank of the context is on this machine (else, or without memory, the
+ * MPI path stays: a collective decision, the same on every rank). */
+static void shm_make(loom_dist_grads *g) {
+    loom_dist *d = g->d;
+    if (!d || d->size < 2 || d->size > 64 || getenv("LOOM_DIST_NO_SHM")) return;
+    MPI_Comm node = MPI_COMM_NULL;
+    int node_size = 0;
+    if (MPI_Comm_split_type(d->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS) return;
+    MPI_Comm_size(node, &node_size);
+    shm_reduce *r = calloc(1, sizeof *r);
+    float **copy = calloc((size_t)d->size, sizeof *copy);
+    int ok = node_size == d->size && r && copy, all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, d->comm);
+    if (!all) {
+        free(r), free(copy);
+        MPI_Comm_free(&node);
+        return;
+    }
+    r->node = node;
+    r->win = MPI_WIN_NULL;
+    r->copy = copy;
+    MPI_Comm_rank(node, &r->rank);
+    MPI_Comm_size(node, &r->size);
+    size_t ctrl = round_up((2 * (size_t)g->n + (size_t)r->size) * sizeof(uint64_t), SHM_ALIGN);
+    size_t bytes = ctrl + round_up(g->m->n_params * sizeof(float), SHM_ALIGN);
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    void *base = NULL;
+    int rc = bytes <= (size_t)INT64_MAX ? MPI_Win_allocate_shared((MPI_Aint)bytes, 1, info, node, &base, &r->win)
+                                        : MPI_ERR_SIZE;
+    MPI_Info_free(&info);
+    ok = rc == MPI_SUCCESS;
+    for (int j = 0; ok && j < r->size; j++) {
+        MPI_Aint size;
+        int unit;
+        void *p;
+        ok = MPI_Win_shared_query(r->win, j, &size, &unit, &p) == MPI_SUCCESS && (size_t)size >= bytes;
+        if (ok) {
+            copy[j] = (float *)((char *)p + ctrl);
+            if (j == 0) {
+                r->ready = p;
+                r->done = r->ready + g->n;
+                r->scale = r->done + g->n;
+            }
+        }
+    }
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, d->comm);
+    if (!all) {
+        g->shm = r;
+        shm_free(g);
+        return;
+    }
+    /* this rank's copy starts as the model's buffer (zeros and the padding between tensors) */
+    memcpy(copy[r->rank], g->m->grads, g->m->n_params * sizeof(float));
+    if (r->rank == 0) {
+        for (int k = 0; k < 2 * g->n; k++) atomic_init(&r->ready[k], 0);
+        for (int j = 0; j < r->size; j++) atomic_init(&r->scale[j], 0);
+    }
+    MPI_Barrier(node); /* the counters are zero before anyone counts */
+    r->own = g->m->grads;
+    g->m->grads = copy[r->rank];
+    g->shm = r;
+}
+
+/* slice `rank` of bucket k: sum over the ranks' copies, scaled, written into every copy */
+static void shm_reduce_bucket(const loom_dist_grads *g, int k) {
+    const shm_reduce *r = g->shm;
+    size_t lo = g->b[k].lo, len = g->b[k].hi - lo, per = round_up((len + (size_t)r->size - 1) / (size_t)r->size, 16);
+    size_t a = lo + (size_t)r->rank * per, b = a + per;
+    if (a > lo + len) a = lo + len;
+    if (b > lo + len) b = lo + len;
+    float sc[64];
+    int n = r->size < 64 ? r->size : 64;
+    for (int j = 0; j < n; j++) {
+        uint32_t bits = (uint32_t)atomic_load_explicit(&r->scale[j], memory_order_relaxed);
+        memcpy(&sc[j], &bits, sizeof bits);
+    }
+    if (n == 2) { /* the common case, in one pass the compiler vectorises */
+        float *restrict x = r->copy[0], *restrict y = r->copy[1];
+        for (size_t i = a; i < b; i++) {
+            float v = sc[0] * x[i] + sc[1] * y[i];
+            x[i] = v, y[i] = v;
+        }
+        return;
+    }
+    for (size_t i = a; i < b; i++) {
+        float v = sc[0] * r->copy[0][i];
+        for (int j = 1; j < n; j++) v += sc[j] * r->copy[j][i];
+        for (int j = 0; j < n; j++) r->copy[j][i] = v;
+    }
+}
+
+/* reduce, in bucket order, every bucket all ranks have written (all of them when `wait`) */
+static void shm_progress(loom_dist_grads *g, bool wait) {
+    shm_reduce *r = g->shm;
+    uint64_t target = r->step * (uint64_t)r->size;
+    while (r->reduced < g->n) {
+        _Atomic uint64_t *c = &r->ready[r->reduced];
+        if (wait) shm_wait(c, target);
+        else if (atomic_load_explicit(c, memory_order_acquire) < target) return;
+        shm_reduce_bucket(g, r->reduced);
+        atomic_fetch_add_explicit(&r->done[r->reduced], 1, memory_order_release);
+        r->reduced++;
+    }
+}
+
+static void shm_signal(loom_dist_grads *g, int upto) {
+    shm_reduce *r = g->shm;
+    for (; r->signalled < upto; r->signalled++)
+        atomic_fetch_add_explicit(&r->ready[r->signalled], 1, memory_order_release);
+}
+
 /* persistent requests for every bucket, or none (then each step uses MPI_Iallreduce) */
 static void make_persistent(loom_dist_grads *g) {
-    if (!g->d || g->d->size < 2 || getenv("LOOM_DIST_NO_PERSISTENT")) return;
+    if (!g->d || g->d->size < 2 || g->shm || getenv("LOOM_DIST_NO_PERSISTENT")) return;
     for (int k = 0; k < g->n; k++) {
         g->req[k] = MPI_REQUEST_NULL;
         if (allreduce_init(g->m->grads + g->b[k].lo, (int)(g->b[k].hi - g->b[k].lo), g->d->comm, &g->req[k]) !=
@@ -308,6 +480,7 @@ loom_dist_grads *loom_dist_grads_new(loom_dist *d, loom_model *m, loom_error *er
     }
     free(sorted);
 #ifdef LOOM_HAVE_MPI
+    shm_make(g);
     make_persistent(g);
 #endif
     return g;
@@ -322,6 +495,7 @@ void loom_dist_grads_free(loom_dist_grads *g) {
     if (g->m && g->m->backward_hook_user == g) g->m->backward_hook = NULL, g->m->backward_hook_user = NULL;
     free(g->b);
 #ifdef LOOM_HAVE_MPI
+    shm_free(g);
     if (g->persistent) /* inactive: every step ends in MPI_Waitall */
         for (int k = 0; k < g->n; k++) MPI_Request_free(&g->req[k]);
     free(g->req);
@@ -330,6 +504,12 @@ void loom_dist_grads_free(loom_dist_grads *g) {
 }
 
 static void start_bucket(loom_dist_grads *g, int k) {
+#ifdef LOOM_HAVE_MPI
+    if (g->shm) { /* the scale joins the sum */
+        if (!g->status) shm_signal(g, k + 1);
+        return;
+    }
+#endif
     float *p = g->m->grads + g->b[k].lo;
     size_t n = g->b[k].hi - g->b[k].lo;
     if (g->scale != 1.0f)
@@ -354,6 +534,10 @@ static void on_backward(void *user, int pos) {
     loom_dist_grads *g = user;
     while (g->next < g->n && g->b[g->next].ready_pos >= pos) start_bucket(g, g->next++);
 #ifdef LOOM_HAVE_MPI
+    if (g->shm) {
+        shm_progress(g, false);
+        return;
+    }
     /* let the started reductions progress while the backward goes on */
     if (g->next > 0 && g->d && g->d->size > 1) {
         int flag;
@@ -366,6 +550,16 @@ void loom_dist_grads_begin(loom_dist_grads *g, float scale) {
     g->scale = scale;
     g->next = 0;
     g->status = LOOM_OK;
+#ifdef LOOM_HAVE_MPI
+    if (g->shm) {
+        shm_reduce *r = g->shm;
+        uint32_t bits;
+        memcpy(&bits, &scale, sizeof bits);
+        atomic_store_explicit(&r->scale[r->rank], bits, memory_order_relaxed); /* published by the ready counts */
+        r->step++;
+        r->reduced = r->signalled = 0;
+    }
+#endif
     g->m->backward_hook = on_backward;
     g->m->backward_hook_user = g;
 }
@@ -377,7 +571,12 @@ loom_status loom_dist_grads_finish(loom_dist_grads *g) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
 #ifdef LOOM_HAVE_MPI
-    if (g->d && g->d->size > 1 && g->n) {
+    if (g->shm) { /* every rank counts every bucket, even after an error, so no rank waits forever */
+        shm_signal(g, g->n);
+        shm_progress(g, true);
+        uint64_t target = g->shm->step * (uint64_t)g->shm->size;
+        for (int k = 0; k < g->n; k++) shm_wait(&g->shm->done[k], target);
+    } else if (g->d && g->d->size > 1 && g->n) {
         int rc = MPI_Waitall(g->n, g->req, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS && !g->status) g->status = mpi_fail(g->d, rc, "MPI_Waitall", &g->m->err);
     }
