@@ -296,15 +296,15 @@ static void shm_make(loom_dist_grads *g) {
     if (!d || d->size < 2 || d->size > 64 || getenv("LOOM_DIST_NO_SHM")) return;
     MPI_Comm node = MPI_COMM_NULL;
     int node_size = 0;
-    if (MPI_Comm_split_type(d->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS) return;
-    MPI_Comm_size(node, &node_size);
+    if (MPI_Comm_split_type(d->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS)
+        MPI_Comm_size(node, &node_size);
     shm_reduce *r = calloc(1, sizeof *r);
     float **copy = calloc((size_t)d->size, sizeof *copy);
-    int ok = node_size == d->size && r && copy, all = 0;
+    int ok = node_size == d->size && r && copy, all = 0; /* every rank answers, whatever failed */
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, d->comm);
     if (!all) {
         free(r), free(copy);
-        MPI_Comm_free(&node);
+        if (node != MPI_COMM_NULL) MPI_Comm_free(&node);
         return;
     }
     r->node = node;
