@@ -5,6 +5,7 @@
  * Backward always accumulates: a tensor read twice (a fork, a shared layer) receives the sum.
  * Each loss seeds its output's gradient with its weight, so the per-output losses are by-products
  * of the one pass; nodes that reach no active loss are skipped. */
+#include "core/branches.h"
 #include "core/model.h"
 #include "kernels/parallel.h"
 #include "kernels/vector_clones.h"
@@ -45,7 +46,7 @@ static int by_size_then_position(const void *a, const void *b) {
     return (x->at > y->at) - (x->at < y->at);
 }
 
-/* The placed lifetimes [c, grad_from of c] by the positions they cover: a segment tree whose node
+/* The placed lifetimes [lo, hi] of c (lifetime() below) by the positions they cover: a segment tree whose node
  * for a range holds the placed nodes whose lifetime covers that range whole (each lifetime sits
  * in O(log n) nodes), so the lifetimes alive at one position are found in O(log n + found). */
 typedef struct lifetimes {
@@ -70,6 +71,18 @@ static bool lifetimes_add(lifetimes *t, int node, int lo, int hi, int a, int b, 
     return lifetimes_add(t, 2 * node, lo, mid, a, b, c) && lifetimes_add(t, 2 * node + 1, mid + 1, hi, a, b, c);
 }
 
+/* The positions over which node i's gradient lives: [i, grad_from], widened to the whole region
+ * when i lies in one whose parts may run at the same time (core/branches.h): their backwards then
+ * run in any order, so a gradient of one part may not reuse the memory of another's. */
+static void lifetime(const loom_model *m, int i, int *lo, int *hi) {
+    *lo = i, *hi = m->order[i].grad_from;
+    int k = m->branches ? m->branches->region_of[i] : -1;
+    if (k < 0) return;
+    const loom_region *r = &m->branches->r[k];
+    *lo = r->start;
+    if (*hi < r->end - 1) *hi = r->end - 1;
+}
+
 /* offset[i]: where node i's gradient starts in the gradient region, in floats (SIZE_MAX: none);
  * busy: room for n_order spans. Returns the region's size, or SIZE_MAX when out of memory.
  * O(n log n) plus, per gradient, the gradients alive with it (a chain: two). */
@@ -84,43 +97,53 @@ static size_t plan_gradients(loom_model *m, int batch, size_t *offset, span *bus
         }
     for (int k = 0; k < m->n_outputs; k++) order[m->outputs[k].pos].grad_from = n; /* the seeds */
 
-    /* largest first, the earliest on ties */
+    /* largest first, the earliest on ties; born_at[p]: the gradients whose lifetime starts at p,
+     * chained by next_born */
     span *by_size = malloc((size_t)(n ? n : 1) * sizeof *by_size);
+    int *born_at = malloc(((size_t)n + 1) * sizeof *born_at), *next_born = malloc(((size_t)n + 1) * sizeof *next_born);
     lifetimes t = {calloc(4 * (size_t)n + 4, sizeof(int *)), calloc(4 * (size_t)n + 4, sizeof(int)),
                    calloc(4 * (size_t)n + 4, sizeof(int)), n + 1};
     size_t total = 0;
     int n_sized = 0;
-    if (!by_size || !t.v || !t.n || !t.cap) total = SIZE_MAX;
-    for (int c = 0; c < n && total != SIZE_MAX; c++)
-        if (order[c].grad_from >= 0) by_size[n_sized++] = (span){(size_t)c, loom_align_floats((size_t)batch * order[c].size)};
+    if (!by_size || !born_at || !next_born || !t.v || !t.n || !t.cap) total = SIZE_MAX;
+    for (int p = 0; p <= n && total != SIZE_MAX; p++) born_at[p] = -1;
+    for (int c = n - 1; c >= 0 && total != SIZE_MAX; c--)
+        if (order[c].grad_from >= 0) {
+            int lo, hi;
+            lifetime(m, c, &lo, &hi);
+            next_born[c] = born_at[lo], born_at[lo] = c;
+            by_size[n_sized++] = (span){(size_t)c, loom_align_floats((size_t)batch * order[c].size)};
+        }
     if (total != SIZE_MAX) qsort(by_size, (size_t)n_sized, sizeof *by_size, by_size_then_position);
     for (int s = 0; s < n_sized && total != SIZE_MAX; s++) {
-        int i = (int)by_size[s].at;
+        int i = (int)by_size[s].at, lo, hi;
         size_t size = by_size[s].size;
+        lifetime(m, i, &lo, &hi);
         int n_busy = 0; /* the placed ones alive at the same time, by offset: the first gap that fits */
-        for (int c = i + 1; c <= order[i].grad_from && c < n; c++) /* born while i lives */
-            if (offset[c] != SIZE_MAX) busy[n_busy++] = (span){offset[c], loom_align_floats((size_t)batch * order[c].size)};
-        for (int node = 1, lo = 0, hi = t.size - 1;;) { /* alive when i is born */
+        for (int p = lo + 1; p <= hi && p < n; p++) /* born while i lives */
+            for (int c = born_at[p]; c >= 0; c = next_born[c])
+                if (offset[c] != SIZE_MAX) busy[n_busy++] = (span){offset[c], loom_align_floats((size_t)batch * order[c].size)};
+        for (int node = 1, a = 0, b = t.size - 1;;) { /* alive when i is born */
             for (int k = 0; k < t.n[node]; k++) {
                 int c = t.v[node][k];
                 busy[n_busy++] = (span){offset[c], loom_align_floats((size_t)batch * order[c].size)};
             }
-            if (lo == hi) break;
-            int mid = lo + (hi - lo) / 2;
-            if (i <= mid) node = 2 * node, hi = mid;
-            else node = 2 * node + 1, lo = mid + 1;
+            if (a == b) break;
+            int mid = a + (b - a) / 2;
+            if (lo <= mid) node = 2 * node, b = mid;
+            else node = 2 * node + 1, a = mid + 1;
         }
         qsort(busy, (size_t)n_busy, sizeof *busy, by_offset);
         size_t at = 0;
-        for (int b = 0; b < n_busy && busy[b].at < at + size; b++)
-            if (busy[b].at + busy[b].size > at) at = busy[b].at + busy[b].size;
+        for (int k = 0; k < n_busy && busy[k].at < at + size; k++)
+            if (busy[k].at + busy[k].size > at) at = busy[k].at + busy[k].size;
         offset[i] = at;
         if (at + size > total) total = at + size;
-        if (!lifetimes_add(&t, 1, 0, t.size - 1, i, order[i].grad_from, i)) total = SIZE_MAX;
+        if (!lifetimes_add(&t, 1, 0, t.size - 1, lo, hi, i)) total = SIZE_MAX;
     }
     if (t.v)
         for (int k = 0; k < 4 * n + 4; k++) free(t.v[k]);
-    free(t.v), free(t.n), free(t.cap), free(by_size);
+    free(t.v), free(t.n), free(t.cap), free(by_size), free(born_at), free(next_born);
     return total;
 }
 
@@ -217,6 +240,8 @@ static loom_status plan_shapes(loom_model *m, int batch) {
                                   batch, loom_shape_str(&m->order[i].shape, a, sizeof a), n->layer->name,
                                   n->layer->op->class_name, (unsigned long long)batch * m->order[i].size);
         }
+    if (!m->branches && !loom_branches_find(m))
+        return loom_set_error(&m->err, LOOM_ERR_MEMORY, "out of memory planning the model's branches");
     /* every region starts on a cache line (loom_align_floats) */
     size_t *grad_offset = malloc((size_t)m->n_order * sizeof *grad_offset);
     span *busy = malloc((size_t)m->n_order * sizeof *busy);
@@ -276,10 +301,17 @@ static loom_status plan_shapes(loom_model *m, int batch) {
                               (double)loom_memory_limit() / 1073741824.0, n->layer->name, n->layer->op->class_name,
                               loom_shape_str(&m->order[biggest_at].shape, a, sizeof a), (double)biggest * sizeof(float) / 1073741824.0);
     }
-    float *arena = loom_floats_zeroed(total);
+    /* one workspace per lane of concurrent branches (core/branches.h), for today's thread count */
+    int lanes = loom_parallel_num_threads();
+    if (lanes > LOOM_MAX_LANES) lanes = LOOM_MAX_LANES;
+    if (!m->branches->n || lanes < 1) lanes = 1;
+    bf16_floats = loom_align_floats(bf16_floats);
+    if (bf16_floats > SIZE_MAX / sizeof(float) / LOOM_MAX_LANES) fits = false;
+    float *arena = fits ? loom_floats_zeroed(total) : NULL;
     loom_floats_free(m->bf16_ws);
-    m->bf16_ws = bf16_floats ? loom_floats_zeroed(bf16_floats) : NULL;
+    m->bf16_ws = bf16_floats && fits ? loom_floats_zeroed(bf16_floats * (size_t)lanes) : NULL;
     m->bf16_ws_floats = m->bf16_ws ? bf16_floats : 0;
+    m->ws_lanes = lanes;
     if (!arena || (bf16_floats && !m->bf16_ws)) {
         loom_floats_free(arena);
         free(grad_offset);
@@ -529,7 +561,8 @@ loom_status loom_engine_set_steps(loom_model *m, const int *steps) {
     return LOOM_OK;
 }
 
-static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_ctx *c, loom_shape *in_shapes) {
+/* lane: which of the products' workspaces the node uses (concurrent branches: one per lane) */
+static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_ctx *c, loom_shape *in_shapes, int lane) {
     loom_step_node *sn = &m->order[pos];
     loom_node *n = sn->node;
     loom_layer *L = n->layer;
@@ -549,10 +582,11 @@ static void fill_ctx(loom_model *m, int pos, int batch, bool training, loom_op_c
     c->w = L->n_weights ? m->params + L->weights[0].offset : NULL;
     c->state = L->n_weights && !m->freeze_state ? m->params + L->weights[0].offset : NULL;
     c->scratch = sn->scr;
-    c->bf16_ws = sn->bf16 ? m->bf16_ws : NULL;
+    float *ws = m->bf16_ws ? m->bf16_ws + (size_t)lane * m->bf16_ws_floats : NULL;
+    c->bf16_ws = sn->bf16 ? ws : NULL;
     c->products = sn->products;
     c->n_products = sn->n_products;
-    c->product_ws = m->bf16_ws;
+    c->product_ws = ws;
     /* Keras 3: a frozen BatchNormalization runs in inference mode, in training too */
     c->training = training && !(sn->frozen && L->op == &loom_op_batch_normalization);
     /* keyed by the node's position in the model, which a saved and reloaded model keeps */
@@ -592,23 +626,112 @@ float loom_engine_add_regularization(const loom_model *m, float *dw) {
     return r;
 }
 
-loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool losses,
-                                uint64_t grad_mask, float *reg) {
+/* node i's forward; an input check that fails writes err (a lane's own when branches run at once) */
+static loom_status forward_node(loom_model *m, int i, int batch, bool training, int lane, loom_error *err) {
+    loom_step_node *sn = &m->order[i];
+    if (sn->is_input) return LOOM_OK;
     loom_op_ctx c;
     loom_shape in_shapes[16];
-    for (int i = 0; i < m->n_order; i++) {
-        loom_step_node *sn = &m->order[i];
-        if (sn->is_input) continue;
-        fill_ctx(m, i, batch, training, &c, in_shapes);
-        const loom_layer *L = sn->node->layer;
-        if (L->op->check_input)
-            for (int j = 0; j < c.n_in; j++) {
-                loom_status s = L->op->check_input(L, j, c.in[j], (size_t)batch, &in_shapes[j], &m->err);
-                if (s) return s;
+    fill_ctx(m, i, batch, training, &c, in_shapes, lane);
+    const loom_layer *L = sn->node->layer;
+    if (L->op->check_input)
+        for (int j = 0; j < c.n_in; j++) {
+            loom_status s = L->op->check_input(L, j, c.in[j], (size_t)batch, &in_shapes[j], err);
+            if (s) return s;
+        }
+    L->op->forward(L, &c);
+    if (sn->makes_mask && !L->op->make_mask(L, &c, sn->mask))
+        for (size_t j = 0, n = (size_t)batch * (size_t)sn->shape.dims[0]; j < n; j++) sn->mask[j] = 1.0f;
+    return LOOM_OK;
+}
+
+static void backward_node(loom_model *m, int i, int batch, uint64_t mask, bool sgd, float *dw, int lane);
+
+/* ---------------------------------------------------------------- concurrent branches */
+
+/* One run of a region's parts on lanes (core/branches.h): lane l runs the nodes of its parts in
+ * order (forward) or in reverse (backward), each op on that one thread. */
+typedef struct lanes_job {
+    loom_model *m;
+    const loom_region *r;
+    int batch;
+    bool backward, training;
+    uint64_t mask;
+    bool sgd;
+    float *dw;
+    loom_status status[LOOM_MAX_LANES];
+    int failed_at[LOOM_MAX_LANES];
+    loom_error err[LOOM_MAX_LANES];
+} lanes_job;
+
+static bool on_lane(const loom_region *r, int i, int lane) {
+    int part = r->part[i - r->start];
+    return part >= 0 && r->lane[part] == lane;
+}
+
+static void run_lanes(size_t l0, size_t l1, void *p) {
+    lanes_job *j = p;
+    const loom_region *r = j->r;
+    for (int l = (int)l0; l < (int)l1; l++) {
+        if (j->backward) {
+            for (int i = r->end - 1; i >= r->start; i--)
+                if (on_lane(r, i, l)) backward_node(j->m, i, j->batch, j->mask, j->sgd, j->dw, l);
+            continue;
+        }
+        for (int i = r->start; i < r->end && !j->status[l]; i++)
+            if (on_lane(r, i, l)) {
+                j->status[l] = forward_node(j->m, i, j->batch, j->training, l, &j->err[l]);
+                j->failed_at[l] = i;
             }
-        L->op->forward(L, &c);
-        if (sn->makes_mask && !sn->node->layer->op->make_mask(sn->node->layer, &c, sn->mask))
-            for (size_t j = 0, n = (size_t)batch * (size_t)sn->shape.dims[0]; j < n; j++) sn->mask[j] = 1.0f;
+    }
+}
+
+/* Region r, one way or the other as loom_branches_lanes says, timed for its choice. A
+ * distributed fit's synchronised ops reduce over the ranks in node order: never concurrent. */
+static loom_status run_region(loom_model *m, loom_region *r, lanes_job *j) {
+    int dir = j->backward ? LOOM_BRANCH_BACKWARD : LOOM_BRANCH_FORWARD;
+    int lanes = m->sync_sum ? 0 : loom_branches_lanes(m->branches, r, dir, m->ws_lanes);
+    double t0 = loom_branches_now();
+    loom_status s = LOOM_OK;
+    if (lanes) {
+        j->r = r;
+        for (int l = 0; l < lanes; l++) j->status[l] = LOOM_OK;
+        loom_parallel_for((size_t)lanes, 1, run_lanes, j);
+        int first = -1; /* the error the order would have met first */
+        for (int l = 0; l < lanes; l++)
+            if (j->status[l] && (first < 0 || j->failed_at[l] < j->failed_at[first])) first = l;
+        if (first >= 0) {
+            m->err = j->err[first];
+            return j->status[first];
+        }
+    } else if (j->backward) {
+        for (int i = r->end - 1; i >= r->start; i--) backward_node(m, i, j->batch, j->mask, j->sgd, j->dw, 0);
+    } else {
+        for (int i = r->start; i < r->end && !s; i++) s = forward_node(m, i, j->batch, j->training, 0, &m->err);
+    }
+    if (!s) loom_branches_record(r, dir, lanes, loom_branches_now() - t0);
+    return s;
+}
+
+/* the region that starts at position i going forward (ends there going backward), or NULL */
+static loom_region *region_at(const loom_model *m, int i, bool backward) {
+    const loom_branches *b = m->branches;
+    if (!b || !b->n) return NULL;
+    int k = b->region_of[i];
+    if (k < 0 || (backward ? b->r[k].end - 1 : b->r[k].start) != i) return NULL;
+    return &b->r[k];
+}
+
+/* ---------------------------------------------------------------- forward and backward */
+
+loom_status loom_engine_forward(loom_model *m, int batch, bool training, bool losses,
+                                uint64_t grad_mask, float *reg) {
+    lanes_job j = {.m = m, .batch = batch, .training = training};
+    for (int i = 0; i < m->n_order;) {
+        loom_region *r = region_at(m, i, false);
+        loom_status s = r ? run_region(m, r, &j) : forward_node(m, i, batch, training, 0, &m->err);
+        if (s) return s;
+        i = r ? r->end : i + 1;
     }
     for (int k = 0; k < m->n_outputs && losses; k++) {
         loom_output *o = &m->outputs[k];
@@ -663,7 +786,7 @@ void loom_engine_sync_idle(loom_model *m, bool backward, uint64_t mask) {
         const loom_layer *L = sn->node->layer;
         if (sn->is_input || !L->op->sync_idle) continue;
         if (backward && !((sn->reach & mask) && sn->needs_grad)) continue;
-        fill_ctx(m, i, 0, true, &c, in_shapes);
+        fill_ctx(m, i, 0, true, &c, in_shapes, 0);
         L->op->sync_idle(L, &c, backward);
     }
 }
@@ -677,6 +800,45 @@ uint64_t loom_engine_active_mask(const loom_model *m) {
 
 static void zero_grad(loom_step_node *sn, int batch) {
     memset(sn->grad, 0, (size_t)batch * sn->size * sizeof(float));
+}
+
+/* node i's backward (nothing when it reaches no loss in mask or has no trainable weight behind it) */
+static void backward_node(loom_model *m, int i, int batch, uint64_t mask, bool sgd, float *dw, int lane) {
+    loom_step_node *sn = &m->order[i];
+    /* A gradient whose lifetime starts here is zeroed first, unless this node is a Dense layer
+     * (one input), whose product then overwrites it instead of adding to it. */
+    bool runs = !sn->is_input && (sn->reach & mask) && sn->needs_grad, overwrite = false;
+    for (int j = 0; j < sn->node->n_in; j++)
+        if (m->order[sn->in_pos[j]].grad_from == i && m->order[sn->in_pos[j]].needs_grad) { /* else unread */
+            if (runs && sn->node->layer->op == &loom_op_dense)
+                overwrite = true;
+            else
+                zero_grad(&m->order[sn->in_pos[j]], batch);
+        }
+    if (!runs) return;
+    loom_node *n = sn->node;
+    loom_layer *L = n->layer;
+    loom_op_ctx c;
+    loom_shape in_shapes[16];
+    fill_ctx(m, i, batch, true, &c, in_shapes, lane);
+    c.din_overwrite = overwrite;
+    for (int j = 0; j < n->n_in; j++) {
+        loom_step_node *src = &m->order[sn->in_pos[j]];
+        sn->din[j] = src->is_input || !src->needs_grad ? NULL : src->grad; /* frozen up to there */
+    }
+    c.dw = L->n_weights && !sn->frozen ? dw + L->weights[0].offset : NULL;
+    c.dw_overwrite = sn->dw_sole;
+    if (sgd && sn->sgd_update) { /* the optimizer leaves its tensors alone: not marked active */
+        c.dw = NULL;
+        c.sgd_w = m->params + L->weights[0].offset;
+        c.sgd_lr = m->sgd_step_lr;
+    }
+    /* a fused output's seed is already dL/dz; only possible when nothing else reads it */
+    for (int k = 0; k < m->n_outputs; k++)
+        if (m->outputs[k].pos == i && m->outputs[k].fused && (mask >> k & 1)) c.dout_is_preact = true;
+    L->op->backward(L, &c);
+    for (int t = 0; t < m->n_tensors && c.dw; t++) /* the tensors of its layer alone: no other lane writes them */
+        if (m->tensors[t].layer == L && !L->weights[m->tensors[t].index].non_trainable) m->t_active[t] = true;
 }
 
 void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg, const float *seed_weights,
@@ -702,46 +864,14 @@ void loom_engine_backward(loom_model *m, int batch, uint64_t mask, bool with_reg
         float w = seed_weights ? seed_weights[k] : o->weight;
         for (size_t i = 0; i < n; i++) g[i] += w * o->lgrad[i];
     }
-    loom_op_ctx c;
-    loom_shape in_shapes[16];
-    for (int i = m->n_order - 1; i >= 0; i--) {
-        loom_step_node *sn = &m->order[i];
-        /* A gradient whose lifetime starts here is zeroed first, unless this node is a Dense layer
-         * (one input), whose product then overwrites it instead of adding to it. */
-        bool runs = !sn->is_input && (sn->reach & mask) && sn->needs_grad, overwrite = false;
-        for (int j = 0; j < sn->node->n_in; j++)
-            if (m->order[sn->in_pos[j]].grad_from == i && m->order[sn->in_pos[j]].needs_grad) { /* else unread */
-                if (runs && sn->node->layer->op == &loom_op_dense)
-                    overwrite = true;
-                else
-                    zero_grad(&m->order[sn->in_pos[j]], batch);
-            }
-        if (!runs) {
-            if (m->backward_hook) m->backward_hook(m->backward_hook_user, i);
-            continue;
-        }
-        loom_node *n = sn->node;
-        loom_layer *L = n->layer;
-        fill_ctx(m, i, batch, true, &c, in_shapes);
-        c.din_overwrite = overwrite;
-        for (int j = 0; j < n->n_in; j++) {
-            loom_step_node *src = &m->order[sn->in_pos[j]];
-            sn->din[j] = src->is_input || !src->needs_grad ? NULL : src->grad; /* frozen up to there */
-        }
-        c.dw = L->n_weights && !sn->frozen ? dw + L->weights[0].offset : NULL;
-        c.dw_overwrite = sn->dw_sole;
-        if (sgd && sn->sgd_update) { /* the optimizer leaves its tensors alone: not marked active */
-            c.dw = NULL;
-            c.sgd_w = m->params + L->weights[0].offset;
-            c.sgd_lr = m->sgd_step_lr;
-        }
-        /* a fused output's seed is already dL/dz; only possible when nothing else reads it */
-        for (int k = 0; k < m->n_outputs; k++)
-            if (m->outputs[k].pos == i && m->outputs[k].fused && (mask >> k & 1)) c.dout_is_preact = true;
-        L->op->backward(L, &c);
-        for (int t = 0; t < m->n_tensors && c.dw; t++)
-            if (m->tensors[t].layer == L && !L->weights[m->tensors[t].index].non_trainable) m->t_active[t] = true;
-        if (m->backward_hook) m->backward_hook(m->backward_hook_user, i);
+    lanes_job j = {.m = m, .batch = batch, .backward = true, .mask = mask, .sgd = sgd, .dw = dw};
+    for (int i = m->n_order - 1; i >= 0;) {
+        loom_region *r = region_at(m, i, true);
+        if (r) run_region(m, r, &j);
+        else backward_node(m, i, batch, mask, sgd, dw, 0);
+        for (int p = i; p >= (r ? r->start : i); p--) /* the hook: in order, after the region */
+            if (m->backward_hook) m->backward_hook(m->backward_hook_user, p);
+        i = r ? r->start - 1 : i - 1;
     }
     if (with_reg) {
         regularization(m, dw);

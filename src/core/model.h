@@ -70,6 +70,7 @@ typedef struct loom_output {
 } loom_output;
 
 typedef struct loom_balance_state loom_balance_state;
+typedef struct loom_branches loom_branches;
 
 /* A weight tensor in the flat buffers. */
 typedef struct loom_param_tensor {
@@ -137,7 +138,10 @@ struct loom_model {
     int dtype_policy;        /* loom_dtype_policy of the last compile (layers without their own) */
     float *bf16_ws;          /* the products' workspace (bfloat16 packing, oneDNN's scratchpad), shared by
                                 the nodes (engine.c) */
-    size_t bf16_ws_floats;   /* its size, the largest any bfloat16 node asked for at the plan */
+    size_t bf16_ws_floats;   /* its size per lane, the largest any node asked for at the plan */
+    int ws_lanes;            /* lanes of concurrent branches it holds a workspace for (one after another) */
+    loom_branches *branches; /* the independent branches of the order (core/branches.h), found at the
+                                first plan */
     char note[256];          /* compile's own note (mixed_bfloat16 without AVX512-BF16); loom_model_compile_note */
     loom_optimizer opt;
     float *slots;

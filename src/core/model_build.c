@@ -1,5 +1,6 @@
 /* model_build.c — turning a graph into a model: validation, execution order, reach sets and the
  * flat parameter buffers; and freeing it. */
+#include "core/branches.h"
 #include "core/balance.h"
 #include "ops/init.h"
 
@@ -68,6 +69,7 @@ static void model_free_parts(loom_model *m) {
     free(m->key_ptrs);
     loom_floats_free(m->arena);
     loom_floats_free(m->bf16_ws);
+    loom_branches_free(m->branches);
     free(m->call_run);
     loom_unbind(&m->call_data);
 }
