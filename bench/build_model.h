@@ -24,6 +24,9 @@ static inline loom_model *bench_build_model(const bench_model *bm, int adam) {
     } else if (bm->steps) {
         x = loom_input(g, "x", 2, (int[]){bm->steps, bm->in});
         b = loom_call(loom_lstm(g, "B", bm->b, NULL), x);
+        if (bm->towers)
+            b = loom_call_n(loom_concatenate(g, "join", -1), 2,
+                            (loom_tensor *[]){b, loom_call(loom_lstm(g, "A", bm->a, NULL), x)});
     } else {
         x = loom_input(g, "x", 1, (int[]){bm->in});
         loom_tensor *a = loom_call(loom_dense(g, "A", bm->a, LOOM_RELU, NULL), x);

@@ -33,8 +33,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-STEPS = {"tiny": 200, "mnist-mlp": 20, "wide": 3, "cnn": 10, "lstm": 10}
-BATCH = {"tiny": 32, "mnist-mlp": 128, "wide": 256, "cnn": 64, "lstm": 64}
+STEPS = {"tiny": 200, "mnist-mlp": 20, "wide": 3, "cnn": 10, "lstm": 10, "towers": 10}
+BATCH = {"tiny": 32, "mnist-mlp": 128, "wide": 256, "cnn": 64, "lstm": 64, "towers": 64}
 FLOPS = {}  # filled from models.h's formula below
 
 
@@ -45,6 +45,8 @@ def step_flops(name):
         return 64 * (2 * c1 + 3 * c2 + 3 * d + 3 * heads)
     if name == "lstm":  # (40, 32) -> LSTM 128, batch 64
         return 40 * 2 * 64 * 4 * 128 * (2 * 32 + 3 * 128) + 3 * 2 * 64 * 128 * 11
+    if name == "towers":  # (40, 32) -> LSTM 64 beside LSTM 64, batch 64
+        return 2 * 40 * 2 * 64 * 4 * 64 * (2 * 32 + 3 * 64) + 3 * 2 * 64 * 128 * 11
     n_in, a, b, classes, batch = {"tiny": (32, 64, 64, 10, 32), "mnist-mlp": (784, 512, 512, 10, 128),
                                   "wide": (1024, 4096, 4096, 10, 256)}[name]
     return 2 * 2 * batch * n_in * a + 3 * 2 * batch * a * b + 3 * 2 * batch * b * (classes + 1)
@@ -166,7 +168,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs in each process (its median), after one warm-up")
-    ap.add_argument("--models", default="tiny,mnist-mlp,wide,cnn,lstm")
+    ap.add_argument("--models", default="tiny,mnist-mlp,wide,cnn,lstm,towers")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--opts", default="sgd,adam")
     ap.add_argument("--markdown", default=None)
@@ -204,7 +206,7 @@ def main():
                         ms, rss = run(["/usr/bin/python3", torch_script, model, opt, str(steps), epochs, str(threads)],
                                       env_for(threads, True, "mixed_bfloat16"))
                         tb.append(ms), tbr.append(rss)
-                    if model not in ("cnn", "lstm"):  # these have no sgemm-only counterpart here
+                    if model not in ("cnn", "lstm", "towers"):  # these have no sgemm-only counterpart here
                         g = subprocess.run([sgemm, model, "7"], env=env_for(threads, False), capture_output=True,
                                            text=True)
                         st.append(float(g.stdout.split()[2]) if g.returncode == 0 else float("nan"))
@@ -286,7 +288,8 @@ def main():
                     "categorical crossentropy, weight 0.5) and D (1, linear + mse, weight 0.3); cnn: (28,28,1) -> "
                     "Conv 32 3x3 relu -> MaxPool 2 -> Conv 64 3x3 relu -> MaxPool 2 -> Flatten -> Dense 128 relu -> "
                     "the same heads; lstm: (40 steps, 32 features) -> LSTM 128 (last state) -> the same heads, "
-                    "batch 64; synthetic data; one epoch of `steps` batches per timing, shuffled. The sgemm "
+                    "batch 64; towers: the same input -> LSTM 64 beside LSTM 64, last states concatenated -> the same "
+                    "heads, batch 64 (two independent branches); synthetic data; one epoch of `steps` batches per timing, shuffled. The sgemm "
                     "column times OpenBLAS alone on the same products as loom issues them (MLPs only), in the same "
                     "rotation of processes.\n\n")
             f.write(table + "\n\n")

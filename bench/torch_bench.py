@@ -17,6 +17,7 @@ MODELS = {  # name: (in, a, b, classes, batch) — keep in step with models.h
     "wide": (1024, 4096, 4096, 10, 256),
     "cnn": (784, 0, 128, 10, 64),
     "lstm": (32, 0, 128, 10, 64),
+    "towers": (32, 64, 64, 10, 64),
 }
 LSTM_STEPS = 40  # models.h: (steps, in) -> LSTM b -> heads
 
@@ -33,6 +34,23 @@ class LstmModel(torch.nn.Module):
     def forward(self, x):
         _, (h, _) = self.lstm(x)
         h = h[-1]
+        return self.C(h), self.D(h)
+
+
+class TowersModel(torch.nn.Module):
+    """(40, 32) -> LSTM 64 and, beside it over the same input, LSTM 64; last states concatenated -> the heads."""
+
+    def __init__(self, n_in, a, b, classes):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(n_in, b, batch_first=True)
+        self.lstm_a = torch.nn.LSTM(n_in, a, batch_first=True)
+        self.C = torch.nn.Linear(a + b, classes)
+        self.D = torch.nn.Linear(a + b, 1)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(x)
+        _, (ha, _) = self.lstm_a(x)
+        h = torch.cat([h[-1], ha[-1]], dim=1)
         return self.C(h), self.D(h)
 
 
@@ -72,12 +90,12 @@ def main():
     n_in, a, b, classes, batch = MODELS[name]
     torch.manual_seed(3)
     model = (ConvModel(b, classes) if name == "cnn" else LstmModel(n_in, b, classes) if name == "lstm"
-             else SeedModel(n_in, a, b, classes))
+             else TowersModel(n_in, a, b, classes) if name == "towers" else SeedModel(n_in, a, b, classes))
     # foreach: the multi-tensor update, PyTorch's fastest on CPU here (Adam 2-5 % faster, SGD about the same)
     opt = (torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-7, foreach=True) if opt_name == "adam"
            else torch.optim.SGD(model.parameters(), lr=1e-3, foreach=True))
     n = batch * steps
-    xs = torch.rand(n, LSTM_STEPS, n_in) * 2 - 1 if name == "lstm" else torch.rand(n, n_in) * 2 - 1
+    xs = torch.rand(n, LSTM_STEPS, n_in) * 2 - 1 if name in ("lstm", "towers") else torch.rand(n, n_in) * 2 - 1
     if name == "cnn":
         xs = xs.reshape(n, 1, 28, 28)
     yc = torch.randint(0, classes, (n,))
